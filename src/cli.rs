@@ -1,0 +1,114 @@
+//! Command-line definitions (clap). Each command's own flags live beside it in `cmd/`; the
+//! flags shared by every command that talks to plugs are here.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ipnet::Ipv4Net;
+
+use crate::cmd;
+
+/// Discover, watch and locally update a fleet of TP-Link Kasa smart plugs.
+///
+/// Without a command, runs the fleet TUI on the real network. Try `plugfleet demo` first: the
+/// same TUI on a simulated fleet on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "plugfleet", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub tui: cmd::tui::TuiArgs,
+
+    /// Log verbosity (error, warn, info, debug, trace); logs go to a file, never to the screen.
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The TUI on an embedded simulated fleet on loopback (nothing leaves this machine).
+    Demo(cmd::demo::DemoArgs),
+    /// Run simulated plugs on loopback addresses until interrupted.
+    Sim(cmd::sim::SimArgs),
+    /// Find plugs (broadcast, known hosts, TCP sweep, UDP 20002) and print them as they arrive.
+    Discover(cmd::discover::DiscoverArgs),
+    /// A one-shot snapshot: sysinfo, one reading per meter and its plausibility verdict.
+    Status(cmd::status::StatusArgs),
+    /// Update plugs' firmware from a local image or folder of images.
+    Update(cmd::update::UpdateArgs),
+    /// Measure discovery, rendering, polling and firmware throughput on simulated fleets.
+    Bench(cmd::bench::BenchArgs),
+}
+
+/// Where to look for plugs and how to talk to them. Explicit `--target`, `--host` or `--sweep`
+/// replace the default (broadcast on every interface).
+#[derive(Debug, Clone, Args, Default)]
+pub struct TargetArgs {
+    /// Broadcast address to probe on UDP (repeatable), e.g. 192.168.1.255.
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<IpAddr>,
+    /// A known plug address, probed by unicast (repeatable).
+    #[arg(long = "host", value_name = "ADDR")]
+    pub hosts: Vec<IpAddr>,
+    /// An IPv4 range to sweep over TCP (repeatable), e.g. 192.168.1.0/24.
+    #[arg(long = "sweep", value_name = "CIDR")]
+    pub sweeps: Vec<Ipv4Net>,
+    /// Allow a sweep larger than a /16.
+    #[arg(long)]
+    pub force: bool,
+    /// The plugs' port.
+    #[arg(long, default_value_t = crate::protocol::DEFAULT_PORT, value_name = "P")]
+    pub port: u16,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value = "3", value_parser = parse_seconds, value_name = "SECONDS")]
+    pub timeout: Duration,
+}
+
+impl TargetArgs {
+    /// True when the user named targets, hosts or sweeps (no default broadcast then).
+    pub fn is_explicit(&self) -> bool {
+        !(self.targets.is_empty() && self.hosts.is_empty() && self.sweeps.is_empty())
+    }
+}
+
+/// Parses a positive number of seconds (fractions allowed), at most one day.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !v.is_finite() || v <= 0.0 || v > 86_400.0 {
+        return Err(format!(
+            "`{s}` must be more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// An error in what the user asked for (exit status 2), as opposed to a failure while running.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("abc").is_err());
+        assert!(parse_seconds("NaN").is_err());
+    }
+}

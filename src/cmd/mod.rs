@@ -1,0 +1,9 @@
+//! One module per command: its flags and its entry point. `main.rs` only dispatches.
+
+pub mod bench;
+pub mod demo;
+pub mod discover;
+pub mod sim;
+pub mod status;
+pub mod tui;
+pub mod update;

@@ -1,0 +1,4 @@
+//! Firmware: image inspection and matching, the update job (a pure state machine), its runner,
+//! and the embedded file server.
+
+pub mod header;

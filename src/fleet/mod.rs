@@ -1,0 +1,1 @@
+//! Pure state of the fleet: device identity and merging, readings history, plausibility.

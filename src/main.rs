@@ -1,0 +1,32 @@
+//! The `plugfleet` binary: parse the command line, then run the chosen command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use plugfleet::cli::{Cli, Command, UsageError};
+use plugfleet::cmd;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => cmd::tui::run(cli.tui),
+        Some(Command::Demo(a)) => cmd::demo::run(a),
+        Some(Command::Sim(a)) => cmd::sim::run(a),
+        Some(Command::Discover(a)) => cmd::discover::run(a),
+        Some(Command::Status(a)) => cmd::status::run(a),
+        Some(Command::Update(a)) => cmd::update::run(a),
+        Some(Command::Bench(a)) => cmd::bench::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if e.downcast_ref::<UsageError>().is_some() {
+                eprintln!("plugfleet: {e}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("plugfleet: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

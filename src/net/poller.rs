@@ -1,0 +1,1 @@
+//! The poller: refreshes sysinfo and readings of known devices (not built yet).

@@ -1,0 +1,18 @@
+//! The port-9999 protocol, pure: cipher, framing, typed requests and replies, and the UDP 20002
+//! probe of newer devices. Nothing here does I/O.
+
+pub mod cipher;
+pub mod codec;
+pub mod reply;
+pub mod request;
+pub mod tdp;
+
+pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, FrameError};
+pub use reply::{
+    ChildInfo, DownloadState, EnergyStat, Realtime, ReplyError, SysInfo, UnitScheme, normalise_mac,
+    split_model,
+};
+pub use request::Request;
+
+/// The legacy protocol's TCP and UDP port.
+pub const DEFAULT_PORT: u16 = 9999;

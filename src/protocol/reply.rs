@@ -1,0 +1,566 @@
+//! Typed replies: error codes checked at module and method level, and the shapes that the old
+//! (hw 1.x) and new firmware generations use, read by field name.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Why a reply could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReplyError {
+    /// The bytes are not JSON (garbage, wrong key, binary).
+    #[error("reply is not valid JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not the shape this request's reply must have.
+    #[error("unexpected reply shape: {0}")]
+    Shape(String),
+    /// The device answered with a non-zero `err_code`.
+    #[error("device error {code} in {module}.{method}: {msg}")]
+    Device {
+        module: String,
+        method: String,
+        code: i64,
+        msg: String,
+    },
+}
+
+impl ReplyError {
+    /// The device's `err_code`, if this is a device error.
+    pub fn device_code(&self) -> Option<i64> {
+        match self {
+            ReplyError::Device { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a plain (de-obfuscated) payload as a JSON object.
+pub fn parse_json(plain: &[u8]) -> Result<Value, ReplyError> {
+    let v: Value =
+        serde_json::from_slice(plain).map_err(|e| ReplyError::NotJson(short(&e.to_string())))?;
+    if !v.is_object() {
+        return Err(ReplyError::Shape(format!(
+            "top level is {}, not an object",
+            kind(&v)
+        )));
+    }
+    Ok(v)
+}
+
+/// Extracts `root[module][method]`, checking `err_code` at module and at method level.
+pub fn method_result<'a>(
+    root: &'a Value,
+    module: &str,
+    method: &str,
+) -> Result<&'a Value, ReplyError> {
+    let m = root
+        .get(module)
+        .ok_or_else(|| ReplyError::Shape(format!("no `{module}` in reply")))?;
+    check_err(m, module, method)?;
+    let r = m
+        .get(method)
+        .ok_or_else(|| ReplyError::Shape(format!("no `{module}.{method}` in reply")))?;
+    check_err(r, module, method)?;
+    Ok(r)
+}
+
+fn check_err(v: &Value, module: &str, method: &str) -> Result<(), ReplyError> {
+    let Some(obj) = v.as_object() else {
+        return Err(ReplyError::Shape(format!(
+            "`{module}.{method}` is {}, not an object",
+            kind(v)
+        )));
+    };
+    match obj.get("err_code") {
+        None => Ok(()),
+        Some(code) => {
+            let code = code.as_i64().ok_or_else(|| {
+                ReplyError::Shape(format!("`{module}.{method}.err_code` is not an integer"))
+            })?;
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(ReplyError::Device {
+                    module: module.into(),
+                    method: method.into(),
+                    code,
+                    msg: obj
+                        .get("err_msg")
+                        .and_then(Value::as_str)
+                        .map(short)
+                        .unwrap_or_else(|| "no message".into()),
+                })
+            }
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Device-supplied text is shown to users: keep it short and printable.
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(160).collect();
+    if s.chars().count() > 160 {
+        out.push('…');
+    }
+    out
+}
+
+fn str_field(o: &Map<String, Value>, key: &str) -> Option<String> {
+    o.get(key).and_then(Value::as_str).map(short)
+}
+
+fn req_str(o: &Map<String, Value>, key: &str) -> Result<String, ReplyError> {
+    str_field(o, key).ok_or_else(|| ReplyError::Shape(format!("sysinfo has no string `{key}`")))
+}
+
+fn num(o: &Map<String, Value>, key: &str) -> Option<f64> {
+    o.get(key).and_then(Value::as_f64).filter(|f| f.is_finite())
+}
+
+fn int(o: &Map<String, Value>, key: &str) -> Option<i64> {
+    o.get(key)
+        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+}
+
+/// Normalises a MAC to upper-case, colon-separated form (`-` and bare forms accepted).
+pub fn normalise_mac(mac: &str) -> String {
+    let hexes: String = mac.chars().filter(char::is_ascii_hexdigit).collect();
+    if hexes.len() != 12 {
+        return mac.trim().to_ascii_uppercase();
+    }
+    hexes
+        .to_ascii_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// One outlet of a strip.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChildInfo {
+    /// The full id (parent deviceId + two-digit index), as sent in `context`.
+    pub id: String,
+    pub alias: String,
+    pub relay_on: bool,
+    pub on_time: Option<i64>,
+}
+
+/// `system.get_sysinfo`, read from both firmware generations.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SysInfo {
+    pub model: String,
+    pub hw_ver: String,
+    pub sw_ver: String,
+    pub mac: String,
+    pub device_id: String,
+    pub hw_id: Option<String>,
+    pub fw_id: Option<String>,
+    pub oem_id: Option<String>,
+    pub alias: String,
+    pub dev_name: Option<String>,
+    /// `type` (old firmware) or `mic_type` (new).
+    pub device_type: Option<String>,
+    pub feature: Option<String>,
+    pub relay_on: Option<bool>,
+    pub on_time: Option<i64>,
+    pub rssi: Option<i64>,
+    pub led_off: Option<bool>,
+    pub updating: bool,
+    /// Degrees, from float `latitude` or `latitude_i` × 10⁻⁴.
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub status: Option<String>,
+    pub children: Vec<ChildInfo>,
+}
+
+impl SysInfo {
+    /// Reads the reply of [`Request::SysInfo`](super::Request::SysInfo).
+    pub fn from_reply(root: &Value) -> Result<Self, ReplyError> {
+        Self::from_result(method_result(root, "system", "get_sysinfo")?)
+    }
+
+    /// Reads the `get_sysinfo` object itself.
+    pub fn from_result(v: &Value) -> Result<Self, ReplyError> {
+        let o = v
+            .as_object()
+            .ok_or_else(|| ReplyError::Shape("sysinfo is not an object".into()))?;
+        let device_id = req_str(o, "deviceId")?;
+        let mac = str_field(o, "mac")
+            .or_else(|| str_field(o, "mic_mac"))
+            .map(|m| normalise_mac(&m))
+            .ok_or_else(|| ReplyError::Shape("sysinfo has no `mac`".into()))?;
+        let children = match o.get("children") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|c| ChildInfo::from_value(c, &device_id))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(ReplyError::Shape("`children` is not a list".into())),
+        };
+        let coord = |float_key: &str, int_key: &str| {
+            num(o, float_key).or_else(|| int(o, int_key).map(|i| i as f64 / 10_000.0))
+        };
+        Ok(SysInfo {
+            model: req_str(o, "model")?,
+            hw_ver: req_str(o, "hw_ver")?,
+            sw_ver: req_str(o, "sw_ver")?,
+            mac,
+            device_id,
+            hw_id: str_field(o, "hwId"),
+            fw_id: str_field(o, "fwId"),
+            oem_id: str_field(o, "oemId"),
+            alias: str_field(o, "alias").unwrap_or_default(),
+            dev_name: str_field(o, "dev_name"),
+            device_type: str_field(o, "mic_type").or_else(|| str_field(o, "type")),
+            feature: str_field(o, "feature"),
+            relay_on: int(o, "relay_state").map(|s| s != 0),
+            on_time: int(o, "on_time"),
+            rssi: int(o, "rssi"),
+            led_off: int(o, "led_off").map(|s| s != 0),
+            updating: int(o, "updating").unwrap_or(0) != 0,
+            latitude: coord("latitude", "latitude_i"),
+            longitude: coord("longitude", "longitude_i"),
+            status: str_field(o, "status"),
+            children,
+        })
+    }
+
+    /// True when the `feature` list has `ENE` (an energy meter).
+    pub fn has_emeter(&self) -> bool {
+        self.feature
+            .as_deref()
+            .is_some_and(|f| f.split(':').any(|x| x == "ENE"))
+    }
+
+    /// `HS110` of `HS110(EU)`.
+    pub fn base_model(&self) -> &str {
+        split_model(&self.model).0
+    }
+
+    /// `EU` of `HS110(EU)`, if present.
+    pub fn region(&self) -> Option<&str> {
+        split_model(&self.model).1
+    }
+
+    /// The numeric part of `sw_ver` (`1.2.5` of `1.2.5 Build 171213 Rel.101523`).
+    pub fn version(&self) -> &str {
+        self.sw_ver.split_whitespace().next().unwrap_or("")
+    }
+}
+
+/// Splits `HS110(EU)` into `("HS110", Some("EU"))`.
+pub fn split_model(model: &str) -> (&str, Option<&str>) {
+    match model.split_once('(') {
+        Some((base, rest)) => (
+            base.trim(),
+            rest.split(')').next().filter(|r| !r.is_empty()),
+        ),
+        None => (model.trim(), None),
+    }
+}
+
+impl ChildInfo {
+    fn from_value(v: &Value, parent_id: &str) -> Result<Self, ReplyError> {
+        let o = v
+            .as_object()
+            .ok_or_else(|| ReplyError::Shape("a child is not an object".into()))?;
+        let id =
+            str_field(o, "id").ok_or_else(|| ReplyError::Shape("a child has no `id`".into()))?;
+        // Some dumps show bare "00".."05"; the full id is the parent's deviceId + index.
+        let id = if id.len() <= 2 {
+            format!("{parent_id}{id:0>2}")
+        } else {
+            id
+        };
+        Ok(ChildInfo {
+            id,
+            alias: str_field(o, "alias").unwrap_or_default(),
+            relay_on: int(o, "state").unwrap_or(0) != 0,
+            on_time: int(o, "on_time"),
+        })
+    }
+}
+
+/// Which unit scheme a meter reply used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitScheme {
+    /// `power`/`voltage`/`current`/`total` floats in W/V/A/kWh (HS110 hw 1.x).
+    Base,
+    /// `power_mw`/`voltage_mv`/`current_ma`/`total_wh` integers (hw 2+, KP115, HS300).
+    Milli,
+    /// Both spellings were present (the base one wins).
+    Mixed,
+}
+
+/// One `emeter.get_realtime` reading, normalised by field name to W, V, A and kWh.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Realtime {
+    pub power_w: Option<f64>,
+    pub voltage_v: Option<f64>,
+    pub current_a: Option<f64>,
+    pub total_kwh: Option<f64>,
+    pub slot_id: Option<i64>,
+    pub scheme: UnitScheme,
+    /// The method object as the device sent it (err_code included).
+    pub raw: Value,
+}
+
+impl Realtime {
+    /// Reads the reply of [`Request::Realtime`](super::Request::Realtime).
+    pub fn from_reply(root: &Value) -> Result<Self, ReplyError> {
+        Self::from_result(method_result(root, "emeter", "get_realtime")?)
+    }
+
+    /// Reads the `get_realtime` object itself.
+    pub fn from_result(v: &Value) -> Result<Self, ReplyError> {
+        let o = v
+            .as_object()
+            .ok_or_else(|| ReplyError::Shape("realtime is not an object".into()))?;
+        let mut base = false;
+        let mut milli = false;
+        let mut pick = |key: &str, milli_key: &str| match (num(o, key), num(o, milli_key)) {
+            (Some(v), m) => {
+                base = true;
+                milli |= m.is_some();
+                Some(v)
+            }
+            (None, Some(m)) => {
+                milli = true;
+                Some(m / 1000.0)
+            }
+            (None, None) => None,
+        };
+        let power_w = pick("power", "power_mw");
+        let voltage_v = pick("voltage", "voltage_mv");
+        let current_a = pick("current", "current_ma");
+        let total_kwh = pick("total", "total_wh");
+        if !base && !milli {
+            return Err(ReplyError::Shape(
+                "realtime has none of power, voltage, current, total".into(),
+            ));
+        }
+        let scheme = match (base, milli) {
+            (true, false) => UnitScheme::Base,
+            (false, true) => UnitScheme::Milli,
+            _ => UnitScheme::Mixed,
+        };
+        Ok(Realtime {
+            power_w,
+            voltage_v,
+            current_a,
+            total_kwh,
+            slot_id: int(o, "slot_id"),
+            scheme,
+            raw: v.clone(),
+        })
+    }
+}
+
+/// `system.get_download_state` (PROTOCOL.md §6.2).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DownloadState {
+    /// 0 idle, 1 downloading, 2 flashing, 6 error (as reported by whitslack).
+    pub status: i64,
+    /// Percent complete, 0–100 (clamped).
+    pub ratio: u8,
+    pub flash_time_s: u64,
+    pub reboot_time_s: u64,
+}
+
+impl DownloadState {
+    pub const IDLE: i64 = 0;
+    pub const DOWNLOADING: i64 = 1;
+    pub const FLASHING: i64 = 2;
+    pub const ERROR: i64 = 6;
+
+    /// Reads the reply of [`Request::GetDownloadState`](super::Request::GetDownloadState).
+    /// A failed or absent download is a device error (`-7 unknown error`).
+    pub fn from_reply(root: &Value) -> Result<Self, ReplyError> {
+        let r = method_result(root, "system", "get_download_state")?;
+        let o = r
+            .as_object()
+            .ok_or_else(|| ReplyError::Shape("download state is not an object".into()))?;
+        let ratio = num(o, "ratio")
+            .ok_or_else(|| ReplyError::Shape("download state has no `ratio`".into()))?;
+        Ok(DownloadState {
+            status: int(o, "status").unwrap_or(0),
+            ratio: ratio.clamp(0.0, 100.0) as u8,
+            flash_time_s: int(o, "flash_time").unwrap_or(0).max(0) as u64,
+            reboot_time_s: int(o, "reboot_time").unwrap_or(0).max(0) as u64,
+        })
+    }
+
+    /// Downloaded completely and without error: the only state in which flashing is allowed.
+    pub fn is_complete(&self) -> bool {
+        self.ratio == 100 && self.status != Self::ERROR && self.status != Self::DOWNLOADING
+    }
+}
+
+/// One entry of `get_daystat`/`get_monthstat`, normalised to kWh.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnergyStat {
+    pub year: i64,
+    pub month: i64,
+    pub day: Option<i64>,
+    pub energy_kwh: f64,
+}
+
+/// Reads `day_list` or `month_list` of a statistics reply.
+pub fn parse_stats(root: &Value, method: &str) -> Result<Vec<EnergyStat>, ReplyError> {
+    let r = method_result(root, "emeter", method)?;
+    let list = r
+        .get("day_list")
+        .or_else(|| r.get("month_list"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| ReplyError::Shape(format!("`{method}` has no list")))?;
+    list.iter()
+        .map(|e| {
+            let o = e
+                .as_object()
+                .ok_or_else(|| ReplyError::Shape("a stat entry is not an object".into()))?;
+            let energy_kwh = num(o, "energy")
+                .or_else(|| num(o, "energy_wh").map(|wh| wh / 1000.0))
+                .unwrap_or(0.0);
+            Ok(EnergyStat {
+                year: int(o, "year").unwrap_or(0),
+                month: int(o, "month").unwrap_or(0),
+                day: int(o, "day"),
+                energy_kwh,
+            })
+        })
+        .collect()
+}
+
+/// Checks the `err_code` of a write (relay, alias, reboot, download, flash).
+pub fn check_ack(root: &Value, module: &str, method: &str) -> Result<(), ReplyError> {
+    method_result(root, module, method).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn module_level_error_is_a_device_error() {
+        let root = json!({"emeter":{"err_code":-1,"err_msg":"module not support"}});
+        let e = Realtime::from_reply(&root).expect_err("error");
+        assert_eq!(e.device_code(), Some(-1));
+        assert!(e.to_string().contains("module not support"), "{e}");
+    }
+
+    #[test]
+    fn method_level_error_is_a_device_error() {
+        let root =
+            json!({"emeter":{"get_realtime":{"err_code":-1,"err_msg":"module not support"}}});
+        assert_eq!(
+            Realtime::from_reply(&root).expect_err("e").device_code(),
+            Some(-1)
+        );
+        let root =
+            json!({"system":{"get_download_state":{"err_code":-7,"err_msg":"unknown error"}}});
+        assert_eq!(
+            DownloadState::from_reply(&root)
+                .expect_err("e")
+                .device_code(),
+            Some(-7)
+        );
+    }
+
+    #[test]
+    fn wrong_shapes_are_shape_errors() {
+        for root in [
+            json!({}),
+            json!({"system": 3}),
+            json!({"system":{"get_sysinfo":[]}}),
+            json!({"system":{"get_sysinfo":{"err_code":"x"}}}),
+            json!({"system":{"get_sysinfo":{"model":"HS100"}}}),
+        ] {
+            assert!(
+                matches!(SysInfo::from_reply(&root), Err(ReplyError::Shape(_))),
+                "{root}"
+            );
+        }
+        assert!(matches!(parse_json(b"[1,2]"), Err(ReplyError::Shape(_))));
+        assert!(matches!(
+            parse_json(b"\xff\x00garbage"),
+            Err(ReplyError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn realtime_reads_both_schemes_by_name() {
+        let v1 = json!({"current":0.014937,"voltage":231.067823,"power":0.928511,"total":55.139,"err_code":0});
+        let r = Realtime::from_result(&v1).expect("v1");
+        assert_eq!(r.scheme, UnitScheme::Base);
+        assert_eq!(r.power_w, Some(0.928511));
+        assert_eq!(r.total_kwh, Some(55.139));
+        let v4 = json!({"current_ma":451,"voltage_mv":230837,"power_mw":61753,"total_wh":16323,"err_code":0});
+        let r = Realtime::from_result(&v4).expect("v4");
+        assert_eq!(r.scheme, UnitScheme::Milli);
+        assert!((r.power_w.expect("p") - 61.753).abs() < 1e-9);
+        assert!((r.voltage_v.expect("v") - 230.837).abs() < 1e-9);
+        assert!((r.current_a.expect("a") - 0.451).abs() < 1e-9);
+        assert!((r.total_kwh.expect("t") - 16.323).abs() < 1e-9);
+        assert_eq!(r.raw["power_mw"], 61753);
+        let hs300 = json!({"current_ma":6,"voltage_mv":120110,"power_mw":277,"total_wh":62,"slot_id":0,"err_code":0});
+        assert_eq!(
+            Realtime::from_result(&hs300).expect("hs300").slot_id,
+            Some(0)
+        );
+        assert!(Realtime::from_result(&json!({"err_code":0})).is_err());
+    }
+
+    #[test]
+    fn download_state_is_read_and_clamped() {
+        let root = json!({"system":{"get_download_state":{"status":1,"ratio":140,"reboot_time":20,"flash_time":66,"err_code":0}}});
+        let s = DownloadState::from_reply(&root).expect("state");
+        assert_eq!(s.ratio, 100);
+        assert_eq!(s.flash_time_s, 66);
+        assert!(!s.is_complete(), "still downloading");
+        let done = DownloadState {
+            status: 0,
+            ratio: 100,
+            flash_time_s: 1,
+            reboot_time_s: 1,
+        };
+        assert!(done.is_complete());
+    }
+
+    #[test]
+    fn macs_are_normalised() {
+        assert_eq!(normalise_mac("b0-95-75-00-00-01"), "B0:95:75:00:00:01");
+        assert_eq!(normalise_mac("B09575000001"), "B0:95:75:00:00:01");
+        assert_eq!(split_model("HS110(EU)"), ("HS110", Some("EU")));
+        assert_eq!(split_model("KP115"), ("KP115", None));
+    }
+
+    #[test]
+    fn short_child_ids_get_the_parent_prefix() {
+        let v = json!({"system":{"get_sysinfo":{"model":"HS300(US)","hw_ver":"1.0","sw_ver":"1.0.21","mac":"aa:bb:cc:dd:ee:ff","deviceId":"P","children":[{"id":"00","state":1,"alias":"a"},{"id":"P01","state":0,"alias":"b"}],"err_code":0}}});
+        let s = SysInfo::from_reply(&v).expect("sysinfo");
+        assert_eq!(s.children[0].id, "P00");
+        assert!(s.children[0].relay_on);
+        assert_eq!(s.children[1].id, "P01");
+        assert_eq!(s.mac, "AA:BB:CC:DD:EE:FF");
+    }
+
+    #[test]
+    fn device_text_is_sanitised() {
+        let root = json!({"system":{"get_sysinfo":{"err_code":-3,"err_msg":"bad\u{1b}[2Jterm"}}});
+        let e = SysInfo::from_reply(&root).expect_err("e");
+        assert!(!e.to_string().contains('\u{1b}'));
+    }
+}

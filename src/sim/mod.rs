@@ -1,0 +1,1 @@
+//! A faithful plug simulator: profiles, faults, TCP/UDP servers (not built yet).

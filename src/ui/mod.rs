@@ -1,0 +1,1 @@
+//! Drawing: screens, widgets, key map and theme.
