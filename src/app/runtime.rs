@@ -1,0 +1,1 @@
+//! The runtime: turns commands into tasks and feeds events back to the UI loop.
