@@ -22,6 +22,10 @@ pub struct Cli {
     #[command(flatten)]
     pub tui: cmd::tui::TuiArgs,
 
+    /// Config file to use instead of the platform default (see `plugfleet config path`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+
     /// Log verbosity (error, warn, info, debug, trace); logs go to a file, never to the screen.
     #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -41,6 +45,10 @@ pub enum Command {
     Update(cmd::update::UpdateArgs),
     /// Measure discovery, rendering, polling and firmware throughput on simulated fleets.
     Bench(cmd::bench::BenchArgs),
+    /// Show where the config file is, write a commented default, or check it.
+    Config(cmd::config::ConfigArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::CompletionsArgs),
 }
 
 /// Where to look for plugs and how to talk to them. Explicit `--target`, `--host` or `--sweep`
