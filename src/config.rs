@@ -177,7 +177,7 @@ impl Config {
                 }
             }
         }
-        for (mac, _) in &self.names {
+        for mac in self.names.keys() {
             let hexes = mac.chars().filter(char::is_ascii_hexdigit).count();
             if hexes != 12 {
                 return Err(bad(
