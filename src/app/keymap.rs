@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn enter_never_confirms_a_dialog() {
         let e = key(KeyCode::Enter, KeyModifiers::NONE);
-        assert_eq!(lookup(Context::Confirm, &e), None);
+        assert!(lookup(Context::Confirm, &e).is_none());
         let y = key(KeyCode::Char('y'), KeyModifiers::NONE);
         assert_eq!(lookup(Context::Confirm, &y).map(|b| b.action), Some(Action::Confirm));
     }

@@ -8,6 +8,7 @@ pub mod event;
 pub mod fixture;
 pub mod keymap;
 pub mod runtime;
+pub mod sources;
 pub mod state;
 pub mod update;
 

@@ -589,12 +589,14 @@ impl App {
             device: b,
             outlet: None,
         };
+        let desc = self.view.descending;
+        // Missing values sort last in either direction (the reversal below is undone).
         let num = |x: Option<f64>, y: Option<f64>| -> Ordering {
-            // Missing values sort last in ascending order.
+            let missing_last = |o: Ordering| if desc { o.reverse() } else { o };
             match (x, y) {
                 (Some(x), Some(y)) => x.total_cmp(&y),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
+                (Some(_), None) => missing_last(Ordering::Less),
+                (None, Some(_)) => missing_last(Ordering::Greater),
                 (None, None) => Ordering::Equal,
             }
         };
@@ -641,6 +643,13 @@ impl App {
                 device: d,
                 outlet: None,
             };
+            let outlets = || {
+                d.outlets.iter().map(|o| RowRef {
+                    device: d,
+                    outlet: Some(o),
+                })
+            };
+            let an_outlet_matches = outlets().any(|r| self.row_matches(&r));
             let children: Vec<RowRef<'_>> = if self.view.expanded.contains(&d.key) {
                 d.outlets
                     .iter()
@@ -654,7 +663,7 @@ impl App {
             } else {
                 Vec::new()
             };
-            let parent_shown = (self.row_matches(&parent) || !children.is_empty())
+            let parent_shown = (self.row_matches(&parent) || an_outlet_matches)
                 && (!self.view.flagged_only || parent.is_flagged());
             if parent_shown {
                 out.push(parent);

@@ -532,3 +532,306 @@ fn record_poll(d: &mut Device, p: Polled, now: Instant) {
     }
     d.sysinfo = Some(p.sysinfo);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::app::fixture::{self, Plug, device_id, mixed_fleet};
+    use crate::app::state::{Column, Health, Settings};
+    use ratatui::crossterm::event::KeyEventState;
+
+    fn key(app: &mut App, code: KeyCode, now: Instant) -> Vec<Command> {
+        update(app, Event::Key(KeyEvent::new(code, KeyModifiers::NONE)), now)
+    }
+
+    fn chars(app: &mut App, s: &str, now: Instant) -> Vec<Command> {
+        s.chars().flat_map(|c| key(app, KeyCode::Char(c), now)).collect()
+    }
+
+    fn fleet() -> (App, Instant) {
+        mixed_fleet(Settings::default(), Instant::now())
+    }
+
+    fn visible_aliases(app: &App) -> Vec<String> {
+        app.rows().iter().map(|r| r.alias().to_owned()).collect()
+    }
+
+    #[test]
+    fn only_key_presses_act() {
+        let (mut app, now) = fleet();
+        let release = KeyEvent {
+            code: KeyCode::Char('q'),
+            modifiers: KeyModifiers::NONE,
+            kind: KeyEventKind::Release,
+            state: KeyEventState::NONE,
+        };
+        assert!(update(&mut app, Event::Key(release), now).is_empty());
+        assert!(!app.quit);
+        assert_eq!(key(&mut app, KeyCode::Char('q'), now), vec![Command::Quit]);
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn a_sighting_tracks_the_device_and_identity_follows_the_device_id() {
+        let now = Instant::now();
+        let mut app = App::new(Settings::default(), now);
+        let p = Plug::new(1, "a", "HS110(EU)", "4.0", "1.0.4");
+        let cmds = update(&mut app, fixture::sighting(&p, "broadcast"), now);
+        assert_eq!(cmds, vec![Command::Track {
+            key: device_id(1),
+            addr: fixture::addr(1)
+        }]);
+        // Seen again by a sweep at the same address: no new tracking, provenance added.
+        assert!(update(&mut app, fixture::sighting(&p, "sweep"), now).is_empty());
+        // Seen at a new address: same device, tracked at the new address.
+        let Event::DeviceDiscovered(mut s) = fixture::sighting(&p, "host") else {
+            unreachable!()
+        };
+        s.ip = fixture::ip(42);
+        let cmds = update(&mut app, Event::DeviceDiscovered(s), now);
+        assert_eq!(app.devices.len(), 1);
+        let d = &app.devices[&device_id(1)];
+        assert_eq!(d.previous_addr, Some(fixture::addr(1)));
+        assert_eq!(d.found_by.len(), 3);
+        assert!(matches!(&cmds[..], [Command::Track { addr, .. }] if *addr == fixture::addr(42)));
+    }
+
+    #[test]
+    fn a_newer_protocol_sighting_merges_into_the_legacy_device_with_that_mac() {
+        let now = Instant::now();
+        let mut app = App::new(Settings::default(), now);
+        update(&mut app, fixture::newer(3, "HS103(US)"), now);
+        assert_eq!(app.devices.values().next().unwrap().health(), Health::Newer);
+        let p = Plug::new(3, "both", "HS103(US)", "5.0", "1.1.3");
+        update(&mut app, fixture::sighting(&p, "broadcast"), now);
+        assert_eq!(app.devices.len(), 1);
+        let d = &app.devices[&device_id(3)];
+        assert!(d.tdp.is_some() && d.sysinfo.is_some());
+        assert!(d.found_by.contains("udp20002") && d.found_by.contains("broadcast"));
+        // And the other way round: a later TDP reply does not add a second row.
+        update(&mut app, fixture::newer(3, "HS103(US)"), now);
+        assert_eq!(app.devices.len(), 1);
+    }
+
+    #[test]
+    fn misses_make_a_device_failing_then_offline_and_a_reply_brings_it_back() {
+        let now = Instant::now();
+        let mut app = App::new(Settings::default(), now);
+        let p = Plug::new(1, "a", "HS110(EU)", "4.0", "1.0.4");
+        update(&mut app, fixture::sighting(&p, "host"), now);
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Pending);
+        update(&mut app, fixture::failed(&p, 1), now);
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Failing);
+        update(&mut app, fixture::failed(&p, OFFLINE_AFTER), now);
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Offline);
+        let r = fixture::reading(10.0, 230.0, 0.1, 1.0);
+        update(&mut app, fixture::polled(&p, Some(r), vec![]), now);
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Ok);
+    }
+
+    #[test]
+    fn readings_are_assessed_and_flag_counts_kept() {
+        let (app, _) = fleet();
+        let heater = &app.devices[&device_id(2)];
+        assert_eq!(heater.health(), Health::Bogus);
+        assert_eq!(heater.flagged(), 2);
+        let desk = &app.devices[&device_id(3)];
+        assert!(desk.meter.as_ref().unwrap().check.reasons[0].contains("unit-scale"));
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Ok);
+        assert_eq!(app.summary().flagged, 3);
+    }
+
+    #[test]
+    fn filter_narrows_and_escape_clears() {
+        let (mut app, now) = fleet();
+        chars(&mut app, "/hs110", now);
+        assert!(app.view.editing_filter);
+        key(&mut app, KeyCode::Enter, now);
+        assert_eq!(visible_aliases(&app), ["kitchen", "garage heater", "office desk"]);
+        // Typing q in the table now quits, not filters.
+        key(&mut app, KeyCode::Esc, now);
+        assert_eq!(app.rows().len(), 7);
+        chars(&mut app, "/nas", now);
+        key(&mut app, KeyCode::Enter, now);
+        // An outlet match shows its strip, expanded or not.
+        assert_eq!(visible_aliases(&app), ["rack strip"]);
+    }
+
+    #[test]
+    fn flagged_only_and_marks() {
+        let (mut app, now) = fleet();
+        chars(&mut app, "f", now);
+        assert_eq!(visible_aliases(&app), ["garage heater", "office desk", "rack strip"]);
+        chars(&mut app, "a", now);
+        assert_eq!(app.view.marked.len(), 3);
+        chars(&mut app, "a", now);
+        assert!(app.view.marked.is_empty());
+        chars(&mut app, "f", now);
+        chars(&mut app, " ", now);
+        chars(&mut app, " ", now);
+        assert_eq!(app.view.marked.len(), 2, "space marks and moves down");
+        chars(&mut app, "u", now);
+        assert!(app.view.marked.is_empty());
+    }
+
+    #[test]
+    fn sorting_by_power_descending_puts_the_glitch_first() {
+        let (mut app, now) = fleet();
+        while app.view.sort != Column::Watts {
+            chars(&mut app, "s", now);
+        }
+        chars(&mut app, "o", now);
+        assert_eq!(visible_aliases(&app)[..2], ["office desk", "garage heater"]);
+        chars(&mut app, "S", now);
+        assert_eq!(app.view.sort, Column::Relay);
+    }
+
+    #[test]
+    fn strips_expand_and_collapse() {
+        let (mut app, now) = fleet();
+        chars(&mut app, "jjjj", now);
+        assert_eq!(app.selected().unwrap().alias(), "rack strip");
+        key(&mut app, KeyCode::Right, now);
+        assert_eq!(app.rows().len(), 10);
+        chars(&mut app, "jj", now);
+        assert_eq!(app.selected().unwrap().alias(), "nas");
+        key(&mut app, KeyCode::Left, now);
+        assert_eq!(app.rows().len(), 7);
+        assert_eq!(app.selected().unwrap().alias(), "rack strip");
+    }
+
+    #[test]
+    fn one_toggle_acts_at_once_several_ask_and_enter_never_confirms() {
+        let (mut app, now) = fleet();
+        let cmds = chars(&mut app, "t", now);
+        assert!(matches!(&cmds[..], [Command::Act { kind: ActionKind::RelayOff, child: None, .. }]));
+        chars(&mut app, "  ", now);
+        assert!(chars(&mut app, "t", now).is_empty());
+        assert!(matches!(app.view.overlay, Overlay::Confirm(_)));
+        assert!(key(&mut app, KeyCode::Enter, now).is_empty());
+        assert!(matches!(app.view.overlay, Overlay::Confirm(_)));
+        let cmds = chars(&mut app, "y", now);
+        assert_eq!(cmds.len(), 2);
+        assert_eq!(app.view.overlay, Overlay::None);
+        // Cancelling sends nothing.
+        chars(&mut app, "t", now);
+        assert!(chars(&mut app, "n", now).is_empty());
+        assert_eq!(app.view.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn a_strip_outlet_is_toggled_with_its_child_id() {
+        let (mut app, now) = fleet();
+        chars(&mut app, "jjjj", now);
+        key(&mut app, KeyCode::Right, now);
+        chars(&mut app, "j", now);
+        let cmds = chars(&mut app, "t", now);
+        let want = format!("{}00", device_id(5));
+        assert!(matches!(&cmds[..], [Command::Act { child: Some(c), kind: ActionKind::RelayOff, .. }] if *c == want));
+    }
+
+    #[test]
+    fn reboot_always_asks() {
+        let (mut app, now) = fleet();
+        assert!(chars(&mut app, "R", now).is_empty());
+        let Overlay::Confirm(c) = &app.view.overlay else {
+            panic!("no dialog")
+        };
+        assert_eq!(c.kind, ActionKind::Reboot);
+        let cmds = chars(&mut app, "y", now);
+        assert!(matches!(&cmds[..], [Command::Act { kind: ActionKind::Reboot, .. }]));
+    }
+
+    #[test]
+    fn read_only_sends_no_write_and_says_so() {
+        let settings = Settings {
+            read_only: true,
+            ..Settings::default()
+        };
+        let (mut app, now) = mixed_fleet(settings, Instant::now());
+        assert!(chars(&mut app, "t", now).is_empty());
+        assert!(app.status().unwrap().contains("read-only"));
+        assert!(chars(&mut app, "R", now).is_empty());
+        assert_eq!(app.view.overlay, Overlay::None);
+        // Even a dialog opened some other way cannot produce a write.
+        app.view.overlay = Overlay::Confirm(Confirm {
+            kind: ActionKind::Reboot,
+            rows: vec![RowId::device(&device_id(1))],
+            lines: vec![],
+        });
+        assert!(chars(&mut app, "y", now).is_empty());
+        // Refresh is a read: allowed.
+        assert_eq!(chars(&mut app, "r", now), vec![Command::PollNow(vec![])]);
+    }
+
+    #[test]
+    fn an_action_result_is_reported_and_a_success_polls_again() {
+        let (mut app, now) = fleet();
+        let later = now + Duration::from_secs(1);
+        let cmds = update(
+            &mut app,
+            Event::ActionFinished {
+                key: device_id(1),
+                child: None,
+                kind: ActionKind::RelayOff,
+                result: Ok(()),
+            },
+            later,
+        );
+        assert_eq!(cmds, vec![Command::PollNow(vec![device_id(1)])]);
+        assert!(app.status().unwrap().contains("kitchen"));
+        update(
+            &mut app,
+            Event::ActionFinished {
+                key: device_id(1),
+                child: None,
+                kind: ActionKind::Reboot,
+                result: Err("timed out".into()),
+            },
+            later,
+        );
+        assert!(app.status().unwrap().contains("failed: timed out"));
+        // Status messages expire.
+        update(&mut app, Event::Tick, later + Duration::from_secs(60));
+        assert!(app.status().is_none());
+    }
+
+    #[test]
+    fn navigation_stays_in_bounds_and_the_selection_survives_a_filter() {
+        let (mut app, now) = fleet();
+        key(&mut app, KeyCode::End, now);
+        key(&mut app, KeyCode::Down, now);
+        assert_eq!(app.selected_index(&app.rows()), Some(6));
+        key(&mut app, KeyCode::Home, now);
+        key(&mut app, KeyCode::Up, now);
+        assert_eq!(app.selected_index(&app.rows()), Some(0));
+        chars(&mut app, "/desk", now);
+        assert_eq!(app.selected().unwrap().alias(), "office desk");
+        key(&mut app, KeyCode::Enter, now);
+        key(&mut app, KeyCode::Enter, now);
+        assert!(app.view.detail);
+        key(&mut app, KeyCode::Esc, now);
+        assert!(!app.view.detail);
+    }
+
+    #[test]
+    fn another_device_at_a_tracked_address_is_not_mistaken_for_it() {
+        let now = Instant::now();
+        let mut app = App::new(Settings::default(), now);
+        let a = Plug::new(1, "a", "HS110(EU)", "4.0", "1.0.4");
+        update(&mut app, fixture::sighting(&a, "host"), now);
+        let mut b = Plug::new(2, "b", "HS110(EU)", "4.0", "1.0.4");
+        b.n = 2;
+        let Event::Polled(mut rep) = fixture::polled(&b, None, vec![]) else {
+            unreachable!()
+        };
+        rep.key = device_id(1);
+        rep.addr = fixture::addr(1);
+        let cmds = update(&mut app, Event::Polled(rep), now);
+        assert_eq!(app.devices.len(), 2);
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Offline);
+        assert!(matches!(&cmds[..], [Command::Track { key, .. }] if *key == device_id(2)));
+    }
+}
