@@ -380,4 +380,190 @@ mod tests {
         s.untrack("a");
         assert!(s.is_empty());
     }
+
+    mod loopback {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use serde_json::{Value, json};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpListener;
+
+        use super::super::*;
+        use crate::protocol::cipher;
+        use crate::protocol::codec::encode_frame;
+
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mode {
+            Normal,
+            CloseAfterReply,
+            Hang,
+        }
+
+        struct Responder {
+            addr: SocketAddr,
+            connections: Arc<AtomicUsize>,
+            requests: Arc<AtomicUsize>,
+            open: Arc<AtomicUsize>,
+        }
+
+        fn sysinfo(outlets: usize) -> Value {
+            let mut v = json!({"model":"HS300(US)","hw_ver":"2.0","sw_ver":"1.0.12 Build 1 Rel.1",
+                "mac":"50:C7:BF:00:00:01","deviceId":"DEV","alias":"x","feature":"TIM:ENE","err_code":0});
+            if outlets == 0 {
+                v["relay_state"] = json!(1);
+            } else {
+                v["children"] = (0..outlets)
+                    .map(|i| json!({"id": format!("{i:02}"), "alias": format!("o{i}"), "state": 1}))
+                    .collect();
+            }
+            v
+        }
+
+        fn answer(req: &Value, outlets: usize) -> Value {
+            if req.pointer("/system/get_sysinfo").is_some() {
+                return json!({"system":{"get_sysinfo": sysinfo(outlets)}});
+            }
+            let child = req
+                .pointer("/context/child_ids/0")
+                .and_then(Value::as_str)
+                .map(|c| c[c.len() - 2..].parse::<u64>().unwrap_or(99));
+            let p = 1000 * (child.unwrap_or(0) + 1);
+            json!({"emeter":{"get_realtime":{"power_mw": p, "voltage_mv": 120000, "current_ma": 10, "total_wh": 5, "err_code": 0}}})
+        }
+
+        async fn start(outlets: usize, mode: Mode) -> Responder {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let connections = Arc::new(AtomicUsize::new(0));
+            let requests = Arc::new(AtomicUsize::new(0));
+            let open = Arc::new(AtomicUsize::new(0));
+            let (c, r, o) = (connections.clone(), requests.clone(), open.clone());
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = listener.accept().await {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    let (r, o) = (r.clone(), o.clone());
+                    o.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        loop {
+                            let mut hdr = [0u8; 4];
+                            if s.read_exact(&mut hdr).await.is_err() {
+                                break;
+                            }
+                            let mut body = vec![0u8; u32::from_be_bytes(hdr) as usize];
+                            if s.read_exact(&mut body).await.is_err() {
+                                break;
+                            }
+                            r.fetch_add(1, Ordering::SeqCst);
+                            if mode == Mode::Hang {
+                                // Hold the connection until the client gives up.
+                                let mut sink = [0u8; 1];
+                                let _ = s.read(&mut sink).await;
+                                break;
+                            }
+                            let req: Value = serde_json::from_slice(&cipher::decrypt(&body)).unwrap();
+                            let reply = answer(&req, outlets).to_string();
+                            if s.write_all(&encode_frame(reply.as_bytes())).await.is_err() {
+                                break;
+                            }
+                            if mode == Mode::CloseAfterReply {
+                                break;
+                            }
+                        }
+                        o.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+            });
+            Responder { addr, connections, requests, open }
+        }
+
+        fn client() -> ClientConfig {
+            ClientConfig {
+                connect_timeout: Duration::from_millis(500),
+                reply_timeout: Duration::from_millis(300),
+                ..ClientConfig::default()
+            }
+        }
+
+        #[tokio::test]
+        async fn a_strip_is_read_per_outlet_over_one_connection() {
+            let r = start(4, Mode::Normal).await;
+            let p = poll_device(r.addr, &client()).await.unwrap();
+            assert_eq!(p.outlets.len(), 4);
+            let watts: Vec<f64> = p
+                .outlets
+                .iter()
+                .map(|(_, x)| x.as_ref().unwrap().power_w.unwrap())
+                .collect();
+            assert_eq!(watts, vec![1.0, 2.0, 3.0, 4.0]);
+            assert!(p.outlets[2].0.ends_with("02"));
+            assert_eq!(r.connections.load(Ordering::SeqCst), 1);
+            assert_eq!(r.requests.load(Ordering::SeqCst), 5);
+        }
+
+        #[tokio::test]
+        async fn a_plug_that_closes_after_each_reply_is_still_read() {
+            let r = start(0, Mode::CloseAfterReply).await;
+            let p = poll_device(r.addr, &client()).await.unwrap();
+            assert_eq!(p.realtime.unwrap().unwrap().power_w, Some(1.0));
+            assert_eq!(r.connections.load(Ordering::SeqCst), 2);
+        }
+
+        #[tokio::test]
+        async fn a_hanging_plug_times_out_and_never_delays_the_others() {
+            let good = start(0, Mode::Normal).await;
+            let hang = start(0, Mode::Hang).await;
+            let cfg = PollConfig {
+                interval: Duration::from_millis(50),
+                concurrency: 4,
+                client: client(),
+                max_backoff: Duration::from_millis(200),
+            };
+            let (ctl_tx, ctl_rx) = mpsc::channel(8);
+            let (tx, mut rx) = mpsc::channel::<PollReport>(64);
+            let token = CancellationToken::new();
+            let task = tokio::spawn(run(cfg, ctl_rx, tx, token.clone()));
+            ctl_tx.send(Control::Track(Target { key: "hang".into(), addr: hang.addr })).await.unwrap();
+            ctl_tx.send(Control::Track(Target { key: "good".into(), addr: good.addr })).await.unwrap();
+            let mut good_before_hang = 0;
+            let mut hang_misses = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while hang_misses.len() < 3 {
+                let rep = tokio::time::timeout_at(deadline, rx.recv()).await.unwrap().unwrap();
+                match rep.key.as_str() {
+                    "good" => {
+                        assert!(rep.outcome.is_ok());
+                        if hang_misses.is_empty() {
+                            good_before_hang += 1;
+                        }
+                    }
+                    _ => {
+                        assert!(matches!(rep.outcome, Err(NetError::Timeout { .. })), "{:?}", rep.outcome);
+                        hang_misses.push(rep.misses);
+                    }
+                }
+            }
+            // 300 ms reply timeout vs a 50 ms interval: the good plug was read several times.
+            assert!(good_before_hang >= 3, "good plug read {good_before_hang} times");
+            assert_eq!(hang_misses, vec![1, 2, 3]);
+            token.cancel();
+            task.await.unwrap();
+            // No connection left open once the poller stopped.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while hang.open.load(Ordering::SeqCst) + good.open.load(Ordering::SeqCst) > 0 {
+                assert!(tokio::time::Instant::now() < deadline, "sockets leaked");
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn a_refused_port_is_a_quick_typed_error() {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            drop(l);
+            let e = poll_device(addr, &client()).await.unwrap_err();
+            assert_eq!(e, NetError::Refused);
+        }
+    }
 }
