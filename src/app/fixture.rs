@@ -208,30 +208,54 @@ pub fn mixed_fleet(settings: Settings, t0: Instant) -> (App, Instant) {
     (app, now)
 }
 
-/// `n` healthy metered plugs (every tenth a 4-outlet strip), each polled `rounds` times.
-pub fn big_fleet(n: u32, rounds: u32, t0: Instant) -> (App, Instant) {
-    let mut app = App::new(Settings::default(), t0);
-    let mut now = t0;
-    let mut plugs = Vec::new();
-    for i in 0..n {
-        let mut p = Plug::new(i + 1, &format!("plug {i:03}"), "HS110(EU)", "4.0", "1.0.4 Build 191111 Rel.143500");
-        if i % 10 == 9 {
-            p.model = "HS300(US)";
-            p.outlets = vec![("a", true), ("b", true), ("c", false), ("d", true)];
-        }
-        update(&mut app, sighting(&p, "sweep"), now);
-        plugs.push(p);
-    }
-    for round in 0..rounds {
-        now += Duration::from_secs(1);
-        for p in &plugs {
+/// `n` plugs for the benchmark: HS110(EU), every tenth an HS300 with four outlets.
+pub fn big_fleet_plugs(n: u32) -> Vec<Plug> {
+    (0..n)
+        .map(|i| {
+            let mut p = Plug::new(
+                i + 1,
+                &format!("plug {i:03}"),
+                "HS110(EU)",
+                "4.0",
+                "1.0.4 Build 191111 Rel.143500",
+            );
+            if i % 10 == 9 {
+                p.model = "HS300(US)";
+                p.outlets = vec![("a", true), ("b", true), ("c", false), ("d", true)];
+            }
+            p
+        })
+        .collect()
+}
+
+/// One poll report per plug, with plausible readings varying by `round`.
+pub fn round_events(plugs: &[Plug], round: u32) -> Vec<Event> {
+    plugs
+        .iter()
+        .map(|p| {
             let w = 40.0 + f64::from((p.n * 7 + round) % 50);
-            let ev = if p.outlets.is_empty() {
+            if p.outlets.is_empty() {
                 polled(p, Some(reading(w, 230.0, w / 230.0, 10.0)), vec![])
             } else {
                 let r = reading(w / 4.0, 120.0, w / 480.0, 1.0);
                 polled(p, None, vec![r.clone(), r.clone(), r.clone(), r])
-            };
+            }
+        })
+        .collect()
+}
+
+/// `n` healthy metered plugs (every tenth a 4-outlet strip), each polled `rounds` times.
+pub fn big_fleet(n: u32, rounds: u32, t0: Instant) -> (App, Instant) {
+    let mut app = App::new(Settings::default(), t0);
+    let mut now = t0;
+    let plugs = big_fleet_plugs(n);
+    for p in &plugs {
+        update(&mut app, sighting(p, "sweep"), now);
+    }
+    let events = round_events(&plugs, 0);
+    for _ in 0..rounds {
+        now += Duration::from_secs(1);
+        for ev in events.iter().cloned() {
             update(&mut app, ev, now);
         }
     }

@@ -600,7 +600,7 @@ impl App {
                 (None, None) => Ordering::Equal,
             }
         };
-        let (va, vb) = (ra.values(), rb.values());
+        let vals = || (ra.values(), rb.values());
         let ord = match self.view.sort {
             Column::Mark => self
                 .view
@@ -615,10 +615,22 @@ impl App {
             Column::Hw => a.hw_ver().cmp(b.hw_ver()),
             Column::Sw => version_key(a.sw_version()).cmp(&version_key(b.sw_version())),
             Column::Relay => b.relay().cmp(&a.relay()),
-            Column::Watts => num(va.power, vb.power),
-            Column::Volts => num(va.voltage, vb.voltage),
-            Column::Amps => num(va.current, vb.current),
-            Column::Kwh => num(va.total, vb.total),
+            Column::Watts => {
+                let (va, vb) = vals();
+                num(va.power, vb.power)
+            }
+            Column::Volts => {
+                let (va, vb) = vals();
+                num(va.voltage, vb.voltage)
+            }
+            Column::Amps => {
+                let (va, vb) = vals();
+                num(va.current, vb.current)
+            }
+            Column::Kwh => {
+                let (va, vb) = vals();
+                num(va.total, vb.total)
+            }
             Column::Rssi => num(a.rssi().map(|x| x as f64), b.rssi().map(|x| x as f64)),
             Column::Seen => b.last_seen.cmp(&a.last_seen),
             Column::Found => a.found_by.cmp(&b.found_by),
@@ -671,6 +683,36 @@ impl App {
             }
         }
         out
+    }
+
+    /// Is this row shown in the table (without building the whole list)?
+    pub fn is_visible(&self, id: &RowId) -> bool {
+        let Some(r) = self.row(id) else {
+            return false;
+        };
+        let parent = RowRef {
+            device: r.device,
+            outlet: None,
+        };
+        let outlet_matches = || {
+            r.device.outlets.iter().any(|o| {
+                self.row_matches(&RowRef {
+                    device: r.device,
+                    outlet: Some(o),
+                })
+            })
+        };
+        let parent_shown = (self.row_matches(&parent) || outlet_matches())
+            && (!self.view.flagged_only || parent.is_flagged());
+        match r.outlet {
+            None => parent_shown,
+            Some(_) => {
+                parent_shown
+                    && self.view.expanded.contains(&r.device.key)
+                    && (self.row_matches(&r) || self.row_matches(&parent))
+                    && (!self.view.flagged_only || r.is_flagged())
+            }
+        }
     }
 
     /// Index of the selected row among `rows`, if it is visible.

@@ -87,10 +87,10 @@ fn describe(r: &RowRef<'_>) -> String {
 
 /// Keeps the selection on a visible row (the first one when it was lost).
 fn fix_selection(app: &mut App) {
-    let rows = app.rows();
-    if app.selected_index(&rows).is_some() {
+    if app.view.selected.as_ref().is_some_and(|id| app.is_visible(id)) {
         return;
     }
+    let rows = app.rows();
     let first = rows.first().map(RowRef::id);
     app.view.selected = first;
     if app.view.selected.is_none() {

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 
 use super::theme::{Theme, health_glyph, verdict_glyph};
 use super::{age, clean};
-use crate::app::state::{App, Column, Health, Link, RowRef, Verdict};
+use crate::app::state::{App, Column, Health, Link, RowRef, Values, Verdict};
 
 /// Width of each column.
 pub fn width(c: Column) -> u16 {
@@ -101,12 +101,29 @@ fn found_label(s: &str) -> &str {
     }
 }
 
+/// What a row's cells share, computed once per row.
+pub struct RowFacts {
+    pub health: Health,
+    pub stale: bool,
+    pub values: Values,
+}
+
+impl RowFacts {
+    pub fn of(r: &RowRef<'_>) -> Self {
+        Self {
+            health: r.health(),
+            stale: matches!(r.device.link, Link::Offline(_)),
+            values: r.values(),
+        }
+    }
+}
+
 /// The cell of `col` for row `r`.
-pub fn cell<'a>(app: &App, r: &RowRef<'_>, col: Column, theme: &Theme) -> Cell<'a> {
+pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Theme) -> Cell<'a> {
     let d = r.device;
-    let health = r.health();
-    let stale = matches!(d.link, Link::Offline(_));
-    let values = r.values();
+    let health = f.health;
+    let stale = f.stale;
+    let values = f.values;
     let text = |s: String| Cell::from(s);
     match col {
         Column::Mark => {
@@ -267,8 +284,17 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
     }))
     .style(theme.header());
-    let body = rows.iter().map(|r| {
-        let row = Row::new(cols.iter().map(|c| cell(app, r, *c, theme)));
+    // Only the rows that fit are built: the window keeps the selection in view.
+    let body_h = usize::from(area.height.saturating_sub(2)).max(1);
+    let selected = app.selected_index(&rows);
+    let offset = match selected {
+        Some(i) if i >= body_h => i + 1 - body_h,
+        _ => 0,
+    };
+    let window = &rows[offset..rows.len().min(offset + body_h)];
+    let body = window.iter().map(|r| {
+        let facts = RowFacts::of(r);
+        let row = Row::new(cols.iter().map(|c| cell(app, r, &facts, *c, theme)));
         if matches!(r.device.link, Link::Offline(_)) {
             row.style(theme.dim())
         } else {
@@ -283,6 +309,6 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .block(block)
         .column_spacing(1)
         .row_highlight_style(theme.selected());
-    let mut state = TableState::default().with_selected(app.selected_index(&rows));
+    let mut state = TableState::default().with_selected(selected.map(|i| i - offset));
     frame.render_stateful_widget(table, area, &mut state);
 }
