@@ -189,7 +189,7 @@ async fn fetch(plug: &PlugShared, id: u64, t: &Target) -> Result<Option<Vec<u8>>
     let stall_at = plug
         .id
         .has(FaultKind::DownloadStall)
-        .then_some(len * 2 / 5);
+        .then_some((len * 2).div_ceil(5));
     let mut counted = 0u64;
     loop {
         let received = body.len() as u64;
