@@ -17,7 +17,10 @@ fn fixtures() -> Vec<(String, Value)> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
+            (
+                name,
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(),
+            )
         })
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -40,12 +43,19 @@ fn every_fixture_parses() {
         // "<model>_<hw>_<sw>.json"
         let stem = name.trim_end_matches(".json");
         let mut parts = stem.rsplitn(3, '_');
-        let (sw, hw, model) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let (sw, hw, model) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
         let info = SysInfo::from_reply(root).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(info.model, model, "{name}");
         assert_eq!(info.hw_ver, hw, "{name}");
         assert_eq!(info.version(), sw, "{name}");
-        assert!(info.device_type.as_deref().unwrap().starts_with("IOT."), "{name}");
+        assert!(
+            info.device_type.as_deref().unwrap().starts_with("IOT."),
+            "{name}"
+        );
         assert_eq!(info.mac.len(), 17, "{name}: normalised MAC");
 
         match method_result(root, "emeter", "get_realtime") {
@@ -76,7 +86,10 @@ fn every_fixture_parses() {
 fn old_and_new_shapes_and_schemes() {
     let old = fixture("HS110(EU)_1.0_1.2.5.json");
     let info = SysInfo::from_reply(&old).unwrap();
-    assert_eq!(info.fw_id.as_deref(), Some("00000000000000000000000000000000"));
+    assert_eq!(
+        info.fw_id.as_deref(),
+        Some("00000000000000000000000000000000")
+    );
     assert_eq!(info.relay_on, Some(true));
     assert_eq!(info.on_time, Some(6_023_162));
     let rt = Realtime::from_reply(&old).unwrap();

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use plugfleet::net::{Client, ClientConfig, NetError};
@@ -44,7 +44,9 @@ impl Server {
         let counter = sent.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = l.accept().await else { return };
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
                 let files = files.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
@@ -176,18 +178,34 @@ async fn firmware_flow_end_to_end() {
     assert_eq!((st.flash_time_s, st.reboot_time_s), (1, 1));
     assert_eq!(p.reported_flash_reboot_s(), (1, 1));
     assert_eq!(p.bytes_downloaded(), HS110_US_NEW.len() as u64);
-    assert_eq!(srv.sent.load(Ordering::Relaxed), HS110_US_NEW.len() as u64, "fetched for real");
+    assert_eq!(
+        srv.sent.load(Ordering::Relaxed),
+        HS110_US_NEW.len() as u64,
+        "fetched for real"
+    );
 
     c.flash_firmware().await.expect("flash accepted");
     assert_eq!(p.flashes(), 1);
-    wait_until("offline for flashing", Duration::from_secs(3), || !p.is_online()).await;
-    wait_until("back after flash + reboot", Duration::from_secs(5), || p.is_online()).await;
+    wait_until("offline for flashing", Duration::from_secs(3), || {
+        !p.is_online()
+    })
+    .await;
+    wait_until("back after flash + reboot", Duration::from_secs(5), || {
+        p.is_online()
+    })
+    .await;
     let info = c.sysinfo().await.expect("back");
     assert_eq!(info.sw_ver, "1.2.7 Build 210310 Rel.113052");
     assert_eq!(p.current_sw_ver(), info.sw_ver);
-    assert_eq!((info.mac, info.device_id), (p.mac.clone(), p.device_id.clone()));
+    assert_eq!(
+        (info.mac, info.device_id),
+        (p.mac.clone(), p.device_id.clone())
+    );
     assert_eq!(info.relay_on, Some(false), "a fresh boot opens the relay");
-    assert_eq!(c.download_state().await.expect_err("image consumed"), unknown_error());
+    assert_eq!(
+        c.download_state().await.expect_err("image consumed"),
+        unknown_error()
+    );
     assert_eq!(p.premature_flash_attempts(), 0);
     f.shutdown().await;
 }
@@ -208,10 +226,15 @@ async fn ratio_progresses_while_downloading() {
     .await
     .unwrap();
     assert!(
-        ratios.iter().any(|&(st, r)| st == DownloadState::DOWNLOADING && r > 0 && r < 100),
+        ratios
+            .iter()
+            .any(|&(st, r)| st == DownloadState::DOWNLOADING && r > 0 && r < 100),
         "an intermediate ratio was reported: {ratios:?}"
     );
-    assert!(ratios.windows(2).all(|w| w[0].1 <= w[1].1), "never goes back: {ratios:?}");
+    assert!(
+        ratios.windows(2).all(|w| w[0].1 <= w[1].1),
+        "never goes back: {ratios:?}"
+    );
     f.shutdown().await;
 }
 
@@ -221,7 +244,10 @@ async fn premature_flash_during_a_stalled_download_is_refused_and_counted() {
     let f = one_plug("hs110-us-hw1", &[FaultKind::DownloadStall], 0.01).await;
     let p = &f.plugs()[0];
     let c = client(p);
-    assert!(matches!(c.flash_firmware().await, Err(NetError::Device { code: -5, .. })));
+    assert!(matches!(
+        c.flash_firmware().await,
+        Err(NetError::Device { code: -5, .. })
+    ));
     c.download_firmware(&srv.url("/a.bin")).await.unwrap();
     let st = poll_state(&c, Duration::from_secs(10), |s| {
         s.as_ref().is_ok_and(|s| s.ratio >= 40)
@@ -231,7 +257,10 @@ async fn premature_flash_during_a_stalled_download_is_refused_and_counted() {
     assert_eq!(st.status, DownloadState::DOWNLOADING);
     assert_eq!(st.ratio, 40, "stalled at 40 %");
     assert!(!st.is_complete());
-    assert!(matches!(c.flash_firmware().await, Err(NetError::Device { code: -5, .. })));
+    assert!(matches!(
+        c.flash_firmware().await,
+        Err(NetError::Device { code: -5, .. })
+    ));
     assert_eq!(p.premature_flash_attempts(), 2);
     assert_eq!(p.flashes(), 0);
     assert_eq!(c.download_state().await.unwrap().ratio, 40, "still stalled");
@@ -248,8 +277,15 @@ async fn wrong_model_image_fails_the_download_and_cannot_be_flashed() {
     c.download_firmware(&srv.url("/hs200.bin")).await.unwrap();
     let s = poll_state(&c, Duration::from_secs(10), Result::is_err).await;
     assert_eq!(s.expect_err("failed"), unknown_error());
-    assert_eq!(p.bytes_downloaded(), HS200_WRONG.len() as u64, "it was fetched, then refused");
-    assert!(matches!(c.flash_firmware().await, Err(NetError::Device { code: -5, .. })));
+    assert_eq!(
+        p.bytes_downloaded(),
+        HS200_WRONG.len() as u64,
+        "it was fetched, then refused"
+    );
+    assert!(matches!(
+        c.flash_firmware().await,
+        Err(NetError::Device { code: -5, .. })
+    ));
     assert_eq!(p.premature_flash_attempts(), 1);
     assert_eq!(c.sysinfo().await.unwrap().sw_ver, p.sw_ver);
     f.shutdown().await;
@@ -269,7 +305,10 @@ async fn corrupt_or_missing_images_fail() {
     c.download_firmware(&srv.url("/missing.bin")).await.unwrap();
     let s = poll_state(&c, Duration::from_secs(10), Result::is_err).await;
     assert_eq!(s.expect_err("404"), unknown_error());
-    assert!(matches!(c.flash_firmware().await, Err(NetError::Device { code: -5, .. })));
+    assert!(matches!(
+        c.flash_firmware().await,
+        Err(NetError::Device { code: -5, .. })
+    ));
     f.shutdown().await;
 }
 
@@ -284,7 +323,10 @@ async fn non_loopback_urls_are_refused_without_connecting() {
         "https://127.0.0.1/fw.bin",
     ] {
         let e = c.download_firmware(url).await.expect_err(url);
-        assert!(matches!(e, NetError::Device { code: -3, .. }), "{url}: {e:?}");
+        assert!(
+            matches!(e, NetError::Device { code: -3, .. }),
+            "{url}: {e:?}"
+        );
     }
     assert_eq!(p.downloads_started(), 0);
     f.shutdown().await;
@@ -301,8 +343,14 @@ async fn download_drop_fails_midway() {
     assert_eq!(s.expect_err("dropped"), unknown_error());
     let got = p.bytes_downloaded();
     let len = HS110_US_NEW.len() as u64;
-    assert!(got >= len / 2 && got < len, "stopped midway: {got} of {len}");
-    assert!(matches!(c.flash_firmware().await, Err(NetError::Device { code: -5, .. })));
+    assert!(
+        got >= len / 2 && got < len,
+        "stopped midway: {got} of {len}"
+    );
+    assert!(matches!(
+        c.flash_firmware().await,
+        Err(NetError::Device { code: -5, .. })
+    ));
     assert_eq!(p.premature_flash_attempts(), 1);
     f.shutdown().await;
 }
@@ -317,16 +365,21 @@ async fn image_reject_fails_a_valid_image() {
     let s = poll_state(&c, Duration::from_secs(10), Result::is_err).await;
     assert_eq!(s.expect_err("rejected"), unknown_error());
     assert_eq!(p.bytes_downloaded(), HS110_US_NEW.len() as u64);
-    assert!(matches!(c.flash_firmware().await, Err(NetError::Device { code: -5, .. })));
+    assert!(matches!(
+        c.flash_firmware().await,
+        Err(NetError::Device { code: -5, .. })
+    ));
     f.shutdown().await;
 }
 
 /// Downloads and flashes the good image; returns once the flash was accepted.
 async fn download_and_flash(c: &Client, srv: &Server) {
     c.download_firmware(&srv.url("/a.bin")).await.unwrap();
-    poll_state(c, Duration::from_secs(10), |s| s.as_ref().is_ok_and(DownloadState::is_complete))
-        .await
-        .unwrap();
+    poll_state(c, Duration::from_secs(10), |s| {
+        s.as_ref().is_ok_and(DownloadState::is_complete)
+    })
+    .await
+    .unwrap();
     c.flash_firmware().await.expect("flash accepted");
 }
 
@@ -354,7 +407,11 @@ async fn old_version_comes_back_unchanged() {
     download_and_flash(&c, &srv).await;
     wait_until("offline", Duration::from_secs(3), || !p.is_online()).await;
     wait_until("back", Duration::from_secs(5), || p.is_online()).await;
-    assert_eq!(c.sysinfo().await.unwrap().sw_ver, p.sw_ver, "still the old version");
+    assert_eq!(
+        c.sysinfo().await.unwrap().sw_ver,
+        p.sw_ver,
+        "still the old version"
+    );
     assert_eq!(p.flashes(), 1);
     f.shutdown().await;
 }
@@ -380,9 +437,11 @@ async fn reboot_during_a_download_loses_it() {
     let p = &f.plugs()[0];
     let c = client(p);
     c.download_firmware(&srv.url("/a.bin")).await.unwrap();
-    poll_state(&c, Duration::from_secs(10), |s| s.as_ref().is_ok_and(|s| s.ratio >= 40))
-        .await
-        .unwrap();
+    poll_state(&c, Duration::from_secs(10), |s| {
+        s.as_ref().is_ok_and(|s| s.ratio >= 40)
+    })
+    .await
+    .unwrap();
     c.reboot(0).await.unwrap();
     wait_until("offline", Duration::from_secs(3), || !p.is_online()).await;
     wait_until("back", Duration::from_secs(5), || p.is_online()).await;

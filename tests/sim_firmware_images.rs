@@ -41,14 +41,24 @@ fn every_image_verifies_and_its_name_agrees() {
         );
         assert_eq!(name, &expected, "file name vs header");
         let (_, offset) = ImageHeader::parse(bytes).unwrap();
-        assert_eq!(&h.clone().build(&bytes[offset..]), bytes, "{name}: as ImageHeader::build makes it");
-        assert!((4 * 1024..=256 * 1024).contains(&bytes.len()), "{name}: small");
+        assert_eq!(
+            &h.clone().build(&bytes[offset..]),
+            bytes,
+            "{name}: as ImageHeader::build makes it"
+        );
+        assert!(
+            (4 * 1024..=256 * 1024).contains(&bytes.len()),
+            "{name}: small"
+        );
     }
 }
 
 #[test]
 fn every_updatable_profile_has_a_newer_image_and_some_images_are_wrong() {
-    let all: Vec<ImageHeader> = images().iter().map(|(_, b)| header::verify(b).unwrap()).collect();
+    let all: Vec<ImageHeader> = images()
+        .iter()
+        .map(|(_, b)| header::verify(b).unwrap())
+        .collect();
     let num = |v: &str| -> Vec<u32> { v.split('.').map(|x| x.parse().unwrap()).collect() };
     for p in sim::profile::all().iter().filter(|p| p.is_legacy()) {
         let current = p.sw_ver().split_whitespace().next().unwrap();
@@ -61,9 +71,14 @@ fn every_updatable_profile_has_a_newer_image_and_some_images_are_wrong() {
         );
     }
     let targets_any = |h: &ImageHeader| {
-        sim::profile::all().iter().any(|p| h.targets(p.model(), p.hw_ver()))
+        sim::profile::all()
+            .iter()
+            .any(|p| h.targets(p.model(), p.hw_ver()))
     };
-    assert!(all.iter().filter(|h| !targets_any(h)).count() >= 2, "wrong-model/hw images");
+    assert!(
+        all.iter().filter(|h| !targets_any(h)).count() >= 2,
+        "wrong-model/hw images"
+    );
     let older = all.iter().filter(|h| {
         sim::profile::all().iter().any(|p| {
             h.targets(p.model(), p.hw_ver())

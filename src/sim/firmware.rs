@@ -267,7 +267,10 @@ mod tests {
             Err(UrlError::NotLoopback)
         );
         assert_eq!(parse_url("https://127.0.0.1/x"), Err(UrlError::Scheme));
-        assert_eq!(parse_url("http://127.0.0.1:99999/x"), Err(UrlError::Malformed));
+        assert_eq!(
+            parse_url("http://127.0.0.1:99999/x"),
+            Err(UrlError::Malformed)
+        );
         assert_eq!(parse_url("http://u@127.0.0.1/x"), Err(UrlError::Malformed));
         assert_eq!(parse_url("http://127.0.0.1/a b"), Err(UrlError::Malformed));
     }
