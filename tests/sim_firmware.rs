@@ -186,13 +186,11 @@ async fn firmware_flow_end_to_end() {
 
     c.flash_firmware().await.expect("flash accepted");
     assert_eq!(p.flashes(), 1);
-    wait_until("offline for flashing", Duration::from_secs(3), || {
-        !p.is_online()
-    })
-    .await;
-    wait_until("back after flash + reboot", Duration::from_secs(5), || {
-        p.is_online()
-    })
+    wait_until(
+        "offline for flashing, then back",
+        Duration::from_secs(5),
+        || p.outages() >= 1 && p.is_online(),
+    )
     .await;
     let info = c.sysinfo().await.expect("back");
     assert_eq!(info.sw_ver, "1.2.7 Build 210310 Rel.113052");
@@ -390,7 +388,7 @@ async fn never_back_stays_away_after_flash() {
     let p = &f.plugs()[0];
     let c = client(p);
     download_and_flash(&c, &srv).await;
-    wait_until("offline", Duration::from_secs(3), || !p.is_online()).await;
+    wait_until("offline", Duration::from_secs(3), || p.outages() >= 1).await;
     // flash + reboot take 0.3 s here; give it three times as long to (wrongly) come back.
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert!(!p.is_online());
@@ -405,8 +403,10 @@ async fn old_version_comes_back_unchanged() {
     let p = &f.plugs()[0];
     let c = client(p);
     download_and_flash(&c, &srv).await;
-    wait_until("offline", Duration::from_secs(3), || !p.is_online()).await;
-    wait_until("back", Duration::from_secs(5), || p.is_online()).await;
+    wait_until("offline, then back", Duration::from_secs(5), || {
+        p.outages() >= 1 && p.is_online()
+    })
+    .await;
     assert_eq!(
         c.sysinfo().await.unwrap().sw_ver,
         p.sw_ver,
@@ -423,8 +423,10 @@ async fn hang_after_flash_accepts_but_never_replies() {
     let p = &f.plugs()[0];
     let c = client(p);
     download_and_flash(&c, &srv).await;
-    wait_until("offline", Duration::from_secs(3), || !p.is_online()).await;
-    wait_until("back", Duration::from_secs(5), || p.is_online()).await;
+    wait_until("offline, then back", Duration::from_secs(5), || {
+        p.outages() >= 1 && p.is_online()
+    })
+    .await;
     let e = c.sysinfo().await.expect_err("hangs");
     assert!(matches!(e, NetError::Timeout { .. }), "{e:?}");
     f.shutdown().await;
@@ -443,8 +445,10 @@ async fn reboot_during_a_download_loses_it() {
     .await
     .unwrap();
     c.reboot(0).await.unwrap();
-    wait_until("offline", Duration::from_secs(3), || !p.is_online()).await;
-    wait_until("back", Duration::from_secs(5), || p.is_online()).await;
+    wait_until("offline, then back", Duration::from_secs(5), || {
+        p.outages() >= 1 && p.is_online()
+    })
+    .await;
     assert_eq!(c.download_state().await.expect_err("gone"), unknown_error());
     f.shutdown().await;
 }

@@ -455,8 +455,8 @@ async fn pipelined_requests_get_replies_in_order_and_the_plug_closes_cleanly() {
 
 #[tokio::test]
 async fn reboot_takes_the_plug_offline_then_back_with_total_reset() {
-    // reboot_time 10 s × 0.05 = 0.5 s offline.
-    let f = fleet(1, &["hs110-eu-hw1"], 0.05).await;
+    // reboot_time 10 s × 0.2 = 2 s offline.
+    let f = fleet(1, &["hs110-eu-hw1"], 0.2).await;
     let p = &f.plugs()[0];
     let c = client(p);
     c.set_relay(true, None).await.unwrap();
@@ -465,7 +465,7 @@ async fn reboot_takes_the_plug_offline_then_back_with_total_reset() {
     c.reboot(0).await.expect("reboot accepted");
     wait_until("offline", Duration::from_secs(3), || !p.is_online()).await;
     assert_eq!(c.sysinfo().await.expect_err("down"), NetError::Refused);
-    wait_until("back online", Duration::from_secs(5), || p.is_online()).await;
+    wait_until("back online", Duration::from_secs(8), || p.is_online()).await;
     let after = c.realtime(None).await.unwrap().total_kwh.unwrap();
     assert!(after < before && after < 0.01, "{before} → {after}");
     assert_eq!(p.outages(), 1);
