@@ -263,6 +263,7 @@ pub enum SimError {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlugHandle {
     pub ip: Ipv4Addr,
+    /// The fleet's port (a newer-protocol plug refuses it; see `tdp_port`).
     pub port: u16,
     pub model: String,
     pub hw_ver: String,
