@@ -28,7 +28,7 @@
 //! with port 0 the first plug's TCP bind picks a free port and every other plug reuses it). TCP
 //! is framed ([`FrameCodec`](crate::protocol::FrameCodec)): a request whose header and body arrive
 //! in separate segments is reassembled, several requests may share a connection, and the plug
-//! closes cleanly when the client does (or on a bad frame / non-JSON request). UDP is unframed and
+//! closes cleanly when the client does (or on a bad frame / non-JSON request, or after 120 s idle). UDP is unframed and
 //! answered from the plug's own socket.
 //!
 //! Linux delivers a datagram sent to `127.255.255.255:PORT` to sockets bound to `0.0.0.0:PORT` or
@@ -89,7 +89,7 @@
 //! | `hang` | accepts TCP, reads requests, never replies; UDP never answered |
 //! | `garbage` | a well-framed reply (or datagram) that is not JSON |
 //! | `truncated` | the header announces the reply, half of it follows, then the plug closes; UDP: half a datagram |
-//! | `oversized` | the header announces ~2 GB (0x7FFFFFF0), a few bytes follow, then the plug closes |
+//! | `oversized` | the header announces ~2 GB (0x7FFFFFF0), a few bytes follow, then the plug closes (UDP answers normally) |
 //! | `slow` / `slow:MS` | replies after 4 s (or MS ms), scaled |
 //! | `refuse` | nothing listens on TCP (connection refused); UDP still answers |
 //! | `ignore-broadcast` | no answer to broadcast datagrams; unicast works |

@@ -25,6 +25,9 @@ use crate::protocol::reply::parse_json;
 use crate::protocol::tdp::TDP_HEADER_LEN;
 use crate::protocol::{DEFAULT_MAX_FRAME, FrameCodec};
 
+/// An idle connection is closed after this long (real time).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The loopback broadcast address.
 pub const LOOPBACK_BROADCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
 
@@ -307,6 +310,8 @@ async fn serve_connection(plug: Arc<PlugShared>, stream: TcpStream) {
             f = framed.next() => f,
             _ = epoch.changed() => return,
             () = token.cancelled() => return,
+            // A client that went quiet: free the connection.
+            () = sleep(IDLE_TIMEOUT) => return,
         };
         // EOF, a bad frame or not JSON: the plug closes the connection.
         let Some(Ok(bytes)) = frame else { return };
