@@ -28,8 +28,8 @@
 //! with port 0 the first plug's TCP bind picks a free port and every other plug reuses it). TCP
 //! is framed ([`FrameCodec`](crate::protocol::FrameCodec)): a request whose header and body arrive
 //! in separate segments is reassembled, several requests may share a connection, and the plug
-//! closes cleanly when the client does (or on a bad frame / non-JSON request, or after 120 s idle). UDP is unframed and
-//! answered from the plug's own socket.
+//! closes cleanly when the client does (or on a bad frame / non-JSON request, or after 120 s
+//! idle). UDP is unframed and answered from the plug's own socket.
 //!
 //! Linux delivers a datagram sent to `127.255.255.255:PORT` to sockets bound to `0.0.0.0:PORT` or
 //! `127.255.255.255:PORT`, **not** to sockets bound to `127.0.0.N:PORT`. So a fleet owns **one**
