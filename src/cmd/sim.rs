@@ -33,7 +33,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 1.0, value_name = "X")]
     pub time_scale: f64,
     /// Give the plug at IP a fault (repeatable), e.g. 127.0.0.3=bogus-28kw. Kinds: bogus-28kw,
-    /// glitch-28kw, unit-scale, hang, garbage, truncated, oversized, slow[:MS], refuse,
+    /// glitch-28kw, unit-scale, hang, garbage, truncated, oversized, slow (or slow:MS), refuse,
     /// ignore-broadcast, download-drop, download-stall, image-reject, never-back, old-version,
     /// hang-after-flash, flaky.
     #[arg(long = "fault", value_name = "IP=KIND")]

@@ -18,7 +18,7 @@
 //! # Identity
 //!
 //! Each plug's MAC is the profile's OUI followed by the last three octets of its address, its
-//! `deviceId` (40 hex) a hash of address and model, its alias "<room> <appliance>" chosen from
+//! `deviceId` (40 hex) a hash of address and model, its alias "`<room> <appliance>`" chosen from
 //! the address: stable across restarts, unique across the fleet. Strip outlets are
 //! `<deviceId>00`…`<deviceId>05`.
 //!

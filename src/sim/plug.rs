@@ -123,7 +123,7 @@ impl Identity {
         format!("{}{index:02}", self.device_id)
     }
 
-    /// A plausible alias: "<room> <appliance>" or "<room> strip".
+    /// A plausible alias: `<room> <appliance>` or `<room> strip`.
     pub fn default_alias(&self) -> String {
         let rooms = profile::rooms();
         let room = rooms
