@@ -55,7 +55,7 @@ impl<E: From<DiscoveryEvent>> Run<E> {
 struct PassState {
     /// (address, provenance) already reported in this pass.
     seen: HashSet<(IpAddr, FoundBy)>,
-    /// Host/sweep addresses that answered anything.
+    /// Known hosts that answered a unicast 9999 probe (no more probes or fallback for them).
     resolved: HashSet<Ipv4Addr>,
     /// Addresses sent a unicast TDP probe that have not answered it.
     tdp_pending: HashSet<Ipv4Addr>,
@@ -102,9 +102,14 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
             }
             st.found += 1;
             if let IpAddr::V4(v4) = from.ip() {
-                st.resolved.insert(v4);
-                if found_by == FoundBy::Udp20002 {
-                    st.tdp_pending.remove(&v4);
+                match found_by {
+                    FoundBy::Host => {
+                        st.resolved.insert(v4);
+                    }
+                    FoundBy::Udp20002 => {
+                        st.tdp_pending.remove(&v4);
+                    }
+                    FoundBy::Broadcast | FoundBy::Sweep => {}
                 }
             }
         }

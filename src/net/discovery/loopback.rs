@@ -9,6 +9,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -190,6 +191,8 @@ fn garbage(n: usize) -> Vec<u8> {
 
 struct Bound {
     plug: FakePlug,
+    /// False: the plug has "gone away" and answers nothing.
+    present: Arc<AtomicBool>,
     udp: Option<Arc<UdpSocket>>,
     /// Sends `WrongPort` replies.
     other: Option<Arc<UdpSocket>>,
@@ -203,6 +206,7 @@ pub struct LoopbackFleet {
     token: CancellationToken,
     tasks: JoinSet<()>,
     ips: Vec<Ipv4Addr>,
+    bound: Arc<[Arc<Bound>]>,
 }
 
 fn reuse_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -253,12 +257,14 @@ impl LoopbackFleet {
                 true => Some(Arc::new(reuse_udp(SocketAddr::from((plug.ip, tdp_port)))?)),
                 false => None,
             };
+            let present = Arc::new(AtomicBool::new(true));
             if plug.tcp != TcpMode::Refuse {
                 let l = TcpListener::bind(SocketAddr::from((plug.ip, port))).await?;
-                tasks.spawn(serve_tcp(l, plug.clone(), token.clone()));
+                tasks.spawn(serve_tcp(l, plug.clone(), present.clone(), token.clone()));
             }
             bound.push(Arc::new(Bound {
                 plug,
+                present,
                 udp,
                 other,
                 tdp: tdp_sock,
@@ -274,13 +280,14 @@ impl LoopbackFleet {
         }
         let bound: Arc<[Arc<Bound>]> = bound.into();
         tasks.spawn(serve_broadcast(bcast, bound.clone(), false, token.clone()));
-        tasks.spawn(serve_broadcast(tdp_bcast, bound, true, token.clone()));
+        tasks.spawn(serve_broadcast(tdp_bcast, bound.clone(), true, token.clone()));
         Ok(Self {
             port,
             tdp_port,
             token,
             tasks,
             ips,
+            bound,
         })
     }
 
@@ -298,6 +305,13 @@ impl LoopbackFleet {
         &self.ips
     }
 
+    /// Makes the plug at `ip` go away (answer nothing, drop TCP connections) or come back.
+    pub fn set_present(&self, ip: Ipv4Addr, present: bool) {
+        for b in self.bound.iter().filter(|b| b.plug.ip == ip) {
+            b.present.store(present, Ordering::SeqCst);
+        }
+    }
+
     /// Stops every responder and waits for them.
     pub async fn shutdown(mut self) {
         self.token.cancel();
@@ -312,6 +326,9 @@ impl Drop for LoopbackFleet {
 }
 
 async fn udp_answer(b: &Bound, to: SocketAddr) {
+    if !b.present.load(Ordering::SeqCst) {
+        return;
+    }
     let Some(payload) = b.plug.udp_payload() else {
         return;
     };
@@ -325,6 +342,9 @@ async fn udp_answer(b: &Bound, to: SocketAddr) {
 }
 
 fn tdp_answer(b: &Bound) -> Option<Vec<u8>> {
+    if !b.present.load(Ordering::SeqCst) {
+        return None;
+    }
     let result = b.plug.tdp.as_ref()?;
     let body = json!({"error_code": 0, "result": result}).to_string();
     Some(tdp::encode_packet(body.as_bytes(), 0, 0))
@@ -380,12 +400,21 @@ async fn serve_tdp_unicast(b: Arc<Bound>, token: CancellationToken) {
     }
 }
 
-async fn serve_tcp(l: TcpListener, plug: FakePlug, token: CancellationToken) {
+async fn serve_tcp(
+    l: TcpListener,
+    plug: FakePlug,
+    present: Arc<AtomicBool>,
+    token: CancellationToken,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             r = l.accept() => if let Ok((s, _)) = r {
+                if !present.load(Ordering::SeqCst) {
+                    drop(s);
+                    continue;
+                }
                 conns.spawn(serve_conn(s, plug.clone(), token.clone()));
             },
         }
