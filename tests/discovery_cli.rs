@@ -210,3 +210,4 @@ async fn bad_arguments_exit_2_with_a_clear_message() {
         assert!(out.stdout.is_empty());
     }
 }
+
