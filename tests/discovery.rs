@@ -89,7 +89,9 @@ fn macs(plugs: &[FakePlug], ns: impl IntoIterator<Item = u32>) -> BTreeSet<Strin
 #[tokio::test]
 async fn broadcast_to_loopback_finds_every_plug_and_the_strip_outlets() {
     let net = subnet();
-    let mut plugs: Vec<FakePlug> = (1..=24).map(|i| FakePlug::legacy(addr(net, i as u8), i)).collect();
+    let mut plugs: Vec<FakePlug> = (1..=24)
+        .map(|i| FakePlug::legacy(addr(net, i as u8), i))
+        .collect();
     plugs.push(FakePlug::strip(addr(net, 30), 30, 6));
     let fleet = LoopbackFleet::start(plugs.clone()).await.unwrap();
     let out = discover(DiscoveryConfig {
@@ -115,11 +117,20 @@ async fn broadcast_to_loopback_finds_every_plug_and_the_strip_outlets() {
     let n = out.events.len();
     assert!(matches!(
         out.events[n - 2],
-        DiscoveryEvent::RoundDone { round: 0, found: 25, hostile: 0, .. }
+        DiscoveryEvent::RoundDone {
+            round: 0,
+            found: 25,
+            hostile: 0,
+            ..
+        }
     ));
     assert!(matches!(
         out.events[n - 1],
-        DiscoveryEvent::Finished { rounds: 1, cancelled: false, .. }
+        DiscoveryEvent::Finished {
+            rounds: 1,
+            cancelled: false,
+            ..
+        }
     ));
     fleet.shutdown().await;
 }
@@ -145,7 +156,11 @@ async fn sweep_of_a_24_finds_every_plug() {
     for s in &out.found {
         assert_eq!(s.port, fleet.port());
         let IpAddr::V4(v4) = s.ip else { panic!() };
-        assert_eq!(mac_of(u32::from(v4.octets()[3])), s.reply.mac(), "reply from its own address");
+        assert_eq!(
+            mac_of(u32::from(v4.octets()[3])),
+            s.reply.mac(),
+            "reply from its own address"
+        );
     }
     // Without broadcast targets the pass ends when every address is settled, before the timeout.
     let Some(DiscoveryEvent::Finished { at, .. }) = out.events.last() else {
@@ -173,7 +188,10 @@ async fn known_hosts_find_plugs_that_ignore_broadcasts_or_udp() {
         ..cfg(&fleet)
     })
     .await;
-    assert_eq!(out.macs(FoundBy::Broadcast), [mac_of(3)].into_iter().collect());
+    assert_eq!(
+        out.macs(FoundBy::Broadcast),
+        [mac_of(3)].into_iter().collect()
+    );
     assert_eq!(
         out.macs(FoundBy::Host),
         [mac_of(1), mac_of(2)].into_iter().collect()
@@ -293,7 +311,10 @@ async fn newer_protocol_plugs_are_listed_with_their_protocol() {
     let d = &reg.devices()[reg.find_by_mac(&mac_of(10)).unwrap()];
     assert_eq!(d.protocol(), "klap");
     assert_eq!(d.model(), Some("HS100(UK)"));
-    assert_eq!(reg.devices()[reg.find_by_mac(&mac_of(12)).unwrap()].protocol(), "legacy");
+    assert_eq!(
+        reg.devices()[reg.find_by_mac(&mac_of(12)).unwrap()].protocol(),
+        "legacy"
+    );
 
     // By broadcast: the 20002 probe goes to the broadcast target too.
     let out = discover(DiscoveryConfig {
@@ -305,7 +326,10 @@ async fn newer_protocol_plugs_are_listed_with_their_protocol() {
         out.macs(FoundBy::Udp20002),
         [mac_of(10), mac_of(11)].into_iter().collect()
     );
-    assert_eq!(out.macs(FoundBy::Broadcast), [mac_of(12)].into_iter().collect());
+    assert_eq!(
+        out.macs(FoundBy::Broadcast),
+        [mac_of(12)].into_iter().collect()
+    );
 
     // As a known host.
     let out = discover(DiscoveryConfig {
@@ -313,7 +337,10 @@ async fn newer_protocol_plugs_are_listed_with_their_protocol() {
         ..cfg(&fleet)
     })
     .await;
-    assert_eq!(out.macs(FoundBy::Udp20002), [mac_of(11)].into_iter().collect());
+    assert_eq!(
+        out.macs(FoundBy::Udp20002),
+        [mac_of(11)].into_iter().collect()
+    );
     fleet.shutdown().await;
 }
 
@@ -356,7 +383,10 @@ async fn every_hostile_reply_kind_is_counted_and_survived() {
     })
     .await;
     // The good plug is still found.
-    assert_eq!(out.macs(FoundBy::Broadcast), [mac_of(40)].into_iter().collect());
+    assert_eq!(
+        out.macs(FoundBy::Broadcast),
+        [mac_of(40)].into_iter().collect()
+    );
     assert!(out.macs(FoundBy::Sweep).is_empty());
     let kinds: HashSet<&str> = out
         .hostile
@@ -384,7 +414,9 @@ async fn every_hostile_reply_kind_is_counted_and_survived() {
     // Every UDP misbehaviour was seen from its plug (three rounds each).
     for i in 1..=5u8 {
         assert!(
-            out.hostile.iter().any(|(from, _)| from.ip() == IpAddr::V4(addr(net, i))),
+            out.hostile
+                .iter()
+                .any(|(from, _)| from.ip() == IpAddr::V4(addr(net, i))),
             "nothing from .{i}"
         );
     }
@@ -436,10 +468,18 @@ async fn sightings_stream_before_the_pass_ends() {
     {
         rest.push(ev);
     }
-    assert!(!rest.iter().any(|e| matches!(e, DiscoveryEvent::RoundDone { .. })));
+    assert!(
+        !rest
+            .iter()
+            .any(|e| matches!(e, DiscoveryEvent::RoundDone { .. }))
+    );
     assert!(matches!(
         rest.last(),
-        Some(DiscoveryEvent::Finished { cancelled: true, rounds: 0, .. })
+        Some(DiscoveryEvent::Finished {
+            cancelled: true,
+            rounds: 0,
+            ..
+        })
     ));
     task.await.unwrap().unwrap();
     fleet.shutdown().await;
@@ -504,7 +544,10 @@ async fn continuous_mode_marks_a_vanished_plug_offline_and_keeps_it() {
     }
     // Seen in round 1; missed rounds 2 and 3 (or 3 and 4 if the second pass began before it
     // went away).
-    assert!(matches!(offline_at_round, Some(3 | 4)), "{offline_at_round:?}");
+    assert!(
+        matches!(offline_at_round, Some(3 | 4)),
+        "{offline_at_round:?}"
+    );
     assert_eq!(reg.len(), 2, "kept");
     assert!(!reg.devices()[1].online);
     assert!(reg.devices()[0].online);

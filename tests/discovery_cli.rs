@@ -122,11 +122,16 @@ async fn json_streams_one_object_per_device_and_repeats_it_when_found_another_wa
     assert_eq!(newer["found_by"], serde_json::json!(["udp20002"]));
     // One line when first known, one more per new provenance: the plug and the strip twice.
     assert_eq!(
-        objs.iter().filter(|o| o["mac"] == mac_of(1).as_str()).count(),
+        objs.iter()
+            .filter(|o| o["mac"] == mac_of(1).as_str())
+            .count(),
         2
     );
     // The first line of a device has a single provenance and the same t_ms as the last.
-    let first = objs.iter().find(|o| o["mac"] == mac_of(1).as_str()).unwrap();
+    let first = objs
+        .iter()
+        .find(|o| o["mac"] == mac_of(1).as_str())
+        .unwrap();
     assert_eq!(first["found_by"].as_array().unwrap().len(), 1);
     assert_eq!(first["t_ms"], plug["t_ms"]);
 }
@@ -161,7 +166,10 @@ async fn human_output_is_an_aligned_table() {
     assert!(rows[0].starts_with("IP "));
     let col = rows[0].find("ALIAS").unwrap();
     assert!(rows.iter().skip(1).all(|r| r.len() > col), "{text}");
-    assert!(text.contains("kettle[2J"), "control characters removed: {text}");
+    assert!(
+        text.contains("kettle[2J"),
+        "control characters removed: {text}"
+    );
     assert!(!text.contains('\u{1b}'));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("2 devices"), "{stderr}");
@@ -199,7 +207,10 @@ async fn bad_arguments_exit_2_with_a_clear_message() {
         (vec!["--target", "127.0.0.300"], "--target"),
         (vec!["--host", "127.0.0.1", "--timeout", "0"], "--timeout"),
         (vec!["--host", "127.0.0.1", "--port", "0"], "--port"),
-        (vec!["--host", "127.0.0.1", "--concurrency", "0"], "--concurrency"),
+        (
+            vec!["--host", "127.0.0.1", "--concurrency", "0"],
+            "--concurrency",
+        ),
     ] {
         let mut a = vec!["discover"];
         a.extend(bad.iter().copied());
@@ -210,4 +221,3 @@ async fn bad_arguments_exit_2_with_a_clear_message() {
         assert!(out.stdout.is_empty());
     }
 }
-

@@ -72,9 +72,9 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
                 hostile += 1;
                 tracing::info!(%from, %reason, "ignored a reply");
             }
-            DiscoveryEvent::RoundDone {
-                send_errors: e, ..
-            } => send_errors.extend(e.iter().cloned()),
+            DiscoveryEvent::RoundDone { send_errors: e, .. } => {
+                send_errors.extend(e.iter().cloned())
+            }
             DiscoveryEvent::Finished { at, .. } => elapsed = *at,
             DiscoveryEvent::Found(_) => {}
         }
@@ -207,7 +207,11 @@ fn summary(r: &Registry, hostile: usize, elapsed_ms: u64) -> String {
         FoundBy::Sweep,
         FoundBy::Udp20002,
     ] {
-        let c = r.devices().iter().filter(|d| d.found_by.contains(&by)).count();
+        let c = r
+            .devices()
+            .iter()
+            .filter(|d| d.found_by.contains(&by))
+            .count();
         if c > 0 {
             parts.push(format!("{c} by {by}"));
         }
@@ -230,7 +234,9 @@ fn summary(r: &Registry, hostile: usize, elapsed_ms: u64) -> String {
         ));
     }
     if hostile > 0 {
-        s.push_str(&format!("; {hostile} malformed or unexpected replies ignored"));
+        s.push_str(&format!(
+            "; {hostile} malformed or unexpected replies ignored"
+        ));
     }
     s
 }

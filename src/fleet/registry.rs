@@ -129,15 +129,28 @@ impl Device {
         })
     }
 
-    fn summary(&self) -> (Option<&str>, Option<&str>, Option<&str>, Option<&str>, Option<usize>) {
-        (
-            self.alias(),
-            self.model(),
-            self.hw_ver(),
-            self.sw_ver(),
-            self.children(),
-        )
+    /// What a user sees change (uptime and signal strength are not part of it).
+    fn summary(&self) -> Summary {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        Summary {
+            alias: own(self.alias()),
+            model: own(self.model()),
+            hw_ver: own(self.hw_ver()),
+            sw_ver: own(self.sw_ver()),
+            children: self.children(),
+            protocol: self.protocol(),
+        }
     }
+}
+
+#[derive(PartialEq)]
+struct Summary {
+    alias: Option<String>,
+    model: Option<String>,
+    hw_ver: Option<String>,
+    sw_ver: Option<String>,
+    children: Option<usize>,
+    protocol: &'static str,
 }
 
 /// What an observation changed, for the UI or the `discover` printer.
@@ -312,13 +325,6 @@ impl Registry {
                 }
             }
             let before = d.summary();
-            let before = (
-                before.0.map(str::to_owned),
-                before.1.map(str::to_owned),
-                before.2.map(str::to_owned),
-                before.3.map(str::to_owned),
-                before.4,
-            );
             match &s.reply {
                 DeviceReply::Legacy(info) => {
                     d.sysinfo = Some(info.clone());
@@ -331,12 +337,7 @@ impl Registry {
                     }
                 }
             }
-            let after = d.summary();
-            let same = before.0.as_deref() == after.0
-                && before.1.as_deref() == after.1
-                && before.2.as_deref() == after.2
-                && before.3.as_deref() == after.3
-                && before.4 == after.4;
+            let same = before == d.summary();
             if !added && !same {
                 changes.push(Change::Updated { idx });
             }
@@ -470,7 +471,11 @@ mod tests {
             r.devices()[0].found_by,
             vec![FoundBy::Broadcast, FoundBy::Sweep]
         );
-        assert_eq!(r.devices()[0].first_seen, 10, "t_ms is when it became known");
+        assert_eq!(
+            r.devices()[0].first_seen,
+            10,
+            "t_ms is when it became known"
+        );
         // The same provenance again changes nothing.
         assert!(r.observe(&legacy(1, ip(1), FoundBy::Sweep, 30)).is_empty());
         assert_eq!(
@@ -633,7 +638,11 @@ mod tests {
         assert_eq!(r.devices()[0].missed_rounds, 3);
         assert!(r.devices()[1].online);
         // Offline is reported once.
-        assert!(r.end_round().iter().all(|c| *c != Change::Offline { idx: 0 }));
+        assert!(
+            r.end_round()
+                .iter()
+                .all(|c| *c != Change::Offline { idx: 0 })
+        );
         // Back again.
         let c = r.observe(&legacy(1, ip(1), FoundBy::Broadcast, 99));
         assert_eq!(c, vec![Change::Online { idx: 0 }]);

@@ -185,10 +185,7 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
         }
         let plain = codec::decode_datagram(data);
         match reply::parse_json(&plain).and_then(|root| SysInfo::from_reply(&root)) {
-            Ok(info) => {
-                self.found(from, found_by, DeviceReply::Legacy(info))
-                    .await
-            }
+            Ok(info) => self.found(from, found_by, DeviceReply::Legacy(info)).await,
             Err(e) => self.hostile(from, reason_of(e)).await,
         }
     }
@@ -249,10 +246,7 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
         };
         match result {
             Ok(root) => match SysInfo::from_reply(&root) {
-                Ok(info) => {
-                    self.found(from, found_by, DeviceReply::Legacy(info))
-                        .await
-                }
+                Ok(info) => self.found(from, found_by, DeviceReply::Legacy(info)).await,
                 Err(e) => self.hostile(from, reason_of(e)).await,
             },
             Err(NetError::Frame(f)) => {
@@ -276,7 +270,9 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
                 self.hostile(from, HostileReason::DeviceError { code, msg })
                     .await
             }
-            Err(NetError::Refused | NetError::Timeout { .. } | NetError::Reset | NetError::Io(_)) => {
+            Err(
+                NetError::Refused | NetError::Timeout { .. } | NetError::Reset | NetError::Io(_),
+            ) => {
                 self.send_tdp(ip).await;
             }
         }

@@ -171,7 +171,9 @@ impl FakePlug {
                 if let Some(o) = v.as_object_mut() {
                     o.insert("alias".into(), json!("x".repeat(20_000)));
                 }
-                json!({"system": {"get_sysinfo": v}}).to_string().into_bytes()
+                json!({"system": {"get_sysinfo": v}})
+                    .to_string()
+                    .into_bytes()
             }
             UdpMode::WrongShape => br#"{"system":{"get_sysinfo":"nope"}}"#.to_vec(),
             UdpMode::DeviceError => {
@@ -280,7 +282,12 @@ impl LoopbackFleet {
         }
         let bound: Arc<[Arc<Bound>]> = bound.into();
         tasks.spawn(serve_broadcast(bcast, bound.clone(), false, token.clone()));
-        tasks.spawn(serve_broadcast(tdp_bcast, bound.clone(), true, token.clone()));
+        tasks.spawn(serve_broadcast(
+            tdp_bcast,
+            bound.clone(),
+            true,
+            token.clone(),
+        ));
         Ok(Self {
             port,
             tdp_port,
