@@ -437,6 +437,31 @@ async fn every_hostile_reply_kind_is_counted_and_survived() {
 }
 
 #[tokio::test]
+async fn a_unicast_reply_from_an_address_not_probed_is_hostile() {
+    let net = subnet();
+    let mut spoofing = FakePlug::legacy(addr(net, 1), 1);
+    spoofing.udp = UdpMode::OtherAddress;
+    spoofing.tcp = TcpMode::Refuse;
+    let fleet = LoopbackFleet::start(vec![spoofing, FakePlug::legacy(addr(net, 2), 2)])
+        .await
+        .unwrap();
+    let out = discover(DiscoveryConfig {
+        hosts: vec![addr(net, 1), addr(net, 2)],
+        ..cfg(&fleet)
+    })
+    .await;
+    assert_eq!(out.macs(FoundBy::Host), [mac_of(2)].into_iter().collect());
+    assert!(
+        out.hostile.iter().any(|(from, r)| from.ip()
+            == IpAddr::V4(plugfleet::net::discovery::loopback::SPOOF_ADDRESS)
+            && *r == HostileReason::Unsolicited),
+        "{:?}",
+        out.hostile
+    );
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
 async fn sightings_stream_before_the_pass_ends() {
     let net = subnet();
     let fleet = LoopbackFleet::start(vec![FakePlug::legacy(addr(net, 1), 1)])

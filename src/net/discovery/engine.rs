@@ -156,6 +156,10 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
         }
     }
 
+    fn is_host(&self, ip: IpAddr) -> bool {
+        matches!(ip, IpAddr::V4(v4) if self.run.hosts.contains(&v4))
+    }
+
     fn in_unicast_scope(&self, ip: IpAddr) -> bool {
         let IpAddr::V4(v4) = ip else { return false };
         self.run.hosts.contains(&v4) || self.run.cfg.sweeps.iter().any(|n| n.contains(&v4))
@@ -180,7 +184,7 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
                 .hostile(from, HostileReason::Oversized { len: data.len() })
                 .await;
         }
-        if found_by == FoundBy::Host && !self.in_unicast_scope(from.ip()) {
+        if found_by == FoundBy::Host && !self.is_host(from.ip()) {
             return self.hostile(from, HostileReason::Unsolicited).await;
         }
         let plain = codec::decode_datagram(data);
@@ -270,10 +274,13 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
                 self.hostile(from, HostileReason::DeviceError { code, msg })
                     .await
             }
-            Err(
-                NetError::Refused | NetError::Timeout { .. } | NetError::Reset | NetError::Io(_),
-            ) => {
-                self.send_tdp(ip).await;
+            // "Refused on 9999" is the sweep-time signature of a newer-protocol device
+            // (PROTOCOL.md §8.2); a known host is worth the probe whatever happened.
+            Err(NetError::Refused) => self.send_tdp(ip).await,
+            Err(NetError::Timeout { .. } | NetError::Reset | NetError::Io(_)) => {
+                if found_by == FoundBy::Host {
+                    self.send_tdp(ip).await;
+                }
             }
         }
         self.changed.send_replace(());
@@ -299,7 +306,8 @@ fn udp_socket() -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
-/// Reads datagrams until the pass ends; `tdp` selects the 20002 decoder.
+/// Reads datagrams until the pass ends; `found_by` says which socket this is (`Udp20002` selects
+/// the TDP decoder).
 async fn receive<E>(pass: Arc<Pass<E>>, sock: Arc<UdpSocket>, found_by: FoundBy)
 where
     E: From<DiscoveryEvent> + Send + 'static,

@@ -37,7 +37,12 @@ pub enum UdpMode {
     DeviceError,
     /// A correct reply, but sent from another port than the one probed.
     WrongPort,
+    /// A correct reply on the right port, but from another address ([`SPOOF_ADDRESS`]).
+    OtherAddress,
 }
+
+/// Where [`UdpMode::OtherAddress`] replies come from.
+pub const SPOOF_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 254);
 
 /// How a fake plug answers TCP 9999.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +170,7 @@ impl FakePlug {
         let plain = match self.udp {
             UdpMode::Silent => return None,
             UdpMode::Garbage => return Some(garbage(300)),
-            UdpMode::Answer | UdpMode::WrongPort => self.sysinfo_reply(),
+            UdpMode::Answer | UdpMode::WrongPort | UdpMode::OtherAddress => self.sysinfo_reply(),
             UdpMode::Huge => {
                 let mut v = self.sysinfo.clone();
                 if let Some(o) = v.as_object_mut() {
@@ -196,7 +201,7 @@ struct Bound {
     /// False: the plug has "gone away" and answers nothing.
     present: Arc<AtomicBool>,
     udp: Option<Arc<UdpSocket>>,
-    /// Sends `WrongPort` replies.
+    /// Sends `WrongPort` and `OtherAddress` replies.
     other: Option<Arc<UdpSocket>>,
     tdp: Option<Arc<UdpSocket>>,
 }
@@ -251,9 +256,14 @@ impl LoopbackFleet {
                 true => Some(Arc::new(reuse_udp(SocketAddr::from((plug.ip, port)))?)),
                 false => None,
             };
-            let other = match plug.udp == UdpMode::WrongPort {
-                true => Some(Arc::new(reuse_udp(SocketAddr::from((plug.ip, 0)))?)),
-                false => None,
+            let other = match plug.udp {
+                UdpMode::WrongPort => Some(SocketAddr::from((plug.ip, 0))),
+                UdpMode::OtherAddress => Some(SocketAddr::from((SPOOF_ADDRESS, port))),
+                _ => None,
+            };
+            let other = match other {
+                Some(a) => Some(Arc::new(reuse_udp(a)?)),
+                None => None,
             };
             let tdp_sock = match plug.tdp.is_some() {
                 true => Some(Arc::new(reuse_udp(SocketAddr::from((plug.ip, tdp_port)))?)),
@@ -340,7 +350,7 @@ async fn udp_answer(b: &Bound, to: SocketAddr) {
         return;
     };
     let sock = match b.plug.udp {
-        UdpMode::WrongPort => b.other.as_ref(),
+        UdpMode::WrongPort | UdpMode::OtherAddress => b.other.as_ref(),
         _ => b.udp.as_ref(),
     };
     if let Some(s) = sock {

@@ -38,8 +38,8 @@
 //! * **Sweep** — every address of every `sweeps` range gets a TCP connect (`connect_timeout`,
 //!   at most `concurrency` at a time) and, if it accepts, the framed sysinfo request.
 //! * **UDP 20002 (TDP)** — when `probe_tdp` is on: the TDP probe to every broadcast target on
-//!   `tdp_port` each round, and unicast to every host or sweep address whose port 9999 refused or
-//!   timed out. "Refused on 9999 + a TDP answer" is how a newer-protocol (KLAP/AES) device shows
+//!   `tdp_port` each round, and unicast (repeated each round until answered) to every sweep
+//!   address whose port 9999 refused and to every known host that failed on TCP. "Refused on 9999 + a TDP answer" is how a newer-protocol (KLAP/AES) device shows
 //!   up: as a [`DeviceReply::Newer`] sighting with [`FoundBy::Udp20002`].
 //!
 //! Every decoded reply is sent as [`DiscoveryEvent::Found`] **the moment it is decoded** (once
@@ -392,7 +392,9 @@ pub enum DiscoveryEvent {
     Finished {
         /// Number of passes completed.
         rounds: u64,
+        /// `Found` events sent, over all passes.
         found: usize,
+        /// `Hostile` replies, over all passes.
         hostile: usize,
         /// True when it ended because the token was cancelled.
         cancelled: bool,
