@@ -1,1 +1,3 @@
 //! Benchmarks that print figures (run by `plugfleet bench`).
+
+pub mod discovery;

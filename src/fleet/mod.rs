@@ -1,1 +1,2 @@
 //! Pure state of the fleet: device identity and merging, readings history, plausibility.
+pub mod registry;
