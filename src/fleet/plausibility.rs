@@ -182,14 +182,21 @@ impl Assessment {
         }
     }
 
-    /// How bad the value of `field` is (`Ok` when not flagged).
+    /// How bad the value of `field` is (`Ok` when not flagged; a strip's field flagged through
+    /// one of its outlets takes the strip's verdict).
     pub fn field_verdict(&self, field: Field) -> Verdict {
-        self.reasons
+        let own = self
+            .reasons
             .iter()
             .filter(|r| r.field == Some(field))
             .map(|r| r.severity)
             .max()
-            .unwrap_or(Verdict::Ok)
+            .unwrap_or(Verdict::Ok);
+        if own == Verdict::Ok && self.flagged.contains(field) {
+            self.verdict
+        } else {
+            own
+        }
     }
 
     pub fn is_flagged(&self, field: Field) -> bool {
