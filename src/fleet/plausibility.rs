@@ -99,6 +99,7 @@ impl fmt::Display for Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
+    NotFinite,
     Negative,
     AboveRatedPower,
     AboveRatedCurrent,
@@ -246,19 +247,34 @@ pub fn check(limits: &Limits, r: &Reading) -> Vec<Reason> {
     use Verdict::{Bogus, Suspect};
     let mut out = Vec::new();
 
+    // NaN or infinity (never from the reply parser, but a reading may come from elsewhere): the
+    // value is unusable and is treated as absent by the other rules.
+    let mut r = *r;
+    for field in Field::ALL {
+        if r.get(field).is_some_and(|v| !v.is_finite()) {
+            out.push(Reason::new(
+                Rule::NotFinite,
+                Some(field),
+                Bogus,
+                format!("{} is not a finite number", field_name(field)),
+            ));
+            match field {
+                Field::Power => r.power_w = None,
+                Field::Voltage => r.voltage_v = None,
+                Field::Current => r.current_a = None,
+                Field::Total => r.total_kwh = None,
+            }
+        }
+    }
+    let r = &r;
+
     for field in Field::ALL {
         if let Some(v) = r.get(field).filter(|v| *v < 0.0) {
-            let name = match field {
-                Field::Power => "power",
-                Field::Voltage => "voltage",
-                Field::Current => "current",
-                Field::Total => "total",
-            };
             out.push(Reason::new(
                 Rule::Negative,
                 Some(field),
                 Bogus,
-                format!("negative {name}: {}", field.fmt(v)),
+                format!("negative {}: {}", field_name(field), field.fmt(v)),
             ));
         }
     }
@@ -352,6 +368,15 @@ pub fn check(limits: &Limits, r: &Reading) -> Vec<Reason> {
     out
 }
 
+fn field_name(field: Field) -> &'static str {
+    match field {
+        Field::Power => "power",
+        Field::Voltage => "voltage",
+        Field::Current => "current",
+        Field::Total => "total",
+    }
+}
+
 fn unit_scale_reason(evidence: String) -> Reason {
     Reason::new(
         Rule::UnitScale,
@@ -409,6 +434,7 @@ pub struct Meter {
     pending: Option<PendingJump>,
     counts: Counts,
     recent: VecDeque<Noted>,
+    last: Option<Assessment>,
 }
 
 impl Meter {
@@ -429,7 +455,13 @@ impl Meter {
             pending: None,
             counts: Counts::default(),
             recent: VecDeque::new(),
+            last: None,
         }
+    }
+
+    /// The assessment of the newest reading.
+    pub fn last_assessment(&self) -> Option<&Assessment> {
+        self.last.as_ref()
     }
 
     pub fn limits(&self) -> &Limits {
@@ -462,6 +494,13 @@ impl Meter {
     /// Assesses `r` taken at `now_ms`, records it in the history and the counts.
     pub fn assess(&mut self, r: &Reading, now_ms: u64) -> Assessment {
         let mut reasons = check(&self.limits, r);
+        let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
+        let r = &Reading {
+            power_w: finite(r.power_w),
+            voltage_v: finite(r.voltage_v),
+            current_a: finite(r.current_a),
+            total_kwh: finite(r.total_kwh),
+        };
         let power_bogus = |rs: &[Reason]| {
             rs.iter()
                 .any(|x| x.field == Some(Field::Power) && x.severity == Verdict::Bogus)
@@ -596,7 +635,84 @@ impl Meter {
                 assessment: a.clone(),
             });
         }
+        self.last = Some(a.clone());
         a
+    }
+}
+
+/// Every meter of a fleet, keyed by the caller (a deviceId for a plug, a child id for an
+/// outlet): created on first reading with the model's rating, then kept with its history.
+#[derive(Debug, Clone, Default)]
+pub struct MeterBank {
+    meters: std::collections::HashMap<String, Meter>,
+}
+
+impl MeterBank {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Assesses a reading of meter `key` of a device of `model` (a strip's model for its
+    /// outlets: an outlet is checked against the strip's rating).
+    pub fn assess(&mut self, key: &str, model: &str, r: &Reading, now_ms: u64) -> Assessment {
+        if !self.meters.contains_key(key) {
+            self.meters.insert(key.to_owned(), Meter::for_model(model));
+        }
+        match self.meters.get_mut(key) {
+            Some(m) => m.assess(r, now_ms),
+            None => Assessment::default(),
+        }
+    }
+
+    /// Inserts a meter with explicit limits (e.g. a config override), replacing any other.
+    pub fn insert(&mut self, key: &str, meter: Meter) {
+        self.meters.insert(key.to_owned(), meter);
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Meter> {
+        self.meters.get(key)
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Meter> {
+        self.meters.remove(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.meters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meters.is_empty()
+    }
+
+    /// Heap bytes held by the histories (for the memory benchmark).
+    pub fn history_bytes(&self) -> usize {
+        self.meters.values().map(|m| m.history().heap_bytes()).sum()
+    }
+
+    /// A strip's overall assessment from its outlets' newest readings: the total checked
+    /// against `limits` (the strip's rating) and one line per flagged outlet, named by the
+    /// given labels. `None` when no outlet has been read yet.
+    pub fn strip<'a>(
+        &self,
+        limits: &Limits,
+        outlets: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Option<Assessment> {
+        let latest: Vec<(&str, Reading, &Assessment)> = outlets
+            .into_iter()
+            .filter_map(|(key, label)| {
+                let m = self.meters.get(key)?;
+                Some((label, m.history().latest()?.reading, m.last_assessment()?))
+            })
+            .collect();
+        if latest.is_empty() {
+            return None;
+        }
+        let total = strip_total(limits, latest.iter().map(|(_, r, a)| (r, *a)));
+        Some(strip_summary(
+            &total,
+            latest.iter().map(|(label, _, a)| (*label, *a)),
+        ))
     }
 }
 
@@ -1134,6 +1250,67 @@ mod tests {
             m.assess(&Reading::new(-1.0, 230.0, 0.4, 10.0), 4_000 + i);
         }
         assert_eq!(m.recent_reasons().count(), RECENT_REASONS);
+    }
+
+    #[test]
+    fn non_finite_values_are_bogus_and_otherwise_ignored() {
+        let mut m = meter("HS110(US)");
+        let a = m.assess(&Reading::new(f64::NAN, 120.0, 0.5, f64::INFINITY), 0);
+        assert_eq!(a.verdict, Verdict::Bogus);
+        assert_eq!(rules(&a), vec![Rule::NotFinite, Rule::NotFinite]);
+        assert_eq!(a.reasons[0].text, "power is not a finite number");
+        assert!(a.is_flagged(Field::Power) && a.is_flagged(Field::Total));
+        let e = m.history().latest().expect("stored");
+        assert_eq!(e.reading.power_w, None);
+        assert_eq!(m.last_assessment(), Some(&a));
+    }
+
+    #[test]
+    fn the_bank_keeps_one_meter_per_key_and_checks_strips() {
+        let mut bank = MeterBank::new();
+        assert!(bank.is_empty());
+        bank.assess("plug", "HS110(US)", &us(80.0), 0);
+        let a = bank.assess("plug", "HS110(US)", &us(1450.0), 1_000);
+        assert_eq!(
+            a.verdict,
+            Verdict::Suspect,
+            "the jump rule sees the first reading"
+        );
+        let limits = limits_for("HS300(US)");
+        assert_eq!(bank.strip(&limits, [("s00", "Lamp")]), None);
+        for k in ["s00", "s01", "s02", "s03", "s04", "s05"] {
+            bank.assess(k, "HS300(US)", &us(400.0), 0);
+        }
+        bank.assess(
+            "s01",
+            "HS300(US)",
+            &Reading::new(28000.0, 120.0, 0.1, 10.0),
+            1_000,
+        );
+        let keys = [
+            ("s00", "a"),
+            ("s01", "b"),
+            ("s02", "c"),
+            ("s03", "d"),
+            ("s04", "e"),
+            ("s05", "f"),
+        ];
+        let strip = bank.strip(&limits, keys).expect("read");
+        assert_eq!(strip.verdict, Verdict::Bogus);
+        // Five outlets at 400 W = 2000 W is within 1.25 × 1800 W; the 28 kW outlet is named.
+        assert_eq!(rules(&strip), vec![Rule::Outlet]);
+        bank.assess("s01", "HS300(US)", &us(400.0), 2_000);
+        let strip = bank.strip(&limits, keys).expect("read");
+        assert_eq!(
+            rules(&strip),
+            vec![Rule::StripAboveRatedPower, Rule::StripAboveRatedCurrent]
+        );
+        assert_eq!(bank.len(), 7);
+        assert_eq!(
+            bank.history_bytes(),
+            7 * crate::fleet::history::DEFAULT_CAPACITY * 24
+        );
+        assert!(bank.remove("plug").is_some() && bank.get("plug").is_none());
     }
 
     #[test]

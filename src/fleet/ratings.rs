@@ -236,6 +236,51 @@ impl Ratings {
     }
 }
 
+impl Limits {
+    /// Applies a rating override (the config file's `[ratings."HS110(US)"]`): `amps` and `watts`
+    /// replace the rating; with only one of them, the other follows from `volts` (or the band's
+    /// nominal voltage).
+    pub fn with_override(
+        mut self,
+        amps: Option<f64>,
+        watts: Option<f64>,
+        volts: Option<f64>,
+    ) -> Limits {
+        let positive = |v: Option<f64>| v.filter(|v| v.is_finite() && *v > 0.0);
+        let (amps, watts, volts) = (positive(amps), positive(watts), positive(volts));
+        if amps.is_none() && watts.is_none() {
+            return self;
+        }
+        let nominal = volts
+            .or_else(|| self.bands.first().map(|b| b.nominal_v))
+            .unwrap_or(230.0);
+        match (amps, watts) {
+            (Some(a), Some(w)) => (self.rated_a, self.rated_w) = (a, w),
+            (Some(a), None) => (self.rated_a, self.rated_w) = (a, a * nominal),
+            (None, Some(w)) => (self.rated_a, self.rated_w) = (w / nominal, w),
+            (None, None) => {}
+        }
+        self.label = format!("{}, config override", self.label);
+        self
+    }
+}
+
+/// Limits for `model` with the config file's override for it, if any (keys compared without
+/// regard to case or spaces).
+pub fn limits_with_config(model: &str, cfg: &crate::config::Config) -> Limits {
+    let base = limits_for(model);
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase()
+    };
+    match cfg.ratings.iter().find(|(k, _)| norm(k) == norm(model)) {
+        Some((_, o)) => base.with_override(o.amps, o.watts, o.volts),
+        None => base,
+    }
+}
+
 /// Shorthand for `Ratings::builtin().limits_for(model)`.
 pub fn limits_for(model: &str) -> Limits {
     Ratings::builtin().limits_for(model)
@@ -293,6 +338,25 @@ mod tests {
             assert!(!l.voltage_ok(170.0) && !l.voltage_ok(0.0), "{model}");
             assert_eq!(l.bands_text(), "EU/UK 190–265 V or US 95–140 V");
         }
+    }
+
+    #[test]
+    fn config_overrides_replace_the_rating() {
+        let l = limits_for("HS110(US)").with_override(Some(10.0), None, None);
+        assert_eq!((l.rated_a, l.rated_w), (10.0, 1200.0));
+        assert_eq!(l.label, "HS110 US, config override");
+        let l = limits_for("HS110(US)").with_override(None, Some(1000.0), Some(125.0));
+        assert_eq!((l.rated_a, l.rated_w), (8.0, 1000.0));
+        let l = limits_for("HS110(US)").with_override(None, Some(-1.0), None);
+        assert_eq!(l, limits_for("HS110(US)"));
+
+        let cfg = crate::config::Config::parse(
+            "[ratings.\"hs110(us)\"]\namps = 10\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("config");
+        assert_eq!(limits_with_config("HS110(US)", &cfg).rated_a, 10.0);
+        assert_eq!(limits_with_config("HS110(EU)", &cfg).rated_a, 16.0);
     }
 
     #[test]
