@@ -41,9 +41,14 @@ pub const CONFIRM_TOLERANCE: f64 = 2.0;
 /// A reading older than this is not "recent" (no jump or 1000× comparison against it).
 pub const BASELINE_MAX_AGE_MS: u64 = 120_000;
 /// "About 1000×": the ratio window that names the unit-scale bug.
-pub const UNIT_RATIO: (f64, f64) = (500.0, 2000.0);
-/// P / (1000 × V × I) window (power factor of the load the milliwatts would describe).
-pub const UNIT_PF: (f64, f64) = (0.25, 1.15);
+pub const UNIT_RATIO: (f64, f64) = (700.0, 1400.0);
+/// "P ≈ V × I × 1000": the power factor that P / 1000 would give the load must lie in this
+/// window. Narrow on purpose: a 28 kW glitch on a load of ~28–56 VA looks the same, and is
+/// named by its rating instead when the load's power factor is known to differ.
+pub const UNIT_PF: (f64, f64) = (0.5, 1.02);
+/// With a known power factor of this meter's load (from a recent believable reading), P / 1000
+/// must give a power factor within this ratio of it instead.
+pub const UNIT_PF_HINT_RATIO: (f64, f64) = (0.7, 1.4);
 /// Below this, a baseline or apparent power is noise, not evidence.
 pub const UNIT_MIN_W: f64 = 0.5;
 /// Voltage below this counts as 0 V.
@@ -231,19 +236,40 @@ fn apparent(r: &Reading) -> Option<f64> {
     Some(r.voltage_v? * r.current_a?)
 }
 
-/// Does P look like milliwatts given V × I (P ≈ V × I × 1000 at a plausible power factor)?
-fn unit_scale_by_vi(p: f64, r: &Reading) -> bool {
+/// Does P look like milliwatts given V × I (P ≈ V × I × 1000)? `pf_hint` is the power factor
+/// of this meter's load seen recently, if known.
+fn unit_scale_by_vi(p: f64, r: &Reading, pf_hint: Option<f64>) -> bool {
     match apparent(r) {
         Some(va) if va >= UNIT_MIN_W && p > va * APPARENT_FACTOR + APPARENT_SLACK_W => {
             let pf = p / 1000.0 / va;
-            pf >= UNIT_PF.0 && pf <= UNIT_PF.1
+            match pf_hint {
+                Some(h) if h > 0.0 => {
+                    pf <= UNIT_PF.1
+                        && pf >= h * UNIT_PF_HINT_RATIO.0
+                        && pf <= h * UNIT_PF_HINT_RATIO.1
+                }
+                _ => pf >= UNIT_PF.0 && pf <= UNIT_PF.1,
+            }
         }
         _ => false,
     }
 }
 
+/// The power factor of a believable reading (P / (V × I)), when there is enough load to tell.
+fn power_factor(r: &Reading) -> Option<f64> {
+    let va = apparent(r)?;
+    let p = r.power_w?;
+    (va >= UNIT_MIN_W && p >= UNIT_MIN_W).then(|| (p / va).min(1.0))
+}
+
 /// The stateless rules on one reading (PROTOCOL.md §9.2).
 pub fn check(limits: &Limits, r: &Reading) -> Vec<Reason> {
+    check_with(limits, r, None)
+}
+
+/// [`check`], with the power factor of this meter's recent load when known (sharpens the
+/// unit-scale rule).
+pub fn check_with(limits: &Limits, r: &Reading, pf_hint: Option<f64>) -> Vec<Reason> {
     use Verdict::{Bogus, Suspect};
     let mut out = Vec::new();
 
@@ -326,25 +352,28 @@ pub fn check(limits: &Limits, r: &Reading) -> Vec<Reason> {
     }
 
     if let Some(p) = r.power_w.filter(|p| *p >= 0.0) {
-        if unit_scale_by_vi(p, r) {
+        let unit_scale = unit_scale_by_vi(p, r, pf_hint);
+        if unit_scale {
             out.push(unit_scale_reason(format!(
                 "{} ≈ 1000 × V × I",
                 Field::Power.fmt(p)
             )));
-        } else {
-            if p > OVER_RATING * limits.rated_w {
-                out.push(Reason::new(
-                    Rule::AboveRatedPower,
-                    Some(Field::Power),
-                    Bogus,
-                    format!(
-                        "{} is above {OVER_RATING} × {} W rated ({})",
-                        Field::Power.fmt(p),
-                        num(limits.rated_w),
-                        limits.label
-                    ),
-                ));
-            }
+        }
+        if p > OVER_RATING * limits.rated_w {
+            out.push(Reason::new(
+                Rule::AboveRatedPower,
+                Some(Field::Power),
+                Bogus,
+                format!(
+                    "{} is above {OVER_RATING} × {} W rated ({})",
+                    Field::Power.fmt(p),
+                    num(limits.rated_w),
+                    limits.label
+                ),
+            ));
+        }
+        // The unit-scale reason already says that V × I does not match.
+        if !unit_scale {
             if let (Some(v), Some(a), false) = (r.voltage_v, r.current_a, zero_voltage)
                 && v >= 0.0
                 && a >= 0.0
@@ -493,7 +522,17 @@ impl Meter {
 
     /// Assesses `r` taken at `now_ms`, records it in the history and the counts.
     pub fn assess(&mut self, r: &Reading, now_ms: u64) -> Assessment {
-        let mut reasons = check(&self.limits, r);
+        // The most recent believable reading (power not flagged) within the baseline age.
+        let recent = self
+            .history
+            .iter()
+            .rev()
+            .take_while(|e| now_ms.saturating_sub(e.t_ms) <= BASELINE_MAX_AGE_MS)
+            .find(|e| !e.flags.contains(Field::Power) && e.reading.power_w.is_some());
+        let baseline = recent.and_then(|e| Some((e.reading.power_w?, e.t_ms)));
+        let pf_hint = recent.and_then(|e| power_factor(&e.reading));
+
+        let mut reasons = check_with(&self.limits, r, pf_hint);
         let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
         let r = &Reading {
             power_w: finite(r.power_w),
@@ -506,32 +545,31 @@ impl Meter {
                 .any(|x| x.field == Some(Field::Power) && x.severity == Verdict::Bogus)
         };
 
-        // The most recent believable power (not flagged) within the baseline age.
-        let baseline = self
-            .history
-            .iter()
-            .rev()
-            .take_while(|e| now_ms.saturating_sub(e.t_ms) <= BASELINE_MAX_AGE_MS)
-            .find(|e| !e.flags.contains(Field::Power) && e.reading.power_w.is_some())
-            .and_then(|e| Some((e.reading.power_w?, e.t_ms)));
-
         let mut reread = false;
         if let (Some(p), Some((b, b_at))) = (r.power_w.filter(|p| *p >= 0.0), baseline) {
             let has_unit = reasons.iter().any(|x| x.rule == Rule::UnitScale);
             let vi_consistent = apparent(r)
                 .is_some_and(|va| va >= 0.0 && p <= va * APPARENT_FACTOR + APPARENT_SLACK_W);
+            // When V × I and the load's power factor are both known, they have had their say.
+            let vi_decides = pf_hint.is_some() && apparent(r).is_some_and(|va| va >= UNIT_MIN_W);
             let ratio = if b >= UNIT_MIN_W { p / b } else { 0.0 };
-            if !has_unit && !vi_consistent && ratio >= UNIT_RATIO.0 && ratio <= UNIT_RATIO.1 {
-                // The rating/apparent-power reasons are symptoms of the same bug.
-                reasons.retain(|x| {
-                    !matches!(x.rule, Rule::AboveRatedPower | Rule::PowerAboveApparent)
-                });
-                reasons.push(unit_scale_reason(format!(
-                    "{} ≈ {ratio:.0} × the {} read {} before",
-                    Field::Power.fmt(p),
-                    Field::Power.fmt(b),
-                    ms_text(now_ms.saturating_sub(b_at))
-                )));
+            if !has_unit
+                && !vi_consistent
+                && !vi_decides
+                && ratio >= UNIT_RATIO.0
+                && ratio <= UNIT_RATIO.1
+            {
+                // "More than V × I allows" is a symptom of the same bug.
+                reasons.retain(|x| x.rule != Rule::PowerAboveApparent);
+                reasons.insert(
+                    0,
+                    unit_scale_reason(format!(
+                        "{} ≈ {ratio:.0} × the {} read {} before",
+                        Field::Power.fmt(p),
+                        Field::Power.fmt(b),
+                        ms_text(now_ms.saturating_sub(b_at))
+                    )),
+                );
             }
 
             if !power_bogus(&reasons) {
@@ -1027,7 +1065,13 @@ mod tests {
         // HS110(EU) hw 4.0 fixture load (61.753 W) reported in milliwatts in the watts field.
         let a = only("HS110(EU)", Reading::new(61753.0, 230.837, 0.451, 16.3));
         assert_eq!(a.verdict, Verdict::Bogus);
-        assert_eq!(rules(&a), vec![Rule::UnitScale], "{:?}", a.reasons);
+        // Named first; the value is above the rating as well, whatever the cause.
+        assert_eq!(
+            rules(&a),
+            vec![Rule::UnitScale, Rule::AboveRatedPower],
+            "{:?}",
+            a.reasons
+        );
         assert!(
             a.reasons[0]
                 .text
@@ -1041,7 +1085,16 @@ mod tests {
             "HS110(US)",
             Reading::new(7677.094, 118.917389, 0.128037, 30.4),
         );
+        assert_eq!(rules(&a), vec![Rule::UnitScale, Rule::AboveRatedPower]);
+        // A 1.5 W load in milliwatts stays below the rating: only the unit bug says it.
+        let a = only("HS110(US)", Reading::new(1500.0, 120.0, 0.0125, 30.4));
         assert_eq!(rules(&a), vec![Rule::UnitScale]);
+        // P / 1000 would need a power factor of 0.3: too far from "≈ V × I × 1000".
+        let a = only("HS110(EU)", Reading::new(30000.0, 230.0, 0.435, 16.3));
+        assert_eq!(
+            rules(&a),
+            vec![Rule::AboveRatedPower, Rule::PowerAboveApparent]
+        );
         // 28 kW at 15 VA is ~1800× V × I: not a milliwatt reading, named by its rating.
         let a = only("HS110(US)", Reading::new(28000.0, 118.9, 0.128, 30.4));
         assert!(!rules(&a).contains(&Rule::UnitScale));
@@ -1065,8 +1118,13 @@ mod tests {
         assert_eq!(m.assess(&p(61.9), 1_000).verdict, Verdict::Ok);
         let a = m.assess(&p(61_800.0), 2_000);
         assert_eq!(a.verdict, Verdict::Bogus);
-        // Named as the unit-scale bug, not as "above rating".
-        assert_eq!(rules(&a), vec![Rule::UnitScale], "{:?}", a.reasons);
+        // Named first as the unit-scale bug (and above the rating too).
+        assert_eq!(
+            rules(&a),
+            vec![Rule::UnitScale, Rule::AboveRatedPower],
+            "{:?}",
+            a.reasons
+        );
         assert_eq!(
             a.reasons[0].text,
             "unit-scale bug: looks like milliwatts in the watts field (61800 W ≈ 998 × the 61.9 W read 1 s before)"
@@ -1074,13 +1132,40 @@ mod tests {
         assert!(!a.reread);
         // Stays named while it persists (the baseline is the last believable reading).
         let a = m.assess(&p(61_700.0), 3_000);
-        assert_eq!(rules(&a), vec![Rule::UnitScale]);
+        assert_eq!(rules(&a), vec![Rule::UnitScale, Rule::AboveRatedPower]);
         // A 1000× rise that V × I explains is a real load switching on (1 W standby → 1 kW):
         // a jump, not the unit bug.
         let mut m = meter("HS110(EU)");
         m.assess(&Reading::new(1.0, 230.0, 0.0087, 1.0), 0);
         let a = m.assess(&Reading::new(1000.0, 230.0, 4.6, 1.0), 1_000);
         assert_eq!(rules(&a), vec![Rule::Jump]);
+    }
+
+    #[test]
+    fn the_loads_known_power_factor_tells_a_glitch_from_the_unit_bug() {
+        // A 45 W lamp (power factor 1) glitching to 28 kW: on its own the reading could be
+        // 28 W in milliwatts at PF 0.62 …
+        let glitch = Reading::new(28_000.0, 120.0, 0.375, 10.0);
+        assert_eq!(
+            rules(&only("HS110(US)", glitch)),
+            vec![Rule::UnitScale, Rule::AboveRatedPower]
+        );
+        // … but the meter has just seen the lamp at PF 1: it is the 28 kW glitch.
+        let mut m = meter("HS110(US)");
+        m.assess(&Reading::new(45.0, 120.0, 0.375, 10.0), 0);
+        let a = m.assess(&glitch, 1_000);
+        assert_eq!(
+            rules(&a),
+            vec![Rule::AboveRatedPower, Rule::PowerAboveApparent]
+        );
+        // A low power factor load (PF 0.3 charger) that starts reporting milliwatts: named
+        // thanks to the known power factor (the window alone would not).
+        let mw = Reading::new(30_000.0, 120.0, 0.833, 10.0);
+        assert!(!rules(&only("HS110(US)", mw)).contains(&Rule::UnitScale));
+        let mut m = meter("HS110(US)");
+        m.assess(&Reading::new(30.0, 120.0, 0.833, 10.0), 0);
+        let a = m.assess(&mw, 1_000);
+        assert_eq!(a.reasons[0].rule, Rule::UnitScale, "{:?}", a.reasons);
     }
 
     #[test]
