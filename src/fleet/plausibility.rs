@@ -373,25 +373,24 @@ pub fn check_with(limits: &Limits, r: &Reading, pf_hint: Option<f64>) -> Vec<Rea
             ));
         }
         // The unit-scale reason already says that V × I does not match.
-        if !unit_scale {
-            if let (Some(v), Some(a), false) = (r.voltage_v, r.current_a, zero_voltage)
-                && v >= 0.0
-                && a >= 0.0
-                && p > v * a * APPARENT_FACTOR + APPARENT_SLACK_W
-            {
-                out.push(Reason::new(
-                    Rule::PowerAboveApparent,
-                    Some(Field::Power),
-                    Bogus,
-                    format!(
-                        "{} is more than V × I allows ({} × {} = {:.1} VA)",
-                        Field::Power.fmt(p),
-                        Field::Voltage.fmt(v),
-                        Field::Current.fmt(a),
-                        v * a
-                    ),
-                ));
-            }
+        if !unit_scale
+            && let (Some(v), Some(a), false) = (r.voltage_v, r.current_a, zero_voltage)
+            && v >= 0.0
+            && a >= 0.0
+            && p > v * a * APPARENT_FACTOR + APPARENT_SLACK_W
+        {
+            out.push(Reason::new(
+                Rule::PowerAboveApparent,
+                Some(Field::Power),
+                Bogus,
+                format!(
+                    "{} is more than V × I allows ({} × {} = {:.1} VA)",
+                    Field::Power.fmt(p),
+                    Field::Voltage.fmt(v),
+                    Field::Current.fmt(a),
+                    v * a
+                ),
+            ));
         }
     }
     out
