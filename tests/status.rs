@@ -266,7 +266,7 @@ async fn json_gives_a_verdict_per_device_and_per_outlet() {
     }
     assert_eq!(hs110["port"], port);
     assert_eq!(hs110["model"], "HS110(US)");
-    assert_eq!(hs110["found_by"], "host");
+    assert_eq!(hs110["found_by"], json!(["host"]));
     assert_eq!(hs110["protocol"], "legacy");
     assert_eq!(hs110["relay_state"], 1);
     assert_eq!(hs110["rssi"], -38);
@@ -374,7 +374,7 @@ async fn a_sweep_finds_the_plugs_and_a_silent_host_is_reported() {
     assert!(out.status.success(), "{out:?}");
     let devs = by_ip(&out);
     assert_eq!(devs.len(), 2, "{devs:?}");
-    assert_eq!(devs[&ip(r, 1).to_string()]["found_by"], "sweep");
+    assert_eq!(devs[&ip(r, 1).to_string()]["found_by"], json!(["sweep"]));
     assert_eq!(devs[&ip(r, 2).to_string()]["plausibility"]["verdict"], "ok");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(

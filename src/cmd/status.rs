@@ -43,8 +43,9 @@ pub struct StatusArgs {
 pub struct Found {
     pub ip: IpAddr,
     pub port: u16,
-    /// `host`, `sweep`, `broadcast`, `udp20002`.
-    pub found_by: &'static str,
+    /// How it was found, as `discover --json` lists it: `host`, `sweep`, `broadcast`,
+    /// `udp20002`.
+    pub found_by: Vec<&'static str>,
     /// Milliseconds since the command started.
     pub t_ms: u64,
     pub info: SysInfo,
@@ -201,7 +202,7 @@ async fn find(net: &TargetArgs, cfg: ClientConfig, started: Instant) -> Vec<Foun
                 Ok(info) => Some(Found {
                     ip,
                     port: cfg.port,
-                    found_by,
+                    found_by: vec![found_by],
                     t_ms: started.elapsed().as_millis() as u64,
                     info,
                 }),
@@ -628,7 +629,7 @@ mod tests {
         Found {
             ip: "127.0.0.5".parse().expect("ip"),
             port: 9999,
-            found_by: "host",
+            found_by: vec!["host"],
             t_ms: 12,
             info,
         }
@@ -694,7 +695,7 @@ mod tests {
         assert_eq!(j["ip"], "127.0.0.5");
         assert_eq!(j["mac"], "50:C7:BF:00:00:01");
         assert_eq!(j["protocol"], "legacy");
-        assert_eq!(j["found_by"], "host");
+        assert_eq!(j["found_by"], json!(["host"]));
         assert_eq!(j["relay_state"], 1);
         assert_eq!(j["emeter"]["power_w"], 28000.0);
         assert_eq!(j["emeter"]["voltage_v"], 118.9);
