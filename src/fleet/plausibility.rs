@@ -45,12 +45,17 @@ pub const UNIT_RATIO: (f64, f64) = (700.0, 1400.0);
 /// "P ≈ V × I × 1000": the power factor that P / 1000 would give the load must lie in this
 /// window. Narrow on purpose: a 28 kW glitch on a load of ~28–56 VA looks the same, and is
 /// named by its rating instead when the load's power factor is known to differ.
-pub const UNIT_PF: (f64, f64) = (0.5, 1.02);
+pub const UNIT_PF: (f64, f64) = (0.4, 1.02);
+/// The lower bound when the reply mixed both unit schemes' field names (`power` next to
+/// `voltage_mv`): a strong sign of a unit mix-up in itself.
+pub const UNIT_PF_MIXED_MIN: f64 = 0.1;
 /// With a known power factor of this meter's load (from a recent believable reading), P / 1000
 /// must give a power factor within this ratio of it instead.
 pub const UNIT_PF_HINT_RATIO: (f64, f64) = (0.7, 1.4);
-/// Below this, a baseline or apparent power is noise, not evidence.
+/// Below this, a baseline power is noise, not evidence.
 pub const UNIT_MIN_W: f64 = 0.5;
+/// Below this, V × I is too coarse to say that P is 1000 × too big.
+pub const UNIT_MIN_VA: f64 = 0.1;
 /// Voltage below this counts as 0 V.
 pub const ZERO_V: f64 = 1.0;
 /// Current or power above these count as "flowing" for the 0 V rule.
@@ -236,19 +241,46 @@ fn apparent(r: &Reading) -> Option<f64> {
     Some(r.voltage_v? * r.current_a?)
 }
 
-/// Does P look like milliwatts given V × I (P ≈ V × I × 1000)? `pf_hint` is the power factor
-/// of this meter's load seen recently, if known.
-fn unit_scale_by_vi(p: f64, r: &Reading, pf_hint: Option<f64>) -> bool {
+/// What is known around one reading besides its values.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Context {
+    /// The power factor of this meter's load in a recent believable reading.
+    pub pf_hint: Option<f64>,
+    /// The reply used field names of both unit schemes (e.g. `power` with `voltage_mv`).
+    pub mixed_units: bool,
+}
+
+impl Context {
+    /// What a device reply itself tells.
+    pub fn of(r: &Realtime) -> Self {
+        Self {
+            pf_hint: None,
+            mixed_units: r.scheme == crate::protocol::UnitScheme::Mixed,
+        }
+    }
+}
+
+/// Does P look like milliwatts given V × I (P ≈ V × I × 1000)?
+fn unit_scale_by_vi(p: f64, r: &Reading, ctx: &Context) -> bool {
     match apparent(r) {
-        Some(va) if va >= UNIT_MIN_W && p > va * APPARENT_FACTOR + APPARENT_SLACK_W => {
+        Some(va) if va >= UNIT_MIN_VA && p > va * APPARENT_FACTOR + APPARENT_SLACK_W => {
             let pf = p / 1000.0 / va;
-            match pf_hint {
+            // Milli-scheme meters round the current to 1 mA: at small loads that alone moves
+            // the apparent power by several percent.
+            let quantum = r.current_a.map_or(1.0, |i| 1.0 + 0.0005 / i.max(0.0005));
+            let max = UNIT_PF.1 * quantum;
+            let min = if ctx.mixed_units {
+                UNIT_PF_MIXED_MIN
+            } else {
+                UNIT_PF.0
+            } / quantum;
+            match ctx.pf_hint {
                 Some(h) if h > 0.0 => {
-                    pf <= UNIT_PF.1
-                        && pf >= h * UNIT_PF_HINT_RATIO.0
-                        && pf <= h * UNIT_PF_HINT_RATIO.1
+                    pf <= max
+                        && pf >= h * UNIT_PF_HINT_RATIO.0 / quantum
+                        && pf <= h * UNIT_PF_HINT_RATIO.1 * quantum
                 }
-                _ => pf >= UNIT_PF.0 && pf <= UNIT_PF.1,
+                _ => pf >= min && pf <= max,
             }
         }
         _ => false,
@@ -264,12 +296,11 @@ fn power_factor(r: &Reading) -> Option<f64> {
 
 /// The stateless rules on one reading (PROTOCOL.md §9.2).
 pub fn check(limits: &Limits, r: &Reading) -> Vec<Reason> {
-    check_with(limits, r, None)
+    check_with(limits, r, &Context::default())
 }
 
-/// [`check`], with the power factor of this meter's recent load when known (sharpens the
-/// unit-scale rule).
-pub fn check_with(limits: &Limits, r: &Reading, pf_hint: Option<f64>) -> Vec<Reason> {
+/// [`check`], with what else is known (sharpens the unit-scale rule).
+pub fn check_with(limits: &Limits, r: &Reading, ctx: &Context) -> Vec<Reason> {
     use Verdict::{Bogus, Suspect};
     let mut out = Vec::new();
 
@@ -352,7 +383,7 @@ pub fn check_with(limits: &Limits, r: &Reading, pf_hint: Option<f64>) -> Vec<Rea
     }
 
     if let Some(p) = r.power_w.filter(|p| *p >= 0.0) {
-        let unit_scale = unit_scale_by_vi(p, r, pf_hint);
+        let unit_scale = unit_scale_by_vi(p, r, ctx);
         if unit_scale {
             out.push(unit_scale_reason(format!(
                 "{} ≈ 1000 × V × I",
@@ -516,11 +547,17 @@ impl Meter {
 
     /// Assesses a device reading taken at `now_ms`.
     pub fn assess_realtime(&mut self, r: &Realtime, now_ms: u64) -> Assessment {
-        self.assess(&Reading::from(r), now_ms)
+        self.assess_in(&Reading::from(r), Context::of(r), now_ms)
     }
 
     /// Assesses `r` taken at `now_ms`, records it in the history and the counts.
     pub fn assess(&mut self, r: &Reading, now_ms: u64) -> Assessment {
+        self.assess_in(r, Context::default(), now_ms)
+    }
+
+    /// [`assess`](Self::assess) with what the reply itself told (its [`Context`]; the power
+    /// factor hint is filled in from the history).
+    pub fn assess_in(&mut self, r: &Reading, ctx: Context, now_ms: u64) -> Assessment {
         // The most recent believable reading (power not flagged) within the baseline age.
         let recent = self
             .history
@@ -531,7 +568,11 @@ impl Meter {
         let baseline = recent.and_then(|e| Some((e.reading.power_w?, e.t_ms)));
         let pf_hint = recent.and_then(|e| power_factor(&e.reading));
 
-        let mut reasons = check_with(&self.limits, r, pf_hint);
+        let ctx = Context {
+            pf_hint: pf_hint.or(ctx.pf_hint),
+            ..ctx
+        };
+        let mut reasons = check_with(&self.limits, r, &ctx);
         let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
         let r = &Reading {
             power_w: finite(r.power_w),
@@ -550,7 +591,7 @@ impl Meter {
             let vi_consistent = apparent(r)
                 .is_some_and(|va| va >= 0.0 && p <= va * APPARENT_FACTOR + APPARENT_SLACK_W);
             // When V × I and the load's power factor are both known, they have had their say.
-            let vi_decides = pf_hint.is_some() && apparent(r).is_some_and(|va| va >= UNIT_MIN_W);
+            let vi_decides = pf_hint.is_some() && apparent(r).is_some_and(|va| va >= UNIT_MIN_VA);
             let ratio = if b >= UNIT_MIN_W { p / b } else { 0.0 };
             if !has_unit
                 && !vi_consistent
@@ -1085,15 +1126,32 @@ mod tests {
             Reading::new(7677.094, 118.917389, 0.128037, 30.4),
         );
         assert_eq!(rules(&a), vec![Rule::UnitScale, Rule::AboveRatedPower]);
+        // A 0.5 W standby load on a milli-scheme meter: 4.17 mA reported as 4 mA.
+        let a = only("HS110(US)", Reading::new(500.0, 120.0, 0.004, 30.4));
+        assert_eq!(rules(&a), vec![Rule::UnitScale]);
         // A 1.5 W load in milliwatts stays below the rating: only the unit bug says it.
         let a = only("HS110(US)", Reading::new(1500.0, 120.0, 0.0125, 30.4));
         assert_eq!(rules(&a), vec![Rule::UnitScale]);
-        // P / 1000 would need a power factor of 0.3: too far from "≈ V × I × 1000".
-        let a = only("HS110(EU)", Reading::new(30000.0, 230.0, 0.435, 16.3));
+        // P / 1000 would need a power factor of 0.3: too far from "≈ V × I × 1000" …
+        let r = Reading::new(30000.0, 230.0, 0.435, 16.3);
+        let a = only("HS110(EU)", r);
         assert_eq!(
             rules(&a),
             vec![Rule::AboveRatedPower, Rule::PowerAboveApparent]
         );
+        // … unless the reply mixed unit schemes (`power` next to `voltage_mv`).
+        let mixed = Context {
+            mixed_units: true,
+            ..Context::default()
+        };
+        let a = Assessment::from_reasons(check_with(&limits_for("HS110(EU)"), &r, &mixed));
+        assert_eq!(rules(&a), vec![Rule::UnitScale, Rule::AboveRatedPower]);
+        let rt = Realtime::from_result(&serde_json::json!({
+            "power": 30000.0, "voltage_mv": 230000, "current_ma": 435, "total_wh": 16300
+        }))
+        .expect("realtime");
+        let a = Meter::for_model("HS110(EU)").assess_realtime(&rt, 0);
+        assert_eq!(a.reasons[0].rule, Rule::UnitScale);
         // 28 kW at 15 VA is ~1800× V × I: not a milliwatt reading, named by its rating.
         let a = only("HS110(US)", Reading::new(28000.0, 118.9, 0.128, 30.4));
         assert!(!rules(&a).contains(&Rule::UnitScale));
