@@ -14,6 +14,24 @@
 //! [`strip_total`] checks the sum of the outlets against it.
 //!
 //! Time is passed in as milliseconds on the caller's monotonic clock; nothing here reads a clock.
+//!
+//! ```
+//! use plugfleet::fleet::plausibility::{Meter, Verdict};
+//! use plugfleet::fleet::reading::{Field, Reading};
+//!
+//! let mut meter = Meter::for_model("HS110(US)");
+//! let a = meter.assess(&Reading::new(7.7, 118.9, 0.128, 30.4), 0);
+//! assert_eq!(a.verdict, Verdict::Ok);
+//! let a = meter.assess(&Reading::new(28_000.0, 118.9, 0.128, 30.4), 2_000);
+//! assert_eq!(a.verdict, Verdict::Bogus);
+//! assert_eq!(a.reasons[0].text, "28000 W is above 1.25 × 1800 W rated (HS110 US)");
+//! // Mark exactly the bad cell, with a glyph that survives a monochrome terminal.
+//! assert!(a.is_flagged(Field::Power) && !a.is_flagged(Field::Voltage));
+//! assert_eq!(a.field_verdict(Field::Power).glyph(), "‼");
+//! assert_eq!(meter.counts().bogus, 1);
+//! // Sparkline data without the glitch.
+//! assert_eq!(meter.history().power_sparkline(10), vec![Some(8), None]);
+//! ```
 
 use std::collections::VecDeque;
 use std::fmt;
