@@ -283,6 +283,7 @@ async fn json_gives_a_verdict_per_device_and_per_outlet() {
     assert_eq!(eu["emeter"]["total_kwh"], 16.323);
     assert_eq!(eu["plausibility"]["verdict"], "ok");
     assert_eq!(eu["plausibility"]["reasons"], json!([]));
+    assert!(eu["plausibility"].get("raw").is_none());
 
     let kp = &devs[&ip(r, 3).to_string()];
     assert_eq!(kp["plausibility"]["verdict"], "bogus");
@@ -305,6 +306,7 @@ async fn json_gives_a_verdict_per_device_and_per_outlet() {
         children[1]["plausibility"]["reasons"][0],
         "negative power: -5.00 W"
     );
+    assert_eq!(children[1]["plausibility"]["raw"]["power_mw"], -5000);
     assert_eq!(children[2]["relay_state"], 0);
     assert_eq!(strip["plausibility"]["verdict"], "bogus");
     // The strip's own reading is the sum of its outlets.

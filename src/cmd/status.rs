@@ -91,6 +91,8 @@ pub struct DeviceStatus {
     pub reading: Option<Reading>,
     pub meter_error: Option<String>,
     pub plausibility: Option<Assessment>,
+    /// A plug's reply as sent (not kept for strips: see the outlets).
+    pub raw: Option<Value>,
     pub outlets: Vec<OutletStatus>,
 }
 
@@ -248,19 +250,25 @@ pub async fn read_device(found: Found, cfg: ClientConfig) -> DeviceStatus {
         } else {
             MeterState::Absent
         };
-        let (reading, plausibility, meter_error) = match meter {
+        let (reading, plausibility, meter_error, raw) = match meter {
             MeterState::Read {
                 realtime,
                 assessment,
-            } => (Some(Reading::from(&realtime)), Some(assessment), None),
-            MeterState::Failed(e) => (None, None, Some(e)),
-            MeterState::Absent => (None, None, None),
+            } => (
+                Some(Reading::from(&realtime)),
+                Some(assessment),
+                None,
+                Some(realtime.raw),
+            ),
+            MeterState::Failed(e) => (None, None, Some(e), None),
+            MeterState::Absent => (None, None, None, None),
         };
         return DeviceStatus {
             found,
             reading,
             meter_error,
             plausibility,
+            raw,
             outlets: Vec::new(),
         };
     }
@@ -314,6 +322,7 @@ pub async fn read_device(found: Found, cfg: ClientConfig) -> DeviceStatus {
         reading,
         meter_error,
         plausibility,
+        raw: None,
         outlets,
     }
 }
@@ -340,13 +349,21 @@ fn emeter_json(r: Option<&Reading>) -> Value {
     }
 }
 
-fn plausibility_json(a: Option<&Assessment>) -> Value {
+/// The verdict, its reasons and flagged fields; for a reading that is not believed, the raw
+/// reply too (PROTOCOL.md §9.3: keep the raw JSON of every rejected sample).
+fn plausibility_json(a: Option<&Assessment>, raw: Option<&Value>) -> Value {
     match a {
-        Some(a) => json!({
-            "verdict": a.verdict,
-            "reasons": a.texts(),
-            "flagged": a.flagged,
-        }),
+        Some(a) => {
+            let mut v = json!({
+                "verdict": a.verdict,
+                "reasons": a.texts(),
+                "flagged": a.flagged,
+            });
+            if let Some(raw) = raw.filter(|_| a.verdict > Verdict::Ok) {
+                v["raw"] = raw.clone();
+            }
+            v
+        }
         None => Value::Null,
     }
 }
@@ -371,7 +388,13 @@ pub fn json_line(s: &DeviceStatus) -> Value {
                 "alias": o.info.alias,
                 "relay_state": u8::from(o.info.relay_on),
                 "emeter": emeter_json(reading.as_ref()),
-                "plausibility": plausibility_json(assessment),
+                "plausibility": plausibility_json(
+                    assessment,
+                    match &o.meter {
+                        MeterState::Read { realtime, .. } => Some(&realtime.raw),
+                        _ => None,
+                    },
+                ),
             });
             if let Some(e) = error {
                 v["emeter_error"] = json!(e);
@@ -399,7 +422,7 @@ pub fn json_line(s: &DeviceStatus) -> Value {
         "relay_state": i.relay_on.map(u8::from),
         "rssi": i.rssi,
         "emeter": emeter_json(s.reading.as_ref()),
-        "plausibility": plausibility_json(s.plausibility.as_ref()),
+        "plausibility": plausibility_json(s.plausibility.as_ref(), s.raw.as_ref()),
     });
     if let Some(e) = &s.meter_error {
         v["emeter_error"] = json!(e);
@@ -657,6 +680,7 @@ mod tests {
             reading: Some(Reading::from(&realtime)),
             meter_error: None,
             plausibility: Some(assessment),
+            raw: Some(realtime.raw),
             outlets: Vec::new(),
         }
     }
@@ -705,6 +729,8 @@ mod tests {
             "28000 W is above 1.25 × 1800 W rated (HS110 US)"
         );
         assert_eq!(j["children"], json!([]));
+        // The rejected sample's raw reply is kept.
+        assert_eq!(j["plausibility"]["raw"]["power"], 28000.0);
     }
 
     #[test]
@@ -714,6 +740,7 @@ mod tests {
             reading: None,
             meter_error: None,
             plausibility: None,
+            raw: None,
             outlets: Vec::new(),
         };
         let j = json_line(&s);
@@ -763,6 +790,7 @@ mod tests {
             found: found(info),
             meter_error: None,
             plausibility: Some(summary),
+            raw: None,
             outlets,
         }
     }
