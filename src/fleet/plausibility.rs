@@ -139,6 +139,7 @@ pub enum Rule {
     JumpConfirmed,
     CounterReset,
     TotalTooFast,
+    EnergyAboveRating,
     StripAboveRatedPower,
     StripAboveRatedCurrent,
     /// A strip's summary of one flagged outlet.
@@ -461,6 +462,43 @@ fn unit_scale_reason(evidence: String) -> Reason {
         Verdict::Bogus,
         format!("unit-scale bug: looks like milliwatts in the watts field ({evidence})"),
     )
+}
+
+/// Checks an energy figure from the device's statistics (`get_daystat`/`get_monthstat`) over
+/// `hours`: negative, or more than the rating could draw in that time (PROTOCOL.md §9.2: a day
+/// is at most rated W × 24 h), is bogus.
+pub fn check_energy(limits: &Limits, kwh: f64, hours: f64) -> Option<Reason> {
+    if !kwh.is_finite() {
+        return Some(Reason::new(
+            Rule::NotFinite,
+            Some(Field::Total),
+            Verdict::Bogus,
+            "energy is not a finite number".into(),
+        ));
+    }
+    if kwh < 0.0 {
+        return Some(Reason::new(
+            Rule::Negative,
+            Some(Field::Total),
+            Verdict::Bogus,
+            format!("negative energy: {}", Field::Total.fmt(kwh)),
+        ));
+    }
+    let max = limits.rated_w * hours.max(0.0) / 1000.0;
+    (kwh > max + TOTAL_SLACK_KWH).then(|| {
+        Reason::new(
+            Rule::EnergyAboveRating,
+            Some(Field::Total),
+            Verdict::Bogus,
+            format!(
+                "{} in {} h is more than {} W rated can draw ({})",
+                Field::Total.fmt(kwh),
+                num(hours),
+                num(limits.rated_w),
+                limits.label
+            ),
+        )
+    })
 }
 
 /// Readings counted per verdict.
@@ -1410,6 +1448,27 @@ mod tests {
             m.assess(&Reading::new(-1.0, 230.0, 0.4, 10.0), 4_000 + i);
         }
         assert_eq!(m.recent_reasons().count(), RECENT_REASONS);
+    }
+
+    #[test]
+    fn daily_energy_cannot_exceed_the_rating_over_the_day() {
+        let us = limits_for("HS110(US)");
+        assert_eq!(check_energy(&us, 43.2, 24.0), None);
+        let r = check_energy(&us, 45.0, 24.0).expect("too much");
+        assert_eq!(r.severity, Verdict::Bogus);
+        assert_eq!(
+            r.text,
+            "45.000 kWh in 24 h is more than 1800 W rated can draw (HS110 US)"
+        );
+        assert_eq!(check_energy(&limits_for("HS110(EU)"), 45.0, 24.0), None);
+        assert_eq!(
+            check_energy(&us, -1.0, 24.0).map(|r| r.rule),
+            Some(Rule::Negative)
+        );
+        assert_eq!(
+            check_energy(&us, f64::NAN, 24.0).map(|r| r.rule),
+            Some(Rule::NotFinite)
+        );
     }
 
     #[test]
