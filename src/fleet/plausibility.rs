@@ -80,7 +80,7 @@ pub const ZERO_V: f64 = 1.0;
 pub const FLOWING_A: f64 = 0.02;
 pub const FLOWING_W: f64 = 2.0;
 /// A total may drop by this much (kWh) before it counts as a counter reset (rounding).
-pub const RESET_TOLERANCE_KWH: f64 = 0.0005;
+pub const RESET_TOLERANCE_KWH: f64 = 0.002;
 /// Slack on the "total rises faster than the rating allows" rule (counter granularity).
 pub const TOTAL_SLACK_KWH: f64 = 0.01;
 /// How many flagged assessments a meter keeps for the detail pane.
