@@ -2,3 +2,7 @@
 //! and the embedded file server.
 
 pub mod header;
+pub mod image;
+pub mod job;
+pub mod plan;
+pub mod server;
