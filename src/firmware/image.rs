@@ -201,7 +201,7 @@ fn parse_model_token(token: &str) -> (Option<String>, Option<String>) {
             if i > 0
                 && i + 1 < up.len()
                 && up[i + 1..].bytes().all(|b| b.is_ascii_digit())
-                && up[..i].bytes().last().is_some_and(|b| b.is_ascii_digit()) =>
+                && up[..i].bytes().any(|b| b.is_ascii_digit()) =>
         {
             (&up[..i], Some(up[i + 1..].trim_start_matches('0').to_owned()))
         }
