@@ -22,6 +22,10 @@ pub struct Cli {
     #[command(flatten)]
     pub tui: cmd::tui::TuiArgs,
 
+    /// Config file to use instead of the platform default (see `plugfleet config path`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+
     /// Log verbosity (error, warn, info, debug, trace); logs go to a file, never to the screen.
     #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
@@ -41,6 +45,10 @@ pub enum Command {
     Update(cmd::update::UpdateArgs),
     /// Measure discovery, rendering, polling and firmware throughput on simulated fleets.
     Bench(cmd::bench::BenchArgs),
+    /// Show where the config file is, write a commented default, or check it.
+    Config(cmd::config::ConfigArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::CompletionsArgs),
 }
 
 /// Where to look for plugs and how to talk to them. Explicit `--target`, `--host` or `--sweep`
@@ -110,5 +118,81 @@ mod tests {
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("abc").is_err());
         assert!(parse_seconds("NaN").is_err());
+    }
+}
+
+/// True when `id` was given on the command line (not defaulted, not from the environment).
+pub fn given(matches: &clap::ArgMatches, id: &str) -> bool {
+    matches!(
+        matches
+            .try_get_raw(id)
+            .ok()
+            .flatten()
+            .and(matches.value_source(id)),
+        Some(clap::parser::ValueSource::CommandLine)
+    )
+}
+
+impl TargetArgs {
+    /// Fills what the command line left unset from the config file: flags always win, and
+    /// explicit targets, hosts or sweeps on the command line replace the file's lists whole.
+    pub fn apply_config(&mut self, cfg: &crate::config::Config, matches: &clap::ArgMatches) {
+        let d = &cfg.discovery;
+        if !self.is_explicit() {
+            self.targets = d.targets.clone();
+            self.hosts = d.hosts.clone();
+            self.sweeps = d.sweeps.clone();
+        }
+        if let Some(port) = d.port
+            && !given(matches, "port")
+        {
+            self.port = port;
+        }
+        if let Some(t) = d.timeout
+            && !given(matches, "timeout")
+        {
+            self.timeout = Duration::from_secs_f64(t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn parse(args: &[&str]) -> (TargetArgs, clap::ArgMatches) {
+        let m = Cli::command().try_get_matches_from(args).expect("parse");
+        let cli = Cli::from_arg_matches(&m).expect("from");
+        (cli.tui.net, m)
+    }
+
+    fn cfg() -> crate::config::Config {
+        crate::config::Config::parse(
+            "[discovery]\nhosts = [\"127.0.0.5\"]\nport = 9998\ntimeout = 1.5\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("cfg")
+    }
+
+    #[test]
+    fn config_fills_what_flags_left_unset() {
+        let (mut a, m) = parse(&["plugfleet"]);
+        a.apply_config(&cfg(), &m);
+        assert_eq!(a.port, 9998);
+        assert_eq!(a.timeout, Duration::from_millis(1500));
+        assert_eq!(a.hosts, vec!["127.0.0.5".parse::<IpAddr>().expect("ip")]);
+    }
+
+    #[test]
+    fn flags_override_config() {
+        let (mut a, m) = parse(&["plugfleet", "--port", "9999", "--sweep", "127.0.3.0/24"]);
+        a.apply_config(&cfg(), &m);
+        assert_eq!(a.port, 9999, "flag wins even when equal to the default");
+        assert!(
+            a.hosts.is_empty(),
+            "explicit sweep replaces the file's hosts"
+        );
+        assert_eq!(a.timeout, Duration::from_millis(1500));
     }
 }

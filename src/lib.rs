@@ -9,6 +9,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod firmware;
 pub mod fleet;
 pub mod net;

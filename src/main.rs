@@ -16,6 +16,8 @@ fn main() -> ExitCode {
         Some(Command::Status(a)) => cmd::status::run(a),
         Some(Command::Update(a)) => cmd::update::run(a),
         Some(Command::Bench(a)) => cmd::bench::run(a),
+        Some(Command::Config(a)) => cmd::config::run(a, cli.config),
+        Some(Command::Completions(a)) => cmd::completions::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,8 @@
 //! One module per command: its flags and its entry point. `main.rs` only dispatches.
 
 pub mod bench;
+pub mod completions;
+pub mod config;
 pub mod demo;
 pub mod discover;
 pub mod sim;

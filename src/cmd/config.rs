@@ -1,0 +1,52 @@
+//! `plugfleet config path|init|check`: where the config file lives, a commented default, and a
+//! check that reports the first problem with its file, line and key.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use crate::config::{self, Config};
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigAction {
+    /// Print the path of the config file in use.
+    Path,
+    /// Write a commented default config file (never overwrites an existing one).
+    Init,
+    /// Parse the config file and report the first problem.
+    Check,
+}
+
+/// The file in use: `--config PATH` if given, else the platform default.
+pub fn resolve(explicit: Option<PathBuf>) -> anyhow::Result<(PathBuf, bool)> {
+    match explicit {
+        Some(p) => Ok((p, true)),
+        None => Ok((config::default_path()?, false)),
+    }
+}
+
+pub fn run(args: ConfigArgs, explicit: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let (path, is_explicit) = resolve(explicit)?;
+    match args.action {
+        ConfigAction::Path => println!("{}", path.display()),
+        ConfigAction::Init => {
+            if config::write_default(&path)? {
+                println!("wrote {}", path.display());
+            } else {
+                println!("{} already exists; left unchanged", path.display());
+            }
+        }
+        ConfigAction::Check => {
+            Config::load(&path, is_explicit)?;
+            println!("{}: ok", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

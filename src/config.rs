@@ -1,0 +1,401 @@
+//! The configuration file (TOML): where to look for plugs, how hard to poll, safety defaults,
+//! rating overrides, firmware folders and ceilings, and local names keyed by MAC.
+//!
+//! It lives in the platform's config directory (`plugfleet config path`); `--config PATH`
+//! overrides. Command-line flags override it. A bad file is an error that names the file, the
+//! line and the key, and nothing starts half-configured.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// The whole file. Every section is optional; unknown keys are errors (a typo must not be
+/// silently ignored).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub discovery: DiscoverySection,
+    pub poll: PollSection,
+    pub safety: SafetySection,
+    pub firmware: FirmwareSection,
+    /// Rating overrides keyed by model as reported, e.g. `"HS110(US)"`.
+    pub ratings: BTreeMap<String, RatingOverride>,
+    /// Local names keyed by MAC (any separator, any case).
+    pub names: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoverySection {
+    /// Broadcast addresses to probe (replaces "every interface" when set).
+    pub targets: Vec<IpAddr>,
+    /// Known plug addresses.
+    pub hosts: Vec<IpAddr>,
+    /// IPv4 ranges to sweep over TCP.
+    pub sweeps: Vec<Ipv4Net>,
+    pub port: Option<u16>,
+    /// Per-request timeout, seconds.
+    pub timeout: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollSection {
+    /// Seconds between reading refreshes.
+    pub interval: Option<f64>,
+    /// Devices polled at once.
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetySection {
+    /// Start in read-only mode (no relay, reboot or firmware writes).
+    pub read_only: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirmwareSection {
+    /// Folders of firmware images the picker starts in.
+    pub folders: Vec<PathBuf>,
+    /// Plugs updated at once.
+    pub concurrency: Option<usize>,
+    /// Per-model ceiling: never offer a version beyond this one (e.g. before a protocol change).
+    pub max_version: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingOverride {
+    pub amps: Option<f64>,
+    pub watts: Option<f64>,
+    pub volts: Option<f64>,
+}
+
+/// Why a config file could not be used. The message names the file (and the line and key).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}, line {line}, column {column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("config file {path}: `{key}` {message}")]
+    Value {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("cannot write config file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no config directory could be determined for this platform (set --config)")]
+    NoConfigDir,
+}
+
+impl Config {
+    /// Parses `text` (from `path`, named in errors) and checks every value.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Loads `path`; a missing file at the default location is an empty config, a missing file
+    /// named explicitly is an error.
+    pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| ConfigError::Value {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message: message.to_owned(),
+        };
+        if self.discovery.port == Some(0) {
+            return Err(bad("discovery.port", "must be between 1 and 65535"));
+        }
+        let seconds = [
+            ("discovery.timeout", self.discovery.timeout),
+            ("poll.interval", self.poll.interval),
+        ];
+        for (key, v) in seconds {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0 && v <= 86_400.0)
+            {
+                return Err(bad(
+                    key,
+                    "must be a number of seconds above 0 (at most 86400)",
+                ));
+            }
+        }
+        let counts = [
+            ("poll.concurrency", self.poll.concurrency),
+            ("firmware.concurrency", self.firmware.concurrency),
+        ];
+        for (key, v) in counts {
+            if v.is_some_and(|n| n == 0 || n > 1024) {
+                return Err(bad(key, "must be between 1 and 1024"));
+            }
+        }
+        for (model, r) in &self.ratings {
+            for (field, v) in [("amps", r.amps), ("watts", r.watts), ("volts", r.volts)] {
+                if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                    return Err(bad(
+                        &format!("ratings.\"{model}\".{field}"),
+                        "must be above 0",
+                    ));
+                }
+            }
+        }
+        for mac in self.names.keys() {
+            let hexes = mac.chars().filter(char::is_ascii_hexdigit).count();
+            if hexes != 12 {
+                return Err(bad(
+                    &format!("names.\"{mac}\""),
+                    "is not a MAC address (12 hex digits)",
+                ));
+            }
+        }
+        for (model, v) in &self.firmware.max_version {
+            if !is_version(v) {
+                return Err(bad(
+                    &format!("firmware.max_version.\"{model}\""),
+                    "must be a version like 1.2.3",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The local name given to the device with this MAC, if any.
+    pub fn name_for(&self, mac: &str) -> Option<&str> {
+        let mac = crate::protocol::normalise_mac(mac);
+        self.names
+            .iter()
+            .find(|(k, _)| crate::protocol::normalise_mac(k) == mac)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn is_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    (1..=4).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+/// The default location: `<platform config dir>/plugfleet/config.toml`.
+pub fn default_path() -> Result<PathBuf, ConfigError> {
+    directories::ProjectDirs::from("", "", "plugfleet")
+        .map(|d| d.config_dir().join("config.toml"))
+        .ok_or(ConfigError::NoConfigDir)
+}
+
+/// A commented default file, written by `plugfleet config init`. Parses to `Config::default()`.
+pub const DEFAULT_FILE: &str = r#"# plugfleet configuration. Command-line flags override every value here.
+# Everything is optional; remove the leading '#' to set a value.
+
+[discovery]
+# Broadcast addresses to probe (default: every interface's broadcast address).
+# targets = ["192.168.1.255"]
+# Plugs to ask directly, for networks where broadcasts do not reach.
+# hosts = ["192.168.1.20", "192.168.1.21"]
+# IPv4 ranges to sweep over TCP port 9999.
+# sweeps = ["192.168.1.0/24"]
+# port = 9999
+# timeout = 3.0            # seconds per request
+
+[poll]
+# interval = 2.0           # seconds between reading refreshes
+# concurrency = 32         # devices polled at once
+
+[safety]
+# read_only = false        # true: no relay, reboot or firmware writes
+
+[firmware]
+# folders = ["/home/me/kasa-firmware"]
+# concurrency = 4          # plugs updated at once
+# Never offer a version beyond these (e.g. the last one that keeps port 9999).
+# [firmware.max_version]
+# "HS300(US)" = "1.0.21"
+
+# Rating overrides per model, used by the plausibility checks.
+# [ratings."HS110(US)"]
+# amps = 15.0
+# watts = 1800.0
+
+# Local names, keyed by MAC: they follow the plug when DHCP moves it.
+# [names]
+# "B0:95:75:00:00:01" = "Kitchen kettle"
+"#;
+
+/// Writes the commented default file to `path`, refusing to overwrite an existing one.
+pub fn write_default(path: &Path) -> Result<bool, ConfigError> {
+    if path.exists() {
+        return Ok(false);
+    }
+    let err = |source| ConfigError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    std::fs::write(path, DEFAULT_FILE).map_err(err)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/pf.toml"))
+    }
+
+    #[test]
+    fn default_file_parses_to_defaults() {
+        assert_eq!(parse(DEFAULT_FILE).expect("parses"), Config::default());
+    }
+
+    #[test]
+    fn full_file_round_trips() {
+        let text = r#"
+[discovery]
+targets = ["127.255.255.255"]
+hosts = ["127.0.0.2"]
+sweeps = ["127.0.9.0/24"]
+port = 9998
+timeout = 1.5
+[poll]
+interval = 1.0
+concurrency = 8
+[safety]
+read_only = true
+[firmware]
+folders = ["/tmp/fw"]
+concurrency = 2
+[firmware.max_version]
+"HS300(US)" = "1.0.21"
+[ratings."HS110(US)"]
+amps = 15.0
+[names]
+"b0-95-75-00-00-01" = "Kettle"
+"#;
+        let cfg = parse(text).expect("parses");
+        assert_eq!(cfg.discovery.port, Some(9998));
+        assert_eq!(cfg.discovery.sweeps[0].to_string(), "127.0.9.0/24");
+        assert_eq!(cfg.safety.read_only, Some(true));
+        assert_eq!(cfg.name_for("B0:95:75:00:00:01"), Some("Kettle"));
+        let again = toml::to_string(&cfg).expect("serialise");
+        assert_eq!(parse(&again).expect("round trip"), cfg);
+    }
+
+    #[test]
+    fn bad_toml_names_file_and_line() {
+        let e = parse("[discovery]\nport = \n").expect_err("bad");
+        let msg = e.to_string();
+        assert!(msg.contains("/etc/pf.toml"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        let e = parse("[poll]\ninterval = 2.0\nintervall = 3.0\n").expect_err("unknown");
+        let msg = e.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("intervall"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (text, key) in [
+            ("[discovery]\nport = 0\n", "discovery.port"),
+            ("[poll]\ninterval = -1\n", "poll.interval"),
+            ("[poll]\nconcurrency = 0\n", "poll.concurrency"),
+            ("[names]\n\"xyz\" = \"a\"\n", "names.\"xyz\""),
+            (
+                "[firmware.max_version]\n\"HS100\" = \"latest\"\n",
+                "firmware.max_version",
+            ),
+            (
+                "[ratings.\"HS110(US)\"]\namps = 0\n",
+                "ratings.\"HS110(US)\".amps",
+            ),
+        ] {
+            let msg = parse(text).expect_err(text).to_string();
+            assert!(msg.contains(key), "{text}: {msg}");
+            assert!(msg.contains("/etc/pf.toml"), "{msg}");
+        }
+        let msg = parse("[discovery]\nhosts = [\"not-an-ip\"]\n")
+            .expect_err("ip")
+            .to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+        let msg = parse("[discovery]\nport = 70000\n")
+            .expect_err("range")
+            .to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn missing_default_file_is_empty_but_missing_explicit_file_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("pf-cfg-{}", std::process::id()));
+        let p = dir.join("nope.toml");
+        assert_eq!(Config::load(&p, false).expect("empty"), Config::default());
+        assert!(matches!(
+            Config::load(&p, true),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn init_writes_once() {
+        let dir = std::env::temp_dir().join(format!("pf-cfg-init-{}", std::process::id()));
+        let p = dir.join("sub/config.toml");
+        assert!(write_default(&p).expect("write"));
+        assert!(!write_default(&p).expect("exists"), "never overwrites");
+        assert_eq!(Config::load(&p, true).expect("load"), Config::default());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
