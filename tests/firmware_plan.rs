@@ -63,7 +63,8 @@ fn names_from_protocol_6_5() {
 
 #[test]
 fn more_real_style_names() {
-    let cases: &[(&str, Option<&str>, Option<&str>, Option<&str>, Option<&str>)] = &[
+    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    let cases: &[Case] = &[
         (
             "hs110v1_us_1.2.3_Build_171016_Rel.100427.bin",
             Some("HS110"),

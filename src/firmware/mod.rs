@@ -6,3 +6,4 @@ pub mod image;
 pub mod job;
 pub mod plan;
 pub mod server;
+pub mod runner;
