@@ -301,3 +301,31 @@ async fn real_socket_download_and_shutdown() {
     running.shutdown().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn per_key_paths_count_per_plug_even_from_one_address() {
+    let img = image();
+    let s = FileServer::per_key([
+        ("127.0.0.2".to_owned(), NAME.to_owned(), img.clone()),
+        ("127.0.0.3".to_owned(), NAME.to_owned(), img.clone()),
+    ])
+    .unwrap();
+    let a = s.path_for("127.0.0.2").unwrap().to_owned();
+    let b = s.path_for("127.0.0.3").unwrap().to_owned();
+    assert_ne!(a, b, "each plug has its own secret path");
+    assert!(a.ends_with(NAME) && b.ends_with(NAME));
+    // Both fetch from the same source address (loopback, NAT).
+    send(&s, "GET", &a, None, client(1)).await;
+    send(&s, "GET", &b, None, client(1)).await;
+    send(&s, "GET", &b, Some("bytes=0-9"), client(1)).await;
+    assert_eq!(s.key_stats("127.0.0.2").bytes, 100_000);
+    assert_eq!(s.key_stats("127.0.0.2").complete, 1);
+    assert_eq!(s.key_stats("127.0.0.3").bytes, 100_010);
+    assert_eq!(s.key_stats("127.0.0.3").requests, 2);
+    assert_eq!(s.served(client(1).ip()), 200_010);
+    assert_eq!(s.key_stats("127.0.0.4"), Default::default());
+    // One plug's token does not open another's file.
+    let token_a = a.split('/').nth(2).unwrap();
+    let cross = format!("/fw/{token_a}/x/{NAME}");
+    assert_eq!(send(&s, "GET", &cross, None, client(1)).await.0, StatusCode::NOT_FOUND);
+}

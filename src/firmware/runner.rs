@@ -388,7 +388,15 @@ where
             .map(|(_, n)| n.clone())
             .unwrap_or_default()
     };
-    let server = FileServer::new(images.iter().map(|(i, n)| (n.clone(), i.bytes.clone())))?;
+    // One secret URL per plug: bytes served are counted per plug even when plugs share a
+    // source address.
+    let server = FileServer::per_key(runnable.iter().map(|(i, img)| {
+        (
+            entries[*i].plug.ip.to_string(),
+            serve_name(img),
+            img.bytes.clone(),
+        )
+    }))?;
     let mut local_for: HashMap<IpAddr, IpAddr> = HashMap::new();
     let mut bind: Vec<SocketAddr> = Vec::new();
     for (i, _) in &runnable {
@@ -426,7 +434,7 @@ where
     for (i, img) in &runnable {
         let e = &entries[*i];
         let local = local_for.get(&e.plug.ip).copied();
-        let url = local.and_then(|l| running.url_for(l, &serve_name(img)));
+        let url = local.and_then(|l| running.url_for(l, &e.plug.ip.to_string()));
         let Some(url) = url else {
             reports[*i] = Some(report_from_entry(
                 e,
@@ -591,7 +599,7 @@ where
                 }
                 JobEffect::ReadDownloadState => {
                     let result = client.download_state().await;
-                    let served = Some(sh.server.served(ip));
+                    let served = Some(sh.server.key_stats(&ip.to_string()).bytes);
                     last_state_complete = result.as_ref().is_ok_and(|s| s.is_complete());
                     JobInput::DownloadState { result, served }
                 }
@@ -685,7 +693,7 @@ where
         error,
         warnings: job.warnings().to_vec(),
         image: Some(image_name),
-        served: sh.server.stats(ip),
+        served: sh.server.key_stats(&ip.to_string()),
         elapsed: snap.elapsed,
     }
 }
@@ -720,7 +728,7 @@ async fn publish<E: From<JobEvent>>(
     let transitions = job.take_transitions();
     let mut snap = job.snapshot(now);
     if snap.served_bytes.is_none() && job.stage() == Stage::Downloading {
-        snap.served_bytes = Some(sh.server.served(job.spec().plug.ip));
+        snap.served_bytes = Some(sh.server.key_stats(&job.spec().plug.ip.to_string()).bytes);
     }
     for t in &transitions {
         // Each transition carries the snapshot as of now, with the stage it moved to.

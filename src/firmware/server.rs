@@ -64,9 +64,12 @@ pub struct ServedStats {
 }
 
 struct Inner {
-    files: HashMap<String, Bytes>,
+    /// Secret path → (bytes, key).
+    files: HashMap<String, (Bytes, String)>,
+    /// Key → secret path.
     names: HashMap<String, String>,
-    stats: Mutex<HashMap<IpAddr, ServedStats>>,
+    by_client: Mutex<HashMap<IpAddr, ServedStats>>,
+    by_key: Mutex<HashMap<String, ServedStats>>,
 }
 
 /// The set of images of one update, with their secret paths and the byte counters. Cheap to
@@ -109,7 +112,7 @@ fn url_safe(name: &str) -> String {
 }
 
 impl FileServer {
-    /// Registers `images` (file name, bytes) under a fresh random token.
+    /// Registers `images` (file name, bytes) under one fresh random token.
     pub fn new(images: impl IntoIterator<Item = (String, Bytes)>) -> Result<Self, ServerError> {
         Self::with_token(&random_token()?, images)
     }
@@ -119,9 +122,32 @@ impl FileServer {
         token: &str,
         images: impl IntoIterator<Item = (String, Bytes)>,
     ) -> Result<Self, ServerError> {
+        Self::build(
+            images
+                .into_iter()
+                .map(|(name, bytes)| (name.clone(), name, bytes, token.to_owned())),
+        )
+    }
+
+    /// One path per key, each under its own fresh random token: `(key, file name, bytes)`.
+    /// The runner uses the plug's address as key, so each plug has its own URL and the bytes
+    /// served are counted per plug even when plugs share a source address (NAT, loopback).
+    pub fn per_key(
+        entries: impl IntoIterator<Item = (String, String, Bytes)>,
+    ) -> Result<Self, ServerError> {
+        let mut v = Vec::new();
+        for (key, name, bytes) in entries {
+            v.push((key, name, bytes, random_token()?));
+        }
+        Self::build(v)
+    }
+
+    fn build(
+        entries: impl IntoIterator<Item = (String, String, Bytes, String)>,
+    ) -> Result<Self, ServerError> {
         let mut files = HashMap::new();
         let mut names = HashMap::new();
-        for (name, bytes) in images {
+        for (key, name, bytes, token) in entries {
             let mut safe = url_safe(&name);
             let mut n = 1;
             while files.contains_key(&format!("/fw/{token}/{safe}")) {
@@ -129,8 +155,8 @@ impl FileServer {
                 safe = format!("{n}-{}", url_safe(&name));
             }
             let path = format!("/fw/{token}/{safe}");
-            names.insert(name, path.clone());
-            files.insert(path, bytes);
+            names.insert(key.clone(), path.clone());
+            files.insert(path, (bytes, key));
         }
         if files.is_empty() {
             return Err(ServerError::NoImages);
@@ -139,14 +165,16 @@ impl FileServer {
             inner: Arc::new(Inner {
                 files,
                 names,
-                stats: Mutex::new(HashMap::new()),
+                by_client: Mutex::new(HashMap::new()),
+                by_key: Mutex::new(HashMap::new()),
             }),
         })
     }
 
-    /// The secret path of an image registered as `file_name`.
-    pub fn path_for(&self, file_name: &str) -> Option<&str> {
-        self.inner.names.get(file_name).map(String::as_str)
+    /// The secret path of an image registered under `key` (its file name for
+    /// [`FileServer::new`]).
+    pub fn path_for(&self, key: &str) -> Option<&str> {
+        self.inner.names.get(key).map(String::as_str)
     }
 
     /// The router (use `into_make_service_with_connect_info::<SocketAddr>()` so bytes are
@@ -155,9 +183,12 @@ impl FileServer {
         Router::new().fallback(handle).with_state(self.clone())
     }
 
-    /// What `client` fetched so far.
+    /// What `client` fetched so far (all paths).
     pub fn stats(&self, client: IpAddr) -> ServedStats {
-        self.lock().get(&client).copied().unwrap_or_default()
+        lock(&self.inner.by_client)
+            .get(&client)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Body bytes sent to `client` so far.
@@ -165,21 +196,24 @@ impl FileServer {
         self.stats(client).bytes
     }
 
+    /// What was fetched from the path registered under `key` (any client).
+    pub fn key_stats(&self, key: &str) -> ServedStats {
+        lock(&self.inner.by_key)
+            .get(key)
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Every client's counters.
     pub fn all_stats(&self) -> HashMap<IpAddr, ServedStats> {
-        self.lock().clone()
+        lock(&self.inner.by_client).clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, ServedStats>> {
-        // A poisoned counter map still holds valid numbers.
-        self.inner
-            .stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn count(&self, client: IpAddr, f: impl FnOnce(&mut ServedStats)) {
-        f(self.lock().entry(client).or_default());
+    fn count(&self, client: Option<IpAddr>, key: &str, f: impl Fn(&mut ServedStats)) {
+        if let Some(ip) = client {
+            f(lock(&self.inner.by_client).entry(ip).or_default());
+        }
+        f(lock(&self.inner.by_key).entry(key.to_owned()).or_default());
     }
 
     /// Listens on each of `addrs` (port 0 = ephemeral) and serves until shut down.
@@ -212,6 +246,11 @@ impl FileServer {
             tasks,
         })
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned counter map still holds valid numbers.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The local address a plug reaches us on: the source address the OS would use to send to it
@@ -251,10 +290,11 @@ impl RunningServer {
         &self.bound
     }
 
-    /// The URL a plug that reaches us on `local` should fetch `file_name` from.
-    pub fn url_for(&self, local: IpAddr, file_name: &str) -> Option<String> {
+    /// The URL a plug that reaches us on `local` should fetch the image registered under `key`
+    /// from.
+    pub fn url_for(&self, local: IpAddr, key: &str) -> Option<String> {
         let addr = self.bound.iter().find(|a| a.ip() == local)?;
-        let path = self.files.path_for(file_name)?;
+        let path = self.files.path_for(key)?;
         Some(format!("http://{addr}{path}"))
     }
 
@@ -342,7 +382,7 @@ fn not_found() -> Response {
 }
 
 async fn handle(State(server): State<FileServer>, req: Request) -> Response {
-    let Some(data) = server.inner.files.get(req.uri().path()).cloned() else {
+    let Some((data, key)) = server.inner.files.get(req.uri().path()).cloned() else {
         return not_found();
     };
     let method = req.method().clone();
@@ -356,9 +396,7 @@ async fn handle(State(server): State<FileServer>, req: Request) -> Response {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    if let Some(ip) = client {
-        server.count(ip, |s| s.requests += 1);
-    }
+    server.count(client, &key, |s| s.requests += 1);
     let len = data.len() as u64;
     let range = req
         .headers()
@@ -405,14 +443,14 @@ async fn handle(State(server): State<FileServer>, req: Request) -> Response {
     let counter = server.clone();
     let stream = futures_util::stream::iter(chunks.into_iter().enumerate()).map(
         move |(i, chunk)| {
-            if let Some(ip) = client {
-                counter.count(ip, |s| {
-                    s.bytes += chunk.len() as u64;
-                    if full && i + 1 == n_chunks {
-                        s.complete += 1;
-                    }
-                });
-            }
+            let n = chunk.len() as u64;
+            let last = full && i + 1 == n_chunks;
+            counter.count(client, &key, |s| {
+                s.bytes += n;
+                if last {
+                    s.complete += 1;
+                }
+            });
             Ok::<_, Infallible>(chunk)
         },
     );
