@@ -29,7 +29,12 @@ fn base() -> Ipv4Addr {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let p = std::process::id();
-    Ipv4Addr::new(127, 150 + (p % 50) as u8, (n * 7 + p / 50 % 7) as u8 % 250, 2)
+    Ipv4Addr::new(
+        127,
+        150 + (p % 50) as u8,
+        (n * 7 + p / 50 % 7) as u8 % 250,
+        2,
+    )
 }
 
 fn temp_dir() -> PathBuf {
@@ -209,8 +214,14 @@ async fn one_plug_is_updated_and_verified() {
             Stage::Done
         ]
     );
-    assert!(matches!(events.first(), Some(JobEvent::BatchStarted { plugs: 1, .. })));
-    assert!(matches!(events.last(), Some(JobEvent::BatchFinished { .. })));
+    assert!(matches!(
+        events.first(),
+        Some(JobEvent::BatchStarted { plugs: 1, .. })
+    ));
+    assert!(matches!(
+        events.last(),
+        Some(JobEvent::BatchFinished { .. })
+    ));
     // The relay (on before) was put back after the reboot opened it.
     assert_eq!(plug.relays(), vec![true]);
 
@@ -275,11 +286,7 @@ async fn each_firmware_fault_fails_its_plug_while_the_others_finish() {
         FaultKind::OldVersion,
         FaultKind::HangAfterFlash,
     ];
-    let fleet = fleet(
-        9,
-        faults.iter().enumerate().map(|(i, f)| (i, *f)).collect(),
-    )
-    .await;
+    let fleet = fleet(9, faults.iter().enumerate().map(|(i, f)| (i, *f)).collect()).await;
     let entries = plan_for(&fleet, &image).await;
     let mut cfg = config(fleet.port(), None);
     cfg.concurrency = 9;

@@ -6,9 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use plugfleet::firmware::image::Version;
-use plugfleet::firmware::job::{
-    Job, JobEffect, JobInput, JobSpec, JobTimings, Outcome, Stage,
-};
+use plugfleet::firmware::job::{Job, JobEffect, JobInput, JobSpec, JobTimings, Outcome, Stage};
 use plugfleet::firmware::plan::PlugIdentity;
 use plugfleet::net::{NetError, Stage as NetStage};
 use plugfleet::protocol::{DownloadState, SysInfo};
@@ -157,12 +155,7 @@ fn happy_path_through_every_stage() {
     // Asking again while the answer is pending does nothing.
     assert!(h.tick().is_empty());
     let e = h.feed(JobInput::SysInfo(Ok(sysinfo(OLD, 1))));
-    assert_eq!(
-        e,
-        vec![JobEffect::RequestDownload {
-            url: spec().url
-        }]
-    );
+    assert_eq!(e, vec![JobEffect::RequestDownload { url: spec().url }]);
     assert_eq!(h.job.stage(), Stage::DownloadRequested);
     assert!(h.feed(JobInput::DownloadAccepted(Ok(()))).is_empty());
     assert_eq!(h.job.stage(), Stage::Downloading);
@@ -512,7 +505,10 @@ fn back_with_the_old_version_fails() {
 #[test]
 fn back_with_another_version_or_identity_fails() {
     let mut h = H::verifying();
-    h.feed(JobInput::SysInfo(Ok(sysinfo("1.2.4 Build 171016 Rel.100427", 1))));
+    h.feed(JobInput::SysInfo(Ok(sysinfo(
+        "1.2.4 Build 171016 Rel.100427",
+        1,
+    ))));
     assert!(h.failed().1.contains("came back with 1.2.4"));
 
     let mut h = H::verifying();

@@ -63,7 +63,13 @@ fn names_from_protocol_6_5() {
 
 #[test]
 fn more_real_style_names() {
-    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
     let cases: &[Case] = &[
         (
             "hs110v1_us_1.2.3_Build_171016_Rel.100427.bin",
@@ -114,14 +120,38 @@ fn more_real_style_names() {
             Some("US"),
             Some("1.1.3 Build 230801 Rel.093011"),
         ),
-        ("hs100v01_au_1.0.2.bin", Some("HS100"), Some("1"), Some("AU"), Some("1.0.2")),
-        ("hs110_us_1.2.3.bin", Some("HS110"), None, Some("US"), Some("1.2.3")),
+        (
+            "hs100v01_au_1.0.2.bin",
+            Some("HS100"),
+            Some("1"),
+            Some("AU"),
+            Some("1.0.2"),
+        ),
+        (
+            "hs110_us_1.2.3.bin",
+            Some("HS110"),
+            None,
+            Some("US"),
+            Some("1.2.3"),
+        ),
         ("hs110v1_us.bin", Some("HS110"), Some("1"), Some("US"), None),
         ("firmware.bin", None, None, None, None),
         ("latest", None, None, None, None),
-        ("hs110v1_xx_1.2.3.BIN", Some("HS110"), Some("1"), None, Some("1.2.3")),
+        (
+            "hs110v1_xx_1.2.3.BIN",
+            Some("HS110"),
+            Some("1"),
+            None,
+            Some("1.2.3"),
+        ),
         ("v1_us_1.2.3.bin", None, None, Some("US"), Some("1.2.3")),
-        ("HS1100000v1_us_1.0.0.bin", None, Some("1"), Some("US"), Some("1.0.0")),
+        (
+            "HS1100000v1_us_1.0.0.bin",
+            None,
+            Some("1"),
+            Some("US"),
+            Some("1.0.0"),
+        ),
     ];
     for (file, model, hw, region, version) in cases {
         let n = name(file);
@@ -132,7 +162,15 @@ fn more_real_style_names() {
     }
     assert!(NameTarget::parse("").is_none());
     // Untrusted names never panic.
-    for weird in ["_", "__", "v", "V9", "1.2.3", "é_ü_1.2.3", "hs110v99999999999999999_us"] {
+    for weird in [
+        "_",
+        "__",
+        "v",
+        "V9",
+        "1.2.3",
+        "é_ü_1.2.3",
+        "hs110v99999999999999999_us",
+    ] {
         let _ = NameTarget::parse(weird);
     }
 }
@@ -189,22 +227,34 @@ fn verdicts_from_names() {
     wrong(plug("HS110(US)", "4.0", OLD), "hardware 1.x");
     wrong(plug("HS100(US)", "1.0", OLD), "HS110");
 
-    let a = assess(&img, &plug("HS110(US)", "1.0", "1.2.3 Build 171016 Rel.100427"));
+    let a = assess(
+        &img,
+        &plug("HS110(US)", "1.0", "1.2.3 Build 171016 Rel.100427"),
+    );
     assert_eq!(a.verdict, Verdict::SameVersion);
     assert!(!a.verdict.allows_update(false));
     assert!(a.verdict.allows_update(true));
 
-    let a = assess(&img, &plug("HS110(US)", "1.0", "1.5.6 Build 191118 Rel.140307"));
+    let a = assess(
+        &img,
+        &plug("HS110(US)", "1.0", "1.5.6 Build 191118 Rel.140307"),
+    );
     assert_eq!(a.verdict, Verdict::Downgrade);
     assert!(a.verdict.is_warning() && a.verdict.allows_update(false));
 
     // Same numbers, newer build: an update.
-    let a = assess(&img, &plug("HS110(US)", "1.0", "1.2.3 Build 170101 Rel.000000"));
+    let a = assess(
+        &img,
+        &plug("HS110(US)", "1.0", "1.2.3 Build 170101 Rel.000000"),
+    );
     assert_eq!(a.verdict, Verdict::Compatible);
 
     // A name without build date compares the numbers only.
     let short = named("hs110v1_us_1.2.3.bin");
-    let a = assess(&short, &plug("HS110(US)", "1.0", "1.2.3 Build 171016 Rel.100427"));
+    let a = assess(
+        &short,
+        &plug("HS110(US)", "1.0", "1.2.3 Build 171016 Rel.100427"),
+    );
     assert_eq!(a.verdict, Verdict::SameVersion);
 }
 
@@ -231,7 +281,9 @@ fn unknown_targets_need_an_override() {
     ] {
         let a = assess(&named(file), &plug(model, "1.0", OLD));
         match &a.verdict {
-            Verdict::UnknownTarget { reason } => assert!(reason.contains(needle), "{file}: {reason}"),
+            Verdict::UnknownTarget { reason } => {
+                assert!(reason.contains(needle), "{file}: {reason}")
+            }
             other => panic!("{file}: {other:?}"),
         }
         assert!(!a.verdict.allows_update(false), "{file}");
@@ -248,7 +300,10 @@ fn unknown_targets_need_an_override() {
 #[test]
 fn known_protocol_changing_versions_warn() {
     let img = named("hs300v2_us_1.1.2_Build_241220_Rel.182349.bin");
-    let a = assess(&img, &plug("HS300(US)", "2.0", "1.0.21 Build 210524 Rel.161309"));
+    let a = assess(
+        &img,
+        &plug("HS300(US)", "2.0", "1.0.21 Build 210524 Rel.161309"),
+    );
     match &a.verdict {
         Verdict::ProtocolChange { reason } => assert!(reason.contains("KLAP"), "{reason}"),
         other => panic!("{other:?}"),
@@ -269,17 +324,29 @@ fn known_protocol_changing_versions_warn() {
     // HS100(UK) hw 4.1 → 1.1.0; hw 4.0 is not listed.
     let img = named("hs100v4_uk_1.1.0_Build_201016_Rel.175121.bin");
     assert!(matches!(
-        assess(&img, &plug("HS100(UK)", "4.1", "1.0.2 Build 200108 Rel.092016")).verdict,
+        assess(
+            &img,
+            &plug("HS100(UK)", "4.1", "1.0.2 Build 200108 Rel.092016")
+        )
+        .verdict,
         Verdict::ProtocolChange { .. }
     ));
     assert_eq!(
-        assess(&img, &plug("HS100(UK)", "4.0", "1.0.2 Build 200108 Rel.092016")).verdict,
+        assess(
+            &img,
+            &plug("HS100(UK)", "4.0", "1.0.2 Build 200108 Rel.092016")
+        )
+        .verdict,
         Verdict::Compatible
     );
     // EP10(US) lists no hardware: any.
     let img = named("ep10v1_us_1.1.1_Build_250908_Rel.101112.bin");
     assert!(matches!(
-        assess(&img, &plug("EP10(US)", "1.0", "1.0.2 Build 200915 Rel.085940")).verdict,
+        assess(
+            &img,
+            &plug("EP10(US)", "1.0", "1.0.2 Build 200915 Rel.085940")
+        )
+        .verdict,
         Verdict::ProtocolChange { .. }
     ));
 }
@@ -309,7 +376,10 @@ fn header_is_authoritative() {
         Verdict::WrongTarget { .. }
     ));
     // A region-less plug model accepts any region from the header.
-    assert_eq!(assess(&img, &plug("HS110", "1.0", OLD)).verdict, Verdict::Compatible);
+    assert_eq!(
+        assess(&img, &plug("HS110", "1.0", OLD)).verdict,
+        Verdict::Compatible
+    );
     // Wrong hardware per header.
     assert!(matches!(
         assess(&img, &plug("HS110(US)", "4.0", OLD)).verdict,
@@ -320,7 +390,10 @@ fn header_is_authoritative() {
 #[test]
 fn corrupt_or_truncated_images_are_blocked() {
     let full = header("HS110", "1", "US", "1.2.3").build(&[9u8; 500]);
-    let truncated = ImageInfo::from_bytes(Path::new("hs110v1_us_1.2.3.bin"), full[..full.len() - 10].to_vec());
+    let truncated = ImageInfo::from_bytes(
+        Path::new("hs110v1_us_1.2.3.bin"),
+        full[..full.len() - 10].to_vec(),
+    );
     assert!(truncated.header.is_none());
     assert!(truncated.header_error.is_some());
     let a = assess(&truncated, &plug("HS110(US)", "1.0", OLD));
@@ -331,7 +404,11 @@ fn corrupt_or_truncated_images_are_blocked() {
     let n = flipped.len();
     flipped[n - 1] ^= 1;
     let img = ImageInfo::from_bytes(Path::new("x.bin"), flipped);
-    assert!(assess(&img, &plug("HS110(US)", "1.0", OLD)).verdict.is_blocked());
+    assert!(
+        assess(&img, &plug("HS110(US)", "1.0", OLD))
+            .verdict
+            .is_blocked()
+    );
 }
 
 #[test]
@@ -350,11 +427,23 @@ fn a_folder_gives_each_plug_its_best_match() {
     let ip = |n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n));
     let plugs = vec![
         (ip(2), plug("HS110(US)", "1.0", OLD)),
-        (ip(3), plug("HS110(US)", "4.0", "1.0.4 Build 191111 Rel.143500")),
-        (ip(4), plug("HS100(US)", "1.0", "1.2.5 Build 171213 Rel.101523")),
-        (ip(5), plug("HS105(US)", "1.0", "1.5.6 Build 191118 Rel.140307")),
+        (
+            ip(3),
+            plug("HS110(US)", "4.0", "1.0.4 Build 191111 Rel.143500"),
+        ),
+        (
+            ip(4),
+            plug("HS100(US)", "1.0", "1.2.5 Build 171213 Rel.101523"),
+        ),
+        (
+            ip(5),
+            plug("HS105(US)", "1.0", "1.5.6 Build 191118 Rel.140307"),
+        ),
         (ip(6), plug("HS110(EU)", "1.0", OLD)),
-        (ip(7), plug("HS110(US)", "1.0", "1.2.5 Build 171206 Rel.085954")),
+        (
+            ip(7),
+            plug("HS110(US)", "1.0", "1.2.5 Build 171206 Rel.085954"),
+        ),
     ];
     let p = plan(&plugs, &images);
     let pick = |i: usize| p[i].image.as_ref().unwrap().file_name.clone();
@@ -397,7 +486,11 @@ fn temp_dir() -> PathBuf {
 fn loading_files_and_folders() {
     let dir = temp_dir();
     let img = header("HS110", "1", "US", "1.2.3").build(b"payload");
-    std::fs::write(dir.join("hs110v1_us_1.2.3_Build_171016_Rel.100427.bin"), &img).unwrap();
+    std::fs::write(
+        dir.join("hs110v1_us_1.2.3_Build_171016_Rel.100427.bin"),
+        &img,
+    )
+    .unwrap();
     std::fs::write(dir.join("hs100v1_us_1.0.0.BIN"), b"plain bytes").unwrap();
     std::fs::write(dir.join("notes.txt"), b"ignored").unwrap();
     std::fs::create_dir_all(dir.join("sub.bin")).unwrap();
@@ -405,7 +498,10 @@ fn loading_files_and_folders() {
     let names: Vec<_> = all.iter().map(|i| i.file_name.as_str()).collect();
     assert_eq!(
         names,
-        ["hs100v1_us_1.0.0.BIN", "hs110v1_us_1.2.3_Build_171016_Rel.100427.bin"]
+        [
+            "hs100v1_us_1.0.0.BIN",
+            "hs110v1_us_1.2.3_Build_171016_Rel.100427.bin"
+        ]
     );
     assert!(all[1].header.is_some());
     assert!(all[0].header.is_none() && all[0].header_error.is_none());

@@ -204,7 +204,11 @@ async fn bytes_are_counted_per_client() {
     send(&s, "GET", &good_path(), None, client(10)).await;
     send(&s, "GET", &good_path(), Some("bytes=0-0"), client(11)).await;
     assert_eq!(s.served(client(9).ip()), 100_000);
-    assert_eq!(s.stats(client(9).ip()).complete, 0, "ranges are not full bodies");
+    assert_eq!(
+        s.stats(client(9).ip()).complete,
+        0,
+        "ranges are not full bodies"
+    );
     assert_eq!(s.served(client(10).ip()), 100_000);
     assert_eq!(s.served(client(11).ip()), 1);
     assert_eq!(s.served(client(12).ip()), 0, "never fetched");
@@ -266,7 +270,10 @@ fn range_parser() {
     assert_eq!(parse_range("bytes=0-", 0), RangeRequest::Unsatisfiable);
     assert_eq!(parse_range("bytes=-", 10), RangeRequest::Full);
     assert_eq!(parse_range("bytes=+1-2", 10), RangeRequest::Full);
-    assert_eq!(parse_range("bytes=99999999999999999999-", 10), RangeRequest::Full);
+    assert_eq!(
+        parse_range("bytes=99999999999999999999-", 10),
+        RangeRequest::Full
+    );
 }
 
 #[tokio::test]
@@ -285,14 +292,19 @@ async fn real_socket_download_and_shutdown() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
     let path = good_path();
-    sock.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    sock.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut resp = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(10), sock.read_to_end(&mut resp))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sock.read_to_end(&mut resp),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let text = String::from_utf8_lossy(&resp[..200]).to_lowercase();
     assert!(text.starts_with("http/1.1 200"), "{text}");
     assert!(text.contains("content-length: 100000"), "{text}");
@@ -327,5 +339,8 @@ async fn per_key_paths_count_per_plug_even_from_one_address() {
     // One plug's token does not open another's file.
     let token_a = a.split('/').nth(2).unwrap();
     let cross = format!("/fw/{token_a}/x/{NAME}");
-    assert_eq!(send(&s, "GET", &cross, None, client(1)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&s, "GET", &cross, None, client(1)).await.0,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -21,9 +21,7 @@ use crate::cli::{TargetArgs, UsageError, parse_seconds};
 use crate::firmware::image::{self, ImageInfo};
 use crate::firmware::job::JobTimings;
 use crate::firmware::plan::{self, PlanEntry};
-use crate::firmware::runner::{
-    self, BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig,
-};
+use crate::firmware::runner::{self, BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig};
 use crate::net::{Client, ClientConfig, NetError};
 use crate::protocol::SysInfo;
 
@@ -124,10 +122,9 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     if args.net.hosts.is_empty() {
-        return Err(UsageError(
-            "name the plugs to update with --host ADDR (repeatable)".into(),
-        )
-        .into());
+        return Err(
+            UsageError("name the plugs to update with --host ADDR (repeatable)".into()).into(),
+        );
     }
     let images = image::load_path(&args.firmware).map_err(|e| UsageError(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -195,7 +192,10 @@ async fn run_async(args: UpdateArgs, images: Vec<ImageInfo>) -> anyhow::Result<E
     let entries = plan::plan(&plugs, &images);
 
     out.plan(&images, &entries, &unreachable, args.net.force);
-    let to_update = entries.iter().filter(|e| e.will_update(args.net.force)).count();
+    let to_update = entries
+        .iter()
+        .filter(|e| e.will_update(args.net.force))
+        .count();
     if to_update == 0 {
         out.note("nothing to update");
         let report = BatchReport {
@@ -300,7 +300,11 @@ impl Output {
         ));
         for e in entries {
             let (from, to) = e.versions();
-            let mark = if e.will_update(force) { "" } else { " (skipped)" };
+            let mark = if e.will_update(force) {
+                ""
+            } else {
+                " (skipped)"
+            };
             self.human(&format!(
                 "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<16} {}{}",
                 e.plug.ip,

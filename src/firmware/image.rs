@@ -203,7 +203,10 @@ fn parse_model_token(token: &str) -> (Option<String>, Option<String>) {
                 && up[i + 1..].bytes().all(|b| b.is_ascii_digit())
                 && up[..i].bytes().any(|b| b.is_ascii_digit()) =>
         {
-            (&up[..i], Some(up[i + 1..].trim_start_matches('0').to_owned()))
+            (
+                &up[..i],
+                Some(up[i + 1..].trim_start_matches('0').to_owned()),
+            )
         }
         _ => (up.as_str(), None),
     };
@@ -392,11 +395,7 @@ pub fn load_path(path: &Path) -> Result<Vec<ImageInfo>, ImageError> {
         })?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("bin"))
-                && p.is_file()
-        })
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("bin")) && p.is_file())
         .collect();
     files.sort();
     if files.is_empty() {

@@ -247,7 +247,11 @@ impl JobSnapshot {
             Stage::Failed | Stage::Cancelled => f64::from(self.ratio.unwrap_or(0)) / 100.0,
             _ => 1.0,
         };
-        if f.is_finite() { f.clamp(0.0, 1.0) } else { 0.0 }
+        if f.is_finite() {
+            f.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 }
 
@@ -581,7 +585,9 @@ impl Job {
                     // Expected: the plug is busy writing flash and drops the connection.
                     Err(e) => self.start_flashing(
                         now,
-                        Some(format!("no reply to flash_firmware ({e}): the plug is busy")),
+                        Some(format!(
+                            "no reply to flash_firmware ({e}): the plug is busy"
+                        )),
                     ),
                 }
             }
@@ -654,10 +660,7 @@ impl Job {
                 {
                     return self.fail(
                         now,
-                        format!(
-                            "download not complete after {:?}",
-                            self.t.download_deadline
-                        ),
+                        format!("download not complete after {:?}", self.t.download_deadline),
                     );
                 }
                 if self.pending.is_none() && now >= self.next_poll {

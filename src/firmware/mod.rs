@@ -5,5 +5,5 @@ pub mod header;
 pub mod image;
 pub mod job;
 pub mod plan;
-pub mod server;
 pub mod runner;
+pub mod server;

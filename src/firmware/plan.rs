@@ -211,9 +211,7 @@ pub fn protocol_change_for(plug: &SysInfo, to: &Version) -> Option<&'static Prot
             && e.region
                 .as_deref()
                 .is_none_or(|r| region.is_some_and(|pr| pr.eq_ignore_ascii_case(r)))
-            && e.hw_ver
-                .as_deref()
-                .is_none_or(|h| same_hw(h, &plug.hw_ver))
+            && e.hw_ver.as_deref().is_none_or(|h| same_hw(h, &plug.hw_ver))
             && Version::parse(&e.version).is_some_and(|v| to.cmp_numbers(&v).is_ge())
     })
 }
@@ -350,7 +348,10 @@ pub fn assess(image: &ImageInfo, plug: &SysInfo) -> Assessment {
 }
 
 /// The best image for one plug: best verdict, then highest version, then file name.
-pub fn best_match(images: &[Arc<ImageInfo>], plug: &SysInfo) -> Option<(Arc<ImageInfo>, Assessment)> {
+pub fn best_match(
+    images: &[Arc<ImageInfo>],
+    plug: &SysInfo,
+) -> Option<(Arc<ImageInfo>, Assessment)> {
     images
         .iter()
         .map(|i| (i.clone(), assess(i, plug)))
@@ -398,6 +399,10 @@ mod tests {
     #[test]
     fn protocol_change_table_loads() {
         assert!(protocol_changes().len() >= 6);
-        assert!(protocol_changes().iter().all(|e| Version::parse(&e.version).is_some()));
+        assert!(
+            protocol_changes()
+                .iter()
+                .all(|e| Version::parse(&e.version).is_some())
+        );
     }
 }

@@ -188,7 +188,10 @@ pub struct BatchHandle {
 impl BatchHandle {
     /// A handle for `plugs` under `all` (cancelling `all` cancels every job).
     pub fn new(all: CancellationToken, plugs: impl IntoIterator<Item = IpAddr>) -> Self {
-        let per_plug = plugs.into_iter().map(|ip| (ip, all.child_token())).collect();
+        let per_plug = plugs
+            .into_iter()
+            .map(|ip| (ip, all.child_token()))
+            .collect();
         Self {
             all,
             per_plug: Arc::new(per_plug),
@@ -591,9 +594,7 @@ where
                 break;
             }
             let input = match effect {
-                JobEffect::ReadSysInfo => {
-                    JobInput::SysInfo(client.sysinfo().await.map(Box::new))
-                }
+                JobEffect::ReadSysInfo => JobInput::SysInfo(client.sysinfo().await.map(Box::new)),
                 JobEffect::RequestDownload { url } => {
                     JobInput::DownloadAccepted(client.download_firmware(&url).await)
                 }

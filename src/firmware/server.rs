@@ -302,7 +302,10 @@ impl RunningServer {
     pub async fn shutdown(mut self) {
         self.token.cancel();
         for t in self.tasks.drain(..) {
-            if tokio::time::timeout(Duration::from_secs(2), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), t)
+                .await
+                .is_err()
+            {
                 tracing::warn!("file server did not stop within 2 s");
             }
         }
@@ -441,8 +444,8 @@ async fn handle(State(server): State<FileServer>, req: Request) -> Response {
         .collect();
     let n_chunks = chunks.len();
     let counter = server.clone();
-    let stream = futures_util::stream::iter(chunks.into_iter().enumerate()).map(
-        move |(i, chunk)| {
+    let stream =
+        futures_util::stream::iter(chunks.into_iter().enumerate()).map(move |(i, chunk)| {
             let n = chunk.len() as u64;
             let last = full && i + 1 == n_chunks;
             counter.count(client, &key, |s| {
@@ -452,7 +455,6 @@ async fn handle(State(server): State<FileServer>, req: Request) -> Response {
                 }
             });
             Ok::<_, Infallible>(chunk)
-        },
-    );
+        });
     (status, headers, Body::from_stream(stream)).into_response()
 }
