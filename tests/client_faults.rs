@@ -90,7 +90,11 @@ async fn unit_scale_reports_milliwatts_as_watts() {
     let c = client(&f.plugs()[0]);
     c.set_relay(true, None).await.unwrap();
     let r = bounded(c.realtime(None)).await.expect("reading");
-    let (w, v, a) = (r.power_w.unwrap(), r.voltage_v.unwrap(), r.current_a.unwrap());
+    let (w, v, a) = (
+        r.power_w.unwrap(),
+        r.voltage_v.unwrap(),
+        r.current_a.unwrap(),
+    );
     assert!(a > 0.0);
     assert!(w > v * a * 100.0, "power {w} W is ~1000× V×I = {}", v * a);
     f.shutdown().await;
@@ -102,10 +106,18 @@ async fn hang_is_a_reply_timeout_over_tcp_and_udp() {
     let c = client(&f.plugs()[0]);
     let e = bounded(c.sysinfo()).await.expect_err("hangs");
     assert!(
-        matches!(e, NetError::Timeout { stage: Stage::Reply, .. }),
+        matches!(
+            e,
+            NetError::Timeout {
+                stage: Stage::Reply,
+                ..
+            }
+        ),
         "{e:?}"
     );
-    let e = bounded(c.udp_call(&Request::SysInfo)).await.expect_err("hangs");
+    let e = bounded(c.udp_call(&Request::SysInfo))
+        .await
+        .expect_err("hangs");
     assert!(matches!(e, NetError::Timeout { .. }), "{e:?}");
     f.shutdown().await;
 }
@@ -117,7 +129,9 @@ async fn garbage_is_a_bad_reply() {
     let e = bounded(c.sysinfo()).await.expect_err("garbage");
     assert!(matches!(e, NetError::Reply(_)), "{e:?}");
     assert_eq!(e.kind(), "protocol");
-    let e = bounded(c.udp_call(&Request::SysInfo)).await.expect_err("garbage");
+    let e = bounded(c.udp_call(&Request::SysInfo))
+        .await
+        .expect_err("garbage");
     assert!(matches!(e, NetError::Reply(_)), "{e:?}");
     f.shutdown().await;
 }
@@ -131,7 +145,9 @@ async fn truncated_is_a_truncated_frame() {
         matches!(e, NetError::Frame(FrameError::Truncated { .. })),
         "{e:?}"
     );
-    let e = bounded(c.udp_call(&Request::SysInfo)).await.expect_err("half a datagram");
+    let e = bounded(c.udp_call(&Request::SysInfo))
+        .await
+        .expect_err("half a datagram");
     assert!(matches!(e, NetError::Reply(_)), "{e:?}");
     f.shutdown().await;
 }
@@ -154,13 +170,30 @@ async fn slow_times_out_a_short_budget_and_answers_a_long_one() {
     let f = faulty("kp115-us-hw1", &[FaultKind::Slow { nominal_ms: 1000 }], 0.5).await;
     let p = &f.plugs()[0];
     let short = client(p);
-    let e = bounded(short.sysinfo()).await.expect_err("too slow for 400 ms");
-    assert!(matches!(e, NetError::Timeout { stage: Stage::Reply, .. }), "{e:?}");
-    let patient = Client::new(p.addr(), ClientConfig::with_timeout(p.port, Duration::from_secs(3)));
+    let e = bounded(short.sysinfo())
+        .await
+        .expect_err("too slow for 400 ms");
+    assert!(
+        matches!(
+            e,
+            NetError::Timeout {
+                stage: Stage::Reply,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let patient = Client::new(
+        p.addr(),
+        ClientConfig::with_timeout(p.port, Duration::from_secs(3)),
+    );
     let started = Instant::now();
     let info = patient.sysinfo().await.expect("answers eventually");
     assert_eq!(info.mac, p.mac);
-    assert!(started.elapsed() >= Duration::from_millis(450), "the reply was delayed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "the reply was delayed"
+    );
     f.shutdown().await;
 }
 
@@ -168,8 +201,13 @@ async fn slow_times_out_a_short_budget_and_answers_a_long_one() {
 async fn refuse_is_connection_refused_but_udp_answers() {
     let f = faulty("hs110-eu-hw1", &[FaultKind::Refuse], 0.01).await;
     let c = client(&f.plugs()[0]);
-    assert_eq!(bounded(c.sysinfo()).await.expect_err("refused"), NetError::Refused);
-    let root = bounded(c.udp_call(&Request::SysInfo)).await.expect("udp still answers");
+    assert_eq!(
+        bounded(c.sysinfo()).await.expect_err("refused"),
+        NetError::Refused
+    );
+    let root = bounded(c.udp_call(&Request::SysInfo))
+        .await
+        .expect("udp still answers");
     assert!(root["system"]["get_sysinfo"]["model"].is_string());
     f.shutdown().await;
 }
@@ -187,9 +225,12 @@ async fn ignore_broadcast_answers_unicast_only() {
     let f = sim::start(spec).await.expect("fleet");
     let sock = UdpSocket::bind("0.0.0.0:0").await.unwrap();
     sock.set_broadcast(true).unwrap();
-    sock.send_to(&Request::SysInfo.encode_udp(), (sim::LOOPBACK_BROADCAST, f.port()))
-        .await
-        .unwrap();
+    sock.send_to(
+        &Request::SysInfo.encode_udp(),
+        (sim::LOOPBACK_BROADCAST, f.port()),
+    )
+    .await
+    .unwrap();
     let mut from = HashSet::new();
     let mut buf = vec![0u8; 65536];
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -208,9 +249,14 @@ async fn ignore_broadcast_answers_unicast_only() {
     let port = f.port();
     assert!(from.contains(&SocketAddr::from((b, port))));
     assert!(from.contains(&SocketAddr::from((Ipv4Addr::from(u32::from(b) + 2), port))));
-    assert!(!from.contains(&SocketAddr::from((quiet, port))), "ignored the broadcast");
+    assert!(
+        !from.contains(&SocketAddr::from((quiet, port))),
+        "ignored the broadcast"
+    );
     let c = client(f.plug(quiet).unwrap());
-    bounded(c.udp_call(&Request::SysInfo)).await.expect("unicast UDP answered");
+    bounded(c.udp_call(&Request::SysInfo))
+        .await
+        .expect("unicast UDP answered");
     bounded(c.sysinfo()).await.expect("TCP answered");
     f.shutdown().await;
 }
@@ -232,10 +278,16 @@ async fn flaky_goes_offline_now_and_then_and_comes_back() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(ok_before && ok_after, "answered, then went away, then came back");
+    assert!(
+        ok_before && ok_after,
+        "answered, then went away, then came back"
+    );
     let e = failed.expect("an outage was seen");
     assert!(
-        matches!(e, NetError::Refused | NetError::Reset | NetError::Timeout { .. }),
+        matches!(
+            e,
+            NetError::Refused | NetError::Reset | NetError::Timeout { .. }
+        ),
         "{e:?}"
     );
     assert!(p.outages() >= 1);

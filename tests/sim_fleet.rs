@@ -94,12 +94,7 @@ async fn every_profile_answers_every_request_over_tcp() {
                 child: None,
             })
             .await;
-        let mon = c
-            .call(&Request::MonthStat {
-                year,
-                child: None,
-            })
-            .await;
+        let mon = c.call(&Request::MonthStat { year, child: None }).await;
         if p.has_meter() {
             let rt = rt.expect("reading");
             let expected = if p.hw_ver == "1.0" && p.model.starts_with("HS110") {
@@ -110,12 +105,16 @@ async fn every_profile_answers_every_request_over_tcp() {
             assert_eq!(rt.scheme, expected, "{}", p.model);
             let v = rt.voltage_v.expect("voltage");
             assert!((100.0..250.0).contains(&v), "{v}");
-            assert!(!parse_stats(&day.expect("daystat"), "get_daystat")
-                .expect("days")
-                .is_empty());
-            assert!(!parse_stats(&mon.expect("monthstat"), "get_monthstat")
-                .expect("months")
-                .is_empty());
+            assert!(
+                !parse_stats(&day.expect("daystat"), "get_daystat")
+                    .expect("days")
+                    .is_empty()
+            );
+            assert!(
+                !parse_stats(&mon.expect("monthstat"), "get_monthstat")
+                    .expect("months")
+                    .is_empty()
+            );
         } else {
             for r in [rt.map(drop), day.map(drop), mon.map(drop)] {
                 assert_eq!(
@@ -181,7 +180,10 @@ async fn every_profile_answers_unicast_udp() {
         let c = client(p);
         let root = c.udp_call(&Request::SysInfo).await.expect("udp sysinfo");
         let info = SysInfo::from_reply(&root).expect("sysinfo");
-        assert_eq!((info.model.as_str(), info.mac.as_str()), (p.model.as_str(), p.mac.as_str()));
+        assert_eq!(
+            (info.model.as_str(), info.mac.as_str()),
+            (p.model.as_str(), p.mac.as_str())
+        );
         let rt = c.udp_call(&Request::realtime(None)).await;
         if p.has_meter() {
             Realtime::from_reply(&rt.expect("udp realtime")).expect("reading");
@@ -224,7 +226,9 @@ async fn loopback_broadcast_gets_one_reply_per_plug_from_its_own_address() {
     let got = broadcast(f.port(), &Request::SysInfo.encode_udp(), legacy.len()).await;
     for p in &legacy {
         let from = SocketAddr::from((p.ip, f.port()));
-        let replies = got.get(&from).unwrap_or_else(|| panic!("no reply from {from}"));
+        let replies = got
+            .get(&from)
+            .unwrap_or_else(|| panic!("no reply from {from}"));
         assert_eq!(replies.len(), 1, "exactly one reply from {from}");
         let root = plugfleet::protocol::reply::parse_json(&decode_datagram(&replies[0])).unwrap();
         let info = SysInfo::from_reply(&root).expect("sysinfo");
@@ -237,7 +241,11 @@ async fn loopback_broadcast_gets_one_reply_per_plug_from_its_own_address() {
         .map(|p| SocketAddr::from((p.ip, f.port())))
         .collect();
     let in_range = got.keys().filter(|a| ours.contains(a)).count();
-    assert_eq!(in_range, legacy.len(), "the newer-protocol plug stays silent on 9999");
+    assert_eq!(
+        in_range,
+        legacy.len(),
+        "the newer-protocol plug stays silent on 9999"
+    );
     f.shutdown().await;
 }
 
@@ -247,7 +255,10 @@ async fn newer_protocol_plug_refuses_tcp_and_answers_tdp() {
     let klap = &f.plugs()[0];
     assert_eq!(klap.protocol, "klap");
     assert_eq!(klap.tdp_port, Some(f.tdp_port()));
-    assert_eq!(client(klap).sysinfo().await.expect_err("no 9999"), NetError::Refused);
+    assert_eq!(
+        client(klap).sysinfo().await.expect_err("no 9999"),
+        NetError::Refused
+    );
 
     // Unicast probe.
     let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -299,7 +310,9 @@ async fn strips_answer_per_outlet() {
         }
         assert!(rt.voltage_v.unwrap() > 100.0);
     }
-    c.set_alias("Printer!", Some(&p.children[3])).await.expect("alias");
+    c.set_alias("Printer!", Some(&p.children[3]))
+        .await
+        .expect("alias");
     let info = c.sysinfo().await.expect("sysinfo");
     assert_eq!(info.children[3].alias, "Printer!");
     let bad = format!("{}99", p.device_id);
@@ -408,7 +421,11 @@ async fn reboot_takes_the_plug_offline_then_back_with_total_reset() {
     let after = c.realtime(None).await.unwrap().total_kwh.unwrap();
     assert!(after < before && after < 0.01, "{before} → {after}");
     assert_eq!(p.outages(), 1);
-    assert_eq!(c.sysinfo().await.unwrap().relay_on, Some(true), "relay kept");
+    assert_eq!(
+        c.sysinfo().await.unwrap().relay_on,
+        Some(true),
+        "relay kept"
+    );
     f.shutdown().await;
 }
 
@@ -435,25 +452,38 @@ async fn invalid_specs_are_clear_errors() {
         base: Ipv4Addr::new(192, 168, 1, 2),
         ..FleetSpec::on_free_port(base(), 1)
     };
-    assert!(matches!(sim::start(bad_base).await, Err(SimError::Invalid(m)) if m.contains("loopback")));
+    assert!(
+        matches!(sim::start(bad_base).await, Err(SimError::Invalid(m)) if m.contains("loopback"))
+    );
     let bad_profile = FleetSpec {
         profiles: vec!["toaster".into()],
         ..FleetSpec::on_free_port(base(), 1)
     };
-    assert!(matches!(sim::start(bad_profile).await, Err(SimError::Invalid(m)) if m.contains("toaster")));
+    assert!(
+        matches!(sim::start(bad_profile).await, Err(SimError::Invalid(m)) if m.contains("toaster"))
+    );
     let b = base();
     let foreign_fault = FleetSpec {
         faults: vec![(Ipv4Addr::new(127, 1, 1, 1), FaultKind::Hang)],
         ..FleetSpec::on_free_port(b, 1)
     };
-    assert!(matches!(sim::start(foreign_fault).await, Err(SimError::Invalid(_))));
+    assert!(matches!(
+        sim::start(foreign_fault).await,
+        Err(SimError::Invalid(_))
+    ));
     let too_many = FleetSpec::on_free_port(Ipv4Addr::new(127, 255, 255, 250), 10);
-    assert!(matches!(sim::start(too_many).await, Err(SimError::Invalid(_))));
+    assert!(matches!(
+        sim::start(too_many).await,
+        Err(SimError::Invalid(_))
+    ));
     let bad_scale = FleetSpec {
         time_scale: 0.0,
         ..FleetSpec::on_free_port(base(), 1)
     };
-    assert!(matches!(sim::start(bad_scale).await, Err(SimError::Invalid(_))));
+    assert!(matches!(
+        sim::start(bad_scale).await,
+        Err(SimError::Invalid(_))
+    ));
 }
 
 #[tokio::test]
@@ -488,7 +518,18 @@ async fn plug_handles_describe_the_fleet() {
         assert_eq!(w[0].port, w[1].port, "one port");
     }
     let line = serde_json::to_value(&f.plugs()[0]).unwrap();
-    for k in ["ip", "port", "model", "hw_ver", "sw_ver", "mac", "device_id", "alias", "protocol", "faults"] {
+    for k in [
+        "ip",
+        "port",
+        "model",
+        "hw_ver",
+        "sw_ver",
+        "mac",
+        "device_id",
+        "alias",
+        "protocol",
+        "faults",
+    ] {
         assert!(line.get(k).is_some(), "{k}");
     }
     f.shutdown().await;

@@ -186,10 +186,7 @@ async fn fetch(plug: &PlugShared, id: u64, t: &Target) -> Result<Option<Vec<u8>>
     let rate = NOMINAL_RATE / plug.id.time_scale.max(1e-6);
     let started = Instant::now();
     let drop_at = plug.id.has(FaultKind::DownloadDrop).then_some(len / 2);
-    let stall_at = plug
-        .id
-        .has(FaultKind::DownloadStall)
-        .then_some(len * 2 / 5);
+    let stall_at = plug.id.has(FaultKind::DownloadStall).then_some(len * 2 / 5);
     let mut counted = 0u64;
     loop {
         let received = body.len() as u64;
@@ -267,7 +264,10 @@ mod tests {
             Err(UrlError::NotLoopback)
         );
         assert_eq!(parse_url("https://127.0.0.1/x"), Err(UrlError::Scheme));
-        assert_eq!(parse_url("http://127.0.0.1:99999/x"), Err(UrlError::Malformed));
+        assert_eq!(
+            parse_url("http://127.0.0.1:99999/x"),
+            Err(UrlError::Malformed)
+        );
         assert_eq!(parse_url("http://u@127.0.0.1/x"), Err(UrlError::Malformed));
         assert_eq!(parse_url("http://127.0.0.1/a b"), Err(UrlError::Malformed));
     }

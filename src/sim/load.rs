@@ -157,7 +157,10 @@ mod tests {
     fn calendar_round_trips() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(days_from_civil(2024, 2, 29) + 1, days_from_civil(2024, 3, 1));
+        assert_eq!(
+            days_from_civil(2024, 2, 29) + 1,
+            days_from_civil(2024, 3, 1)
+        );
         for d in [-1000, 0, 19_000, 20_000, 20_500] {
             let (y, m, dd) = civil_from_days(d);
             assert_eq!(days_from_civil(y, m, dd), d);
@@ -171,12 +174,19 @@ mod tests {
     fn power_stays_near_the_appliance_and_moves() {
         let lamp = model("lamp");
         let t0 = 1_700_000_000.0;
-        let samples: Vec<f64> = (0..200).map(|i| lamp.power_w(t0 + i as f64 * 0.7)).collect();
-        assert!(samples.iter().all(|p| (7.0..11.5).contains(p)), "{samples:?}");
+        let samples: Vec<f64> = (0..200)
+            .map(|i| lamp.power_w(t0 + i as f64 * 0.7))
+            .collect();
+        assert!(
+            samples.iter().all(|p| (7.0..11.5).contains(p)),
+            "{samples:?}"
+        );
         let first = samples[0];
         assert!(samples.iter().any(|p| (p - first).abs() > 0.01), "noise");
         let fridge = model("fridge");
-        let on = (0..600).filter(|i| fridge.power_w(t0 + *i as f64) > 50.0).count();
+        let on = (0..600)
+            .filter(|i| fridge.power_w(t0 + *i as f64) > 50.0)
+            .count();
         assert!((150..350).contains(&on), "duty cycle ~40 %: {on}");
     }
 

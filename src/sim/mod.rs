@@ -245,7 +245,10 @@ pub enum SimError {
     #[error("{0}")]
     Invalid(String),
     #[error("{proto} address {addr} is already in use (another simulator or program?)")]
-    AddrInUse { addr: SocketAddr, proto: &'static str },
+    AddrInUse {
+        addr: SocketAddr,
+        proto: &'static str,
+    },
     #[error("address {addr} is not available on this machine")]
     AddrNotAvailable { addr: SocketAddr },
     #[error("cannot bind {proto} {addr}: {msg}")]
@@ -298,7 +301,10 @@ impl PlugHandle {
 
     /// Firmware bytes received over HTTP, all downloads together.
     pub fn bytes_downloaded(&self) -> u64 {
-        self.shared.counters.bytes_downloaded.load(Ordering::Relaxed)
+        self.shared
+            .counters
+            .bytes_downloaded
+            .load(Ordering::Relaxed)
     }
 
     /// `download_firmware` requests accepted.

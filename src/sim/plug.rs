@@ -443,7 +443,9 @@ impl PlugShared {
                     _ => err(-2, "member not support"),
                 },
                 "schedule" | "count_down" | "anti_theft" => match method.as_str() {
-                    "get_rules" => json!({"rule_list": [], "version": 2, "enable": 0, "err_code": 0}),
+                    "get_rules" => {
+                        json!({"rule_list": [], "version": 2, "enable": 0, "err_code": 0})
+                    }
                     "get_next_action" if module == "schedule" => json!({"type": -1, "err_code": 0}),
                     _ => err(-2, "member not support"),
                 },
@@ -564,8 +566,14 @@ impl PlugShared {
         set("rssi", json!(self.id.rssi + jitter));
         set("latitude", json!(round(self.id.latitude, 6)));
         set("longitude", json!(round(self.id.longitude, 6)));
-        set("latitude_i", json!((self.id.latitude * 10_000.0).round() as i64));
-        set("longitude_i", json!((self.id.longitude * 10_000.0).round() as i64));
+        set(
+            "latitude_i",
+            json!((self.id.latitude * 10_000.0).round() as i64),
+        );
+        set(
+            "longitude_i",
+            json!((self.id.longitude * 10_000.0).round() as i64),
+        );
         let on_time = |o: &Outlet| {
             if o.relay_on {
                 (now - o.on_since).max(0.0) as i64
@@ -659,17 +667,11 @@ impl PlugShared {
         };
         o.advance(now);
         let volts = o.load.voltage_v(now);
-        let mut watts = if o.relay_on {
-            o.load.power_w(now)
-        } else {
-            0.0
-        };
+        let mut watts = if o.relay_on { o.load.power_w(now) } else { 0.0 };
         let amps = o.load.current_a(watts, volts);
         let total_wh = o.total_wh;
         drop(st);
-        if self.id.has(FaultKind::Bogus28kw)
-            || (self.id.has(FaultKind::Glitch28kw) && n % 3 == 0)
-        {
+        if self.id.has(FaultKind::Bogus28kw) || (self.id.has(FaultKind::Glitch28kw) && n % 3 == 0) {
             watts = 28_000.0 + load::unit(self.id.seed, n) * 400.0;
         }
         let unit_scale = self.id.has(FaultKind::UnitScale);
@@ -1000,7 +1002,11 @@ mod tests {
         let grown = b.total_kwh.expect("t") - a.total_kwh.expect("t");
         let mean = p.lock().outlets[0].load.mean_w();
         assert!(grown > 0.0 && grown < 3.0 * mean / 1000.0 + 0.01, "{grown}");
-        call(&p, json!({"system":{"set_relay_state":{"state":0}}}), T0 + 3602.0);
+        call(
+            &p,
+            json!({"system":{"set_relay_state":{"state":0}}}),
+            T0 + 3602.0,
+        );
         let c = realtime(&p, T0 + 7200.0);
         assert_eq!(c.power_w, Some(0.0));
         assert_eq!(c.current_a, Some(0.0));
@@ -1019,19 +1025,40 @@ mod tests {
     #[test]
     fn schemes_follow_the_profile() {
         use crate::protocol::UnitScheme;
-        assert_eq!(realtime(&plug("hs110-eu-hw1", &[]), T0).scheme, UnitScheme::Base);
-        assert_eq!(realtime(&plug("hs110-eu-hw4", &[]), T0).scheme, UnitScheme::Milli);
-        let r = call(&plug("hs105-us-hw1", &[]), json!({"emeter":{"get_realtime":{}}}), T0);
-        assert_eq!(r, json!({"emeter":{"err_code":-1,"err_msg":"module not support"}}));
+        assert_eq!(
+            realtime(&plug("hs110-eu-hw1", &[]), T0).scheme,
+            UnitScheme::Base
+        );
+        assert_eq!(
+            realtime(&plug("hs110-eu-hw4", &[]), T0).scheme,
+            UnitScheme::Milli
+        );
+        let r = call(
+            &plug("hs105-us-hw1", &[]),
+            json!({"emeter":{"get_realtime":{}}}),
+            T0,
+        );
+        assert_eq!(
+            r,
+            json!({"emeter":{"err_code":-1,"err_msg":"module not support"}})
+        );
     }
 
     #[test]
     fn old_and_new_sysinfo_shapes() {
-        let old = call(&plug("hs110-eu-hw1", &[]), json!({"system":{"get_sysinfo":{}}}), T0);
+        let old = call(
+            &plug("hs110-eu-hw1", &[]),
+            json!({"system":{"get_sysinfo":{}}}),
+            T0,
+        );
         let s = &old["system"]["get_sysinfo"];
         assert!(s["type"].is_string() && s["fwId"].is_string() && s["latitude"].is_f64());
         assert!(s.get("latitude_i").is_none() && s.get("mic_type").is_none());
-        let new = call(&plug("hs110-eu-hw4", &[]), json!({"system":{"get_sysinfo":{}}}), T0);
+        let new = call(
+            &plug("hs110-eu-hw4", &[]),
+            json!({"system":{"get_sysinfo":{}}}),
+            T0,
+        );
         let s = &new["system"]["get_sysinfo"];
         assert!(s["mic_type"].is_string() && s["latitude_i"].is_i64() && s["status"] == "new");
         assert_eq!(s["deviceId"].as_str().expect("id").len(), 40);
@@ -1120,18 +1147,33 @@ mod tests {
         let p = plug("hs110-eu-hw4", &[]);
         let now = T0;
         let (y, m, d) = load::civil_from_days((now / 86_400.0).floor() as i64);
-        let r = call(&p, json!({"emeter":{"get_daystat":{"year":y,"month":m}}}), now);
+        let r = call(
+            &p,
+            json!({"emeter":{"get_daystat":{"year":y,"month":m}}}),
+            now,
+        );
         let days = crate::protocol::reply::parse_stats(&r, "get_daystat").expect("days");
         assert_eq!(days.len(), d as usize, "every day of this month so far");
-        assert!(days.iter().all(|e| e.energy_kwh >= 0.0 && e.energy_kwh < 100.0));
+        assert!(
+            days.iter()
+                .all(|e| e.energy_kwh >= 0.0 && e.energy_kwh < 100.0)
+        );
         assert!(r["emeter"]["get_daystat"]["day_list"][0]["energy_wh"].is_i64());
         let r = call(&p, json!({"emeter":{"get_monthstat":{"year":y}}}), now);
         let months = crate::protocol::reply::parse_stats(&r, "get_monthstat").expect("m");
         assert!(!months.is_empty() && months.len() <= m as usize);
-        let r = call(&p, json!({"emeter":{"get_daystat":{"year":y + 1,"month":1}}}), now);
+        let r = call(
+            &p,
+            json!({"emeter":{"get_daystat":{"year":y + 1,"month":1}}}),
+            now,
+        );
         assert_eq!(r["emeter"]["get_daystat"]["day_list"], json!([]));
         let float = plug("hs110-eu-hw1", &[]);
-        let r = call(&float, json!({"emeter":{"get_daystat":{"year":y,"month":m}}}), now);
+        let r = call(
+            &float,
+            json!({"emeter":{"get_daystat":{"year":y,"month":m}}}),
+            now,
+        );
         assert!(r["emeter"]["get_daystat"]["day_list"][0]["energy"].is_f64());
     }
 
@@ -1140,7 +1182,10 @@ mod tests {
         let p = plug("hs110-us-hw1", &[]);
         let r = call(&p, json!({"system":{"flash_firmware":{}}}), T0);
         assert_eq!(r["system"]["flash_firmware"]["err_code"], -5);
-        assert_eq!(p.counters.premature_flash_attempts.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            p.counters.premature_flash_attempts.load(Ordering::Relaxed),
+            1
+        );
         let r = call(&p, json!({"system":{"get_download_state":{}}}), T0);
         assert_eq!(r["system"]["get_download_state"]["err_code"], -7);
         let r = call(
@@ -1166,7 +1211,12 @@ mod tests {
         assert_eq!(realtime(&p, T0 + 3700.0).total_kwh, Some(0.0));
         assert_eq!(p.lock().sw_ver, "1.0.22 Build 240418 Rel.102311");
         let old = plug("kp115-us-hw1", &[FaultKind::OldVersion]);
-        old.came_back(&Cause::Flash { sw_ver: "9.9.9 Build 1 Rel.1".into() }, T0);
+        old.came_back(
+            &Cause::Flash {
+                sw_ver: "9.9.9 Build 1 Rel.1".into(),
+            },
+            T0,
+        );
         assert_eq!(old.lock().sw_ver, old.id.profile.sw_ver());
     }
 
@@ -1176,7 +1226,10 @@ mod tests {
         assert_eq!(p.id.reported_secs(0), 0);
         assert_eq!(p.id.reported_secs(20), 1);
         assert_eq!(p.id.reported_secs(250), 3);
-        assert_eq!(p.id.scaled(Duration::from_secs(20)), Duration::from_millis(200));
+        assert_eq!(
+            p.id.scaled(Duration::from_secs(20)),
+            Duration::from_millis(200)
+        );
     }
 
     #[test]

@@ -203,7 +203,11 @@ mod tests {
 
     #[test]
     fn every_embedded_file_parses() {
-        assert_eq!(all().len(), PROFILE_FILES.len(), "a profile failed to parse");
+        assert_eq!(
+            all().len(),
+            PROFILE_FILES.len(),
+            "a profile failed to parse"
+        );
         for s in PROFILE_FILES {
             let p: Profile = serde_json::from_str(s).expect("profile");
             assert!(!p.model().is_empty() && !p.hw_ver().is_empty() && !p.sw_ver().is_empty());
@@ -224,7 +228,10 @@ mod tests {
     #[test]
     fn lookup_by_name_or_model() {
         assert_eq!(find("HS110-EU-HW1").map(|p| p.model()), Some("HS110(EU)"));
-        assert_eq!(find("hs300(us)").map(|p| p.name.as_str()), Some("hs300-us-hw2"));
+        assert_eq!(
+            find("hs300(us)").map(|p| p.name.as_str()),
+            Some("hs300-us-hw2")
+        );
         assert!(find("hs999").is_none());
     }
 }

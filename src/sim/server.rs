@@ -138,7 +138,8 @@ pub(crate) async fn run_plug(
     let mut sockets = Some(first);
     let mut flaky_round = 0u64;
     while let Some(s) = sockets.take() {
-        *plug.udp.lock().unwrap_or_else(|e| e.into_inner()) = s.udp.clone().or_else(|| s.tdp.clone());
+        *plug.udp.lock().unwrap_or_else(|e| e.into_inner()) =
+            s.udp.clone().or_else(|| s.tdp.clone());
         plug.online.store(true, Ordering::SeqCst);
         let flaky = plug.id.has(FaultKind::Flaky).then(|| {
             flaky_round += 1;
@@ -160,8 +161,8 @@ pub(crate) async fn run_plug(
         plug.counters.outages.fetch_add(1, Ordering::Relaxed);
         plug.went_offline(now_unix());
         tracing::debug!(ip = %plug.id.ip, cause = ?outage.cause, down = ?outage.down, "plug offline");
-        let never_back = matches!(outage.cause, Cause::Flash { .. })
-            && plug.id.has(FaultKind::NeverBack);
+        let never_back =
+            matches!(outage.cause, Cause::Flash { .. }) && plug.id.has(FaultKind::NeverBack);
         if never_back {
             token.cancelled().await;
             break;
@@ -232,7 +233,12 @@ fn tdp_answer(plug: &PlugShared, packet: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Answers one datagram (unicast or broadcast) from `sock`, the plug's own unicast socket.
-pub(crate) fn answer_udp(plug: &Arc<PlugShared>, sock: &Arc<UdpSocket>, data: &[u8], to: SocketAddr) {
+pub(crate) fn answer_udp(
+    plug: &Arc<PlugShared>,
+    sock: &Arc<UdpSocket>,
+    data: &[u8],
+    to: SocketAddr,
+) {
     if plug.is_hanging() {
         return;
     }
