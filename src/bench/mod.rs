@@ -1,1 +1,2 @@
 //! Benchmarks that print figures (run by `plugfleet bench`).
+pub mod firmware;

@@ -28,8 +28,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.suites
     };
-    if let Some(suite) = suites.first() {
-        anyhow::bail!("the {suite:?} benchmark is not available yet");
+    for suite in suites {
+        match suite {
+            Suite::Firmware => crate::bench::firmware::run()?,
+            other => anyhow::bail!("the {other:?} benchmark is not available yet"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
