@@ -442,3 +442,43 @@ async fn a_cancel_after_the_flash_request_is_refused() {
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strip_outlet_states_are_restored_after_the_reboot() {
+    let dir = temp_dir();
+    let img = ImageHeader {
+        model: "HS300".into(),
+        hw: "2".into(),
+        region: "US".into(),
+        version: "1.0.20".into(),
+        build: "230101".into(),
+        rel: "120000".into(),
+        payload_len: 0,
+        payload_sha256: String::new(),
+    }
+    .build(&[3u8; 30_000]);
+    let image = dir.join("hs300v2_us_1.0.20_Build_230101_Rel.120000.bin");
+    std::fs::write(&image, img).unwrap();
+    let b = base();
+    let mut spec = FleetSpec::on_free_port(b, 1);
+    spec.profiles = vec!["hs300-us-hw2".into()];
+    spec.time_scale = 0.01;
+    let fleet = Fleet::start(spec).await.unwrap();
+    let plug = fleet.plugs()[0].clone();
+    // A mix of on and off outlets.
+    let c = Client::new(plug.addr(), client_cfg(fleet.port()));
+    for (i, id) in plug.children.iter().enumerate() {
+        c.set_relay(i % 2 == 0, Some(id)).await.unwrap();
+    }
+    let before = plug.relays();
+    assert!(before.contains(&true) && before.contains(&false));
+    let entries = plan_for(&fleet, &image).await;
+    assert_eq!(entries[0].verdict(), &Verdict::Compatible);
+    let (report, _) = run(entries, config(fleet.port(), None)).await;
+    assert_eq!(report.plugs[0].result, PlugResult::Updated, "{report:?}");
+    assert_eq!(plug.current_sw_ver(), "1.0.20 Build 230101 Rel.120000");
+    assert_eq!(plug.relays(), before, "outlets as they were");
+    assert!(report.plugs[0].warnings.iter().all(|w| !w.contains("restore")));
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
