@@ -1,2 +1,5 @@
 //! Benchmarks that print figures (run by `plugfleet bench`).
+
+pub mod discovery;
+pub mod firmware;
 pub mod tui;

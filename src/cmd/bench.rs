@@ -30,8 +30,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     for suite in suites {
         match suite {
+            Suite::Discovery => crate::bench::discovery::run()?,
             Suite::Tui => crate::bench::tui::run()?,
-            other => anyhow::bail!("the {other:?} benchmark is not available yet"),
+            Suite::Firmware => crate::bench::firmware::run()?,
         }
     }
     Ok(ExitCode::SUCCESS)
