@@ -54,7 +54,13 @@ pub enum Event {
     DeviceDiscovered(Sighting),
     /// A discovery source reported something worth showing (a hostile reply, a finished pass).
     DiscoveryNote(String),
-    DiscoveryFinished { found: usize },
+    /// A discovery pass ended (`round` 0 is the first).
+    DiscoveryRound {
+        round: u64,
+        found: usize,
+        /// Sends that failed (unreachable broadcast address…).
+        errors: Vec<String>,
+    },
     /// One poll of one device finished (readings or an error).
     Polled(Box<PollReport>),
     /// A write finished.

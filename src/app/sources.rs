@@ -1,64 +1,69 @@
 //! Sources of devices for the runtime: the adapter between discovery and the app's events.
 
-use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use super::event::{Event, SeenInfo, Sighting};
 use super::runtime::Sources;
-use crate::cli::{TargetArgs, UsageError};
-use crate::net::client::{Client, ClientConfig};
+use crate::cli::TargetArgs;
+use crate::net::discovery::{self, DeviceReply, DiscoveryConfig, DiscoveryEvent};
 
-/// Probes each known host over TCP (`get_sysinfo`) and reports what answered.
-pub async fn probe_hosts(
-    hosts: Vec<IpAddr>,
-    cfg: ClientConfig,
-    tx: mpsc::Sender<Event>,
-    token: CancellationToken,
-) {
-    let permits = Arc::new(Semaphore::new(32));
-    let mut set = JoinSet::new();
-    for ip in hosts {
-        let (permits, tx) = (permits.clone(), tx.clone());
-        set.spawn(async move {
-            let _p = permits.acquire_owned().await;
-            let r = Client::new(ip, cfg).sysinfo().await;
-            let ev = match r {
-                Ok(sys) => Event::DeviceDiscovered(Sighting {
-                    ip,
-                    port: cfg.port,
-                    found_by: "host".into(),
-                    info: SeenInfo::Legacy(Box::new(sys)),
-                }),
-                Err(e) => Event::DiscoveryNote(format!("{ip}: {e}")),
-            };
-            let _ = tx.send(ev).await;
-        });
+impl From<DiscoveryEvent> for Event {
+    fn from(ev: DiscoveryEvent) -> Self {
+        match ev {
+            DiscoveryEvent::Found(s) => Event::DeviceDiscovered(Sighting {
+                ip: s.ip,
+                port: s.port,
+                found_by: s.found_by.as_str().to_owned(),
+                info: match s.reply {
+                    DeviceReply::Legacy(sys) => SeenInfo::Legacy(Box::new(sys)),
+                    DeviceReply::Newer(tdp) => SeenInfo::Newer(Box::new(tdp)),
+                },
+            }),
+            DiscoveryEvent::Hostile { from, reason } => {
+                Event::DiscoveryNote(format!("ignored a reply from {from}: {reason}"))
+            }
+            DiscoveryEvent::RoundDone {
+                round,
+                found,
+                send_errors,
+                ..
+            } => Event::DiscoveryRound {
+                round,
+                found,
+                errors: send_errors,
+            },
+            DiscoveryEvent::Finished { .. } => Event::Tick,
+        }
     }
-    let found = tokio::select! {
-        _ = token.cancelled() => { set.shutdown().await; return; }
-        n = async { let mut n = 0; while set.join_next().await.is_some() { n += 1; } n } => n,
-    };
-    let _ = tx.send(Event::DiscoveryFinished { found }).await;
 }
 
-/// The sources for `plugfleet`: discovery from the shared target flags, repeated every
-/// `interval` × 15 to notice new plugs and address changes.
-pub fn discovery(args: &TargetArgs, _interval: Duration) -> anyhow::Result<Sources> {
-    if !args.targets.is_empty() || !args.sweeps.is_empty() || !args.is_explicit() {
-        return Err(UsageError(
-            "broadcast and sweep discovery are not wired into the TUI in this build; use --host ADDR"
-                .into(),
-        )
-        .into());
-    }
-    let hosts = args.hosts.clone();
-    let cfg = ClientConfig::with_timeout(args.port, args.timeout);
-    Ok(Box::new(move |tx, token, tasks: &mut JoinSet<()>| {
-        tasks.spawn(probe_hosts(hosts, cfg, tx, token));
-    }))
+/// How often discovery runs again while the TUI is open (new plugs, changed addresses).
+pub fn rediscovery_interval(poll_interval: Duration) -> Duration {
+    (poll_interval * 10).max(Duration::from_secs(15))
+}
+
+/// Discovery as a source of the TUI's events, repeated every `every`.
+pub fn discovery_source(cfg: DiscoveryConfig, every: Duration) -> Sources {
+    Box::new(move |tx, token, tasks: &mut JoinSet<()>| {
+        tasks.spawn(async move {
+            let fail = tx.clone();
+            match discovery::spawn_continuous(cfg, every, tx, token).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let _ = fail.send(Event::DiscoveryNote(format!("discovery stopped: {e}"))).await;
+                }
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => {}
+            }
+        });
+    })
+}
+
+/// The sources for `plugfleet`: discovery from the shared target flags (explicit targets
+/// replace the default broadcast), repeated while the TUI runs.
+pub fn discovery(args: &TargetArgs, interval: Duration) -> anyhow::Result<Sources> {
+    let cfg = DiscoveryConfig::from_args(args)?;
+    Ok(discovery_source(cfg, rediscovery_interval(interval)))
 }

@@ -6,43 +6,56 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use super::assess::{Check, ValueFlags, Verdict};
+use crate::fleet::plausibility;
 use super::event::ActionKind;
 use crate::protocol::tdp::TdpInfo;
 use crate::protocol::{Realtime, SysInfo};
 
-/// Power samples kept per meter: 10 minutes at a 1 s interval.
-pub const HISTORY_LEN: usize = 600;
 /// Recent plausibility findings kept per meter for the detail pane.
 pub const FINDINGS_LEN: usize = 8;
+/// How long a flagged reading keeps its meter's row flagged.
+pub const STICKY: Duration = Duration::from_secs(60);
 /// Consecutive failed polls before a device is shown offline.
 pub const OFFLINE_AFTER: u32 = 3;
 
-/// One meter (a plug's, or one outlet's of a strip): last reading, its check, recent power.
+/// One meter (a plug's, or one outlet's of a strip): last reading, its check, and the
+/// plausibility engine's per-meter state (history ring, counts, pending jump).
 #[derive(Debug, Clone, Default)]
 pub struct Meter {
     pub reading: Option<Realtime>,
     pub check: Check,
-    /// Recent power in W (bogus readings included, so the glitch shows in the chart).
-    pub power: VecDeque<f32>,
-    /// Readings flagged suspect or bogus since the app started.
-    pub flagged: u32,
-    pub readings: u32,
+    /// Created with the device's model at the first reading.
+    pub engine: Option<plausibility::Meter>,
     /// Recent findings, newest last: (when, verdict, reason).
     pub findings: VecDeque<(Instant, Verdict, String)>,
+    /// The worst verdict of the readings of the last [`STICKY`], and when it was last seen: a
+    /// one-reading glitch keeps the row flagged long enough to be seen.
+    pub recent: Verdict,
+    pub recent_at: Option<Instant>,
     /// The last read error of this meter (the device itself answered).
     pub error: Option<String>,
 }
 
 impl Meter {
-    /// Records one reading and its check.
-    pub fn record(&mut self, r: Realtime, check: Check, now: Instant) {
-        if self.power.len() == HISTORY_LEN {
-            self.power.pop_front();
-        }
-        self.power.push_back(r.power_w.unwrap_or(0.0) as f32);
-        self.readings = self.readings.saturating_add(1);
+    /// Judges and records one reading taken at `now` (`now_ms` on the engine's clock).
+    pub fn record(&mut self, model: &str, r: Realtime, now: Instant, now_ms: u64) {
+        let engine = self
+            .engine
+            .get_or_insert_with(|| plausibility::Meter::for_model(model));
+        let check = Check::from(&engine.assess_realtime(&r, now_ms));
+        let expired = self
+            .recent_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= STICKY);
         if check.verdict != Verdict::Ok {
-            self.flagged = self.flagged.saturating_add(1);
+            self.recent = if expired {
+                check.verdict
+            } else {
+                self.recent.max(check.verdict)
+            };
+            self.recent_at = Some(now);
+        } else if expired {
+            self.recent = Verdict::Ok;
+            self.recent_at = None;
         }
         for reason in &check.reasons {
             if self.findings.len() == FINDINGS_LEN {
@@ -53,6 +66,28 @@ impl Meter {
         self.reading = Some(r);
         self.check = check;
         self.error = None;
+    }
+
+    /// The row verdict: the last reading's, or worse if a recent one was worse.
+    pub fn verdict(&self) -> Verdict {
+        self.check.verdict.max(self.recent)
+    }
+
+    /// Readings flagged suspect or bogus since the app started.
+    pub fn flagged(&self) -> u64 {
+        self.engine.as_ref().map_or(0, |e| e.counts().flagged())
+    }
+
+    pub fn readings(&self) -> u64 {
+        self.engine.as_ref().map_or(0, |e| e.counts().total())
+    }
+
+    /// The last `n` power values for a sparkline (`None` where absent or flagged).
+    pub fn power_sparkline(&self, n: usize) -> Vec<Option<u64>> {
+        self.engine
+            .as_ref()
+            .map(|e| e.history().power_sparkline(n))
+            .unwrap_or_default()
     }
 }
 
@@ -174,7 +209,7 @@ impl Device {
 
     /// The worst verdict among this device's meters' last readings.
     pub fn verdict(&self) -> Verdict {
-        self.meters().map(|m| m.check.verdict).max().unwrap_or(Verdict::Ok)
+        self.meters().map(Meter::verdict).max().unwrap_or(Verdict::Ok)
     }
 
     pub fn meters(&self) -> impl Iterator<Item = &Meter> {
@@ -184,8 +219,8 @@ impl Device {
     }
 
     /// Flagged readings across all meters of the device.
-    pub fn flagged(&self) -> u32 {
-        self.meters().map(|m| m.flagged).sum()
+    pub fn flagged(&self) -> u64 {
+        self.meters().map(Meter::flagged).sum()
     }
 
     pub fn health(&self) -> Health {
@@ -455,7 +490,7 @@ impl RowRef<'_> {
         let h = self.device.health();
         match (self.outlet, h) {
             (Some(o), Health::Ok | Health::Suspect | Health::Bogus) => {
-                match o.meter.as_ref().map(|m| m.check.verdict).unwrap_or_default() {
+                match o.meter.as_ref().map(Meter::verdict).unwrap_or_default() {
                     Verdict::Ok => Health::Ok,
                     Verdict::Suspect => Health::Suspect,
                     Verdict::Bogus => Health::Bogus,
@@ -468,7 +503,7 @@ impl RowRef<'_> {
     /// Flagged: the last reading is suspect or bogus (for a strip: any outlet's).
     pub fn is_flagged(&self) -> bool {
         match self.outlet {
-            Some(_) => self.meter().is_some_and(|m| m.check.verdict != Verdict::Ok),
+            Some(_) => self.meter().is_some_and(|m| m.verdict() != Verdict::Ok),
             None => self.device.verdict() != Verdict::Ok,
         }
     }

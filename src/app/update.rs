@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::assess;
 use super::event::{ActionKind, Command, Event, SeenInfo, Sighting};
 use super::keymap::{self, Action, Context};
 use super::state::{
@@ -27,15 +26,25 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
         Event::Tick => Vec::new(),
         Event::DeviceDiscovered(s) => on_sighting(app, s, now),
         Event::DiscoveryNote(n) => {
-            if app.notes.len() == 20 {
-                app.notes.pop_front();
-            }
-            app.notes.push_back(n);
+            note(app, n, now);
             Vec::new()
         }
-        Event::DiscoveryFinished { found } => {
-            app.discovering = false;
-            app.set_status(format!("discovery pass finished: {found} found"), now);
+        Event::DiscoveryRound {
+            round,
+            found,
+            errors,
+        } => {
+            for e in errors {
+                note(app, format!("discovery: {e}"), now);
+            }
+            if round == 0 {
+                app.discovering = false;
+                let msg = format!(
+                    "first discovery pass done: {found} {} found",
+                    if found == 1 { "reply" } else { "replies" }
+                );
+                app.set_status(msg, now);
+            }
             Vec::new()
         }
         Event::Polled(r) => on_polled(app, *r, now),
@@ -73,6 +82,15 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
     };
     fix_selection(app);
     cmds
+}
+
+/// Keeps a discovery note (bounded) and shows it in the status bar.
+fn note(app: &mut App, n: String, now: Instant) {
+    if app.notes.len() == 20 {
+        app.notes.pop_front();
+    }
+    app.set_status(n.clone(), now);
+    app.notes.push_back(n);
 }
 
 fn describe(r: &RowRef<'_>) -> String {
@@ -495,42 +513,44 @@ fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
             on_sighting(app, s, now)
         }
         Ok(p) => {
-            record_poll(d, p, now);
-            Vec::new()
+            let now_ms = now.saturating_duration_since(app.started).as_millis() as u64;
+            if record_poll(d, p, now, now_ms) {
+                // The engine saw a jump: read again at once to confirm or dismiss it.
+                vec![Command::PollNow(vec![r.key])]
+            } else {
+                Vec::new()
+            }
         }
     }
 }
 
-fn record_poll(d: &mut Device, p: Polled, now: Instant) {
+/// Records a successful poll; true when a meter wants a confirming re-read.
+fn record_poll(d: &mut Device, p: Polled, now: Instant, now_ms: u64) -> bool {
     d.link = Link::Online;
     d.last_seen = Some(now);
     d.last_error = None;
     d.outlets = outlets_from(&p.sysinfo, &d.outlets);
     let model = p.sysinfo.model.clone();
-    if let Some(rt) = p.realtime {
-        let m = d.meter.get_or_insert_with(Meter::default);
+    let mut reread = false;
+    let mut apply = |m: &mut Meter, rt: Result<crate::protocol::Realtime, crate::net::NetError>| {
         match rt {
             Ok(reading) => {
-                let check = assess::assess(&model, &reading, m.reading.as_ref());
-                m.record(reading, check, now);
+                m.record(&model, reading, now, now_ms);
+                reread |= m.check.reread;
             }
             Err(e) => m.error = Some(e.to_string()),
         }
+    };
+    if let Some(rt) = p.realtime {
+        apply(d.meter.get_or_insert_with(Meter::default), rt);
     }
     for (id, rt) in p.outlets {
-        let Some(o) = d.outlets.iter_mut().find(|o| o.id == id) else {
-            continue;
-        };
-        let m = o.meter.get_or_insert_with(Meter::default);
-        match rt {
-            Ok(reading) => {
-                let check = assess::assess(&model, &reading, m.reading.as_ref());
-                m.record(reading, check, now);
-            }
-            Err(e) => m.error = Some(e.to_string()),
+        if let Some(o) = d.outlets.iter_mut().find(|o| o.id == id) {
+            apply(o.meter.get_or_insert_with(Meter::default), rt);
         }
     }
     d.sysinfo = Some(p.sysinfo);
+    reread
 }
 
 #[cfg(test)]

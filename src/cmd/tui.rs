@@ -64,17 +64,17 @@ impl Drop for TerminalGuard {
 
 /// Runs the TUI on `app` with the given sources of devices; the terminal is restored whatever
 /// happens (ratatui's init also installs a panic hook that restores it).
-pub fn run_tui(app: App, setup: Setup, sources: Sources) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+pub fn run_tui(
+    rt: &tokio::runtime::Runtime,
+    app: App,
+    setup: Setup,
+    sources: Sources,
+) -> anyhow::Result<ExitCode> {
     let mut terminal = ratatui::try_init()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     let guard = TerminalGuard;
     let result = rt.block_on(runtime::run(&mut terminal, app, setup, sources));
     drop(guard);
-    rt.shutdown_timeout(Duration::from_secs(1));
     result.map(|()| ExitCode::SUCCESS)
 }
 
@@ -86,5 +86,11 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
         client: ClientConfig::with_timeout(args.net.port, args.net.timeout),
     };
     let app = App::new(settings, std::time::Instant::now());
-    run_tui(app, setup, sources)
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = run_tui(&rt, app, setup, sources);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }

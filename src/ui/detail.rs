@@ -162,11 +162,25 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
             Span::styled(
                 format!(
                     "   flagged {} of {} readings · units {:?}",
-                    m.flagged, m.readings, r.scheme
+                    m.flagged(), m.readings(), r.scheme
                 ),
                 theme.dim(),
             ),
         ]));
+        if m.recent > verdict {
+            let when = m
+                .recent_at
+                .map(|t| ago(app.now.saturating_duration_since(t)))
+                .unwrap_or_default();
+            l.push(Line::styled(
+                format!(
+                    "  row stays flagged: a {} reading {when} (kept {} s)",
+                    m.recent.as_str(),
+                    crate::app::state::STICKY.as_secs()
+                ),
+                theme.verdict(m.recent),
+            ));
+        }
         for reason in &m.check.reasons {
             l.push(Line::styled(format!("  • {}", clean(reason, 120)), theme.verdict(verdict)));
         }
@@ -235,22 +249,26 @@ pub fn render_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Constraint::Min(0),
         ])
         .areas(meter_col);
-        let width = usize::from(s.width.max(1));
-        let skip = m.power.len().saturating_sub(width);
-        let data: Vec<u64> = m
-            .power
-            .iter()
-            .skip(skip)
-            .map(|p| p.max(0.0).round() as u64)
-            .collect();
-        let max = data.iter().copied().max().unwrap_or(0);
+        let data = m.power_sparkline(usize::from(s.width.max(1)));
+        let max = data.iter().flatten().copied().max().unwrap_or(0);
+        let flagged = data.iter().filter(|v| v.is_none()).count();
         let secs = app.settings.interval.as_secs_f64() * data.len() as f64;
-        let title = format!(
+        let mut title = format!(
             " power, last {} · max {max} W ",
             age(std::time::Duration::from_secs_f64(secs))
         );
+        if flagged > 0 {
+            title.push_str(&format!("· {flagged} flagged shown as ! "));
+        }
         frame.render_widget(Line::styled(title, theme.dim()), t);
-        frame.render_widget(Sparkline::default().data(&data).style(theme.sparkline()), s);
+        frame.render_widget(
+            Sparkline::default()
+                .data(data)
+                .style(theme.sparkline())
+                .absent_value_symbol(verdict_glyph(Verdict::Bogus))
+                .absent_value_style(theme.verdict(Verdict::Bogus)),
+            s,
+        );
         frame.render_widget(Paragraph::new(meter_text).wrap(Wrap { trim: false }), rest);
     }
 }
