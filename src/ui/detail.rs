@@ -89,7 +89,7 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
         if !s.children.is_empty() {
             l.push(kv("outlets", s.children.len().to_string(), theme));
         }
-        l.push(kv("protocol", "legacy (port 9999)".into(), theme));
+        l.push(kv("protocol", "legacy (XOR, port 9999 protocol)".into(), theme));
     }
     if let Some(t) = &d.tdp {
         if d.sysinfo.is_none() {
@@ -234,7 +234,7 @@ pub fn render_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Layout::horizontal([Constraint::Length(62), Constraint::Min(30)]).areas(inner);
         (a, b)
     } else if meter.is_some() {
-        let meter_h = (meter_text.len() as u16 + 4).min(inner.height / 2);
+        let meter_h = (meter_text.len() as u16 + 2).min(inner.height * 2 / 3);
         let [a, b] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(meter_h)]).areas(inner);
         (a, b)
@@ -243,9 +243,10 @@ pub fn render_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     };
     frame.render_widget(Paragraph::new(info), info_area);
     if let Some(m) = meter {
+        let spark_h = if meter_col.height >= 10 { 3 } else { 1 };
         let [t, s, rest] = Layout::vertical([
             Constraint::Length(1),
-            Constraint::Length(3),
+            Constraint::Length(spark_h),
             Constraint::Min(0),
         ])
         .areas(meter_col);
