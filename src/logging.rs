@@ -34,8 +34,8 @@ pub fn init(level: &str) -> anyhow::Result<LogGuard> {
     let dir = log_dir();
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create the log directory {}: {e}", dir.display()))?;
-    let filter = EnvFilter::try_new(level)
-        .map_err(|e| anyhow::anyhow!("bad --log-level `{level}`: {e}"))?;
+    let filter =
+        EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("bad --log-level `{level}`: {e}"))?;
     let appender = tracing_appender::rolling::never(&dir, "plugfleet.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     tracing_subscriber::fmt()

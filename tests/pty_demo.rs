@@ -90,7 +90,11 @@ impl Tui {
                 return;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {what}; screen:\n{}", self.screen());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; screen:\n{}",
+                self.screen()
+            );
             if let Ok(bytes) = self.rx.recv_timeout(left.min(Duration::from_millis(200))) {
                 self.parser.process(&bytes);
                 self.raw.extend_from_slice(&bytes);
@@ -147,17 +151,26 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn demo_runs_reacts_to_keys_and_quits_to_a_clean_terminal() {
     let mut tui = Tui::start(&["demo", "--interval", "1"]);
     // The fleet fills in, labelled as a demo, and the bad plugs stand out.
-    tui.wait_for("the demo fleet", |s| s.contains("DEMO") && s.contains("HS300(US)"));
-    assert!(tui.parser.screen().alternate_screen(), "the TUI uses the alternate screen");
+    tui.wait_for("the demo fleet", |s| {
+        s.contains("DEMO") && s.contains("HS300(US)")
+    });
+    assert!(
+        tui.parser.screen().alternate_screen(),
+        "the TUI uses the alternate screen"
+    );
     if let Some(t) = tui.master.get_termios() {
         let flags = format!("{:?}", t.local_flags);
         assert!(!flags.contains("ICANON"), "raw mode while running: {flags}");
     }
-    tui.wait_for("a bogus plug", |s| s.contains("BOGUS") && s.contains("klap"));
+    tui.wait_for("a bogus plug", |s| {
+        s.contains("BOGUS") && s.contains("klap")
+    });
 
     // Help from the key map.
     tui.send("?");
-    tui.wait_for("help", |s| s.contains("Help") && s.contains("reverse the sort order"));
+    tui.wait_for("help", |s| {
+        s.contains("Help") && s.contains("reverse the sort order")
+    });
     tui.send("?");
     tui.wait_for("help closed", |s| !s.contains("reverse the sort order"));
 
@@ -166,7 +179,9 @@ fn demo_runs_reacts_to_keys_and_quits_to_a_clean_terminal() {
     tui.wait_for("flagged only", |s| {
         s.contains("[flagged only]") || s.contains("showing flagged rows only")
     });
-    tui.wait_for("no healthy row in the flagged view", |s| !s.contains("● ok"));
+    tui.wait_for("no healthy row in the flagged view", |s| {
+        !s.contains("● ok")
+    });
     tui.send("f");
     tui.wait_for("all rows again", |s| s.contains("● ok"));
 
@@ -176,28 +191,41 @@ fn demo_runs_reacts_to_keys_and_quits_to_a_clean_terminal() {
     tui.send("\r");
     tui.wait_for("one row", |s| s.contains("1 of") && !s.contains("HS110"));
     tui.send("\r");
-    tui.wait_for("detail pane", |s| s.contains("deviceId") && s.contains("hwId"));
+    tui.wait_for("detail pane", |s| {
+        s.contains("deviceId") && s.contains("hwId")
+    });
 
     // Quit: exit status 0, alternate screen left, cursor shown, cooked mode back.
     tui.send("q");
     let status = tui.wait_exit();
     assert!(status.success(), "exit status {status:?}");
-    assert!(!tui.parser.screen().alternate_screen(), "alternate screen left");
+    assert!(
+        !tui.parser.screen().alternate_screen(),
+        "alternate screen left"
+    );
     let enter = find(&tui.raw, b"\x1b[?1049h").expect("entered the alternate screen");
     let leave = find(&tui.raw, b"\x1b[?1049l").expect("left the alternate screen");
     assert!(leave > enter);
-    assert!(find(&tui.raw, b"\x1b[?25h").is_some_and(|i| i > enter), "cursor shown again");
+    assert!(
+        find(&tui.raw, b"\x1b[?25h").is_some_and(|i| i > enter),
+        "cursor shown again"
+    );
     assert!(!tui.parser.screen().hide_cursor(), "cursor visible");
     if let Some(t) = tui.master.get_termios() {
         let flags = format!("{:?}", t.local_flags);
-        assert!(flags.contains("ICANON") && flags.contains("ECHO"), "raw mode left: {flags}");
+        assert!(
+            flags.contains("ICANON") && flags.contains("ECHO"),
+            "raw mode left: {flags}"
+        );
     }
 }
 
 #[test]
 fn ctrl_c_quits_cleanly_too() {
     let mut tui = Tui::start(&["demo"]);
-    tui.wait_for("the demo fleet", |s| s.contains("DEMO") && s.contains("online"));
+    tui.wait_for("the demo fleet", |s| {
+        s.contains("DEMO") && s.contains("online")
+    });
     tui.send("\u{3}");
     let status = tui.wait_exit();
     assert!(status.success(), "exit status {status:?}");

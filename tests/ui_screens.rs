@@ -29,7 +29,11 @@ fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
 }
 
 fn press(app: &mut App, code: KeyCode, now: Instant) {
-    update(app, Event::Key(KeyEvent::new(code, KeyModifiers::NONE)), now);
+    update(
+        app,
+        Event::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+        now,
+    );
 }
 
 fn keys(app: &mut App, s: &str, now: Instant) {
@@ -46,7 +50,9 @@ fn fleet() -> (App, Instant) {
 fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
     let area = buf.area;
     for y in 0..area.height {
-        let line: String = (0..area.width).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        let line: String = (0..area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
         if let Some(i) = line.find(needle) {
             let x = line[..i].chars().count() as u16;
             return Some((x, y));
@@ -101,7 +107,11 @@ fn help_lists_every_binding() {
     let t = draw(&app, 120, 60);
     insta::assert_snapshot!(t.backend());
     for b in KEYMAP {
-        assert!(find(t.backend().buffer(), b.help).is_some(), "help misses {:?}", b.action);
+        assert!(
+            find(t.backend().buffer(), b.help).is_some(),
+            "help misses {:?}",
+            b.action
+        );
     }
 }
 

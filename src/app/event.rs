@@ -79,7 +79,10 @@ pub enum Event {
 pub enum Command {
     Quit,
     /// Start polling a device (or update its address).
-    Track { key: String, addr: SocketAddr },
+    Track {
+        key: String,
+        addr: SocketAddr,
+    },
     /// Poll these devices now (empty = all).
     PollNow(Vec<String>),
     /// A write on one device (`child` = outlet id on strips).

@@ -41,7 +41,13 @@ pub struct Plug {
 }
 
 impl Plug {
-    pub fn new(n: u32, alias: &str, model: &'static str, hw: &'static str, sw: &'static str) -> Self {
+    pub fn new(
+        n: u32,
+        alias: &str,
+        model: &'static str,
+        hw: &'static str,
+        sw: &'static str,
+    ) -> Self {
         Self {
             n,
             alias: alias.to_owned(),
@@ -91,14 +97,17 @@ impl Plug {
     }
 
     pub fn sysinfo(&self) -> SysInfo {
-        SysInfo::from_result(&self.sysinfo_json()).unwrap_or_else(|e| panic!("fixture sysinfo: {e}"))
+        SysInfo::from_result(&self.sysinfo_json())
+            .unwrap_or_else(|e| panic!("fixture sysinfo: {e}"))
     }
 }
 
 /// A reading in base units.
 pub fn reading(p: f64, v: f64, a: f64, kwh: f64) -> Realtime {
-    Realtime::from_result(&json!({"power": p, "voltage": v, "current": a, "total": kwh, "err_code": 0}))
-        .unwrap_or_else(|e| panic!("fixture reading: {e}"))
+    Realtime::from_result(
+        &json!({"power": p, "voltage": v, "current": a, "total": kwh, "err_code": 0}),
+    )
+    .unwrap_or_else(|e| panic!("fixture reading: {e}"))
 }
 
 pub fn sighting(p: &Plug, found_by: &str) -> Event {
@@ -166,15 +175,51 @@ pub fn newer(n: u32, model: &str) -> Event {
 pub fn mixed_fleet(settings: Settings, t0: Instant) -> (App, Instant) {
     let mut app = App::new(settings, t0);
     let mut now = t0;
-    let kitchen = Plug::new(1, "kitchen", "HS110(EU)", "4.0", "1.0.4 Build 191111 Rel.143500");
-    let heater = Plug::new(2, "garage heater", "HS110(US)", "1.0", "1.1.1 Build 170417 Rel.165206");
-    let desk = Plug::new(3, "office desk", "HS110(EU)", "2.0", "1.5.4 Build 180815 Rel.121440");
-    let mut lamp = Plug::new(4, "hall lamp", "HS100(US)", "2.0", "1.5.6 Build 191118 Rel.140307");
+    let kitchen = Plug::new(
+        1,
+        "kitchen",
+        "HS110(EU)",
+        "4.0",
+        "1.0.4 Build 191111 Rel.143500",
+    );
+    let heater = Plug::new(
+        2,
+        "garage heater",
+        "HS110(US)",
+        "1.0",
+        "1.1.1 Build 170417 Rel.165206",
+    );
+    let desk = Plug::new(
+        3,
+        "office desk",
+        "HS110(EU)",
+        "2.0",
+        "1.5.4 Build 180815 Rel.121440",
+    );
+    let mut lamp = Plug::new(
+        4,
+        "hall lamp",
+        "HS100(US)",
+        "2.0",
+        "1.5.6 Build 191118 Rel.140307",
+    );
     lamp.emeter = false;
     lamp.relay = false;
-    let mut strip = Plug::new(5, "rack strip", "HS300(US)", "2.0", "1.0.12 Build 220121 Rel.175814");
+    let mut strip = Plug::new(
+        5,
+        "rack strip",
+        "HS300(US)",
+        "2.0",
+        "1.0.12 Build 220121 Rel.175814",
+    );
     strip.outlets = vec![("router", true), ("nas", true), ("printer", false)];
-    let porch = Plug::new(6, "porch", "KP115(US)", "1.0", "1.0.21 Build 210524 Rel.161309");
+    let porch = Plug::new(
+        6,
+        "porch",
+        "KP115(US)",
+        "1.0",
+        "1.0.21 Build 210524 Rel.161309",
+    );
     let plugs = [&kitchen, &heater, &desk, &lamp, &strip, &porch];
     for (i, p) in plugs.iter().enumerate() {
         let how = if i == 2 { "sweep" } else { "broadcast" };
@@ -184,11 +229,27 @@ pub fn mixed_fleet(settings: Settings, t0: Instant) -> (App, Instant) {
     for round in 0..8u32 {
         now += Duration::from_secs(2);
         let k = f64::from(round);
-        update(&mut app, polled(&kitchen, Some(reading(61.2 + k, 230.8, 0.45, 16.3)), vec![]), now);
-        let heater_w = if round == 6 { 28_041.6 } else { 1480.0 + k * 3.0 };
-        update(&mut app, polled(&heater, Some(reading(heater_w, 121.3, 12.4, 3.2)), vec![]), now);
+        update(
+            &mut app,
+            polled(&kitchen, Some(reading(61.2 + k, 230.8, 0.45, 16.3)), vec![]),
+            now,
+        );
+        let heater_w = if round == 6 {
+            28_041.6
+        } else {
+            1480.0 + k * 3.0
+        };
+        update(
+            &mut app,
+            polled(&heater, Some(reading(heater_w, 121.3, 12.4, 3.2)), vec![]),
+            now,
+        );
         let desk_w = if round < 5 { 61.7 } else { 61_753.0 };
-        update(&mut app, polled(&desk, Some(reading(desk_w, 230.6, 0.2678, 8.8)), vec![]), now);
+        update(
+            &mut app,
+            polled(&desk, Some(reading(desk_w, 230.6, 0.2678, 8.8)), vec![]),
+            now,
+        );
         update(&mut app, polled(&lamp, None, vec![]), now);
         let outlets = vec![
             reading(9.1, 120.1, 0.09, 1.2),
@@ -197,14 +258,22 @@ pub fn mixed_fleet(settings: Settings, t0: Instant) -> (App, Instant) {
         ];
         update(&mut app, polled(&strip, None, outlets), now);
         if round < 2 {
-            update(&mut app, polled(&porch, Some(reading(4.0, 119.7, 0.05, 0.7)), vec![]), now);
+            update(
+                &mut app,
+                polled(&porch, Some(reading(4.0, 119.7, 0.05, 0.7)), vec![]),
+                now,
+            );
         } else {
             update(&mut app, failed(&porch, round - 1), now);
         }
     }
     // The heater's glitch was one reading; the last one is bogus again to show it.
     now += Duration::from_secs(1);
-    update(&mut app, polled(&heater, Some(reading(28_041.6, 121.3, 12.4, 3.2)), vec![]), now);
+    update(
+        &mut app,
+        polled(&heater, Some(reading(28_041.6, 121.3, 12.4, 3.2)), vec![]),
+        now,
+    );
     (app, now)
 }
 

@@ -137,12 +137,7 @@ pub struct Binding {
     pub writes: bool,
 }
 
-const fn b(
-    context: Context,
-    keys: &'static [Key],
-    action: Action,
-    help: &'static str,
-) -> Binding {
+const fn b(context: Context, keys: &'static [Key], action: Action, help: &'static str) -> Binding {
     Binding {
         context,
         keys,
@@ -152,12 +147,7 @@ const fn b(
     }
 }
 
-const fn w(
-    context: Context,
-    keys: &'static [Key],
-    action: Action,
-    help: &'static str,
-) -> Binding {
+const fn w(context: Context, keys: &'static [Key], action: Action, help: &'static str) -> Binding {
     Binding {
         context,
         keys,
@@ -171,39 +161,149 @@ use Context::{Confirm as C, Filter as F, Help as H, Table as T};
 
 /// The key map.
 pub const KEYMAP: &[Binding] = &[
-    b(T, &[code(KeyCode::Up), k('k')], Action::Up, "select the previous row"),
-    b(T, &[code(KeyCode::Down), k('j')], Action::Down, "select the next row"),
-    b(T, &[code(KeyCode::PageUp), ctrl('u')], Action::PageUp, "one page up"),
-    b(T, &[code(KeyCode::PageDown), ctrl('d')], Action::PageDown, "one page down"),
+    b(
+        T,
+        &[code(KeyCode::Up), k('k')],
+        Action::Up,
+        "select the previous row",
+    ),
+    b(
+        T,
+        &[code(KeyCode::Down), k('j')],
+        Action::Down,
+        "select the next row",
+    ),
+    b(
+        T,
+        &[code(KeyCode::PageUp), ctrl('u')],
+        Action::PageUp,
+        "one page up",
+    ),
+    b(
+        T,
+        &[code(KeyCode::PageDown), ctrl('d')],
+        Action::PageDown,
+        "one page down",
+    ),
     b(T, &[code(KeyCode::Home), k('g')], Action::Top, "first row"),
     b(T, &[code(KeyCode::End), k('G')], Action::Bottom, "last row"),
-    b(T, &[code(KeyCode::Enter)], Action::ToggleDetail, "open/close the detail pane"),
-    b(T, &[code(KeyCode::Right), k('l')], Action::Expand, "expand a strip to its outlets"),
-    b(T, &[code(KeyCode::Left), k('h')], Action::Collapse, "collapse a strip"),
-    b(T, &[k('/')], Action::StartFilter, "filter rows (alias, IP, model, version, MAC…)"),
-    b(T, &[k('f')], Action::FlaggedOnly, "show only flagged rows (suspect/bogus readings)"),
+    b(
+        T,
+        &[code(KeyCode::Enter)],
+        Action::ToggleDetail,
+        "open/close the detail pane",
+    ),
+    b(
+        T,
+        &[code(KeyCode::Right), k('l')],
+        Action::Expand,
+        "expand a strip to its outlets",
+    ),
+    b(
+        T,
+        &[code(KeyCode::Left), k('h')],
+        Action::Collapse,
+        "collapse a strip",
+    ),
+    b(
+        T,
+        &[k('/')],
+        Action::StartFilter,
+        "filter rows (alias, IP, model, version, MAC…)",
+    ),
+    b(
+        T,
+        &[k('f')],
+        Action::FlaggedOnly,
+        "show only flagged rows (suspect/bogus readings)",
+    ),
     b(T, &[k('s')], Action::SortNext, "sort by the next column"),
-    b(T, &[k('S')], Action::SortPrev, "sort by the previous column"),
+    b(
+        T,
+        &[k('S')],
+        Action::SortPrev,
+        "sort by the previous column",
+    ),
     b(T, &[k('o')], Action::SortReverse, "reverse the sort order"),
     b(T, &[k(' ')], Action::Mark, "mark/unmark the selected row"),
-    b(T, &[k('a')], Action::MarkAllVisible, "mark all visible rows (again: unmark them)"),
+    b(
+        T,
+        &[k('a')],
+        Action::MarkAllVisible,
+        "mark all visible rows (again: unmark them)",
+    ),
     b(T, &[k('u')], Action::ClearMarks, "clear all marks"),
-    w(T, &[k('t')], Action::ToggleRelay, "toggle the relay (marked rows, else the selected one)"),
-    w(T, &[k('R')], Action::Reboot, "reboot (marked devices, else the selected one; asks first)"),
-    b(T, &[k('r')], Action::Refresh, "refresh now (marked, else all)"),
-    b(T, &[code(KeyCode::Esc)], Action::Back, "close the detail pane / clear the filter"),
+    w(
+        T,
+        &[k('t')],
+        Action::ToggleRelay,
+        "toggle the relay (marked rows, else the selected one)",
+    ),
+    w(
+        T,
+        &[k('R')],
+        Action::Reboot,
+        "reboot (marked devices, else the selected one; asks first)",
+    ),
+    b(
+        T,
+        &[k('r')],
+        Action::Refresh,
+        "refresh now (marked, else all)",
+    ),
+    b(
+        T,
+        &[code(KeyCode::Esc)],
+        Action::Back,
+        "close the detail pane / clear the filter",
+    ),
     b(T, &[k('?')], Action::Help, "this help"),
     b(T, &[k('q'), ctrl('c')], Action::Quit, "quit"),
-    b(F, &[code(KeyCode::Enter)], Action::FilterAccept, "keep the filter and return to the table"),
-    b(F, &[code(KeyCode::Esc)], Action::FilterClear, "clear the filter"),
-    b(F, &[code(KeyCode::Backspace)], Action::FilterBackspace, "delete a character"),
+    b(
+        F,
+        &[code(KeyCode::Enter)],
+        Action::FilterAccept,
+        "keep the filter and return to the table",
+    ),
+    b(
+        F,
+        &[code(KeyCode::Esc)],
+        Action::FilterClear,
+        "clear the filter",
+    ),
+    b(
+        F,
+        &[code(KeyCode::Backspace)],
+        Action::FilterBackspace,
+        "delete a character",
+    ),
     b(F, &[ctrl('c')], Action::Quit, "quit"),
-    b(C, &[k('y')], Action::Confirm, "yes, do it (Enter does not confirm)"),
-    b(C, &[k('n'), code(KeyCode::Esc)], Action::Cancel, "no, cancel"),
+    b(
+        C,
+        &[k('y')],
+        Action::Confirm,
+        "yes, do it (Enter does not confirm)",
+    ),
+    b(
+        C,
+        &[k('n'), code(KeyCode::Esc)],
+        Action::Cancel,
+        "no, cancel",
+    ),
     b(C, &[ctrl('c')], Action::Quit, "quit"),
-    b(H, &[code(KeyCode::Down), k('j')], Action::Down, "scroll down"),
+    b(
+        H,
+        &[code(KeyCode::Down), k('j')],
+        Action::Down,
+        "scroll down",
+    ),
     b(H, &[code(KeyCode::Up), k('k')], Action::Up, "scroll up"),
-    b(H, &[k('?'), code(KeyCode::Esc), k('q')], Action::CloseHelp, "close the help"),
+    b(
+        H,
+        &[k('?'), code(KeyCode::Esc), k('q')],
+        Action::CloseHelp,
+        "close the help",
+    ),
     b(H, &[ctrl('c')], Action::Quit, "quit"),
 ];
 
@@ -217,25 +317,30 @@ pub fn lookup(ctx: Context, ev: &KeyEvent) -> Option<&'static Binding> {
 
 /// Help, generated from [`KEYMAP`]: per context, (keys, description) lines.
 pub fn help_sections(read_only: bool) -> Vec<(&'static str, Vec<(String, String)>)> {
-    [Context::Table, Context::Filter, Context::Confirm, Context::Help]
-        .into_iter()
-        .map(|ctx| {
-            let lines = KEYMAP
-                .iter()
-                .filter(|b| b.context == ctx)
-                .map(|b| {
-                    let keys = b.keys.iter().map(Key::label).collect::<Vec<_>>().join(" ");
-                    let help = if b.writes && read_only {
-                        format!("{} — disabled: read-only", b.help)
-                    } else {
-                        b.help.to_owned()
-                    };
-                    (keys, help)
-                })
-                .collect();
-            (ctx.title(), lines)
-        })
-        .collect()
+    [
+        Context::Table,
+        Context::Filter,
+        Context::Confirm,
+        Context::Help,
+    ]
+    .into_iter()
+    .map(|ctx| {
+        let lines = KEYMAP
+            .iter()
+            .filter(|b| b.context == ctx)
+            .map(|b| {
+                let keys = b.keys.iter().map(Key::label).collect::<Vec<_>>().join(" ");
+                let help = if b.writes && read_only {
+                    format!("{} — disabled: read-only", b.help)
+                } else {
+                    b.help.to_owned()
+                };
+                (keys, help)
+            })
+            .collect();
+        (ctx.title(), lines)
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -270,14 +375,32 @@ mod tests {
     #[test]
     fn lookups_follow_the_table() {
         let t = |c, m| lookup(Context::Table, &key(c, m)).map(|b| b.action);
-        assert_eq!(t(KeyCode::Char('q'), KeyModifiers::NONE), Some(Action::Quit));
-        assert_eq!(t(KeyCode::Char('c'), KeyModifiers::CONTROL), Some(Action::Quit));
+        assert_eq!(
+            t(KeyCode::Char('q'), KeyModifiers::NONE),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            t(KeyCode::Char('c'), KeyModifiers::CONTROL),
+            Some(Action::Quit)
+        );
         assert_eq!(t(KeyCode::Char('c'), KeyModifiers::NONE), None);
-        assert_eq!(t(KeyCode::Char('R'), KeyModifiers::SHIFT), Some(Action::Reboot));
-        assert_eq!(t(KeyCode::Char('r'), KeyModifiers::NONE), Some(Action::Refresh));
-        assert_eq!(t(KeyCode::Char(' '), KeyModifiers::NONE), Some(Action::Mark));
+        assert_eq!(
+            t(KeyCode::Char('R'), KeyModifiers::SHIFT),
+            Some(Action::Reboot)
+        );
+        assert_eq!(
+            t(KeyCode::Char('r'), KeyModifiers::NONE),
+            Some(Action::Refresh)
+        );
+        assert_eq!(
+            t(KeyCode::Char(' '), KeyModifiers::NONE),
+            Some(Action::Mark)
+        );
         assert_eq!(t(KeyCode::Down, KeyModifiers::NONE), Some(Action::Down));
-        assert_eq!(t(KeyCode::Enter, KeyModifiers::NONE), Some(Action::ToggleDetail));
+        assert_eq!(
+            t(KeyCode::Enter, KeyModifiers::NONE),
+            Some(Action::ToggleDetail)
+        );
     }
 
     #[test]
@@ -285,7 +408,10 @@ mod tests {
         let e = key(KeyCode::Enter, KeyModifiers::NONE);
         assert!(lookup(Context::Confirm, &e).is_none());
         let y = key(KeyCode::Char('y'), KeyModifiers::NONE);
-        assert_eq!(lookup(Context::Confirm, &y).map(|b| b.action), Some(Action::Confirm));
+        assert_eq!(
+            lookup(Context::Confirm, &y).map(|b| b.action),
+            Some(Action::Confirm)
+        );
     }
 
     #[test]
@@ -294,8 +420,17 @@ mod tests {
         let n: usize = help.iter().map(|(_, l)| l.len()).sum();
         assert_eq!(n, KEYMAP.len());
         let table = &help[0].1;
-        assert!(table.iter().any(|(k, h)| k == "t" && h.contains("read-only")));
+        assert!(
+            table
+                .iter()
+                .any(|(k, h)| k == "t" && h.contains("read-only"))
+        );
         assert!(table.iter().any(|(k, _)| k == "↑ k"));
-        assert!(!help_sections(false)[0].1.iter().any(|(_, h)| h.contains("read-only")));
+        assert!(
+            !help_sections(false)[0]
+                .1
+                .iter()
+                .any(|(_, h)| h.contains("read-only"))
+        );
     }
 }

@@ -45,8 +45,7 @@ pub struct Setup {
 
 /// Starts sources of events (discovery…) on the given channel; they must stop when the token
 /// is cancelled. Tasks put in the set are watched: a panic ends the app.
-pub type Sources =
-    Box<dyn FnOnce(mpsc::Sender<Event>, CancellationToken, &mut JoinSet<()>) + Send>;
+pub type Sources = Box<dyn FnOnce(mpsc::Sender<Event>, CancellationToken, &mut JoinSet<()>) + Send>;
 
 /// Reads terminal input on a plain thread (crossterm's reader blocks) and forwards it.
 fn spawn_input(tx: mpsc::Sender<Event>, token: CancellationToken) -> std::thread::JoinHandle<()> {
@@ -135,7 +134,12 @@ pub async fn run(
     let (ctl_bridge_tx, ctl_bridge_rx) = mpsc::channel::<Control>(64);
 
     let mut tasks: JoinSet<()> = JoinSet::new();
-    tasks.spawn(poller::run(setup.poll, ctl_bridge_rx, tx.clone(), token.child_token()));
+    tasks.spawn(poller::run(
+        setup.poll,
+        ctl_bridge_rx,
+        tx.clone(),
+        token.child_token(),
+    ));
     {
         // Forward the unbounded control queue into the poller's bounded one.
         let token = token.clone();
@@ -183,7 +187,11 @@ pub async fn run(
     let frame = Duration::from_secs(1) / MAX_FPS;
 
     let size = terminal.size().context("reading the terminal size")?;
-    update(&mut app, Event::Resize(size.width, size.height), std::time::Instant::now());
+    update(
+        &mut app,
+        Event::Resize(size.width, size.height),
+        std::time::Instant::now(),
+    );
     terminal
         .draw(|f| crate::ui::render(f, &app))
         .context("drawing")?;
@@ -255,7 +263,14 @@ pub async fn run(
                                     perform(cfg, addr, child.clone(), kind).await
                                 } => r,
                             };
-                            let _ = tx.send(Event::ActionFinished { key, child, kind, result }).await;
+                            let _ = tx
+                                .send(Event::ActionFinished {
+                                    key,
+                                    child,
+                                    kind,
+                                    result,
+                                })
+                                .await;
                         });
                     }
                 }

@@ -52,7 +52,9 @@ pub fn discovery_source(cfg: DiscoveryConfig, every: Duration) -> Sources {
             match discovery::spawn_continuous(cfg, every, tx, token).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    let _ = fail.send(Event::DiscoveryNote(format!("discovery stopped: {e}"))).await;
+                    let _ = fail
+                        .send(Event::DiscoveryNote(format!("discovery stopped: {e}")))
+                        .await;
                 }
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(_) => {}

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use super::assess::{Check, ValueFlags, Verdict};
-use crate::fleet::plausibility;
 use super::event::ActionKind;
+use crate::fleet::plausibility;
 use crate::protocol::tdp::TdpInfo;
 use crate::protocol::{Realtime, SysInfo};
 
@@ -61,7 +61,8 @@ impl Meter {
             if self.findings.len() == FINDINGS_LEN {
                 self.findings.pop_front();
             }
-            self.findings.push_back((now, check.verdict, reason.clone()));
+            self.findings
+                .push_back((now, check.verdict, reason.clone()));
         }
         self.reading = Some(r);
         self.check = check;
@@ -168,7 +169,10 @@ impl Device {
     }
 
     pub fn alias(&self) -> &str {
-        self.sysinfo.as_ref().map(|s| s.alias.as_str()).unwrap_or("")
+        self.sysinfo
+            .as_ref()
+            .map(|s| s.alias.as_str())
+            .unwrap_or("")
     }
 
     pub fn model(&self) -> &str {
@@ -209,7 +213,10 @@ impl Device {
 
     /// The worst verdict among this device's meters' last readings.
     pub fn verdict(&self) -> Verdict {
-        self.meters().map(Meter::verdict).max().unwrap_or(Verdict::Ok)
+        self.meters()
+            .map(Meter::verdict)
+            .max()
+            .unwrap_or(Verdict::Ok)
     }
 
     pub fn meters(&self) -> impl Iterator<Item = &Meter> {
@@ -527,7 +534,10 @@ impl RowRef<'_> {
             };
             let n_v = rs.iter().filter(|r| r.voltage_v.is_some()).count();
             let worst = |f: fn(&ValueFlags) -> Verdict| {
-                ms.iter().map(|m| f(&m.check.flags)).max().unwrap_or_default()
+                ms.iter()
+                    .map(|m| f(&m.check.flags))
+                    .max()
+                    .unwrap_or_default()
             };
             return Values {
                 power: sum(|r| r.power_w),
@@ -542,7 +552,10 @@ impl RowRef<'_> {
                 },
             };
         }
-        match self.meter().and_then(|m| m.reading.as_ref().map(|r| (r, m))) {
+        match self
+            .meter()
+            .and_then(|m| m.reading.as_ref().map(|r| (r, m)))
+        {
             Some((r, m)) => Values {
                 power: r.power_w,
                 voltage: r.voltage_v,
@@ -753,9 +766,8 @@ impl App {
     /// Index of the selected row among `rows`, if it is visible.
     pub fn selected_index(&self, rows: &[RowRef<'_>]) -> Option<usize> {
         let sel = self.view.selected.as_ref()?;
-        rows.iter().position(|r| {
-            r.device.key == sel.key && r.outlet.map(|o| &o.id) == sel.child.as_ref()
-        })
+        rows.iter()
+            .position(|r| r.device.key == sel.key && r.outlet.map(|o| &o.id) == sel.child.as_ref())
     }
 
     pub fn row(&self, id: &RowId) -> Option<RowRef<'_>> {
@@ -802,7 +814,10 @@ impl App {
             }
         }
         let mut v: Vec<(String, usize)> = versions.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| version_key(&a.0).cmp(&version_key(&b.0))));
+        v.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| version_key(&a.0).cmp(&version_key(&b.0)))
+        });
         s.versions = v;
         s
     }
@@ -823,5 +838,7 @@ impl App {
 
 /// `1.2.10` sorts after `1.2.9`.
 pub fn version_key(v: &str) -> Vec<u64> {
-    v.split('.').map(|p| p.trim().parse().unwrap_or(0)).collect()
+    v.split('.')
+        .map(|p| p.trim().parse().unwrap_or(0))
+        .collect()
 }

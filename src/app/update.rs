@@ -105,7 +105,12 @@ fn describe(r: &RowRef<'_>) -> String {
 
 /// Keeps the selection on a visible row (the first one when it was lost).
 fn fix_selection(app: &mut App) {
-    if app.view.selected.as_ref().is_some_and(|id| app.is_visible(id)) {
+    if app
+        .view
+        .selected
+        .as_ref()
+        .is_some_and(|id| app.is_visible(id))
+    {
         return;
     }
     let rows = app.rows();
@@ -133,7 +138,9 @@ fn on_key(app: &mut App, key: KeyEvent, now: Instant) -> Vec<Command> {
     let Some(binding) = keymap::lookup(ctx, &key) else {
         if ctx == Context::Filter
             && let KeyCode::Char(c) = key.code
-            && !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+            && !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
             && app.view.filter.chars().count() < 64
         {
             app.view.filter.push(c);
@@ -221,7 +228,11 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
                 Action::SortPrev => app.view.sort = app.view.sort.prev(),
                 _ => app.view.descending = !app.view.descending,
             }
-            let dir = if app.view.descending { "descending" } else { "ascending" };
+            let dir = if app.view.descending {
+                "descending"
+            } else {
+                "ascending"
+            };
             app.set_status(format!("sorted by {} ({dir})", app.view.sort.name()), now);
         }
         Action::Expand => {
@@ -326,7 +337,9 @@ fn toggle_relay(app: &mut App, now: Instant) -> Vec<Command> {
         })
         .collect();
     if skipped > 0 {
-        lines.push(format!("({skipped} marked rows skipped: offline or no relay)"));
+        lines.push(format!(
+            "({skipped} marked rows skipped: offline or no relay)"
+        ));
     }
     app.view.overlay = Overlay::Confirm(Confirm {
         kind,
@@ -350,7 +363,14 @@ fn ask_reboot(app: &mut App, now: Instant) {
     let ids = rows.iter().map(RowRef::id).collect();
     let lines = rows
         .iter()
-        .map(|r| format!("{}  {}  {}", describe(r), r.device.model(), r.device.sw_version()))
+        .map(|r| {
+            format!(
+                "{}  {}  {}",
+                describe(r),
+                r.device.model(),
+                r.device.sw_version()
+            )
+        })
         .collect();
     app.view.overlay = Overlay::Confirm(Confirm {
         kind: ActionKind::Reboot,
@@ -376,7 +396,10 @@ fn perform(app: &mut App, kind: ActionKind, rows: &[RowId], now: Instant) -> Vec
             })
         })
         .collect();
-    app.set_status(format!("{}: sent to {} device(s)…", kind.label(), cmds.len()), now);
+    app.set_status(
+        format!("{}: sent to {} device(s)…", kind.label(), cmds.len()),
+        now,
+    );
     cmds
 }
 
@@ -384,7 +407,10 @@ fn outlets_from(sys: &crate::protocol::SysInfo, old: &[Outlet]) -> Vec<Outlet> {
     sys.children
         .iter()
         .map(|c| {
-            let meter = old.iter().find(|o| o.id == c.id).and_then(|o| o.meter.clone());
+            let meter = old
+                .iter()
+                .find(|o| o.id == c.id)
+                .and_then(|o| o.meter.clone());
             Outlet {
                 id: c.id.clone(),
                 alias: c.alias.clone(),
@@ -412,20 +438,23 @@ fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
                 return Vec::new();
             }
             let key = format!("mac:{mac}");
-            app.devices.insert(key.clone(), Device {
-                key,
-                addr,
-                found_by: BTreeSet::from([s.found_by]),
-                sysinfo: None,
-                tdp: Some(*tdp),
-                meter: None,
-                outlets: Vec::new(),
-                link: Link::Online,
-                last_seen: Some(now),
-                first_seen: now,
-                last_error: None,
-                previous_addr: None,
-            });
+            app.devices.insert(
+                key.clone(),
+                Device {
+                    key,
+                    addr,
+                    found_by: BTreeSet::from([s.found_by]),
+                    sysinfo: None,
+                    tdp: Some(*tdp),
+                    meter: None,
+                    outlets: Vec::new(),
+                    link: Link::Online,
+                    last_seen: Some(now),
+                    first_seen: now,
+                    last_error: None,
+                    previous_addr: None,
+                },
+            );
             Vec::new()
         }
         SeenInfo::Legacy(sys) => {
@@ -501,13 +530,21 @@ fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
         }
         Ok(p) if p.sysinfo.device_id != d.key => {
             // Someone else answers at this address now: the tracked device is gone from it.
-            let msg = format!("another device ({}) answers at {}", p.sysinfo.device_id, r.addr);
+            let msg = format!(
+                "another device ({}) answers at {}",
+                p.sysinfo.device_id, r.addr
+            );
             d.link = Link::Offline(msg.clone());
             d.last_error = Some(msg);
             let s = Sighting {
                 ip: r.addr.ip(),
                 port: r.addr.port(),
-                found_by: d.found_by.iter().next().cloned().unwrap_or_else(|| "host".into()),
+                found_by: d
+                    .found_by
+                    .iter()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| "host".into()),
                 info: SeenInfo::Legacy(Box::new(p.sysinfo)),
             };
             on_sighting(app, s, now)
@@ -532,15 +569,14 @@ fn record_poll(d: &mut Device, p: Polled, now: Instant, now_ms: u64) -> bool {
     d.outlets = outlets_from(&p.sysinfo, &d.outlets);
     let model = p.sysinfo.model.clone();
     let mut reread = false;
-    let mut apply = |m: &mut Meter, rt: Result<crate::protocol::Realtime, crate::net::NetError>| {
-        match rt {
+    let mut apply =
+        |m: &mut Meter, rt: Result<crate::protocol::Realtime, crate::net::NetError>| match rt {
             Ok(reading) => {
                 m.record(&model, reading, now, now_ms);
                 reread |= m.check.reread;
             }
             Err(e) => m.error = Some(e.to_string()),
-        }
-    };
+        };
     if let Some(rt) = p.realtime {
         apply(d.meter.get_or_insert_with(Meter::default), rt);
     }
@@ -563,11 +599,17 @@ mod tests {
     use ratatui::crossterm::event::KeyEventState;
 
     fn key(app: &mut App, code: KeyCode, now: Instant) -> Vec<Command> {
-        update(app, Event::Key(KeyEvent::new(code, KeyModifiers::NONE)), now)
+        update(
+            app,
+            Event::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+            now,
+        )
     }
 
     fn chars(app: &mut App, s: &str, now: Instant) -> Vec<Command> {
-        s.chars().flat_map(|c| key(app, KeyCode::Char(c), now)).collect()
+        s.chars()
+            .flat_map(|c| key(app, KeyCode::Char(c), now))
+            .collect()
     }
 
     fn fleet() -> (App, Instant) {
@@ -599,10 +641,13 @@ mod tests {
         let mut app = App::new(Settings::default(), now);
         let p = Plug::new(1, "a", "HS110(EU)", "4.0", "1.0.4");
         let cmds = update(&mut app, fixture::sighting(&p, "broadcast"), now);
-        assert_eq!(cmds, vec![Command::Track {
-            key: device_id(1),
-            addr: fixture::addr(1)
-        }]);
+        assert_eq!(
+            cmds,
+            vec![Command::Track {
+                key: device_id(1),
+                addr: fixture::addr(1)
+            }]
+        );
         // Seen again by a sweep at the same address: no new tracking, provenance added.
         assert!(update(&mut app, fixture::sighting(&p, "sweep"), now).is_empty());
         // Seen at a new address: same device, tracked at the new address.
@@ -669,7 +714,10 @@ mod tests {
         chars(&mut app, "/hs110", now);
         assert!(app.view.editing_filter);
         key(&mut app, KeyCode::Enter, now);
-        assert_eq!(visible_aliases(&app), ["kitchen", "garage heater", "office desk"]);
+        assert_eq!(
+            visible_aliases(&app),
+            ["kitchen", "garage heater", "office desk"]
+        );
         // Typing q in the table now quits, not filters.
         key(&mut app, KeyCode::Esc, now);
         assert_eq!(app.rows().len(), 7);
@@ -683,7 +731,10 @@ mod tests {
     fn flagged_only_and_marks() {
         let (mut app, now) = fleet();
         chars(&mut app, "f", now);
-        assert_eq!(visible_aliases(&app), ["garage heater", "office desk", "rack strip"]);
+        assert_eq!(
+            visible_aliases(&app),
+            ["garage heater", "office desk", "rack strip"]
+        );
         chars(&mut app, "a", now);
         assert_eq!(app.view.marked.len(), 3);
         chars(&mut app, "a", now);
@@ -726,7 +777,14 @@ mod tests {
     fn one_toggle_acts_at_once_several_ask_and_enter_never_confirms() {
         let (mut app, now) = fleet();
         let cmds = chars(&mut app, "t", now);
-        assert!(matches!(&cmds[..], [Command::Act { kind: ActionKind::RelayOff, child: None, .. }]));
+        assert!(matches!(
+            &cmds[..],
+            [Command::Act {
+                kind: ActionKind::RelayOff,
+                child: None,
+                ..
+            }]
+        ));
         chars(&mut app, "  ", now);
         assert!(chars(&mut app, "t", now).is_empty());
         assert!(matches!(app.view.overlay, Overlay::Confirm(_)));
@@ -749,7 +807,9 @@ mod tests {
         chars(&mut app, "j", now);
         let cmds = chars(&mut app, "t", now);
         let want = format!("{}00", device_id(5));
-        assert!(matches!(&cmds[..], [Command::Act { child: Some(c), kind: ActionKind::RelayOff, .. }] if *c == want));
+        assert!(
+            matches!(&cmds[..], [Command::Act { child: Some(c), kind: ActionKind::RelayOff, .. }] if *c == want)
+        );
     }
 
     #[test]
@@ -761,7 +821,13 @@ mod tests {
         };
         assert_eq!(c.kind, ActionKind::Reboot);
         let cmds = chars(&mut app, "y", now);
-        assert!(matches!(&cmds[..], [Command::Act { kind: ActionKind::Reboot, .. }]));
+        assert!(matches!(
+            &cmds[..],
+            [Command::Act {
+                kind: ActionKind::Reboot,
+                ..
+            }]
+        ));
     }
 
     #[test]

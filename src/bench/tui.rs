@@ -39,7 +39,12 @@ fn mib(b: u64) -> f64 {
 }
 
 /// Times `frames` draws of `app` at `w`×`h`; returns (mean, p99, max).
-pub fn time_frames(app: &App, w: u16, h: u16, frames: usize) -> anyhow::Result<(Duration, Duration, Duration)> {
+pub fn time_frames(
+    app: &App,
+    w: u16,
+    h: u16,
+    frames: usize,
+) -> anyhow::Result<(Duration, Duration, Duration)> {
     let mut term = Terminal::new(TestBackend::new(w, h))?;
     let mut times = Vec::with_capacity(frames);
     for _ in 0..frames {
@@ -79,7 +84,13 @@ fn start_sim(count: usize) -> anyhow::Result<SimProcess> {
         let b = (std::process::id().wrapping_add(attempt * 37) % 100) as u8;
         let base = std::net::Ipv4Addr::new(127, 150 + b, 0, 2);
         let mut child = std::process::Command::new(&exe)
-            .args(["sim", "--count", &count.to_string(), "--base", &base.to_string()])
+            .args([
+                "sim",
+                "--count",
+                &count.to_string(),
+                "--base",
+                &base.to_string(),
+            ])
             .args(["--port", "0", "--tdp-port", "0"])
             .args(["--profile", "hs110-eu-hw4", "--profile", "hs110-us-hw1"])
             .args(["--profile", "kp115-us-hw1", "--profile", "hs110-eu-hw1"])
@@ -130,10 +141,17 @@ fn poll_cycles(secs: u64) -> anyhow::Result<()> {
         .filter_map(|p| {
             let ip: std::net::IpAddr = p["ip"].as_str()?.parse().ok()?;
             let port = u16::try_from(p["port"].as_u64()?).ok()?;
-            Some((p["device_id"].as_str()?.to_owned(), std::net::SocketAddr::new(ip, port)))
+            Some((
+                p["device_id"].as_str()?.to_owned(),
+                std::net::SocketAddr::new(ip, port),
+            ))
         })
         .collect();
-    let outlets: usize = sim.plugs.iter().map(|p| p["children"].as_array().map_or(0, Vec::len)).sum();
+    let outlets: usize = sim
+        .plugs
+        .iter()
+        .map(|p| p["children"].as_array().map_or(0, Vec::len))
+        .sum();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -149,14 +167,22 @@ fn poll_cycles(secs: u64) -> anyhow::Result<()> {
             ..Default::default()
         };
         let poller = tokio::spawn(crate::net::poller::run(cfg, ctl_rx, tx, token.clone()));
-        let mut app = App::new(Settings { interval, ..Settings::default() }, std::time::Instant::now());
+        let mut app = App::new(
+            Settings {
+                interval,
+                ..Settings::default()
+            },
+            std::time::Instant::now(),
+        );
         let mut term = Terminal::new(TestBackend::new(160, 50))?;
         for (key, addr) in &targets {
             ctl_tx
-                .send(crate::net::poller::Control::Track(crate::net::poller::Target {
-                    key: key.clone(),
-                    addr: *addr,
-                }))
+                .send(crate::net::poller::Control::Track(
+                    crate::net::poller::Target {
+                        key: key.clone(),
+                        addr: *addr,
+                    },
+                ))
                 .await?;
         }
         // Warm up one cycle, then measure.
@@ -252,14 +278,29 @@ pub fn run() -> anyhow::Result<()> {
     }
     for (w, h, what) in [(160u16, 50u16, "table"), (80, 24, "table at 80×24")] {
         let (mean, p99, max) = time_frames(&app, w, h, 300)?;
-        println!("render one frame ({what}, {w}×{h}, TestBackend): mean {} · p99 {} · max {}   target ≤ 2 ms", ms(mean), ms(p99), ms(max));
+        println!(
+            "render one frame ({what}, {w}×{h}, TestBackend): mean {} · p99 {} · max {}   target ≤ 2 ms",
+            ms(mean),
+            ms(p99),
+            ms(max)
+        );
     }
     // The detail pane of a strip, with every strip expanded.
-    let strips: Vec<String> = app.devices.values().filter(|d| d.is_strip()).map(|d| d.key.clone()).collect();
+    let strips: Vec<String> = app
+        .devices
+        .values()
+        .filter(|d| d.is_strip())
+        .map(|d| d.key.clone())
+        .collect();
     app.view.expanded.extend(strips);
     app.view.detail = true;
     let (mean, p99, max) = time_frames(&app, 160, 50, 300)?;
-    println!("render one frame (strips expanded + detail pane, 160×50): mean {} · p99 {} · max {}", ms(mean), ms(p99), ms(max));
+    println!(
+        "render one frame (strips expanded + detail pane, 160×50): mean {} · p99 {} · max {}",
+        ms(mean),
+        ms(p99),
+        ms(max)
+    );
     drop(app);
     poll_cycles(20)?;
     Ok(())

@@ -33,7 +33,7 @@ pub const PROFILES: [&str; 12] = [
     "hs300-us-hw2", // a six-outlet strip, metered per outlet
     "hs105-us-hw1",
     "hs110-eu-hw4",
-    "kp303-us-hw2", // a strip without meter
+    "kp303-us-hw2",      // a strip without meter
     "hs100-uk-hw4-klap", // newer protocol only
     "kp115-us-hw1",
     "hs110-us-hw1",
@@ -61,9 +61,16 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
 fn candidate_bases() -> impl Iterator<Item = Ipv4Addr> {
     let seed = std::process::id();
     (0..64u32).map(move |i| {
-        let n = seed.wrapping_mul(2_654_435_761).wrapping_add(i.wrapping_mul(40_503));
+        let n = seed
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(i.wrapping_mul(40_503));
         // 127.(100..=227).(0..=255).(16 × k + 2): never .0/.1 of a block, never the broadcast.
-        Ipv4Addr::new(127, 100 + (n % 128) as u8, (n >> 8) as u8, ((n >> 16) % 15) as u8 * 16 + 2)
+        Ipv4Addr::new(
+            127,
+            100 + (n % 128) as u8,
+            (n >> 8) as u8,
+            ((n >> 16) % 15) as u8 * 16 + 2,
+        )
     })
 }
 
@@ -73,7 +80,11 @@ pub async fn start_fleet() -> anyhow::Result<Fleet> {
     for base in candidate_bases() {
         match sim::start(demo_spec(base)).await {
             Ok(f) => return Ok(f),
-            Err(e @ (SimError::AddrInUse { .. } | SimError::AddrNotAvailable { .. } | SimError::Io { .. })) => {
+            Err(
+                e @ (SimError::AddrInUse { .. }
+                | SimError::AddrNotAvailable { .. }
+                | SimError::Io { .. }),
+            ) => {
                 tracing::info!("demo fleet at {base} not possible: {e}");
                 last = Some(e);
             }
@@ -110,7 +121,10 @@ pub fn demo_discovery(fleet: &Fleet) -> anyhow::Result<DiscoveryConfig> {
             .sweeps
             .iter()
             .all(|n| n.network().is_loopback() && n.broadcast().is_loopback());
-    anyhow::ensure!(all_loopback, "refusing a demo discovery that leaves loopback");
+    anyhow::ensure!(
+        all_loopback,
+        "refusing a demo discovery that leaves loopback"
+    );
     Ok(cfg)
 }
 
@@ -122,7 +136,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let fleet = rt.block_on(start_fleet())?;
     // The faulty plugs' relays on, so their bad readings show (a plug that is off reads 0 W).
     rt.block_on(async {
-        for p in fleet.plugs().iter().filter(|p| !p.faults.is_empty() && p.has_meter()) {
+        for p in fleet
+            .plugs()
+            .iter()
+            .filter(|p| !p.faults.is_empty() && p.has_meter())
+        {
             let client = crate::net::Client::new(
                 IpAddr::V4(p.ip),
                 ClientConfig::with_timeout(fleet.port(), Duration::from_secs(2)),

@@ -37,7 +37,10 @@ impl Default for PollConfig {
         Self {
             interval: Duration::from_secs(2),
             concurrency: 16,
-            client: ClientConfig::with_timeout(crate::protocol::DEFAULT_PORT, Duration::from_secs(3)),
+            client: ClientConfig::with_timeout(
+                crate::protocol::DEFAULT_PORT,
+                Duration::from_secs(3),
+            ),
             max_backoff: Duration::from_secs(30),
         }
     }
@@ -147,10 +150,13 @@ impl Schedule {
             .filter(|(_, e)| !e.in_flight && e.next_due <= now)
             .map(|(k, e)| {
                 e.in_flight = true;
-                (e.next_due, Target {
-                    key: k.clone(),
-                    addr: e.addr,
-                })
+                (
+                    e.next_due,
+                    Target {
+                        key: k.clone(),
+                        addr: e.addr,
+                    },
+                )
             })
             .collect();
         due.sort_by_key(|(at, t)| (*at, t.key.clone()));
@@ -238,7 +244,12 @@ pub async fn poll_device(addr: SocketAddr, cfg: &ClientConfig) -> Result<Polled,
             let r = call_on(&mut conn, addr, &cfg, &Request::realtime(None)).await;
             polled.realtime = Some(r.and_then(|v| Ok(Realtime::from_reply(&v)?)));
         } else {
-            let ids: Vec<String> = polled.sysinfo.children.iter().map(|c| c.id.clone()).collect();
+            let ids: Vec<String> = polled
+                .sysinfo
+                .children
+                .iter()
+                .map(|c| c.id.clone())
+                .collect();
             for id in ids {
                 let r = call_on(&mut conn, addr, &cfg, &Request::realtime(Some(&id))).await;
                 polled
@@ -461,7 +472,8 @@ mod tests {
                                 let _ = s.read(&mut sink).await;
                                 break;
                             }
-                            let req: Value = serde_json::from_slice(&cipher::decrypt(&body)).unwrap();
+                            let req: Value =
+                                serde_json::from_slice(&cipher::decrypt(&body)).unwrap();
                             let reply = answer(&req, outlets).to_string();
                             if s.write_all(&encode_frame(reply.as_bytes())).await.is_err() {
                                 break;
@@ -474,7 +486,12 @@ mod tests {
                     });
                 }
             });
-            Responder { addr, connections, requests, open }
+            Responder {
+                addr,
+                connections,
+                requests,
+                open,
+            }
         }
 
         fn client() -> ClientConfig {
@@ -523,13 +540,28 @@ mod tests {
             let (tx, mut rx) = mpsc::channel::<PollReport>(64);
             let token = CancellationToken::new();
             let task = tokio::spawn(run(cfg, ctl_rx, tx, token.clone()));
-            ctl_tx.send(Control::Track(Target { key: "hang".into(), addr: hang.addr })).await.unwrap();
-            ctl_tx.send(Control::Track(Target { key: "good".into(), addr: good.addr })).await.unwrap();
+            ctl_tx
+                .send(Control::Track(Target {
+                    key: "hang".into(),
+                    addr: hang.addr,
+                }))
+                .await
+                .unwrap();
+            ctl_tx
+                .send(Control::Track(Target {
+                    key: "good".into(),
+                    addr: good.addr,
+                }))
+                .await
+                .unwrap();
             let mut good_before_hang = 0;
             let mut hang_misses = Vec::new();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             while hang_misses.len() < 3 {
-                let rep = tokio::time::timeout_at(deadline, rx.recv()).await.unwrap().unwrap();
+                let rep = tokio::time::timeout_at(deadline, rx.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
                 match rep.key.as_str() {
                     "good" => {
                         assert!(rep.outcome.is_ok());
@@ -538,13 +570,20 @@ mod tests {
                         }
                     }
                     _ => {
-                        assert!(matches!(rep.outcome, Err(NetError::Timeout { .. })), "{:?}", rep.outcome);
+                        assert!(
+                            matches!(rep.outcome, Err(NetError::Timeout { .. })),
+                            "{:?}",
+                            rep.outcome
+                        );
                         hang_misses.push(rep.misses);
                     }
                 }
             }
             // 300 ms reply timeout vs a 50 ms interval: the good plug was read several times.
-            assert!(good_before_hang >= 3, "good plug read {good_before_hang} times");
+            assert!(
+                good_before_hang >= 3,
+                "good plug read {good_before_hang} times"
+            );
             assert_eq!(hang_misses, vec![1, 2, 3]);
             token.cancel();
             task.await.unwrap();

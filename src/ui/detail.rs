@@ -33,8 +33,16 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
     if let Some(o) = r.outlet {
         l.push(kv("outlet", clean(&o.id, 48), theme));
         l.push(kv("alias", clean(&o.alias, 48), theme));
-        l.push(kv("relay", if o.relay_on { "on" } else { "off" }.into(), theme));
-        l.push(kv("strip", format!("{} ({})", clean(d.alias(), 32), d.addr.ip()), theme));
+        l.push(kv(
+            "relay",
+            if o.relay_on { "on" } else { "off" }.into(),
+            theme,
+        ));
+        l.push(kv(
+            "strip",
+            format!("{} ({})", clean(d.alias(), 32), d.addr.ip()),
+            theme,
+        ));
     }
     let mut addr = d.addr.to_string();
     if let Some(p) = d.previous_addr {
@@ -77,7 +85,9 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
         }
         l.push(kv(
             "rssi",
-            s.rssi.map(|x| format!("{x} dBm")).unwrap_or_else(|| "—".into()),
+            s.rssi
+                .map(|x| format!("{x} dBm"))
+                .unwrap_or_else(|| "—".into()),
             theme,
         ));
         if let Some(led) = s.led_off {
@@ -89,7 +99,11 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
         if !s.children.is_empty() {
             l.push(kv("outlets", s.children.len().to_string(), theme));
         }
-        l.push(kv("protocol", "legacy (XOR, port 9999 protocol)".into(), theme));
+        l.push(kv(
+            "protocol",
+            "legacy (XOR, port 9999 protocol)".into(),
+            theme,
+        ));
     }
     if let Some(t) = &d.tdp {
         if d.sysinfo.is_none() {
@@ -99,7 +113,10 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
             l.push(kv("deviceId", opt(t.device_id.as_deref()), theme));
             l.push(kv("type", clean(&t.device_type, 32), theme));
         }
-        let port = t.http_port.map(|p| format!(", HTTP port {p}")).unwrap_or_default();
+        let port = t
+            .http_port
+            .map(|p| format!(", HTTP port {p}"))
+            .unwrap_or_default();
         l.push(kv(
             "newer",
             format!("{} on UDP 20002{port}", t.protocol_label()),
@@ -162,7 +179,9 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
             Span::styled(
                 format!(
                     "   flagged {} of {} readings · units {:?}",
-                    m.flagged(), m.readings(), r.scheme
+                    m.flagged(),
+                    m.readings(),
+                    r.scheme
                 ),
                 theme.dim(),
             ),
@@ -182,13 +201,19 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
             ));
         }
         for reason in &m.check.reasons {
-            l.push(Line::styled(format!("  • {}", clean(reason, 120)), theme.verdict(verdict)));
+            l.push(Line::styled(
+                format!("  • {}", clean(reason, 120)),
+                theme.verdict(verdict),
+            ));
         }
     } else {
         l.push(Line::styled("  no reading yet", theme.dim()));
     }
     if let Some(e) = &m.error {
-        l.push(Line::styled(format!("  meter error: {}", clean(e, 80)), theme.error()));
+        l.push(Line::styled(
+            format!("  meter error: {}", clean(e, 80)),
+            theme.error(),
+        ));
     }
     let recent: Vec<_> = m.findings.iter().rev().take(5).collect();
     if !recent.is_empty() {
@@ -227,11 +252,12 @@ pub fn render_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 
     // For a strip's parent row: the outlets' meters are shown on their own rows.
     let meter = r.meter();
-    let meter_text = meter.map(|m| meter_lines(app, m, theme)).unwrap_or_default();
+    let meter_text = meter
+        .map(|m| meter_lines(app, m, theme))
+        .unwrap_or_default();
     let info = info_lines(app, &r, theme);
     let (info_area, meter_col) = if inner.width >= 100 && meter.is_some() {
-        let [a, b] =
-            Layout::horizontal([Constraint::Length(62), Constraint::Min(30)]).areas(inner);
+        let [a, b] = Layout::horizontal([Constraint::Length(62), Constraint::Min(30)]).areas(inner);
         (a, b)
     } else if meter.is_some() {
         let meter_h = (meter_text.len() as u16 + 2).min(inner.height * 2 / 3);

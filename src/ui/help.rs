@@ -41,7 +41,10 @@ pub fn help_lines(read_only: bool, theme: &Theme) -> Vec<Line<'static>> {
             Health::Newer => "newer authenticated protocol only: listed, not pollable on 9999",
         };
         lines.push(Line::from(vec![
-            Span::styled(format!("  {} {:<8}", health_glyph(h), h.label()), theme.health(h)),
+            Span::styled(
+                format!("  {} {:<8}", health_glyph(h), h.label()),
+                theme.health(h),
+            ),
             Span::raw(what),
         ]));
     }
@@ -49,7 +52,10 @@ pub fn help_lines(read_only: bool, theme: &Theme) -> Vec<Line<'static>> {
         Span::raw("  A value followed by "),
         Span::styled(verdict_glyph(Verdict::Bogus), theme.verdict(Verdict::Bogus)),
         Span::raw(" is bogus, by "),
-        Span::styled(verdict_glyph(Verdict::Suspect), theme.verdict(Verdict::Suspect)),
+        Span::styled(
+            verdict_glyph(Verdict::Suspect),
+            theme.verdict(Verdict::Suspect),
+        ),
         Span::raw(" suspect; Enter shows why."),
     ]));
     lines
@@ -61,15 +67,24 @@ pub fn render_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let rect = super::centered(area, width, lines.len() as u16 + 2);
     let max_scroll = (lines.len() as u16).saturating_sub(rect.height.saturating_sub(2));
     let scroll = app.view.help_scroll.min(max_scroll);
-    let more = if scroll < max_scroll { " ↓ j more " } else { "" };
+    let more = if scroll < max_scroll {
+        " ↓ j more "
+    } else {
+        ""
+    };
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines).scroll((scroll, 0)).block(
             Block::default()
                 .borders(Borders::ALL)
                 .border_style(theme.border())
-                .title(Span::styled(" Help — keys from the live key map ", theme.title()))
-                .title_bottom(Line::styled(format!("{more} ? / Esc close "), theme.dim()).right_aligned()),
+                .title(Span::styled(
+                    " Help — keys from the live key map ",
+                    theme.title(),
+                ))
+                .title_bottom(
+                    Line::styled(format!("{more} ? / Esc close "), theme.dim()).right_aligned(),
+                ),
         ),
         rect,
     );

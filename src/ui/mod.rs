@@ -174,7 +174,10 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         spans.push(Span::raw(" "));
     }
     if app.view.flagged_only {
-        spans.push(Span::styled("[flagged only] ", theme.verdict(crate::app::Verdict::Suspect)));
+        spans.push(Span::styled(
+            "[flagged only] ",
+            theme.verdict(crate::app::Verdict::Suspect),
+        ));
     }
     if let Some(msg) = app.status() {
         spans.push(Span::raw(clean(msg, 200)));
@@ -287,7 +290,10 @@ fn render_confirm(frame: &mut Frame, area: Rect, c: &crate::app::state::Confirm,
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::default()
                 .borders(Borders::ALL)
-                .title(Span::styled(title, theme.verdict(crate::app::Verdict::Suspect)))
+                .title(Span::styled(
+                    title,
+                    theme.verdict(crate::app::Verdict::Suspect),
+                ))
                 .border_style(theme.verdict(crate::app::Verdict::Suspect)),
         ),
         rect,

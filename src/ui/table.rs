@@ -77,7 +77,13 @@ fn width_in(c: Column, cols: &[Column], avail: u16) -> u16 {
     avail.saturating_sub(others).clamp(14, 40)
 }
 
-fn num(v: Option<f64>, decimals: usize, verdict: Verdict, theme: &Theme, dim: bool) -> Cell<'static> {
+fn num(
+    v: Option<f64>,
+    decimals: usize,
+    verdict: Verdict,
+    theme: &Theme,
+    dim: bool,
+) -> Cell<'static> {
     match v {
         None => Cell::from(Line::from("—").right_aligned()).style(theme.dim()),
         Some(x) => {
@@ -142,7 +148,11 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
                 text(format!("{branch} {}", clean(&o.alias, 40)))
             }
             None if d.is_strip() => {
-                let arrow = if app.view.expanded.contains(&d.key) { "▾" } else { "▸" };
+                let arrow = if app.view.expanded.contains(&d.key) {
+                    "▾"
+                } else {
+                    "▸"
+                };
                 text(format!("{arrow} {}", clean(d.alias(), 40)))
             }
             None => text(clean(d.alias(), 40)),
@@ -219,7 +229,10 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             format!(
                 " {} of {} rows · sort: {} {} ",
                 rows.len(),
-                app.devices.values().map(|d| 1 + d.outlets.len()).sum::<usize>(),
+                app.devices
+                    .values()
+                    .map(|d| 1 + d.outlets.len())
+                    .sum::<usize>(),
                 app.view.sort.name(),
                 if app.view.descending { "▼" } else { "▲" }
             ),
@@ -275,7 +288,12 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
         let right = matches!(
             c,
-            Column::Watts | Column::Volts | Column::Amps | Column::Kwh | Column::Rssi | Column::Seen
+            Column::Watts
+                | Column::Volts
+                | Column::Amps
+                | Column::Kwh
+                | Column::Rssi
+                | Column::Seen
         );
         if right {
             Cell::from(Line::from(t).right_aligned())
