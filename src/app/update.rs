@@ -164,7 +164,7 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
             app.view.help_scroll = app.view.help_scroll.saturating_sub(1);
         }
         Action::Down if app.view.overlay == Overlay::Help => {
-            app.view.help_scroll = app.view.help_scroll.saturating_add(1).min(200);
+            app.view.help_scroll = app.view.help_scroll.saturating_add(1).min(60);
         }
         Action::Up => move_selection(app, -1),
         Action::Down => move_selection(app, 1),
