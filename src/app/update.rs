@@ -9,8 +9,10 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::event::{ActionKind, Command, Event, SeenInfo, Sighting};
 use super::keymap::{self, Action, Context};
 use super::state::{
-    App, Confirm, Device, Link, Meter, OFFLINE_AFTER, Outlet, Overlay, RowId, RowRef,
+    App, Batch, Confirm, Device, FirmwareConfirm, Link, Meter, OFFLINE_AFTER, Outlet, Overlay,
+    Picker, RowId, RowRef,
 };
+use crate::firmware::runner::{JobEvent, PlugResult};
 use crate::net::poller::{PollReport, Polled};
 use crate::protocol::reply::normalise_mac;
 
@@ -72,6 +74,50 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
                 }
             }
         }
+        Event::DirListed { dir, result } => {
+            if let Overlay::Picker(p) = &mut app.view.overlay
+                && p.dir == dir
+            {
+                p.loading = false;
+                match result {
+                    Ok(items) => {
+                        p.items = items;
+                        p.selected = 0;
+                        p.error = None;
+                    }
+                    Err(e) => p.error = Some(e),
+                }
+            }
+            Vec::new()
+        }
+        Event::FirmwarePlanned(result) => {
+            let source = match &app.view.overlay {
+                Overlay::Picker(p) => p.dir.clone(),
+                _ => return Vec::new(),
+            };
+            match result {
+                Ok(entries) if !entries.is_empty() => {
+                    app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm { source, entries });
+                }
+                Ok(_) => {
+                    if let Overlay::Picker(p) = &mut app.view.overlay {
+                        p.loading = false;
+                        p.error = Some("no plug to update".into());
+                    }
+                }
+                Err(e) => {
+                    if let Overlay::Picker(p) = &mut app.view.overlay {
+                        p.loading = false;
+                        p.error = Some(e);
+                    }
+                }
+            }
+            Vec::new()
+        }
+        Event::Job(ev) => {
+            on_job(app, *ev, now);
+            Vec::new()
+        }
         Event::Shutdown(reason) => {
             if let Some(r) = reason {
                 app.set_status(r, now);
@@ -124,7 +170,8 @@ fn fix_selection(app: &mut App) {
 fn context(app: &App) -> Context {
     match app.view.overlay {
         Overlay::Help => Context::Help,
-        Overlay::Confirm(_) => Context::Confirm,
+        Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) => Context::Confirm,
+        Overlay::Picker(_) => Context::Picker,
         Overlay::None if app.view.editing_filter => Context::Filter,
         Overlay::None => Context::Table,
     }
@@ -159,6 +206,16 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
         Action::Quit => {
             app.quit = true;
             return vec![Command::Quit];
+        }
+        Action::Up | Action::Down if matches!(app.view.overlay, Overlay::Picker(_)) => {
+            if let Overlay::Picker(p) = &mut app.view.overlay {
+                let last = p.items.len().saturating_sub(1);
+                p.selected = if action == Action::Up {
+                    p.selected.saturating_sub(1)
+                } else {
+                    (p.selected + 1).min(last)
+                };
+            }
         }
         Action::Up if app.view.overlay == Overlay::Help => {
             app.view.help_scroll = app.view.help_scroll.saturating_sub(1);
@@ -266,20 +323,158 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
             app.view.help_scroll = 0;
             app.view.overlay = Overlay::Help;
         }
+        Action::StartFirmware => return start_firmware(app, now),
+        Action::ToggleProgress => {
+            if app.firmware.is_some() {
+                app.view.progress = !app.view.progress;
+            } else {
+                app.set_status("no firmware update yet (U starts one)", now);
+            }
+        }
+        Action::CancelUpdate => {
+            if app.firmware.as_ref().is_some_and(Batch::running) {
+                app.set_status(
+                    "cancelling the firmware batch (plugs already flashing go on)",
+                    now,
+                );
+                return vec![Command::CancelUpdate];
+            }
+            app.set_status("no firmware update running", now);
+        }
+        Action::PickerOpen | Action::PickerParent | Action::PickerChooseFolder => {
+            return picker_action(app, action);
+        }
         Action::CloseHelp | Action::Cancel => {
-            if matches!(app.view.overlay, Overlay::Confirm(_)) {
+            if matches!(
+                app.view.overlay,
+                Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) | Overlay::Picker(_)
+            ) {
                 app.set_status("cancelled", now);
             }
             app.view.overlay = Overlay::None;
         }
-        Action::Confirm => {
-            let Overlay::Confirm(c) = std::mem::take(&mut app.view.overlay) else {
-                return Vec::new();
-            };
-            return perform(app, c.kind, &c.rows, now);
-        }
+        Action::Confirm => match std::mem::take(&mut app.view.overlay) {
+            Overlay::Confirm(c) => return perform(app, c.kind, &c.rows, now),
+            Overlay::FirmwareConfirm(c) => {
+                if app.settings.read_only {
+                    app.set_status("read-only mode: writes are disabled", now);
+                    return Vec::new();
+                }
+                let n = c.updating();
+                if n == 0 {
+                    app.set_status("nothing to update: every plug is blocked or skipped", now);
+                    return Vec::new();
+                }
+                app.firmware = Some(Batch {
+                    started: Some(now),
+                    ..Batch::default()
+                });
+                app.view.progress = true;
+                app.set_status(format!("firmware update of {n} plug(s) started"), now);
+                return vec![Command::StartUpdate(c)];
+            }
+            other => app.view.overlay = other,
+        },
     }
     Vec::new()
+}
+
+fn start_firmware(app: &mut App, now: Instant) -> Vec<Command> {
+    if app.firmware.as_ref().is_some_and(Batch::running) {
+        app.set_status("a firmware update is already running (p shows it)", now);
+        return Vec::new();
+    }
+    let keys: BTreeSet<String> = action_rows(app).into_iter().map(|r| r.key).collect();
+    let targets: Vec<String> = keys
+        .into_iter()
+        .filter(|k| {
+            app.devices
+                .get(k)
+                .is_some_and(|d| d.is_online() && d.sysinfo.is_some())
+        })
+        .collect();
+    if targets.is_empty() {
+        app.set_status("nothing to update: select or mark online plugs", now);
+        return Vec::new();
+    }
+    let dir = app.settings.firmware_dir.clone();
+    app.view.overlay = Overlay::Picker(Picker {
+        dir: dir.clone(),
+        items: Vec::new(),
+        selected: 0,
+        loading: true,
+        error: None,
+        targets,
+    });
+    vec![Command::ListDir(dir)]
+}
+
+fn picker_action(app: &mut App, action: Action) -> Vec<Command> {
+    let Overlay::Picker(p) = &mut app.view.overlay else {
+        return Vec::new();
+    };
+    if p.loading {
+        return Vec::new();
+    }
+    let chosen = match action {
+        Action::PickerParent => {
+            let parent = p
+                .dir
+                .canonicalize()
+                .ok()
+                .and_then(|d| d.parent().map(|x| x.to_path_buf()))
+                .unwrap_or_else(|| p.dir.join(".."));
+            p.dir = parent.clone();
+            p.loading = true;
+            return vec![Command::ListDir(parent)];
+        }
+        Action::PickerChooseFolder => p.dir.clone(),
+        _ => match p.items.get(p.selected) {
+            Some(item) if item.is_dir => {
+                let d = p.dir.join(&item.name);
+                p.dir = d.clone();
+                p.loading = true;
+                return vec![Command::ListDir(d)];
+            }
+            Some(item) => p.dir.join(&item.name),
+            None => return Vec::new(),
+        },
+    };
+    p.loading = true;
+    let targets = p.targets.clone();
+    let plugs = targets
+        .iter()
+        .filter_map(|k| app.devices.get(k))
+        .filter_map(|d| d.sysinfo.clone().map(|s| (d.addr.ip(), s)))
+        .collect();
+    vec![Command::PlanFirmware {
+        path: chosen,
+        plugs,
+    }]
+}
+
+fn on_job(app: &mut App, ev: JobEvent, now: Instant) {
+    let batch = app.firmware.get_or_insert_with(Batch::default);
+    match ev {
+        JobEvent::BatchStarted { serving, .. } => batch.serving = serving,
+        JobEvent::Transition { snapshot, .. } | JobEvent::Progress { snapshot } => {
+            batch.upsert(snapshot, now);
+        }
+        JobEvent::CancelRefused { ip, reason } => {
+            app.set_status(format!("{ip}: not cancelled: {reason}"), now);
+        }
+        JobEvent::BatchFinished { report } => {
+            let msg = format!(
+                "firmware update finished: {} updated, {} failed, {} skipped, {} cancelled",
+                report.count(PlugResult::Updated),
+                report.count(PlugResult::Failed),
+                report.count(PlugResult::Skipped),
+                report.count(PlugResult::Cancelled)
+            );
+            batch.finished = Some(report);
+            app.set_status(msg, now);
+        }
+    }
 }
 
 fn move_selection(app: &mut App, delta: isize) {
@@ -919,5 +1114,19 @@ mod tests {
         assert_eq!(app.devices.len(), 2);
         assert_eq!(app.devices[&device_id(1)].health(), Health::Offline);
         assert!(matches!(&cmds[..], [Command::Track { key, .. }] if *key == device_id(2)));
+    }
+}
+#[cfg(test)]
+mod fw_tests {
+    use super::*;
+    use crate::app::fixture::mixed_fleet;
+    use crate::app::state::Settings;
+
+    #[test]
+    fn u_opens_the_picker() {
+        let (mut app, now) = mixed_fleet(Settings::default(), Instant::now());
+        let cmds = update(&mut app, Event::Key(KeyEvent::new(KeyCode::Char('U'), KeyModifiers::SHIFT)), now);
+        assert!(matches!(&cmds[..], [Command::ListDir(_)]), "{cmds:?} {:?}", app.status());
+        assert!(matches!(app.view.overlay, Overlay::Picker(_)));
     }
 }
