@@ -266,7 +266,12 @@ pub const KEYMAP: &[Binding] = &[
         Action::StartFirmware,
         "update firmware of the marked plugs (else the selected one): pick an image or folder",
     ),
-    b(T, &[k('p')], Action::ToggleProgress, "show/hide the firmware progress pane"),
+    b(
+        T,
+        &[k('p')],
+        Action::ToggleProgress,
+        "show/hide the firmware progress pane",
+    ),
     b(
         T,
         &[k('x')],
@@ -313,8 +318,18 @@ pub const KEYMAP: &[Binding] = &[
         "no, cancel",
     ),
     b(C, &[ctrl('c')], Action::Quit, "quit"),
-    b(Context::Picker, &[code(KeyCode::Down), k('j')], Action::Down, "next entry"),
-    b(Context::Picker, &[code(KeyCode::Up), k('k')], Action::Up, "previous entry"),
+    b(
+        Context::Picker,
+        &[code(KeyCode::Down), k('j')],
+        Action::Down,
+        "next entry",
+    ),
+    b(
+        Context::Picker,
+        &[code(KeyCode::Up), k('k')],
+        Action::Up,
+        "previous entry",
+    ),
     b(
         Context::Picker,
         &[code(KeyCode::Enter), code(KeyCode::Right)],
@@ -333,7 +348,12 @@ pub const KEYMAP: &[Binding] = &[
         Action::PickerChooseFolder,
         "use every image in this folder (best match per plug)",
     ),
-    b(Context::Picker, &[code(KeyCode::Esc), k('q')], Action::Cancel, "cancel"),
+    b(
+        Context::Picker,
+        &[code(KeyCode::Esc), k('q')],
+        Action::Cancel,
+        "cancel",
+    ),
     b(Context::Picker, &[ctrl('c')], Action::Quit, "quit"),
     b(
         H,

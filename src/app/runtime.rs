@@ -16,9 +16,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{ActionKind, Command, DirItem, Event};
-use crate::firmware::runner::{BatchHandle, JobEvent, RunnerConfig, spawn_batch};
 use super::state::App;
 use super::update::update;
+use crate::firmware::runner::{BatchHandle, JobEvent, RunnerConfig, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
 

@@ -10,10 +10,10 @@ use super::event::{ActionKind, DirItem};
 use crate::firmware::job::JobSnapshot;
 use crate::firmware::plan::PlanEntry;
 use crate::firmware::runner::BatchReport;
-use std::path::PathBuf;
 use crate::fleet::plausibility;
 use crate::protocol::tdp::TdpInfo;
 use crate::protocol::{Realtime, SysInfo};
+use std::path::PathBuf;
 
 /// Recent plausibility findings kept per meter for the detail pane.
 pub const FINDINGS_LEN: usize = 8;
@@ -394,7 +394,11 @@ impl PartialEq for FirmwareConfirm {
     fn eq(&self, other: &Self) -> bool {
         let key = |e: &PlanEntry| (e.plug.ip, e.image.as_ref().map(|i| i.file_name.clone()));
         self.source == other.source
-            && self.entries.iter().map(key).eq(other.entries.iter().map(key))
+            && self
+                .entries
+                .iter()
+                .map(key)
+                .eq(other.entries.iter().map(key))
     }
 }
 

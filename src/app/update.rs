@@ -97,7 +97,8 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             };
             match result {
                 Ok(entries) if !entries.is_empty() => {
-                    app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm { source, entries });
+                    app.view.overlay =
+                        Overlay::FirmwareConfirm(FirmwareConfirm { source, entries });
                 }
                 Ok(_) => {
                     if let Overlay::Picker(p) = &mut app.view.overlay {
@@ -1118,15 +1119,178 @@ mod tests {
 }
 #[cfg(test)]
 mod fw_tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::*;
-    use crate::app::fixture::mixed_fleet;
+    use crate::app::event::DirItem;
+    use crate::app::fixture::{device_id, mixed_fleet};
     use crate::app::state::Settings;
+    use crate::firmware::job::{JobSnapshot, Outcome, Stage};
+
+    fn key(app: &mut App, c: KeyCode, now: Instant) -> Vec<Command> {
+        update(app, Event::Key(KeyEvent::new(c, KeyModifiers::NONE)), now)
+    }
+
+    fn images() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/firmware")
+    }
+
+    /// The plan for the marked plugs, as the runtime would compute it.
+    fn plan_for(cmd: &Command) -> Vec<crate::firmware::plan::PlanEntry> {
+        let Command::PlanFirmware { path, plugs } = cmd else {
+            panic!("not a plan command: {cmd:?}")
+        };
+        let imgs: Vec<_> = crate::firmware::image::load_path(path)
+            .unwrap()
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        crate::firmware::plan::plan(plugs, &imgs)
+    }
+
+    fn snapshot(ip: std::net::IpAddr, stage: Stage, outcome: Option<Outcome>) -> JobSnapshot {
+        JobSnapshot {
+            ip,
+            alias: "garage heater".into(),
+            model: "HS110(US)".into(),
+            from: "1.1.1 Build 170417 Rel.165206".into(),
+            to: "1.2.3".into(),
+            stage,
+            ratio: Some(40),
+            served_bytes: Some(40_000),
+            image_len: 100_000,
+            elapsed: Duration::from_secs(3),
+            expected_remaining: Some(Duration::from_secs(70)),
+            can_cancel: true,
+            outcome,
+            warnings: vec![],
+        }
+    }
 
     #[test]
-    fn u_opens_the_picker() {
+    fn pick_a_folder_confirm_with_y_and_follow_the_batch() {
+        let settings = Settings {
+            firmware_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets"),
+            ..Settings::default()
+        };
+        let (mut app, now) = mixed_fleet(settings, Instant::now());
+        // The garage heater (HS110(US) hw 1.0) is the second row.
+        key(&mut app, KeyCode::Char('j'), now);
+        let cmds = update(
+            &mut app,
+            Event::Key(KeyEvent::new(KeyCode::Char('U'), KeyModifiers::SHIFT)),
+            now,
+        );
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
+        assert_eq!(cmds, vec![Command::ListDir(dir.clone())]);
+        update(
+            &mut app,
+            Event::DirListed {
+                dir: dir.clone(),
+                result: Ok(vec![DirItem {
+                    name: "firmware".into(),
+                    is_dir: true,
+                    size: 0,
+                }]),
+            },
+            now,
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Enter, now),
+            vec![Command::ListDir(images())]
+        );
+        update(
+            &mut app,
+            Event::DirListed {
+                dir: images(),
+                result: Ok(vec![]),
+            },
+            now,
+        );
+        let cmds = key(&mut app, KeyCode::Char('.'), now);
+        let entries = plan_for(&cmds[0]);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].plug.ip, crate::app::fixture::ip(2));
+        update(&mut app, Event::FirmwarePlanned(Ok(entries)), now);
+        let Overlay::FirmwareConfirm(c) = &app.view.overlay else {
+            panic!("no confirm dialog")
+        };
+        assert_eq!(c.updating(), 1);
+        // Enter never confirms; y does.
+        assert!(key(&mut app, KeyCode::Enter, now).is_empty());
+        let cmds = key(&mut app, KeyCode::Char('y'), now);
+        assert!(matches!(&cmds[..], [Command::StartUpdate(_)]));
+        assert!(app.view.progress);
+        let ip = crate::app::fixture::ip(2);
+        update(
+            &mut app,
+            Event::Job(Box::new(JobEvent::Progress {
+                snapshot: snapshot(ip, Stage::Downloading, None),
+            })),
+            now,
+        );
+        assert_eq!(app.firmware.as_ref().unwrap().rows.len(), 1);
+        assert_eq!(
+            key(&mut app, KeyCode::Char('x'), now),
+            vec![Command::CancelUpdate]
+        );
+        update(
+            &mut app,
+            Event::Job(Box::new(JobEvent::Transition {
+                from: Stage::Downloading,
+                note: None,
+                snapshot: snapshot(ip, Stage::Done, Some(Outcome::Updated)),
+            })),
+            now,
+        );
+        let b = app.firmware.as_ref().unwrap();
+        assert_eq!(b.rows.len(), 1);
+        assert_eq!(b.rows[0].0.stage, Stage::Done);
+        let _ = device_id(2);
+    }
+
+    #[test]
+    fn read_only_never_starts_a_firmware_update() {
+        let settings = Settings {
+            read_only: true,
+            ..Settings::default()
+        };
+        let (mut app, now) = mixed_fleet(settings, Instant::now());
+        let cmds = update(
+            &mut app,
+            Event::Key(KeyEvent::new(KeyCode::Char('U'), KeyModifiers::SHIFT)),
+            now,
+        );
+        assert!(cmds.is_empty());
+        assert_eq!(app.view.overlay, Overlay::None);
+        // A plan dialog reached some other way still cannot start a batch.
+        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
+            source: images(),
+            entries: vec![],
+        });
+        assert!(key(&mut app, KeyCode::Char('y'), now).is_empty());
+    }
+
+    #[test]
+    fn a_blocked_plan_starts_nothing() {
         let (mut app, now) = mixed_fleet(Settings::default(), Instant::now());
-        let cmds = update(&mut app, Event::Key(KeyEvent::new(KeyCode::Char('U'), KeyModifiers::SHIFT)), now);
-        assert!(matches!(&cmds[..], [Command::ListDir(_)]), "{cmds:?} {:?}", app.status());
-        assert!(matches!(app.view.overlay, Overlay::Picker(_)));
+        // The kitchen plug is an HS110(EU) hw 4.0; the HS300 image cannot match it.
+        let plugs = vec![(
+            crate::app::fixture::ip(1),
+            app.devices[&device_id(1)].sysinfo.clone().unwrap(),
+        )];
+        let entries = plan_for(&Command::PlanFirmware {
+            path: images().join("hs300v2_us_1.0.13_Build_230517_Rel.140855.bin"),
+            plugs,
+        });
+        assert!(entries[0].verdict().is_blocked());
+        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
+            source: images(),
+            entries,
+        });
+        assert!(key(&mut app, KeyCode::Char('y'), now).is_empty());
+        assert!(app.firmware.is_none());
     }
 }

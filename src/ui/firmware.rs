@@ -29,12 +29,18 @@ pub fn render_picker(frame: &mut Frame, area: Rect, p: &Picker, theme: &Theme) {
         .borders(Borders::ALL)
         .border_style(theme.border())
         .title(Span::styled(
-            format!(" Firmware for {} plug(s): pick an image or a folder ", p.targets.len()),
+            format!(
+                " Firmware for {} plug(s): pick an image or a folder ",
+                p.targets.len()
+            ),
             theme.title(),
         ))
         .title_bottom(
-            Line::styled(" Enter open/choose · ← parent · . this folder · Esc cancel ", theme.dim())
-                .right_aligned(),
+            Line::styled(
+                " Enter open/choose · ← parent · . this folder · Esc cancel ",
+                theme.dim(),
+            )
+            .right_aligned(),
         );
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
@@ -126,7 +132,10 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
         Span::raw(format!(" update {n} plug(s)    ")),
         Span::styled("n/Esc", theme.key()),
         Span::raw(" cancel    "),
-        Span::styled("(Enter does nothing; cancelling stops being possible once a flash is requested)", theme.dim()),
+        Span::styled(
+            "(Enter does nothing; cancelling stops being possible once a flash is requested)",
+            theme.dim(),
+        ),
     ]));
     let h = (lines.len() as u16 + 2).min(area.height);
     let rect = centered(area, area.width.saturating_sub(4).min(130), h);
@@ -146,9 +155,18 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
 }
 
 fn gauge(fraction: f64, width: usize) -> String {
-    let f = if fraction.is_finite() { fraction.clamp(0.0, 1.0) } else { 0.0 };
+    let f = if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let full = (f * width as f64).round() as usize;
-    format!("{}{} {:>3.0}%", "█".repeat(full), "░".repeat(width - full.min(width)), f * 100.0)
+    format!(
+        "{}{} {:>3.0}%",
+        "█".repeat(full),
+        "░".repeat(width - full.min(width)),
+        f * 100.0
+    )
 }
 
 pub fn render_progress(frame: &mut Frame, area: Rect, b: &Batch, now: Instant, theme: &Theme) {
@@ -166,8 +184,18 @@ pub fn render_progress(frame: &mut Frame, area: Rect, b: &Batch, now: Instant, t
         ),
         (None, None) => " Firmware update ".into(),
     };
-    let header = Row::new(["IP", "Alias", "Version", "Stage", "Download (plug)", "Served", "Elapsed", "Left", "Result"])
-        .style(theme.header());
+    let header = Row::new([
+        "IP",
+        "Alias",
+        "Version",
+        "Stage",
+        "Download (plug)",
+        "Served",
+        "Elapsed",
+        "Left",
+        "Result",
+    ])
+    .style(theme.header());
     let rows = b.rows.iter().map(|(s, at)| {
         let since = if s.stage.is_final() {
             std::time::Duration::ZERO
@@ -177,23 +205,34 @@ pub fn render_progress(frame: &mut Frame, area: Rect, b: &Batch, now: Instant, t
         let short = |v: &str| clean(v.split_whitespace().next().unwrap_or(""), 12);
         let result = match &s.outcome {
             None => Cell::from(""),
-            Some(Outcome::Updated) => Cell::from("✓ updated").style(theme.health(crate::app::Health::Ok)),
-            Some(Outcome::Failed { stage, reason }) => {
-                Cell::from(format!("✗ {}: {}", stage, clean(reason, 80))).style(theme.error())
+            Some(Outcome::Updated) => {
+                Cell::from("✓ updated").style(theme.health(crate::app::Health::Ok))
             }
-            Some(Outcome::Cancelled { stage }) => Cell::from(format!("cancelled in {stage}")).style(theme.dim()),
+            Some(Outcome::Failed { reason, .. }) => {
+                Cell::from(format!("✗ {}", clean(reason, 100))).style(theme.error())
+            }
+            Some(Outcome::Cancelled { stage }) => {
+                Cell::from(format!("cancelled in {stage}")).style(theme.dim())
+            }
         };
         let stage_style = match s.stage {
             Stage::Failed => theme.error(),
             Stage::Done => theme.health(crate::app::Health::Ok),
-            Stage::FlashRequested | Stage::Flashing | Stage::Rebooting => theme.verdict(Plaus::Suspect),
+            Stage::FlashRequested | Stage::Flashing | Stage::Rebooting => {
+                theme.verdict(Plaus::Suspect)
+            }
             _ => ratatui::style::Style::new(),
         };
         Row::new(vec![
             Cell::from(s.ip.to_string()),
             Cell::from(clean(&s.alias, 20)),
             Cell::from(format!("{} → {}", short(&s.from), short(&s.to))),
-            Cell::from(s.stage.label()).style(stage_style),
+            match &s.outcome {
+                Some(Outcome::Failed { stage, .. }) => {
+                    Cell::from(format!("✗ {}", stage.label())).style(stage_style)
+                }
+                _ => Cell::from(s.stage.label()).style(stage_style),
+            },
             Cell::from(gauge(s.fraction(), 10)),
             Cell::from(match s.served_bytes {
                 Some(b) if s.image_len > 0 => format!("{}/{}", kib(b), kib(s.image_len)),
@@ -201,30 +240,32 @@ pub fn render_progress(frame: &mut Frame, area: Rect, b: &Batch, now: Instant, t
                 None => "—".into(),
             }),
             Cell::from(age(s.elapsed + since)),
-            Cell::from(
-                s.expected_remaining
-                    .map(|r| age(r.saturating_sub(since)))
-                    .unwrap_or_else(|| "—".into()),
-            ),
+            Cell::from(match s.expected_remaining {
+                Some(r) if !s.stage.is_final() => age(r.saturating_sub(since)),
+                _ => "—".into(),
+            }),
             result,
         ])
     });
     let widths = [
         Constraint::Length(15),
-        Constraint::Length(20),
-        Constraint::Length(18),
+        Constraint::Length(16),
+        Constraint::Length(16),
         Constraint::Length(18),
         Constraint::Length(15),
-        Constraint::Length(17),
+        Constraint::Length(15),
         Constraint::Length(7),
         Constraint::Length(5),
         Constraint::Min(10),
     ];
-    let table = Table::new(rows, widths).header(header).column_spacing(1).block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.border())
-            .title(Span::styled(title, theme.title())),
-    );
+    let table = Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(theme.border())
+                .title(Span::styled(title, theme.title())),
+        );
     frame.render_widget(table, area);
 }
