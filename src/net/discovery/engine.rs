@@ -1,6 +1,6 @@
 //! The engine behind [`super::spawn`]: one pass opens its sockets, starts a receiver per socket,
-//! the probe schedule, the host fallbacks and the sweep, and ends at the deadline (or earlier when
-//! there is nothing left to wait for). Continuous mode repeats passes.
+//! the probe schedule, the host fallbacks and the sweep, and ends when there is nothing left to
+//! wait for. Continuous mode repeats passes.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -59,6 +59,8 @@ struct PassState {
     resolved: HashSet<Ipv4Addr>,
     /// Addresses sent a unicast TDP probe that have not answered it.
     tdp_pending: HashSet<Ipv4Addr>,
+    /// Addresses that answered a TDP probe.
+    tdp_answered: HashSet<Ipv4Addr>,
     last_tdp_send: Option<Instant>,
     found: usize,
     hostile: usize,
@@ -108,6 +110,7 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
                     }
                     FoundBy::Udp20002 => {
                         st.tdp_pending.remove(&v4);
+                        st.tdp_answered.insert(v4);
                     }
                     FoundBy::Broadcast | FoundBy::Sweep => {}
                 }
@@ -229,14 +232,18 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
     /// timeout leads to the TDP probe; a bad answer is hostile.
     async fn tcp_probe(&self, ip: Ipv4Addr, found_by: FoundBy) {
         let cfg = &self.run.cfg;
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return;
-        }
+        // A sweep cannot wait long on each of hundreds of silent addresses; a known host is
+        // worth the patience of a normal request (a lost SYN is retried after 1 s).
+        let connect_timeout = match found_by {
+            FoundBy::Host => cfg
+                .connect_timeout
+                .max((cfg.timeout / 2).min(Duration::from_secs(2))),
+            _ => cfg.connect_timeout,
+        };
         let ccfg = ClientConfig {
             port: cfg.port,
-            connect_timeout: cfg.connect_timeout.min(remaining),
-            reply_timeout: remaining,
+            connect_timeout,
+            reply_timeout: cfg.timeout,
             max_frame: DEFAULT_MAX_FRAME,
         };
         let from = SocketAddr::from((ip, cfg.port));
@@ -462,31 +469,43 @@ where
     while set.join_next().await.is_some() {}
 }
 
-/// Resolves when every host and sweep address is settled and unicast TDP probes had their grace.
+/// Resolves when every sweep address is settled (answered, refused, or timed out; refusals
+/// then get the TDP grace) and every known host answered — or the pass timeout is over, since a
+/// host that keeps silent costs exactly the timeout.
 async fn unicast_settled<E>(pass: Arc<Pass<E>>)
 where
     E: From<DiscoveryEvent> + Send + 'static,
 {
-    let sem = Arc::new(Semaphore::new(pass.run.cfg.concurrency.max(1)));
+    let cfg = &pass.run.cfg;
+    let sem = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     tokio::join!(
         host_fallbacks(pass.clone(), sem.clone()),
         sweep(pass.clone(), sem)
     );
-    let grace = pass.run.cfg.connect_timeout;
+    let grace = cfg.connect_timeout;
     let mut changed = pass.changed.subscribe();
     loop {
-        let until = {
+        let now = Instant::now();
+        let (hosts_left, tdp_until) = {
             let st = pass.state();
-            match st.last_tdp_send {
-                Some(last) if !st.tdp_pending.is_empty() => last + grace,
-                _ => return,
-            }
+            let hosts_left = cfg
+                .hosts
+                .iter()
+                .any(|h| !st.resolved.contains(h) && !st.tdp_answered.contains(h));
+            let tdp_until = match st.last_tdp_send {
+                Some(last) if !st.tdp_pending.is_empty() => Some(last + grace),
+                _ => None,
+            };
+            (hosts_left, tdp_until)
         };
-        if Instant::now() >= until {
-            return;
-        }
+        let wake = [hosts_left.then_some(pass.deadline), tdp_until]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min();
+        let Some(wake) = wake else { return };
         tokio::select! {
-            _ = sleep_until(until) => {}
+            _ = sleep_until(wake) => {}
             _ = changed.changed() => {}
         }
     }
@@ -538,16 +557,17 @@ where
     }
     aux.spawn(probe_rounds(pass.clone(), bcast, uni));
 
+    // Broadcast replies can come at any time until the timeout; the sweep and the hosts end
+    // when they are settled (a long sweep outlasts the timeout: it is always complete).
     let has_broadcast = !cfg.targets.is_empty();
+    let broadcast_window = async {
+        if has_broadcast {
+            sleep_until(pass.deadline).await;
+        }
+    };
     tokio::select! {
         _ = pass.token.cancelled() => {}
-        _ = sleep_until(pass.deadline) => {}
-        _ = async {
-            unicast_settled(pass.clone()).await;
-            if has_broadcast {
-                std::future::pending::<()>().await;
-            }
-        } => {}
+        _ = async { tokio::join!(broadcast_window, unicast_settled(pass.clone())) } => {}
     }
     pass.token.cancel();
     *pass.open.write().await = false;

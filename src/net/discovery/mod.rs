@@ -48,10 +48,12 @@
 //! than the one probed, an unsolicited unicast reply, a bad TCP frame — is counted and reported
 //! as [`DiscoveryEvent::Hostile`]; it never ends the pass.
 //!
-//! A pass ends at `timeout` when broadcast targets are set (there is no way to know that every
-//! device answered). Without broadcast targets it ends as soon as every host and sweep address is
-//! settled (answered, refused or timed out, plus a short grace for TDP answers), and at `timeout`
-//! at the latest. Then [`DiscoveryEvent::RoundDone`] is sent. [`DiscoveryEvent::Finished`] is the
+//! A pass ends when all of these hold: the broadcast window (`timeout`, only when broadcast
+//! targets are set — there is no way to know that every device answered) is over; every known
+//! host answered, or `timeout` is over; every sweep address is settled — answered, or refused
+//! (then a short grace for its UDP 20002 answer), or timed out (`connect_timeout`, then `timeout`
+//! for the reply). A sweep is therefore always complete, even when it takes longer than `timeout`
+//! (cancel the token to stop it). Then [`DiscoveryEvent::RoundDone`] is sent. [`DiscoveryEvent::Finished`] is the
 //! last event of a run (after the only pass, or after cancellation in continuous mode).
 //!
 //! Identity (merging by MAC, provenances, IP changes, liveness) is not done here: feed the events
