@@ -598,9 +598,16 @@ where
         hosts,
     });
     let (mut rounds, mut found, mut hostile) = (0u64, 0usize, 0usize);
+    let mut failure = None;
     loop {
         let pass_start = Instant::now();
-        let t = run_pass(&run).await?;
+        let t = match run_pass(&run).await {
+            Ok(t) => t,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
         found += t.found;
         hostile += t.hostile;
         if run.token.is_cancelled() {
@@ -627,8 +634,12 @@ where
         found,
         hostile,
         cancelled: run.token.is_cancelled(),
+        error: failure.as_ref().map(ToString::to_string),
         at: run.ms(),
     })
     .await;
-    Ok(())
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }

@@ -400,6 +400,9 @@ pub enum DiscoveryEvent {
         hostile: usize,
         /// True when it ended because the token was cancelled.
         cancelled: bool,
+        /// Why the engine could not go on (it could not open a socket); the task returns the
+        /// same error.
+        error: Option<String>,
         at: u64,
     },
 }
@@ -413,7 +416,8 @@ pub enum DiscoveryError {
 
 /// Runs one discovery pass in a task: events over `tx`, then `RoundDone` and `Finished`. The
 /// task ends early (with `Finished { cancelled: true }`) when `token` is cancelled or the
-/// receiver is dropped.
+/// receiver is dropped. `Finished` is always the last event, also when the engine fails
+/// (`Finished { error: Some(..) }`).
 pub fn spawn<E>(
     cfg: DiscoveryConfig,
     tx: mpsc::Sender<E>,
