@@ -1,12 +1,193 @@
-//! `plugfleet sim` (not built yet).
+//! `plugfleet sim`: simulated plugs on loopback addresses until SIGINT/SIGTERM, one JSON line
+//! per plug on stdout once they are all listening.
 
+use std::io::Write;
+use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use clap::Args;
 
-#[derive(Debug, Clone, Args, Default)]
-pub struct SimArgs {}
+use crate::cli::UsageError;
+use crate::sim::{self, FaultKind, FleetSpec, SimError};
 
-pub fn run(_args: SimArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`plugfleet sim` is not available yet")
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Number of plugs (default: one of each profile).
+    #[arg(long, value_name = "N")]
+    pub count: Option<usize>,
+    /// Address of the first plug; the others follow (must be in 127.0.0.0/8).
+    #[arg(long, default_value = "127.0.0.2", value_name = "IP")]
+    pub base: Ipv4Addr,
+    /// Port every plug listens on (0 = pick a free one, printed in the JSON lines).
+    #[arg(long, default_value_t = crate::protocol::DEFAULT_PORT, value_name = "P")]
+    pub port: u16,
+    /// UDP discovery port of newer-protocol plugs (0 = pick a free one).
+    #[arg(long, default_value_t = crate::protocol::tdp::TDP_PORT, value_name = "P")]
+    pub tdp_port: u16,
+    /// Profile to use (repeatable; plugs cycle through the list). Default: a mixed fleet.
+    /// Known: hs110-eu-hw1, hs110-us-hw1, hs110-eu-hw4, kp115-us-hw1, hs100-us-hw2,
+    /// hs300-us-hw2, hs105-us-hw1, kp303-us-hw2, hs100-uk-hw4-klap (or a model such as HS110(EU)).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Multiplies every simulated duration (reboot, flash, download, slow, flaky): 0.1 = 10× faster.
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub time_scale: f64,
+    /// Give the plug at IP a fault (repeatable), e.g. 127.0.0.3=bogus-28kw. Kinds: bogus-28kw,
+    /// glitch-28kw, unit-scale, hang, garbage, truncated, oversized, slow (or slow:MS), refuse,
+    /// ignore-broadcast, download-drop, download-stall, image-reject, never-back, old-version,
+    /// hang-after-flash, flaky.
+    #[arg(long = "fault", value_name = "IP=KIND")]
+    pub faults: Vec<String>,
+}
+
+impl Default for SimArgs {
+    fn default() -> Self {
+        Self {
+            count: None,
+            base: Ipv4Addr::new(127, 0, 0, 2),
+            port: crate::protocol::DEFAULT_PORT,
+            tdp_port: crate::protocol::tdp::TDP_PORT,
+            profiles: Vec::new(),
+            time_scale: 1.0,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// Parses `IP=KIND`.
+pub fn parse_fault(s: &str) -> Result<(Ipv4Addr, FaultKind), UsageError> {
+    let (ip, kind) = s.split_once('=').ok_or_else(|| {
+        UsageError(format!(
+            "--fault `{s}` must be IP=KIND, e.g. 127.0.0.3=bogus-28kw"
+        ))
+    })?;
+    let ip: Ipv4Addr = ip
+        .trim()
+        .parse()
+        .map_err(|_| UsageError(format!("--fault `{s}`: `{ip}` is not an IPv4 address")))?;
+    let kind: FaultKind = kind
+        .parse()
+        .map_err(|e| UsageError(format!("--fault `{s}`: {e}")))?;
+    Ok((ip, kind))
+}
+
+/// Builds the fleet spec from the flags (usage errors are [`UsageError`]).
+pub fn spec_from_args(args: &SimArgs) -> Result<FleetSpec, UsageError> {
+    if !args.base.is_loopback() {
+        return Err(UsageError(format!(
+            "--base {} is not a loopback address: the simulator only runs on 127.0.0.0/8",
+            args.base
+        )));
+    }
+    let faults = args
+        .faults
+        .iter()
+        .map(|f| parse_fault(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spec = FleetSpec {
+        base: args.base,
+        count: args.count.unwrap_or_else(|| {
+            if args.profiles.is_empty() {
+                sim::profile::all().len()
+            } else {
+                args.profiles.len()
+            }
+        }),
+        port: args.port,
+        tdp_port: args.tdp_port,
+        profiles: args.profiles.clone(),
+        time_scale: args.time_scale,
+        faults,
+    };
+    Ok(spec)
+}
+
+fn map_err(e: SimError) -> anyhow::Error {
+    match e {
+        SimError::Invalid(msg) => UsageError(msg).into(),
+        other => anyhow::Error::new(other),
+    }
+}
+
+pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    let spec = spec_from_args(&args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        // Listen for signals before announcing readiness, so a signal right after the JSON
+        // lines still ends the simulator cleanly.
+        let signals = Signals::new()?;
+        let fleet = sim::start(spec).await.map_err(map_err)?;
+        {
+            let mut out = std::io::stdout().lock();
+            for p in fleet.plugs() {
+                serde_json::to_writer(&mut out, p)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+        signals.wait().await;
+        fleet.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGINT and SIGTERM (Ctrl-C elsewhere).
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse() {
+        assert_eq!(
+            parse_fault("127.0.0.3=bogus-28kw").expect("ok"),
+            (Ipv4Addr::new(127, 0, 0, 3), FaultKind::Bogus28kw)
+        );
+        assert!(parse_fault("127.0.0.3").is_err());
+        assert!(parse_fault("localhost=hang").is_err());
+        assert!(parse_fault("127.0.0.3=explode").is_err());
+    }
+
+    #[test]
+    fn non_loopback_base_is_a_usage_error() {
+        let args = SimArgs {
+            base: Ipv4Addr::new(192, 168, 1, 2),
+            ..SimArgs::default()
+        };
+        assert!(spec_from_args(&args).is_err());
+    }
 }

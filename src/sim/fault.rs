@@ -1,0 +1,181 @@
+//! Faults a simulated plug can be given (`--fault IP=KIND`). Each is documented in `sim/mod.rs`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Nominal reply delay of the `slow` fault (scaled by the time scale).
+pub const DEFAULT_SLOW_MS: u32 = 4000;
+
+/// One misbehaviour of one plug. Named in kebab-case (`bogus-28kw`, `slow`, `slow:1500`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// Every reading shows ~28 kW.
+    Bogus28kw,
+    /// Every third reading shows ~28 kW, the others are normal.
+    Glitch28kw,
+    /// Milliwatts in the `power` float field (1000× too high when read as watts).
+    UnitScale,
+    /// Accepts the connection and reads the request, never replies.
+    Hang,
+    /// Replies with a well-framed payload that is not JSON.
+    Garbage,
+    /// The length header announces the whole reply, fewer bytes follow, then the plug closes.
+    Truncated,
+    /// The length header announces ~2 GB.
+    Oversized,
+    /// Replies after a delay (nominal milliseconds, scaled by the time scale).
+    Slow { nominal_ms: u32 },
+    /// TCP connections are refused (nothing listens); UDP still answers.
+    Refuse,
+    /// Does not answer broadcast datagrams (unicast still works).
+    IgnoreBroadcast,
+    /// The firmware download stops midway and the download fails.
+    DownloadDrop,
+    /// The firmware download stops progressing but keeps its connection open.
+    DownloadStall,
+    /// A complete image is rejected (as if its signature did not verify).
+    ImageReject,
+    /// After flashing the plug never comes back.
+    NeverBack,
+    /// After flashing the plug comes back with its old `sw_ver`.
+    OldVersion,
+    /// After flashing the plug comes back, accepts connections but never replies.
+    HangAfterFlash,
+    /// Goes offline now and then (listeners closed for a while), comes back by itself.
+    Flaky,
+}
+
+impl FaultKind {
+    /// Every fault, with `slow` at its default delay.
+    pub const ALL: [FaultKind; 17] = [
+        FaultKind::Bogus28kw,
+        FaultKind::Glitch28kw,
+        FaultKind::UnitScale,
+        FaultKind::Hang,
+        FaultKind::Garbage,
+        FaultKind::Truncated,
+        FaultKind::Oversized,
+        FaultKind::Slow {
+            nominal_ms: DEFAULT_SLOW_MS,
+        },
+        FaultKind::Refuse,
+        FaultKind::IgnoreBroadcast,
+        FaultKind::DownloadDrop,
+        FaultKind::DownloadStall,
+        FaultKind::ImageReject,
+        FaultKind::NeverBack,
+        FaultKind::OldVersion,
+        FaultKind::HangAfterFlash,
+        FaultKind::Flaky,
+    ];
+
+    /// The kebab-case name without parameter.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Bogus28kw => "bogus-28kw",
+            FaultKind::Glitch28kw => "glitch-28kw",
+            FaultKind::UnitScale => "unit-scale",
+            FaultKind::Hang => "hang",
+            FaultKind::Garbage => "garbage",
+            FaultKind::Truncated => "truncated",
+            FaultKind::Oversized => "oversized",
+            FaultKind::Slow { .. } => "slow",
+            FaultKind::Refuse => "refuse",
+            FaultKind::IgnoreBroadcast => "ignore-broadcast",
+            FaultKind::DownloadDrop => "download-drop",
+            FaultKind::DownloadStall => "download-stall",
+            FaultKind::ImageReject => "image-reject",
+            FaultKind::NeverBack => "never-back",
+            FaultKind::OldVersion => "old-version",
+            FaultKind::HangAfterFlash => "hang-after-flash",
+            FaultKind::Flaky => "flaky",
+        }
+    }
+
+    /// The `slow` delay at time scale 1.
+    pub fn slow_delay(&self) -> Option<Duration> {
+        match self {
+            FaultKind::Slow { nominal_ms } => Some(Duration::from_millis(u64::from(*nominal_ms))),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultKind::Slow { nominal_ms } if *nominal_ms != DEFAULT_SLOW_MS => {
+                write!(f, "slow:{nominal_ms}")
+            }
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+impl serde::Serialize for FaultKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// An unknown fault name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault `{given}` (known: {known})")]
+pub struct UnknownFault {
+    pub given: String,
+    pub known: String,
+}
+
+impl FromStr for FaultKind {
+    type Err = UnknownFault;
+
+    fn from_str(s: &str) -> Result<Self, UnknownFault> {
+        let s = s.trim();
+        let unknown = || UnknownFault {
+            given: s.chars().take(64).collect(),
+            known: FaultKind::ALL
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+                + " (slow:MS sets the delay)",
+        };
+        if let Some(ms) = s.strip_prefix("slow:") {
+            let nominal_ms: u32 = ms.parse().map_err(|_| unknown())?;
+            if nominal_ms == 0 || nominal_ms > 600_000 {
+                return Err(unknown());
+            }
+            return Ok(FaultKind::Slow { nominal_ms });
+        }
+        FaultKind::ALL
+            .iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s))
+            .copied()
+            .ok_or_else(unknown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for f in FaultKind::ALL {
+            assert_eq!(f.to_string().parse::<FaultKind>(), Ok(f));
+        }
+        assert_eq!(
+            "slow:1500".parse::<FaultKind>(),
+            Ok(FaultKind::Slow { nominal_ms: 1500 })
+        );
+        assert_eq!(
+            FaultKind::Slow { nominal_ms: 1500 }.to_string(),
+            "slow:1500"
+        );
+        assert!("slow:0".parse::<FaultKind>().is_err());
+        assert!("slow:abc".parse::<FaultKind>().is_err());
+        let e = "melt".parse::<FaultKind>().expect_err("unknown");
+        assert!(e.to_string().contains("bogus-28kw"), "{e}");
+    }
+}
