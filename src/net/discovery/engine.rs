@@ -347,7 +347,15 @@ where
     }
 }
 
-/// Sends the UDP probes `rounds` times, spread evenly over the timeout.
+/// When round `r` of `rounds` is sent: spread quadratically over the timeout (0, T/9, 4T/9 for
+/// three rounds), so a datagram lost in a burst is asked for again soon, and a sleepy device
+/// still gets a late chance.
+pub(super) fn round_offset(timeout: Duration, r: u32, rounds: u32) -> Duration {
+    let x = f64::from(r) / f64::from(rounds.max(1));
+    timeout.mul_f64(x * x)
+}
+
+/// Sends the UDP probes `rounds` times over the timeout (see [`round_offset`]).
 async fn probe_rounds<E>(
     pass: Arc<Pass<E>>,
     bcast: Option<Arc<UdpSocket>>,
@@ -360,7 +368,7 @@ async fn probe_rounds<E>(
     let tdp_probe = tdp::probe();
     let rounds = cfg.rounds.max(1);
     for r in 0..rounds {
-        let at = pass.start + cfg.timeout.mul_f64(f64::from(r) / f64::from(rounds));
+        let at = pass.start + round_offset(cfg.timeout, r, rounds);
         tokio::select! {
             _ = pass.token.cancelled() => return,
             _ = sleep_until(at) => {}
@@ -641,5 +649,19 @@ where
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_start_at_once_and_spread_over_the_timeout() {
+        let t = Duration::from_millis(900);
+        let at: Vec<u128> = (0..3).map(|r| round_offset(t, r, 3).as_millis()).collect();
+        assert_eq!(at, vec![0, 100, 400]);
+        assert_eq!(round_offset(t, 0, 1), Duration::ZERO);
+        assert!(round_offset(t, 9, 10) < t);
     }
 }

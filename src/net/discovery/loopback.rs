@@ -4,7 +4,9 @@
 //! nothing but discovery (the full plug simulator is `crate::sim`); they exist so discovery can
 //! be tested in isolation, including hostile replies, with a few hundred plugs per process.
 //!
-//! Loopback only: every socket binds a 127.x address and answers only whoever asked.
+//! Loopback only: every socket binds a 127.x address and answers only whoever asked (the one
+//! exception, [`LoopbackFleet::start_with`], serves the root-only test that builds its own
+//! private network namespaces).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -232,7 +234,7 @@ impl LoopbackFleet {
     pub async fn start(plugs: Vec<FakePlug>) -> io::Result<Self> {
         let mut last = None;
         for _ in 0..20 {
-            match Self::try_start(plugs.clone()).await {
+            match Self::try_start(plugs.clone(), LOOPBACK_BROADCAST, 0, 0).await {
                 Ok(f) => return Ok(f),
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
                 Err(e) => return Err(e),
@@ -241,10 +243,26 @@ impl LoopbackFleet {
         Err(last.unwrap_or_else(|| io::Error::other("no free port")))
     }
 
-    async fn try_start(plugs: Vec<FakePlug>) -> io::Result<Self> {
-        let bcast = reuse_udp(SocketAddr::from((LOOPBACK_BROADCAST, 0)))?;
+    /// Like [`LoopbackFleet::start`] but with the broadcast listeners on `broadcast` and fixed
+    /// ports — for the root-only test that runs plugs inside private network namespaces.
+    pub async fn start_with(
+        plugs: Vec<FakePlug>,
+        broadcast: Ipv4Addr,
+        port: u16,
+        tdp_port: u16,
+    ) -> io::Result<Self> {
+        Self::try_start(plugs, broadcast, port, tdp_port).await
+    }
+
+    async fn try_start(
+        plugs: Vec<FakePlug>,
+        broadcast: Ipv4Addr,
+        port: u16,
+        tdp_port: u16,
+    ) -> io::Result<Self> {
+        let bcast = reuse_udp(SocketAddr::from((broadcast, port)))?;
         let port = bcast.local_addr()?.port();
-        let tdp_bcast = reuse_udp(SocketAddr::from((LOOPBACK_BROADCAST, 0)))?;
+        let tdp_bcast = reuse_udp(SocketAddr::from((broadcast, tdp_port)))?;
         let tdp_port = tdp_bcast.local_addr()?.port();
         let token = CancellationToken::new();
         let mut tasks = JoinSet::new();

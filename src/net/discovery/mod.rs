@@ -31,7 +31,9 @@
 //! All at once, from the moment the pass starts (`t = 0`):
 //!
 //! * **Broadcast** — the unframed sysinfo datagram to every `targets` address on `port`, sent
-//!   `rounds` times spread evenly over `timeout` (UDP is lossy). Replies from any address count.
+//!   `rounds` times spread over `timeout` (UDP is lossy): at once, then quadratically later
+//!   (0, T/9, 4T/9 for three rounds) so a lost datagram is asked for again soon and a sleepy
+//!   device still gets a late chance. Replies from any address count.
 //! * **Known hosts** — the same datagram unicast to every `hosts` address each round until the
 //!   host answered; a host still silent after [`DiscoveryConfig::fallback_delay`] gets the framed
 //!   sysinfo over TCP (a plug that ignores UDP is still found).
@@ -143,7 +145,7 @@ pub struct DiscoveryConfig {
     pub probe_tdp: bool,
     /// Duration of one pass (the broadcast listening window; the cap for everything else).
     pub timeout: Duration,
-    /// How many times the UDP probes are sent during one pass, spread evenly over `timeout`.
+    /// How many times the UDP probes are sent during one pass, spread over `timeout`.
     pub rounds: u32,
     /// At most this many TCP connections at once (sweep and host fallback).
     pub concurrency: usize,
