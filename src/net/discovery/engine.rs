@@ -2,7 +2,7 @@
 //! the probe schedule, the host fallbacks and the sweep, and ends when there is nothing left to
 //! wait for. Continuous mode repeats passes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -57,11 +57,11 @@ struct PassState {
     seen: HashSet<(IpAddr, FoundBy)>,
     /// Known hosts that answered a unicast 9999 probe (no more probes or fallback for them).
     resolved: HashSet<Ipv4Addr>,
-    /// Addresses sent a unicast TDP probe that have not answered it.
-    tdp_pending: HashSet<Ipv4Addr>,
+    /// Addresses sent a unicast TDP probe that have not answered it, with when it was first
+    /// sent (resends do not extend the grace).
+    tdp_pending: HashMap<Ipv4Addr, Instant>,
     /// Addresses that answered a TDP probe.
     tdp_answered: HashSet<Ipv4Addr>,
-    last_tdp_send: Option<Instant>,
     found: usize,
     hostile: usize,
     send_errors: Vec<String>,
@@ -150,8 +150,7 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
         let Some(sock) = &self.tdp else { return };
         {
             let mut st = self.state();
-            st.tdp_pending.insert(ip);
-            st.last_tdp_send = Some(Instant::now());
+            st.tdp_pending.entry(ip).or_insert_with(Instant::now);
         }
         let to = SocketAddr::from((ip, self.run.cfg.tdp_port));
         if let Err(e) = sock.send_to(&tdp::probe(), to).await {
@@ -399,7 +398,7 @@ async fn probe_rounds<E>(
             }
         }
         if r > 0 {
-            let pending: Vec<Ipv4Addr> = pass.state().tdp_pending.iter().copied().collect();
+            let pending: Vec<Ipv4Addr> = pass.state().tdp_pending.keys().copied().collect();
             for ip in pending {
                 pass.send_tdp(ip).await;
             }
@@ -500,10 +499,7 @@ where
                 .hosts
                 .iter()
                 .any(|h| !st.resolved.contains(h) && !st.tdp_answered.contains(h));
-            let tdp_until = match st.last_tdp_send {
-                Some(last) if !st.tdp_pending.is_empty() => Some(last + grace),
-                _ => None,
-            };
+            let tdp_until = st.tdp_pending.values().max().map(|first| *first + grace);
             (hosts_left, tdp_until)
         };
         let wake = [hosts_left.then_some(pass.deadline), tdp_until]
