@@ -15,6 +15,11 @@ use crate::net::discovery::{self, DEFAULT_CONCURRENCY, DiscoveryConfig, Discover
 use crate::protocol::tdp::TDP_PORT;
 
 #[derive(Debug, Clone, Args, Default)]
+#[command(after_help = "\
+Without --target, --host or --sweep, probes every interface's broadcast address and \
+255.255.255.255; with any of them, only those. --timeout is how long broadcast replies are \
+awaited (and each device's reply timeout); known hosts get up to --timeout to answer; a sweep \
+always covers its whole range. Devices are printed as they answer; the summary goes to stderr.")]
 pub struct DiscoverArgs {
     #[command(flatten)]
     pub net: TargetArgs,
