@@ -413,3 +413,64 @@ async fn bad_arguments_exit_2() {
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meter_errors_are_reported_per_meter_and_do_not_stop_the_rest() {
+    let r = range();
+    let strip_id = "80060000000000000000000000000000000000";
+    let plugs = vec![
+        // A meter that answers "module not support" although the feature list says ENE.
+        Plug {
+            sysinfo: sysinfo("KP115(US)", "1.0", 0x21, "Odd", json!({})),
+            realtime: HashMap::new(),
+        },
+        // A strip that knows only its first outlet's meter (-14 "entry not exist" for others).
+        Plug {
+            sysinfo: sysinfo(
+                "HS300(US)",
+                "2.0",
+                0x22,
+                "Half",
+                json!({"relay_state": null, "children": [
+                    {"id": format!("{strip_id}2200"), "alias": "A", "state": 1},
+                    {"id": format!("{strip_id}2201"), "alias": "B", "state": 1},
+                ]}),
+            ),
+            realtime: HashMap::from([(
+                Some(format!("{strip_id}2200")),
+                json!({"current_ma": 90, "voltage_mv": 120110, "power_mw": 9800,
+                       "total_wh": 62, "err_code": 0}),
+            )]),
+        },
+    ];
+    let port = start(r, plugs).await;
+    let mut args = host_args(r, 1..=2, port);
+    args.push("--json".into());
+    let out = plugfleet(args.clone()).await;
+    assert!(out.status.success(), "{out:?}");
+    let devs = by_ip(&out);
+    let odd = &devs[&ip(r, 1).to_string()];
+    assert!(
+        odd["emeter"].is_null() && odd["plausibility"].is_null(),
+        "{odd}"
+    );
+    assert!(
+        odd["emeter_error"].as_str().unwrap().contains("-1"),
+        "{odd}"
+    );
+    let half = &devs[&ip(r, 2).to_string()];
+    let outlets = half["children"].as_array().unwrap();
+    assert_eq!(outlets[0]["emeter"]["power_w"], 9.8);
+    assert!(outlets[1]["emeter"].is_null());
+    assert!(
+        outlets[1]["emeter_error"].as_str().unwrap().contains("-14"),
+        "{half}"
+    );
+    assert_eq!(half["plausibility"]["verdict"], "ok");
+
+    args.pop();
+    let out = plugfleet(args).await;
+    let t = String::from_utf8(out.stdout).unwrap();
+    assert!(t.contains("no reading"), "{t}");
+    assert!(t.contains("meter not read: device error -1"), "{t}");
+}

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{TargetArgs, UsageError};
 use crate::fleet::plausibility::{Assessment, Meter, Verdict, strip_summary, strip_total};
-use crate::fleet::ratings::limits_for;
+use crate::fleet::ratings::{Limits, limits_for};
 use crate::fleet::reading::{Field, Reading};
 use crate::fleet::registry::{Device, Registry};
 use crate::net::discovery::{self, DiscoveryConfig, DiscoveryEvent};
@@ -236,6 +236,26 @@ pub async fn find(cfg: DiscoveryConfig) -> anyhow::Result<(Vec<Device>, FindRepo
     Ok((devices, report))
 }
 
+/// One reading of one meter (an outlet's when `child` is given), assessed against `limits`. A
+/// snapshot has no history: the stateless rules apply (rating, negative values, P > V × I,
+/// mains band, 0 V with current, the unit-scale bug by V × I) plus what the reply itself shows.
+/// The flag says whether a failure was the transport's (as opposed to the device saying no).
+async fn read_meter(client: &Client, child: Option<&str>, limits: &Limits) -> (MeterState, bool) {
+    match client.realtime(child).await {
+        Ok(realtime) => {
+            let assessment = Meter::new(limits.clone()).assess_realtime(&realtime, 0);
+            (
+                MeterState::Read {
+                    realtime,
+                    assessment,
+                },
+                false,
+            )
+        }
+        Err(e) => (MeterState::Failed(e.to_string()), e.is_transport()),
+    }
+}
+
 /// Reads one reading per meter of a found device: the plug's own, or each outlet's in turn on a
 /// strip (gently, one at a time), and assesses them against the model's rating. Devices that
 /// only answered on UDP 20002 (newer protocol) are not read.
@@ -252,19 +272,9 @@ pub async fn read_device(device: Device, cfg: ClientConfig) -> DeviceStatus {
     );
     let info = &info;
     let limits = limits_for(&info.model);
-    let now_ms = 0;
     if info.children.is_empty() {
         let meter = if info.has_emeter() {
-            match client.realtime(None).await {
-                Ok(realtime) => {
-                    let assessment = Meter::new(limits).assess_realtime(&realtime, now_ms);
-                    MeterState::Read {
-                        realtime,
-                        assessment,
-                    }
-                }
-                Err(e) => MeterState::Failed(e.to_string()),
-            }
+            read_meter(&client, None, &limits).await.0
         } else {
             MeterState::Absent
         };
@@ -292,20 +302,20 @@ pub async fn read_device(device: Device, cfg: ClientConfig) -> DeviceStatus {
     }
 
     let mut outlets = Vec::with_capacity(info.children.len());
+    // After a transport failure (timeout, refused, reset) the other outlets would only wait out
+    // the same timeout: they are reported with that error instead.
+    let mut broken: Option<String> = None;
     for child in &info.children {
-        let meter = if info.has_emeter() {
-            match client.realtime(Some(&child.id)).await {
-                Ok(realtime) => {
-                    let assessment = Meter::new(limits.clone()).assess_realtime(&realtime, now_ms);
-                    MeterState::Read {
-                        realtime,
-                        assessment,
-                    }
+        let meter = match (&broken, info.has_emeter()) {
+            (_, false) => MeterState::Absent,
+            (Some(e), true) => MeterState::Failed(e.clone()),
+            (None, true) => {
+                let (meter, transport) = read_meter(&client, Some(&child.id), &limits).await;
+                if transport && let MeterState::Failed(e) = &meter {
+                    broken = Some(e.clone());
                 }
-                Err(e) => MeterState::Failed(e.to_string()),
+                meter
             }
-        } else {
-            MeterState::Absent
         };
         outlets.push(OutletStatus {
             info: child.clone(),
