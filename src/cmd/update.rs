@@ -1,12 +1,463 @@
-//! `plugfleet update` (not built yet).
+//! `plugfleet update`: update plugs' firmware from a local image or a folder of images, headless.
+//!
+//! Reads each named plug's sysinfo, matches the image(s) (each plug gets its best match), shows
+//! the plan, asks for confirmation on a terminal (refuses without one unless `--yes`), then runs
+//! the batch and prints every transition. Exit status 0 only if every plug was updated and
+//! verified.
 
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{TargetArgs, UsageError, parse_seconds};
+use crate::firmware::image::{self, ImageInfo};
+use crate::firmware::job::JobTimings;
+use crate::firmware::plan::{self, PlanEntry};
+use crate::firmware::runner::{self, BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig};
+use crate::net::{Client, ClientConfig, NetError};
+use crate::protocol::SysInfo;
 
 #[derive(Debug, Clone, Args, Default)]
-pub struct UpdateArgs {}
+pub struct UpdateArgs {
+    /// A firmware image, or a folder of images (each plug gets its best match).
+    #[arg(long, value_name = "FILE_OR_DIR")]
+    pub firmware: PathBuf,
 
-pub fn run(_args: UpdateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`plugfleet update` is not available yet")
+    #[command(flatten)]
+    pub net: TargetArgs,
+
+    /// Plugs updated at once.
+    #[arg(long, default_value_t = runner::DEFAULT_CONCURRENCY, value_name = "N",
+          value_parser = parse_concurrency)]
+    pub concurrency: usize,
+
+    /// Update one plug first; the others only after it came back verified.
+    #[arg(long)]
+    pub canary: bool,
+
+    /// After the first failure, start no more plugs (and cancel those not yet flashing).
+    #[arg(long)]
+    pub stop_on_failure: bool,
+
+    /// The local address the plugs download from (default: the one that routes to each plug).
+    #[arg(long, value_name = "IP")]
+    pub serve_addr: Option<IpAddr>,
+
+    /// Do not ask: update every plug the plan allows.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// One JSON object per line per transition, and a final object per plug.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Append transitions to this journal (JSON lines) instead of the default in the data
+    /// directory.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    /// Keep no journal.
+    #[arg(long, conflicts_with = "journal")]
+    pub no_journal: bool,
+
+    #[command(flatten)]
+    pub tuning: Box<Tuning>,
+}
+
+/// Timing overrides for tests and simulated fleets (hidden from `--help`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct Tuning {
+    /// Download-state and verification poll interval (tests and simulated fleets).
+    #[arg(long, hide = true, value_parser = parse_seconds, value_name = "SECONDS")]
+    pub poll_interval: Option<Duration>,
+
+    /// Quiet margin after flash + reboot before the first probe (tests and simulated fleets).
+    #[arg(long, hide = true, value_parser = parse_seconds, value_name = "SECONDS")]
+    pub quiet_margin: Option<Duration>,
+
+    /// How long to wait for a plug to come back after its reboot.
+    #[arg(long, hide = true, value_parser = parse_seconds, value_name = "SECONDS")]
+    pub back_deadline: Option<Duration>,
+
+    /// Fail a download that made no progress for this long.
+    #[arg(long, hide = true, value_parser = parse_seconds, value_name = "SECONDS")]
+    pub stall: Option<Duration>,
+}
+
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` must be a whole number from 1 to 256")),
+    }
+}
+
+/// Device-supplied text, made safe for a terminal: control characters replaced, length capped.
+fn clean(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(48)
+        .collect();
+    if s.chars().count() > 48 {
+        out.push('…');
+    }
+    out
+}
+
+pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
+    if !args.net.targets.is_empty() || !args.net.sweeps.is_empty() {
+        return Err(UsageError(
+            "`update` finds plugs by --host for now: --target/--sweep arrive with the discovery \
+             engine"
+                .into(),
+        )
+        .into());
+    }
+    if args.net.hosts.is_empty() {
+        return Err(
+            UsageError("name the plugs to update with --host ADDR (repeatable)".into()).into(),
+        );
+    }
+    let images = image::load_path(&args.firmware).map_err(|e| UsageError(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(args, images))
+}
+
+fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
+    let mut timings = JobTimings::default();
+    if let Some(p) = args.tuning.poll_interval {
+        timings.poll_interval = p;
+        timings.verify_poll = p;
+    }
+    if let Some(m) = args.tuning.quiet_margin {
+        timings.quiet_margin = m;
+    }
+    if let Some(b) = args.tuning.back_deadline {
+        timings.back_deadline = b;
+    }
+    if let Some(s) = args.tuning.stall {
+        timings.download_stall = s;
+    }
+    RunnerConfig {
+        client,
+        timings,
+        concurrency: args.concurrency,
+        canary: args.canary,
+        stop_on_failure: args.stop_on_failure,
+        force: args.net.force,
+        serve_addr: args.serve_addr,
+        serve_port: 0,
+        journal: if args.no_journal {
+            None
+        } else {
+            args.journal.clone().or_else(runner::default_journal_path)
+        },
+    }
+}
+
+async fn run_async(args: UpdateArgs, images: Vec<ImageInfo>) -> anyhow::Result<ExitCode> {
+    let client_cfg = ClientConfig::with_timeout(args.net.port, args.net.timeout);
+    let images: Vec<Arc<ImageInfo>> = images.into_iter().map(Arc::new).collect();
+    let out = Output { json: args.json };
+
+    // Read every named plug (each call bounded by the client's timeouts).
+    let mut hosts = args.net.hosts.clone();
+    hosts.dedup();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, ip) in hosts.iter().copied().enumerate() {
+        let c = Client::new(ip, client_cfg);
+        set.spawn(async move { (i, ip, c.sysinfo().await) });
+    }
+    let mut found: Vec<(usize, IpAddr, SysInfo)> = Vec::new();
+    let mut unreachable: Vec<(IpAddr, NetError)> = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok((i, ip, Ok(s))) => found.push((i, ip, s)),
+            Ok((_, ip, Err(e))) => unreachable.push((ip, e)),
+            Err(e) => anyhow::bail!("a sysinfo task failed: {e}"),
+        }
+    }
+    found.sort_by_key(|(i, _, _)| *i);
+    let plugs: Vec<(IpAddr, SysInfo)> = found.into_iter().map(|(_, ip, s)| (ip, s)).collect();
+    let entries = plan::plan(&plugs, &images);
+
+    out.plan(&images, &entries, &unreachable, args.net.force);
+    let to_update = entries
+        .iter()
+        .filter(|e| e.will_update(args.net.force))
+        .count();
+    if to_update == 0 {
+        out.note("nothing to update");
+        let report = BatchReport {
+            plugs: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+        out.finals(&report, &entries, &unreachable, args.net.force);
+        return Ok(ExitCode::FAILURE);
+    }
+    if !args.yes {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return Err(UsageError(
+                "refusing to update without confirmation: no terminal to ask on (review the plan, \
+                 then pass --yes)"
+                    .into(),
+            )
+            .into());
+        }
+        if !confirm(to_update)? {
+            out.note("cancelled: nothing was changed");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+
+    let cfg = runner_config(&args, client_cfg);
+    let (tx, mut rx) = mpsc::channel::<JobEvent>(256);
+    let token = CancellationToken::new();
+    let handle = BatchHandle::new(token.clone(), entries.iter().map(|e| e.plug.ip));
+    let batch = tokio::spawn(runner::run_batch(entries.clone(), cfg, tx, handle.clone()));
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(ev) => out.event(&ev),
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                out.note("interrupt: cancelling plugs that are not flashing yet; plugs already \
+                          flashing run to their end (interrupting them could brick them)");
+                handle.cancel_all();
+            }
+        }
+    }
+    let report = batch.await??;
+    out.finals(&report, &entries, &unreachable, args.net.force);
+    let ok = unreachable.is_empty() && report.all_updated() && report.plugs.len() == entries.len();
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn confirm(n: usize) -> anyhow::Result<bool> {
+    let mut err = std::io::stderr();
+    write!(
+        err,
+        "\nUpdate the firmware of {n} plug(s)? Their power drops while they reboot.\n\
+         Type `yes` to go on (anything else cancels): "
+    )?;
+    err.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim() == "yes")
+}
+
+/// Where and how to print.
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// Human text goes to stdout, or to stderr when stdout carries JSON.
+    fn human(&self, line: &str) {
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+
+    fn note(&self, line: &str) {
+        eprintln!("plugfleet: {line}");
+    }
+
+    fn plan(
+        &self,
+        images: &[Arc<ImageInfo>],
+        entries: &[PlanEntry],
+        unreachable: &[(IpAddr, NetError)],
+        force: bool,
+    ) {
+        self.human(&format!("Images ({}):", images.len()));
+        for i in images {
+            self.human(&format!("  {}", clean_long(&i.describe())));
+        }
+        self.human("Plan:");
+        self.human(&format!(
+            "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<16} IMAGE",
+            "PLUG", "ALIAS", "MODEL", "HW", "VERSION", "VERDICT"
+        ));
+        for e in entries {
+            let (from, to) = e.versions();
+            let mark = if e.will_update(force) {
+                ""
+            } else {
+                " (skipped)"
+            };
+            self.human(&format!(
+                "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<16} {}{}",
+                e.plug.ip,
+                clean(&e.plug.alias),
+                clean(&e.plug.model),
+                clean(&e.plug.hw_ver),
+                format!("{} → {}", clean(&from), clean(&to)),
+                e.verdict().label(),
+                e.image
+                    .as_ref()
+                    .map(|i| clean_long(&i.file_name))
+                    .unwrap_or_else(|| "-".into()),
+                mark
+            ));
+            if e.verdict() != &plan::Verdict::Compatible {
+                self.human(&format!("      {}", clean_long(&e.verdict().explain())));
+            }
+            for n in &e.assessment.notes {
+                self.human(&format!("      note: {}", clean_long(n)));
+            }
+        }
+        for (ip, err) in unreachable {
+            self.human(&format!("  {ip:<15} unreachable: {err}"));
+        }
+    }
+
+    fn event(&self, ev: &JobEvent) {
+        match ev {
+            JobEvent::BatchStarted { plugs, serving } => {
+                let addrs: Vec<String> = serving.iter().map(ToString::to_string).collect();
+                self.note(&format!(
+                    "updating {plugs} plug(s); serving the image on {}",
+                    addrs.join(", ")
+                ));
+            }
+            JobEvent::Transition {
+                from,
+                note,
+                snapshot: s,
+            } => {
+                if self.json {
+                    let v = json!({
+                        "ip": s.ip,
+                        "stage": s.stage,
+                        "from_stage": from,
+                        "ratio": s.ratio,
+                        "served_bytes": s.served_bytes,
+                        "image_bytes": s.image_len,
+                        "elapsed_s": s.elapsed.as_secs_f64(),
+                        "note": note,
+                    });
+                    println!("{v}");
+                } else {
+                    let extra = match (s.ratio, s.served_bytes) {
+                        (Some(r), Some(b)) => format!(" [{r}%, {b}/{} bytes served]", s.image_len),
+                        (None, Some(b)) => format!(" [{b}/{} bytes served]", s.image_len),
+                        _ => String::new(),
+                    };
+                    let note = note
+                        .as_deref()
+                        .map(|n| format!(": {}", clean_long(n)))
+                        .unwrap_or_default();
+                    println!(
+                        "{:<15} {:<16} {} → {}{extra}{note}",
+                        s.ip,
+                        clean(&s.alias),
+                        from,
+                        s.stage
+                    );
+                }
+            }
+            JobEvent::CancelRefused { ip, reason } => self.note(&format!("{ip}: {reason}")),
+            JobEvent::Progress { .. } | JobEvent::BatchFinished { .. } => {}
+        }
+    }
+
+    fn finals(
+        &self,
+        report: &BatchReport,
+        entries: &[PlanEntry],
+        unreachable: &[(IpAddr, NetError)],
+        force: bool,
+    ) {
+        let mut rows: Vec<serde_json::Value> = Vec::new();
+        for p in &report.plugs {
+            rows.push(json!({
+                "ip": p.ip,
+                "result": p.result,
+                "from": p.from,
+                "to": p.to,
+                "now": p.now,
+                "error": p.error,
+                "stage": p.stage,
+                "warnings": p.warnings,
+                "image": p.image,
+                "served_bytes": p.served.bytes,
+                "elapsed_s": p.elapsed.as_secs_f64(),
+            }));
+        }
+        // Plugs of the plan the batch never saw (nothing to update at all).
+        for e in entries {
+            if !report.plugs.iter().any(|p| p.ip == e.plug.ip) {
+                let (_, to) = e.versions();
+                let why = if e.will_update(force) {
+                    "not started".to_owned()
+                } else {
+                    format!("not updated: {}", e.verdict().explain())
+                };
+                rows.push(json!({
+                    "ip": e.plug.ip, "result": PlugResult::Skipped, "from": e.plug.sw_ver,
+                    "to": to, "error": why,
+                }));
+            }
+        }
+        for (ip, err) in unreachable {
+            rows.push(json!({
+                "ip": ip, "result": PlugResult::Failed, "from": null, "to": null,
+                "error": format!("unreachable: {err}"), "stage": "preflight",
+            }));
+        }
+        if self.json {
+            for r in &rows {
+                println!("{r}");
+            }
+            return;
+        }
+        println!("\nSummary:");
+        for r in &rows {
+            let s = |k: &str| r[k].as_str().map(clean_long).unwrap_or_default();
+            match r["result"].as_str() {
+                Some("updated") => println!(
+                    "  {:<15} updated  {} → {}",
+                    s("ip"),
+                    s("from"),
+                    r["now"].as_str().map(clean_long).unwrap_or_else(|| s("to"))
+                ),
+                other => println!(
+                    "  {:<15} {:<8} {}",
+                    s("ip"),
+                    other.unwrap_or("?"),
+                    s("error")
+                ),
+            }
+        }
+        let n = rows.len();
+        let ok = rows.iter().filter(|r| r["result"] == "updated").count();
+        println!("{ok} of {n} plug(s) updated and verified.");
+    }
+}
+
+fn clean_long(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(200)
+        .collect()
 }

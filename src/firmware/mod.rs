@@ -2,3 +2,8 @@
 //! and the embedded file server.
 
 pub mod header;
+pub mod image;
+pub mod job;
+pub mod plan;
+pub mod runner;
+pub mod server;

@@ -1,0 +1,282 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `plugfleet update` as a user runs it, against simulated plugs on loopback.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use plugfleet::firmware::header::ImageHeader;
+use plugfleet::sim::{FaultKind, Fleet, FleetSpec};
+use serde_json::Value;
+
+const NEW_SW: &str = "1.2.9 Build 220101 Rel.101010";
+
+fn base() -> Ipv4Addr {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let p = std::process::id();
+    Ipv4Addr::new(
+        127,
+        200 + (p % 50) as u8,
+        (n * 11 + p / 50 % 11) as u8 % 250,
+        2,
+    )
+}
+
+fn temp_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "plugfleet-fw-cli-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn image_file(dir: &Path) -> PathBuf {
+    let img = ImageHeader {
+        model: "HS110".into(),
+        hw: "1".into(),
+        region: "US".into(),
+        version: "1.2.9".into(),
+        build: "220101".into(),
+        rel: "101010".into(),
+        payload_len: 0,
+        payload_sha256: String::new(),
+    }
+    .build(&[5u8; 50_000]);
+    let path = dir.join("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
+    std::fs::write(&path, img).unwrap();
+    path
+}
+
+async fn fleet(count: usize, faults: Vec<(usize, FaultKind)>) -> Fleet {
+    let b = base();
+    let mut spec = FleetSpec::on_free_port(b, count);
+    spec.profiles = vec!["hs110-us-hw1".into()];
+    spec.time_scale = 0.01;
+    spec.faults = faults
+        .into_iter()
+        .map(|(i, f)| (Ipv4Addr::from(u32::from(b) + i as u32), f))
+        .collect();
+    Fleet::start(spec).await.unwrap()
+}
+
+/// Runs `plugfleet update` with stdin closed (not a terminal).
+async fn update(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_plugfleet"))
+            .arg("update")
+            .args(args)
+            .stdin(Stdio::null())
+            .env(
+                "XDG_DATA_HOME",
+                std::env::temp_dir().join("plugfleet-fw-cli-data"),
+            )
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn args(fleet: &Fleet, image: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a = vec![
+        "--firmware".to_owned(),
+        image.display().to_string(),
+        "--port".into(),
+        fleet.port().to_string(),
+        "--timeout".into(),
+        "0.6".into(),
+        "--poll-interval".into(),
+        "0.02".into(),
+        "--quiet-margin".into(),
+        "0.05".into(),
+        "--back-deadline".into(),
+        "3".into(),
+    ];
+    for p in fleet.plugs() {
+        a.push("--host".into());
+        a.push(p.ip.to_string());
+    }
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_run_updates_every_plug_and_exits_0() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(3, vec![]).await;
+    let journal = dir.join("j.jsonl");
+    let out = update(args(
+        &fleet,
+        &image,
+        &["--yes", "--json", "--journal", journal.to_str().unwrap()],
+    ))
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines = json_lines(&out);
+    for p in fleet.plugs() {
+        let ip = p.ip.to_string();
+        let transitions: Vec<&Value> = lines
+            .iter()
+            .filter(|l| {
+                l["ip"] == ip.as_str() && l.get("stage").is_some() && l.get("result").is_none()
+            })
+            .collect();
+        assert!(transitions.len() >= 8, "{ip}: {transitions:?}");
+        assert!(transitions.iter().any(|t| t["stage"] == "downloading"));
+        assert!(
+            transitions
+                .iter()
+                .all(|t| t.get("ratio").is_some() && t.get("served_bytes").is_some())
+        );
+        let fin: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["ip"] == ip.as_str() && l.get("result").is_some())
+            .collect();
+        assert_eq!(fin.len(), 1, "{ip}");
+        assert_eq!(fin[0]["result"], "updated");
+        assert_eq!(fin[0]["to"], "1.2.9");
+        assert_eq!(fin[0]["error"], Value::Null);
+        assert_eq!(p.current_sw_ver(), NEW_SW);
+        assert_eq!(p.premature_flash_attempts(), 0);
+    }
+    // The plan went to stderr, not into the JSON stream.
+    assert!(stderr.contains("compatible"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap().lines().count(),
+        lines.len() - 3
+    );
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failure_gives_exit_1_and_a_clear_error() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(2, vec![(1, FaultKind::OldVersion)]).await;
+    let out = update(args(&fleet, &image, &["--yes", "--json", "--no-journal"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    let fin = |i: usize| {
+        let ip = fleet.plugs()[i].ip.to_string();
+        lines
+            .iter()
+            .find(|l| l["ip"] == ip.as_str() && l.get("result").is_some())
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(fin(0)["result"], "updated");
+    assert_eq!(fin(1)["result"], "failed");
+    assert!(fin(1)["error"].as_str().unwrap().contains("old firmware"));
+    assert_eq!(fin(1)["stage"], "verifying");
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_output_has_a_plan_and_a_summary() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(1, vec![]).await;
+    let out = update(args(&fleet, &image, &["--yes", "--no-journal"])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("Plan:"), "{stdout}");
+    assert!(stdout.contains("1.2.6 → 1.2.9"), "{stdout}");
+    assert!(stdout.contains("downloading → downloaded"), "{stdout}");
+    assert!(
+        stdout.contains("1 of 1 plug(s) updated and verified."),
+        "{stdout}"
+    );
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_yes_and_without_a_terminal_it_refuses() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(1, vec![]).await;
+    let out = update(args(&fleet, &image, &["--no-journal"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to update without confirmation"),
+        "{stderr}"
+    );
+    // The plan was shown; nothing was touched.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("compatible"));
+    assert_eq!(fleet.plugs()[0].downloads_started(), 0);
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let img = image.display().to_string();
+    for a in [
+        vec!["--firmware", img.as_str()],
+        vec!["--firmware", "/nonexistent/x.bin", "--host", "127.0.0.1"],
+        vec!["--firmware", img.as_str(), "--target", "127.255.255.255"],
+        vec![
+            "--firmware",
+            img.as_str(),
+            "--host",
+            "127.0.0.1",
+            "--concurrency",
+            "0",
+        ],
+    ] {
+        let out = update(a.iter().map(|s| s.to_string()).collect()).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{a:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plug_that_does_not_answer_is_reported_failed() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(1, vec![]).await;
+    let mut a = args(&fleet, &image, &["--yes", "--json", "--no-journal"]);
+    // A loopback address with nothing listening on the fleet's port.
+    a.push("--host".into());
+    a.push("127.254.254.254".into());
+    let out = update(a).await;
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    let dead = lines
+        .iter()
+        .find(|l| l["ip"] == "127.254.254.254" && l.get("result").is_some())
+        .unwrap();
+    assert_eq!(dead["result"], "failed");
+    assert!(dead["error"].as_str().unwrap().contains("unreachable"));
+    assert_eq!(
+        fleet.plugs()[0].current_sw_ver(),
+        NEW_SW,
+        "the others still update"
+    );
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
