@@ -236,6 +236,14 @@ impl DiscoveryConfig {
                     1u64 << (32 - MAX_SWEEP_PREFIX_WITHOUT_FORCE)
                 )));
             }
+            let limit = 1u64 << (32 - MAX_SWEEP_PREFIX_WITHOUT_FORCE);
+            let total = self.sweep_addresses();
+            if total > limit {
+                return Err(UsageError(format!(
+                    "the --sweep ranges cover {total} addresses together, more than a \
+                     /{MAX_SWEEP_PREFIX_WITHOUT_FORCE} ({limit}); narrow them or add --force"
+                )));
+            }
         }
         Ok(())
     }
@@ -497,6 +505,12 @@ mod tests {
         assert!(DiscoveryConfig::from_args(&a).is_ok());
         a.force = false;
         a.sweeps = vec!["10.0.0.0/16".parse().unwrap()];
+        assert!(DiscoveryConfig::from_args(&a).is_ok());
+        // Several ranges count together.
+        a.sweeps.push("10.1.0.0/17".parse().unwrap());
+        let e = DiscoveryConfig::from_args(&a).unwrap_err();
+        assert!(e.0.contains("together"), "{e}");
+        a.force = true;
         assert!(DiscoveryConfig::from_args(&a).is_ok());
     }
 
