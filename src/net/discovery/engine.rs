@@ -453,13 +453,10 @@ where
     E: From<DiscoveryEvent> + Send + 'static,
 {
     let mut set = JoinSet::new();
-    let mut done: HashSet<Ipv4Addr> = HashSet::new();
-    for net in pass.run.cfg.sweeps.clone() {
+    // Overlapping or repeated ranges: merged first, so each address is probed once without
+    // remembering every address (a forced sweep can be millions).
+    for net in ipnet::Ipv4Net::aggregate(&pass.run.cfg.sweeps) {
         for ip in net.hosts() {
-            // Overlapping ranges: each address once.
-            if !done.insert(ip) {
-                continue;
-            }
             let permit = tokio::select! {
                 _ = pass.token.cancelled() => return,
                 p = sem.clone().acquire_owned() => p,

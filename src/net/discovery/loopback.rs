@@ -11,7 +11,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -216,6 +216,7 @@ pub struct LoopbackFleet {
     tasks: JoinSet<()>,
     ips: Vec<Ipv4Addr>,
     bound: Arc<[Arc<Bound>]>,
+    connections: Arc<AtomicUsize>,
 }
 
 fn reuse_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -265,6 +266,7 @@ impl LoopbackFleet {
         let tdp_bcast = reuse_udp(SocketAddr::from((broadcast, tdp_port)))?;
         let tdp_port = tdp_bcast.local_addr()?.port();
         let token = CancellationToken::new();
+        let connections = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         let mut bound = Vec::with_capacity(plugs.len());
         let ips = plugs.iter().map(|p| p.ip).collect();
@@ -290,7 +292,13 @@ impl LoopbackFleet {
             let present = Arc::new(AtomicBool::new(true));
             if plug.tcp != TcpMode::Refuse {
                 let l = TcpListener::bind(SocketAddr::from((plug.ip, port))).await?;
-                tasks.spawn(serve_tcp(l, plug.clone(), present.clone(), token.clone()));
+                tasks.spawn(serve_tcp(
+                    l,
+                    plug.clone(),
+                    present.clone(),
+                    connections.clone(),
+                    token.clone(),
+                ));
             }
             bound.push(Arc::new(Bound {
                 plug,
@@ -323,6 +331,7 @@ impl LoopbackFleet {
             tasks,
             ips,
             bound,
+            connections,
         })
     }
 
@@ -338,6 +347,11 @@ impl LoopbackFleet {
 
     pub fn ips(&self) -> &[Ipv4Addr] {
         &self.ips
+    }
+
+    /// TCP connections accepted so far, over all plugs.
+    pub fn tcp_connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Makes the plug at `ip` go away (answer nothing, drop TCP connections) or come back.
@@ -439,6 +453,7 @@ async fn serve_tcp(
     l: TcpListener,
     plug: FakePlug,
     present: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
     token: CancellationToken,
 ) {
     let mut conns = JoinSet::new();
@@ -446,6 +461,7 @@ async fn serve_tcp(
         tokio::select! {
             _ = token.cancelled() => return,
             r = l.accept() => if let Ok((s, _)) = r {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 if !present.load(Ordering::SeqCst) {
                     drop(s);
                     continue;

@@ -258,9 +258,10 @@ impl DiscoveryConfig {
         self.targets.is_empty() && self.hosts.is_empty() && self.sweeps.is_empty()
     }
 
-    /// Number of addresses the sweeps cover (an upper bound on TCP connections per pass).
+    /// Number of addresses the sweeps cover (overlaps counted once): the TCP connections of a
+    /// pass.
     pub fn sweep_addresses(&self) -> u64 {
-        self.sweeps.iter().map(sweep_len).sum()
+        Ipv4Net::aggregate(&self.sweeps).iter().map(sweep_len).sum()
     }
 }
 
@@ -540,6 +541,15 @@ mod tests {
             ..DiscoveryConfig::default()
         };
         assert_eq!(cfg.sweep_addresses(), 65534);
+        let cfg = DiscoveryConfig {
+            sweeps: vec![
+                "127.1.2.0/24".parse().unwrap(),
+                "127.1.2.0/25".parse().unwrap(),
+                "127.1.2.0/24".parse().unwrap(),
+            ],
+            ..DiscoveryConfig::default()
+        };
+        assert_eq!(cfg.sweep_addresses(), 254, "overlaps once");
     }
 
     #[test]
