@@ -56,6 +56,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> {
+    let swept = !cfg.sweeps.is_empty();
     let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(1024);
     let token = CancellationToken::new();
     let task = discovery::spawn(cfg, tx, token.clone());
@@ -126,6 +127,12 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
     }
     if !json {
         eprintln!("{}", summary(&registry, hostile, elapsed));
+        if registry.is_empty() && !swept {
+            eprintln!(
+                "hint: plugs on another subnet, VLAN or behind AP isolation do not hear \
+                 broadcasts; try --host ADDR or --sweep CIDR (e.g. --sweep 192.168.1.0/24)"
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

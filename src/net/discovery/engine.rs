@@ -486,7 +486,7 @@ where
         host_fallbacks(pass.clone(), sem.clone()),
         sweep(pass.clone(), sem)
     );
-    let grace = cfg.connect_timeout;
+    let grace = cfg.connect_timeout.min(cfg.timeout);
     let mut changed = pass.changed.subscribe();
     loop {
         let now = Instant::now();
