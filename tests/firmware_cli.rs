@@ -64,8 +64,14 @@ async fn fleet(count: usize, faults: Vec<(usize, FaultKind)>) -> Fleet {
     Fleet::start(spec).await.unwrap()
 }
 
-/// Runs `plugfleet update` with stdin closed (not a terminal).
+/// Runs `plugfleet update` with stdin closed (not a terminal) and no config file.
 async fn update(args: Vec<String>) -> Output {
+    // A config home that does not exist: no config file.
+    let none = std::env::temp_dir().join("plugfleet-fw-cli-no-config-home");
+    update_with_config_home(args, none).await
+}
+
+async fn update_with_config_home(args: Vec<String>, config_home: PathBuf) -> Output {
     tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_plugfleet"))
             .arg("update")
@@ -75,6 +81,7 @@ async fn update(args: Vec<String>) -> Output {
                 "XDG_DATA_HOME",
                 std::env::temp_dir().join("plugfleet-fw-cli-data"),
             )
+            .env("XDG_CONFIG_HOME", &config_home)
             .output()
             .unwrap()
     })
@@ -279,4 +286,44 @@ async fn a_plug_that_does_not_answer_is_reported_failed() {
     );
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_ceiling_is_respected() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(1, vec![]).await;
+    let home = temp_dir();
+    std::fs::create_dir_all(home.join("plugfleet")).unwrap();
+    std::fs::write(
+        home.join("plugfleet").join("config.toml"),
+        "[firmware.max_version]\n\"HS110(US)\" = \"1.2.8\"\n",
+    )
+    .unwrap();
+    let out = update_with_config_home(
+        args(&fleet, &image, &["--yes", "--json", "--no-journal"]),
+        home.clone(),
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("above-ceiling"), "{stderr}");
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["result"], "skipped");
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ceiling 1.2.8")
+    );
+    assert_eq!(fleet.plugs()[0].downloads_started(), 0);
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(home);
 }

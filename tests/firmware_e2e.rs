@@ -478,7 +478,12 @@ async fn strip_outlet_states_are_restored_after_the_reboot() {
     assert_eq!(report.plugs[0].result, PlugResult::Updated, "{report:?}");
     assert_eq!(plug.current_sw_ver(), "1.0.20 Build 230101 Rel.120000");
     assert_eq!(plug.relays(), before, "outlets as they were");
-    assert!(report.plugs[0].warnings.iter().all(|w| !w.contains("restore")));
+    assert!(
+        report.plugs[0]
+            .warnings
+            .iter()
+            .all(|w| !w.contains("restore"))
+    );
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -18,9 +18,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{TargetArgs, UsageError, parse_seconds};
+use crate::config::Config;
 use crate::firmware::image::{self, ImageInfo};
 use crate::firmware::job::JobTimings;
-use crate::firmware::plan::{self, PlanEntry};
+use crate::firmware::plan::{self, Ceilings, PlanEntry};
 use crate::firmware::runner::{self, BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig};
 use crate::net::{Client, ClientConfig, NetError};
 use crate::protocol::SysInfo;
@@ -112,7 +113,24 @@ fn clean(s: &str) -> String {
     out
 }
 
+/// Runs with the config file at its default location (`[firmware.max_version]` ceilings).
 pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match crate::config::default_path() {
+        Ok(path) => Config::load(&path, false).map_err(|e| UsageError(e.to_string()))?,
+        Err(_) => Config::default(),
+    };
+    run_with_config(args, &cfg)
+}
+
+/// Runs with an already loaded config.
+pub fn run_with_config(args: UpdateArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let ceilings = Ceilings::new(
+        cfg.firmware
+            .max_version
+            .iter()
+            .map(|(m, v)| (m.as_str(), v.as_str())),
+    )
+    .map_err(|e| UsageError(format!("config: {e}")))?;
     if !args.net.targets.is_empty() || !args.net.sweeps.is_empty() {
         return Err(UsageError(
             "`update` finds plugs by --host for now: --target/--sweep arrive with the discovery \
@@ -130,7 +148,7 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(args, images))
+    rt.block_on(run_async(args, images, ceilings))
 }
 
 fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
@@ -165,7 +183,11 @@ fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
     }
 }
 
-async fn run_async(args: UpdateArgs, images: Vec<ImageInfo>) -> anyhow::Result<ExitCode> {
+async fn run_async(
+    args: UpdateArgs,
+    images: Vec<ImageInfo>,
+    ceilings: Ceilings,
+) -> anyhow::Result<ExitCode> {
     let client_cfg = ClientConfig::with_timeout(args.net.port, args.net.timeout);
     let images: Vec<Arc<ImageInfo>> = images.into_iter().map(Arc::new).collect();
     let out = Output { json: args.json };
@@ -189,7 +211,7 @@ async fn run_async(args: UpdateArgs, images: Vec<ImageInfo>) -> anyhow::Result<E
     }
     found.sort_by_key(|(i, _, _)| *i);
     let plugs: Vec<(IpAddr, SysInfo)> = found.into_iter().map(|(_, ip, s)| (ip, s)).collect();
-    let entries = plan::plan(&plugs, &images);
+    let entries = plan::plan_with(&plugs, &images, &ceilings);
 
     out.plan(&images, &entries, &unreachable, args.net.force);
     let to_update = entries

@@ -70,17 +70,10 @@ impl Default for RunnerConfig {
     }
 }
 
-/// `$XDG_DATA_HOME/plugfleet/journal.jsonl`, else `~/.local/share/plugfleet/journal.jsonl`.
+/// `<platform data dir>/plugfleet/journal.jsonl` (on Linux `$XDG_DATA_HOME/plugfleet/` or
+/// `~/.local/share/plugfleet/`).
 pub fn default_journal_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .map(|h| h.join(".local").join("share"))
-        })?;
-    Some(base.join("plugfleet").join("journal.jsonl"))
+    directories::ProjectDirs::from("", "", "plugfleet").map(|d| d.data_dir().join("journal.jsonl"))
 }
 
 /// How one plug's update ended, for reports and `--json`.
