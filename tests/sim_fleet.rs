@@ -190,13 +190,52 @@ async fn every_profile_answers_unicast_udp() {
         } else {
             assert!(matches!(rt, Err(NetError::Device { code: -1, .. })));
         }
+        let (year, month) = this_month();
+        let meter = |r: Result<serde_json::Value, NetError>| match (p.has_meter(), r) {
+            (true, r) => assert!(r.is_ok(), "{}: {r:?}", p.model),
+            (false, r) => assert!(matches!(r, Err(NetError::Device { code: -1, .. }))),
+        };
+        meter(
+            c.udp_call(&Request::DayStat {
+                year,
+                month,
+                child: None,
+            })
+            .await,
+        );
+        meter(c.udp_call(&Request::MonthStat { year, child: None }).await);
+        c.udp_call(&Request::set_relay(false, None))
+            .await
+            .expect("relay over udp");
+        assert!(p.relays().iter().all(|on| !on));
+        c.udp_call(&Request::SetAlias {
+            alias: "Over UDP".into(),
+            child: None,
+        })
+        .await
+        .expect("alias over udp");
+        assert_eq!(p.current_alias(), "Over UDP");
+        assert!(matches!(
+            c.udp_call(&Request::GetDownloadState).await,
+            Err(NetError::Device { code: -7, .. })
+        ));
+        assert!(matches!(
+            c.udp_call(&Request::FlashFirmware).await,
+            Err(NetError::Device { code: -5, .. })
+        ));
+        assert_eq!(p.premature_flash_attempts(), 1);
     }
     f.shutdown().await;
 }
 
 /// Sends `payload` to 127.255.255.255:`port` and collects replies by source until `want` sources
-/// answered (or 3 s), then drains briefly to catch duplicates.
-async fn broadcast(port: u16, payload: &[u8], want: usize) -> HashMap<SocketAddr, Vec<Vec<u8>>> {
+/// (among `want`) answered (or 3 s), then drains briefly to catch duplicates. Other fleets that
+/// happen to share the port may answer too; callers look only at their own addresses.
+async fn broadcast(
+    port: u16,
+    payload: &[u8],
+    want: &[SocketAddr],
+) -> HashMap<SocketAddr, Vec<Vec<u8>>> {
     let sock = UdpSocket::bind("0.0.0.0:0").await.expect("bind");
     sock.set_broadcast(true).expect("broadcast");
     sock.send_to(payload, (sim::LOOPBACK_BROADCAST, port))
@@ -205,7 +244,7 @@ async fn broadcast(port: u16, payload: &[u8], want: usize) -> HashMap<SocketAddr
     let mut got: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     let deadline = Instant::now() + Duration::from_secs(3);
-    while got.len() < want {
+    while want.iter().any(|a| !got.contains_key(a)) {
         match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
             Ok(Ok((n, from))) => got.entry(from).or_default().push(buf[..n].to_vec()),
             _ => break,
@@ -223,7 +262,11 @@ async fn broadcast(port: u16, payload: &[u8], want: usize) -> HashMap<SocketAddr
 async fn loopback_broadcast_gets_one_reply_per_plug_from_its_own_address() {
     let f = fleet(12, &[], 0.01).await;
     let legacy: Vec<&PlugHandle> = f.plugs().iter().filter(|p| p.is_legacy()).collect();
-    let got = broadcast(f.port(), &Request::SysInfo.encode_udp(), legacy.len()).await;
+    let want: Vec<SocketAddr> = legacy
+        .iter()
+        .map(|p| SocketAddr::from((p.ip, f.port())))
+        .collect();
+    let got = broadcast(f.port(), &Request::SysInfo.encode_udp(), &want).await;
     for p in &legacy {
         let from = SocketAddr::from((p.ip, f.port()));
         let replies = got
@@ -279,7 +322,12 @@ async fn newer_protocol_plug_refuses_tcp_and_answers_tdp() {
     assert_eq!(info.protocol_label(), "klap");
 
     // Broadcast probe on the TDP port.
-    let got = broadcast(f.tdp_port(), &tdp::probe(), 1).await;
+    let got = broadcast(
+        f.tdp_port(),
+        &tdp::probe(),
+        &[SocketAddr::from((klap.ip, f.tdp_port()))],
+    )
+    .await;
     let r = got
         .get(&SocketAddr::from((klap.ip, f.tdp_port())))
         .expect("tdp broadcast reply from the plug's address");
@@ -407,8 +455,8 @@ async fn pipelined_requests_get_replies_in_order_and_the_plug_closes_cleanly() {
 
 #[tokio::test]
 async fn reboot_takes_the_plug_offline_then_back_with_total_reset() {
-    // reboot_time 10 s × 0.05 = 0.5 s offline.
-    let f = fleet(1, &["hs110-eu-hw1"], 0.05).await;
+    // reboot_time 10 s × 0.2 = 2 s offline.
+    let f = fleet(1, &["hs110-eu-hw1"], 0.2).await;
     let p = &f.plugs()[0];
     let c = client(p);
     c.set_relay(true, None).await.unwrap();
@@ -417,7 +465,7 @@ async fn reboot_takes_the_plug_offline_then_back_with_total_reset() {
     c.reboot(0).await.expect("reboot accepted");
     wait_until("offline", Duration::from_secs(3), || !p.is_online()).await;
     assert_eq!(c.sysinfo().await.expect_err("down"), NetError::Refused);
-    wait_until("back online", Duration::from_secs(5), || p.is_online()).await;
+    wait_until("back online", Duration::from_secs(8), || p.is_online()).await;
     let after = c.realtime(None).await.unwrap().total_kwh.unwrap();
     assert!(after < before && after < 0.01, "{before} → {after}");
     assert_eq!(p.outages(), 1);

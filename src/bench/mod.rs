@@ -1,2 +1,4 @@
 //! Benchmarks that print figures (run by `plugfleet bench`).
+
+pub mod discovery;
 pub mod firmware;

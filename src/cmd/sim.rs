@@ -33,7 +33,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 1.0, value_name = "X")]
     pub time_scale: f64,
     /// Give the plug at IP a fault (repeatable), e.g. 127.0.0.3=bogus-28kw. Kinds: bogus-28kw,
-    /// glitch-28kw, unit-scale, hang, garbage, truncated, oversized, slow[:MS], refuse,
+    /// glitch-28kw, unit-scale, hang, garbage, truncated, oversized, slow (or slow:MS), refuse,
     /// ignore-broadcast, download-drop, download-stall, image-reject, never-back, old-version,
     /// hang-after-flash, flaky.
     #[arg(long = "fault", value_name = "IP=KIND")]
@@ -116,6 +116,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        // Listen for signals before announcing readiness, so a signal right after the JSON
+        // lines still ends the simulator cleanly.
+        let signals = Signals::new()?;
         let fleet = sim::start(spec).await.map_err(map_err)?;
         {
             let mut out = std::io::stdout().lock();
@@ -125,25 +128,43 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
         }
-        wait_for_signal().await?;
+        signals.wait().await;
         fleet.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// SIGINT and SIGTERM (Ctrl-C elsewhere).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[cfg(test)]

@@ -186,7 +186,10 @@ async fn fetch(plug: &PlugShared, id: u64, t: &Target) -> Result<Option<Vec<u8>>
     let rate = NOMINAL_RATE / plug.id.time_scale.max(1e-6);
     let started = Instant::now();
     let drop_at = plug.id.has(FaultKind::DownloadDrop).then_some(len / 2);
-    let stall_at = plug.id.has(FaultKind::DownloadStall).then_some(len * 2 / 5);
+    let stall_at = plug
+        .id
+        .has(FaultKind::DownloadStall)
+        .then_some((len * 2).div_ceil(5));
     let mut counted = 0u64;
     loop {
         let received = body.len() as u64;

@@ -18,7 +18,7 @@
 //! # Identity
 //!
 //! Each plug's MAC is the profile's OUI followed by the last three octets of its address, its
-//! `deviceId` (40 hex) a hash of address and model, its alias "<room> <appliance>" chosen from
+//! `deviceId` (40 hex) a hash of address and model, its alias "`<room> <appliance>`" chosen from
 //! the address: stable across restarts, unique across the fleet. Strip outlets are
 //! `<deviceId>00`…`<deviceId>05`.
 //!
@@ -28,8 +28,8 @@
 //! with port 0 the first plug's TCP bind picks a free port and every other plug reuses it). TCP
 //! is framed ([`FrameCodec`](crate::protocol::FrameCodec)): a request whose header and body arrive
 //! in separate segments is reassembled, several requests may share a connection, and the plug
-//! closes cleanly when the client does (or on a bad frame / non-JSON request). UDP is unframed and
-//! answered from the plug's own socket.
+//! closes cleanly when the client does (or on a bad frame / non-JSON request, or after 120 s
+//! idle). UDP is unframed and answered from the plug's own socket.
 //!
 //! Linux delivers a datagram sent to `127.255.255.255:PORT` to sockets bound to `0.0.0.0:PORT` or
 //! `127.255.255.255:PORT`, **not** to sockets bound to `127.0.0.N:PORT`. So a fleet owns **one**
@@ -89,7 +89,7 @@
 //! | `hang` | accepts TCP, reads requests, never replies; UDP never answered |
 //! | `garbage` | a well-framed reply (or datagram) that is not JSON |
 //! | `truncated` | the header announces the reply, half of it follows, then the plug closes; UDP: half a datagram |
-//! | `oversized` | the header announces ~2 GB (0x7FFFFFF0), a few bytes follow, then the plug closes |
+//! | `oversized` | the header announces ~2 GB (0x7FFFFFF0), a few bytes follow, then the plug closes (UDP answers normally) |
 //! | `slow` / `slow:MS` | replies after 4 s (or MS ms), scaled |
 //! | `refuse` | nothing listens on TCP (connection refused); UDP still answers |
 //! | `ignore-broadcast` | no answer to broadcast datagrams; unicast works |
@@ -263,6 +263,7 @@ pub enum SimError {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlugHandle {
     pub ip: Ipv4Addr,
+    /// The fleet's port (a newer-protocol plug refuses it; see `tdp_port`).
     pub port: u16,
     pub model: String,
     pub hw_ver: String,

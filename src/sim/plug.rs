@@ -123,7 +123,7 @@ impl Identity {
         format!("{}{index:02}", self.device_id)
     }
 
-    /// A plausible alias: "<room> <appliance>" or "<room> strip".
+    /// A plausible alias: `<room> <appliance>` or `<room> strip`.
     pub fn default_alias(&self) -> String {
         let rooms = profile::rooms();
         let room = rooms
@@ -293,11 +293,10 @@ impl PlugShared {
             let load = LoadModel::new(profile::appliance(appliance), seed, mains);
             // Up for 1–30 days, with the energy that implies.
             let uptime_s = 86_400.0 * (1.0 + load::unit(seed, 21) * 29.0);
-            let total_wh = if on {
-                load.mean_w() * uptime_s / 3600.0 * (0.7 + 0.3 * load::unit(seed, 22))
-            } else {
-                0.0
-            };
+            // (An outlet that is off now was on for part of that time.)
+            let share = if on { 1.0 } else { 0.3 };
+            let total_wh =
+                load.mean_w() * uptime_s / 3600.0 * share * (0.7 + 0.3 * load::unit(seed, 22));
             Outlet {
                 alias,
                 relay_on: on,

@@ -25,6 +25,9 @@ use crate::protocol::reply::parse_json;
 use crate::protocol::tdp::TDP_HEADER_LEN;
 use crate::protocol::{DEFAULT_MAX_FRAME, FrameCodec};
 
+/// An idle connection is closed after this long (real time).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The loopback broadcast address.
 pub const LOOPBACK_BROADCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
 
@@ -190,8 +193,9 @@ async fn serve(
 ) -> Option<Outage> {
     let token = plug.token.clone();
     let mut due = pending.as_ref().map(|o| Instant::now() + o.after);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut tbuf = vec![0u8; 4096];
+    // Requests are small; a datagram larger than this is cut and then not valid JSON.
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut tbuf = vec![0u8; 2048];
     loop {
         tokio::select! {
             () = token.cancelled() => return None,
@@ -203,8 +207,12 @@ async fn serve(
                 return pending;
             }
             r = async { match &s.tcp { Some(l) => l.accept().await, None => std::future::pending().await } } => {
-                if let Ok((stream, _)) = r {
-                    tokio::spawn(serve_connection(plug.clone(), stream));
+                match r {
+                    Ok((stream, _)) => {
+                        tokio::spawn(serve_connection(plug.clone(), stream));
+                    }
+                    // Out of descriptors or similar: do not spin.
+                    Err(_) => sleep(Duration::from_millis(20)).await,
                 }
             }
             r = async { match &s.udp { Some(u) => u.recv_from(&mut buf).await, None => std::future::pending().await } } => {
@@ -302,6 +310,8 @@ async fn serve_connection(plug: Arc<PlugShared>, stream: TcpStream) {
             f = framed.next() => f,
             _ = epoch.changed() => return,
             () = token.cancelled() => return,
+            // A client that went quiet: free the connection.
+            () = sleep(IDLE_TIMEOUT) => return,
         };
         // EOF, a bad frame or not JSON: the plug closes the connection.
         let Some(Ok(bytes)) = frame else { return };

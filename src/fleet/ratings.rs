@@ -1,0 +1,380 @@
+//! Load ratings per plug model and region, and the mains voltage band of each region, read from
+//! `assets/ratings.json` (embedded). The plausibility engine asks for the [`Limits`] of a model
+//! string such as `HS110(US)`; unknown models get their region's default (PROTOCOL.md §9.1).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use crate::protocol::reply::split_model;
+
+const RATINGS_JSON: &str = include_str!("../../assets/ratings.json");
+
+/// A mains voltage window (accepting sags and swells, PROTOCOL.md §9.2).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Band {
+    /// Shown to users: `US`, `EU/UK`.
+    pub name: String,
+    pub nominal_v: f64,
+    pub min_v: f64,
+    pub max_v: f64,
+}
+
+impl Band {
+    pub fn contains(&self, v: f64) -> bool {
+        v >= self.min_v && v <= self.max_v
+    }
+}
+
+impl fmt::Display for Band {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}–{} V", self.name, self.min_v, self.max_v)
+    }
+}
+
+/// What a reading of one plug (or strip) is checked against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Where the rating came from, for reasons: `HS110 US`, `default for UK`, `default, region
+    /// unknown`.
+    pub label: String,
+    pub rated_a: f64,
+    pub rated_w: f64,
+    /// Accepted mains bands: one for a known region, all of them when the region is unknown.
+    pub bands: Vec<Band>,
+    /// The model is listed in the ratings table (not a regional default).
+    pub known_model: bool,
+    /// The rating is a strip total (HS300).
+    pub strip: bool,
+}
+
+impl Limits {
+    /// Is `v` inside one of the accepted bands?
+    pub fn voltage_ok(&self, v: f64) -> bool {
+        self.bands.iter().any(|b| b.contains(v))
+    }
+
+    /// The accepted bands as text: `US 95–140 V` or `US 95–140 V or EU/UK 190–265 V`.
+    pub fn bands_text(&self) -> String {
+        self.bands
+            .iter()
+            .map(Band::to_string)
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RegionEntry {
+    band: String,
+    default_a: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct UnknownRegion {
+    default_a: f64,
+    default_w: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ModelEntry {
+    model: String,
+    region: String,
+    rated_a: f64,
+    rated_w: f64,
+    #[serde(default)]
+    strip: bool,
+}
+
+/// The ratings table.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ratings {
+    bands: BTreeMap<String, Band>,
+    regions: BTreeMap<String, RegionEntry>,
+    unknown_region: UnknownRegion,
+    models: Vec<ModelEntry>,
+}
+
+/// Why a ratings table is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum RatingsError {
+    #[error("ratings table is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("ratings table is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+impl Ratings {
+    /// Parses and checks a ratings table.
+    pub fn from_json(text: &str) -> Result<Self, RatingsError> {
+        let r: Ratings = serde_json::from_str(text)?;
+        r.check()?;
+        Ok(r)
+    }
+
+    fn check(&self) -> Result<(), RatingsError> {
+        let bad = |s: String| Err(RatingsError::Inconsistent(s));
+        if self.bands.is_empty() {
+            return bad("no mains bands".into());
+        }
+        for (name, b) in &self.bands {
+            if !(b.min_v > 0.0 && b.min_v < b.nominal_v && b.nominal_v < b.max_v) {
+                return bad(format!("band {name} is not min < nominal < max"));
+            }
+        }
+        for (name, r) in &self.regions {
+            if !self.bands.contains_key(&r.band) {
+                return bad(format!("region {name} names unknown band {}", r.band));
+            }
+            if r.default_a <= 0.0 {
+                return bad(format!("region {name} has no positive default_a"));
+            }
+        }
+        if self.unknown_region.default_a <= 0.0 || self.unknown_region.default_w <= 0.0 {
+            return bad("unknown_region defaults must be positive".into());
+        }
+        for m in &self.models {
+            if m.rated_a <= 0.0 || m.rated_w <= 0.0 {
+                return bad(format!(
+                    "{}({}) has a non-positive rating",
+                    m.model, m.region
+                ));
+            }
+            if !self.regions.contains_key(&m.region) {
+                return bad(format!("{}({}) names an unknown region", m.model, m.region));
+            }
+        }
+        Ok(())
+    }
+
+    /// The embedded table (`assets/ratings.json`). Its validity is checked by a unit test; should
+    /// it ever fail to parse, a minimal built-in table (regional defaults only) is used instead.
+    pub fn builtin() -> &'static Ratings {
+        static CELL: OnceLock<Ratings> = OnceLock::new();
+        CELL.get_or_init(|| {
+            Ratings::from_json(RATINGS_JSON).unwrap_or_else(|e| {
+                tracing::error!("embedded ratings table unusable, using defaults: {e}");
+                Ratings::fallback()
+            })
+        })
+    }
+
+    fn fallback() -> Ratings {
+        let band = |name: &str, nominal_v, min_v, max_v| Band {
+            name: name.into(),
+            nominal_v,
+            min_v,
+            max_v,
+        };
+        let region = |band: &str, default_a| RegionEntry {
+            band: band.into(),
+            default_a,
+        };
+        Ratings {
+            bands: BTreeMap::from([
+                ("NA".into(), band("US", 120.0, 95.0, 140.0)),
+                ("EU".into(), band("EU/UK", 230.0, 190.0, 265.0)),
+            ]),
+            regions: BTreeMap::from([
+                ("US".into(), region("NA", 15.0)),
+                ("EU".into(), region("EU", 16.0)),
+                ("UK".into(), region("EU", 13.0)),
+                ("AU".into(), region("EU", 10.0)),
+            ]),
+            unknown_region: UnknownRegion {
+                default_a: 16.0,
+                default_w: 3680.0,
+            },
+            models: Vec::new(),
+        }
+    }
+
+    /// Limits for a model string as the device reports it (`HS110(US)`, `hs300(us)`, `KP115`).
+    pub fn limits_for(&self, model: &str) -> Limits {
+        let (base, region) = split_model(model);
+        let base = base.to_ascii_uppercase();
+        let region = region.map(|r| r.trim().to_ascii_uppercase());
+        let entry = region.as_deref().and_then(|r| self.regions.get(r));
+        match (region.as_deref(), entry) {
+            (Some(r), Some(reg)) => {
+                let bands: Vec<Band> = self.bands.get(&reg.band).cloned().into_iter().collect();
+                if let Some(m) = self
+                    .models
+                    .iter()
+                    .find(|m| m.model.eq_ignore_ascii_case(&base) && m.region == r)
+                {
+                    return Limits {
+                        label: format!("{} {}", m.model, m.region),
+                        rated_a: m.rated_a,
+                        rated_w: m.rated_w,
+                        bands,
+                        known_model: true,
+                        strip: m.strip,
+                    };
+                }
+                let nominal = bands.first().map_or(230.0, |b| b.nominal_v);
+                Limits {
+                    label: format!("default for {r}"),
+                    rated_a: reg.default_a,
+                    rated_w: reg.default_a * nominal,
+                    bands,
+                    known_model: false,
+                    strip: false,
+                }
+            }
+            _ => Limits {
+                label: "default, region unknown".into(),
+                rated_a: self.unknown_region.default_a,
+                rated_w: self.unknown_region.default_w,
+                bands: self.bands.values().cloned().collect(),
+                known_model: false,
+                strip: false,
+            },
+        }
+    }
+}
+
+impl Limits {
+    /// Applies a rating override (the config file's `[ratings."HS110(US)"]`): `amps` and `watts`
+    /// replace the rating; with only one of them, the other follows from `volts` (or the band's
+    /// nominal voltage).
+    pub fn with_override(
+        mut self,
+        amps: Option<f64>,
+        watts: Option<f64>,
+        volts: Option<f64>,
+    ) -> Limits {
+        let positive = |v: Option<f64>| v.filter(|v| v.is_finite() && *v > 0.0);
+        let (amps, watts, volts) = (positive(amps), positive(watts), positive(volts));
+        if amps.is_none() && watts.is_none() {
+            return self;
+        }
+        let nominal = volts
+            .or_else(|| self.bands.first().map(|b| b.nominal_v))
+            .unwrap_or(230.0);
+        match (amps, watts) {
+            (Some(a), Some(w)) => (self.rated_a, self.rated_w) = (a, w),
+            (Some(a), None) => (self.rated_a, self.rated_w) = (a, a * nominal),
+            (None, Some(w)) => (self.rated_a, self.rated_w) = (w / nominal, w),
+            (None, None) => {}
+        }
+        self.label = format!("{}, config override", self.label);
+        self
+    }
+}
+
+/// Limits for `model` with the config file's override for it, if any (keys compared without
+/// regard to case or spaces).
+pub fn limits_with_config(model: &str, cfg: &crate::config::Config) -> Limits {
+    let base = limits_for(model);
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase()
+    };
+    match cfg.ratings.iter().find(|(k, _)| norm(k) == norm(model)) {
+        Some((_, o)) => base.with_override(o.amps, o.watts, o.volts),
+        None => base,
+    }
+}
+
+/// Shorthand for `Ratings::builtin().limits_for(model)`.
+pub fn limits_for(model: &str) -> Limits {
+    Ratings::builtin().limits_for(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_table_parses_and_is_consistent() {
+        Ratings::from_json(RATINGS_JSON).expect("assets/ratings.json");
+    }
+
+    #[test]
+    fn known_models_get_their_rating() {
+        let l = limits_for("HS110(US)");
+        assert_eq!((l.rated_a, l.rated_w), (15.0, 1800.0));
+        assert_eq!(l.label, "HS110 US");
+        assert!(l.known_model && !l.strip);
+        assert!(l.voltage_ok(120.0) && !l.voltage_ok(230.0));
+
+        let l = limits_for("HS110(EU)");
+        assert_eq!((l.rated_a, l.rated_w), (16.0, 3680.0));
+        assert!(l.voltage_ok(230.0) && !l.voltage_ok(120.0));
+
+        let l = limits_for("HS300(US)");
+        assert!(l.strip);
+        assert_eq!(l.rated_a, 15.0);
+
+        assert_eq!(limits_for("kp115(us)").rated_a, 15.0);
+    }
+
+    #[test]
+    fn unknown_models_get_their_regional_default() {
+        let l = limits_for("XY999(UK)");
+        assert_eq!(l.rated_a, 13.0);
+        assert_eq!(l.rated_w, 13.0 * 230.0);
+        assert_eq!(l.label, "default for UK");
+        assert!(!l.known_model);
+
+        let l = limits_for("XY999(AU)");
+        assert_eq!(l.rated_a, 10.0);
+
+        let l = limits_for("XY999(US)");
+        assert_eq!((l.rated_a, l.rated_w), (15.0, 1800.0));
+    }
+
+    #[test]
+    fn unknown_region_accepts_either_band() {
+        for model in ["HS110", "HS110(ZZ)", "HS110()", ""] {
+            let l = limits_for(model);
+            assert_eq!(l.label, "default, region unknown", "{model}");
+            assert!(l.voltage_ok(120.0) && l.voltage_ok(230.0), "{model}");
+            assert!(!l.voltage_ok(170.0) && !l.voltage_ok(0.0), "{model}");
+            assert_eq!(l.bands_text(), "EU/UK 190–265 V or US 95–140 V");
+        }
+    }
+
+    #[test]
+    fn config_overrides_replace_the_rating() {
+        let l = limits_for("HS110(US)").with_override(Some(10.0), None, None);
+        assert_eq!((l.rated_a, l.rated_w), (10.0, 1200.0));
+        assert_eq!(l.label, "HS110 US, config override");
+        let l = limits_for("HS110(US)").with_override(None, Some(1000.0), Some(125.0));
+        assert_eq!((l.rated_a, l.rated_w), (8.0, 1000.0));
+        let l = limits_for("HS110(US)").with_override(None, Some(-1.0), None);
+        assert_eq!(l, limits_for("HS110(US)"));
+
+        let cfg = crate::config::Config::parse(
+            "[ratings.\"hs110(us)\"]\namps = 10\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("config");
+        assert_eq!(limits_with_config("HS110(US)", &cfg).rated_a, 10.0);
+        assert_eq!(limits_with_config("HS110(EU)", &cfg).rated_a, 16.0);
+    }
+
+    #[test]
+    fn broken_tables_are_rejected() {
+        assert!(matches!(
+            Ratings::from_json("{"),
+            Err(RatingsError::Json(_))
+        ));
+        let bad_region = RATINGS_JSON.replace(
+            r#""band": "NA", "default_a": 15 }"#,
+            r#""band": "XX", "default_a": 15 }"#,
+        );
+        assert!(matches!(
+            Ratings::from_json(&bad_region),
+            Err(RatingsError::Inconsistent(_))
+        ));
+        let fallback = Ratings::fallback();
+        fallback.check().expect("fallback table is consistent");
+        assert_eq!(fallback.limits_for("HS110(US)").rated_w, 1800.0);
+    }
+}

@@ -1,0 +1,197 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The `plugfleet sim` binary: JSON lines when ready, answers on loopback, clean exit on SIGTERM,
+//! exit status 2 for usage errors, a clear error for an address in use.
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use plugfleet::net::{Client, ClientConfig};
+use serde_json::Value;
+
+fn base() -> Ipv4Addr {
+    static N: AtomicU8 = AtomicU8::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let pid = (std::process::id() % 256) as u8;
+    Ipv4Addr::new(127, 64, pid.wrapping_mul(17).wrapping_add(n), 2)
+}
+
+fn plugfleet(args: &[String]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_plugfleet"));
+    c.arg("sim").args(args);
+    c
+}
+
+/// Kills the child if a test fails half-way.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads `n` JSON lines from the child's stdout within a deadline.
+fn read_lines(child: &mut Child, n: usize) -> Vec<Value> {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    (0..n)
+        .map(|_| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("a JSON line per plug in time");
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+        })
+        .collect()
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "the simulator did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_prints_one_json_line_per_plug_and_serves_until_sigterm() {
+    let b = base();
+    let hang = Ipv4Addr::from(u32::from(b) + 1);
+    let args: Vec<String> = [
+        "--base",
+        &b.to_string(),
+        "--port",
+        "0",
+        "--tdp-port",
+        "0",
+        "--count",
+        "10",
+        "--time-scale",
+        "0.01",
+        "--fault",
+        &format!("{hang}=hang"),
+        "--fault",
+        &format!("{hang}=slow:250"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = Guard(
+        plugfleet(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = read_lines(&mut child.0, 10);
+    let port = lines[0]["port"].as_u64().unwrap();
+    assert!(port > 0);
+    let mut models = std::collections::HashSet::new();
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["ip"], Ipv4Addr::from(u32::from(b) + i as u32).to_string());
+        assert_eq!(l["port"].as_u64(), Some(port), "one port for the fleet");
+        for k in [
+            "model",
+            "hw_ver",
+            "sw_ver",
+            "mac",
+            "device_id",
+            "alias",
+            "protocol",
+        ] {
+            assert!(l[k].as_str().is_some_and(|s| !s.is_empty()), "{k} in {l}");
+        }
+        assert!(l["faults"].is_array());
+        models.insert(l["model"].as_str().unwrap().to_owned());
+    }
+    assert!(models.len() >= 7, "a mixed fleet by default: {models:?}");
+    assert_eq!(lines[1]["faults"], serde_json::json!(["hang", "slow:250"]));
+    assert_eq!(lines[0]["faults"], serde_json::json!([]));
+    assert!(lines.iter().any(|l| l["protocol"] == "legacy"));
+    assert!(lines.iter().any(|l| l["protocol"] == "klap"));
+
+    // The first plug answers like a plug.
+    let c = Client::new(
+        b.into(),
+        ClientConfig::with_timeout(port as u16, Duration::from_secs(3)),
+    );
+    let info = c.sysinfo().await.expect("sysinfo from the sim process");
+    assert_eq!(info.mac, lines[0]["mac"].as_str().unwrap());
+    assert_eq!(info.model, lines[0]["model"].as_str().unwrap());
+
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = wait_exit(&mut child.0, Duration::from_secs(10));
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+}
+
+fn usage_error(args: &[&str]) -> String {
+    let out = plugfleet(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage error for {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_clear_message() {
+    let err = usage_error(&["--base", "192.168.1.2", "--port", "0"]);
+    assert!(err.contains("loopback"), "{err}");
+    let b = base().to_string();
+    let err = usage_error(&["--base", &b, "--port", "0", "--profile", "toaster"]);
+    assert!(
+        err.contains("unknown profile") && err.contains("hs110-eu-hw1"),
+        "{err}"
+    );
+    let err = usage_error(&["--base", &b, "--port", "0", "--fault", "hang"]);
+    assert!(err.contains("IP=KIND"), "{err}");
+    let err = usage_error(&["--base", &b, "--port", "0", "--fault", &format!("{b}=melt")]);
+    assert!(err.contains("unknown fault"), "{err}");
+    let err = usage_error(&["--base", &b, "--port", "0", "--fault", "127.200.0.1=hang"]);
+    assert!(err.contains("not one of the fleet"), "{err}");
+    let err = usage_error(&["--base", &b, "--port", "0", "--time-scale=0"]);
+    assert!(err.contains("time scale"), "{err}");
+}
+
+#[tokio::test]
+async fn an_address_in_use_is_a_clear_error() {
+    let b = base();
+    let fleet = plugfleet::sim::start(plugfleet::sim::FleetSpec {
+        profiles: vec!["hs100-us-hw2".into()],
+        ..plugfleet::sim::FleetSpec::on_free_port(b, 1)
+    })
+    .await
+    .unwrap();
+    let out = plugfleet(&[
+        "--base".into(),
+        b.to_string(),
+        "--port".into(),
+        fleet.port().to_string(),
+        "--profile".into(),
+        "hs100-us-hw2".into(),
+        "--count".into(),
+        "1".into(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+    fleet.shutdown().await;
+}
