@@ -240,7 +240,9 @@ async fn usage_errors_exit_2() {
     for a in [
         vec!["--firmware", img.as_str()],
         vec!["--firmware", "/nonexistent/x.bin", "--host", "127.0.0.1"],
-        vec!["--firmware", img.as_str(), "--target", "127.255.255.255"],
+        // Larger than a /16 without --force: refused before anything is sent.
+        vec!["--firmware", img.as_str(), "--sweep", "127.0.0.0/8"],
+        vec!["--firmware", img.as_str(), "--host", "::1"],
         vec![
             "--firmware",
             img.as_str(),
@@ -326,4 +328,66 @@ async fn the_config_ceiling_is_respected() {
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(home);
+}
+
+/// `args` without the `--host` flags.
+fn args_without_hosts(fleet: &Fleet, image: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a = args(fleet, image, extra);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] == "--host" {
+            i += 2;
+        } else {
+            out.push(std::mem::take(&mut a[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugs_found_by_sweep_and_by_loopback_broadcast_are_updated() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(2, vec![]).await;
+    let ip = fleet.plugs()[0].ip.octets();
+    let sweep = format!("{}.{}.{}.0/29", ip[0], ip[1], ip[2]);
+    let out = update(args_without_hosts(
+        &fleet,
+        &image,
+        &["--yes", "--json", "--no-journal", "--sweep", &sweep],
+    ))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let updated = lines.iter().filter(|l| l["result"] == "updated").count();
+    assert_eq!(updated, 2, "{lines:?}");
+    for p in fleet.plugs() {
+        assert_eq!(p.current_sw_ver(), NEW_SW);
+    }
+    fleet.shutdown().await;
+
+    // Broadcast on loopback reaches the simulator's broadcast listener on the fleet's port.
+    // Another test's fleet could share the port number on other addresses and hear it too, so
+    // this one only plans (no --yes, no terminal: refused) and changes nothing.
+    let fleet = self::fleet(2, vec![]).await;
+    let out = update(args_without_hosts(
+        &fleet,
+        &image,
+        &["--no-journal", "--target", "127.255.255.255"],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    for p in fleet.plugs() {
+        assert!(plan.contains(&p.ip.to_string()), "{plan}");
+        assert_eq!(p.downloads_started(), 0);
+    }
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
 }

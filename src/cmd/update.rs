@@ -1,6 +1,7 @@
 //! `plugfleet update`: update plugs' firmware from a local image or a folder of images, headless.
 //!
-//! Reads each named plug's sysinfo, matches the image(s) (each plug gets its best match), shows
+//! Finds the named plugs (one discovery pass over `--host/--sweep/--target`), matches the
+//! image(s) (each plug gets its best match), shows
 //! the plan, asks for confirmation on a terminal (refuses without one unless `--yes`), then runs
 //! the batch and prints every transition. Exit status 0 only if every plug was updated and
 //! verified.
@@ -23,7 +24,8 @@ use crate::firmware::image::{self, ImageInfo};
 use crate::firmware::job::JobTimings;
 use crate::firmware::plan::{self, Ceilings, PlanEntry};
 use crate::firmware::runner::{self, BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig};
-use crate::net::{Client, ClientConfig, NetError};
+use crate::net::ClientConfig;
+use crate::net::discovery::{self, DeviceReply, DiscoveryConfig, DiscoveryEvent};
 use crate::protocol::SysInfo;
 
 #[derive(Debug, Clone, Args, Default)]
@@ -131,24 +133,20 @@ pub fn run_with_config(args: UpdateArgs, cfg: &Config) -> anyhow::Result<ExitCod
             .map(|(m, v)| (m.as_str(), v.as_str())),
     )
     .map_err(|e| UsageError(format!("config: {e}")))?;
-    if !args.net.targets.is_empty() || !args.net.sweeps.is_empty() {
+    if !args.net.is_explicit() {
         return Err(UsageError(
-            "`update` finds plugs by --host for now: --target/--sweep arrive with the discovery \
-             engine"
+            "name the plugs to update with --host ADDR, --sweep CIDR or --target BROADCAST \
+             (repeatable): update never acts on every plug it can hear"
                 .into(),
         )
         .into());
     }
-    if args.net.hosts.is_empty() {
-        return Err(
-            UsageError("name the plugs to update with --host ADDR (repeatable)".into()).into(),
-        );
-    }
+    let discovery = DiscoveryConfig::from_args(&args.net)?;
     let images = image::load_path(&args.firmware).map_err(|e| UsageError(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(args, images, ceilings))
+    rt.block_on(run_async(args, images, ceilings, discovery))
 }
 
 fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
@@ -183,34 +181,71 @@ fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
     }
 }
 
+/// One discovery pass: every legacy plug that answered (one entry per MAC, in order of
+/// arrival), and what cannot be updated: named hosts that did not answer, and devices that
+/// speak only the newer, authenticated protocol.
+async fn find_plugs(
+    cfg: DiscoveryConfig,
+    hosts: &[IpAddr],
+) -> anyhow::Result<(Vec<(IpAddr, SysInfo)>, Vec<(IpAddr, String)>)> {
+    let timeout = cfg.timeout;
+    let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(256);
+    let task = discovery::spawn(cfg, tx, CancellationToken::new());
+    let mut plugs: Vec<(IpAddr, SysInfo)> = Vec::new();
+    let mut newer: Vec<(IpAddr, String)> = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        if let DiscoveryEvent::Found(s) = ev {
+            match s.reply {
+                DeviceReply::Legacy(info) => {
+                    if !plugs.iter().any(|(_, p)| p.mac == info.mac) {
+                        plugs.push((s.ip, info));
+                    }
+                }
+                DeviceReply::Newer(t) => {
+                    if !newer.iter().any(|(ip, _)| *ip == s.ip) {
+                        newer.push((
+                            s.ip,
+                            format!(
+                                "not updatable: {} speaks only the authenticated protocol ({}), \
+                                 not port 9999",
+                                t.model,
+                                t.protocol_label()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    task.await??;
+    let mut unreachable: Vec<(IpAddr, String)> = Vec::new();
+    for h in hosts {
+        let seen = plugs.iter().any(|(ip, _)| ip == h) || newer.iter().any(|(ip, _)| ip == h);
+        if !seen && !unreachable.iter().any(|(ip, _)| ip == h) {
+            unreachable.push((*h, format!("unreachable: no answer within {timeout:?}")));
+        }
+    }
+    // Newer-protocol devices are not ours to update; report them like unreachable ones.
+    unreachable.extend(
+        newer
+            .into_iter()
+            .filter(|(ip, _)| !plugs.iter().any(|(p, _)| p == ip)),
+    );
+    Ok((plugs, unreachable))
+}
+
 async fn run_async(
     args: UpdateArgs,
     images: Vec<ImageInfo>,
     ceilings: Ceilings,
+    discovery: DiscoveryConfig,
 ) -> anyhow::Result<ExitCode> {
     let client_cfg = ClientConfig::with_timeout(args.net.port, args.net.timeout);
     let images: Vec<Arc<ImageInfo>> = images.into_iter().map(Arc::new).collect();
     let out = Output { json: args.json };
 
-    // Read every named plug (each call bounded by the client's timeouts).
-    let mut hosts = args.net.hosts.clone();
-    hosts.dedup();
-    let mut set = tokio::task::JoinSet::new();
-    for (i, ip) in hosts.iter().copied().enumerate() {
-        let c = Client::new(ip, client_cfg);
-        set.spawn(async move { (i, ip, c.sysinfo().await) });
-    }
-    let mut found: Vec<(usize, IpAddr, SysInfo)> = Vec::new();
-    let mut unreachable: Vec<(IpAddr, NetError)> = Vec::new();
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok((i, ip, Ok(s))) => found.push((i, ip, s)),
-            Ok((_, ip, Err(e))) => unreachable.push((ip, e)),
-            Err(e) => anyhow::bail!("a sysinfo task failed: {e}"),
-        }
-    }
-    found.sort_by_key(|(i, _, _)| *i);
-    let plugs: Vec<(IpAddr, SysInfo)> = found.into_iter().map(|(_, ip, s)| (ip, s)).collect();
+    // Find the plugs (one discovery pass over the named hosts, sweeps and broadcast targets).
+    let (plugs, unreachable) = find_plugs(discovery, &args.net.hosts).await?;
     let entries = plan::plan_with(&plugs, &images, &ceilings);
 
     out.plan(&images, &entries, &unreachable, args.net.force);
@@ -308,7 +343,7 @@ impl Output {
         &self,
         images: &[Arc<ImageInfo>],
         entries: &[PlanEntry],
-        unreachable: &[(IpAddr, NetError)],
+        unreachable: &[(IpAddr, String)],
         force: bool,
     ) {
         self.human(&format!("Images ({}):", images.len()));
@@ -349,7 +384,7 @@ impl Output {
             }
         }
         for (ip, err) in unreachable {
-            self.human(&format!("  {ip:<15} unreachable: {err}"));
+            self.human(&format!("  {ip:<15} {}", clean_long(err)));
         }
     }
 
@@ -407,7 +442,7 @@ impl Output {
         &self,
         report: &BatchReport,
         entries: &[PlanEntry],
-        unreachable: &[(IpAddr, NetError)],
+        unreachable: &[(IpAddr, String)],
         force: bool,
     ) {
         let mut rows: Vec<serde_json::Value> = Vec::new();
@@ -444,7 +479,7 @@ impl Output {
         for (ip, err) in unreachable {
             rows.push(json!({
                 "ip": ip, "result": PlugResult::Failed, "from": null, "to": null,
-                "error": format!("unreachable: {err}"), "stage": "preflight",
+                "error": err, "stage": "preflight",
             }));
         }
         if self.json {
