@@ -1,10 +1,9 @@
 //! `plugfleet update`: update plugs' firmware from a local image or a folder of images, headless.
 //!
 //! Finds the named plugs (one discovery pass over `--host/--sweep/--target`), matches the
-//! image(s) (each plug gets its best match), shows
-//! the plan, asks for confirmation on a terminal (refuses without one unless `--yes`), then runs
-//! the batch and prints every transition. Exit status 0 only if every plug was updated and
-//! verified.
+//! image(s) (each plug gets its best match), shows the plan, asks for confirmation on a terminal
+//! (refuses without one unless `--yes`), then runs the batch and prints every transition. Exit
+//! status 0 only if every plug was updated and verified.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
