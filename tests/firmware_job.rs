@@ -833,3 +833,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn zero_reported_times_use_the_defaults() {
+    let mut h = H::downloading();
+    h.at(1.0);
+    h.tick();
+    let e = h.feed(JobInput::DownloadState {
+        result: Ok(DownloadState {
+            status: 0,
+            ratio: 100,
+            flash_time_s: 0,
+            reboot_time_s: 0,
+        }),
+        served: Some(LEN),
+    });
+    assert_eq!(e, vec![JobEffect::Flash]);
+    h.feed(JobInput::FlashSent(Ok(())));
+    // default_flash_time 60 s, then default_reboot_time 30 s + quiet margin 30 s.
+    h.at(59.0);
+    h.tick();
+    assert_eq!(h.job.stage(), Stage::Flashing);
+    h.at(1.0);
+    h.tick();
+    assert_eq!(h.job.stage(), Stage::Rebooting);
+    h.at(59.0);
+    assert!(h.tick().is_empty());
+    h.at(1.0);
+    assert_eq!(h.tick(), vec![JobEffect::ReadSysInfo]);
+    let s = h.job.snapshot(h.now);
+    assert!(!s.can_cancel);
+    assert_eq!(s.expected_remaining, None);
+}
