@@ -241,7 +241,10 @@ async fn run_async(
 ) -> anyhow::Result<ExitCode> {
     let client_cfg = ClientConfig::with_timeout(args.net.port, args.net.timeout);
     let images: Vec<Arc<ImageInfo>> = images.into_iter().map(Arc::new).collect();
-    let out = Output { json: args.json };
+    let mut out = Output {
+        json: args.json,
+        shown: Default::default(),
+    };
 
     // Find the plugs (one discovery pass over the named hosts, sweeps and broadcast targets).
     let (plugs, unreachable) = find_plugs(discovery, &args.net.hosts).await?;
@@ -322,6 +325,8 @@ fn confirm(n: usize) -> anyhow::Result<bool> {
 /// Where and how to print.
 struct Output {
     json: bool,
+    /// Per plug, the last download ratio printed (human mode prints every 25 %).
+    shown: std::collections::HashMap<IpAddr, u8>,
 }
 
 impl Output {
@@ -387,7 +392,7 @@ impl Output {
         }
     }
 
-    fn event(&self, ev: &JobEvent) {
+    fn event(&mut self, ev: &JobEvent) {
         match ev {
             JobEvent::BatchStarted { plugs, serving } => {
                 let addrs: Vec<String> = serving.iter().map(ToString::to_string).collect();
@@ -433,6 +438,21 @@ impl Output {
                 }
             }
             JobEvent::CancelRefused { ip, reason } => self.note(&format!("{ip}: {reason}")),
+            JobEvent::Progress { snapshot: s } if !self.json => {
+                if let (Some(r), crate::firmware::job::Stage::Downloading) = (s.ratio, s.stage) {
+                    let last = self.shown.entry(s.ip).or_insert(0);
+                    if r >= last.saturating_add(25) && r < 100 {
+                        *last = r - r % 25;
+                        println!(
+                            "{:<15} {:<16} downloading {r}% [{}/{} bytes served]",
+                            s.ip,
+                            clean(&s.alias),
+                            s.served_bytes.unwrap_or(0),
+                            s.image_len
+                        );
+                    }
+                }
+            }
             JobEvent::Progress { .. } | JobEvent::BatchFinished { .. } => {}
         }
     }

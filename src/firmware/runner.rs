@@ -394,12 +394,19 @@ where
         )
     }))?;
     let mut local_for: HashMap<IpAddr, IpAddr> = HashMap::new();
+    let mut no_route: HashMap<IpAddr, String> = HashMap::new();
     let mut bind: Vec<SocketAddr> = Vec::new();
     for (i, _) in &runnable {
         let ip = entries[*i].plug.ip;
         let local = match cfg.serve_addr {
             Some(a) => a,
-            None => local_addr_for(ip)?,
+            None => match local_addr_for(ip) {
+                Ok(a) => a,
+                Err(e) => {
+                    no_route.insert(ip, e.to_string());
+                    continue;
+                }
+            },
         };
         local_for.insert(ip, local);
         let sa = SocketAddr::new(local, cfg.serve_port);
@@ -432,11 +439,13 @@ where
         let local = local_for.get(&e.plug.ip).copied();
         let url = local.and_then(|l| running.url_for(l, &e.plug.ip.to_string()));
         let Some(url) = url else {
-            reports[*i] = Some(report_from_entry(
-                e,
-                PlugResult::Skipped,
-                "internal error: no URL for this plug's image".into(),
-            ));
+            let why = no_route
+                .get(&e.plug.ip)
+                .cloned()
+                .unwrap_or_else(|| "internal error: no URL for this plug's image".into());
+            let mut r = report_from_entry(e, PlugResult::Failed, why);
+            r.stage = Some(Stage::Preflight);
+            reports[*i] = Some(r);
             continue;
         };
         let spec = JobSpec {
