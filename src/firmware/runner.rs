@@ -27,7 +27,9 @@ use super::job::{
 };
 use super::plan::PlanEntry;
 use super::server::{FileServer, ServedStats, ServerError, local_addr_for};
-use crate::net::{Client, ClientConfig};
+use crate::net::client::Connection;
+use crate::net::{Client, ClientConfig, NetError};
+use crate::protocol::{DownloadState, Request};
 
 /// Default number of plugs updated at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -582,6 +584,7 @@ where
     E: From<JobEvent> + Send + 'static,
 {
     let client = Client::new(spec.plug.ip, sh.cfg.client);
+    let mut poll = PollLink::new(client);
     let ip = spec.plug.ip;
     let mut job = Job::new(spec.clone(), sh.cfg.timings, Instant::now());
     let mut last_sent: Option<(Stage, Option<u8>, Option<u64>)> = None;
@@ -601,7 +604,7 @@ where
                     JobInput::DownloadAccepted(client.download_firmware(&url).await)
                 }
                 JobEffect::ReadDownloadState => {
-                    let result = client.download_state().await;
+                    let result = poll.download_state().await;
                     let served = Some(sh.server.key_stats(&ip.to_string()).bytes);
                     last_state_complete = result.as_ref().is_ok_and(|s| s.is_complete());
                     JobInput::DownloadState { result, served }
@@ -610,7 +613,7 @@ where
                     if !last_state_complete {
                         // Unreachable by the job's invariant; never flash on doubt.
                         tracing::error!("{ip}: flash asked without a complete download");
-                        JobInput::FlashSent(Err(crate::net::NetError::Reply(
+                        JobInput::FlashSent(Err(NetError::Reply(
                             "internal: flash refused without a complete download".into(),
                         )))
                     } else {
@@ -632,6 +635,10 @@ where
                 }
             }
             effects.extend(job.handle(input, Instant::now()));
+            if job.stage() != Stage::Downloading {
+                // Never hold a connection into the flash and reboot.
+                poll.conn = None;
+            }
             if shared_stop(&sh, &cancel) && !cancel_handled && job.can_cancel() {
                 cancel_handled = true;
                 job.handle(JobInput::Cancel, Instant::now());
@@ -698,6 +705,40 @@ where
         image: Some(image_name),
         served: sh.server.key_stats(&ip.to_string()),
         elapsed: snap.elapsed,
+    }
+}
+
+/// The download-state poll over one kept-open connection (as python-kasa does), reconnecting
+/// after any error: with 50 plugs polled several times a second, a fresh TCP connection per poll
+/// is most of the cost. Every other request goes through [`Client`] on a fresh connection.
+struct PollLink {
+    client: Client,
+    conn: Option<Connection<tokio::net::TcpStream>>,
+}
+
+impl PollLink {
+    fn new(client: Client) -> Self {
+        Self { client, conn: None }
+    }
+
+    async fn download_state(&mut self) -> Result<DownloadState, NetError> {
+        let conn = match self.conn.as_mut() {
+            Some(c) => c,
+            None => self
+                .conn
+                .insert(Connection::connect(self.client.ip, &self.client.cfg).await?),
+        };
+        let reply = conn.call(&Request::GetDownloadState).await;
+        let parsed = reply.and_then(|root| Ok(DownloadState::from_reply(&root)?));
+        // A device error came over an intact connection; anything else may have left it in an
+        // unknown state (a late reply would be read as the next answer): drop it.
+        if parsed
+            .as_ref()
+            .is_err_and(|e| !matches!(e, NetError::Device { .. }))
+        {
+            self.conn = None;
+        }
+        parsed
     }
 }
 
