@@ -50,6 +50,7 @@ fn spec() -> JobSpec {
         image_len: LEN,
         image_sha256: "00".into(),
         expected: Version::parse(NEW),
+        protocol_change: None,
     }
 }
 
@@ -864,4 +865,31 @@ fn zero_reported_times_use_the_defaults() {
     let s = h.job.snapshot(h.now);
     assert!(!s.can_cancel);
     assert_eq!(s.expected_remaining, None);
+}
+
+#[test]
+fn never_back_after_a_protocol_changing_version_says_so() {
+    let mut h = H::new();
+    let mut sp = spec();
+    sp.protocol_change = Some("moves to KLAP".into());
+    h.job = Job::new(sp, t(), h.now);
+    h.job.start(h.now);
+    h.feed(JobInput::SysInfo(Ok(sysinfo(OLD, 1))));
+    h.feed(JobInput::DownloadAccepted(Ok(())));
+    h.at(1.0);
+    h.tick();
+    h.feed(ds(0, 100, Some(LEN)));
+    h.feed(JobInput::FlashSent(Err(NetError::Reset)));
+    for _ in 0..200 {
+        h.at(5.0);
+        if h.tick() == vec![JobEffect::ReadSysInfo] {
+            h.feed(JobInput::SysInfo(Err(NetError::Refused)));
+        }
+    }
+    let (stage, reason) = h.failed();
+    assert_eq!(stage, Stage::Verifying);
+    assert!(
+        reason.contains("moves to KLAP") && reason.contains("UDP 20002"),
+        "{reason}"
+    );
 }

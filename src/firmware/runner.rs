@@ -456,6 +456,10 @@ where
             image_len: img.size,
             image_sha256: img.sha256.clone(),
             expected: e.assessment.to.clone(),
+            protocol_change: match e.verdict() {
+                super::plan::Verdict::ProtocolChange { reason } => Some(reason.clone()),
+                _ => None,
+            },
         };
         queue.push((*i, spec, img.file_name.clone()));
     }
