@@ -391,3 +391,40 @@ async fn plugs_found_by_sweep_and_by_loopback_broadcast_are_updated() {
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_does_not_stop_the_update() {
+    use std::io::BufRead;
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(1, vec![]).await;
+    let a = args(&fleet, &image, &["--yes", "--json", "--no-journal"]);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plugfleet"))
+            .arg("update")
+            .args(a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .env(
+                "XDG_CONFIG_HOME",
+                std::env::temp_dir().join("plugfleet-fw-cli-no-config-home"),
+            )
+            .spawn()
+            .unwrap();
+        // Read the first transition, then close the pipe (`update --json | head -1`).
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.contains("download-requested"), "{first}");
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(fleet.plugs()[0].current_sw_ver(), NEW_SW);
+    assert_eq!(fleet.plugs()[0].premature_flash_attempts(), 0);
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -27,6 +27,23 @@ use crate::net::ClientConfig;
 use crate::net::discovery::{self, DeviceReply, DiscoveryConfig, DiscoveryEvent};
 use crate::protocol::SysInfo;
 
+/// Writes a line to stdout, ignoring a closed pipe: `update --json | head` must not end the
+/// process while plugs are flashing (`println!` would panic).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// The same for stderr.
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 #[derive(Debug, Clone, Args, Default)]
 pub struct UpdateArgs {
     /// A firmware image, or a folder of images (each plug gets its best match).
@@ -333,14 +350,14 @@ impl Output {
     /// Human text goes to stdout, or to stderr when stdout carries JSON.
     fn human(&self, line: &str) {
         if self.json {
-            eprintln!("{line}");
+            err!("{line}");
         } else {
-            println!("{line}");
+            out!("{line}");
         }
     }
 
     fn note(&self, line: &str) {
-        eprintln!("plugfleet: {line}");
+        err!("plugfleet: {line}");
     }
 
     fn plan(
@@ -417,7 +434,7 @@ impl Output {
                         "elapsed_s": s.elapsed.as_secs_f64(),
                         "note": note,
                     });
-                    println!("{v}");
+                    out!("{v}");
                 } else {
                     let extra = match (s.ratio, s.served_bytes) {
                         (Some(r), Some(b)) => format!(" [{r}%, {b}/{} bytes served]", s.image_len),
@@ -428,7 +445,7 @@ impl Output {
                         .as_deref()
                         .map(|n| format!(": {}", clean_long(n)))
                         .unwrap_or_default();
-                    println!(
+                    out!(
                         "{:<15} {:<16} {} → {}{extra}{note}",
                         s.ip,
                         clean(&s.alias),
@@ -443,7 +460,7 @@ impl Output {
                     let last = self.shown.entry(s.ip).or_insert(0);
                     if r >= last.saturating_add(25) && r < 100 {
                         *last = r - r % 25;
-                        println!(
+                        out!(
                             "{:<15} {:<16} downloading {r}% [{}/{} bytes served]",
                             s.ip,
                             clean(&s.alias),
@@ -503,21 +520,21 @@ impl Output {
         }
         if self.json {
             for r in &rows {
-                println!("{r}");
+                out!("{r}");
             }
             return;
         }
-        println!("\nSummary:");
+        out!("\nSummary:");
         for r in &rows {
             let s = |k: &str| r[k].as_str().map(clean_long).unwrap_or_default();
             match r["result"].as_str() {
-                Some("updated") => println!(
+                Some("updated") => out!(
                     "  {:<15} updated  {} → {}",
                     s("ip"),
                     s("from"),
                     r["now"].as_str().map(clean_long).unwrap_or_else(|| s("to"))
                 ),
-                other => println!(
+                other => out!(
                     "  {:<15} {:<8} {}",
                     s("ip"),
                     other.unwrap_or("?"),
@@ -527,7 +544,7 @@ impl Output {
         }
         let n = rows.len();
         let ok = rows.iter().filter(|r| r["result"] == "updated").count();
-        println!("{ok} of {n} plug(s) updated and verified.");
+        out!("{ok} of {n} plug(s) updated and verified.");
     }
 }
 
