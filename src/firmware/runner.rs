@@ -338,6 +338,17 @@ where
     let mut reports: Vec<Option<PlugReport>> = vec![None; entries.len()];
     let mut runnable = Vec::new();
     for (i, e) in entries.iter().enumerate() {
+        let duplicate = entries[..i]
+            .iter()
+            .any(|o| o.plug.ip == e.plug.ip || o.plug.mac == e.plug.mac);
+        if duplicate {
+            reports[i] = Some(report_from_entry(
+                e,
+                PlugResult::Skipped,
+                "not updated: the same plug is listed twice".into(),
+            ));
+            continue;
+        }
         match &e.image {
             Some(img) if e.will_update(cfg.force) => runnable.push((i, img.clone())),
             _ => {
