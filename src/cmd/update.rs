@@ -53,10 +53,9 @@ pub struct UpdateArgs {
     #[command(flatten)]
     pub net: TargetArgs,
 
-    /// Plugs updated at once.
-    #[arg(long, default_value_t = runner::DEFAULT_CONCURRENCY, value_name = "N",
-          value_parser = parse_concurrency)]
-    pub concurrency: usize,
+    /// Plugs updated at once [default: `[firmware] concurrency` of the config file, else 4].
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
+    pub concurrency: Option<usize>,
 
     /// Update one plug first; the others only after it came back verified.
     #[arg(long)]
@@ -162,6 +161,10 @@ pub fn run_with_config(args: UpdateArgs, cfg: &Config) -> anyhow::Result<ExitCod
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let mut args = args;
+    if args.concurrency.is_none() {
+        args.concurrency = cfg.firmware.concurrency.filter(|n| (1..=256).contains(n));
+    }
     rt.block_on(run_async(args, images, ceilings, discovery))
 }
 
@@ -183,7 +186,7 @@ fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
     RunnerConfig {
         client,
         timings,
-        concurrency: args.concurrency,
+        concurrency: args.concurrency.unwrap_or(runner::DEFAULT_CONCURRENCY),
         canary: args.canary,
         stop_on_failure: args.stop_on_failure,
         force: args.net.force,
