@@ -45,6 +45,12 @@ macro_rules! err {
 }
 
 #[derive(Debug, Clone, Args, Default)]
+#[command(
+    after_help = "Verdicts: compatible, protocol-change and downgrade images are flashed after \
+confirmation; unknown-target and same-version only with --force; wrong-target, corrupt and \
+above-ceiling ([firmware.max_version] in the config file) never. flash_firmware is sent only \
+after a complete, error-free download. Exit status 0 only if every plug was updated and verified."
+)]
 pub struct UpdateArgs {
     /// A firmware image, or a folder of images (each plug gets its best match).
     #[arg(long, value_name = "FILE_OR_DIR")]
@@ -130,11 +136,19 @@ fn clean(s: &str) -> String {
     out
 }
 
-/// Runs with the config file at its default location (`[firmware.max_version]` ceilings).
+/// Runs with the config file named by the global `--config`, else the one at its default
+/// location (its `[firmware]` ceilings and concurrency apply).
 pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match crate::config::default_path() {
-        Ok(path) => Config::load(&path, false).map_err(|e| UsageError(e.to_string()))?,
-        Err(_) => Config::default(),
+    // `main` passes the global `--config` only to `plugfleet config`; read it again here.
+    let named = <crate::cli::Cli as clap::Parser>::try_parse()
+        .ok()
+        .and_then(|c| c.config);
+    let cfg = match named {
+        Some(path) => Config::load(&path, true).map_err(|e| UsageError(e.to_string()))?,
+        None => match crate::config::default_path() {
+            Ok(path) => Config::load(&path, false).map_err(|e| UsageError(e.to_string()))?,
+            Err(_) => Config::default(),
+        },
     };
     run_with_config(args, &cfg)
 }
