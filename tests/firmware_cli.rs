@@ -325,6 +325,33 @@ async fn the_config_ceiling_is_respected() {
             .contains("ceiling 1.2.8")
     );
     assert_eq!(fleet.plugs()[0].downloads_started(), 0);
+    // The same file named with the global --config (no config home).
+    let mut a = vec![
+        "--config".to_owned(),
+        home.join("plugfleet")
+            .join("config.toml")
+            .display()
+            .to_string(),
+    ];
+    a.extend(args(&fleet, &image, &["--yes", "--json", "--no-journal"]));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_plugfleet"))
+            .args(&a[..2])
+            .arg("update")
+            .args(&a[2..])
+            .stdin(Stdio::null())
+            .env(
+                "XDG_CONFIG_HOME",
+                std::env::temp_dir().join("plugfleet-fw-cli-no-config-home"),
+            )
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_lines(&out)[0]["result"], "skipped");
+    assert_eq!(fleet.plugs()[0].downloads_started(), 0);
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(home);
