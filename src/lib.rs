@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 pub mod firmware;
 pub mod fleet;
+pub mod logging;
 pub mod net;
 pub mod protocol;
 pub mod sim;

@@ -8,6 +8,8 @@ use plugfleet::cmd;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to a file, never to the screen; the guard flushes them at exit.
+    let _log = plugfleet::logging::init(&cli.log_level).ok();
     let result = match cli.command {
         None => cmd::tui::run(cli.tui),
         Some(Command::Demo(a)) => cmd::demo::run(a),

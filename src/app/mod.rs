@@ -1,1 +1,17 @@
 //! Application state, the pure update function and the runtime that turns commands into tasks.
+//!
+//! Only the UI loop mutates [`App`]; discovery, the poller and write actions send [`Event`]s that
+//! carry their data. [`update`] is synchronous and takes `now`, so every transition is a unit test.
+
+pub mod assess;
+pub mod event;
+pub mod fixture;
+pub mod keymap;
+pub mod runtime;
+pub mod sources;
+pub mod state;
+pub mod update;
+
+pub use event::{ActionKind, Command, Event, SeenInfo, Sighting};
+pub use state::{App, Column, Device, Health, Link, Meter, Outlet, RowId, Verdict};
+pub use update::update;

@@ -31,8 +31,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     for suite in suites {
         match suite {
             Suite::Discovery => crate::bench::discovery::run()?,
+            Suite::Tui => crate::bench::tui::run()?,
             Suite::Firmware => crate::bench::firmware::run()?,
-            other => anyhow::bail!("the {other:?} benchmark is not available yet"),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,12 +1,171 @@
-//! `plugfleet demo` (not built yet).
+//! `plugfleet demo`: the TUI on an embedded simulated fleet on loopback, found the way a real
+//! fleet is (broadcast to 127.255.255.255 plus a sweep of the fleet's range). Nothing is sent
+//! off loopback; busy loopback addresses or ports are skipped.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
+use ipnet::Ipv4Net;
+
+use crate::app::runtime::Setup;
+use crate::app::sources::{discovery_source, rediscovery_interval};
+use crate::app::state::App;
+use crate::cmd::tui::{ViewArgs, run_tui};
+use crate::net::client::ClientConfig;
+use crate::net::discovery::DiscoveryConfig;
+use crate::sim::{self, FaultKind, Fleet, FleetSpec, SimError};
 
 #[derive(Debug, Clone, Args, Default)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub view: ViewArgs,
+}
 
-pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`plugfleet demo` is not available yet")
+/// The demo fleet's profiles, in address order.
+pub const PROFILES: [&str; 12] = [
+    "hs110-eu-hw4",
+    "hs110-us-hw1", // the 28 kW glitch
+    "hs110-eu-hw1", // the unit-scale bug
+    "kp115-us-hw1", // offline now and then
+    "hs100-us-hw2",
+    "hs300-us-hw2", // a six-outlet strip, metered per outlet
+    "hs105-us-hw1",
+    "hs110-eu-hw4",
+    "kp303-us-hw2",      // a strip without meter
+    "hs100-uk-hw4-klap", // newer protocol only
+    "kp115-us-hw1",
+    "hs110-us-hw1",
+];
+
+/// The spec for a demo fleet starting at `base`, on a free port.
+pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
+    let at = |i: u32| Ipv4Addr::from(u32::from(base) + i);
+    FleetSpec {
+        base,
+        count: PROFILES.len(),
+        port: 0,
+        tdp_port: 0,
+        profiles: PROFILES.iter().map(|p| (*p).to_owned()).collect(),
+        time_scale: 1.0,
+        faults: vec![
+            (at(1), FaultKind::Glitch28kw),
+            (at(2), FaultKind::UnitScale),
+            (at(3), FaultKind::Flaky),
+        ],
+    }
+}
+
+/// Loopback /28 blocks tried in turn (derived from the process id, so two demos differ).
+fn candidate_bases() -> impl Iterator<Item = Ipv4Addr> {
+    let seed = std::process::id();
+    (0..64u32).map(move |i| {
+        let n = seed
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(i.wrapping_mul(40_503));
+        // 127.(100..=227).(0..=255).(16 × k + 2): never .0/.1 of a block, never the broadcast.
+        Ipv4Addr::new(
+            127,
+            100 + (n % 128) as u8,
+            (n >> 8) as u8,
+            ((n >> 16) % 15) as u8 * 16 + 2,
+        )
+    })
+}
+
+/// Starts the demo fleet on the first loopback block where it can bind.
+pub async fn start_fleet() -> anyhow::Result<Fleet> {
+    let mut last = None;
+    for base in candidate_bases() {
+        match sim::start(demo_spec(base)).await {
+            Ok(f) => return Ok(f),
+            Err(
+                e @ (SimError::AddrInUse { .. }
+                | SimError::AddrNotAvailable { .. }
+                | SimError::Io { .. }),
+            ) => {
+                tracing::info!("demo fleet at {base} not possible: {e}");
+                last = Some(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "could not start the simulated fleet on any loopback address: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
+/// Discovery of the demo fleet: broadcast to 127.255.255.255 and a sweep of its /28, on the
+/// fleet's ports. Every address is loopback (checked).
+pub fn demo_discovery(fleet: &Fleet) -> anyhow::Result<DiscoveryConfig> {
+    let first = fleet
+        .plugs()
+        .first()
+        .map(|p| p.ip)
+        .ok_or_else(|| anyhow::anyhow!("the demo fleet is empty"))?;
+    let sweep = Ipv4Net::new(first, 28)?.trunc();
+    let cfg = DiscoveryConfig {
+        targets: vec![sim::LOOPBACK_BROADCAST],
+        hosts: Vec::new(),
+        sweeps: vec![sweep],
+        port: fleet.port(),
+        tdp_port: fleet.tdp_port(),
+        timeout: Duration::from_millis(1500),
+        ..DiscoveryConfig::default()
+    };
+    let all_loopback = cfg.targets.iter().all(Ipv4Addr::is_loopback)
+        && cfg.hosts.iter().all(Ipv4Addr::is_loopback)
+        && cfg
+            .sweeps
+            .iter()
+            .all(|n| n.network().is_loopback() && n.broadcast().is_loopback());
+    anyhow::ensure!(
+        all_loopback,
+        "refusing a demo discovery that leaves loopback"
+    );
+    Ok(cfg)
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let fleet = rt.block_on(start_fleet())?;
+    // The faulty plugs' relays on, so their bad readings show (a plug that is off reads 0 W).
+    rt.block_on(async {
+        for p in fleet
+            .plugs()
+            .iter()
+            .filter(|p| !p.faults.is_empty() && p.has_meter())
+        {
+            let client = crate::net::Client::new(
+                IpAddr::V4(p.ip),
+                ClientConfig::with_timeout(fleet.port(), Duration::from_secs(2)),
+            );
+            if let Err(e) = client.set_relay(true, None).await {
+                tracing::warn!(ip = %p.ip, "demo: could not switch the relay on: {e}");
+            }
+        }
+    });
+    let disc = demo_discovery(&fleet)?;
+    tracing::info!(port = fleet.port(), first = %disc.sweeps[0], "demo fleet started");
+    let settings = args.view.settings(Some("DEMO".into()));
+    let timeout = Duration::from_secs(2);
+    let setup = Setup {
+        poll: crate::net::poller::PollConfig {
+            interval: args.view.interval,
+            client: ClientConfig::with_timeout(fleet.port(), timeout),
+            ..Default::default()
+        },
+        client: ClientConfig::with_timeout(fleet.port(), timeout),
+    };
+    let sources = discovery_source(disc, rediscovery_interval(args.view.interval));
+    let app = App::new(settings, std::time::Instant::now());
+    let result = run_tui(&rt, app, setup, sources);
+    rt.block_on(fleet.shutdown());
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }

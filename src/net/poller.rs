@@ -1,1 +1,608 @@
-//! The poller: refreshes sysinfo and readings of known devices (not built yet).
+//! The poller: refreshes readings of every tracked plug on an interval, with bounded
+//! concurrency, a timeout per request, backoff for failing devices, and one connection per poll
+//! (a strip's outlets are read one after another over it, gently). One slow plug never delays
+//! the others: each device has its own due time and at most one poll in flight.
+//!
+//! [`Schedule`] is the pure part (time passed in); [`run`] is the task that performs the polls
+//! and sends a [`PollReport`] per poll over the app's event channel.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+
+use crate::net::client::{ClientConfig, Connection, NetError, Stage};
+use crate::protocol::{Realtime, Request, SysInfo};
+
+/// How the poller behaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollConfig {
+    pub interval: Duration,
+    /// Polls in flight at once across the fleet.
+    pub concurrency: usize,
+    /// Connect/reply timeouts (the port comes from each target).
+    pub client: ClientConfig,
+    /// Longest wait between retries of a failing device.
+    pub max_backoff: Duration,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(2),
+            concurrency: 16,
+            client: ClientConfig::with_timeout(
+                crate::protocol::DEFAULT_PORT,
+                Duration::from_secs(3),
+            ),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A device to poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub key: String,
+    pub addr: SocketAddr,
+}
+
+/// Instructions from the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    Track(Target),
+    Untrack(String),
+    /// Poll these now (empty = every tracked device), even if backing off.
+    PollNow(Vec<String>),
+}
+
+/// What one successful poll read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Polled {
+    pub sysinfo: SysInfo,
+    /// The plug's meter (`None` when it has none or is a strip).
+    pub realtime: Option<Result<Realtime, NetError>>,
+    /// A metered strip's outlets, by full child id.
+    pub outlets: Vec<(String, Result<Realtime, NetError>)>,
+}
+
+/// The result of polling one device once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollReport {
+    pub key: String,
+    pub addr: SocketAddr,
+    pub outcome: Result<Polled, NetError>,
+    /// Consecutive failed polls of this device, this one included (0 after a success).
+    pub misses: u32,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    addr: SocketAddr,
+    next_due: Instant,
+    misses: u32,
+    in_flight: bool,
+}
+
+/// Per-device due times, misses and backoff. Pure: time is passed in.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    interval: Duration,
+    max_backoff: Duration,
+    entries: HashMap<String, Entry>,
+}
+
+impl Schedule {
+    pub fn new(interval: Duration, max_backoff: Duration) -> Self {
+        Self {
+            interval,
+            max_backoff: max_backoff.max(interval),
+            entries: HashMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Starts tracking a device (due at once), or updates its address.
+    pub fn track(&mut self, t: Target, now: Instant) {
+        self.entries
+            .entry(t.key)
+            .and_modify(|e| e.addr = t.addr)
+            .or_insert(Entry {
+                addr: t.addr,
+                next_due: now,
+                misses: 0,
+                in_flight: false,
+            });
+    }
+
+    pub fn untrack(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+
+    /// Makes the given devices (all when empty) due now.
+    pub fn poll_now(&mut self, keys: &[String], now: Instant) {
+        for (k, e) in self.entries.iter_mut() {
+            if keys.is_empty() || keys.contains(k) {
+                e.next_due = e.next_due.min(now);
+            }
+        }
+    }
+
+    /// The devices due at `now` that have no poll in flight; they are marked in flight.
+    pub fn take_due(&mut self, now: Instant) -> Vec<Target> {
+        let mut due: Vec<_> = self
+            .entries
+            .iter_mut()
+            .filter(|(_, e)| !e.in_flight && e.next_due <= now)
+            .map(|(k, e)| {
+                e.in_flight = true;
+                (
+                    e.next_due,
+                    Target {
+                        key: k.clone(),
+                        addr: e.addr,
+                    },
+                )
+            })
+            .collect();
+        due.sort_by_key(|(at, t)| (*at, t.key.clone()));
+        due.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Records the end of a poll; returns the consecutive misses (0 after a success).
+    pub fn finished(&mut self, key: &str, ok: bool, now: Instant) -> u32 {
+        let (interval, max_backoff) = (self.interval, self.max_backoff);
+        let Some(e) = self.entries.get_mut(key) else {
+            return 0;
+        };
+        e.in_flight = false;
+        if ok {
+            e.misses = 0;
+            e.next_due = now + self.interval;
+        } else {
+            e.misses = e.misses.saturating_add(1);
+            e.next_due = now + backoff(interval, max_backoff, e.misses);
+        }
+        e.misses
+    }
+
+    /// Wait after the `misses`-th consecutive failure: interval, 2×, 4×… up to the cap.
+    pub fn backoff(&self, misses: u32) -> Duration {
+        backoff(self.interval, self.max_backoff, misses)
+    }
+
+    /// When the next idle device becomes due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter(|e| !e.in_flight)
+            .map(|e| e.next_due)
+            .min()
+    }
+}
+
+fn backoff(interval: Duration, max: Duration, misses: u32) -> Duration {
+    let factor = 1u32 << misses.saturating_sub(1).min(10);
+    (interval * factor).min(max)
+}
+
+/// One exchange over `conn`, reconnecting once if the plug closed the connection after its
+/// previous reply (some firmware does).
+async fn call_on(
+    conn: &mut Option<Connection<TcpStream>>,
+    addr: SocketAddr,
+    cfg: &ClientConfig,
+    req: &Request,
+) -> Result<serde_json::Value, NetError> {
+    if let Some(c) = conn.as_mut() {
+        match c.call(req).await {
+            Err(NetError::Reset) => {}
+            other => return other,
+        }
+    }
+    let mut fresh = Connection::connect(addr.ip(), cfg).await?;
+    let r = fresh.call(req).await;
+    *conn = Some(fresh);
+    r
+}
+
+/// Polls one device: sysinfo, then its meter, or each outlet's meter of a metered strip, one
+/// after another over one connection. Bounded by `cfg`'s timeouts, and overall by a budget of
+/// (2 + outlets) reply timeouts.
+pub async fn poll_device(addr: SocketAddr, cfg: &ClientConfig) -> Result<Polled, NetError> {
+    let cfg = ClientConfig {
+        port: addr.port(),
+        ..*cfg
+    };
+    let mut conn = Some(Connection::connect(addr.ip(), &cfg).await?);
+    let sysinfo = SysInfo::from_reply(&call_on(&mut conn, addr, &cfg, &Request::SysInfo).await?)?;
+    let mut polled = Polled {
+        realtime: None,
+        outlets: Vec::new(),
+        sysinfo,
+    };
+    if !polled.sysinfo.has_emeter() {
+        return Ok(polled);
+    }
+    let budget = cfg.reply_timeout * (2 + polled.sysinfo.children.len() as u32);
+    let read = async {
+        if polled.sysinfo.children.is_empty() {
+            let r = call_on(&mut conn, addr, &cfg, &Request::realtime(None)).await;
+            polled.realtime = Some(r.and_then(|v| Ok(Realtime::from_reply(&v)?)));
+        } else {
+            let ids: Vec<String> = polled
+                .sysinfo
+                .children
+                .iter()
+                .map(|c| c.id.clone())
+                .collect();
+            for id in ids {
+                let r = call_on(&mut conn, addr, &cfg, &Request::realtime(Some(&id))).await;
+                polled
+                    .outlets
+                    .push((id, r.and_then(|v| Ok(Realtime::from_reply(&v)?))));
+            }
+        }
+    };
+    if timeout(budget, read).await.is_err() {
+        return Err(NetError::Timeout {
+            stage: Stage::Reply,
+            after: budget,
+        });
+    }
+    Ok(polled)
+}
+
+/// Runs the poller until `token` is cancelled or the app's channel closes.
+pub async fn run<E>(
+    cfg: PollConfig,
+    mut ctl: mpsc::Receiver<Control>,
+    tx: mpsc::Sender<E>,
+    token: CancellationToken,
+) where
+    E: From<PollReport> + Send + 'static,
+{
+    let mut schedule = Schedule::new(cfg.interval, cfg.max_backoff);
+    let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let mut jobs: JoinSet<(String, SocketAddr, Result<Polled, NetError>, Duration)> =
+        JoinSet::new();
+    let mut ctl_open = true;
+    loop {
+        for t in schedule.take_due(Instant::now()) {
+            let permits = permits.clone();
+            let client = cfg.client;
+            let token = token.clone();
+            jobs.spawn(async move {
+                let started = Instant::now();
+                let outcome = tokio::select! {
+                    _ = token.cancelled() => Err(NetError::Io("cancelled".into())),
+                    outcome = async {
+                        let _permit = permits.acquire_owned().await;
+                        poll_device(t.addr, &client).await
+                    } => outcome,
+                };
+                (t.key, t.addr, outcome, started.elapsed())
+            });
+        }
+        let wake = schedule
+            .next_due()
+            .unwrap_or_else(|| Instant::now() + cfg.interval);
+        tokio::select! {
+            _ = token.cancelled() => break,
+            c = ctl.recv(), if ctl_open => match c {
+                Some(Control::Track(t)) => schedule.track(t, Instant::now()),
+                Some(Control::Untrack(k)) => schedule.untrack(&k),
+                Some(Control::PollNow(keys)) => schedule.poll_now(&keys, Instant::now()),
+                None => ctl_open = false,
+            },
+            Some(done) = jobs.join_next(), if !jobs.is_empty() => {
+                let Ok((key, addr, outcome, elapsed)) = done else {
+                    // A poll task panicked: that is a bug, not a device failure.
+                    tracing::error!("a poll task failed: {done:?}");
+                    break;
+                };
+                let misses = schedule.finished(&key, outcome.is_ok(), Instant::now());
+                if let Err(e) = &outcome {
+                    tracing::debug!(%addr, misses, "poll failed: {e}");
+                }
+                let report = PollReport { key, addr, outcome, misses, elapsed };
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    sent = tx.send(E::from(report)) => if sent.is_err() { break },
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+    }
+    jobs.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(k: &str, port: u16) -> Target {
+        Target {
+            key: k.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    #[test]
+    fn new_devices_are_due_at_once_and_not_twice_while_in_flight() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(2), Duration::from_secs(30));
+        s.track(target("a", 1), t0);
+        s.track(target("b", 1), t0);
+        assert_eq!(s.take_due(t0).len(), 2);
+        assert!(s.take_due(t0 + Duration::from_secs(10)).is_empty());
+        assert_eq!(s.finished("a", true, t0), 0);
+        assert!(s.take_due(t0 + Duration::from_secs(1)).is_empty());
+        assert_eq!(s.take_due(t0 + Duration::from_secs(2)).len(), 1);
+    }
+
+    #[test]
+    fn failures_back_off_and_a_success_resets() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(2), Duration::from_secs(30));
+        s.track(target("a", 1), t0);
+        let mut now = t0;
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            assert_eq!(s.take_due(now).len(), 1);
+            let m = s.finished("a", false, now);
+            let due = s.next_due().unwrap();
+            waits.push((m, due - now));
+            now = due;
+        }
+        let secs: Vec<u64> = waits.iter().map(|(_, d)| d.as_secs()).collect();
+        assert_eq!(secs, vec![2, 4, 8, 16, 30, 30]);
+        assert_eq!(waits.last().unwrap().0, 6);
+        s.take_due(now);
+        assert_eq!(s.finished("a", true, now), 0);
+        assert_eq!(s.next_due().unwrap() - now, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn poll_now_overrides_backoff_and_track_updates_the_address() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(2), Duration::from_secs(30));
+        s.track(target("a", 1), t0);
+        s.take_due(t0);
+        s.finished("a", false, t0);
+        s.track(target("a", 2), t0);
+        s.poll_now(&[], t0);
+        let due = s.take_due(t0);
+        assert_eq!(due, vec![target("a", 2)]);
+        s.untrack("a");
+        assert!(s.is_empty());
+    }
+
+    mod loopback {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use serde_json::{Value, json};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpListener;
+
+        use super::super::*;
+        use crate::protocol::cipher;
+        use crate::protocol::codec::encode_frame;
+
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mode {
+            Normal,
+            CloseAfterReply,
+            Hang,
+        }
+
+        struct Responder {
+            addr: SocketAddr,
+            connections: Arc<AtomicUsize>,
+            requests: Arc<AtomicUsize>,
+            open: Arc<AtomicUsize>,
+        }
+
+        fn sysinfo(outlets: usize) -> Value {
+            let mut v = json!({"model":"HS300(US)","hw_ver":"2.0","sw_ver":"1.0.12 Build 1 Rel.1",
+                "mac":"50:C7:BF:00:00:01","deviceId":"DEV","alias":"x","feature":"TIM:ENE","err_code":0});
+            if outlets == 0 {
+                v["relay_state"] = json!(1);
+            } else {
+                v["children"] = (0..outlets)
+                    .map(|i| json!({"id": format!("{i:02}"), "alias": format!("o{i}"), "state": 1}))
+                    .collect();
+            }
+            v
+        }
+
+        fn answer(req: &Value, outlets: usize) -> Value {
+            if req.pointer("/system/get_sysinfo").is_some() {
+                return json!({"system":{"get_sysinfo": sysinfo(outlets)}});
+            }
+            let child = req
+                .pointer("/context/child_ids/0")
+                .and_then(Value::as_str)
+                .map(|c| c[c.len() - 2..].parse::<u64>().unwrap_or(99));
+            let p = 1000 * (child.unwrap_or(0) + 1);
+            json!({"emeter":{"get_realtime":{"power_mw": p, "voltage_mv": 120000, "current_ma": 10, "total_wh": 5, "err_code": 0}}})
+        }
+
+        async fn start(outlets: usize, mode: Mode) -> Responder {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let connections = Arc::new(AtomicUsize::new(0));
+            let requests = Arc::new(AtomicUsize::new(0));
+            let open = Arc::new(AtomicUsize::new(0));
+            let (c, r, o) = (connections.clone(), requests.clone(), open.clone());
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = listener.accept().await {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    let (r, o) = (r.clone(), o.clone());
+                    o.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        loop {
+                            let mut hdr = [0u8; 4];
+                            if s.read_exact(&mut hdr).await.is_err() {
+                                break;
+                            }
+                            let mut body = vec![0u8; u32::from_be_bytes(hdr) as usize];
+                            if s.read_exact(&mut body).await.is_err() {
+                                break;
+                            }
+                            r.fetch_add(1, Ordering::SeqCst);
+                            if mode == Mode::Hang {
+                                // Hold the connection until the client gives up.
+                                let mut sink = [0u8; 1];
+                                let _ = s.read(&mut sink).await;
+                                break;
+                            }
+                            let req: Value =
+                                serde_json::from_slice(&cipher::decrypt(&body)).unwrap();
+                            let reply = answer(&req, outlets).to_string();
+                            if s.write_all(&encode_frame(reply.as_bytes())).await.is_err() {
+                                break;
+                            }
+                            if mode == Mode::CloseAfterReply {
+                                break;
+                            }
+                        }
+                        o.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+            });
+            Responder {
+                addr,
+                connections,
+                requests,
+                open,
+            }
+        }
+
+        fn client() -> ClientConfig {
+            ClientConfig {
+                connect_timeout: Duration::from_millis(500),
+                reply_timeout: Duration::from_millis(300),
+                ..ClientConfig::default()
+            }
+        }
+
+        #[tokio::test]
+        async fn a_strip_is_read_per_outlet_over_one_connection() {
+            let r = start(4, Mode::Normal).await;
+            let p = poll_device(r.addr, &client()).await.unwrap();
+            assert_eq!(p.outlets.len(), 4);
+            let watts: Vec<f64> = p
+                .outlets
+                .iter()
+                .map(|(_, x)| x.as_ref().unwrap().power_w.unwrap())
+                .collect();
+            assert_eq!(watts, vec![1.0, 2.0, 3.0, 4.0]);
+            assert!(p.outlets[2].0.ends_with("02"));
+            assert_eq!(r.connections.load(Ordering::SeqCst), 1);
+            assert_eq!(r.requests.load(Ordering::SeqCst), 5);
+        }
+
+        #[tokio::test]
+        async fn a_plug_that_closes_after_each_reply_is_still_read() {
+            let r = start(0, Mode::CloseAfterReply).await;
+            let p = poll_device(r.addr, &client()).await.unwrap();
+            assert_eq!(p.realtime.unwrap().unwrap().power_w, Some(1.0));
+            assert_eq!(r.connections.load(Ordering::SeqCst), 2);
+        }
+
+        #[tokio::test]
+        async fn a_hanging_plug_times_out_and_never_delays_the_others() {
+            let good = start(0, Mode::Normal).await;
+            let hang = start(0, Mode::Hang).await;
+            let cfg = PollConfig {
+                interval: Duration::from_millis(50),
+                concurrency: 4,
+                client: client(),
+                max_backoff: Duration::from_millis(200),
+            };
+            let (ctl_tx, ctl_rx) = mpsc::channel(8);
+            let (tx, mut rx) = mpsc::channel::<PollReport>(64);
+            let token = CancellationToken::new();
+            let task = tokio::spawn(run(cfg, ctl_rx, tx, token.clone()));
+            ctl_tx
+                .send(Control::Track(Target {
+                    key: "hang".into(),
+                    addr: hang.addr,
+                }))
+                .await
+                .unwrap();
+            ctl_tx
+                .send(Control::Track(Target {
+                    key: "good".into(),
+                    addr: good.addr,
+                }))
+                .await
+                .unwrap();
+            let mut good_before_hang = 0;
+            let mut hang_misses = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while hang_misses.len() < 3 {
+                let rep = tokio::time::timeout_at(deadline, rx.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                match rep.key.as_str() {
+                    "good" => {
+                        assert!(rep.outcome.is_ok());
+                        if hang_misses.is_empty() {
+                            good_before_hang += 1;
+                        }
+                    }
+                    _ => {
+                        assert!(
+                            matches!(rep.outcome, Err(NetError::Timeout { .. })),
+                            "{:?}",
+                            rep.outcome
+                        );
+                        hang_misses.push(rep.misses);
+                    }
+                }
+            }
+            // 300 ms reply timeout vs a 50 ms interval: the good plug was read several times.
+            assert!(
+                good_before_hang >= 3,
+                "good plug read {good_before_hang} times"
+            );
+            assert_eq!(hang_misses, vec![1, 2, 3]);
+            token.cancel();
+            task.await.unwrap();
+            // No connection left open once the poller stopped.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while hang.open.load(Ordering::SeqCst) + good.open.load(Ordering::SeqCst) > 0 {
+                assert!(tokio::time::Instant::now() < deadline, "sockets leaked");
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn a_refused_port_is_a_quick_typed_error() {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            drop(l);
+            let e = poll_device(addr, &client()).await.unwrap_err();
+            assert_eq!(e, NetError::Refused);
+        }
+    }
+}

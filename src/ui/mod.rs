@@ -1,1 +1,317 @@
-//! Drawing: screens, widgets, key map and theme.
+//! Drawing only: the state is read, never changed. One file per screen part.
+
+pub mod detail;
+pub mod help;
+pub mod table;
+pub mod theme;
+
+use std::time::Duration;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use crate::app::keymap::{Context, KEYMAP};
+use crate::app::state::{App, Overlay};
+pub use theme::Theme;
+
+/// Draws the whole screen.
+pub fn render(frame: &mut Frame, app: &App) {
+    let theme = Theme::new(app.settings.color);
+    let area = frame.area();
+    let filter_line = app.view.editing_filter || !app.view.filter.is_empty();
+    let [title, summary, body, filter, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(u16::from(filter_line)),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_title(frame, title, app, &theme);
+    render_summary(frame, summary, app, &theme);
+    if app.view.detail && app.selected().is_some() {
+        let [table_area, detail_area] =
+            Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(body);
+        table::render_table(frame, table_area, app, &theme);
+        detail::render_detail(frame, detail_area, app, &theme);
+    } else {
+        table::render_table(frame, body, app, &theme);
+    }
+    if filter_line {
+        render_filter(frame, filter, app, &theme);
+    }
+    render_status(frame, status, app, &theme);
+    match &app.view.overlay {
+        Overlay::None => {}
+        Overlay::Help => help::render_help(frame, body, app, &theme),
+        Overlay::Confirm(c) => render_confirm(frame, body, c, &theme),
+    }
+}
+
+/// Device-supplied text made safe to draw: control characters replaced, length bounded.
+pub fn clean(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| *c != '\u{200b}')
+        .map(|c| if c.is_control() { '�' } else { c })
+        .take(max)
+        .collect()
+}
+
+/// "now", "5s", "3m", "2h", "4d".
+pub fn age(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=1 => "now".into(),
+        2..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+fn render_title(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut left = vec![Span::styled(" plugfleet ", theme.title())];
+    if let Some(label) = &app.settings.label {
+        left.push(Span::styled(format!(" {label} "), theme.label()));
+        left.push(Span::raw(" simulated fleet on loopback"));
+    }
+    let mut right = Vec::new();
+    if app.discovering {
+        right.push(Span::styled("discovering… ", theme.dim()));
+    }
+    right.push(Span::styled(
+        format!("every {}s ", fmt_secs(app.settings.interval)),
+        theme.dim(),
+    ));
+    if app.settings.read_only {
+        right.push(Span::styled(" READ-ONLY ", theme.label()));
+    }
+    let right = Line::from(right);
+    let rw = right.width() as u16;
+    let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(rw)]).areas(area);
+    frame.render_widget(Line::from(left), l);
+    frame.render_widget(right.right_aligned(), r);
+}
+
+fn fmt_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if (s - s.round()).abs() < 1e-9 {
+        format!("{}", s.round() as u64)
+    } else {
+        format!("{s:.1}")
+    }
+}
+
+fn render_summary(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let s = app.summary();
+    let mut spans = vec![
+        Span::raw(format!(" {} {}", s.devices, plural(s.devices, "device"))),
+        Span::styled(" · ", theme.dim()),
+        Span::raw(format!("{} online", s.online)),
+    ];
+    if s.offline > 0 {
+        spans.push(Span::styled(" · ", theme.dim()));
+        spans.push(Span::styled(format!("{} offline", s.offline), theme.dim()));
+    }
+    if s.newer > 0 {
+        spans.push(Span::styled(" · ", theme.dim()));
+        spans.push(Span::raw(format!("{} newer-protocol", s.newer)));
+    }
+    spans.push(Span::styled(" · ", theme.dim()));
+    if s.flagged > 0 {
+        spans.push(Span::styled(
+            format!("! {} flagged", s.flagged),
+            theme.verdict(crate::app::Verdict::Bogus),
+        ));
+    } else {
+        spans.push(Span::raw("0 flagged"));
+    }
+    if s.marked > 0 {
+        spans.push(Span::styled(" · ", theme.dim()));
+        spans.push(Span::styled(format!("{} marked", s.marked), theme.marked()));
+    }
+    if s.power_w > 0.0 {
+        spans.push(Span::styled(" · ", theme.dim()));
+        spans.push(Span::raw(format!("{:.0} W", s.power_w)));
+        spans.push(Span::styled(" (flagged excluded)", theme.dim()));
+    }
+    if !s.versions.is_empty() {
+        spans.push(Span::styled(" · versions ", theme.dim()));
+        let v: Vec<String> = s
+            .versions
+            .iter()
+            .map(|(v, n)| format!("{}×{n}", clean(v, 12)))
+            .collect();
+        spans.push(Span::raw(v.join(" ")));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn render_filter(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut spans = vec![
+        Span::styled(" filter: ", theme.key()),
+        Span::raw(app.view.filter.clone()),
+    ];
+    if app.view.editing_filter {
+        spans.push(Span::styled("▏", theme.key()));
+        spans.push(Span::styled("  Enter keep · Esc clear", theme.dim()));
+    } else {
+        spans.push(Span::styled("  (Esc clears)", theme.dim()));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut spans = Vec::new();
+    if let Some(label) = &app.settings.label {
+        spans.push(Span::styled(format!(" {label} "), theme.label()));
+        spans.push(Span::raw(" "));
+    }
+    if app.settings.read_only {
+        spans.push(Span::styled(" READ-ONLY: writes disabled ", theme.label()));
+        spans.push(Span::raw(" "));
+    }
+    if app.view.flagged_only {
+        spans.push(Span::styled(
+            "[flagged only] ",
+            theme.verdict(crate::app::Verdict::Suspect),
+        ));
+    }
+    if let Some(msg) = app.status() {
+        spans.push(Span::raw(clean(msg, 200)));
+    } else {
+        // Hints from the key map, the most useful first.
+        let ctx = match app.view.overlay {
+            Overlay::Help => Context::Help,
+            Overlay::Confirm(_) => Context::Confirm,
+            Overlay::None if app.view.editing_filter => Context::Filter,
+            Overlay::None => Context::Table,
+        };
+        use crate::app::keymap::Action as A;
+        let wanted = [
+            A::Confirm,
+            A::Cancel,
+            A::CloseHelp,
+            A::FilterAccept,
+            A::FilterClear,
+            A::Help,
+            A::ToggleDetail,
+            A::StartFilter,
+            A::FlaggedOnly,
+            A::Mark,
+            A::ToggleRelay,
+            A::Reboot,
+            A::SortNext,
+            A::Expand,
+            A::Quit,
+        ];
+        for a in wanted {
+            if let Some(b) = KEYMAP.iter().find(|b| b.context == ctx && b.action == a) {
+                if b.writes && app.settings.read_only {
+                    continue;
+                }
+                let short = b.help.split([' ', '(']).next().unwrap_or("");
+                let short = match a {
+                    A::ToggleDetail => "detail",
+                    A::StartFilter => "filter",
+                    A::FlaggedOnly => "flagged",
+                    A::ToggleRelay => "relay",
+                    A::SortNext => "sort",
+                    A::Expand => "expand",
+                    A::Mark => "mark",
+                    A::Help => "help",
+                    A::Confirm => "yes",
+                    A::Cancel => "cancel",
+                    A::CloseHelp => "close",
+                    A::FilterAccept => "keep",
+                    A::FilterClear => "clear",
+                    _ => short,
+                };
+                spans.push(Span::styled(b.keys[0].label(), theme.key()));
+                spans.push(Span::styled(format!(" {short}  "), theme.dim()));
+            }
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A rectangle of at most `w`×`h` centred in `r`.
+pub fn centered(r: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(r.width);
+    let h = h.min(r.height);
+    Rect {
+        x: r.x + (r.width - w) / 2,
+        y: r.y + (r.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn render_confirm(frame: &mut Frame, area: Rect, c: &crate::app::state::Confirm, theme: &Theme) {
+    let n = c.rows.len();
+    let what = match c.kind {
+        crate::app::ActionKind::Reboot => "device",
+        _ => "plug",
+    };
+    let title = format!(" {} {n} {}? ", capitalise(c.kind.label()), plural(n, what));
+    let mut lines: Vec<Line> = c
+        .lines
+        .iter()
+        .take(usize::from(area.height.saturating_sub(6)).max(1))
+        .map(|l| Line::from(format!("  {}", clean(l, 120))))
+        .collect();
+    if c.lines.len() > lines.len() {
+        lines.push(Line::styled(
+            format!("  … and {} more", c.lines.len() - lines.len()),
+            theme.dim(),
+        ));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::from(vec![
+        Span::styled("  y", theme.key()),
+        Span::raw(" yes, do it    "),
+        Span::styled("n/Esc", theme.key()),
+        Span::raw(" cancel    "),
+        Span::styled("(Enter does nothing)", theme.dim()),
+    ]));
+    let h = lines.len() as u16 + 2;
+    let w = lines
+        .iter()
+        .map(|l| l.width() as u16)
+        .max()
+        .unwrap_or(20)
+        .max(title.len() as u16)
+        + 4;
+    let rect = centered(area, w, h);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(Span::styled(
+                    title,
+                    theme.verdict(crate::app::Verdict::Suspect),
+                ))
+                .border_style(theme.verdict(crate::app::Verdict::Suspect)),
+        ),
+        rect,
+    );
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
+}

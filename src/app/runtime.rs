@@ -1,0 +1,293 @@
+//! The runtime: owns the terminal and the event channel, runs the UI loop (wait for one event,
+//! drain what else is queued, update, draw once, at most `MAX_FPS` times a second), and turns
+//! [`Command`]s into tasks: the poller, write actions (bounded), and whatever sources the
+//! caller starts (discovery).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event as ct;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::event::{ActionKind, Command, Event};
+use super::state::App;
+use super::update::update;
+use crate::net::client::{Client, ClientConfig};
+use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
+
+/// Capacity of the one event channel every source sends into.
+pub const EVENT_QUEUE: usize = 1024;
+/// At most this many events are applied before a frame is drawn.
+const DRAIN_MAX: usize = 512;
+/// Frame-rate cap.
+const MAX_FPS: u32 = 30;
+/// Write actions (relay, reboot) in flight at once.
+const ACTION_CONCURRENCY: usize = 4;
+
+impl From<PollReport> for Event {
+    fn from(r: PollReport) -> Self {
+        Event::Polled(Box::new(r))
+    }
+}
+
+/// What the runtime needs besides the app.
+pub struct Setup {
+    pub poll: PollConfig,
+    /// Timeouts for write actions (the port comes from each device).
+    pub client: ClientConfig,
+}
+
+/// Starts sources of events (discovery…) on the given channel; they must stop when the token
+/// is cancelled. Tasks put in the set are watched: a panic ends the app.
+pub type Sources = Box<dyn FnOnce(mpsc::Sender<Event>, CancellationToken, &mut JoinSet<()>) + Send>;
+
+/// Reads terminal input on a plain thread (crossterm's reader blocks) and forwards it.
+fn spawn_input(tx: mpsc::Sender<Event>, token: CancellationToken) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !token.is_cancelled() {
+            match ct::poll(Duration::from_millis(100)) {
+                Ok(false) => continue,
+                Ok(true) => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Event::Shutdown(Some(format!("terminal input: {e}"))));
+                    return;
+                }
+            }
+            let ev = match ct::read() {
+                Ok(ct::Event::Key(k)) => Event::Key(k),
+                Ok(ct::Event::Resize(w, h)) => Event::Resize(w, h),
+                Ok(_) => continue,
+                Err(e) => Event::Shutdown(Some(format!("terminal input: {e}"))),
+            };
+            if tx.blocking_send(ev).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Sends `Shutdown` on SIGINT or SIGTERM (Ctrl-C in raw mode arrives as a key instead).
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {},
+                    _ = i.recv() => {},
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn perform(
+    cfg: ClientConfig,
+    addr: SocketAddr,
+    child: Option<String>,
+    kind: ActionKind,
+) -> Result<(), String> {
+    let client = Client::new(
+        addr.ip(),
+        ClientConfig {
+            port: addr.port(),
+            ..cfg
+        },
+    );
+    let r = match kind {
+        ActionKind::RelayOn => client.set_relay(true, child.as_deref()).await,
+        ActionKind::RelayOff => client.set_relay(false, child.as_deref()).await,
+        ActionKind::Reboot => client.reboot(1).await,
+    };
+    r.map_err(|e| e.to_string())
+}
+
+/// Runs the UI until the user quits, a signal arrives, or a background task fails.
+pub async fn run(
+    terminal: &mut DefaultTerminal,
+    mut app: App,
+    setup: Setup,
+    sources: Sources,
+) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    let _cancel_on_exit = token.clone().drop_guard();
+    let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
+    // Unbounded on purpose: the UI loop must never wait on the poller while the poller waits
+    // on the UI loop; control messages are bounded by user actions and devices found.
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<Control>();
+    let (ctl_bridge_tx, ctl_bridge_rx) = mpsc::channel::<Control>(64);
+
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    tasks.spawn(poller::run(
+        setup.poll,
+        ctl_bridge_rx,
+        tx.clone(),
+        token.child_token(),
+    ));
+    {
+        // Forward the unbounded control queue into the poller's bounded one.
+        let token = token.clone();
+        let mut ctl_rx = ctl_rx;
+        tasks.spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = token.cancelled() => return,
+                    m = ctl_rx.recv() => m,
+                };
+                let Some(msg) = msg else { return };
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    r = ctl_bridge_tx.send(msg) => if r.is_err() { return },
+                }
+            }
+        });
+    }
+    {
+        let (tx, token) = (tx.clone(), token.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tick.tick() => if tx.send(Event::Tick).await.is_err() { return },
+                }
+            }
+        });
+    }
+    {
+        let (tx, token) = (tx.clone(), token.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {},
+                _ = wait_for_signal() => { let _ = tx.send(Event::Shutdown(None)).await; }
+            }
+        });
+    }
+    sources(tx.clone(), token.child_token(), &mut tasks);
+    let input = spawn_input(tx.clone(), token.clone());
+
+    let permits = Arc::new(Semaphore::new(ACTION_CONCURRENCY));
+    let mut actions: JoinSet<()> = JoinSet::new();
+    let frame = Duration::from_secs(1) / MAX_FPS;
+
+    let size = terminal.size().context("reading the terminal size")?;
+    update(
+        &mut app,
+        Event::Resize(size.width, size.height),
+        std::time::Instant::now(),
+    );
+    terminal
+        .draw(|f| crate::ui::render(f, &app))
+        .context("drawing")?;
+    let mut last_draw = Instant::now();
+
+    let result = 'ui: loop {
+        let first = tokio::select! {
+            ev = rx.recv() => ev,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                match done {
+                    Err(e) if e.is_panic() => break 'ui Err(anyhow::anyhow!("a background task panicked: {e}")),
+                    _ => continue,
+                }
+            }
+            Some(done) = actions.join_next(), if !actions.is_empty() => {
+                match done {
+                    Err(e) if e.is_panic() => break 'ui Err(anyhow::anyhow!("an action task panicked: {e}")),
+                    _ => continue,
+                }
+            }
+        };
+        let Some(first) = first else {
+            break Ok(());
+        };
+        let mut batch = vec![first];
+        // Drain what else is queued, and wait out the rest of the frame budget for more.
+        let deadline = last_draw + frame;
+        while batch.len() < DRAIN_MAX {
+            match rx.try_recv() {
+                Ok(ev) => batch.push(ev),
+                Err(_) if Instant::now() < deadline => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(ev)) => batch.push(ev),
+                        _ => break,
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        for ev in batch {
+            let cmds = update(&mut app, ev, std::time::Instant::now());
+            for cmd in cmds {
+                match cmd {
+                    Command::Quit => {}
+                    Command::Track { key, addr } => {
+                        let _ = ctl_tx.send(Control::Track(Target { key, addr }));
+                    }
+                    Command::PollNow(keys) => {
+                        let _ = ctl_tx.send(Control::PollNow(keys));
+                    }
+                    Command::Act {
+                        key,
+                        addr,
+                        child,
+                        kind,
+                    } => {
+                        if app.settings.read_only {
+                            tracing::error!(%addr, ?kind, "write refused in read-only mode");
+                            continue;
+                        }
+                        tracing::info!(%addr, ?child, ?kind, "write");
+                        let (tx, permits, cfg) = (tx.clone(), permits.clone(), setup.client);
+                        let token = token.clone();
+                        actions.spawn(async move {
+                            let result = tokio::select! {
+                                _ = token.cancelled() => return,
+                                r = async {
+                                    let _permit = permits.acquire_owned().await;
+                                    perform(cfg, addr, child.clone(), kind).await
+                                } => r,
+                            };
+                            let _ = tx
+                                .send(Event::ActionFinished {
+                                    key,
+                                    child,
+                                    kind,
+                                    result,
+                                })
+                                .await;
+                        });
+                    }
+                }
+            }
+            if app.quit {
+                break 'ui Ok(());
+            }
+        }
+        terminal
+            .draw(|f| crate::ui::render(f, &app))
+            .context("drawing")?;
+        last_draw = Instant::now();
+    };
+    token.cancel();
+    actions.shutdown().await;
+    // Background tasks stop on the token; do not wait long for stragglers.
+    let _ = tokio::time::timeout(Duration::from_secs(2), tasks.shutdown()).await;
+    let _ = input.join();
+    result
+}

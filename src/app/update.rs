@@ -1,0 +1,923 @@
+//! The pure update function: `update(&mut App, Event, now) -> Vec<Command>`.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::event::{ActionKind, Command, Event, SeenInfo, Sighting};
+use super::keymap::{self, Action, Context};
+use super::state::{
+    App, Confirm, Device, Link, Meter, OFFLINE_AFTER, Outlet, Overlay, RowId, RowRef,
+};
+use crate::net::poller::{PollReport, Polled};
+use crate::protocol::reply::normalise_mac;
+
+/// Applies one event to the state and says what the runtime should do.
+pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
+    app.now = now;
+    let cmds = match ev {
+        Event::Key(k) => on_key(app, k, now),
+        Event::Resize(_, h) => {
+            app.view.page = usize::from(h.saturating_sub(8)).max(1);
+            Vec::new()
+        }
+        Event::Tick => Vec::new(),
+        Event::DeviceDiscovered(s) => on_sighting(app, s, now),
+        Event::DiscoveryNote(n) => {
+            note(app, n, now);
+            Vec::new()
+        }
+        Event::DiscoveryRound {
+            round,
+            found,
+            errors,
+        } => {
+            for e in errors {
+                note(app, format!("discovery: {e}"), now);
+            }
+            if round == 0 {
+                app.discovering = false;
+                let msg = format!(
+                    "first discovery pass done: {found} {} found",
+                    if found == 1 { "reply" } else { "replies" }
+                );
+                app.set_status(msg, now);
+            }
+            Vec::new()
+        }
+        Event::Polled(r) => on_polled(app, *r, now),
+        Event::ActionFinished {
+            key,
+            child,
+            kind,
+            result,
+        } => {
+            let name = app
+                .row(&RowId {
+                    key: key.clone(),
+                    child: child.clone(),
+                })
+                .map(|r| describe(&r))
+                .unwrap_or_else(|| key.clone());
+            match result {
+                Ok(()) => {
+                    app.set_status(format!("{}: {} done", name, kind.label()), now);
+                    vec![Command::PollNow(vec![key])]
+                }
+                Err(e) => {
+                    app.set_status(format!("{}: {} failed: {e}", name, kind.label()), now);
+                    Vec::new()
+                }
+            }
+        }
+        Event::Shutdown(reason) => {
+            if let Some(r) = reason {
+                app.set_status(r, now);
+            }
+            app.quit = true;
+            vec![Command::Quit]
+        }
+    };
+    fix_selection(app);
+    cmds
+}
+
+/// Keeps a discovery note (bounded) and shows it in the status bar.
+fn note(app: &mut App, n: String, now: Instant) {
+    if app.notes.len() == 20 {
+        app.notes.pop_front();
+    }
+    app.set_status(n.clone(), now);
+    app.notes.push_back(n);
+}
+
+fn describe(r: &RowRef<'_>) -> String {
+    let alias = r.alias();
+    let ip = r.device.addr.ip();
+    match (alias.is_empty(), r.outlet) {
+        (true, _) => ip.to_string(),
+        (false, Some(_)) => format!("{alias} ({ip} outlet)"),
+        (false, None) => format!("{alias} ({ip})"),
+    }
+}
+
+/// Keeps the selection on a visible row (the first one when it was lost).
+fn fix_selection(app: &mut App) {
+    if app
+        .view
+        .selected
+        .as_ref()
+        .is_some_and(|id| app.is_visible(id))
+    {
+        return;
+    }
+    let rows = app.rows();
+    let first = rows.first().map(RowRef::id);
+    app.view.selected = first;
+    if app.view.selected.is_none() {
+        app.view.detail = false;
+    }
+}
+
+fn context(app: &App) -> Context {
+    match app.view.overlay {
+        Overlay::Help => Context::Help,
+        Overlay::Confirm(_) => Context::Confirm,
+        Overlay::None if app.view.editing_filter => Context::Filter,
+        Overlay::None => Context::Table,
+    }
+}
+
+fn on_key(app: &mut App, key: KeyEvent, now: Instant) -> Vec<Command> {
+    if key.kind != KeyEventKind::Press {
+        return Vec::new();
+    }
+    let ctx = context(app);
+    let Some(binding) = keymap::lookup(ctx, &key) else {
+        if ctx == Context::Filter
+            && let KeyCode::Char(c) = key.code
+            && !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+            && app.view.filter.chars().count() < 64
+        {
+            app.view.filter.push(c);
+        }
+        return Vec::new();
+    };
+    if binding.writes && app.settings.read_only {
+        app.set_status("read-only mode: writes are disabled", now);
+        return Vec::new();
+    }
+    act(app, binding.action, now)
+}
+
+fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
+    match action {
+        Action::Quit => {
+            app.quit = true;
+            return vec![Command::Quit];
+        }
+        Action::Up if app.view.overlay == Overlay::Help => {
+            app.view.help_scroll = app.view.help_scroll.saturating_sub(1);
+        }
+        Action::Down if app.view.overlay == Overlay::Help => {
+            app.view.help_scroll = app.view.help_scroll.saturating_add(1).min(200);
+        }
+        Action::Up => move_selection(app, -1),
+        Action::Down => move_selection(app, 1),
+        Action::PageUp => move_selection(app, -(app.view.page.max(1) as isize)),
+        Action::PageDown => move_selection(app, app.view.page.max(1) as isize),
+        Action::Top => move_selection(app, isize::MIN / 2),
+        Action::Bottom => move_selection(app, isize::MAX / 2),
+        Action::ToggleDetail => app.view.detail = !app.view.detail && app.selected().is_some(),
+        Action::Back => {
+            if app.view.detail {
+                app.view.detail = false;
+            } else if !app.view.filter.is_empty() {
+                app.view.filter.clear();
+            } else if app.view.flagged_only {
+                app.view.flagged_only = false;
+            }
+        }
+        Action::StartFilter => app.view.editing_filter = true,
+        Action::FilterAccept => app.view.editing_filter = false,
+        Action::FilterClear => {
+            app.view.filter.clear();
+            app.view.editing_filter = false;
+        }
+        Action::FilterBackspace => {
+            app.view.filter.pop();
+        }
+        Action::Mark => {
+            if let Some(id) = app.view.selected.clone() {
+                if !app.view.marked.remove(&id) {
+                    app.view.marked.insert(id);
+                }
+                move_selection(app, 1);
+            }
+        }
+        Action::MarkAllVisible => {
+            let ids: Vec<RowId> = app.rows().iter().map(RowRef::id).collect();
+            if !ids.is_empty() && ids.iter().all(|i| app.view.marked.contains(i)) {
+                for i in &ids {
+                    app.view.marked.remove(i);
+                }
+                app.set_status(format!("unmarked {} rows", ids.len()), now);
+            } else {
+                let n = ids.len();
+                app.view.marked.extend(ids);
+                app.set_status(format!("marked {n} visible rows"), now);
+            }
+        }
+        Action::ClearMarks => app.view.marked.clear(),
+        Action::FlaggedOnly => {
+            app.view.flagged_only = !app.view.flagged_only;
+            let msg = if app.view.flagged_only {
+                "showing flagged rows only (f: show all)"
+            } else {
+                "showing all rows"
+            };
+            app.set_status(msg, now);
+        }
+        Action::SortNext | Action::SortPrev | Action::SortReverse => {
+            match action {
+                Action::SortNext => app.view.sort = app.view.sort.next(),
+                Action::SortPrev => app.view.sort = app.view.sort.prev(),
+                _ => app.view.descending = !app.view.descending,
+            }
+            let dir = if app.view.descending {
+                "descending"
+            } else {
+                "ascending"
+            };
+            app.set_status(format!("sorted by {} ({dir})", app.view.sort.name()), now);
+        }
+        Action::Expand => {
+            if let Some(sel) = app.selected()
+                && sel.outlet.is_none()
+                && sel.device.is_strip()
+            {
+                let key = sel.device.key.clone();
+                app.view.expanded.insert(key);
+            }
+        }
+        Action::Collapse => {
+            if let Some(sel) = app.view.selected.clone() {
+                app.view.expanded.remove(&sel.key);
+                app.view.selected = Some(RowId::device(&sel.key));
+            }
+        }
+        Action::ToggleRelay => return toggle_relay(app, now),
+        Action::Reboot => ask_reboot(app, now),
+        Action::Refresh => {
+            let keys: BTreeSet<String> = app.view.marked.iter().map(|r| r.key.clone()).collect();
+            let msg = if keys.is_empty() {
+                "refreshing every device now".to_owned()
+            } else {
+                format!("refreshing {} marked devices now", keys.len())
+            };
+            app.set_status(msg, now);
+            return vec![Command::PollNow(keys.into_iter().collect())];
+        }
+        Action::Help => {
+            app.view.help_scroll = 0;
+            app.view.overlay = Overlay::Help;
+        }
+        Action::CloseHelp | Action::Cancel => {
+            if matches!(app.view.overlay, Overlay::Confirm(_)) {
+                app.set_status("cancelled", now);
+            }
+            app.view.overlay = Overlay::None;
+        }
+        Action::Confirm => {
+            let Overlay::Confirm(c) = std::mem::take(&mut app.view.overlay) else {
+                return Vec::new();
+            };
+            return perform(app, c.kind, &c.rows, now);
+        }
+    }
+    Vec::new()
+}
+
+fn move_selection(app: &mut App, delta: isize) {
+    let rows = app.rows();
+    if rows.is_empty() {
+        return;
+    }
+    let cur = app.selected_index(&rows).unwrap_or(0) as isize;
+    let next = cur.saturating_add(delta).clamp(0, rows.len() as isize - 1) as usize;
+    let id = rows[next].id();
+    app.view.selected = Some(id);
+}
+
+/// The rows an action applies to: the marked ones, else the selected one.
+fn action_rows(app: &App) -> Vec<RowId> {
+    if app.view.marked.is_empty() {
+        app.view.selected.iter().cloned().collect()
+    } else {
+        app.view.marked.iter().cloned().collect()
+    }
+}
+
+fn toggle_relay(app: &mut App, now: Instant) -> Vec<Command> {
+    let mut rows = Vec::new();
+    let mut skipped = 0;
+    for id in action_rows(app) {
+        match app.row(&id) {
+            Some(r) if r.device.is_online() && r.relay().is_some() => rows.push(r),
+            _ => skipped += 1,
+        }
+    }
+    if rows.is_empty() {
+        app.set_status(
+            "nothing to toggle: select or mark an online plug or outlet (a strip's relays are per outlet)",
+            now,
+        );
+        return Vec::new();
+    }
+    let on = !rows.iter().all(|r| r.relay() == Some(true));
+    let kind = if on {
+        ActionKind::RelayOn
+    } else {
+        ActionKind::RelayOff
+    };
+    let ids: Vec<RowId> = rows.iter().map(RowRef::id).collect();
+    if ids.len() == 1 && skipped == 0 {
+        return perform(app, kind, &ids, now);
+    }
+    let mut lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let from = if r.relay() == Some(true) { "on" } else { "off" };
+            let to = if on { "on" } else { "off" };
+            format!("{}  {from} → {to}", describe(r))
+        })
+        .collect();
+    if skipped > 0 {
+        lines.push(format!(
+            "({skipped} marked rows skipped: offline or no relay)"
+        ));
+    }
+    app.view.overlay = Overlay::Confirm(Confirm {
+        kind,
+        rows: ids,
+        lines,
+    });
+    Vec::new()
+}
+
+fn ask_reboot(app: &mut App, now: Instant) {
+    let keys: BTreeSet<String> = action_rows(app).into_iter().map(|r| r.key).collect();
+    let rows: Vec<RowRef<'_>> = keys
+        .iter()
+        .filter_map(|k| app.row(&RowId::device(k)))
+        .filter(|r| r.device.is_online())
+        .collect();
+    if rows.is_empty() {
+        app.set_status("nothing to reboot: select or mark an online device", now);
+        return;
+    }
+    let ids = rows.iter().map(RowRef::id).collect();
+    let lines = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}  {}  {}",
+                describe(r),
+                r.device.model(),
+                r.device.sw_version()
+            )
+        })
+        .collect();
+    app.view.overlay = Overlay::Confirm(Confirm {
+        kind: ActionKind::Reboot,
+        rows: ids,
+        lines,
+    });
+}
+
+fn perform(app: &mut App, kind: ActionKind, rows: &[RowId], now: Instant) -> Vec<Command> {
+    if app.settings.read_only {
+        app.set_status("read-only mode: writes are disabled", now);
+        return Vec::new();
+    }
+    let cmds: Vec<Command> = rows
+        .iter()
+        .filter_map(|id| {
+            let d = app.devices.get(&id.key)?;
+            Some(Command::Act {
+                key: id.key.clone(),
+                addr: d.addr,
+                child: id.child.clone(),
+                kind,
+            })
+        })
+        .collect();
+    app.set_status(
+        format!("{}: sent to {} device(s)…", kind.label(), cmds.len()),
+        now,
+    );
+    cmds
+}
+
+fn outlets_from(sys: &crate::protocol::SysInfo, old: &[Outlet]) -> Vec<Outlet> {
+    sys.children
+        .iter()
+        .map(|c| {
+            let meter = old
+                .iter()
+                .find(|o| o.id == c.id)
+                .and_then(|o| o.meter.clone());
+            Outlet {
+                id: c.id.clone(),
+                alias: c.alias.clone(),
+                relay_on: c.relay_on,
+                meter,
+            }
+        })
+        .collect()
+}
+
+fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
+    let addr = SocketAddr::new(s.ip, s.port);
+    match s.info {
+        SeenInfo::Newer(tdp) => {
+            let mac = normalise_mac(&tdp.mac);
+            // A device that also answers on 9999 is listed once, as legacy.
+            if let Some(d) = app.devices.values_mut().find(|d| d.mac() == mac) {
+                d.found_by.insert(s.found_by);
+                if d.is_newer() {
+                    d.tdp = Some(*tdp);
+                    d.last_seen = Some(now);
+                } else {
+                    d.tdp = Some(*tdp);
+                }
+                return Vec::new();
+            }
+            let key = format!("mac:{mac}");
+            app.devices.insert(
+                key.clone(),
+                Device {
+                    key,
+                    addr,
+                    found_by: BTreeSet::from([s.found_by]),
+                    sysinfo: None,
+                    tdp: Some(*tdp),
+                    meter: None,
+                    outlets: Vec::new(),
+                    link: Link::Online,
+                    last_seen: Some(now),
+                    first_seen: now,
+                    last_error: None,
+                    previous_addr: None,
+                },
+            );
+            Vec::new()
+        }
+        SeenInfo::Legacy(sys) => {
+            let key = sys.device_id.clone();
+            // A newer-protocol entry with the same MAC is the same device: merge into this one.
+            let newer_key = format!("mac:{}", sys.mac);
+            let merged = app.devices.remove(&newer_key);
+            let d = app.devices.entry(key.clone()).or_insert_with(|| Device {
+                key: key.clone(),
+                addr,
+                found_by: BTreeSet::new(),
+                sysinfo: None,
+                tdp: None,
+                meter: None,
+                outlets: Vec::new(),
+                link: Link::Pending,
+                last_seen: None,
+                first_seen: now,
+                last_error: None,
+                previous_addr: None,
+            });
+            if let Some(m) = merged {
+                d.found_by.extend(m.found_by);
+                d.tdp = m.tdp;
+            }
+            d.found_by.insert(s.found_by);
+            let moved = d.addr != addr;
+            if moved {
+                d.previous_addr = Some(d.addr);
+                d.addr = addr;
+            }
+            let fresh = d.sysinfo.is_none();
+            d.outlets = outlets_from(&sys, &d.outlets);
+            if sys.has_emeter() && sys.children.is_empty() && d.meter.is_none() {
+                d.meter = Some(Meter::default());
+            }
+            if sys.has_emeter() {
+                for o in d.outlets.iter_mut().filter(|o| o.meter.is_none()) {
+                    o.meter = Some(Meter::default());
+                }
+            }
+            d.sysinfo = Some(*sys);
+            d.last_seen = Some(now);
+            if matches!(d.link, Link::Offline(_)) {
+                d.link = Link::Pending;
+            }
+            if fresh || moved {
+                vec![Command::Track { key, addr }]
+            } else {
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
+    let Some(d) = app.devices.get_mut(&r.key) else {
+        return Vec::new();
+    };
+    if d.addr != r.addr {
+        // A poll of an address the device has since left.
+        return Vec::new();
+    }
+    match r.outcome {
+        Err(e) => {
+            d.last_error = Some(e.to_string());
+            d.link = if r.misses >= OFFLINE_AFTER {
+                Link::Offline(e.to_string())
+            } else {
+                Link::Failing(r.misses)
+            };
+            Vec::new()
+        }
+        Ok(p) if p.sysinfo.device_id != d.key => {
+            // Someone else answers at this address now: the tracked device is gone from it.
+            let msg = format!(
+                "another device ({}) answers at {}",
+                p.sysinfo.device_id, r.addr
+            );
+            d.link = Link::Offline(msg.clone());
+            d.last_error = Some(msg);
+            let s = Sighting {
+                ip: r.addr.ip(),
+                port: r.addr.port(),
+                found_by: d
+                    .found_by
+                    .iter()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| "host".into()),
+                info: SeenInfo::Legacy(Box::new(p.sysinfo)),
+            };
+            on_sighting(app, s, now)
+        }
+        Ok(p) => {
+            let now_ms = now.saturating_duration_since(app.started).as_millis() as u64;
+            if record_poll(d, p, now, now_ms) {
+                // The engine saw a jump: read again at once to confirm or dismiss it.
+                vec![Command::PollNow(vec![r.key])]
+            } else {
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Records a successful poll; true when a meter wants a confirming re-read.
+fn record_poll(d: &mut Device, p: Polled, now: Instant, now_ms: u64) -> bool {
+    d.link = Link::Online;
+    d.last_seen = Some(now);
+    d.last_error = None;
+    d.outlets = outlets_from(&p.sysinfo, &d.outlets);
+    let model = p.sysinfo.model.clone();
+    let mut reread = false;
+    let mut apply =
+        |m: &mut Meter, rt: Result<crate::protocol::Realtime, crate::net::NetError>| match rt {
+            Ok(reading) => {
+                m.record(&model, reading, now, now_ms);
+                reread |= m.check.reread;
+            }
+            Err(e) => m.error = Some(e.to_string()),
+        };
+    if let Some(rt) = p.realtime {
+        apply(d.meter.get_or_insert_with(Meter::default), rt);
+    }
+    for (id, rt) in p.outlets {
+        if let Some(o) = d.outlets.iter_mut().find(|o| o.id == id) {
+            apply(o.meter.get_or_insert_with(Meter::default), rt);
+        }
+    }
+    d.sysinfo = Some(p.sysinfo);
+    reread
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::app::fixture::{self, Plug, device_id, mixed_fleet};
+    use crate::app::state::{Column, Health, Settings};
+    use ratatui::crossterm::event::KeyEventState;
+
+    fn key(app: &mut App, code: KeyCode, now: Instant) -> Vec<Command> {
+        update(
+            app,
+            Event::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+            now,
+        )
+    }
+
+    fn chars(app: &mut App, s: &str, now: Instant) -> Vec<Command> {
+        s.chars()
+            .flat_map(|c| key(app, KeyCode::Char(c), now))
+            .collect()
+    }
+
+    fn fleet() -> (App, Instant) {
+        mixed_fleet(Settings::default(), Instant::now())
+    }
+
+    fn visible_aliases(app: &App) -> Vec<String> {
+        app.rows().iter().map(|r| r.alias().to_owned()).collect()
+    }
+
+    #[test]
+    fn only_key_presses_act() {
+        let (mut app, now) = fleet();
+        let release = KeyEvent {
+            code: KeyCode::Char('q'),
+            modifiers: KeyModifiers::NONE,
+            kind: KeyEventKind::Release,
+            state: KeyEventState::NONE,
+        };
+        assert!(update(&mut app, Event::Key(release), now).is_empty());
+        assert!(!app.quit);
+        assert_eq!(key(&mut app, KeyCode::Char('q'), now), vec![Command::Quit]);
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn a_sighting_tracks_the_device_and_identity_follows_the_device_id() {
+        let now = Instant::now();
+        let mut app = App::new(Settings::default(), now);
+        let p = Plug::new(1, "a", "HS110(EU)", "4.0", "1.0.4");
+        let cmds = update(&mut app, fixture::sighting(&p, "broadcast"), now);
+        assert_eq!(
+            cmds,
+            vec![Command::Track {
+                key: device_id(1),
+                addr: fixture::addr(1)
+            }]
+        );
+        // Seen again by a sweep at the same address: no new tracking, provenance added.
+        assert!(update(&mut app, fixture::sighting(&p, "sweep"), now).is_empty());
+        // Seen at a new address: same device, tracked at the new address.
+        let Event::DeviceDiscovered(mut s) = fixture::sighting(&p, "host") else {
+            unreachable!()
+        };
+        s.ip = fixture::ip(42);
+        let cmds = update(&mut app, Event::DeviceDiscovered(s), now);
+        assert_eq!(app.devices.len(), 1);
+        let d = &app.devices[&device_id(1)];
+        assert_eq!(d.previous_addr, Some(fixture::addr(1)));
+        assert_eq!(d.found_by.len(), 3);
+        assert!(matches!(&cmds[..], [Command::Track { addr, .. }] if *addr == fixture::addr(42)));
+    }
+
+    #[test]
+    fn a_newer_protocol_sighting_merges_into_the_legacy_device_with_that_mac() {
+        let now = Instant::now();
+        let mut app = App::new(Settings::default(), now);
+        update(&mut app, fixture::newer(3, "HS103(US)"), now);
+        assert_eq!(app.devices.values().next().unwrap().health(), Health::Newer);
+        let p = Plug::new(3, "both", "HS103(US)", "5.0", "1.1.3");
+        update(&mut app, fixture::sighting(&p, "broadcast"), now);
+        assert_eq!(app.devices.len(), 1);
+        let d = &app.devices[&device_id(3)];
+        assert!(d.tdp.is_some() && d.sysinfo.is_some());
+        assert!(d.found_by.contains("udp20002") && d.found_by.contains("broadcast"));
+        // And the other way round: a later TDP reply does not add a second row.
+        update(&mut app, fixture::newer(3, "HS103(US)"), now);
+        assert_eq!(app.devices.len(), 1);
+    }
+
+    #[test]
+    fn misses_make_a_device_failing_then_offline_and_a_reply_brings_it_back() {
+        let now = Instant::now();
+        let mut app = App::new(Settings::default(), now);
+        let p = Plug::new(1, "a", "HS110(EU)", "4.0", "1.0.4");
+        update(&mut app, fixture::sighting(&p, "host"), now);
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Pending);
+        update(&mut app, fixture::failed(&p, 1), now);
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Failing);
+        update(&mut app, fixture::failed(&p, OFFLINE_AFTER), now);
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Offline);
+        let r = fixture::reading(10.0, 230.0, 0.1, 1.0);
+        update(&mut app, fixture::polled(&p, Some(r), vec![]), now);
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Ok);
+    }
+
+    #[test]
+    fn readings_are_assessed_and_flag_counts_kept() {
+        let (app, _) = fleet();
+        let heater = &app.devices[&device_id(2)];
+        assert_eq!(heater.health(), Health::Bogus);
+        assert_eq!(heater.flagged(), 2);
+        let desk = &app.devices[&device_id(3)];
+        assert!(desk.meter.as_ref().unwrap().check.reasons[0].contains("unit-scale"));
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Ok);
+        assert_eq!(app.summary().flagged, 3);
+    }
+
+    #[test]
+    fn filter_narrows_and_escape_clears() {
+        let (mut app, now) = fleet();
+        chars(&mut app, "/hs110", now);
+        assert!(app.view.editing_filter);
+        key(&mut app, KeyCode::Enter, now);
+        assert_eq!(
+            visible_aliases(&app),
+            ["kitchen", "garage heater", "office desk"]
+        );
+        // Typing q in the table now quits, not filters.
+        key(&mut app, KeyCode::Esc, now);
+        assert_eq!(app.rows().len(), 7);
+        chars(&mut app, "/nas", now);
+        key(&mut app, KeyCode::Enter, now);
+        // An outlet match shows its strip, expanded or not.
+        assert_eq!(visible_aliases(&app), ["rack strip"]);
+    }
+
+    #[test]
+    fn flagged_only_and_marks() {
+        let (mut app, now) = fleet();
+        chars(&mut app, "f", now);
+        assert_eq!(
+            visible_aliases(&app),
+            ["garage heater", "office desk", "rack strip"]
+        );
+        chars(&mut app, "a", now);
+        assert_eq!(app.view.marked.len(), 3);
+        chars(&mut app, "a", now);
+        assert!(app.view.marked.is_empty());
+        chars(&mut app, "f", now);
+        chars(&mut app, " ", now);
+        chars(&mut app, " ", now);
+        assert_eq!(app.view.marked.len(), 2, "space marks and moves down");
+        chars(&mut app, "u", now);
+        assert!(app.view.marked.is_empty());
+    }
+
+    #[test]
+    fn sorting_by_power_descending_puts_the_glitch_first() {
+        let (mut app, now) = fleet();
+        while app.view.sort != Column::Watts {
+            chars(&mut app, "s", now);
+        }
+        chars(&mut app, "o", now);
+        assert_eq!(visible_aliases(&app)[..2], ["office desk", "garage heater"]);
+        chars(&mut app, "S", now);
+        assert_eq!(app.view.sort, Column::Relay);
+    }
+
+    #[test]
+    fn strips_expand_and_collapse() {
+        let (mut app, now) = fleet();
+        chars(&mut app, "jjjj", now);
+        assert_eq!(app.selected().unwrap().alias(), "rack strip");
+        key(&mut app, KeyCode::Right, now);
+        assert_eq!(app.rows().len(), 10);
+        chars(&mut app, "jj", now);
+        assert_eq!(app.selected().unwrap().alias(), "nas");
+        key(&mut app, KeyCode::Left, now);
+        assert_eq!(app.rows().len(), 7);
+        assert_eq!(app.selected().unwrap().alias(), "rack strip");
+    }
+
+    #[test]
+    fn one_toggle_acts_at_once_several_ask_and_enter_never_confirms() {
+        let (mut app, now) = fleet();
+        let cmds = chars(&mut app, "t", now);
+        assert!(matches!(
+            &cmds[..],
+            [Command::Act {
+                kind: ActionKind::RelayOff,
+                child: None,
+                ..
+            }]
+        ));
+        chars(&mut app, "  ", now);
+        assert!(chars(&mut app, "t", now).is_empty());
+        assert!(matches!(app.view.overlay, Overlay::Confirm(_)));
+        assert!(key(&mut app, KeyCode::Enter, now).is_empty());
+        assert!(matches!(app.view.overlay, Overlay::Confirm(_)));
+        let cmds = chars(&mut app, "y", now);
+        assert_eq!(cmds.len(), 2);
+        assert_eq!(app.view.overlay, Overlay::None);
+        // Cancelling sends nothing.
+        chars(&mut app, "t", now);
+        assert!(chars(&mut app, "n", now).is_empty());
+        assert_eq!(app.view.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn a_strip_outlet_is_toggled_with_its_child_id() {
+        let (mut app, now) = fleet();
+        chars(&mut app, "jjjj", now);
+        key(&mut app, KeyCode::Right, now);
+        chars(&mut app, "j", now);
+        let cmds = chars(&mut app, "t", now);
+        let want = format!("{}00", device_id(5));
+        assert!(
+            matches!(&cmds[..], [Command::Act { child: Some(c), kind: ActionKind::RelayOff, .. }] if *c == want)
+        );
+    }
+
+    #[test]
+    fn reboot_always_asks() {
+        let (mut app, now) = fleet();
+        assert!(chars(&mut app, "R", now).is_empty());
+        let Overlay::Confirm(c) = &app.view.overlay else {
+            panic!("no dialog")
+        };
+        assert_eq!(c.kind, ActionKind::Reboot);
+        let cmds = chars(&mut app, "y", now);
+        assert!(matches!(
+            &cmds[..],
+            [Command::Act {
+                kind: ActionKind::Reboot,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn read_only_sends_no_write_and_says_so() {
+        let settings = Settings {
+            read_only: true,
+            ..Settings::default()
+        };
+        let (mut app, now) = mixed_fleet(settings, Instant::now());
+        assert!(chars(&mut app, "t", now).is_empty());
+        assert!(app.status().unwrap().contains("read-only"));
+        assert!(chars(&mut app, "R", now).is_empty());
+        assert_eq!(app.view.overlay, Overlay::None);
+        // Even a dialog opened some other way cannot produce a write.
+        app.view.overlay = Overlay::Confirm(Confirm {
+            kind: ActionKind::Reboot,
+            rows: vec![RowId::device(&device_id(1))],
+            lines: vec![],
+        });
+        assert!(chars(&mut app, "y", now).is_empty());
+        // Refresh is a read: allowed.
+        assert_eq!(chars(&mut app, "r", now), vec![Command::PollNow(vec![])]);
+    }
+
+    #[test]
+    fn an_action_result_is_reported_and_a_success_polls_again() {
+        let (mut app, now) = fleet();
+        let later = now + Duration::from_secs(1);
+        let cmds = update(
+            &mut app,
+            Event::ActionFinished {
+                key: device_id(1),
+                child: None,
+                kind: ActionKind::RelayOff,
+                result: Ok(()),
+            },
+            later,
+        );
+        assert_eq!(cmds, vec![Command::PollNow(vec![device_id(1)])]);
+        assert!(app.status().unwrap().contains("kitchen"));
+        update(
+            &mut app,
+            Event::ActionFinished {
+                key: device_id(1),
+                child: None,
+                kind: ActionKind::Reboot,
+                result: Err("timed out".into()),
+            },
+            later,
+        );
+        assert!(app.status().unwrap().contains("failed: timed out"));
+        // Status messages expire.
+        update(&mut app, Event::Tick, later + Duration::from_secs(60));
+        assert!(app.status().is_none());
+    }
+
+    #[test]
+    fn navigation_stays_in_bounds_and_the_selection_survives_a_filter() {
+        let (mut app, now) = fleet();
+        key(&mut app, KeyCode::End, now);
+        key(&mut app, KeyCode::Down, now);
+        assert_eq!(app.selected_index(&app.rows()), Some(6));
+        key(&mut app, KeyCode::Home, now);
+        key(&mut app, KeyCode::Up, now);
+        assert_eq!(app.selected_index(&app.rows()), Some(0));
+        chars(&mut app, "/desk", now);
+        assert_eq!(app.selected().unwrap().alias(), "office desk");
+        key(&mut app, KeyCode::Enter, now);
+        key(&mut app, KeyCode::Enter, now);
+        assert!(app.view.detail);
+        key(&mut app, KeyCode::Esc, now);
+        assert!(!app.view.detail);
+    }
+
+    #[test]
+    fn another_device_at_a_tracked_address_is_not_mistaken_for_it() {
+        let now = Instant::now();
+        let mut app = App::new(Settings::default(), now);
+        let a = Plug::new(1, "a", "HS110(EU)", "4.0", "1.0.4");
+        update(&mut app, fixture::sighting(&a, "host"), now);
+        let mut b = Plug::new(2, "b", "HS110(EU)", "4.0", "1.0.4");
+        b.n = 2;
+        let Event::Polled(mut rep) = fixture::polled(&b, None, vec![]) else {
+            unreachable!()
+        };
+        rep.key = device_id(1);
+        rep.addr = fixture::addr(1);
+        let cmds = update(&mut app, Event::Polled(rep), now);
+        assert_eq!(app.devices.len(), 2);
+        assert_eq!(app.devices[&device_id(1)].health(), Health::Offline);
+        assert!(matches!(&cmds[..], [Command::Track { key, .. }] if *key == device_id(2)));
+    }
+}

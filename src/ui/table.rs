@@ -1,0 +1,332 @@
+//! The home screen: one row per device (and per outlet of an expanded strip).
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
+
+use super::theme::{Theme, health_glyph, verdict_glyph};
+use super::{age, clean};
+use crate::app::state::{App, Column, Health, Link, RowRef, Values, Verdict};
+
+/// Width of each column.
+pub fn width(c: Column) -> u16 {
+    match c {
+        Column::Mark => 1,
+        Column::Health => 9,
+        Column::Alias => 18,
+        Column::Ip => 15,
+        Column::Model => 10,
+        Column::Hw => 4,
+        Column::Sw => 7,
+        Column::Relay => 5,
+        Column::Watts => 9,
+        Column::Volts => 7,
+        Column::Amps => 7,
+        Column::Kwh => 9,
+        Column::Rssi => 4,
+        Column::Seen => 5,
+        Column::Found => 12,
+    }
+}
+
+/// Columns dropped first when the terminal is narrow.
+const DROP_ORDER: [Column; 10] = [
+    Column::Found,
+    Column::Hw,
+    Column::Rssi,
+    Column::Seen,
+    Column::Kwh,
+    Column::Amps,
+    Column::Sw,
+    Column::Volts,
+    Column::Model,
+    Column::Relay,
+];
+
+/// The columns that fit in `avail` cells (one cell of spacing between columns).
+pub fn visible_columns(avail: u16) -> Vec<Column> {
+    let mut cols: Vec<Column> = Column::ALL.to_vec();
+    let need = |cols: &[Column]| -> u16 {
+        cols.iter()
+            .map(|c| if *c == Column::Alias { 14 } else { width(*c) })
+            .sum::<u16>()
+            + cols.len().saturating_sub(1) as u16
+    };
+    for drop in DROP_ORDER {
+        if need(&cols) <= avail {
+            break;
+        }
+        cols.retain(|c| *c != drop);
+    }
+    cols
+}
+
+/// The width given to `c` when the table is `avail` cells wide: the alias column takes what
+/// is left (at least 14).
+fn width_in(c: Column, cols: &[Column], avail: u16) -> u16 {
+    if c != Column::Alias {
+        return width(c);
+    }
+    let others: u16 = cols
+        .iter()
+        .filter(|c| **c != Column::Alias)
+        .map(|c| width(*c) + 1)
+        .sum();
+    avail.saturating_sub(others).clamp(14, 40)
+}
+
+fn num(
+    v: Option<f64>,
+    decimals: usize,
+    verdict: Verdict,
+    theme: &Theme,
+    dim: bool,
+) -> Cell<'static> {
+    match v {
+        None => Cell::from(Line::from("—").right_aligned()).style(theme.dim()),
+        Some(x) => {
+            let text = format!("{x:.decimals$}{}", verdict_glyph(verdict));
+            let style = if verdict != Verdict::Ok {
+                theme.verdict(verdict)
+            } else if dim {
+                theme.dim()
+            } else {
+                Style::new()
+            };
+            Cell::from(Line::from(text).right_aligned()).style(style)
+        }
+    }
+}
+
+fn found_label(s: &str) -> &str {
+    match s {
+        "broadcast" => "bcast",
+        other => other,
+    }
+}
+
+/// What a row's cells share, computed once per row.
+pub struct RowFacts {
+    pub health: Health,
+    pub stale: bool,
+    pub values: Values,
+}
+
+impl RowFacts {
+    pub fn of(r: &RowRef<'_>) -> Self {
+        Self {
+            health: r.health(),
+            stale: matches!(r.device.link, Link::Offline(_)),
+            values: r.values(),
+        }
+    }
+}
+
+/// The cell of `col` for row `r`.
+pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Theme) -> Cell<'a> {
+    let d = r.device;
+    let health = f.health;
+    let stale = f.stale;
+    let values = f.values;
+    let text = |s: String| Cell::from(s);
+    match col {
+        Column::Mark => {
+            if app.view.marked.contains(&r.id()) {
+                Cell::from("✓").style(theme.marked())
+            } else {
+                Cell::from(" ")
+            }
+        }
+        Column::Health => Cell::from(format!("{} {}", health_glyph(health), health.label()))
+            .style(theme.health(health)),
+        Column::Alias => match r.outlet {
+            Some(o) => {
+                let last = d.outlets.last().is_some_and(|l| l.id == o.id);
+                let branch = if last { "└" } else { "├" };
+                text(format!("{branch} {}", clean(&o.alias, 40)))
+            }
+            None if d.is_strip() => {
+                let arrow = if app.view.expanded.contains(&d.key) {
+                    "▾"
+                } else {
+                    "▸"
+                };
+                text(format!("{arrow} {}", clean(d.alias(), 40)))
+            }
+            None => text(clean(d.alias(), 40)),
+        },
+        Column::Ip => {
+            if r.outlet.is_some() {
+                let idx = r.outlet.map(|o| o.id.len().saturating_sub(2)).unwrap_or(0);
+                let id = r.outlet.map(|o| &o.id[idx..]).unwrap_or("");
+                Cell::from(format!("  outlet {}", clean(id, 4))).style(theme.dim())
+            } else {
+                text(d.addr.ip().to_string())
+            }
+        }
+        Column::Model if r.outlet.is_some() => Cell::from(""),
+        Column::Model => text(clean(d.model(), 16)),
+        Column::Hw if r.outlet.is_some() => Cell::from(""),
+        Column::Hw => text(clean(d.hw_ver(), 8)),
+        Column::Sw if r.outlet.is_some() => Cell::from(""),
+        Column::Sw => {
+            if d.is_newer() {
+                Cell::from("?").style(theme.dim())
+            } else {
+                text(clean(d.sw_version(), 12))
+            }
+        }
+        Column::Relay => match r.relay() {
+            Some(true) => Cell::from("on"),
+            Some(false) => Cell::from("off").style(theme.dim()),
+            None if d.is_strip() && r.outlet.is_none() => {
+                let on = d.outlets.iter().filter(|o| o.relay_on).count();
+                Cell::from(format!("{on}/{}", d.outlets.len()))
+            }
+            None => Cell::from("—").style(theme.dim()),
+        },
+        Column::Watts => num(values.power, 1, values.flags.power, theme, stale),
+        Column::Volts => num(values.voltage, 1, values.flags.voltage, theme, stale),
+        Column::Amps => num(values.current, 3, values.flags.current, theme, stale),
+        Column::Kwh => num(values.total, 3, values.flags.total, theme, stale),
+        Column::Rssi if r.outlet.is_some() => Cell::from(""),
+        Column::Rssi => match d.rssi() {
+            Some(v) => Cell::from(Line::from(v.to_string()).right_aligned()),
+            None => Cell::from(Line::from("—").right_aligned()).style(theme.dim()),
+        },
+        Column::Seen if r.outlet.is_some() => Cell::from(""),
+        Column::Seen => match d.last_seen {
+            Some(t) => {
+                let s = age(app.now.saturating_duration_since(t));
+                let style = if health == Health::Offline || health == Health::Failing {
+                    theme.dim()
+                } else {
+                    Style::new()
+                };
+                Cell::from(Line::from(s).right_aligned()).style(style)
+            }
+            None => Cell::from(Line::from("—").right_aligned()).style(theme.dim()),
+        },
+        Column::Found if r.outlet.is_some() => Cell::from(""),
+        Column::Found => text(
+            d.found_by
+                .iter()
+                .map(|s| found_label(s))
+                .collect::<Vec<_>>()
+                .join("+"),
+        ),
+    }
+}
+
+pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let rows = app.rows();
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .border_style(theme.border())
+        .title(Span::styled(
+            format!(
+                " {} of {} rows · sort: {} {} ",
+                rows.len(),
+                app.devices
+                    .values()
+                    .map(|d| 1 + d.outlets.len())
+                    .sum::<usize>(),
+                app.view.sort.name(),
+                if app.view.descending { "▼" } else { "▲" }
+            ),
+            theme.dim(),
+        ));
+    if rows.is_empty() {
+        let msg = if app.devices.is_empty() {
+            if app.discovering {
+                vec![
+                    Line::raw(""),
+                    Line::styled("  Looking for plugs…", theme.title()),
+                    Line::raw(""),
+                    Line::styled(
+                        "  Broadcast, known hosts and sweeps are probed; plugs appear here as they answer.",
+                        theme.dim(),
+                    ),
+                    Line::styled(
+                        "  Nothing yet? Try --host ADDR or --sweep CIDR (broadcast may not cross VLANs).",
+                        theme.dim(),
+                    ),
+                ]
+            } else {
+                vec![
+                    Line::raw(""),
+                    Line::styled("  No plugs found.", theme.title()),
+                    Line::styled(
+                        "  Try --host ADDR or --sweep CIDR (broadcast may not cross VLANs).",
+                        theme.dim(),
+                    ),
+                ]
+            }
+        } else if app.view.flagged_only {
+            vec![
+                Line::raw(""),
+                Line::styled("  No flagged readings right now.", theme.title()),
+                Line::styled("  f shows every row again.", theme.dim()),
+            ]
+        } else {
+            vec![
+                Line::raw(""),
+                Line::styled("  No row matches the filter.", theme.title()),
+                Line::styled("  Esc clears it.", theme.dim()),
+            ]
+        };
+        frame.render_widget(Paragraph::new(Text::from(msg)).block(block), area);
+        return;
+    }
+    let cols = visible_columns(area.width);
+    let header = Row::new(cols.iter().map(|c| {
+        let mut t = c.title().to_owned();
+        if *c == app.view.sort {
+            t.push(if app.view.descending { '▼' } else { '▲' });
+        }
+        let right = matches!(
+            c,
+            Column::Watts
+                | Column::Volts
+                | Column::Amps
+                | Column::Kwh
+                | Column::Rssi
+                | Column::Seen
+        );
+        if right {
+            Cell::from(Line::from(t).right_aligned())
+        } else {
+            Cell::from(t)
+        }
+    }))
+    .style(theme.header());
+    // Only the rows that fit are built: the window keeps the selection in view.
+    let body_h = usize::from(area.height.saturating_sub(2)).max(1);
+    let selected = app.selected_index(&rows);
+    let offset = match selected {
+        Some(i) if i >= body_h => i + 1 - body_h,
+        _ => 0,
+    };
+    let window = &rows[offset..rows.len().min(offset + body_h)];
+    let body = window.iter().map(|r| {
+        let facts = RowFacts::of(r);
+        let row = Row::new(cols.iter().map(|c| cell(app, r, &facts, *c, theme)));
+        if matches!(r.device.link, Link::Offline(_)) {
+            row.style(theme.dim())
+        } else {
+            row
+        }
+    });
+    let widths = cols
+        .iter()
+        .map(|c| Constraint::Length(width_in(*c, &cols, area.width)));
+    let table = Table::new(body, widths)
+        .header(header)
+        .block(block)
+        .column_spacing(1)
+        .row_highlight_style(theme.selected());
+    let mut state = TableState::default().with_selected(selected.map(|i| i - offset));
+    frame.render_stateful_widget(table, area, &mut state);
+}

@@ -1,0 +1,123 @@
+//! Styles. Meaning never rests on colour alone: flagged values also carry a glyph, the selected
+//! row is reversed, and with `NO_COLOR` set only modifiers (bold, dim, reversed) remain.
+
+use ratatui::style::{Color, Modifier, Style};
+
+use crate::app::state::{Health, Verdict};
+
+/// The glyph placed after a flagged value (and in the health column).
+pub fn verdict_glyph(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => " ",
+        Verdict::Suspect => "?",
+        Verdict::Bogus => "!",
+    }
+}
+
+pub fn health_glyph(h: Health) -> &'static str {
+    match h {
+        Health::Ok => "●",
+        Health::Pending => "…",
+        Health::Suspect => "?",
+        Health::Failing => "~",
+        Health::Bogus => "!",
+        Health::Offline => "○",
+        Health::Newer => "◇",
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    pub fn new(color: bool) -> Self {
+        Self { color }
+    }
+
+    /// Colour unless `NO_COLOR` is set to a non-empty value (<https://no-color.org>).
+    pub fn color_from_env() -> bool {
+        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    }
+
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+
+    pub fn title(&self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn label(&self) -> Style {
+        if self.color {
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
+    }
+
+    pub fn header(&self) -> Style {
+        self.fg(Color::Cyan)
+            .add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+    }
+
+    pub fn selected(&self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+
+    pub fn dim(&self) -> Style {
+        if self.color {
+            Style::new().fg(Color::DarkGray)
+        } else {
+            Style::new().add_modifier(Modifier::DIM)
+        }
+    }
+
+    pub fn key(&self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn marked(&self) -> Style {
+        self.fg(Color::Magenta).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn verdict(&self, v: Verdict) -> Style {
+        match v {
+            Verdict::Ok => Style::new(),
+            Verdict::Suspect => self.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            Verdict::Bogus => self.fg(Color::LightRed).add_modifier(Modifier::BOLD),
+        }
+    }
+
+    pub fn health(&self, h: Health) -> Style {
+        match h {
+            Health::Ok => self.fg(Color::Green),
+            Health::Pending => self.dim(),
+            Health::Suspect => self.verdict(Verdict::Suspect),
+            Health::Bogus => self.verdict(Verdict::Bogus),
+            Health::Failing => self.fg(Color::Yellow),
+            Health::Offline => self.dim(),
+            Health::Newer => self.fg(Color::Blue).add_modifier(Modifier::BOLD),
+        }
+    }
+
+    pub fn error(&self) -> Style {
+        self.fg(Color::LightRed)
+    }
+
+    pub fn border(&self) -> Style {
+        self.fg(Color::DarkGray)
+    }
+
+    pub fn sparkline(&self) -> Style {
+        self.fg(Color::Green)
+    }
+}

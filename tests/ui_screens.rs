@@ -1,0 +1,215 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Whole-screen snapshots of the TUI against `TestBackend`, plus cell-style assertions where
+//! style carries meaning (a bogus reading must look different, with and without colour).
+
+use std::time::{Duration, Instant};
+
+use plugfleet::app::fixture::{self, mixed_fleet};
+use plugfleet::app::keymap::KEYMAP;
+use plugfleet::app::state::{App, Settings};
+use plugfleet::app::{Event, update};
+use plugfleet::ui;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::{Color, Modifier};
+
+fn settings() -> Settings {
+    Settings {
+        interval: Duration::from_secs(2),
+        ..Settings::default()
+    }
+}
+
+fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::render(f, app)).unwrap();
+    t
+}
+
+fn press(app: &mut App, code: KeyCode, now: Instant) {
+    update(
+        app,
+        Event::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+        now,
+    );
+}
+
+fn keys(app: &mut App, s: &str, now: Instant) {
+    for c in s.chars() {
+        press(app, KeyCode::Char(c), now);
+    }
+}
+
+fn fleet() -> (App, Instant) {
+    mixed_fleet(settings(), Instant::now())
+}
+
+/// Finds `needle` on screen; returns (x, y) of its first cell.
+fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
+    let area = buf.area;
+    for y in 0..area.height {
+        let line: String = (0..area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
+        if let Some(i) = line.find(needle) {
+            let x = line[..i].chars().count() as u16;
+            return Some((x, y));
+        }
+    }
+    None
+}
+
+#[test]
+fn empty_while_discovering() {
+    let app = App::new(settings(), Instant::now());
+    insta::assert_snapshot!(draw(&app, 120, 16).backend());
+}
+
+#[test]
+fn mixed_fleet_with_bogus_plugs() {
+    let (app, _) = fleet();
+    insta::assert_snapshot!(draw(&app, 140, 20).backend());
+}
+
+#[test]
+fn strip_expanded() {
+    let (mut app, now) = fleet();
+    // Select the strip (sorted by IP: 5th row) and expand it.
+    keys(&mut app, "jjjj", now);
+    press(&mut app, KeyCode::Right, now);
+    insta::assert_snapshot!(draw(&app, 140, 20).backend());
+}
+
+#[test]
+fn detail_pane_of_the_unit_scale_plug() {
+    let (mut app, now) = fleet();
+    keys(&mut app, "jj", now);
+    press(&mut app, KeyCode::Enter, now);
+    insta::assert_snapshot!(draw(&app, 140, 44).backend());
+}
+
+#[test]
+fn detail_pane_of_the_newer_protocol_plug() {
+    let (mut app, now) = fleet();
+    press(&mut app, KeyCode::End, now);
+    press(&mut app, KeyCode::Enter, now);
+    let t = draw(&app, 100, 40);
+    assert!(find(t.backend().buffer(), "not pollable on 9999").is_some());
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn help_lists_every_binding() {
+    let (mut app, now) = fleet();
+    keys(&mut app, "?", now);
+    let t = draw(&app, 120, 60);
+    insta::assert_snapshot!(t.backend());
+    for b in KEYMAP {
+        assert!(
+            find(t.backend().buffer(), b.help).is_some(),
+            "help misses {:?}",
+            b.action
+        );
+    }
+}
+
+#[test]
+fn flagged_only_view() {
+    let (mut app, now) = fleet();
+    keys(&mut app, "f", now);
+    insta::assert_snapshot!(draw(&app, 140, 16).backend());
+}
+
+#[test]
+fn small_terminal_80x24() {
+    let (mut app, now) = fleet();
+    keys(&mut app, "jjjj", now);
+    press(&mut app, KeyCode::Right, now);
+    insta::assert_snapshot!(draw(&app, 80, 24).backend());
+}
+
+#[test]
+fn small_terminal_80x24_with_detail() {
+    let (mut app, now) = fleet();
+    keys(&mut app, "j", now);
+    press(&mut app, KeyCode::Enter, now);
+    insta::assert_snapshot!(draw(&app, 80, 24).backend());
+}
+
+#[test]
+fn filter_marks_and_read_only() {
+    let mut s = settings();
+    s.read_only = true;
+    s.label = Some("DEMO".into());
+    let (mut app, now) = mixed_fleet(s, Instant::now());
+    keys(&mut app, "/", now);
+    keys(&mut app, "hs110", now);
+    press(&mut app, KeyCode::Enter, now);
+    keys(&mut app, " ", now);
+    keys(&mut app, "t", now);
+    let t = draw(&app, 140, 14);
+    assert!(find(t.backend().buffer(), "READ-ONLY").is_some());
+    assert!(find(t.backend().buffer(), "DEMO").is_some());
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn confirm_dialog_for_several_marked_plugs() {
+    let (mut app, now) = fleet();
+    keys(&mut app, "  ", now);
+    keys(&mut app, "t", now);
+    insta::assert_snapshot!(draw(&app, 100, 20).backend());
+}
+
+#[test]
+fn a_flagged_value_has_colour_and_a_glyph() {
+    let (app, _) = fleet();
+    let t = draw(&app, 140, 20);
+    let buf = t.backend().buffer();
+    // The 28 kW reading: the glyph sits right after the value, both in the bogus style.
+    let (x, y) = find(buf, "28041.6!").expect("the 28 kW value with its glyph");
+    let glyph = &buf[(x + 7, y)];
+    assert_eq!(glyph.symbol(), "!");
+    assert_eq!(glyph.fg, Color::LightRed);
+    assert!(glyph.modifier.contains(Modifier::BOLD));
+    assert_eq!(buf[(x, y)].fg, Color::LightRed);
+    // A plausible value next to it is plain.
+    let (ox, oy) = find(buf, "230.8 ").expect("kitchen voltage");
+    assert_eq!(buf[(ox, oy)].fg, Color::Reset);
+    // The row's health says it, too.
+    assert!(find(buf, "! BOGUS").is_some());
+}
+
+#[test]
+fn without_colour_the_flag_is_still_visible() {
+    let mut s = settings();
+    s.color = false;
+    let (app, _) = mixed_fleet(s, Instant::now());
+    let t = draw(&app, 140, 20);
+    let buf = t.backend().buffer();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let c = &buf[(x, y)];
+            assert_eq!(c.fg, Color::Reset, "colour at {x},{y}");
+        }
+    }
+    let (x, y) = find(buf, "28041.6!").expect("glyph without colour");
+    assert!(buf[(x + 7, y)].modifier.contains(Modifier::BOLD));
+    assert!(find(buf, "61753.0!").is_some(), "unit-scale plug flagged");
+}
+
+#[test]
+fn hostile_device_strings_are_cleaned() {
+    let mut app = App::new(settings(), Instant::now());
+    let mut p = fixture::Plug::new(9, "evil\u{1b}[2J\u{7}alias", "HS110(EU)", "4.0", "1.0.4");
+    p.emeter = false;
+    update(&mut app, fixture::sighting(&p, "host"), Instant::now());
+    let t = draw(&app, 120, 8);
+    let buf = t.backend().buffer();
+    assert!(find(buf, "alias").is_some());
+    assert!(find(buf, "\u{1b}").is_none() && find(buf, "\u{7}").is_none());
+    assert_eq!(ui::clean("a\u{1b}[2Jb\u{7}\n", 64), "a�[2Jb��");
+    assert_eq!(ui::clean(&"x".repeat(500), 40).len(), 40);
+}
