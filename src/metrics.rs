@@ -11,6 +11,9 @@
 //!   device-supplied label values included, is `prometheus-client`'s.
 //! - [`serve`]: `GET /metrics` on `addr` (port 0 allowed); every other path is 404. Stops when
 //!   the token is cancelled.
+//! - [`poll_and_publish`]: headless publishing, `status`-style rounds on an interval, counts
+//!   carried from round to round and vanished devices kept as down
+//!   ([`MetricsSnapshot::next_round`]).
 //!
 //! # Metrics
 //!
@@ -32,6 +35,9 @@
 //! | `plugfleet_reading_verdict{verdict}` | gauge | 1 for the latest reading's verdict (`ok`/`suspect`/`bogus`), 0 for the others; the device-level series (no `outlet`) is a strip's summary |
 //! | `plugfleet_readings_total` | counter | readings assessed |
 //! | `plugfleet_flagged_readings_total{verdict}` | counter | readings flagged `suspect` / `bogus` |
+//!
+//! An offline device keeps `device_up 0`, its info, last-seen age and counters; its last
+//! reading, verdict, relay and signal are not exported (they would be stale).
 //!
 //! Names with units follow the Prometheus conventions. Alert on bogus readings with
 //! `plugfleet_reading_verdict{verdict="bogus"} == 1`; show local names with
@@ -208,6 +214,81 @@ pub struct MetricsSnapshot {
     pub devices: Vec<DeviceMetrics>,
 }
 
+fn add_counts(a: &mut Counts, b: Counts) {
+    a.ok += b.ok;
+    a.suspect += b.suspect;
+    a.bogus += b.bogus;
+}
+
+impl MetricsSnapshot {
+    /// The device with this MAC.
+    pub fn device(&self, mac: &str) -> Option<&DeviceMetrics> {
+        self.devices.iter().find(|d| d.mac == mac)
+    }
+
+    /// The next snapshot of a polling loop, from what this round `found`: devices found carry
+    /// on the reading counts of `self` (matched by MAC, outlets by index); devices of `self`
+    /// not found are kept, offline, their last-seen age grown by `elapsed` (their readings
+    /// are no longer exported, their counters are).
+    pub fn next_round(&self, mut found: MetricsSnapshot, elapsed: Duration) -> MetricsSnapshot {
+        for d in &mut found.devices {
+            let Some(prev) = self.device(&d.mac) else {
+                continue;
+            };
+            if let (Some(m), Some(p)) = (&mut d.meter, &prev.meter) {
+                add_counts(&mut m.counts, p.counts);
+            }
+            for o in &mut d.outlets {
+                let p = prev.outlets.iter().find(|p| p.index == o.index);
+                if let (Some(m), Some(Some(p))) = (&mut o.meter, p.map(|p| &p.meter)) {
+                    add_counts(&mut m.counts, p.counts);
+                }
+            }
+        }
+        let missing: Vec<DeviceMetrics> = self
+            .devices
+            .iter()
+            .filter(|p| found.device(&p.mac).is_none())
+            .map(|p| {
+                let mut p = p.clone();
+                p.online = false;
+                p.last_seen_age = p.last_seen_age.map(|a| a + elapsed);
+                p
+            })
+            .collect();
+        found.devices.extend(missing);
+        found
+    }
+}
+
+/// Headless publishing (e.g. a `plugfleet serve-metrics` command): reads every device of `net`
+/// the way `plugfleet status` does, every `interval`, and publishes each round on `tx` until
+/// `token` is cancelled. Check `net` with `cmd::status::check_args` first.
+pub async fn poll_and_publish(
+    net: crate::cli::TargetArgs,
+    names: Names,
+    interval: Duration,
+    tx: watch::Sender<MetricsSnapshot>,
+    token: CancellationToken,
+) {
+    let mut last = tokio::time::Instant::now();
+    loop {
+        let statuses = tokio::select! {
+            _ = token.cancelled() => return,
+            s = crate::cmd::status::snapshot(&net) => s,
+        };
+        let found = snapshot_from_status(&statuses, &names);
+        let elapsed = last.elapsed();
+        last = tokio::time::Instant::now();
+        let next = tx.borrow().next_round(found, elapsed);
+        tx.send_replace(next);
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
 /// A snapshot of what `plugfleet status` found: one reading per meter, counted once.
 pub fn snapshot_from_status(statuses: &[DeviceStatus], names: &Names) -> MetricsSnapshot {
     let devices = statuses
@@ -381,7 +462,21 @@ impl Families {
         }
     }
 
-    fn meter(&self, base: &Labels, m: &MeterMetrics) {
+    /// A meter's series; `live` = false (device offline) keeps only the counters of readings
+    /// and flags: a stale reading or verdict must not pass for a current one.
+    fn meter(&self, base: &Labels, m: &MeterMetrics, live: bool) {
+        self.readings.get_or_create(base).inc_by(m.counts.total());
+        for (v, n) in [
+            (Verdict::Suspect, m.counts.suspect),
+            (Verdict::Bogus, m.counts.bogus),
+        ] {
+            self.flagged
+                .get_or_create(&with(base, &[("verdict", v.as_str())]))
+                .inc_by(n);
+        }
+        if !live {
+            return;
+        }
         let r = &m.reading;
         if let Some(v) = r.power_w {
             self.power.get_or_create(base).set(v);
@@ -396,15 +491,6 @@ impl Families {
             self.energy.get_or_create(base).inc_by(v.max(0.0));
         }
         self.verdict_series(base, m.verdict);
-        self.readings.get_or_create(base).inc_by(m.counts.total());
-        for (v, n) in [
-            (Verdict::Suspect, m.counts.suspect),
-            (Verdict::Bogus, m.counts.bogus),
-        ] {
-            self.flagged
-                .get_or_create(&with(base, &[("verdict", v.as_str())]))
-                .inc_by(n);
-        }
     }
 
     fn device(&self, d: &DeviceMetrics) {
@@ -429,29 +515,31 @@ impl Families {
         if let Some(age) = d.last_seen_age {
             self.age.get_or_create(&base).set(age.as_secs_f64());
         }
-        if let Some(rssi) = d.rssi {
+        if let Some(rssi) = d.rssi.filter(|_| d.online) {
             self.rssi.get_or_create(&base).set(rssi as f64);
         }
-        if let Some(on) = d.relay_on {
+        // An offline device's last reading, verdict, relay and signal would be stale.
+        let live = d.online;
+        if let Some(on) = d.relay_on.filter(|_| live) {
             self.relay
                 .get_or_create(&base)
                 .set(if on { 1.0 } else { 0.0 });
         }
         if let Some(m) = &d.meter {
-            self.meter(&base, m);
-        } else if let Some(v) = d.verdict {
+            self.meter(&base, m, live);
+        } else if let Some(v) = d.verdict.filter(|_| live) {
             self.verdict_series(&base, v);
         }
         for o in &d.outlets {
             let index = o.index.to_string();
             let ol = with(&base, &[("outlet", &index), ("outlet_alias", &o.alias)]);
-            if let Some(on) = o.relay_on {
+            if let Some(on) = o.relay_on.filter(|_| live) {
                 self.relay
                     .get_or_create(&ol)
                     .set(if on { 1.0 } else { 0.0 });
             }
             if let Some(m) = &o.meter {
-                self.meter(&ol, m);
+                self.meter(&ol, m, live);
             }
         }
     }
@@ -636,6 +724,33 @@ mod tests {
         );
         assert!(!text.contains("# EOF"));
         assert!(render_openmetrics(&MetricsSnapshot::default()).ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn rounds_accumulate_counts_and_keep_missing_devices_offline() {
+        let one = MetricsSnapshot {
+            devices: vec![dev()],
+        };
+        let two = one.next_round(one.clone(), Duration::from_secs(2));
+        assert_eq!(two.devices.len(), 1);
+        let c = two.devices[0].meter.as_ref().unwrap().counts;
+        assert_eq!((c.ok, c.suspect, c.bogus), (6, 2, 4));
+        let three = two.next_round(MetricsSnapshot::default(), Duration::from_secs(2));
+        let d = &three.devices[0];
+        assert!(!d.online);
+        assert_eq!(d.last_seen_age, Some(Duration::from_millis(3500)));
+        let text = render(&three);
+        assert!(text.contains("plugfleet_device_up{"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("plugfleet_device_up{") && l.ends_with(" 0.0"))
+        );
+        assert!(
+            !text.contains("plugfleet_power_watts{"),
+            "stale reading exported: {text}"
+        );
+        assert!(!text.contains("plugfleet_reading_verdict{"), "{text}");
+        assert!(text.contains("plugfleet_readings_total{"), "{text}");
     }
 
     #[test]

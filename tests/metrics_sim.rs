@@ -390,3 +390,70 @@ async fn an_address_in_use_is_a_typed_error() {
     assert!(matches!(e, metrics::MetricsError::Bind { .. }), "{e}");
     assert!(e.to_string().contains(&addr.to_string()), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_polling_accumulates_counts_and_marks_vanished_plugs_down() {
+    let fleet = fleet().await;
+    let plugs = fleet.plugs().to_vec();
+    let net = TargetArgs {
+        hosts: plugs.iter().map(|p| p.addr()).collect(),
+        port: fleet.port(),
+        timeout: Duration::from_secs(2),
+        ..TargetArgs::default()
+    };
+    let (tx, mut rx) = watch::channel(MetricsSnapshot::default());
+    let token = CancellationToken::new();
+    let names = Names::from_pairs([(plugs[0].mac.as_str(), "Kettle")]);
+    let task = tokio::spawn(metrics::poll_and_publish(
+        net,
+        names,
+        Duration::from_millis(20),
+        tx,
+        token.clone(),
+    ));
+    let bogus = [("mac", plugs[0].mac.as_str())];
+    // Wait (bounded) for a round in which the bogus plug has been read twice.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let samples = loop {
+        tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .expect("rounds keep coming")
+            .unwrap();
+        let samples = parse(&metrics::render(&rx.borrow_and_update()));
+        if value(&samples, "plugfleet_readings_total", &bogus) >= Some(2.0) {
+            break samples;
+        }
+    };
+    let n = value(&samples, "plugfleet_readings_total", &bogus).unwrap();
+    assert_eq!(
+        value(
+            &samples,
+            "plugfleet_flagged_readings_total",
+            &[("mac", &plugs[0].mac), ("verdict", "bogus")]
+        ),
+        Some(n),
+        "every reading of the 28 kW plug is flagged"
+    );
+    assert_eq!(value(&samples, "plugfleet_device_up", &bogus), Some(1.0));
+
+    // The fleet goes away: the plugs stay listed, down, without stale readings.
+    fleet.shutdown().await;
+    let samples = loop {
+        tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .expect("rounds keep coming")
+            .unwrap();
+        let samples = parse(&metrics::render(&rx.borrow_and_update()));
+        if value(&samples, "plugfleet_device_up", &bogus) == Some(0.0) {
+            break samples;
+        }
+    };
+    assert_eq!(value(&samples, "plugfleet_devices", &[]), Some(4.0));
+    assert_eq!(value(&samples, "plugfleet_power_watts", &bogus), None);
+    assert!(value(&samples, "plugfleet_readings_total", &bogus).unwrap() >= n);
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops on the token")
+        .unwrap();
+}
