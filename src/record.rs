@@ -482,9 +482,9 @@ impl Recorder {
             Sink::Json(w) => w.flush(),
             Sink::Csv(w) => w.flush(),
         };
-        r.map_err(|e| self.write_err(e))?;
+        // Once a flush failed, drop does not try (and log) again.
         self.dirty = false;
-        Ok(())
+        r.map_err(|e| self.write_err(e))
     }
 }
 
@@ -514,6 +514,44 @@ pub enum RecordEvent {
         written: u64,
         dropped: u64,
     },
+}
+
+impl std::fmt::Display for RecordEvent {
+    /// A line for a status bar or a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lost = |f: &mut std::fmt::Formatter<'_>, dropped: u64| {
+            if dropped > 0 {
+                write!(f, ", {dropped} dropped")
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            RecordEvent::Failed {
+                error,
+                written,
+                dropped,
+                ..
+            } => {
+                write!(f, "recording stopped: {error} ({written} written")?;
+                lost(f, *dropped)?;
+                f.write_str(")")
+            }
+            RecordEvent::Stopped {
+                path,
+                written,
+                dropped,
+            } => {
+                write!(
+                    f,
+                    "recording to {} stopped ({written} written",
+                    path.display()
+                )?;
+                lost(f, *dropped)?;
+                f.write_str(")")
+            }
+        }
+    }
 }
 
 /// Why [`RecordHandle::record`] did not take a record.
@@ -702,7 +740,8 @@ async fn writer<E>(
             dropped: dropped_n,
         },
         Err(error) => {
-            // The file is unusable: discard its buffer rather than retry on drop.
+            // The file is unusable; closing it may still block (a hung network disk), so it
+            // is closed on the blocking pool too.
             if let Some(rec) = recorder.take() {
                 let _ = tokio::task::spawn_blocking(move || drop(rec)).await;
             }

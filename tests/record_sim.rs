@@ -301,6 +301,11 @@ async fn a_full_disk_stops_recording_with_a_report_and_the_caller_goes_on() {
         }
         other => panic!("expected a failure, got {other:?}"),
     }
+    assert!(
+        ev.to_string()
+            .starts_with("recording stopped: cannot write record file /dev/full"),
+        "{ev}"
+    );
     assert_eq!(
         handle.record(recs[0].clone()),
         Err(NotRecorded::Stopped),
