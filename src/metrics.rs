@@ -612,14 +612,30 @@ async fn metrics(
     State(rx): State<watch::Receiver<MetricsSnapshot>>,
     headers: HeaderMap,
 ) -> Response {
-    // Clone out of the channel at once: rendering must not hold the publisher up.
+    // Clone out of the channel at once: rendering must not hold the publisher up. Rendering a
+    // large fleet takes milliseconds, so it runs on the blocking pool, off the runtime that
+    // also drives the UI.
     let snapshot = rx.borrow().clone();
-    let (body, ctype) = if wants_openmetrics(&headers) {
-        (render_openmetrics(&snapshot), OPENMETRICS_CONTENT_TYPE)
-    } else {
-        (render(&snapshot), CONTENT_TYPE)
-    };
-    ([(header::CONTENT_TYPE, ctype)], body).into_response()
+    let open = wants_openmetrics(&headers);
+    let rendered = tokio::task::spawn_blocking(move || {
+        if open {
+            (render_openmetrics(&snapshot), OPENMETRICS_CONTENT_TYPE)
+        } else {
+            (render(&snapshot), CONTENT_TYPE)
+        }
+    })
+    .await;
+    match rendered {
+        Ok((body, ctype)) => ([(header::CONTENT_TYPE, ctype)], body).into_response(),
+        Err(e) => {
+            tracing::error!("rendering metrics failed: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "rendering metrics failed\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn not_found() -> (StatusCode, &'static str) {
