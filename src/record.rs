@@ -180,6 +180,12 @@ impl ReadingRecord {
         self
     }
 
+    /// Sets the local name the config gives this record's MAC, if any.
+    pub fn with_names(mut self, names: &crate::identity::Names) -> Self {
+        self.name = names.name_for(&self.mac).map(str::to_owned);
+        self
+    }
+
     /// Every reading of a `status` snapshot: a plug's own, or one per read outlet of a strip
     /// (the outlets, not their sum: each has its own verdict). Meters that were not read give
     /// nothing.

@@ -168,10 +168,7 @@ fn records(statuses: &[DeviceStatus], names: &Names) -> Vec<ReadingRecord> {
     statuses
         .iter()
         .flat_map(|s| ReadingRecord::from_status(now, s))
-        .map(|r| {
-            let name = names.name_for(&r.mac).map(str::to_owned);
-            r.named(name.as_deref())
-        })
+        .map(|r| r.with_names(names))
         .collect()
 }
 
