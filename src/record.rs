@@ -359,12 +359,20 @@ impl Recorder {
             path: path.clone(),
             source,
         };
-        let mut file = OpenOptions::new()
+        let append = || OpenOptions::new().append(true).create(true).open(&path);
+        // Read access is only for checking what is already there; a write-only file is fine.
+        let (mut file, readable) = match OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
-            .map_err(open_err)?;
+        {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                (append().map_err(open_err)?, false)
+            }
+            Err(e) => return Err(open_err(e)),
+        };
         let meta = file.metadata().map_err(open_err)?;
         if meta.is_dir() {
             return Err(open_err(io::Error::new(
@@ -374,7 +382,7 @@ impl Recorder {
         }
         // Character devices and pipes (e.g. /dev/stdout, /dev/full) have no content to check.
         let empty = !meta.is_file() || meta.len() == 0;
-        if !empty {
+        if !empty && readable {
             if format == RecordFormat::Csv {
                 let found = first_line(&mut file).map_err(open_err)?;
                 if found != CSV_HEADER.join(",") {
