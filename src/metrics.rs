@@ -263,9 +263,10 @@ impl MetricsSnapshot {
 
 /// Headless publishing (e.g. a `plugfleet serve-metrics` command): reads every device of `net`
 /// the way `plugfleet status` does, every `interval`, and publishes each round on `tx` until
-/// `token` is cancelled. Check `net` with `cmd::status::check_args` first.
+/// `token` is cancelled. A round that fails (discovery could not start) publishes nothing.
 pub async fn poll_and_publish(
-    net: crate::cli::TargetArgs,
+    cfg: crate::net::discovery::DiscoveryConfig,
+    client: crate::net::ClientConfig,
     names: Names,
     interval: Duration,
     tx: watch::Sender<MetricsSnapshot>,
@@ -273,15 +274,20 @@ pub async fn poll_and_publish(
 ) {
     let mut last = tokio::time::Instant::now();
     loop {
-        let statuses = tokio::select! {
+        let round = tokio::select! {
             _ = token.cancelled() => return,
-            s = crate::cmd::status::snapshot(&net) => s,
+            s = crate::cmd::status::snapshot(cfg.clone(), client) => s,
         };
-        let found = snapshot_from_status(&statuses, &names);
-        let elapsed = last.elapsed();
-        last = tokio::time::Instant::now();
-        let next = tx.borrow().next_round(found, elapsed);
-        tx.send_replace(next);
+        match round {
+            Ok((statuses, _)) => {
+                let found = snapshot_from_status(&statuses, &names);
+                let elapsed = last.elapsed();
+                last = tokio::time::Instant::now();
+                let next = tx.borrow().next_round(found, elapsed);
+                tx.send_replace(next);
+            }
+            Err(e) => tracing::warn!("metrics round failed: {e:#}"),
+        }
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
@@ -294,7 +300,7 @@ pub fn snapshot_from_status(statuses: &[DeviceStatus], names: &Names) -> Metrics
     let devices = statuses
         .iter()
         .map(|s| {
-            let mut d = DeviceMetrics::from_sysinfo(s.found.ip, &s.found.info).named(names);
+            let mut d = DeviceMetrics::from_registry(&s.device, s.device.last_seen).named(names);
             d.verdict = s.plausibility.as_ref().map(|a| a.verdict);
             if s.outlets.is_empty() {
                 if let (Some(r), Some(a)) = (&s.reading, &s.plausibility) {

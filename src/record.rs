@@ -190,14 +190,17 @@ impl ReadingRecord {
     /// (the outlets, not their sum: each has its own verdict). Meters that were not read give
     /// nothing.
     pub fn from_status(unix_ms: u64, s: &DeviceStatus) -> Vec<ReadingRecord> {
-        let info = &s.found.info;
+        let Some(info) = s.device.sysinfo.as_ref() else {
+            return Vec::new();
+        };
+        let ip = s.device.ip;
         if s.outlets.is_empty() {
             let (Some(raw), Some(a)) = (&s.raw, &s.plausibility) else {
                 return Vec::new();
             };
             // The reading is re-read from the raw reply to keep its unit scheme.
             return match Realtime::from_result(raw) {
-                Ok(rt) => vec![Self::new(unix_ms, s.found.ip, info, None, &rt, a)],
+                Ok(rt) => vec![Self::new(unix_ms, ip, info, None, &rt, a)],
                 Err(_) => Vec::new(),
             };
         }
@@ -209,7 +212,7 @@ impl ReadingRecord {
                     assessment,
                 } => Some(Self::new(
                     unix_ms,
-                    s.found.ip,
+                    ip,
                     info,
                     Some(&o.info),
                     realtime,

@@ -64,7 +64,9 @@ async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
         timeout: Duration::from_secs(3),
         ..TargetArgs::default()
     };
-    let s = status::snapshot(&net).await;
+    let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
+    let client = ClientConfig::with_timeout(net.port, net.timeout);
+    let (s, _) = status::snapshot(cfg, client).await.unwrap();
     assert_eq!(s.len(), PROFILES.len(), "every plug answered");
     s
 }
@@ -156,7 +158,7 @@ fn check(fleet: &Fleet, statuses: &[DeviceStatus], samples: &[Sample]) {
     let plugs = fleet.plugs();
     assert_eq!(value(samples, "plugfleet_devices", &[]), Some(4.0));
     for (p, s) in plugs.iter().zip(statuses) {
-        assert_eq!(s.found.ip, p.addr());
+        assert_eq!(s.device.ip, p.addr());
         let mac = p.mac.as_str();
         let l = [("mac", mac)];
         assert_eq!(value(samples, "plugfleet_device_up", &l), Some(1.0));
@@ -164,12 +166,12 @@ fn check(fleet: &Fleet, statuses: &[DeviceStatus], samples: &[Sample]) {
         let name = if p.ip == plugs[0].ip {
             "Kettle"
         } else {
-            s.found.info.alias.as_str()
+            s.device.sysinfo.as_ref().unwrap().alias.as_str()
         };
         let info = [
             ("mac", mac),
             ("ip", &p.ip.to_string()),
-            ("alias", &s.found.info.alias),
+            ("alias", &s.device.sysinfo.as_ref().unwrap().alias),
             ("name", name),
             ("model", &p.model),
             ("hw_ver", &p.hw_ver),
@@ -228,7 +230,7 @@ fn check(fleet: &Fleet, statuses: &[DeviceStatus], samples: &[Sample]) {
 
     // The hostile alias came back intact through escaping (the protocol layer already dropped
     // its control characters; quotes and backslashes are the exposition format's to escape).
-    let hostile = &statuses[1].found.info.alias;
+    let hostile = &statuses[1].device.sysinfo.as_ref().unwrap().alias;
     assert!(
         hostile.contains('"') && hostile.contains('\\'),
         "{hostile:?}"
@@ -404,8 +406,11 @@ async fn headless_polling_accumulates_counts_and_marks_vanished_plugs_down() {
     let (tx, mut rx) = watch::channel(MetricsSnapshot::default());
     let token = CancellationToken::new();
     let names = Names::from_pairs([(plugs[0].mac.as_str(), "Kettle")]);
+    let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
+    let client = ClientConfig::with_timeout(net.port, net.timeout);
     let task = tokio::spawn(metrics::poll_and_publish(
-        net,
+        cfg,
+        client,
         names,
         Duration::from_millis(20),
         tx,

@@ -53,7 +53,9 @@ async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
         timeout: Duration::from_secs(3),
         ..TargetArgs::default()
     };
-    let s = status::snapshot(&net).await;
+    let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
+    let client = plugfleet::net::ClientConfig::with_timeout(net.port, net.timeout);
+    let (s, _) = status::snapshot(cfg, client).await.unwrap();
     assert_eq!(s.len(), PROFILES.len(), "every plug answered");
     s
 }
@@ -87,7 +89,7 @@ type Expected = Vec<(String, Option<String>, [Option<f64>; 4], Verdict)>;
 fn expected(statuses: &[DeviceStatus]) -> Expected {
     let mut out = Vec::new();
     for s in statuses {
-        let ip = s.found.ip.to_string();
+        let ip = s.device.ip.to_string();
         if s.outlets.is_empty() {
             if let (Some(r), Some(a)) = (&s.reading, &s.plausibility) {
                 out.push((
