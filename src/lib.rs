@@ -17,3 +17,8 @@ pub mod net;
 pub mod protocol;
 pub mod sim;
 pub mod ui;
+
+// Integrations (issue 6): local names by MAC, recording readings, Prometheus metrics.
+pub mod identity;
+pub mod metrics;
+pub mod record;

@@ -24,6 +24,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            if is_broken_pipe(&e) {
+                // The reader went away (`plugfleet discover --json | head`): not an error.
+                return ExitCode::SUCCESS;
+            }
             if e.downcast_ref::<UsageError>().is_some() {
                 eprintln!("plugfleet: {e}");
                 ExitCode::from(2)
@@ -33,4 +37,11 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -579,3 +579,25 @@ async fn continuous_mode_marks_a_vanished_plug_offline_and_keeps_it() {
     task.await.unwrap().unwrap();
     fleet.shutdown().await;
 }
+
+#[tokio::test]
+async fn overlapping_sweeps_probe_each_address_once() {
+    let net = subnet();
+    let fleet = LoopbackFleet::start(vec![FakePlug::legacy(addr(net, 5), 5)])
+        .await
+        .unwrap();
+    let wide = format!("127.{}.{}.0/29", net.0, net.1);
+    let narrow = format!("127.{}.{}.4/30", net.0, net.1);
+    let out = discover(DiscoveryConfig {
+        sweeps: vec![
+            wide.parse().unwrap(),
+            narrow.parse().unwrap(),
+            wide.parse().unwrap(),
+        ],
+        ..cfg(&fleet)
+    })
+    .await;
+    assert_eq!(out.found.len(), 1);
+    assert_eq!(fleet.tcp_connections(), 1, "one connection to the plug");
+    fleet.shutdown().await;
+}

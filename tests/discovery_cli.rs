@@ -221,3 +221,49 @@ async fn bad_arguments_exit_2_with_a_clear_message() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_arrive_while_the_command_is_still_listening() {
+    use std::io::BufRead;
+    let net = subnet();
+    let fleet = LoopbackFleet::start(vec![FakePlug::legacy(addr(net, 1), 1)])
+        .await
+        .unwrap();
+    let (port, tdp_port) = (fleet.port().to_string(), fleet.tdp_port().to_string());
+    let (line, still_running) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plugfleet"))
+            .args([
+                "discover",
+                "--json",
+                "--target",
+                "127.255.255.255",
+                "--port",
+                &port,
+                "--tdp-port",
+                &tdp_port,
+                "--timeout",
+                "60",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let running = child.try_wait().unwrap().is_none();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        (first, running)
+    })
+    .await
+    .unwrap();
+    fleet.shutdown().await;
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["mac"], mac_of(1).as_str());
+    assert!(
+        still_running,
+        "the line came before the 60 s listening window ended"
+    );
+}

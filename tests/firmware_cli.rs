@@ -64,8 +64,14 @@ async fn fleet(count: usize, faults: Vec<(usize, FaultKind)>) -> Fleet {
     Fleet::start(spec).await.unwrap()
 }
 
-/// Runs `plugfleet update` with stdin closed (not a terminal).
+/// Runs `plugfleet update` with stdin closed (not a terminal) and no config file.
 async fn update(args: Vec<String>) -> Output {
+    // A config home that does not exist: no config file.
+    let none = std::env::temp_dir().join("plugfleet-fw-cli-no-config-home");
+    update_with_config_home(args, none).await
+}
+
+async fn update_with_config_home(args: Vec<String>, config_home: PathBuf) -> Output {
     tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_plugfleet"))
             .arg("update")
@@ -75,6 +81,7 @@ async fn update(args: Vec<String>) -> Output {
                 "XDG_DATA_HOME",
                 std::env::temp_dir().join("plugfleet-fw-cli-data"),
             )
+            .env("XDG_CONFIG_HOME", &config_home)
             .output()
             .unwrap()
     })
@@ -233,7 +240,9 @@ async fn usage_errors_exit_2() {
     for a in [
         vec!["--firmware", img.as_str()],
         vec!["--firmware", "/nonexistent/x.bin", "--host", "127.0.0.1"],
-        vec!["--firmware", img.as_str(), "--target", "127.255.255.255"],
+        // Larger than a /16 without --force: refused before anything is sent.
+        vec!["--firmware", img.as_str(), "--sweep", "127.0.0.0/8"],
+        vec!["--firmware", img.as_str(), "--host", "::1"],
         vec![
             "--firmware",
             img.as_str(),
@@ -277,6 +286,172 @@ async fn a_plug_that_does_not_answer_is_reported_failed() {
         NEW_SW,
         "the others still update"
     );
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_ceiling_is_respected() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(1, vec![]).await;
+    let home = temp_dir();
+    std::fs::create_dir_all(home.join("plugfleet")).unwrap();
+    std::fs::write(
+        home.join("plugfleet").join("config.toml"),
+        "[firmware.max_version]\n\"HS110(US)\" = \"1.2.8\"\n",
+    )
+    .unwrap();
+    let out = update_with_config_home(
+        args(&fleet, &image, &["--yes", "--json", "--no-journal"]),
+        home.clone(),
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("above-ceiling"), "{stderr}");
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["result"], "skipped");
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ceiling 1.2.8")
+    );
+    assert_eq!(fleet.plugs()[0].downloads_started(), 0);
+    // The same file named with the global --config (no config home).
+    let mut a = vec![
+        "--config".to_owned(),
+        home.join("plugfleet")
+            .join("config.toml")
+            .display()
+            .to_string(),
+    ];
+    a.extend(args(&fleet, &image, &["--yes", "--json", "--no-journal"]));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_plugfleet"))
+            .args(&a[..2])
+            .arg("update")
+            .args(&a[2..])
+            .stdin(Stdio::null())
+            .env(
+                "XDG_CONFIG_HOME",
+                std::env::temp_dir().join("plugfleet-fw-cli-no-config-home"),
+            )
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_lines(&out)[0]["result"], "skipped");
+    assert_eq!(fleet.plugs()[0].downloads_started(), 0);
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(home);
+}
+
+/// `args` without the `--host` flags.
+fn args_without_hosts(fleet: &Fleet, image: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a = args(fleet, image, extra);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] == "--host" {
+            i += 2;
+        } else {
+            out.push(std::mem::take(&mut a[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugs_found_by_sweep_and_by_loopback_broadcast_are_updated() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(2, vec![]).await;
+    let ip = fleet.plugs()[0].ip.octets();
+    let sweep = format!("{}.{}.{}.0/29", ip[0], ip[1], ip[2]);
+    let out = update(args_without_hosts(
+        &fleet,
+        &image,
+        &["--yes", "--json", "--no-journal", "--sweep", &sweep],
+    ))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let updated = lines.iter().filter(|l| l["result"] == "updated").count();
+    assert_eq!(updated, 2, "{lines:?}");
+    for p in fleet.plugs() {
+        assert_eq!(p.current_sw_ver(), NEW_SW);
+    }
+    fleet.shutdown().await;
+
+    // Broadcast on loopback reaches the simulator's broadcast listener on the fleet's port.
+    // Another test's fleet could share the port number on other addresses and hear it too, so
+    // this one only plans (no --yes, no terminal: refused) and changes nothing.
+    let fleet = self::fleet(2, vec![]).await;
+    let out = update(args_without_hosts(
+        &fleet,
+        &image,
+        &["--no-journal", "--target", "127.255.255.255"],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    for p in fleet.plugs() {
+        assert!(plan.contains(&p.ip.to_string()), "{plan}");
+        assert_eq!(p.downloads_started(), 0);
+    }
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_does_not_stop_the_update() {
+    use std::io::BufRead;
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(1, vec![]).await;
+    let a = args(&fleet, &image, &["--yes", "--json", "--no-journal"]);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plugfleet"))
+            .arg("update")
+            .args(a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .env(
+                "XDG_CONFIG_HOME",
+                std::env::temp_dir().join("plugfleet-fw-cli-no-config-home"),
+            )
+            .spawn()
+            .unwrap();
+        // Read the first transition, then close the pipe (`update --json | head -1`).
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.contains("download-requested"), "{first}");
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(fleet.plugs()[0].current_sw_ver(), NEW_SW);
+    assert_eq!(fleet.plugs()[0].premature_flash_attempts(), 0);
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }

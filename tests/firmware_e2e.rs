@@ -487,3 +487,19 @@ async fn strip_outlet_states_are_restored_after_the_reboot() {
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plug_listed_twice_is_updated_once() {
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let fleet = fleet(1, vec![]).await;
+    let mut entries = plan_for(&fleet, &image).await;
+    entries.push(entries[0].clone());
+    let (report, _) = run(entries, config(fleet.port(), None)).await;
+    assert_eq!(report.plugs[0].result, PlugResult::Updated);
+    assert_eq!(report.plugs[1].result, PlugResult::Skipped);
+    assert_eq!(fleet.plugs()[0].flashes(), 1);
+    assert_eq!(fleet.plugs()[0].downloads_started(), 1);
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

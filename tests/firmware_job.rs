@@ -50,6 +50,7 @@ fn spec() -> JobSpec {
         image_len: LEN,
         image_sha256: "00".into(),
         expected: Version::parse(NEW),
+        protocol_change: None,
     }
 }
 
@@ -735,7 +736,8 @@ proptest! {
                     JobInput::DownloadState { result: Ok(s), served } => {
                         prop_assert!(s.is_complete(), "flash after incomplete state {:?}", s);
                         prop_assert!(s.status != DownloadState::ERROR);
-                        let counted = served.or(served_total);
+                        // The server's count only grows: the job keeps the highest it saw.
+                        let counted = (*served).max(served_total);
                         prop_assert!(counted.is_none_or(|b| b >= LEN), "served {:?}", counted);
                     }
                     other => prop_assert!(false, "flash in response to {:?}", other),
@@ -747,4 +749,147 @@ proptest! {
             prop_assert!((0.0..=1.0).contains(&f));
         }
     }
+}
+
+/// A result of the kind the effect asked for, chosen by `pick`.
+fn answer(effect: &JobEffect, pick: u8, state: &DownloadState, served: Option<u64>) -> JobInput {
+    let err = || match pick % 4 {
+        0 => NetError::Refused,
+        1 => NetError::Reset,
+        2 => timeout(),
+        _ => device(-7),
+    };
+    let ok = pick % 3 != 0;
+    match effect {
+        JobEffect::ReadSysInfo => JobInput::SysInfo(if ok {
+            Ok(sysinfo(if pick % 2 == 0 { OLD } else { NEW }, 1))
+        } else {
+            Err(err())
+        }),
+        JobEffect::RequestDownload { .. } => {
+            JobInput::DownloadAccepted(if ok { Ok(()) } else { Err(err()) })
+        }
+        JobEffect::ReadDownloadState => JobInput::DownloadState {
+            result: if pick % 5 == 0 {
+                Err(err())
+            } else {
+                Ok(state.clone())
+            },
+            served,
+        },
+        JobEffect::Flash => JobInput::FlashSent(if ok { Ok(()) } else { Err(err()) }),
+        JobEffect::SetRelay { .. } => JobInput::RelayRestored(if ok { Ok(()) } else { Err(err()) }),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The same invariant with a runner that answers exactly what the job asks (so most runs
+    /// get far): a flash is asked for only right after a complete, error-free download state,
+    /// at most once, and never after a cancel.
+    #[test]
+    fn a_faithful_runner_never_flashes_early(
+        steps in proptest::collection::vec(
+            (any::<u8>(), arb_state(), prop_oneof![Just(None), Just(Some(LEN)), (0u64..(2 * LEN)).prop_map(Some)], 0u64..5_000, any::<bool>()),
+            1..80,
+        )
+    ) {
+        let mut now = Instant::now();
+        let mut job = Job::new(spec(), t(), now);
+        let mut queue: Vec<JobEffect> = job.start(now);
+        let mut flashes = 0;
+        let mut cancelled = false;
+        for (pick, state, served, advance_ms, cancel) in steps {
+            if cancel && pick % 16 == 0 {
+                let could = job.can_cancel();
+                job.handle(JobInput::Cancel, now);
+                cancelled |= could;
+            }
+            let effects = match queue.pop() {
+                Some(effect) => {
+                    let input = answer(&effect, pick, &state, served);
+                    let tracked = job.snapshot(now).served_bytes;
+                    let out = job.handle(input.clone(), now);
+                    if out.contains(&JobEffect::Flash) {
+                        prop_assert!(!cancelled, "flash after a cancel");
+                        match &input {
+                            JobInput::DownloadState { result: Ok(s), served } => {
+                                prop_assert!(s.is_complete() && s.status != DownloadState::ERROR);
+                                prop_assert!((*served).max(tracked).is_none_or(|b| b >= LEN));
+                            }
+                            other => prop_assert!(false, "flash after {:?}", other),
+                        }
+                    }
+                    out
+                }
+                None => {
+                    now += Duration::from_millis(advance_ms);
+                    job.handle(JobInput::Tick, now)
+                }
+            };
+            flashes += effects.iter().filter(|e| **e == JobEffect::Flash).count();
+            prop_assert!(flashes <= 1);
+            queue.extend(effects);
+        }
+    }
+}
+
+#[test]
+fn zero_reported_times_use_the_defaults() {
+    let mut h = H::downloading();
+    h.at(1.0);
+    h.tick();
+    let e = h.feed(JobInput::DownloadState {
+        result: Ok(DownloadState {
+            status: 0,
+            ratio: 100,
+            flash_time_s: 0,
+            reboot_time_s: 0,
+        }),
+        served: Some(LEN),
+    });
+    assert_eq!(e, vec![JobEffect::Flash]);
+    h.feed(JobInput::FlashSent(Ok(())));
+    // default_flash_time 60 s, then default_reboot_time 30 s + quiet margin 30 s.
+    h.at(59.0);
+    h.tick();
+    assert_eq!(h.job.stage(), Stage::Flashing);
+    h.at(1.0);
+    h.tick();
+    assert_eq!(h.job.stage(), Stage::Rebooting);
+    h.at(59.0);
+    assert!(h.tick().is_empty());
+    h.at(1.0);
+    assert_eq!(h.tick(), vec![JobEffect::ReadSysInfo]);
+    let s = h.job.snapshot(h.now);
+    assert!(!s.can_cancel);
+    assert_eq!(s.expected_remaining, None);
+}
+
+#[test]
+fn never_back_after_a_protocol_changing_version_says_so() {
+    let mut h = H::new();
+    let mut sp = spec();
+    sp.protocol_change = Some("moves to KLAP".into());
+    h.job = Job::new(sp, t(), h.now);
+    h.job.start(h.now);
+    h.feed(JobInput::SysInfo(Ok(sysinfo(OLD, 1))));
+    h.feed(JobInput::DownloadAccepted(Ok(())));
+    h.at(1.0);
+    h.tick();
+    h.feed(ds(0, 100, Some(LEN)));
+    h.feed(JobInput::FlashSent(Err(NetError::Reset)));
+    for _ in 0..200 {
+        h.at(5.0);
+        if h.tick() == vec![JobEffect::ReadSysInfo] {
+            h.feed(JobInput::SysInfo(Err(NetError::Refused)));
+        }
+    }
+    let (stage, reason) = h.failed();
+    assert_eq!(stage, Stage::Verifying);
+    assert!(
+        reason.contains("moves to KLAP") && reason.contains("UDP 20002"),
+        "{reason}"
+    );
 }

@@ -523,3 +523,47 @@ fn loading_files_and_folders() {
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(empty);
 }
+
+#[test]
+fn ceilings_block_versions_beyond_them_and_steer_the_best_match() {
+    use plugfleet::firmware::plan::{Ceilings, plan_with};
+    let c = Ceilings::new([("HS300(US)", "1.0.21"), ("HS110", "1.2.5")]).unwrap();
+    assert!(Ceilings::new([("HS100", "latest")]).is_err());
+    let images: Vec<Arc<ImageInfo>> = [
+        "hs300v2_us_1.0.21_Build_220101_Rel.000000.bin",
+        "hs300v2_us_1.1.2_Build_241220_Rel.182349.bin",
+        "hs110v1_us_1.2.6_Build_180101_Rel.000000.bin",
+    ]
+    .iter()
+    .map(|f| Arc::new(named(f)))
+    .collect();
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let plugs = vec![
+        (
+            ip,
+            plug("HS300(US)", "2.0", "1.0.12 Build 220121 Rel.175814"),
+        ),
+        (ip, plug("HS110(US)", "1.0", OLD)),
+    ];
+    let p = plan_with(&plugs, &images, &c);
+    // The strip gets the last version below the protocol change instead of the newest.
+    assert_eq!(p[0].verdict(), &Verdict::Compatible);
+    assert_eq!(
+        p[0].image.as_ref().unwrap().file_name,
+        "hs300v2_us_1.0.21_Build_220101_Rel.000000.bin"
+    );
+    // Only a version beyond the base-model ceiling: blocked, even with --force.
+    match p[1].verdict() {
+        Verdict::AboveCeiling { reason } => assert!(reason.contains("1.2.5"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!p[1].will_update(true));
+    // Without ceilings the newest wins (with its protocol-change warning).
+    let p = plan(&plugs, &images);
+    assert!(matches!(p[0].verdict(), Verdict::Compatible));
+    assert_eq!(
+        p[0].image.as_ref().unwrap().file_name,
+        "hs300v2_us_1.0.21_Build_220101_Rel.000000.bin",
+        "compatible ranks above a protocol change"
+    );
+}

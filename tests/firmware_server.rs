@@ -344,3 +344,40 @@ async fn per_key_paths_count_per_plug_even_from_one_address() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn shutdown_cuts_off_a_client_that_stopped_reading() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let big = Bytes::from(vec![7u8; 16 * 1024 * 1024]);
+    let s = FileServer::with_token(TOKEN, [(NAME.to_owned(), big)]).unwrap();
+    let running = s
+        .spawn(&[SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)])
+        .await
+        .unwrap();
+    let addr = running.addrs()[0];
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", good_path()).as_bytes())
+        .await
+        .unwrap();
+    // Read a little, then stop reading (a stalled plug): the server blocks on a full socket.
+    let mut first = vec![0u8; 4096];
+    sock.read_exact(&mut first).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), running.shutdown())
+        .await
+        .expect("shutdown is bounded");
+    // The connection was closed: reading what is buffered ends (EOF or reset), short of 16 MiB.
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sock.read_to_end(&mut rest),
+    )
+    .await
+    .expect("the server closed the connection");
+    if r.is_ok() {
+        assert!(
+            rest.len() + first.len() < 16 * 1024 * 1024,
+            "the body was cut short"
+        );
+    }
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

@@ -209,13 +209,29 @@ fn host_args(r: [u8; 3], hosts: std::ops::RangeInclusive<u8>, port: u16) -> Vec<
         a.push("--host".into());
         a.push(ip(r, h).to_string());
     }
-    a.extend([
+    a.extend(common_args(port));
+    a
+}
+
+/// A UDP port nobody listens on, for the UDP 20002 probe the discovery engine sends to
+/// addresses whose TCP port refused (never the real 20002 in tests).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn common_args(port: u16) -> Vec<String> {
+    vec![
         "--port".into(),
         port.to_string(),
         "--timeout".into(),
         "3".into(),
-    ]);
-    a
+        "--tdp-port".into(),
+        free_udp_port().to_string(),
+    ]
 }
 
 fn by_ip(out: &Output) -> HashMap<String, Value> {
@@ -261,6 +277,8 @@ async fn json_gives_a_verdict_per_device_and_per_outlet() {
         "rssi",
         "emeter",
         "plausibility",
+        "online",
+        "previous_ips",
     ] {
         assert!(hs110.get(key).is_some(), "missing {key}: {hs110}");
     }
@@ -360,35 +378,31 @@ async fn table_marks_flagged_values_and_lists_reasons() {
 async fn a_sweep_finds_the_plugs_and_a_silent_host_is_reported() {
     let r = range();
     let port = start(r, fleet().into_iter().take(2).collect()).await;
-    let out = plugfleet(vec![
+    let mut args = vec![
         "status".into(),
         "--sweep".into(),
         format!("{}/29", ip(r, 0)),
         "--host".into(),
         ip(r, 7).to_string(),
-        "--port".into(),
-        port.to_string(),
-        "--timeout".into(),
-        "3".into(),
         "--json".into(),
-    ])
-    .await;
+    ];
+    args.extend(common_args(port));
+    let out = plugfleet(args).await;
     assert!(out.status.success(), "{out:?}");
     let devs = by_ip(&out);
     assert_eq!(devs.len(), 2, "{devs:?}");
     assert_eq!(devs[&ip(r, 1).to_string()]["found_by"], json!(["sweep"]));
     assert_eq!(devs[&ip(r, 2).to_string()]["plausibility"]["verdict"], "ok");
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains(&format!("{}:{port}: connection refused", ip(r, 7))),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{}: no answer", ip(r, 7))), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_exit_2() {
     for args in [
-        vec!["status"],
+        // (Never `status` without targets here: that is a broadcast on the real network.)
+        vec!["status", "--host", "::1"],
+        vec!["status", "--host", "127.0.0.1", "--port", "0"],
         vec!["status", "--sweep", "127.0.0.0/8"],
         vec!["status", "--host", "127.0.0.1", "--timeout", "0"],
         vec!["status", "--host", "not-an-ip"],
@@ -398,4 +412,65 @@ async fn bad_arguments_exit_2() {
         assert!(out.stdout.is_empty(), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meter_errors_are_reported_per_meter_and_do_not_stop_the_rest() {
+    let r = range();
+    let strip_id = "80060000000000000000000000000000000000";
+    let plugs = vec![
+        // A meter that answers "module not support" although the feature list says ENE.
+        Plug {
+            sysinfo: sysinfo("KP115(US)", "1.0", 0x21, "Odd", json!({})),
+            realtime: HashMap::new(),
+        },
+        // A strip that knows only its first outlet's meter (-14 "entry not exist" for others).
+        Plug {
+            sysinfo: sysinfo(
+                "HS300(US)",
+                "2.0",
+                0x22,
+                "Half",
+                json!({"relay_state": null, "children": [
+                    {"id": format!("{strip_id}2200"), "alias": "A", "state": 1},
+                    {"id": format!("{strip_id}2201"), "alias": "B", "state": 1},
+                ]}),
+            ),
+            realtime: HashMap::from([(
+                Some(format!("{strip_id}2200")),
+                json!({"current_ma": 90, "voltage_mv": 120110, "power_mw": 9800,
+                       "total_wh": 62, "err_code": 0}),
+            )]),
+        },
+    ];
+    let port = start(r, plugs).await;
+    let mut args = host_args(r, 1..=2, port);
+    args.push("--json".into());
+    let out = plugfleet(args.clone()).await;
+    assert!(out.status.success(), "{out:?}");
+    let devs = by_ip(&out);
+    let odd = &devs[&ip(r, 1).to_string()];
+    assert!(
+        odd["emeter"].is_null() && odd["plausibility"].is_null(),
+        "{odd}"
+    );
+    assert!(
+        odd["emeter_error"].as_str().unwrap().contains("-1"),
+        "{odd}"
+    );
+    let half = &devs[&ip(r, 2).to_string()];
+    let outlets = half["children"].as_array().unwrap();
+    assert_eq!(outlets[0]["emeter"]["power_w"], 9.8);
+    assert!(outlets[1]["emeter"].is_null());
+    assert!(
+        outlets[1]["emeter_error"].as_str().unwrap().contains("-14"),
+        "{half}"
+    );
+    assert_eq!(half["plausibility"]["verdict"], "ok");
+
+    args.pop();
+    let out = plugfleet(args).await;
+    let t = String::from_utf8(out.stdout).unwrap();
+    assert!(t.contains("no reading"), "{t}");
+    assert!(t.contains("meter not read: device error -1"), "{t}");
 }

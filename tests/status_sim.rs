@@ -33,16 +33,24 @@ async fn fleet(profiles: &[&str], faults: impl Fn(usize) -> Option<FaultKind>) -
 }
 
 async fn status_json(fleet: &Fleet) -> (Output, HashMap<String, Value>) {
-    let mut args = vec!["status".to_string(), "--json".into()];
+    let mut args = vec![];
     for p in fleet.plugs() {
         args.extend(["--host".into(), p.ip.to_string()]);
     }
-    args.extend([
+    args.extend(["--timeout".into(), "3".into()]);
+    run_status(fleet, args).await
+}
+
+async fn run_status(fleet: &Fleet, extra: Vec<String>) -> (Output, HashMap<String, Value>) {
+    let mut args = vec![
+        "status".to_string(),
+        "--json".into(),
         "--port".into(),
         fleet.port().to_string(),
-        "--timeout".into(),
-        "3".into(),
-    ]);
+        "--tdp-port".into(),
+        fleet.tdp_port().to_string(),
+    ];
+    args.extend(extra);
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_plugfleet"))
             .args(&args)
@@ -156,5 +164,59 @@ async fn unit_scale_fault_is_named() {
         named += 1;
     }
     assert!(named > 0, "no plug had a load to show the bug: {devs:?}");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_finds_the_fleet_and_a_newer_plug_is_listed_unread() {
+    let profiles = [
+        "hs110-us-hw1",
+        "hs300-us-hw2",
+        "hs100-uk-hw4-klap",
+        "kp115-us-hw1",
+    ];
+    let fleet = fleet(&profiles, |i| (i == 3).then_some(FaultKind::UnitScale)).await;
+    let (out, devs) = run_status(
+        &fleet,
+        vec![
+            "--target".into(),
+            "127.255.255.255".into(),
+            "--timeout".into(),
+            "1".into(),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let plugs = fleet.plugs();
+    for p in plugs {
+        assert!(
+            devs.contains_key(&p.ip.to_string()),
+            "{} missing: {devs:?}",
+            p.ip
+        );
+    }
+    // Only this fleet answers on its port (other tests' fleets use other ports).
+    assert_eq!(devs.len(), plugs.len(), "{devs:?}");
+    let hs110 = &devs[&plugs[0].ip.to_string()];
+    assert!(
+        hs110["found_by"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("broadcast")),
+        "{hs110}"
+    );
+    assert_eq!(hs110["plausibility"]["verdict"], "ok", "{hs110}");
+    let strip = &devs[&plugs[1].ip.to_string()];
+    assert_eq!(strip["children"].as_array().unwrap().len(), 6);
+    let klap = &devs[&plugs[2].ip.to_string()];
+    assert_ne!(klap["protocol"], "legacy", "{klap}");
+    assert!(
+        klap["emeter"].is_null() && klap["plausibility"].is_null(),
+        "{klap}"
+    );
+    let kp = &devs[&plugs[3].ip.to_string()];
+    if kp["emeter"]["power_w"].as_f64().unwrap() >= 1000.0 {
+        assert!(reasons(kp)[0].starts_with("unit-scale bug"), "{kp}");
+    }
     fleet.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! `plugfleet bench discovery`: time from the first probe until the last of N plugs is known,
-//! by broadcast (127.255.255.255) and by TCP sweep of the whole /24, for N = 10, 50, 250.
-//! Loopback only. Prints figures; asserts nothing about time.
+//! by broadcast (127.255.255.255) and by TCP sweep of the whole /24, for N = 10, 50, 250, against
+//! the simulator (every profile, newer-protocol plugs included) and, for comparison, against the
+//! minimal discovery responders. Loopback only. Prints figures; asserts nothing about time.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::net::discovery::loopback::{FakePlug, LOOPBACK_BROADCAST, LoopbackFleet};
 use crate::net::discovery::{self, DiscoveryConfig, DiscoveryEvent};
+use crate::sim::{Fleet, FleetSpec};
 
 /// Fleet sizes measured.
 pub const SIZES: [u32; 3] = [10, 50, 250];
@@ -34,16 +36,18 @@ pub struct Measurement {
     pub found: usize,
 }
 
-/// Measures one discovery pass against `fleet` (whose plugs are `expect` in number).
+/// Measures one discovery pass against plugs on `port`/`tdp_port` in 127.`net`.0/24 (`expect`
+/// of them).
 pub async fn measure(
-    fleet: &LoopbackFleet,
+    port: u16,
+    tdp_port: u16,
     net: (u8, u8),
     method: Method,
     expect: usize,
 ) -> anyhow::Result<Measurement> {
     let mut cfg = DiscoveryConfig {
-        port: fleet.port(),
-        tdp_port: fleet.tdp_port(),
+        port,
+        tdp_port,
         timeout: Duration::from_secs(5),
         ..DiscoveryConfig::default()
     };
@@ -96,59 +100,94 @@ fn bench_net() -> (u8, u8) {
     (200, b)
 }
 
+/// The two kinds of fleet measured.
+enum Responders {
+    Sim(Fleet),
+    Minimal(LoopbackFleet),
+}
+
+impl Responders {
+    async fn start(sim: bool, net: (u8, u8), n: u32) -> anyhow::Result<Self> {
+        let base = Ipv4Addr::new(127, net.0, net.1, 1);
+        Ok(if sim {
+            Responders::Sim(Fleet::start(FleetSpec::on_free_port(base, n as usize)).await?)
+        } else {
+            let plugs = (1..=n)
+                .map(|i| FakePlug::legacy(Ipv4Addr::new(127, net.0, net.1, i as u8), i))
+                .collect();
+            Responders::Minimal(LoopbackFleet::start(plugs).await?)
+        })
+    }
+
+    fn ports(&self) -> (u16, u16) {
+        match self {
+            Responders::Sim(f) => (f.port(), f.tdp_port()),
+            Responders::Minimal(f) => (f.port(), f.tdp_port()),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Responders::Sim(f) => f.shutdown().await,
+            Responders::Minimal(f) => f.shutdown().await,
+        }
+    }
+}
+
 async fn suite() -> anyhow::Result<()> {
     println!("discovery — loopback, time from the first probe until the last of N plugs is known");
-    println!(
-        "  responders: plugfleet::net::discovery::loopback (one UDP+TCP responder per plug on 127.x);"
-    );
+    println!("  sim     = plugfleet::sim fleet, every profile in turn (1 in 9 is a newer-protocol");
+    println!("            plug, found through UDP 20002)");
+    println!("  minimal = plugfleet::net::discovery::loopback responders (discovery only)");
     println!("  {RUNS} runs each, median / worst; sweep = the whole /24 (254 addresses)");
     println!();
     println!(
-        "  {:>5}  {:<10}  {:>22}  {:>22}",
-        "plugs", "method", "all known ms (med/max)", "pass over ms (med/max)"
+        "  {:>5}  {:<8}  {:<10}  {:>22}  {:>22}",
+        "plugs", "fleet", "method", "all known ms (med/max)", "pass over ms (med/max)"
     );
     let net = bench_net();
     for n in SIZES {
-        let plugs: Vec<FakePlug> = (1..=n)
-            .map(|i| FakePlug::legacy(Ipv4Addr::new(127, net.0, net.1, i as u8), i))
-            .collect();
-        let fleet = LoopbackFleet::start(plugs).await?;
-        for method in [Method::Broadcast, Method::Sweep] {
-            let mut known = Vec::new();
-            let mut done = Vec::new();
-            let mut missing = 0;
-            for _ in 0..RUNS {
-                let m = measure(&fleet, net, method, n as usize).await?;
-                if m.found < n as usize {
-                    missing += 1;
+        for sim in [true, false] {
+            let fleet = Responders::start(sim, net, n).await?;
+            let (port, tdp_port) = fleet.ports();
+            for method in [Method::Broadcast, Method::Sweep] {
+                let mut known = Vec::new();
+                let mut done = Vec::new();
+                let mut missing = 0;
+                for _ in 0..RUNS {
+                    let m = measure(port, tdp_port, net, method, n as usize).await?;
+                    if m.found < n as usize {
+                        missing += 1;
+                    }
+                    known.push(m.all_known_ms);
+                    if let Some(d) = m.pass_done_ms {
+                        done.push(d);
+                    }
                 }
-                known.push(m.all_known_ms);
-                if let Some(d) = m.pass_done_ms {
-                    done.push(d);
-                }
-            }
-            let (km, kx) = median_max(known);
-            let over = if done.is_empty() {
-                "—".to_owned()
-            } else {
-                let (dm, dx) = median_max(done);
-                format!("{dm:.1} / {dx:.1}")
-            };
-            let label = match method {
-                Method::Broadcast => "broadcast",
-                Method::Sweep => "sweep /24",
-            };
-            println!(
-                "  {n:>5}  {label:<10}  {:>22}  {over:>22}{}",
-                format!("{km:.1} / {kx:.1}"),
-                if missing > 0 {
-                    format!("  ({missing} runs did not find all)")
+                let (km, kx) = median_max(known);
+                let over = if done.is_empty() {
+                    "—".to_owned()
                 } else {
-                    String::new()
-                }
-            );
+                    let (dm, dx) = median_max(done);
+                    format!("{dm:.1} / {dx:.1}")
+                };
+                let label = match method {
+                    Method::Broadcast => "broadcast",
+                    Method::Sweep => "sweep /24",
+                };
+                println!(
+                    "  {n:>5}  {:<8}  {label:<10}  {:>22}  {over:>22}{}",
+                    if sim { "sim" } else { "minimal" },
+                    format!("{km:.1} / {kx:.1}"),
+                    if missing > 0 {
+                        format!("  ({missing} runs did not find all)")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            fleet.shutdown().await;
         }
-        fleet.shutdown().await;
     }
     println!();
     println!("  targets: 250 by broadcast within 300 ms; a /24 sweep within 1 s");

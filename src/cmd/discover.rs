@@ -15,6 +15,11 @@ use crate::net::discovery::{self, DEFAULT_CONCURRENCY, DiscoveryConfig, Discover
 use crate::protocol::tdp::TDP_PORT;
 
 #[derive(Debug, Clone, Args, Default)]
+#[command(after_help = "\
+Without --target, --host or --sweep, probes every interface's broadcast address and \
+255.255.255.255; with any of them, only those. --timeout is how long broadcast replies are \
+awaited (and each device's reply timeout); known hosts get up to --timeout to answer; a sweep \
+always covers its whole range. Devices are printed as they answer; the summary goes to stderr.")]
 pub struct DiscoverArgs {
     #[command(flatten)]
     pub net: TargetArgs,
@@ -51,6 +56,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> {
+    let swept = !cfg.sweeps.is_empty();
     let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(1024);
     let token = CancellationToken::new();
     let task = discovery::spawn(cfg, tx, token.clone());
@@ -121,6 +127,12 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
     }
     if !json {
         eprintln!("{}", summary(&registry, hostile, elapsed));
+        if registry.is_empty() && !swept {
+            eprintln!(
+                "hint: plugs on another subnet, VLAN or behind AP isolation do not hear \
+                 broadcasts; try --host ADDR or --sweep CIDR (e.g. --sweep 192.168.1.0/24)"
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

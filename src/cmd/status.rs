@@ -2,7 +2,8 @@
 //! meter (per outlet on strips) and the plausibility verdict — as an aligned table or, with
 //! `--json`, one JSON object per line per device.
 //!
-//! Three steps, one way: find devices ([`find`]), read each one's meters with bounded
+//! Three steps, one way: find devices with the discovery engine ([`find`]: the same probes as
+//! `plugfleet discover`, merged by the fleet registry), read each one's meters with bounded
 //! concurrency and a timeout per request ([`read_device`]), then render ([`json_line`],
 //! [`render_table`]). Rendering is pure and unit-tested.
 
@@ -12,21 +13,22 @@ use std::sync::Arc;
 
 use clap::Args;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{TargetArgs, UsageError};
 use crate::fleet::plausibility::{Assessment, Meter, Verdict, strip_summary, strip_total};
-use crate::fleet::ratings::limits_for;
+use crate::fleet::ratings::{Limits, limits_for};
 use crate::fleet::reading::{Field, Reading};
+use crate::fleet::registry::{Device, Registry};
+use crate::net::discovery::{self, DiscoveryConfig, DiscoveryEvent};
 use crate::net::{Client, ClientConfig};
-use crate::protocol::{ChildInfo, Realtime, SysInfo};
+use crate::protocol::tdp::TDP_PORT;
+use crate::protocol::{ChildInfo, Realtime};
 
 /// Devices read at once.
 const CONCURRENCY: usize = 32;
-/// Largest sweep without `--force` (a /16).
-const MAX_SWEEP_HOSTS: u64 = 65_536;
 
 #[derive(Debug, Clone, Args, Default)]
 pub struct StatusArgs {
@@ -36,19 +38,19 @@ pub struct StatusArgs {
     /// plausibility; strips list their outlets in `children`).
     #[arg(long)]
     pub json: bool,
+    /// UDP port of the newer devices' discovery probe (tests use a free port).
+    #[arg(long, default_value_t = TDP_PORT, value_name = "P", hide = true)]
+    pub tdp_port: u16,
 }
 
-/// A device that answered, and how it was found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Found {
-    pub ip: IpAddr,
-    pub port: u16,
-    /// How it was found, as `discover --json` lists it: `host`, `sweep`, `broadcast`,
-    /// `udp20002`.
-    pub found_by: Vec<&'static str>,
-    /// Milliseconds since the command started.
-    pub t_ms: u64,
-    pub info: SysInfo,
+impl StatusArgs {
+    /// The discovery configuration, or a usage error (exit status 2).
+    pub fn config(&self) -> Result<DiscoveryConfig, UsageError> {
+        let mut cfg = DiscoveryConfig::from_args(&self.net)?;
+        cfg.tdp_port = self.tdp_port;
+        cfg.validate(self.net.force)?;
+        Ok(cfg)
+    }
 }
 
 /// What became of one meter.
@@ -86,7 +88,9 @@ pub struct OutletStatus {
 /// Everything `status` knows about one device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceStatus {
-    pub found: Found,
+    /// The device as discovery knows it (sysinfo for port-9999 devices, the UDP 20002 answer
+    /// for newer ones).
+    pub device: Device,
     /// A plug's own meter; for strips, the sum of the outlets (python-kasa's way).
     pub reading: Option<Reading>,
     pub meter_error: Option<String>,
@@ -98,17 +102,57 @@ pub struct DeviceStatus {
 
 impl DeviceStatus {
     fn is_strip(&self) -> bool {
-        !self.found.info.children.is_empty()
+        self.device
+            .sysinfo
+            .as_ref()
+            .is_some_and(|s| !s.children.is_empty())
+    }
+
+    /// A device that was found but not read (a newer-protocol device).
+    pub fn unread(device: Device) -> Self {
+        Self {
+            device,
+            reading: None,
+            meter_error: None,
+            plausibility: None,
+            raw: None,
+            outlets: Vec::new(),
+        }
     }
 }
 
+/// What discovery saw besides devices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FindReport {
+    /// `--host` addresses that did not answer.
+    pub silent_hosts: Vec<IpAddr>,
+    /// Replies that were counted and ignored (garbage, wrong shape, …).
+    pub hostile: usize,
+    /// Probes that could not be sent.
+    pub send_errors: Vec<String>,
+}
+
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    check_args(&args.net)?;
+    let cfg = args.config()?;
+    let client = ClientConfig::with_timeout(cfg.port, cfg.timeout);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let statuses = rt.block_on(snapshot(&args.net));
+    let (statuses, report) = rt.block_on(snapshot(cfg, client))?;
+    for ip in &report.silent_hosts {
+        eprintln!("plugfleet: {ip}: no answer");
+    }
+    for e in &report.send_errors {
+        eprintln!("plugfleet: warning: could not send to {e}");
+    }
+    if report.hostile > 0 && !args.json {
+        eprintln!(
+            "plugfleet: ignored {} unusable repl{}",
+            report.hostile,
+            if report.hostile == 1 { "y" } else { "ies" }
+        );
+    }
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     if args.json {
@@ -124,45 +168,20 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Rejects what cannot run: nothing to look at, oversized sweeps.
-pub fn check_args(net: &TargetArgs) -> Result<(), UsageError> {
-    if !net.targets.is_empty() {
-        return Err(UsageError(
-            "`status --target` (UDP broadcast) needs the discovery engine, which is not in this \
-             build yet; use --host or --sweep"
-                .into(),
-        ));
-    }
-    if !net.is_explicit() {
-        return Err(UsageError(
-            "`status` needs --host ADDR or --sweep CIDR (broadcast discovery is not in this build \
-             yet)"
-                .into(),
-        ));
-    }
-    for s in &net.sweeps {
-        let hosts = 1u64 << (32 - u32::from(s.prefix_len()));
-        if hosts > MAX_SWEEP_HOSTS && !net.force {
-            return Err(UsageError(format!(
-                "sweep {s} covers {hosts} addresses, more than a /16; add --force to sweep it"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Finds the devices, then reads each one's meters.
-pub async fn snapshot(net: &TargetArgs) -> Vec<DeviceStatus> {
-    let started = Instant::now();
-    let cfg = ClientConfig::with_timeout(net.port, net.timeout);
-    let found = find(net, cfg, started).await;
+/// Finds the devices, then reads each one's meters (at most [`CONCURRENCY`] devices at once;
+/// every request under `client`'s timeouts).
+pub async fn snapshot(
+    cfg: DiscoveryConfig,
+    client: ClientConfig,
+) -> anyhow::Result<(Vec<DeviceStatus>, FindReport)> {
+    let (devices, report) = find(cfg).await?;
     let sem = Arc::new(Semaphore::new(CONCURRENCY));
     let mut set = JoinSet::new();
-    for f in found {
+    for d in devices {
         let sem = sem.clone();
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            read_device(f, cfg).await
+            read_device(d, client).await
         });
     }
     let mut out = Vec::new();
@@ -172,81 +191,90 @@ pub async fn snapshot(net: &TargetArgs) -> Vec<DeviceStatus> {
             Err(e) => tracing::error!("status task failed: {e}"),
         }
     }
-    out.sort_by_key(|s| (s.found.ip, s.found.port));
-    out
+    out.sort_by_key(|s| (s.device.ip, s.device.port));
+    Ok((out, report))
 }
 
-/// Finds devices by unicast `get_sysinfo` to each `--host` and each address of each `--sweep`
-/// (bounded concurrency, every request under the client's timeouts). The discovery engine
-/// (`crate::net::discovery`) replaces this when it lands; only this function changes.
-async fn find(net: &TargetArgs, cfg: ClientConfig, started: Instant) -> Vec<Found> {
-    let mut addrs: Vec<(IpAddr, &'static str)> = net.hosts.iter().map(|ip| (*ip, "host")).collect();
-    for s in &net.sweeps {
-        // Usable hosts (a /31 or /32 is swept whole).
-        addrs.extend(s.hosts().map(|ip| (IpAddr::V4(ip), "sweep")));
-    }
-    // One probe per address (a host also inside a sweep counts as a host).
-    let mut seen = std::collections::HashSet::new();
-    addrs.retain(|(ip, _)| seen.insert(*ip));
-
-    let sem = Arc::new(Semaphore::new(if net.sweeps.is_empty() {
-        CONCURRENCY
-    } else {
-        CONCURRENCY * 4
-    }));
-    let mut set = JoinSet::new();
-    for (ip, found_by) in addrs {
-        let sem = sem.clone();
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let client = Client::new(ip, cfg);
-            match client.sysinfo().await {
-                Ok(info) => Some(Found {
-                    ip,
-                    port: cfg.port,
-                    found_by: vec![found_by],
-                    t_ms: started.elapsed().as_millis() as u64,
-                    info,
-                }),
-                Err(e) => {
-                    // A named host that does not answer is worth saying; a silent sweep
-                    // address is not.
-                    if found_by == "host" {
-                        eprintln!("plugfleet: {ip}:{}: {e}", cfg.port);
-                    }
-                    None
-                }
-            }
-        });
-    }
-    let mut found = Vec::new();
-    while let Some(r) = set.join_next().await {
-        if let Ok(Some(f)) = r {
-            found.push(f);
+/// One discovery pass (broadcast targets, known hosts, sweeps, UDP 20002 — exactly what
+/// `plugfleet discover` does), merged by MAC in the fleet registry. Ctrl-C ends it early.
+pub async fn find(cfg: DiscoveryConfig) -> anyhow::Result<(Vec<Device>, FindReport)> {
+    let hosts = cfg.hosts.clone();
+    let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(1024);
+    let token = CancellationToken::new();
+    let task = discovery::spawn(cfg, tx, token.clone());
+    let ctrl_c = token.clone();
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            ctrl_c.cancel();
         }
+    });
+    let mut registry = Registry::new(1);
+    let mut report = FindReport::default();
+    while let Some(ev) = rx.recv().await {
+        match &ev {
+            DiscoveryEvent::Hostile { from, reason } => {
+                report.hostile += 1;
+                tracing::info!(%from, %reason, "ignored a reply");
+            }
+            DiscoveryEvent::RoundDone { send_errors, .. } => {
+                report.send_errors.extend(send_errors.iter().cloned());
+                // One pass only: liveness does not apply.
+                continue;
+            }
+            _ => {}
+        }
+        registry.apply(&ev);
     }
-    found
+    watcher.abort();
+    task.await??;
+    let devices = registry.devices().to_vec();
+    report.silent_hosts = hosts
+        .into_iter()
+        .map(IpAddr::V4)
+        .filter(|ip| !devices.iter().any(|d| d.ip == *ip))
+        .collect();
+    Ok((devices, report))
+}
+
+/// One reading of one meter (an outlet's when `child` is given), assessed against `limits`. A
+/// snapshot has no history: the stateless rules apply (rating, negative values, P > V × I,
+/// mains band, 0 V with current, the unit-scale bug by V × I) plus what the reply itself shows.
+/// The flag says whether a failure was the transport's (as opposed to the device saying no).
+async fn read_meter(client: &Client, child: Option<&str>, limits: &Limits) -> (MeterState, bool) {
+    match client.realtime(child).await {
+        Ok(realtime) => {
+            let assessment = Meter::new(limits.clone()).assess_realtime(&realtime, 0);
+            (
+                MeterState::Read {
+                    realtime,
+                    assessment,
+                },
+                false,
+            )
+        }
+        Err(e) => (MeterState::Failed(e.to_string()), e.is_transport()),
+    }
 }
 
 /// Reads one reading per meter of a found device: the plug's own, or each outlet's in turn on a
-/// strip (gently, one at a time), and assesses them against the model's rating.
-pub async fn read_device(found: Found, cfg: ClientConfig) -> DeviceStatus {
-    let client = Client::new(found.ip, cfg);
-    let info = &found.info;
+/// strip (gently, one at a time), and assesses them against the model's rating. Devices that
+/// only answered on UDP 20002 (newer protocol) are not read.
+pub async fn read_device(device: Device, cfg: ClientConfig) -> DeviceStatus {
+    let Some(info) = device.sysinfo.clone() else {
+        return DeviceStatus::unread(device);
+    };
+    let client = Client::new(
+        device.ip,
+        ClientConfig {
+            port: device.port,
+            ..cfg
+        },
+    );
+    let info = &info;
     let limits = limits_for(&info.model);
-    let now_ms = 0;
     if info.children.is_empty() {
         let meter = if info.has_emeter() {
-            match client.realtime(None).await {
-                Ok(realtime) => {
-                    let assessment = Meter::new(limits).assess_realtime(&realtime, now_ms);
-                    MeterState::Read {
-                        realtime,
-                        assessment,
-                    }
-                }
-                Err(e) => MeterState::Failed(e.to_string()),
-            }
+            read_meter(&client, None, &limits).await.0
         } else {
             MeterState::Absent
         };
@@ -264,7 +292,7 @@ pub async fn read_device(found: Found, cfg: ClientConfig) -> DeviceStatus {
             MeterState::Absent => (None, None, None, None),
         };
         return DeviceStatus {
-            found,
+            device,
             reading,
             meter_error,
             plausibility,
@@ -274,20 +302,20 @@ pub async fn read_device(found: Found, cfg: ClientConfig) -> DeviceStatus {
     }
 
     let mut outlets = Vec::with_capacity(info.children.len());
+    // After a transport failure (timeout, refused, reset) the other outlets would only wait out
+    // the same timeout: they are reported with that error instead.
+    let mut broken: Option<String> = None;
     for child in &info.children {
-        let meter = if info.has_emeter() {
-            match client.realtime(Some(&child.id)).await {
-                Ok(realtime) => {
-                    let assessment = Meter::new(limits.clone()).assess_realtime(&realtime, now_ms);
-                    MeterState::Read {
-                        realtime,
-                        assessment,
-                    }
+        let meter = match (&broken, info.has_emeter()) {
+            (_, false) => MeterState::Absent,
+            (Some(e), true) => MeterState::Failed(e.clone()),
+            (None, true) => {
+                let (meter, transport) = read_meter(&client, Some(&child.id), &limits).await;
+                if transport && let MeterState::Failed(e) = &meter {
+                    broken = Some(e.clone());
                 }
-                Err(e) => MeterState::Failed(e.to_string()),
+                meter
             }
-        } else {
-            MeterState::Absent
         };
         outlets.push(OutletStatus {
             info: child.clone(),
@@ -318,7 +346,7 @@ pub async fn read_device(found: Found, cfg: ClientConfig) -> DeviceStatus {
         )
     };
     DeviceStatus {
-        found,
+        device,
         reading,
         meter_error,
         plausibility,
@@ -370,7 +398,7 @@ fn plausibility_json(a: Option<&Assessment>, raw: Option<&Value>) -> Value {
 
 /// One device as a JSON object (one line of `status --json`).
 pub fn json_line(s: &DeviceStatus) -> Value {
-    let i = &s.found.info;
+    let i = s.device.sysinfo.as_ref();
     let children: Vec<Value> = s
         .outlets
         .iter()
@@ -402,28 +430,16 @@ pub fn json_line(s: &DeviceStatus) -> Value {
             v
         })
         .collect();
-    let mut v = json!({
-        "ip": s.found.ip.to_string(),
-        "port": s.found.port,
-        "mac": i.mac,
-        "device_id": i.device_id,
-        "alias": i.alias,
-        "model": i.model,
-        "hw_ver": i.hw_ver,
-        "sw_ver": i.sw_ver,
-        "hw_id": i.hw_id,
-        "fw_id": i.fw_id,
-        "oem_id": i.oem_id,
-        "has_emeter": i.has_emeter(),
-        "children": children,
-        "protocol": "legacy",
-        "found_by": s.found.found_by,
-        "t_ms": s.found.t_ms,
-        "relay_state": i.relay_on.map(u8::from),
-        "rssi": i.rssi,
-        "emeter": emeter_json(s.reading.as_ref()),
-        "plausibility": plausibility_json(s.plausibility.as_ref(), s.raw.as_ref()),
-    });
+    // The `discover --json` object, then what status adds; `children` becomes the outlet list.
+    let mut v = s.device.to_json();
+    v["children"] = match i {
+        Some(_) => Value::Array(children),
+        None => Value::Null,
+    };
+    v["relay_state"] = json!(i.and_then(|i| i.relay_on).map(u8::from));
+    v["rssi"] = json!(i.and_then(|i| i.rssi));
+    v["emeter"] = emeter_json(s.reading.as_ref());
+    v["plausibility"] = plausibility_json(s.plausibility.as_ref(), s.raw.as_ref());
     if let Some(e) = &s.meter_error {
         v["emeter_error"] = json!(e);
     }
@@ -484,14 +500,37 @@ pub fn render_table(statuses: &[DeviceStatus]) -> String {
     let mut rows: Vec<[String; 12]> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     for s in statuses {
-        let i = &s.found.info;
-        let ip = if s.found.port == crate::protocol::DEFAULT_PORT {
-            s.found.ip.to_string()
+        let d = &s.device;
+        let i = d.sysinfo.as_ref();
+        let ip = if d.port == crate::protocol::DEFAULT_PORT {
+            d.ip.to_string()
         } else {
-            format!("{}:{}", s.found.ip, s.found.port)
+            format!("{}:{}", d.ip, d.port)
         };
         let a = s.plausibility.as_ref();
         let r = s.reading.as_ref();
+        let Some(i) = i else {
+            // Found on UDP 20002 only: a newer-protocol device this tool cannot read.
+            let protocol = d.protocol();
+            rows.push([
+                ip.clone(),
+                "-".into(),
+                cell(d.model().unwrap_or("?"), 12),
+                cell(d.hw_ver().unwrap_or("-"), 5),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!("{protocol}, not read"),
+            ]);
+            notes.push(format!(
+                "{ip}: newer protocol ({protocol}): no port-9999 access, so no reading"
+            ));
+            continue;
+        };
         rows.push([
             ip.clone(),
             cell(&i.alias, 24),
@@ -630,6 +669,7 @@ fn mark(v: Verdict) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::discovery::{DeviceReply, FoundBy, Sighting};
     use crate::protocol::SysInfo;
     use std::time::Duration;
 
@@ -648,14 +688,16 @@ mod tests {
         SysInfo::from_result(&v).expect("sysinfo")
     }
 
-    fn found(info: SysInfo) -> Found {
-        Found {
+    fn found(info: SysInfo) -> Device {
+        let mut reg = Registry::new(1);
+        reg.observe(&Sighting {
             ip: "127.0.0.5".parse().expect("ip"),
             port: 9999,
-            found_by: vec!["host"],
-            t_ms: 12,
-            info,
-        }
+            found_by: FoundBy::Host,
+            at: 12,
+            reply: DeviceReply::Legacy(info),
+        });
+        reg.devices()[0].clone()
     }
 
     fn read(model: &str, rt: Value) -> MeterState {
@@ -676,7 +718,7 @@ mod tests {
             unreachable!()
         };
         DeviceStatus {
-            found: found(sysinfo(model, json!({}))),
+            device: found(sysinfo(model, json!({}))),
             reading: Some(Reading::from(&realtime)),
             meter_error: None,
             plausibility: Some(assessment),
@@ -736,7 +778,7 @@ mod tests {
     #[test]
     fn plugs_without_a_meter_have_null_emeter() {
         let s = DeviceStatus {
-            found: found(sysinfo("HS100(US)", json!({"feature": "TIM"}))),
+            device: found(sysinfo("HS100(US)", json!({"feature": "TIM"}))),
             reading: None,
             meter_error: None,
             plausibility: None,
@@ -787,7 +829,7 @@ mod tests {
         let summary = strip_summary(&total, read.iter().map(|(_, a, n)| (*n, *a)));
         DeviceStatus {
             reading: Some(Reading::strip_sum(read.iter().map(|(r, _, _)| r))),
-            found: found(info),
+            device: found(info),
             meter_error: None,
             plausibility: Some(summary),
             raw: None,
@@ -827,8 +869,10 @@ mod tests {
                 "HS110(EU)",
                 json!({"power": 0.928, "voltage": 231.06, "current": 0.0149, "total": 55.139}),
             );
-            p.found.ip = "127.0.0.6".parse().expect("ip");
-            p.found.info.alias = "Desk\u{1b}[31m".into();
+            p.device.ip = "127.0.0.6".parse().expect("ip");
+            if let Some(i) = p.device.sysinfo.as_mut() {
+                i.alias = "Desk\u{1b}[31m".into();
+            }
             p
         };
         let t = render_table(&[s, ok, strip()]);
@@ -863,19 +907,34 @@ mod tests {
 
     #[test]
     fn bad_args_are_usage_errors() {
-        let mut net = TargetArgs {
-            port: 9999,
-            timeout: Duration::from_secs(1),
-            ..TargetArgs::default()
+        let mut args = StatusArgs {
+            net: TargetArgs {
+                port: 9999,
+                timeout: Duration::from_secs(1),
+                sweeps: vec!["127.0.0.0/8".parse().expect("net")],
+                ..TargetArgs::default()
+            },
+            json: false,
+            tdp_port: TDP_PORT,
         };
-        assert!(check_args(&net).is_err());
-        net.sweeps = vec!["127.0.0.0/8".parse().expect("net")];
-        let e = check_args(&net).expect_err("too big");
+        let e = args.config().expect_err("too big");
         assert!(e.0.contains("--force"), "{e}");
-        net.force = true;
-        assert!(check_args(&net).is_ok());
-        net.sweeps = vec!["127.1.0.0/24".parse().expect("net")];
-        net.force = false;
-        assert!(check_args(&net).is_ok());
+        args.net.force = true;
+        assert!(args.config().is_ok());
+        args.net.sweeps = vec!["127.1.0.0/24".parse().expect("net")];
+        args.net.force = false;
+        let cfg = args.config().expect("ok");
+        assert!(
+            cfg.targets.is_empty(),
+            "explicit sweeps replace the default broadcast"
+        );
+        args.net.hosts = vec!["::1".parse().expect("v6")];
+        assert!(args.config().is_err());
+        args.net.hosts.clear();
+        args.net.port = 0;
+        assert!(args.config().is_err());
+        args.net.port = 9999;
+        args.tdp_port = 0;
+        assert!(args.config().is_err());
     }
 }

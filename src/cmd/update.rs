@@ -1,9 +1,9 @@
 //! `plugfleet update`: update plugs' firmware from a local image or a folder of images, headless.
 //!
-//! Reads each named plug's sysinfo, matches the image(s) (each plug gets its best match), shows
-//! the plan, asks for confirmation on a terminal (refuses without one unless `--yes`), then runs
-//! the batch and prints every transition. Exit status 0 only if every plug was updated and
-//! verified.
+//! Finds the named plugs (one discovery pass over `--host/--sweep/--target`), matches the
+//! image(s) (each plug gets its best match), shows the plan, asks for confirmation on a terminal
+//! (refuses without one unless `--yes`), then runs the batch and prints every transition. Exit
+//! status 0 only if every plug was updated and verified.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
@@ -18,14 +18,39 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{TargetArgs, UsageError, parse_seconds};
+use crate::config::Config;
 use crate::firmware::image::{self, ImageInfo};
 use crate::firmware::job::JobTimings;
-use crate::firmware::plan::{self, PlanEntry};
+use crate::firmware::plan::{self, Ceilings, PlanEntry};
 use crate::firmware::runner::{self, BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig};
-use crate::net::{Client, ClientConfig, NetError};
+use crate::net::ClientConfig;
+use crate::net::discovery::{self, DeviceReply, DiscoveryConfig, DiscoveryEvent};
 use crate::protocol::SysInfo;
 
+/// Writes a line to stdout, ignoring a closed pipe: `update --json | head` must not end the
+/// process while plugs are flashing (`println!` would panic).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// The same for stderr.
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 #[derive(Debug, Clone, Args, Default)]
+#[command(
+    after_help = "Verdicts: compatible, protocol-change and downgrade images are flashed after \
+confirmation; unknown-target and same-version only with --force; wrong-target, corrupt and \
+above-ceiling ([firmware.max_version] in the config file) never. flash_firmware is sent only \
+after a complete, error-free download. Exit status 0 only if every plug was updated and verified."
+)]
 pub struct UpdateArgs {
     /// A firmware image, or a folder of images (each plug gets its best match).
     #[arg(long, value_name = "FILE_OR_DIR")]
@@ -34,10 +59,9 @@ pub struct UpdateArgs {
     #[command(flatten)]
     pub net: TargetArgs,
 
-    /// Plugs updated at once.
-    #[arg(long, default_value_t = runner::DEFAULT_CONCURRENCY, value_name = "N",
-          value_parser = parse_concurrency)]
-    pub concurrency: usize,
+    /// Plugs updated at once [default: `[firmware] concurrency` of the config file, else 4].
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
+    pub concurrency: Option<usize>,
 
     /// Update one plug first; the others only after it came back verified.
     #[arg(long)]
@@ -112,25 +136,50 @@ fn clean(s: &str) -> String {
     out
 }
 
+/// Runs with the config file named by the global `--config`, else the one at its default
+/// location (its `[firmware]` ceilings and concurrency apply).
 pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
-    if !args.net.targets.is_empty() || !args.net.sweeps.is_empty() {
+    // `main` passes the global `--config` only to `plugfleet config`; read it again here.
+    let named = <crate::cli::Cli as clap::Parser>::try_parse()
+        .ok()
+        .and_then(|c| c.config);
+    let cfg = match named {
+        Some(path) => Config::load(&path, true).map_err(|e| UsageError(e.to_string()))?,
+        None => match crate::config::default_path() {
+            Ok(path) => Config::load(&path, false).map_err(|e| UsageError(e.to_string()))?,
+            Err(_) => Config::default(),
+        },
+    };
+    run_with_config(args, &cfg)
+}
+
+/// Runs with an already loaded config.
+pub fn run_with_config(args: UpdateArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let ceilings = Ceilings::new(
+        cfg.firmware
+            .max_version
+            .iter()
+            .map(|(m, v)| (m.as_str(), v.as_str())),
+    )
+    .map_err(|e| UsageError(format!("config: {e}")))?;
+    if !args.net.is_explicit() {
         return Err(UsageError(
-            "`update` finds plugs by --host for now: --target/--sweep arrive with the discovery \
-             engine"
+            "name the plugs to update with --host ADDR, --sweep CIDR or --target BROADCAST \
+             (repeatable): update never acts on every plug it can hear"
                 .into(),
         )
         .into());
     }
-    if args.net.hosts.is_empty() {
-        return Err(
-            UsageError("name the plugs to update with --host ADDR (repeatable)".into()).into(),
-        );
-    }
+    let discovery = DiscoveryConfig::from_args(&args.net)?;
     let images = image::load_path(&args.firmware).map_err(|e| UsageError(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(args, images))
+    let mut args = args;
+    if args.concurrency.is_none() {
+        args.concurrency = cfg.firmware.concurrency.filter(|n| (1..=256).contains(n));
+    }
+    rt.block_on(run_async(args, images, ceilings, discovery))
 }
 
 fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
@@ -151,7 +200,7 @@ fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
     RunnerConfig {
         client,
         timings,
-        concurrency: args.concurrency,
+        concurrency: args.concurrency.unwrap_or(runner::DEFAULT_CONCURRENCY),
         canary: args.canary,
         stop_on_failure: args.stop_on_failure,
         force: args.net.force,
@@ -165,31 +214,75 @@ fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
     }
 }
 
-async fn run_async(args: UpdateArgs, images: Vec<ImageInfo>) -> anyhow::Result<ExitCode> {
-    let client_cfg = ClientConfig::with_timeout(args.net.port, args.net.timeout);
-    let images: Vec<Arc<ImageInfo>> = images.into_iter().map(Arc::new).collect();
-    let out = Output { json: args.json };
-
-    // Read every named plug (each call bounded by the client's timeouts).
-    let mut hosts = args.net.hosts.clone();
-    hosts.dedup();
-    let mut set = tokio::task::JoinSet::new();
-    for (i, ip) in hosts.iter().copied().enumerate() {
-        let c = Client::new(ip, client_cfg);
-        set.spawn(async move { (i, ip, c.sysinfo().await) });
-    }
-    let mut found: Vec<(usize, IpAddr, SysInfo)> = Vec::new();
-    let mut unreachable: Vec<(IpAddr, NetError)> = Vec::new();
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok((i, ip, Ok(s))) => found.push((i, ip, s)),
-            Ok((_, ip, Err(e))) => unreachable.push((ip, e)),
-            Err(e) => anyhow::bail!("a sysinfo task failed: {e}"),
+/// One discovery pass: every legacy plug that answered (one entry per MAC, in order of
+/// arrival), and what cannot be updated: named hosts that did not answer, and devices that
+/// speak only the newer, authenticated protocol.
+async fn find_plugs(
+    cfg: DiscoveryConfig,
+    hosts: &[IpAddr],
+) -> anyhow::Result<(Vec<(IpAddr, SysInfo)>, Vec<(IpAddr, String)>)> {
+    let timeout = cfg.timeout;
+    let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(256);
+    let task = discovery::spawn(cfg, tx, CancellationToken::new());
+    let mut plugs: Vec<(IpAddr, SysInfo)> = Vec::new();
+    let mut newer: Vec<(IpAddr, String)> = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        if let DiscoveryEvent::Found(s) = ev {
+            match s.reply {
+                DeviceReply::Legacy(info) => {
+                    if !plugs.iter().any(|(_, p)| p.mac == info.mac) {
+                        plugs.push((s.ip, info));
+                    }
+                }
+                DeviceReply::Newer(t) => {
+                    if !newer.iter().any(|(ip, _)| *ip == s.ip) {
+                        newer.push((
+                            s.ip,
+                            format!(
+                                "not updatable: {} speaks only the authenticated protocol ({}), \
+                                 not port 9999",
+                                t.model,
+                                t.protocol_label()
+                            ),
+                        ));
+                    }
+                }
+            }
         }
     }
-    found.sort_by_key(|(i, _, _)| *i);
-    let plugs: Vec<(IpAddr, SysInfo)> = found.into_iter().map(|(_, ip, s)| (ip, s)).collect();
-    let entries = plan::plan(&plugs, &images);
+    task.await??;
+    let mut unreachable: Vec<(IpAddr, String)> = Vec::new();
+    for h in hosts {
+        let seen = plugs.iter().any(|(ip, _)| ip == h) || newer.iter().any(|(ip, _)| ip == h);
+        if !seen && !unreachable.iter().any(|(ip, _)| ip == h) {
+            unreachable.push((*h, format!("unreachable: no answer within {timeout:?}")));
+        }
+    }
+    // Newer-protocol devices are not ours to update; report them like unreachable ones.
+    unreachable.extend(
+        newer
+            .into_iter()
+            .filter(|(ip, _)| !plugs.iter().any(|(p, _)| p == ip)),
+    );
+    Ok((plugs, unreachable))
+}
+
+async fn run_async(
+    args: UpdateArgs,
+    images: Vec<ImageInfo>,
+    ceilings: Ceilings,
+    discovery: DiscoveryConfig,
+) -> anyhow::Result<ExitCode> {
+    let client_cfg = ClientConfig::with_timeout(args.net.port, args.net.timeout);
+    let images: Vec<Arc<ImageInfo>> = images.into_iter().map(Arc::new).collect();
+    let mut out = Output {
+        json: args.json,
+        shown: Default::default(),
+    };
+
+    // Find the plugs (one discovery pass over the named hosts, sweeps and broadcast targets).
+    let (plugs, unreachable) = find_plugs(discovery, &args.net.hosts).await?;
+    let entries = plan::plan_with(&plugs, &images, &ceilings);
 
     out.plan(&images, &entries, &unreachable, args.net.force);
     let to_update = entries
@@ -266,27 +359,29 @@ fn confirm(n: usize) -> anyhow::Result<bool> {
 /// Where and how to print.
 struct Output {
     json: bool,
+    /// Per plug, the last download ratio printed (human mode prints every 25 %).
+    shown: std::collections::HashMap<IpAddr, u8>,
 }
 
 impl Output {
     /// Human text goes to stdout, or to stderr when stdout carries JSON.
     fn human(&self, line: &str) {
         if self.json {
-            eprintln!("{line}");
+            err!("{line}");
         } else {
-            println!("{line}");
+            out!("{line}");
         }
     }
 
     fn note(&self, line: &str) {
-        eprintln!("plugfleet: {line}");
+        err!("plugfleet: {line}");
     }
 
     fn plan(
         &self,
         images: &[Arc<ImageInfo>],
         entries: &[PlanEntry],
-        unreachable: &[(IpAddr, NetError)],
+        unreachable: &[(IpAddr, String)],
         force: bool,
     ) {
         self.human(&format!("Images ({}):", images.len()));
@@ -327,11 +422,11 @@ impl Output {
             }
         }
         for (ip, err) in unreachable {
-            self.human(&format!("  {ip:<15} unreachable: {err}"));
+            self.human(&format!("  {ip:<15} {}", clean_long(err)));
         }
     }
 
-    fn event(&self, ev: &JobEvent) {
+    fn event(&mut self, ev: &JobEvent) {
         match ev {
             JobEvent::BatchStarted { plugs, serving } => {
                 let addrs: Vec<String> = serving.iter().map(ToString::to_string).collect();
@@ -356,7 +451,7 @@ impl Output {
                         "elapsed_s": s.elapsed.as_secs_f64(),
                         "note": note,
                     });
-                    println!("{v}");
+                    out!("{v}");
                 } else {
                     let extra = match (s.ratio, s.served_bytes) {
                         (Some(r), Some(b)) => format!(" [{r}%, {b}/{} bytes served]", s.image_len),
@@ -367,7 +462,7 @@ impl Output {
                         .as_deref()
                         .map(|n| format!(": {}", clean_long(n)))
                         .unwrap_or_default();
-                    println!(
+                    out!(
                         "{:<15} {:<16} {} → {}{extra}{note}",
                         s.ip,
                         clean(&s.alias),
@@ -377,6 +472,21 @@ impl Output {
                 }
             }
             JobEvent::CancelRefused { ip, reason } => self.note(&format!("{ip}: {reason}")),
+            JobEvent::Progress { snapshot: s } if !self.json => {
+                if let (Some(r), crate::firmware::job::Stage::Downloading) = (s.ratio, s.stage) {
+                    let last = self.shown.entry(s.ip).or_insert(0);
+                    if r >= last.saturating_add(25) && r < 100 {
+                        *last = r - r % 25;
+                        out!(
+                            "{:<15} {:<16} downloading {r}% [{}/{} bytes served]",
+                            s.ip,
+                            clean(&s.alias),
+                            s.served_bytes.unwrap_or(0),
+                            s.image_len
+                        );
+                    }
+                }
+            }
             JobEvent::Progress { .. } | JobEvent::BatchFinished { .. } => {}
         }
     }
@@ -385,7 +495,7 @@ impl Output {
         &self,
         report: &BatchReport,
         entries: &[PlanEntry],
-        unreachable: &[(IpAddr, NetError)],
+        unreachable: &[(IpAddr, String)],
         force: bool,
     ) {
         let mut rows: Vec<serde_json::Value> = Vec::new();
@@ -422,26 +532,26 @@ impl Output {
         for (ip, err) in unreachable {
             rows.push(json!({
                 "ip": ip, "result": PlugResult::Failed, "from": null, "to": null,
-                "error": format!("unreachable: {err}"), "stage": "preflight",
+                "error": err, "stage": "preflight",
             }));
         }
         if self.json {
             for r in &rows {
-                println!("{r}");
+                out!("{r}");
             }
             return;
         }
-        println!("\nSummary:");
+        out!("\nSummary:");
         for r in &rows {
             let s = |k: &str| r[k].as_str().map(clean_long).unwrap_or_default();
             match r["result"].as_str() {
-                Some("updated") => println!(
+                Some("updated") => out!(
                     "  {:<15} updated  {} → {}",
                     s("ip"),
                     s("from"),
                     r["now"].as_str().map(clean_long).unwrap_or_else(|| s("to"))
                 ),
-                other => println!(
+                other => out!(
                     "  {:<15} {:<8} {}",
                     s("ip"),
                     other.unwrap_or("?"),
@@ -451,7 +561,7 @@ impl Output {
         }
         let n = rows.len();
         let ok = rows.iter().filter(|r| r["result"] == "updated").count();
-        println!("{ok} of {n} plug(s) updated and verified.");
+        out!("{ok} of {n} plug(s) updated and verified.");
     }
 }
 

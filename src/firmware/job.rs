@@ -173,6 +173,9 @@ pub struct JobSpec {
     /// The version the plug must report afterwards. `None` only for a forced image of unknown
     /// target: then any version different from the current one is accepted.
     pub expected: Option<Version>,
+    /// Set when the image is a version known to move this model to the authenticated protocol
+    /// (§8.3): a plug that never comes back on port 9999 is then reported with that hint.
+    pub protocol_change: Option<String>,
 }
 
 /// One stage change.
@@ -686,11 +689,18 @@ impl Job {
             }
             Stage::Verifying => {
                 if self.back_until.is_some_and(|u| now >= u) {
+                    let hint = match &self.spec.protocol_change {
+                        Some(why) => format!(
+                            "; this version is known to change the protocol ({why}): the plug \
+                             may now answer only on TCP 80 / UDP 20002"
+                        ),
+                        None => String::new(),
+                    };
                     return self.fail(
                         now,
                         format!(
                             "the plug did not come back with the new firmware within {:?} \
-                             after flashing and rebooting",
+                             after flashing and rebooting{hint}",
                             self.t.back_deadline
                         ),
                     );

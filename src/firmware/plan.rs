@@ -30,6 +30,9 @@ pub enum Verdict {
     UnknownTarget { reason: String },
     /// For another model, hardware revision or region: never flashed, not even with `--force`.
     WrongTarget { reason: String },
+    /// Beyond the ceiling configured for this model (`[firmware.max_version]`): never flashed
+    /// until the ceiling is raised.
+    AboveCeiling { reason: String },
     /// The file carries a header but is truncated or corrupt: never flashed.
     Corrupt { reason: String },
 }
@@ -37,7 +40,10 @@ pub enum Verdict {
 impl Verdict {
     /// Never flashed.
     pub fn is_blocked(&self) -> bool {
-        matches!(self, Verdict::WrongTarget { .. } | Verdict::Corrupt { .. })
+        matches!(
+            self,
+            Verdict::WrongTarget { .. } | Verdict::Corrupt { .. } | Verdict::AboveCeiling { .. }
+        )
     }
 
     /// Flashed only with an explicit override.
@@ -56,7 +62,7 @@ impl Verdict {
     }
 
     /// Short label: `compatible`, `protocol-change`, `downgrade`, `same-version`,
-    /// `unknown-target`, `wrong-target`, `corrupt`.
+    /// `unknown-target`, `wrong-target`, `above-ceiling`, `corrupt`.
     pub fn label(&self) -> &'static str {
         match self {
             Verdict::Compatible => "compatible",
@@ -65,6 +71,7 @@ impl Verdict {
             Verdict::SameVersion => "same-version",
             Verdict::UnknownTarget { .. } => "unknown-target",
             Verdict::WrongTarget { .. } => "wrong-target",
+            Verdict::AboveCeiling { .. } => "above-ceiling",
             Verdict::Corrupt { .. } => "corrupt",
         }
     }
@@ -79,7 +86,9 @@ impl Verdict {
             Verdict::UnknownTarget { reason } => {
                 format!("unknown target: {reason} (needs --force)")
             }
-            Verdict::WrongTarget { reason } => format!("blocked: {reason}"),
+            Verdict::WrongTarget { reason } | Verdict::AboveCeiling { reason } => {
+                format!("blocked: {reason}")
+            }
             Verdict::Corrupt { reason } => format!("blocked: image is corrupt: {reason}"),
         }
     }
@@ -92,8 +101,9 @@ impl Verdict {
             Verdict::SameVersion => 2,
             Verdict::Downgrade => 3,
             Verdict::UnknownTarget { .. } => 4,
-            Verdict::WrongTarget { .. } => 5,
-            Verdict::Corrupt { .. } => 6,
+            Verdict::AboveCeiling { .. } => 5,
+            Verdict::WrongTarget { .. } => 6,
+            Verdict::Corrupt { .. } => 7,
         }
     }
 }
@@ -347,14 +357,78 @@ pub fn assess(image: &ImageInfo, plug: &SysInfo) -> Assessment {
     done(verdict, Some(version), notes)
 }
 
+/// Per-model version ceilings (`[firmware.max_version]` in the config file): never flash a
+/// version beyond them, e.g. to keep port-9999 control (PROTOCOL.md §6.6 step 5).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ceilings {
+    entries: Vec<(String, Version)>,
+}
+
+impl Ceilings {
+    /// From `model → version` pairs; a key is a full model (`HS300(US)`) or a base model
+    /// (`HS300`). A version that does not parse is an error naming the entry.
+    pub fn new<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Ceilings, String> {
+        let mut entries = Vec::new();
+        for (model, v) in pairs {
+            let version = Version::parse(v)
+                .ok_or_else(|| format!("max_version for {model}: `{v}` is not a version"))?;
+            entries.push((model.trim().to_owned(), version));
+        }
+        Ok(Ceilings { entries })
+    }
+
+    /// The ceiling for a plug's model: the full-model entry if any, else the base-model one.
+    pub fn for_model(&self, model: &str) -> Option<&Version> {
+        let (base, _) = crate::protocol::split_model(model);
+        self.entries
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(model.trim()))
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(base))
+            })
+            .map(|(_, v)| v)
+    }
+
+    /// Applies the ceiling to an assessment: an update beyond it becomes `AboveCeiling`.
+    pub fn apply(&self, plug: &SysInfo, mut a: Assessment) -> Assessment {
+        if let (Some(max), Some(to)) = (self.for_model(&plug.model), &a.to)
+            && !a.verdict.is_blocked()
+            && to.cmp_numbers(max).is_gt()
+        {
+            a.verdict = Verdict::AboveCeiling {
+                reason: format!(
+                    "{} is beyond the configured ceiling {} for {}",
+                    to.short(),
+                    max.short(),
+                    plug.model
+                ),
+            };
+        }
+        a
+    }
+}
+
 /// The best image for one plug: best verdict, then highest version, then file name.
 pub fn best_match(
     images: &[Arc<ImageInfo>],
     plug: &SysInfo,
 ) -> Option<(Arc<ImageInfo>, Assessment)> {
+    best_match_with(images, plug, &Ceilings::default())
+}
+
+/// [`best_match`] under version ceilings.
+pub fn best_match_with(
+    images: &[Arc<ImageInfo>],
+    plug: &SysInfo,
+    ceilings: &Ceilings,
+) -> Option<(Arc<ImageInfo>, Assessment)> {
     images
         .iter()
-        .map(|i| (i.clone(), assess(i, plug)))
+        .map(|i| (i.clone(), ceilings.apply(plug, assess(i, plug))))
         .min_by(|(ia, a), (ib, b)| {
             a.verdict
                 .rank()
@@ -366,11 +440,20 @@ pub fn best_match(
 
 /// The plan for every plug: each gets its best match among `images`.
 pub fn plan(plugs: &[(IpAddr, SysInfo)], images: &[Arc<ImageInfo>]) -> Vec<PlanEntry> {
+    plan_with(plugs, images, &Ceilings::default())
+}
+
+/// [`plan`] under version ceilings.
+pub fn plan_with(
+    plugs: &[(IpAddr, SysInfo)],
+    images: &[Arc<ImageInfo>],
+    ceilings: &Ceilings,
+) -> Vec<PlanEntry> {
     plugs
         .iter()
         .map(|(ip, s)| {
             let plug = PlugIdentity::from_sysinfo(*ip, s);
-            match best_match(images, s) {
+            match best_match_with(images, s, ceilings) {
                 Some((image, assessment)) => PlanEntry {
                     plug,
                     image: Some(image),

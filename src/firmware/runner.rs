@@ -27,7 +27,9 @@ use super::job::{
 };
 use super::plan::PlanEntry;
 use super::server::{FileServer, ServedStats, ServerError, local_addr_for};
-use crate::net::{Client, ClientConfig};
+use crate::net::client::Connection;
+use crate::net::{Client, ClientConfig, NetError};
+use crate::protocol::{DownloadState, Request};
 
 /// Default number of plugs updated at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -70,17 +72,10 @@ impl Default for RunnerConfig {
     }
 }
 
-/// `$XDG_DATA_HOME/plugfleet/journal.jsonl`, else `~/.local/share/plugfleet/journal.jsonl`.
+/// `<platform data dir>/plugfleet/journal.jsonl` (on Linux `$XDG_DATA_HOME/plugfleet/` or
+/// `~/.local/share/plugfleet/`).
 pub fn default_journal_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .map(|h| h.join(".local").join("share"))
-        })?;
-    Some(base.join("plugfleet").join("journal.jsonl"))
+    directories::ProjectDirs::from("", "", "plugfleet").map(|d| d.data_dir().join("journal.jsonl"))
 }
 
 /// How one plug's update ended, for reports and `--json`.
@@ -343,6 +338,17 @@ where
     let mut reports: Vec<Option<PlugReport>> = vec![None; entries.len()];
     let mut runnable = Vec::new();
     for (i, e) in entries.iter().enumerate() {
+        let duplicate = entries[..i]
+            .iter()
+            .any(|o| o.plug.ip == e.plug.ip || o.plug.mac == e.plug.mac);
+        if duplicate {
+            reports[i] = Some(report_from_entry(
+                e,
+                PlugResult::Skipped,
+                "not updated: the same plug is listed twice".into(),
+            ));
+            continue;
+        }
         match &e.image {
             Some(img) if e.will_update(cfg.force) => runnable.push((i, img.clone())),
             _ => {
@@ -401,12 +407,19 @@ where
         )
     }))?;
     let mut local_for: HashMap<IpAddr, IpAddr> = HashMap::new();
+    let mut no_route: HashMap<IpAddr, String> = HashMap::new();
     let mut bind: Vec<SocketAddr> = Vec::new();
     for (i, _) in &runnable {
         let ip = entries[*i].plug.ip;
         let local = match cfg.serve_addr {
             Some(a) => a,
-            None => local_addr_for(ip)?,
+            None => match local_addr_for(ip) {
+                Ok(a) => a,
+                Err(e) => {
+                    no_route.insert(ip, e.to_string());
+                    continue;
+                }
+            },
         };
         local_for.insert(ip, local);
         let sa = SocketAddr::new(local, cfg.serve_port);
@@ -439,11 +452,13 @@ where
         let local = local_for.get(&e.plug.ip).copied();
         let url = local.and_then(|l| running.url_for(l, &e.plug.ip.to_string()));
         let Some(url) = url else {
-            reports[*i] = Some(report_from_entry(
-                e,
-                PlugResult::Skipped,
-                "internal error: no URL for this plug's image".into(),
-            ));
+            let why = no_route
+                .get(&e.plug.ip)
+                .cloned()
+                .unwrap_or_else(|| "internal error: no URL for this plug's image".into());
+            let mut r = report_from_entry(e, PlugResult::Failed, why);
+            r.stage = Some(Stage::Preflight);
+            reports[*i] = Some(r);
             continue;
         };
         let spec = JobSpec {
@@ -452,6 +467,10 @@ where
             image_len: img.size,
             image_sha256: img.sha256.clone(),
             expected: e.assessment.to.clone(),
+            protocol_change: match e.verdict() {
+                super::plan::Verdict::ProtocolChange { reason } => Some(reason.clone()),
+                _ => None,
+            },
         };
         queue.push((*i, spec, img.file_name.clone()));
     }
@@ -580,6 +599,7 @@ where
     E: From<JobEvent> + Send + 'static,
 {
     let client = Client::new(spec.plug.ip, sh.cfg.client);
+    let mut poll = PollLink::new(client);
     let ip = spec.plug.ip;
     let mut job = Job::new(spec.clone(), sh.cfg.timings, Instant::now());
     let mut last_sent: Option<(Stage, Option<u8>, Option<u64>)> = None;
@@ -599,7 +619,7 @@ where
                     JobInput::DownloadAccepted(client.download_firmware(&url).await)
                 }
                 JobEffect::ReadDownloadState => {
-                    let result = client.download_state().await;
+                    let result = poll.download_state().await;
                     let served = Some(sh.server.key_stats(&ip.to_string()).bytes);
                     last_state_complete = result.as_ref().is_ok_and(|s| s.is_complete());
                     JobInput::DownloadState { result, served }
@@ -608,7 +628,7 @@ where
                     if !last_state_complete {
                         // Unreachable by the job's invariant; never flash on doubt.
                         tracing::error!("{ip}: flash asked without a complete download");
-                        JobInput::FlashSent(Err(crate::net::NetError::Reply(
+                        JobInput::FlashSent(Err(NetError::Reply(
                             "internal: flash refused without a complete download".into(),
                         )))
                     } else {
@@ -630,6 +650,10 @@ where
                 }
             }
             effects.extend(job.handle(input, Instant::now()));
+            if job.stage() != Stage::Downloading {
+                // Never hold a connection into the flash and reboot.
+                poll.conn = None;
+            }
             if shared_stop(&sh, &cancel) && !cancel_handled && job.can_cancel() {
                 cancel_handled = true;
                 job.handle(JobInput::Cancel, Instant::now());
@@ -696,6 +720,40 @@ where
         image: Some(image_name),
         served: sh.server.key_stats(&ip.to_string()),
         elapsed: snap.elapsed,
+    }
+}
+
+/// The download-state poll over one kept-open connection (as python-kasa does), reconnecting
+/// after any error: with 50 plugs polled several times a second, a fresh TCP connection per poll
+/// is most of the cost. Every other request goes through [`Client`] on a fresh connection.
+struct PollLink {
+    client: Client,
+    conn: Option<Connection<tokio::net::TcpStream>>,
+}
+
+impl PollLink {
+    fn new(client: Client) -> Self {
+        Self { client, conn: None }
+    }
+
+    async fn download_state(&mut self) -> Result<DownloadState, NetError> {
+        let conn = match self.conn.as_mut() {
+            Some(c) => c,
+            None => self
+                .conn
+                .insert(Connection::connect(self.client.ip, &self.client.cfg).await?),
+        };
+        let reply = conn.call(&Request::GetDownloadState).await;
+        let parsed = reply.and_then(|root| Ok(DownloadState::from_reply(&root)?));
+        // A device error came over an intact connection; anything else may have left it in an
+        // unknown state (a late reply would be read as the next answer): drop it.
+        if parsed
+            .as_ref()
+            .is_err_and(|e| !matches!(e, NetError::Device { .. }))
+        {
+            self.conn = None;
+        }
+        parsed
     }
 }
 

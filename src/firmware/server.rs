@@ -10,7 +10,8 @@
 //!   runner can show them beside the plug's own ratio and tell "the plug never fetched the file"
 //!   at once.
 //! - Binds the local address that routes to the plugs on an ephemeral port and stops when the
-//!   updates end ([`RunningServer::shutdown`], or dropping it).
+//!   updates end ([`RunningServer::shutdown`], or dropping it), cutting off any download still in
+//!   progress.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -70,6 +71,8 @@ struct Inner {
     names: HashMap<String, String>,
     by_client: Mutex<HashMap<IpAddr, ServedStats>>,
     by_key: Mutex<HashMap<String, ServedStats>>,
+    /// Cancelled when the server stops: ends bodies still being sent.
+    stop: CancellationToken,
 }
 
 /// The set of images of one update, with their secret paths and the byte counters. Cheap to
@@ -167,6 +170,7 @@ impl FileServer {
                 names,
                 by_client: Mutex::new(HashMap::new()),
                 by_key: Mutex::new(HashMap::new()),
+                stop: CancellationToken::new(),
             }),
         })
     }
@@ -218,7 +222,7 @@ impl FileServer {
 
     /// Listens on each of `addrs` (port 0 = ephemeral) and serves until shut down.
     pub async fn spawn(&self, addrs: &[SocketAddr]) -> Result<RunningServer, ServerError> {
-        let token = CancellationToken::new();
+        let token = self.inner.stop.clone();
         let mut bound = Vec::new();
         let mut tasks = Vec::new();
         for &addr in addrs {
@@ -302,11 +306,13 @@ impl RunningServer {
     pub async fn shutdown(mut self) {
         self.token.cancel();
         for t in self.tasks.drain(..) {
+            let abort = t.abort_handle();
             if tokio::time::timeout(Duration::from_secs(2), t)
                 .await
                 .is_err()
             {
-                tracing::warn!("file server did not stop within 2 s");
+                tracing::warn!("file server did not stop within 2 s; aborting it");
+                abort.abort();
             }
         }
     }
@@ -444,6 +450,7 @@ async fn handle(State(server): State<FileServer>, req: Request) -> Response {
         .collect();
     let n_chunks = chunks.len();
     let counter = server.clone();
+    let stop = server.inner.stop.clone().cancelled_owned();
     let stream =
         futures_util::stream::iter(chunks.into_iter().enumerate()).map(move |(i, chunk)| {
             let n = chunk.len() as u64;
@@ -456,5 +463,8 @@ async fn handle(State(server): State<FileServer>, req: Request) -> Response {
             });
             Ok::<_, Infallible>(chunk)
         });
+    // When the server stops, a body still being sent ends short: the connection closes even if
+    // the client stopped reading (a stalled plug), instead of keeping the server alive.
+    let stream = stream.take_until(stop);
     (status, headers, Body::from_stream(stream)).into_response()
 }

@@ -662,6 +662,51 @@ mod tests {
         assert_eq!(r.end_round(), vec![Change::Offline { idx: 0 }]);
     }
 
+    proptest::proptest! {
+        /// Whatever the order of sightings: one device per MAC, its address the last one seen,
+        /// its provenances the union of what was seen, earlier addresses without repeats and
+        /// never the current one, `first_seen` the time of its first sighting, and `legacy` as soon
+        /// as it answered on port 9999.
+        #[test]
+        fn merging_invariants(seq in proptest::collection::vec((1u32..6, 1u8..5, 0usize..4, 0u64..1000), 1..60)) {
+            let kinds = [FoundBy::Broadcast, FoundBy::Host, FoundBy::Sweep, FoundBy::Udp20002];
+            let mut r = Registry::new(2);
+            let mut last_ip = std::collections::HashMap::new();
+            let mut by = std::collections::HashMap::<u32, std::collections::BTreeSet<FoundBy>>::new();
+            let mut first = std::collections::HashMap::new();
+            for (n, last, k, at) in seq {
+                let s = if kinds[k] == FoundBy::Udp20002 {
+                    let mut s = newer(n, ip(last));
+                    s.at = at;
+                    s
+                } else {
+                    legacy(n, ip(last), kinds[k], at)
+                };
+                r.observe(&s);
+                last_ip.insert(n, ip(last));
+                by.entry(n).or_default().insert(kinds[k]);
+                first.entry(n).or_insert(at);
+                if at % 7 == 0 {
+                    r.end_round();
+                }
+            }
+            proptest::prop_assert_eq!(r.len(), last_ip.len());
+            for (n, want_ip) in &last_ip {
+                let d = &r.devices()[r.find_by_mac(&crate::net::discovery::loopback::mac_of(*n)).unwrap()];
+                proptest::prop_assert_eq!(d.ip, *want_ip);
+                let got: std::collections::BTreeSet<FoundBy> = d.found_by.iter().copied().collect();
+                proptest::prop_assert_eq!(&got, &by[n]);
+                proptest::prop_assert_eq!(got.len(), d.found_by.len());
+                proptest::prop_assert!(!d.previous_ips.contains(&d.ip));
+                let uniq: std::collections::HashSet<_> = d.previous_ips.iter().collect();
+                proptest::prop_assert_eq!(uniq.len(), d.previous_ips.len());
+                proptest::prop_assert_eq!(d.first_seen, first[n]);
+                let legacy_seen = by[n].iter().any(|b| *b != FoundBy::Udp20002);
+                proptest::prop_assert_eq!(d.protocol() == "legacy", legacy_seen);
+            }
+        }
+    }
+
     #[test]
     fn apply_routes_events() {
         let mut r = Registry::new(1);

@@ -1,8 +1,8 @@
 //! The engine behind [`super::spawn`]: one pass opens its sockets, starts a receiver per socket,
-//! the probe schedule, the host fallbacks and the sweep, and ends at the deadline (or earlier when
-//! there is nothing left to wait for). Continuous mode repeats passes.
+//! the probe schedule, the host fallbacks and the sweep, and ends when there is nothing left to
+//! wait for. Continuous mode repeats passes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -57,9 +57,11 @@ struct PassState {
     seen: HashSet<(IpAddr, FoundBy)>,
     /// Known hosts that answered a unicast 9999 probe (no more probes or fallback for them).
     resolved: HashSet<Ipv4Addr>,
-    /// Addresses sent a unicast TDP probe that have not answered it.
-    tdp_pending: HashSet<Ipv4Addr>,
-    last_tdp_send: Option<Instant>,
+    /// Addresses sent a unicast TDP probe that have not answered it, with when it was first
+    /// sent (resends do not extend the grace).
+    tdp_pending: HashMap<Ipv4Addr, Instant>,
+    /// Addresses that answered a TDP probe.
+    tdp_answered: HashSet<Ipv4Addr>,
     found: usize,
     hostile: usize,
     send_errors: Vec<String>,
@@ -108,6 +110,7 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
                     }
                     FoundBy::Udp20002 => {
                         st.tdp_pending.remove(&v4);
+                        st.tdp_answered.insert(v4);
                     }
                     FoundBy::Broadcast | FoundBy::Sweep => {}
                 }
@@ -147,8 +150,7 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
         let Some(sock) = &self.tdp else { return };
         {
             let mut st = self.state();
-            st.tdp_pending.insert(ip);
-            st.last_tdp_send = Some(Instant::now());
+            st.tdp_pending.entry(ip).or_insert_with(Instant::now);
         }
         let to = SocketAddr::from((ip, self.run.cfg.tdp_port));
         if let Err(e) = sock.send_to(&tdp::probe(), to).await {
@@ -229,14 +231,18 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
     /// timeout leads to the TDP probe; a bad answer is hostile.
     async fn tcp_probe(&self, ip: Ipv4Addr, found_by: FoundBy) {
         let cfg = &self.run.cfg;
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return;
-        }
+        // A sweep cannot wait long on each of hundreds of silent addresses; a known host is
+        // worth the patience of a normal request (a lost SYN is retried after 1 s).
+        let connect_timeout = match found_by {
+            FoundBy::Host => cfg
+                .connect_timeout
+                .max((cfg.timeout / 2).min(Duration::from_secs(2))),
+            _ => cfg.connect_timeout,
+        };
         let ccfg = ClientConfig {
             port: cfg.port,
-            connect_timeout: cfg.connect_timeout.min(remaining),
-            reply_timeout: remaining,
+            connect_timeout,
+            reply_timeout: cfg.timeout,
             max_frame: DEFAULT_MAX_FRAME,
         };
         let from = SocketAddr::from((ip, cfg.port));
@@ -340,7 +346,15 @@ where
     }
 }
 
-/// Sends the UDP probes `rounds` times, spread evenly over the timeout.
+/// When round `r` of `rounds` is sent: spread quadratically over the timeout (0, T/9, 4T/9 for
+/// three rounds), so a datagram lost in a burst is asked for again soon, and a sleepy device
+/// still gets a late chance.
+pub(super) fn round_offset(timeout: Duration, r: u32, rounds: u32) -> Duration {
+    let x = f64::from(r) / f64::from(rounds.max(1));
+    timeout.mul_f64(x * x)
+}
+
+/// Sends the UDP probes `rounds` times over the timeout (see [`round_offset`]).
 async fn probe_rounds<E>(
     pass: Arc<Pass<E>>,
     bcast: Option<Arc<UdpSocket>>,
@@ -353,7 +367,7 @@ async fn probe_rounds<E>(
     let tdp_probe = tdp::probe();
     let rounds = cfg.rounds.max(1);
     for r in 0..rounds {
-        let at = pass.start + cfg.timeout.mul_f64(f64::from(r) / f64::from(rounds));
+        let at = pass.start + round_offset(cfg.timeout, r, rounds);
         tokio::select! {
             _ = pass.token.cancelled() => return,
             _ = sleep_until(at) => {}
@@ -384,7 +398,7 @@ async fn probe_rounds<E>(
             }
         }
         if r > 0 {
-            let pending: Vec<Ipv4Addr> = pass.state().tdp_pending.iter().copied().collect();
+            let pending: Vec<Ipv4Addr> = pass.state().tdp_pending.keys().copied().collect();
             for ip in pending {
                 pass.send_tdp(ip).await;
             }
@@ -439,13 +453,10 @@ where
     E: From<DiscoveryEvent> + Send + 'static,
 {
     let mut set = JoinSet::new();
-    let mut done: HashSet<Ipv4Addr> = HashSet::new();
-    for net in pass.run.cfg.sweeps.clone() {
+    // Overlapping or repeated ranges: merged first, so each address is probed once without
+    // remembering every address (a forced sweep can be millions).
+    for net in ipnet::Ipv4Net::aggregate(&pass.run.cfg.sweeps) {
         for ip in net.hosts() {
-            // Overlapping ranges: each address once.
-            if !done.insert(ip) {
-                continue;
-            }
             let permit = tokio::select! {
                 _ = pass.token.cancelled() => return,
                 p = sem.clone().acquire_owned() => p,
@@ -462,31 +473,40 @@ where
     while set.join_next().await.is_some() {}
 }
 
-/// Resolves when every host and sweep address is settled and unicast TDP probes had their grace.
+/// Resolves when every sweep address is settled (answered, refused, or timed out; refusals
+/// then get the TDP grace) and every known host answered — or the pass timeout is over, since a
+/// host that keeps silent costs exactly the timeout.
 async fn unicast_settled<E>(pass: Arc<Pass<E>>)
 where
     E: From<DiscoveryEvent> + Send + 'static,
 {
-    let sem = Arc::new(Semaphore::new(pass.run.cfg.concurrency.max(1)));
+    let cfg = &pass.run.cfg;
+    let sem = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     tokio::join!(
         host_fallbacks(pass.clone(), sem.clone()),
         sweep(pass.clone(), sem)
     );
-    let grace = pass.run.cfg.connect_timeout;
+    let grace = cfg.connect_timeout.min(cfg.timeout);
     let mut changed = pass.changed.subscribe();
     loop {
-        let until = {
+        let now = Instant::now();
+        let (hosts_left, tdp_until) = {
             let st = pass.state();
-            match st.last_tdp_send {
-                Some(last) if !st.tdp_pending.is_empty() => last + grace,
-                _ => return,
-            }
+            let hosts_left = cfg
+                .hosts
+                .iter()
+                .any(|h| !st.resolved.contains(h) && !st.tdp_answered.contains(h));
+            let tdp_until = st.tdp_pending.values().max().map(|first| *first + grace);
+            (hosts_left, tdp_until)
         };
-        if Instant::now() >= until {
-            return;
-        }
+        let wake = [hosts_left.then_some(pass.deadline), tdp_until]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min();
+        let Some(wake) = wake else { return };
         tokio::select! {
-            _ = sleep_until(until) => {}
+            _ = sleep_until(wake) => {}
             _ = changed.changed() => {}
         }
     }
@@ -538,16 +558,17 @@ where
     }
     aux.spawn(probe_rounds(pass.clone(), bcast, uni));
 
+    // Broadcast replies can come at any time until the timeout; the sweep and the hosts end
+    // when they are settled (a long sweep outlasts the timeout: it is always complete).
     let has_broadcast = !cfg.targets.is_empty();
+    let broadcast_window = async {
+        if has_broadcast {
+            sleep_until(pass.deadline).await;
+        }
+    };
     tokio::select! {
         _ = pass.token.cancelled() => {}
-        _ = sleep_until(pass.deadline) => {}
-        _ = async {
-            unicast_settled(pass.clone()).await;
-            if has_broadcast {
-                std::future::pending::<()>().await;
-            }
-        } => {}
+        _ = async { tokio::join!(broadcast_window, unicast_settled(pass.clone())) } => {}
     }
     pass.token.cancel();
     *pass.open.write().await = false;
@@ -578,9 +599,16 @@ where
         hosts,
     });
     let (mut rounds, mut found, mut hostile) = (0u64, 0usize, 0usize);
+    let mut failure = None;
     loop {
         let pass_start = Instant::now();
-        let t = run_pass(&run).await?;
+        let t = match run_pass(&run).await {
+            Ok(t) => t,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
         found += t.found;
         hostile += t.hostile;
         if run.token.is_cancelled() {
@@ -607,8 +635,26 @@ where
         found,
         hostile,
         cancelled: run.token.is_cancelled(),
+        error: failure.as_ref().map(ToString::to_string),
         at: run.ms(),
     })
     .await;
-    Ok(())
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_start_at_once_and_spread_over_the_timeout() {
+        let t = Duration::from_millis(900);
+        let at: Vec<u128> = (0..3).map(|r| round_offset(t, r, 3).as_millis()).collect();
+        assert_eq!(at, vec![0, 100, 400]);
+        assert_eq!(round_offset(t, 0, 1), Duration::ZERO);
+        assert!(round_offset(t, 9, 10) < t);
+    }
 }

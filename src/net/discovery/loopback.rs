@@ -4,12 +4,14 @@
 //! nothing but discovery (the full plug simulator is `crate::sim`); they exist so discovery can
 //! be tested in isolation, including hostile replies, with a few hundred plugs per process.
 //!
-//! Loopback only: every socket binds a 127.x address and answers only whoever asked.
+//! Loopback only: every socket binds a 127.x address and answers only whoever asked (the one
+//! exception, [`LoopbackFleet::start_with`], serves the root-only test that builds its own
+//! private network namespaces).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -214,6 +216,7 @@ pub struct LoopbackFleet {
     tasks: JoinSet<()>,
     ips: Vec<Ipv4Addr>,
     bound: Arc<[Arc<Bound>]>,
+    connections: Arc<AtomicUsize>,
 }
 
 fn reuse_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -232,7 +235,7 @@ impl LoopbackFleet {
     pub async fn start(plugs: Vec<FakePlug>) -> io::Result<Self> {
         let mut last = None;
         for _ in 0..20 {
-            match Self::try_start(plugs.clone()).await {
+            match Self::try_start(plugs.clone(), LOOPBACK_BROADCAST, 0, 0).await {
                 Ok(f) => return Ok(f),
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
                 Err(e) => return Err(e),
@@ -241,12 +244,29 @@ impl LoopbackFleet {
         Err(last.unwrap_or_else(|| io::Error::other("no free port")))
     }
 
-    async fn try_start(plugs: Vec<FakePlug>) -> io::Result<Self> {
-        let bcast = reuse_udp(SocketAddr::from((LOOPBACK_BROADCAST, 0)))?;
+    /// Like [`LoopbackFleet::start`] but with the broadcast listeners on `broadcast` and fixed
+    /// ports — for the root-only test that runs plugs inside private network namespaces.
+    pub async fn start_with(
+        plugs: Vec<FakePlug>,
+        broadcast: Ipv4Addr,
+        port: u16,
+        tdp_port: u16,
+    ) -> io::Result<Self> {
+        Self::try_start(plugs, broadcast, port, tdp_port).await
+    }
+
+    async fn try_start(
+        plugs: Vec<FakePlug>,
+        broadcast: Ipv4Addr,
+        port: u16,
+        tdp_port: u16,
+    ) -> io::Result<Self> {
+        let bcast = reuse_udp(SocketAddr::from((broadcast, port)))?;
         let port = bcast.local_addr()?.port();
-        let tdp_bcast = reuse_udp(SocketAddr::from((LOOPBACK_BROADCAST, 0)))?;
+        let tdp_bcast = reuse_udp(SocketAddr::from((broadcast, tdp_port)))?;
         let tdp_port = tdp_bcast.local_addr()?.port();
         let token = CancellationToken::new();
+        let connections = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         let mut bound = Vec::with_capacity(plugs.len());
         let ips = plugs.iter().map(|p| p.ip).collect();
@@ -272,7 +292,13 @@ impl LoopbackFleet {
             let present = Arc::new(AtomicBool::new(true));
             if plug.tcp != TcpMode::Refuse {
                 let l = TcpListener::bind(SocketAddr::from((plug.ip, port))).await?;
-                tasks.spawn(serve_tcp(l, plug.clone(), present.clone(), token.clone()));
+                tasks.spawn(serve_tcp(
+                    l,
+                    plug.clone(),
+                    present.clone(),
+                    connections.clone(),
+                    token.clone(),
+                ));
             }
             bound.push(Arc::new(Bound {
                 plug,
@@ -305,6 +331,7 @@ impl LoopbackFleet {
             tasks,
             ips,
             bound,
+            connections,
         })
     }
 
@@ -320,6 +347,11 @@ impl LoopbackFleet {
 
     pub fn ips(&self) -> &[Ipv4Addr] {
         &self.ips
+    }
+
+    /// TCP connections accepted so far, over all plugs.
+    pub fn tcp_connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Makes the plug at `ip` go away (answer nothing, drop TCP connections) or come back.
@@ -421,6 +453,7 @@ async fn serve_tcp(
     l: TcpListener,
     plug: FakePlug,
     present: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
     token: CancellationToken,
 ) {
     let mut conns = JoinSet::new();
@@ -428,6 +461,7 @@ async fn serve_tcp(
         tokio::select! {
             _ = token.cancelled() => return,
             r = l.accept() => if let Ok((s, _)) = r {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 if !present.load(Ordering::SeqCst) {
                     drop(s);
                     continue;

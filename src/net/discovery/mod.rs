@@ -31,7 +31,9 @@
 //! All at once, from the moment the pass starts (`t = 0`):
 //!
 //! * **Broadcast** — the unframed sysinfo datagram to every `targets` address on `port`, sent
-//!   `rounds` times spread evenly over `timeout` (UDP is lossy). Replies from any address count.
+//!   `rounds` times spread over `timeout` (UDP is lossy): at once, then quadratically later
+//!   (0, T/9, 4T/9 for three rounds) so a lost datagram is asked for again soon and a sleepy
+//!   device still gets a late chance. Replies from any address count.
 //! * **Known hosts** — the same datagram unicast to every `hosts` address each round until the
 //!   host answered; a host still silent after [`DiscoveryConfig::fallback_delay`] gets the framed
 //!   sysinfo over TCP (a plug that ignores UDP is still found).
@@ -48,10 +50,12 @@
 //! than the one probed, an unsolicited unicast reply, a bad TCP frame — is counted and reported
 //! as [`DiscoveryEvent::Hostile`]; it never ends the pass.
 //!
-//! A pass ends at `timeout` when broadcast targets are set (there is no way to know that every
-//! device answered). Without broadcast targets it ends as soon as every host and sweep address is
-//! settled (answered, refused or timed out, plus a short grace for TDP answers), and at `timeout`
-//! at the latest. Then [`DiscoveryEvent::RoundDone`] is sent. [`DiscoveryEvent::Finished`] is the
+//! A pass ends when all of these hold: the broadcast window (`timeout`, only when broadcast
+//! targets are set — there is no way to know that every device answered) is over; every known
+//! host answered, or `timeout` is over; every sweep address is settled — answered, or refused
+//! (then a short grace for its UDP 20002 answer), or timed out (`connect_timeout`, then `timeout`
+//! for the reply). A sweep is therefore always complete, even when it takes longer than `timeout`
+//! (cancel the token to stop it). Then [`DiscoveryEvent::RoundDone`] is sent. [`DiscoveryEvent::Finished`] is the
 //! last event of a run (after the only pass, or after cancellation in continuous mode).
 //!
 //! Identity (merging by MAC, provenances, IP changes, liveness) is not done here: feed the events
@@ -141,7 +145,7 @@ pub struct DiscoveryConfig {
     pub probe_tdp: bool,
     /// Duration of one pass (the broadcast listening window; the cap for everything else).
     pub timeout: Duration,
-    /// How many times the UDP probes are sent during one pass, spread evenly over `timeout`.
+    /// How many times the UDP probes are sent during one pass, spread over `timeout`.
     pub rounds: u32,
     /// At most this many TCP connections at once (sweep and host fallback).
     pub concurrency: usize,
@@ -232,6 +236,14 @@ impl DiscoveryConfig {
                     1u64 << (32 - MAX_SWEEP_PREFIX_WITHOUT_FORCE)
                 )));
             }
+            let limit = 1u64 << (32 - MAX_SWEEP_PREFIX_WITHOUT_FORCE);
+            let total = self.sweep_addresses();
+            if total > limit {
+                return Err(UsageError(format!(
+                    "the --sweep ranges cover {total} addresses together, more than a \
+                     /{MAX_SWEEP_PREFIX_WITHOUT_FORCE} ({limit}); narrow them or add --force"
+                )));
+            }
         }
         Ok(())
     }
@@ -246,9 +258,10 @@ impl DiscoveryConfig {
         self.targets.is_empty() && self.hosts.is_empty() && self.sweeps.is_empty()
     }
 
-    /// Number of addresses the sweeps cover (an upper bound on TCP connections per pass).
+    /// Number of addresses the sweeps cover (overlaps counted once): the TCP connections of a
+    /// pass.
     pub fn sweep_addresses(&self) -> u64 {
-        self.sweeps.iter().map(sweep_len).sum()
+        Ipv4Net::aggregate(&self.sweeps).iter().map(sweep_len).sum()
     }
 }
 
@@ -398,6 +411,9 @@ pub enum DiscoveryEvent {
         hostile: usize,
         /// True when it ended because the token was cancelled.
         cancelled: bool,
+        /// Why the engine could not go on (it could not open a socket); the task returns the
+        /// same error.
+        error: Option<String>,
         at: u64,
     },
 }
@@ -411,7 +427,8 @@ pub enum DiscoveryError {
 
 /// Runs one discovery pass in a task: events over `tx`, then `RoundDone` and `Finished`. The
 /// task ends early (with `Finished { cancelled: true }`) when `token` is cancelled or the
-/// receiver is dropped.
+/// receiver is dropped. `Finished` is always the last event, also when the engine fails
+/// (`Finished { error: Some(..) }`).
 pub fn spawn<E>(
     cfg: DiscoveryConfig,
     tx: mpsc::Sender<E>,
@@ -490,6 +507,12 @@ mod tests {
         a.force = false;
         a.sweeps = vec!["10.0.0.0/16".parse().unwrap()];
         assert!(DiscoveryConfig::from_args(&a).is_ok());
+        // Several ranges count together.
+        a.sweeps.push("10.1.0.0/17".parse().unwrap());
+        let e = DiscoveryConfig::from_args(&a).unwrap_err();
+        assert!(e.0.contains("together"), "{e}");
+        a.force = true;
+        assert!(DiscoveryConfig::from_args(&a).is_ok());
     }
 
     #[test]
@@ -518,6 +541,15 @@ mod tests {
             ..DiscoveryConfig::default()
         };
         assert_eq!(cfg.sweep_addresses(), 65534);
+        let cfg = DiscoveryConfig {
+            sweeps: vec![
+                "127.1.2.0/24".parse().unwrap(),
+                "127.1.2.0/25".parse().unwrap(),
+                "127.1.2.0/24".parse().unwrap(),
+            ],
+            ..DiscoveryConfig::default()
+        };
+        assert_eq!(cfg.sweep_addresses(), 254, "overlaps once");
     }
 
     #[test]

@@ -1,0 +1,904 @@
+//! Recording (`--record FILE`): every reading with its verdict appended to a file, as JSON lines
+//! or CSV, so the data leaves plugfleet in a standard form.
+//!
+//! Three layers:
+//! - [`ReadingRecord`]: one reading of one meter (a plug, or one outlet of a strip) with the
+//!   device's identity, the four values in W/V/A/kWh, the unit scheme the device used, and the
+//!   plausibility verdict with its reasons. Built from a [`Realtime`] and an [`Assessment`]
+//!   ([`ReadingRecord::new`]) or from a verdict and reason strings
+//!   ([`ReadingRecord::with_verdict`]), or all at once from a `status` snapshot
+//!   ([`ReadingRecord::from_status`]).
+//! - [`Recorder`]: the file, opened in append mode. A CSV file gets its header only when it is
+//!   new or empty; appending to a CSV file with other columns is refused. A file whose last
+//!   line was cut short (a crash, a full disk) gets a newline first so the next record starts
+//!   on its own line. Writes are buffered; [`Recorder::flush`] and drop flush. Every I/O failure
+//!   is a typed [`RecordError`]; nothing here panics.
+//! - [`RecordHandle::spawn`]: a task fed through a bounded channel, for the TUI runtime.
+//!   [`RecordHandle::record`] never blocks (a full queue drops the record and counts it); the
+//!   file work runs on the blocking pool; the task flushes at most [`FLUSH_INTERVAL`] after a
+//!   write, and on stop. A write error (full disk, …) stops recording and is reported once as
+//!   [`RecordEvent::Failed`]; the app goes on.
+//!
+//! ```
+//! use plugfleet::record::RecordFormat;
+//! use std::path::Path;
+//! assert_eq!(RecordFormat::from_path(Path::new("day.csv")), RecordFormat::Csv);
+//! assert_eq!(RecordFormat::from_path(Path::new("day.jsonl")), RecordFormat::JsonLines);
+//! assert_eq!("csv".parse::<RecordFormat>(), Ok(RecordFormat::Csv));
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd::status::{DeviceStatus, MeterState};
+use crate::fleet::plausibility::{Assessment, Verdict};
+use crate::protocol::{ChildInfo, Realtime, SysInfo, UnitScheme};
+
+/// Records waiting for the writer at most; beyond this [`RecordHandle::record`] drops.
+pub const QUEUE: usize = 4096;
+/// Records written per trip to the blocking pool at most.
+const BATCH: usize = 256;
+/// Buffered records reach the file at most this long after they were written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the task waits to hand its final report to a busy event queue.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The CSV columns, in order (also the header line).
+pub const CSV_HEADER: [&str; 16] = [
+    "unix_ms",
+    "ip",
+    "mac",
+    "device_id",
+    "alias",
+    "name",
+    "model",
+    "outlet_id",
+    "outlet_alias",
+    "power_w",
+    "voltage_v",
+    "current_a",
+    "total_kwh",
+    "verdict",
+    "reasons",
+    "scheme",
+];
+
+/// Separates reasons inside the one CSV `reasons` cell.
+pub const CSV_REASON_SEPARATOR: &str = "; ";
+
+/// One reading of one meter, as written to the record file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadingRecord {
+    /// When it was read, milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    pub ip: String,
+    /// Normalised MAC (`AA:BB:…`), the device's identity.
+    pub mac: String,
+    pub device_id: String,
+    /// The alias the device reports (for a strip: the strip's).
+    pub alias: String,
+    /// The local name from the config file, if any.
+    pub name: Option<String>,
+    pub model: String,
+    /// A strip outlet's full id (parent deviceId + index); none for plugs.
+    pub outlet_id: Option<String>,
+    pub outlet_alias: Option<String>,
+    pub power_w: Option<f64>,
+    pub voltage_v: Option<f64>,
+    pub current_a: Option<f64>,
+    pub total_kwh: Option<f64>,
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+    /// The unit scheme of the reply: `base` (W/V/A/kWh floats), `milli` (mW/mV/mA/Wh) or
+    /// `mixed`.
+    pub scheme: String,
+}
+
+/// `base`, `milli` or `mixed`, as the scheme serialises.
+pub fn scheme_name(s: UnitScheme) -> &'static str {
+    match s {
+        UnitScheme::Base => "base",
+        UnitScheme::Milli => "milli",
+        UnitScheme::Mixed => "mixed",
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock before 1970).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl ReadingRecord {
+    /// A reading of the device `info` at `ip` (of its outlet `outlet` on a strip) with the
+    /// engine's assessment.
+    pub fn new(
+        unix_ms: u64,
+        ip: IpAddr,
+        info: &SysInfo,
+        outlet: Option<&ChildInfo>,
+        realtime: &Realtime,
+        assessment: &Assessment,
+    ) -> Self {
+        Self::with_verdict(
+            unix_ms,
+            ip,
+            info,
+            outlet,
+            realtime,
+            assessment.verdict,
+            assessment.texts(),
+        )
+    }
+
+    /// The same from a verdict and its reasons as strings (for callers that keep their own
+    /// check type).
+    pub fn with_verdict(
+        unix_ms: u64,
+        ip: IpAddr,
+        info: &SysInfo,
+        outlet: Option<&ChildInfo>,
+        realtime: &Realtime,
+        verdict: Verdict,
+        reasons: Vec<String>,
+    ) -> Self {
+        Self {
+            unix_ms,
+            ip: ip.to_string(),
+            mac: crate::protocol::normalise_mac(&info.mac),
+            device_id: info.device_id.clone(),
+            alias: info.alias.clone(),
+            name: None,
+            model: info.model.clone(),
+            outlet_id: outlet.map(|o| o.id.clone()),
+            outlet_alias: outlet.map(|o| o.alias.clone()),
+            power_w: realtime.power_w,
+            voltage_v: realtime.voltage_v,
+            current_a: realtime.current_a,
+            total_kwh: realtime.total_kwh,
+            verdict,
+            reasons,
+            scheme: scheme_name(realtime.scheme).to_owned(),
+        }
+    }
+
+    /// Sets the local name (e.g. [`crate::identity::Names::name_for`]).
+    pub fn named(mut self, name: Option<&str>) -> Self {
+        self.name = name.map(str::to_owned);
+        self
+    }
+
+    /// Sets the local name the config gives this record's MAC, if any.
+    pub fn with_names(mut self, names: &crate::identity::Names) -> Self {
+        self.name = names.name_for(&self.mac).map(str::to_owned);
+        self
+    }
+
+    /// Every reading of a `status` snapshot: a plug's own, or one per read outlet of a strip
+    /// (the outlets, not their sum: each has its own verdict). Meters that were not read give
+    /// nothing.
+    pub fn from_status(unix_ms: u64, s: &DeviceStatus) -> Vec<ReadingRecord> {
+        let Some(info) = s.device.sysinfo.as_ref() else {
+            return Vec::new();
+        };
+        let ip = s.device.ip;
+        if s.outlets.is_empty() {
+            let (Some(raw), Some(a)) = (&s.raw, &s.plausibility) else {
+                return Vec::new();
+            };
+            // The reading is re-read from the raw reply to keep its unit scheme.
+            return match Realtime::from_result(raw) {
+                Ok(rt) => vec![Self::new(unix_ms, ip, info, None, &rt, a)],
+                Err(_) => Vec::new(),
+            };
+        }
+        s.outlets
+            .iter()
+            .filter_map(|o| match &o.meter {
+                MeterState::Read {
+                    realtime,
+                    assessment,
+                } => Some(Self::new(
+                    unix_ms,
+                    ip,
+                    info,
+                    Some(&o.info),
+                    realtime,
+                    assessment,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The CSV cells, in [`CSV_HEADER`] order (absent values are empty cells).
+    pub fn csv_fields(&self) -> [String; 16] {
+        let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        [
+            self.unix_ms.to_string(),
+            self.ip.clone(),
+            self.mac.clone(),
+            self.device_id.clone(),
+            self.alias.clone(),
+            self.name.clone().unwrap_or_default(),
+            self.model.clone(),
+            self.outlet_id.clone().unwrap_or_default(),
+            self.outlet_alias.clone().unwrap_or_default(),
+            num(self.power_w),
+            num(self.voltage_v),
+            num(self.current_a),
+            num(self.total_kwh),
+            self.verdict.as_str().to_owned(),
+            self.reasons.join(CSV_REASON_SEPARATOR),
+            self.scheme.clone(),
+        ]
+    }
+}
+
+/// How records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// One JSON object per line.
+    JsonLines,
+    /// RFC 4180 CSV with a header line.
+    Csv,
+}
+
+impl RecordFormat {
+    /// `.csv` (any case) is CSV; anything else JSON lines.
+    pub fn from_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("csv") => RecordFormat::Csv,
+            _ => RecordFormat::JsonLines,
+        }
+    }
+}
+
+impl FromStr for RecordFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "csv" => Ok(RecordFormat::Csv),
+            "json" | "jsonl" | "jsonlines" | "json-lines" | "ndjson" => Ok(RecordFormat::JsonLines),
+            _ => Err(format!(
+                "unknown record format {s:?} (expected `csv` or `jsonl`)"
+            )),
+        }
+    }
+}
+
+/// Why recording failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot open record file {path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("cannot write record file {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error(
+        "record file {path} already holds CSV with other columns ({found:?}); record to a new file"
+    )]
+    HeaderMismatch { path: PathBuf, found: String },
+}
+
+impl RecordError {
+    /// The I/O error kind behind it, if any (e.g. `StorageFull`).
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            RecordError::Open { source, .. } | RecordError::Write { source, .. } => {
+                Some(source.kind())
+            }
+            RecordError::HeaderMismatch { .. } => None,
+        }
+    }
+}
+
+enum Sink {
+    Json(BufWriter<File>),
+    Csv(Box<csv::Writer<File>>),
+}
+
+/// An open record file. Flushes on [`Recorder::flush`] and (best effort) on drop.
+pub struct Recorder {
+    path: PathBuf,
+    format: RecordFormat,
+    sink: Sink,
+    written: u64,
+    dirty: bool,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first line of a file (up to 4 KiB), without its line end.
+fn first_line(file: &mut File) -> io::Result<String> {
+    let mut buf = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    Read::by_ref(file).take(4096).read_to_end(&mut buf)?;
+    let end = buf.iter().position(|b| *b == b'\n').unwrap_or(buf.len());
+    let line = String::from_utf8_lossy(&buf[..end]);
+    Ok(line.trim_end_matches('\r').to_owned())
+}
+
+/// Whether a non-empty file ends in a newline.
+fn ends_with_newline(file: &mut File) -> io::Result<bool> {
+    file.seek(SeekFrom::End(-1))?;
+    let mut b = [0u8; 1];
+    file.read_exact(&mut b)?;
+    Ok(b[0] == b'\n')
+}
+
+impl Recorder {
+    /// Opens `path` for appending (creating it), in the format its extension implies.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, RecordError> {
+        let path = path.into();
+        let format = RecordFormat::from_path(&path);
+        Self::open_as(path, format)
+    }
+
+    /// Opens `path` for appending (creating it) in `format`.
+    pub fn open_as(path: impl Into<PathBuf>, format: RecordFormat) -> Result<Self, RecordError> {
+        let path = path.into();
+        let open_err = |source| RecordError::Open {
+            path: path.clone(),
+            source,
+        };
+        let append = || OpenOptions::new().append(true).create(true).open(&path);
+        // Read access is only for checking what is already there; a write-only file is fine.
+        let (mut file, readable) = match OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+        {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                (append().map_err(open_err)?, false)
+            }
+            Err(e) => return Err(open_err(e)),
+        };
+        let meta = file.metadata().map_err(open_err)?;
+        if meta.is_dir() {
+            return Err(open_err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory",
+            )));
+        }
+        // Character devices and pipes (e.g. /dev/stdout, /dev/full) have no content to check.
+        let empty = !meta.is_file() || meta.len() == 0;
+        if !empty && readable {
+            if format == RecordFormat::Csv {
+                let found = first_line(&mut file).map_err(open_err)?;
+                if found != CSV_HEADER.join(",") {
+                    return Err(RecordError::HeaderMismatch { path, found });
+                }
+            }
+            if !ends_with_newline(&mut file).map_err(open_err)? {
+                file.write_all(b"\n").map_err(|source| RecordError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+        let mut rec = match format {
+            RecordFormat::JsonLines => Recorder {
+                sink: Sink::Json(BufWriter::new(file)),
+                path,
+                format,
+                written: 0,
+                dirty: false,
+            },
+            RecordFormat::Csv => Recorder {
+                sink: Sink::Csv(Box::new(
+                    csv::WriterBuilder::new()
+                        .has_headers(false)
+                        .from_writer(file),
+                )),
+                path,
+                format,
+                written: 0,
+                dirty: false,
+            },
+        };
+        if empty && format == RecordFormat::Csv {
+            let r = match &mut rec.sink {
+                Sink::Csv(w) => w.write_record(CSV_HEADER),
+                Sink::Json(_) => Ok(()),
+            };
+            r.map_err(|e| rec.csv_err(e))?;
+            rec.dirty = true;
+        }
+        Ok(rec)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn format(&self) -> RecordFormat {
+        self.format
+    }
+
+    /// Records written so far (through this recorder).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn write_err(&self, source: io::Error) -> RecordError {
+        RecordError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn csv_err(&self, e: csv::Error) -> RecordError {
+        let source = match e.into_kind() {
+            csv::ErrorKind::Io(e) => e,
+            other => io::Error::other(format!("{other:?}")),
+        };
+        self.write_err(source)
+    }
+
+    /// Appends one record (buffered).
+    pub fn write(&mut self, rec: &ReadingRecord) -> Result<(), RecordError> {
+        self.dirty = true;
+        match &mut self.sink {
+            Sink::Json(w) => {
+                let r = serde_json::to_writer(&mut *w, rec)
+                    .map_err(io::Error::from)
+                    .and_then(|()| w.write_all(b"\n"));
+                r.map_err(|e| self.write_err(e))?;
+            }
+            Sink::Csv(w) => {
+                let r = w.write_record(rec.csv_fields());
+                r.map_err(|e| self.csv_err(e))?;
+            }
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Appends several records (buffered).
+    pub fn write_all<'a>(
+        &mut self,
+        recs: impl IntoIterator<Item = &'a ReadingRecord>,
+    ) -> Result<(), RecordError> {
+        for r in recs {
+            self.write(r)?;
+        }
+        Ok(())
+    }
+
+    /// Whether something was written since the last flush.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Hands the buffered records to the operating system.
+    pub fn flush(&mut self) -> Result<(), RecordError> {
+        let r = match &mut self.sink {
+            Sink::Json(w) => w.flush(),
+            Sink::Csv(w) => w.flush(),
+        };
+        // Once a flush failed, drop does not try (and log) again.
+        self.dirty = false;
+        r.map_err(|e| self.write_err(e))
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if self.dirty {
+            if let Err(e) = self.flush() {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
+/// What the recording task reports (once, when it ends).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordEvent {
+    /// Recording stopped because the file could not be written (e.g. the disk is full).
+    Failed {
+        path: PathBuf,
+        error: String,
+        written: u64,
+        dropped: u64,
+    },
+    /// Recording stopped as asked (or its handle was dropped); everything queued was written.
+    Stopped {
+        path: PathBuf,
+        written: u64,
+        dropped: u64,
+    },
+}
+
+impl std::fmt::Display for RecordEvent {
+    /// A line for a status bar or a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lost = |f: &mut std::fmt::Formatter<'_>, dropped: u64| {
+            if dropped > 0 {
+                write!(f, ", {dropped} dropped")
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            RecordEvent::Failed {
+                error,
+                written,
+                dropped,
+                ..
+            } => {
+                write!(f, "recording stopped: {error} ({written} written")?;
+                lost(f, *dropped)?;
+                f.write_str(")")
+            }
+            RecordEvent::Stopped {
+                path,
+                written,
+                dropped,
+            } => {
+                write!(
+                    f,
+                    "recording to {} stopped ({written} written",
+                    path.display()
+                )?;
+                lost(f, *dropped)?;
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+/// Why [`RecordHandle::record`] did not take a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotRecorded {
+    /// The queue is full (the disk is slower than the readings); the record was dropped and
+    /// counted.
+    #[error("the record queue is full; reading dropped")]
+    QueueFull,
+    /// Recording has stopped (asked to, or after a write error).
+    #[error("recording has stopped")]
+    Stopped,
+}
+
+/// The app's end of a recording task.
+#[derive(Debug)]
+pub struct RecordHandle {
+    tx: mpsc::Sender<ReadingRecord>,
+    dropped: Arc<AtomicU64>,
+    token: CancellationToken,
+    path: PathBuf,
+    task: JoinHandle<()>,
+}
+
+impl RecordHandle {
+    /// Starts the writer task for `recorder` (needs a tokio runtime). It ends when `token` is
+    /// cancelled, when [`RecordHandle::stop`] is called or the handle dropped (writing what is
+    /// queued first), or on a write error; then it sends one [`RecordEvent`] to `events`.
+    pub fn spawn<E>(
+        recorder: Recorder,
+        events: mpsc::Sender<E>,
+        token: CancellationToken,
+    ) -> RecordHandle
+    where
+        E: From<RecordEvent> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let path = recorder.path().to_owned();
+        let token = token.child_token();
+        let task = tokio::spawn(writer(recorder, rx, events, token.clone(), dropped.clone()));
+        RecordHandle {
+            tx,
+            dropped,
+            token,
+            path,
+            task,
+        }
+    }
+
+    /// Queues a record without ever waiting.
+    pub fn record(&self, rec: ReadingRecord) -> Result<(), NotRecorded> {
+        match self.tx.try_send(rec) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Err(NotRecorded::QueueFull)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(NotRecorded::Stopped),
+        }
+    }
+
+    /// Whether the task still takes records.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    /// Records dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops recording: what is queued is written and flushed, then the task reports
+    /// [`RecordEvent::Stopped`]. Await the returned handle to wait for that.
+    pub fn stop(self) -> JoinHandle<()> {
+        self.token.cancel();
+        self.task
+    }
+}
+
+async fn report<E: From<RecordEvent>>(events: &mpsc::Sender<E>, ev: RecordEvent) {
+    match &ev {
+        RecordEvent::Failed { error, .. } => tracing::error!("recording stopped: {error}"),
+        RecordEvent::Stopped { path, written, .. } => {
+            tracing::info!(
+                "recording to {} stopped after {written} records",
+                path.display()
+            )
+        }
+    }
+    let _ = tokio::time::timeout(REPORT_TIMEOUT, events.send(ev.into())).await;
+}
+
+/// Runs `f` on the recorder in the blocking pool (file I/O never stalls a runtime worker).
+async fn blocking<F>(recorder: Recorder, f: F) -> (Option<Recorder>, Result<(), String>)
+where
+    F: FnOnce(&mut Recorder) -> Result<(), RecordError> + Send + 'static,
+{
+    let r = tokio::task::spawn_blocking(move || {
+        let mut recorder = recorder;
+        let r = f(&mut recorder);
+        (recorder, r)
+    })
+    .await;
+    match r {
+        Ok((rec, Ok(()))) => (Some(rec), Ok(())),
+        Ok((rec, Err(e))) => (Some(rec), Err(e.to_string())),
+        Err(e) => (None, Err(format!("record writer failed: {e}"))),
+    }
+}
+
+async fn writer<E>(
+    recorder: Recorder,
+    mut rx: mpsc::Receiver<ReadingRecord>,
+    events: mpsc::Sender<E>,
+    token: CancellationToken,
+    dropped: Arc<AtomicU64>,
+) where
+    E: From<RecordEvent> + Send + 'static,
+{
+    let path = recorder.path().to_owned();
+    let mut recorder = Some(recorder);
+    let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut written = 0u64;
+    let mut last_flush = tokio::time::Instant::now();
+    let outcome: Result<(), String> = loop {
+        let Some(rec) = recorder.take() else {
+            break Err("record writer lost its file".into());
+        };
+        let mut batch = Vec::new();
+        let mut last = false;
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => last = true,
+            r = rx.recv() => match r {
+                Some(first) => batch.push(first),
+                None => last = true,
+            },
+            _ = tick.tick() => {}
+        }
+        // Everything already queued goes in this trip (all of it when stopping).
+        while last || batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        // A steady stream of records must not starve the flush: flush by age as well.
+        let flush_now = last || batch.is_empty() || last_flush.elapsed() >= FLUSH_INTERVAL;
+        if batch.is_empty() && !last && !rec.is_dirty() {
+            recorder = Some(rec);
+            continue;
+        }
+        if flush_now {
+            last_flush = tokio::time::Instant::now();
+        }
+        let (back, r) = blocking(rec, move |rec| {
+            rec.write_all(&batch)?;
+            if flush_now && rec.is_dirty() {
+                rec.flush()?;
+            }
+            Ok(())
+        })
+        .await;
+        recorder = back;
+        if let Err(e) = r {
+            break Err(e);
+        }
+        written += n;
+        if last {
+            break Ok(());
+        }
+    };
+    rx.close();
+    let dropped_n = dropped.load(Ordering::Relaxed) + rx.len() as u64;
+    let ev = match outcome {
+        Ok(()) => RecordEvent::Stopped {
+            path,
+            written,
+            dropped: dropped_n,
+        },
+        Err(error) => {
+            // The file is unusable; closing it may still block (a hung network disk), so it
+            // is closed on the blocking pool too.
+            if let Some(rec) = recorder.take() {
+                let _ = tokio::task::spawn_blocking(move || drop(rec)).await;
+            }
+            RecordEvent::Failed {
+                path,
+                error,
+                written,
+                dropped: dropped_n,
+            }
+        }
+    };
+    report(&events, ev).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn info() -> SysInfo {
+        SysInfo::from_result(&json!({
+            "model": "HS110(US)", "hw_ver": "1.0", "sw_ver": "1.2.5 Build 171213 Rel.101523",
+            "mac": "50-c7-bf-00-00-01", "deviceId": "8006AB", "alias": "kettle, \"big\"",
+            "feature": "TIM:ENE", "relay_state": 1,
+        }))
+        .unwrap()
+    }
+
+    fn rt(p: f64) -> Realtime {
+        Realtime::from_result(&json!({"power": p, "voltage": 120.5, "current": 0.25,
+            "total": 3.5, "err_code": 0}))
+        .unwrap()
+    }
+
+    fn rec(p: f64) -> ReadingRecord {
+        ReadingRecord::with_verdict(
+            1_700_000_000_123,
+            "127.0.0.9".parse().unwrap(),
+            &info(),
+            None,
+            &rt(p),
+            Verdict::Bogus,
+            vec!["too much, really".into(), "second".into()],
+        )
+        .named(Some("Kettle"))
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pf-record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    #[test]
+    fn format_from_extension_and_name() {
+        assert_eq!(
+            RecordFormat::from_path(Path::new("a/B.CSV")),
+            RecordFormat::Csv
+        );
+        assert_eq!(
+            RecordFormat::from_path(Path::new("a/b")),
+            RecordFormat::JsonLines
+        );
+        assert_eq!("JSONL".parse(), Ok(RecordFormat::JsonLines));
+        assert!("xml".parse::<RecordFormat>().unwrap_err().contains("xml"));
+    }
+
+    #[test]
+    fn record_fields_from_sysinfo_and_reading() {
+        let r = rec(28_000.0);
+        assert_eq!(r.mac, "50:C7:BF:00:00:01");
+        assert_eq!(r.scheme, "base");
+        assert_eq!(r.power_w, Some(28_000.0));
+        let f = r.csv_fields();
+        assert_eq!(f[0], "1700000000123");
+        assert_eq!(f[9], "28000");
+        assert_eq!(f[13], "bogus");
+        assert_eq!(f[14], "too much, really; second");
+        assert_eq!(f[7], "", "no outlet");
+    }
+
+    #[test]
+    fn csv_header_written_once_and_values_round_trip() {
+        let p = tmp("a.csv");
+        {
+            let mut r = Recorder::open(&p).unwrap();
+            r.write(&rec(1.5)).unwrap();
+        } // drop flushes
+        {
+            let mut r = Recorder::open(&p).unwrap();
+            r.write(&rec(2.5)).unwrap();
+            r.flush().unwrap();
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.matches("unix_ms,").count(), 1, "{text}");
+        let mut rd = csv::Reader::from_path(&p).unwrap();
+        let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[0][4], "kettle, \"big\"");
+        assert_eq!(&rows[1][9], "2.5");
+    }
+
+    #[test]
+    fn appending_to_a_csv_with_other_columns_is_refused() {
+        let p = tmp("other.csv");
+        std::fs::write(&p, "a,b,c\n1,2,3\n").unwrap();
+        let e = Recorder::open(&p).unwrap_err();
+        assert!(matches!(e, RecordError::HeaderMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("other.csv"), "{e}");
+    }
+
+    #[test]
+    fn a_cut_line_is_ended_before_appending() {
+        let p = tmp("cut.jsonl");
+        std::fs::write(&p, "{\"unix_ms\":1,\"ip\"").unwrap();
+        {
+            let mut r = Recorder::open(&p).unwrap();
+            r.write(&rec(3.0)).unwrap();
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let last = text.lines().last().unwrap();
+        let back: ReadingRecord = serde_json::from_str(last).unwrap();
+        assert_eq!(back, rec(3.0));
+    }
+
+    #[test]
+    fn a_directory_is_an_open_error() {
+        let e = Recorder::open(std::env::temp_dir()).unwrap_err();
+        assert!(matches!(e, RecordError::Open { .. }), "{e}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_is_a_typed_error_not_a_panic() {
+        let mut r = Recorder::open_as("/dev/full", RecordFormat::JsonLines).unwrap();
+        r.write(&rec(1.0)).unwrap();
+        let e = r.flush().unwrap_err();
+        assert_eq!(e.io_kind(), Some(io::ErrorKind::StorageFull), "{e}");
+        assert!(e.to_string().contains("/dev/full"), "{e}");
+    }
+}
