@@ -284,6 +284,7 @@ mod firmware_screens {
         app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
             source: images(),
             entries,
+            force: false,
         });
         insta::assert_snapshot!(draw(&app, 140, 22).backend());
     }

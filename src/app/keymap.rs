@@ -68,6 +68,7 @@ pub enum Action {
     PickerOpen,
     PickerParent,
     PickerChooseFolder,
+    ToggleForce,
 }
 
 /// A key, as written in the table.
@@ -316,6 +317,12 @@ pub const KEYMAP: &[Binding] = &[
         &[k('n'), code(KeyCode::Esc)],
         Action::Cancel,
         "no, cancel",
+    ),
+    b(
+        C,
+        &[k('F')],
+        Action::ToggleForce,
+        "firmware plan: override (like --force): also update unknown-target and same-version plugs; never blocked ones",
     ),
     b(C, &[ctrl('c')], Action::Quit, "quit"),
     b(

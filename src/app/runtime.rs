@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::event::{ActionKind, Command, DirItem, Event};
 use super::state::App;
 use super::update::update;
-use crate::firmware::runner::{BatchHandle, JobEvent, RunnerConfig, spawn_batch};
+use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
 
@@ -48,6 +48,9 @@ fn list_dir(dir: &std::path::Path) -> Result<Vec<DirItem>, String> {
                 return None;
             }
             let meta = e.metadata().ok()?;
+            if !super::firmware::listed(&name, meta.is_dir()) {
+                return None;
+            }
             Some(DirItem {
                 name,
                 is_dir: meta.is_dir(),
@@ -279,6 +282,7 @@ pub async fn run(
                     }
                     Command::PlanFirmware { path, plugs } => {
                         let tx = tx.clone();
+                        let ceilings = app.settings.firmware.ceilings.clone();
                         actions.spawn(async move {
                             let result = tokio::task::spawn_blocking(move || {
                                 let images = crate::firmware::image::load_path(&path)
@@ -287,7 +291,7 @@ pub async fn run(
                                     return Err(format!("no firmware image in {}", path.display()));
                                 }
                                 let images: Vec<_> = images.into_iter().map(Arc::new).collect();
-                                Ok(crate::firmware::plan::plan(&plugs, &images))
+                                Ok(crate::firmware::plan::plan_with(&plugs, &images, &ceilings))
                             })
                             .await
                             .unwrap_or_else(|e| Err(e.to_string()));
@@ -299,10 +303,10 @@ pub async fn run(
                             tracing::error!("firmware update refused in read-only mode");
                             continue;
                         }
-                        let cfg = RunnerConfig {
-                            client: setup.client,
-                            ..RunnerConfig::default()
-                        };
+                        let cfg = app
+                            .settings
+                            .firmware
+                            .runner_config(setup.client, plan.force);
                         let (handle, task) =
                             spawn_batch(plan.entries, cfg, tx.clone(), token.child_token());
                         fw_batch = Some(handle);

@@ -388,12 +388,16 @@ pub struct Picker {
 pub struct FirmwareConfirm {
     pub source: PathBuf,
     pub entries: Vec<PlanEntry>,
+    /// The explicit override (`--force` of `plugfleet update`): unknown-target and
+    /// same-version plugs are updated too. Never for blocked ones.
+    pub force: bool,
 }
 
 impl PartialEq for FirmwareConfirm {
     fn eq(&self, other: &Self) -> bool {
         let key = |e: &PlanEntry| (e.plug.ip, e.image.as_ref().map(|i| i.file_name.clone()));
         self.source == other.source
+            && self.force == other.force
             && self
                 .entries
                 .iter()
@@ -403,9 +407,19 @@ impl PartialEq for FirmwareConfirm {
 }
 
 impl FirmwareConfirm {
-    /// Plugs that will be updated (the TUI never uses the `--force` override).
+    /// Plugs that will be updated (with the override when it is on).
     pub fn updating(&self) -> usize {
-        self.entries.iter().filter(|e| e.will_update(false)).count()
+        self.entries
+            .iter()
+            .filter(|e| e.will_update(self.force))
+            .count()
+    }
+
+    /// Whether the override would change anything (some plug needs it).
+    pub fn override_applies(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.image.is_some() && e.verdict().needs_override())
     }
 }
 
@@ -498,8 +512,10 @@ pub struct Settings {
     pub status_ttl: Duration,
     /// Draw with colours (off when `NO_COLOR` is set).
     pub color: bool,
-    /// Where the firmware file picker starts.
+    /// Where the firmware file picker starts (then the folder last chosen, for the session).
     pub firmware_dir: PathBuf,
+    /// How firmware batches run (concurrency, ceilings, timings, journal).
+    pub firmware: super::firmware::FirmwareSettings,
 }
 
 impl Default for Settings {
@@ -511,6 +527,7 @@ impl Default for Settings {
             status_ttl: Duration::from_secs(6),
             color: true,
             firmware_dir: PathBuf::from("."),
+            firmware: super::firmware::FirmwareSettings::default(),
         }
     }
 }

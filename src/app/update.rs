@@ -97,8 +97,11 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             };
             match result {
                 Ok(entries) if !entries.is_empty() => {
-                    app.view.overlay =
-                        Overlay::FirmwareConfirm(FirmwareConfirm { source, entries });
+                    app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
+                        source,
+                        entries,
+                        force: false,
+                    });
                 }
                 Ok(_) => {
                     if let Overlay::Picker(p) = &mut app.view.overlay {
@@ -115,10 +118,7 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             }
             Vec::new()
         }
-        Event::Job(ev) => {
-            on_job(app, *ev, now);
-            Vec::new()
-        }
+        Event::Job(ev) => on_job(app, *ev, now),
         Event::Shutdown(reason) => {
             if let Some(r) = reason {
                 app.set_status(r, now);
@@ -333,11 +333,9 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
             }
         }
         Action::CancelUpdate => {
-            if app.firmware.as_ref().is_some_and(Batch::running) {
-                app.set_status(
-                    "cancelling the firmware batch (plugs already flashing go on)",
-                    now,
-                );
+            if let Some(b) = app.firmware.as_ref().filter(|b| b.running()) {
+                let msg = super::firmware::cancel_message(b);
+                app.set_status(msg, now);
                 return vec![Command::CancelUpdate];
             }
             app.set_status("no firmware update running", now);
@@ -345,6 +343,7 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
         Action::PickerOpen | Action::PickerParent | Action::PickerChooseFolder => {
             return picker_action(app, action);
         }
+        Action::ToggleForce => super::firmware::toggle_force(app, now),
         Action::CloseHelp | Action::Cancel => {
             if matches!(
                 app.view.overlay,
@@ -442,6 +441,8 @@ fn picker_action(app: &mut App, action: Action) -> Vec<Command> {
         },
     };
     p.loading = true;
+    // Remembered for the session: the picker opens here next time.
+    app.settings.firmware_dir = p.dir.clone();
     let targets = p.targets.clone();
     let plugs = targets
         .iter()
@@ -454,7 +455,7 @@ fn picker_action(app: &mut App, action: Action) -> Vec<Command> {
     }]
 }
 
-fn on_job(app: &mut App, ev: JobEvent, now: Instant) {
+fn on_job(app: &mut App, ev: JobEvent, now: Instant) -> Vec<Command> {
     let batch = app.firmware.get_or_insert_with(Batch::default);
     match ev {
         JobEvent::BatchStarted { serving, .. } => batch.serving = serving,
@@ -472,10 +473,16 @@ fn on_job(app: &mut App, ev: JobEvent, now: Instant) {
                 report.count(PlugResult::Skipped),
                 report.count(PlugResult::Cancelled)
             );
-            batch.finished = Some(report);
+            let keys = super::firmware::devices_in(app, &report);
+            if let Some(batch) = &mut app.firmware {
+                batch.finished = Some(report);
+            }
             app.set_status(msg, now);
+            // Read the plugs again at once: the table shows the new sw_ver without waiting.
+            return vec![Command::PollNow(keys)];
         }
     }
+    Vec::new()
 }
 
 fn move_selection(app: &mut App, delta: isize) {
@@ -1269,6 +1276,7 @@ mod fw_tests {
         app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
             source: images(),
             entries: vec![],
+            force: false,
         });
         assert!(key(&mut app, KeyCode::Char('y'), now).is_empty());
     }
@@ -1289,6 +1297,7 @@ mod fw_tests {
         app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
             source: images(),
             entries,
+            force: false,
         });
         assert!(key(&mut app, KeyCode::Char('y'), now).is_empty());
         assert!(app.firmware.is_none());

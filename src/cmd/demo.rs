@@ -48,7 +48,9 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
         port: 0,
         tdp_port: 0,
         profiles: PROFILES.iter().map(|p| (*p).to_owned()).collect(),
-        time_scale: 1.0,
+        // Flash + reboot of a plug take seconds rather than a minute, so a firmware update can
+        // be watched end to end in the demo.
+        time_scale: crate::app::firmware::DEMO_TIME_SCALE,
         faults: vec![
             (at(1), FaultKind::Glitch28kw),
             (at(2), FaultKind::UnitScale),
@@ -153,11 +155,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let disc = demo_discovery(&fleet)?;
     tracing::info!(port = fleet.port(), first = %disc.sweeps[0], "demo fleet started");
     let mut settings = args.view.settings(Some("DEMO".into()));
-    // The demo firmware images ship in the source tree; start the picker there when present.
-    let images = std::path::Path::new("assets/firmware");
-    if images.is_dir() {
-        settings.firmware_dir = images.to_path_buf();
-    }
+    // The demo firmware images are embedded: written to a private temp folder (removed on
+    // exit) where the picker starts, whatever the current directory.
+    let images = crate::app::firmware::DemoImages::write()
+        .map_err(|e| anyhow::anyhow!("cannot write the demo firmware images: {e}"))?;
+    settings.firmware_dir = images.dir();
+    settings.firmware = crate::app::firmware::FirmwareSettings::demo();
     let timeout = Duration::from_secs(2);
     let setup = Setup {
         poll: crate::net::poller::PollConfig {
@@ -172,5 +175,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let result = run_tui(&rt, app, setup, sources);
     rt.block_on(fleet.shutdown());
     rt.shutdown_timeout(Duration::from_secs(1));
+    drop(images);
     result
 }

@@ -80,7 +80,13 @@ pub fn run_tui(
 
 pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
     let sources = crate::app::sources::discovery(&args.net, args.view.interval)?;
-    let settings = args.view.settings(None);
+    let mut settings = args.view.settings(None);
+    // Firmware: `[firmware]` of the config file (folders, concurrency, max_version).
+    let cfg = crate::app::firmware::load_config().map_err(crate::cli::UsageError)?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("/"));
+    settings.firmware_dir = crate::app::firmware::start_dir(Some(&cfg), &cwd);
+    settings.firmware = crate::app::firmware::FirmwareSettings::from_config(&cfg)
+        .map_err(|e| crate::cli::UsageError(format!("config: {e}")))?;
     let setup = Setup {
         poll: args.view.poll_config(&args.net),
         client: ClientConfig::with_timeout(args.net.port, args.net.timeout),

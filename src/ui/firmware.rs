@@ -93,6 +93,33 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
         format!("  from {}", clean(&c.source.display().to_string(), 100)),
         theme.dim(),
     )];
+    // Each image used: size, SHA-256 (short), target (header or file name).
+    let mut seen: Vec<&str> = Vec::new();
+    for img in c.entries.iter().filter_map(|e| e.image.as_ref()) {
+        if seen.contains(&img.file_name.as_str()) {
+            continue;
+        }
+        seen.push(&img.file_name);
+        lines.push(Line::styled(
+            format!("  image {}", clean(&img.describe(), 150)),
+            theme.dim(),
+        ));
+    }
+    if c.override_applies() {
+        let (state, style) = if c.force {
+            ("ON ", theme.verdict(Plaus::Bogus))
+        } else {
+            ("off", theme.dim())
+        };
+        lines.push(Line::from(vec![
+            Span::styled("  F", theme.key()),
+            Span::styled(format!(" override (like --force): {state}"), style),
+            Span::styled(
+                " — also updates unknown-target and same-version plugs; never blocked ones",
+                theme.dim(),
+            ),
+        ]));
+    }
     lines.push(Line::raw(""));
     for e in &c.entries {
         let (from, to) = e.versions();
@@ -102,7 +129,7 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
             .map(|i| clean(&i.file_name, 48))
             .unwrap_or_else(|| "no image".into());
         let v = e.verdict();
-        let what = if e.will_update(false) {
+        let what = if e.will_update(c.force) {
             "update"
         } else if v.is_blocked() {
             "BLOCKED"
@@ -110,7 +137,10 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
             "skip"
         };
         lines.push(Line::from(vec![
-            Span::styled(format!("  {what:<7} "), verdict_style(v, theme)),
+            Span::styled(
+                format!("  {} {what:<7} ", crate::app::firmware::verdict_glyph(v)),
+                verdict_style(v, theme),
+            ),
             Span::raw(format!(
                 "{} {}  {}  {} → {}  ",
                 clean(&e.plug.alias, 24),
@@ -122,7 +152,7 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
             Span::styled(image, theme.dim()),
         ]));
         lines.push(Line::styled(
-            format!("          {}", clean(&v.explain(), 110)),
+            format!("            {}", clean(&v.explain(), 110)),
             verdict_style(v, theme),
         ));
     }
@@ -146,7 +176,11 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
                 .borders(Borders::ALL)
                 .border_style(theme.verdict(Plaus::Suspect))
                 .title(Span::styled(
-                    format!(" Update firmware of {n} of {} plug(s)? ", c.entries.len()),
+                    format!(
+                        " Update firmware of {n} of {} plug(s)?{} ",
+                        c.entries.len(),
+                        if c.force { " [OVERRIDE ON]" } else { "" }
+                    ),
                     theme.verdict(Plaus::Suspect),
                 )),
         ),

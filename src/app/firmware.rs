@@ -1,0 +1,372 @@
+//! Firmware in the TUI, the parts that are not screens: how a batch is configured (from the
+//! config file, or for the demo), where the file picker starts, which directory entries it lists,
+//! the verdict glyphs, and the demo's embedded images.
+//!
+//! Everything here is pure or plain file I/O at start-up; the update function and the runtime
+//! call into it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::state::{App, Batch, Overlay};
+
+use crate::config::Config;
+use crate::firmware::job::JobTimings;
+use crate::firmware::plan::{Ceilings, Verdict};
+use crate::firmware::runner::{self, BatchReport, RunnerConfig};
+use crate::net::ClientConfig;
+
+/// How the TUI runs firmware batches (fixed at start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirmwareSettings {
+    /// Plugs updated at once.
+    pub concurrency: usize,
+    /// Per-model version ceilings (`[firmware.max_version]`): beyond them a plan entry is blocked.
+    pub ceilings: Ceilings,
+    pub timings: JobTimings,
+    /// The JSON-lines journal (the runner's default in the data directory).
+    pub journal: Option<PathBuf>,
+}
+
+impl Default for FirmwareSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: runner::DEFAULT_CONCURRENCY,
+            ceilings: Ceilings::default(),
+            timings: JobTimings::default(),
+            journal: runner::default_journal_path(),
+        }
+    }
+}
+
+impl FirmwareSettings {
+    /// From the config file's `[firmware]` section (`concurrency`, `max_version`); the folders
+    /// are read by [`start_dir`].
+    pub fn from_config(cfg: &Config) -> Result<Self, String> {
+        let ceilings = Ceilings::new(
+            cfg.firmware
+                .max_version
+                .iter()
+                .map(|(m, v)| (m.as_str(), v.as_str())),
+        )?;
+        Ok(Self {
+            concurrency: cfg
+                .firmware
+                .concurrency
+                .filter(|n| (1..=256).contains(n))
+                .unwrap_or(runner::DEFAULT_CONCURRENCY),
+            ceilings,
+            ..Self::default()
+        })
+    }
+
+    /// For the demo's simulated plugs (time scale [`DEMO_TIME_SCALE`]): they report their
+    /// flash and reboot times already scaled, so only the runner's own waits are shortened.
+    pub fn demo() -> Self {
+        Self {
+            timings: JobTimings {
+                poll_interval: Duration::from_millis(250),
+                download_stall: Duration::from_secs(15),
+                download_deadline: Duration::from_secs(120),
+                request_deadline: Duration::from_secs(10),
+                device_time_scale: 1.0,
+                default_flash_time: Duration::from_secs(4),
+                default_reboot_time: Duration::from_secs(2),
+                quiet_margin: Duration::from_millis(500),
+                verify_poll: Duration::from_millis(250),
+                back_deadline: Duration::from_secs(30),
+            },
+            ..Self::default()
+        }
+    }
+
+    /// The runner's configuration for one batch. `force` is the explicit override (`--force`).
+    pub fn runner_config(&self, client: ClientConfig, force: bool) -> RunnerConfig {
+        RunnerConfig {
+            client,
+            timings: self.timings,
+            concurrency: self.concurrency.max(1),
+            canary: false,
+            stop_on_failure: false,
+            force,
+            serve_addr: None,
+            serve_port: 0,
+            journal: self.journal.clone(),
+        }
+    }
+}
+
+/// The config file as `plugfleet update` reads it: the global `--config` if given, else the
+/// default location (missing there = empty). A broken file is an error that names it.
+pub fn load_config() -> Result<Config, String> {
+    let named = <crate::cli::Cli as clap::Parser>::try_parse()
+        .ok()
+        .and_then(|c| c.config);
+    match named {
+        Some(path) => Config::load(&path, true).map_err(|e| e.to_string()),
+        None => match crate::config::default_path() {
+            Ok(path) => Config::load(&path, false).map_err(|e| e.to_string()),
+            Err(_) => Ok(Config::default()),
+        },
+    }
+}
+
+/// The demo fleet's time scale: flash + reboot of a simulated plug take seconds, not a minute.
+pub const DEMO_TIME_SCALE: f64 = 0.2;
+
+/// Where the file picker starts: the first `[firmware] folders` entry of the config file, else
+/// the current directory; made absolute so the picker shows a real path.
+pub fn start_dir(cfg: Option<&Config>, cwd: &Path) -> PathBuf {
+    let dir = cfg
+        .and_then(|c| c.firmware.folders.first().cloned())
+        .unwrap_or_else(|| cwd.to_path_buf());
+    if dir.is_absolute() {
+        dir
+    } else {
+        cwd.join(dir)
+    }
+}
+
+/// The picker lists folders and firmware images (`*.bin`), nothing else.
+pub fn listed(name: &str, is_dir: bool) -> bool {
+    is_dir || is_image_name(name)
+}
+
+pub fn is_image_name(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("bin"))
+}
+
+/// A glyph per verdict, so the meaning does not rest on colour: `✓` compatible, `!` warning
+/// (protocol change, downgrade), `=` same version and `?` unknown target (both need the
+/// override), `✗` blocked.
+pub fn verdict_glyph(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Compatible => "✓",
+        Verdict::ProtocolChange { .. } | Verdict::Downgrade => "!",
+        Verdict::SameVersion => "=",
+        Verdict::UnknownTarget { .. } => "?",
+        Verdict::WrongTarget { .. } | Verdict::AboveCeiling { .. } | Verdict::Corrupt { .. } => "✗",
+    }
+}
+
+/// What `x` says: who stops, and who goes on and why (the runner refuses a cancel once a plug's
+/// flash was requested; it reports each refusal too).
+pub fn cancel_message(b: &Batch) -> String {
+    let past = b
+        .rows
+        .iter()
+        .filter(|(s, _)| !s.stage.is_final() && !s.can_cancel)
+        .count();
+    if past == 0 {
+        "cancelling the firmware batch: no plug is flashing yet, every update stops".into()
+    } else {
+        format!(
+            "cancelling what has not reached the flash: {past} plug(s) already past the flash \
+             request go on (interrupting a flash could leave a plug unbootable)"
+        )
+    }
+}
+
+/// `F` in the firmware plan: the explicit override, as `--force` in `plugfleet update`.
+pub fn toggle_force(app: &mut App, now: Instant) {
+    let Overlay::FirmwareConfirm(c) = &mut app.view.overlay else {
+        return;
+    };
+    if !c.force && !c.override_applies() {
+        app.set_status(
+            "no plug needs the override (it only covers unknown-target and same-version)",
+            now,
+        );
+        return;
+    }
+    c.force = !c.force;
+    let msg = if c.force {
+        format!(
+            "OVERRIDE ON (like --force): unknown-target and same-version plugs are updated too; \
+             {} plug(s) now",
+            c.updating()
+        )
+    } else {
+        format!("override off: {} plug(s) will be updated", c.updating())
+    };
+    app.set_status(msg, now);
+}
+
+/// The table keys of the devices a batch report names (by address).
+pub fn devices_in(app: &App, report: &BatchReport) -> Vec<String> {
+    let mut keys: Vec<String> = app
+        .devices
+        .values()
+        .filter(|d| report.plugs.iter().any(|p| p.ip == d.addr.ip()))
+        .map(|d| d.key.clone())
+        .collect();
+    keys.sort();
+    keys
+}
+
+macro_rules! demo_image {
+    ($name:literal) => {
+        (
+            $name,
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/assets/firmware/",
+                $name
+            )),
+        )
+    };
+}
+
+/// The demo's firmware images, embedded so `plugfleet demo` does not depend on the current
+/// directory (the same files as `assets/firmware/`; a test checks they agree).
+pub const DEMO_IMAGES: &[(&str, &[u8])] = &[
+    demo_image!("hs100v2_us_1.5.7_Build_200903_Rel.151120.bin"),
+    demo_image!("hs105v1_us_1.5.7_Build_200901_Rel.101233.bin"),
+    demo_image!("hs110v1_eu_1.1.4_Build_170417_Rel.145118.bin"),
+    demo_image!("hs110v1_eu_1.2.6_Build_180110_Rel.100413.bin"),
+    demo_image!("hs110v1_us_1.2.3_Build_171016_Rel.100427.bin"),
+    demo_image!("hs110v1_us_1.2.7_Build_210310_Rel.113052.bin"),
+    demo_image!("hs110v2_eu_1.5.8_Build_190705_Rel.100202.bin"),
+    demo_image!("hs110v4_eu_1.0.5_Build_200826_Rel.090312.bin"),
+    demo_image!("hs200v2_us_1.5.9_Build_210115_Rel.133045.bin"),
+    demo_image!("hs300v2_us_1.0.13_Build_230517_Rel.140855.bin"),
+    demo_image!("kp115v1_us_1.0.22_Build_240418_Rel.102311.bin"),
+    demo_image!("kp303v2_us_1.0.10_Build_240716_Rel.162012.bin"),
+];
+
+/// The demo images written out to a fresh private directory; removed when dropped.
+#[derive(Debug)]
+pub struct DemoImages {
+    root: PathBuf,
+}
+
+impl DemoImages {
+    /// Writes [`DEMO_IMAGES`] to `<tmp>/plugfleet-demo-<pid>-<n>/firmware/` (a directory created
+    /// new, never one that already exists).
+    pub fn write() -> std::io::Result<DemoImages> {
+        let base = std::env::temp_dir();
+        let mut last = None;
+        for n in 0..100u32 {
+            let root = base.join(format!("plugfleet-demo-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&root) {
+                Ok(()) => {
+                    let images = DemoImages { root };
+                    std::fs::create_dir(images.dir())?;
+                    for (name, bytes) in DEMO_IMAGES {
+                        std::fs::write(images.dir().join(name), bytes)?;
+                    }
+                    return Ok(images);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no temporary directory")))
+    }
+
+    /// The folder holding the images.
+    pub fn dir(&self) -> PathBuf {
+        self.root.join("firmware")
+    }
+}
+
+impl Drop for DemoImages {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firmware::image::ImageInfo;
+
+    #[test]
+    fn the_embedded_demo_images_are_the_committed_ones() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/firmware");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| is_image_name(n))
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<String> = DEMO_IMAGES.iter().map(|(n, _)| (*n).to_owned()).collect();
+        assert_eq!(embedded, on_disk);
+        for (name, bytes) in DEMO_IMAGES {
+            let info = ImageInfo::from_bytes(Path::new(name), bytes.to_vec());
+            assert!(info.header.is_some(), "{name}: {:?}", info.header_error);
+        }
+    }
+
+    #[test]
+    fn demo_images_are_written_to_a_fresh_folder_and_removed() {
+        let images = DemoImages::write().unwrap();
+        let dir = images.dir();
+        let loaded = crate::firmware::image::load_path(&dir).unwrap();
+        assert_eq!(loaded.len(), DEMO_IMAGES.len());
+        let other = DemoImages::write().unwrap();
+        assert_ne!(other.dir(), dir);
+        drop(images);
+        assert!(!dir.exists());
+        assert!(other.dir().exists());
+    }
+
+    #[test]
+    fn the_picker_starts_in_the_configured_folder_else_the_current_one() {
+        let cwd = Path::new("/home/me/work");
+        assert_eq!(start_dir(None, cwd), cwd);
+        let mut cfg = Config::default();
+        assert_eq!(start_dir(Some(&cfg), cwd), cwd);
+        cfg.firmware.folders = vec!["fw".into(), "/other".into()];
+        assert_eq!(start_dir(Some(&cfg), cwd), cwd.join("fw"));
+        cfg.firmware.folders = vec!["/srv/kasa".into()];
+        assert_eq!(start_dir(Some(&cfg), cwd), Path::new("/srv/kasa"));
+    }
+
+    #[test]
+    fn only_folders_and_images_are_listed() {
+        assert!(listed("firmware", true));
+        assert!(listed(
+            "hs110v1_us_1.2.3_Build_171016_Rel.100427.bin",
+            false
+        ));
+        assert!(listed("X.BIN", false));
+        assert!(!listed("notes.txt", false));
+        assert!(!listed("bin", false));
+    }
+
+    #[test]
+    fn settings_follow_the_config_file() {
+        let mut cfg = Config::default();
+        cfg.firmware.concurrency = Some(2);
+        cfg.firmware
+            .max_version
+            .insert("HS110".into(), "1.2.6".into());
+        let s = FirmwareSettings::from_config(&cfg).unwrap();
+        assert_eq!(s.concurrency, 2);
+        assert!(s.ceilings.for_model("HS110(US)").is_some());
+        let rc = s.runner_config(ClientConfig::default(), true);
+        assert!(rc.force);
+        assert_eq!(rc.concurrency, 2);
+        assert_eq!(FirmwareSettings::default().concurrency, 4);
+        cfg.firmware
+            .max_version
+            .insert("HS100".into(), "latest".into());
+        assert!(FirmwareSettings::from_config(&cfg).is_err());
+    }
+
+    #[test]
+    fn every_verdict_has_a_distinct_glyph_class() {
+        let r = || "r".to_owned();
+        assert_eq!(verdict_glyph(&Verdict::Compatible), "✓");
+        assert_eq!(verdict_glyph(&Verdict::Downgrade), "!");
+        assert_eq!(verdict_glyph(&Verdict::ProtocolChange { reason: r() }), "!");
+        assert_eq!(verdict_glyph(&Verdict::SameVersion), "=");
+        assert_eq!(verdict_glyph(&Verdict::UnknownTarget { reason: r() }), "?");
+        assert_eq!(verdict_glyph(&Verdict::WrongTarget { reason: r() }), "✗");
+        assert_eq!(verdict_glyph(&Verdict::Corrupt { reason: r() }), "✗");
+        assert_eq!(verdict_glyph(&Verdict::AboveCeiling { reason: r() }), "✗");
+    }
+}
