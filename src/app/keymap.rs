@@ -322,7 +322,7 @@ pub const KEYMAP: &[Binding] = &[
         C,
         &[k('F')],
         Action::ToggleForce,
-        "firmware plan: override (like --force): also update unknown-target and same-version plugs; never blocked ones",
+        "firmware plan: override like --force (unknown target, same version)",
     ),
     b(C, &[ctrl('c')], Action::Quit, "quit"),
     b(

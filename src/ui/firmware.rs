@@ -8,14 +8,16 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table};
 
 use super::theme::Theme;
-use super::{age, centered, clean};
+use super::{centered, clean};
 use crate::app::Verdict as Plaus;
 use crate::app::state::{Batch, FirmwareConfirm, Picker};
 use crate::firmware::job::{Outcome, Stage};
 use crate::firmware::plan::Verdict;
 
 fn kib(b: u64) -> String {
-    if b >= 1024 * 1024 {
+    if b < 1024 {
+        format!("{b} B")
+    } else if b >= 1024 * 1024 {
         format!("{:.1} MiB", b as f64 / 1_048_576.0)
     } else {
         format!("{:.0} KiB", b as f64 / 1024.0)
@@ -77,6 +79,38 @@ pub fn render_picker(frame: &mut Frame, area: Rect, p: &Picker, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
+/// One image, inspected: name, size, SHA-256 (short) and its target (header or file name).
+fn image_line(img: &crate::firmware::image::ImageInfo) -> String {
+    use crate::firmware::image::ImageTarget;
+    let target = match img.target() {
+        Some(ImageTarget::Header {
+            model,
+            hw_major,
+            region,
+            version,
+        }) => format!(
+            "{model}({region}) hw {hw_major} {} (header)",
+            version.short()
+        ),
+        Some(ImageTarget::Name(n)) => format!(
+            "{} hw {} {} (file name only)",
+            n.model.as_deref().unwrap_or(&n.model_token),
+            n.hw_major.as_deref().unwrap_or("?"),
+            n.version
+                .as_ref()
+                .map(|v| v.short())
+                .unwrap_or_else(|| "?".into())
+        ),
+        None => "unknown target".into(),
+    };
+    format!(
+        "{}  {}  sha256 {}…  for {target}",
+        img.file_name,
+        kib(img.size),
+        &img.sha256[..12.min(img.sha256.len())]
+    )
+}
+
 fn verdict_style(v: &Verdict, theme: &Theme) -> ratatui::style::Style {
     if v.is_blocked() {
         theme.verdict(Plaus::Bogus)
@@ -87,31 +121,39 @@ fn verdict_style(v: &Verdict, theme: &Theme) -> ratatui::style::Style {
     }
 }
 
+/// The plan to confirm. Every plug is listed with its current → new version and the verdict
+/// (glyph and colour); blocked plugs are listed as such and skipped. When the terminal is short,
+/// the image details go first, then each plug's second line; the `y`/`n` line always shows.
 pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme: &Theme) {
     let n = c.updating();
-    let mut lines = vec![Line::styled(
+    let inner_h = usize::from(area.height.saturating_sub(2));
+    let wide = area.width >= 120;
+
+    let head = vec![Line::styled(
         format!("  from {}", clean(&c.source.display().to_string(), 100)),
         theme.dim(),
     )];
     // Each image used: size, SHA-256 (short), target (header or file name).
+    let mut images: Vec<Line> = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for img in c.entries.iter().filter_map(|e| e.image.as_ref()) {
         if seen.contains(&img.file_name.as_str()) {
             continue;
         }
         seen.push(&img.file_name);
-        lines.push(Line::styled(
-            format!("  image {}", clean(&img.describe(), 150)),
+        images.push(Line::styled(
+            format!("  image {}", clean(&image_line(img), 150)),
             theme.dim(),
         ));
     }
+    let mut over: Vec<Line> = Vec::new();
     if c.override_applies() {
         let (state, style) = if c.force {
             ("ON ", theme.verdict(Plaus::Bogus))
         } else {
             ("off", theme.dim())
         };
-        lines.push(Line::from(vec![
+        over.push(Line::from(vec![
             Span::styled("  F", theme.key()),
             Span::styled(format!(" override (like --force): {state}"), style),
             Span::styled(
@@ -120,14 +162,39 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
             ),
         ]));
     }
+    let footer = Line::from(vec![
+        Span::styled("  y", theme.key()),
+        Span::raw(format!(" update {n} plug(s)    ")),
+        Span::styled("n/Esc", theme.key()),
+        Span::raw(" cancel    "),
+        Span::styled(
+            "(Enter does nothing; cancelling stops being possible once a flash is requested)",
+            theme.dim(),
+        ),
+    ]);
+
+    // Two lines per plug when there is room, else one (the verdict's words after a dash).
+    let fixed = head.len() + over.len() + 3;
+    let two_lines = fixed + images.len() + 2 * c.entries.len() <= inner_h
+        || fixed + 2 * c.entries.len() <= inner_h;
+    let show_images = fixed + images.len() + 2 * c.entries.len() <= inner_h
+        || (!two_lines && fixed + images.len() + c.entries.len() <= inner_h);
+    let per = if two_lines { 2 } else { 1 };
+    let room = inner_h.saturating_sub(fixed + if show_images { images.len() } else { 0 }) / per;
+    let shown = if c.entries.len() <= room {
+        c.entries.len()
+    } else {
+        room.saturating_sub(1)
+    };
+
+    let mut lines = head;
+    if show_images {
+        lines.extend(images);
+    }
+    lines.extend(over);
     lines.push(Line::raw(""));
-    for e in &c.entries {
+    for e in c.entries.iter().take(shown) {
         let (from, to) = e.versions();
-        let image = e
-            .image
-            .as_ref()
-            .map(|i| clean(&i.file_name, 48))
-            .unwrap_or_else(|| "no image".into());
         let v = e.verdict();
         let what = if e.will_update(c.force) {
             "update"
@@ -136,10 +203,11 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
         } else {
             "skip"
         };
-        lines.push(Line::from(vec![
+        let style = verdict_style(v, theme);
+        let mut spans = vec![
             Span::styled(
                 format!("  {} {what:<7} ", crate::app::firmware::verdict_glyph(v)),
-                verdict_style(v, theme),
+                style,
             ),
             Span::raw(format!(
                 "{} {}  {}  {} → {}  ",
@@ -149,24 +217,45 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
                 clean(&from, 12),
                 clean(&to, 12)
             )),
-            Span::styled(image, theme.dim()),
-        ]));
+        ];
+        if two_lines {
+            if wide {
+                let image = e
+                    .image
+                    .as_ref()
+                    .map(|i| clean(&i.file_name, 48))
+                    .unwrap_or_else(|| "no image".into());
+                spans.push(Span::styled(image, theme.dim()));
+            }
+            lines.push(Line::from(spans));
+            lines.push(Line::styled(
+                format!("            {}", clean(&v.explain(), 110)),
+                style,
+            ));
+        } else {
+            spans.push(Span::styled(
+                format!("— {}", clean(&v.explain(), 110)),
+                style,
+            ));
+            lines.push(Line::from(spans));
+        }
+    }
+    if shown < c.entries.len() {
+        let rest = &c.entries[shown..];
+        let blocked = rest.iter().filter(|e| e.verdict().is_blocked()).count();
+        let updating = rest.iter().filter(|e| e.will_update(c.force)).count();
         lines.push(Line::styled(
-            format!("            {}", clean(&v.explain(), 110)),
-            verdict_style(v, theme),
+            format!(
+                "  … and {} more: {updating} to update, {blocked} blocked, {} skipped \
+                 (a taller terminal shows them)",
+                rest.len(),
+                rest.len() - updating - blocked
+            ),
+            theme.verdict(Plaus::Suspect),
         ));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::from(vec![
-        Span::styled("  y", theme.key()),
-        Span::raw(format!(" update {n} plug(s)    ")),
-        Span::styled("n/Esc", theme.key()),
-        Span::raw(" cancel    "),
-        Span::styled(
-            "(Enter does nothing; cancelling stops being possible once a flash is requested)",
-            theme.dim(),
-        ),
-    ]));
+    lines.push(footer);
     let h = (lines.len() as u16 + 2).min(area.height);
     let rect = centered(area, area.width.saturating_sub(4).min(130), h);
     frame.render_widget(Clear, rect);
@@ -188,6 +277,16 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
     );
 }
 
+/// `7s`, `1m05s`, `1h02m`: elapsed and remaining times (never "now" for a running job).
+fn dur(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
 fn gauge(fraction: f64, width: usize) -> String {
     let f = if fraction.is_finite() {
         fraction.clamp(0.0, 1.0)
@@ -203,33 +302,91 @@ fn gauge(fraction: f64, width: usize) -> String {
     )
 }
 
+/// The progress pane: one row per plug (stage, the plug's own ratio as a gauge, bytes served,
+/// elapsed, expected remaining, result). Once the batch ended the title carries the counts and
+/// the plugs that did not update are listed below with their reasons. Below 110 columns the
+/// version and IP columns give way.
 pub fn render_progress(frame: &mut Frame, area: Rect, b: &Batch, now: Instant, theme: &Theme) {
+    use crate::firmware::runner::PlugResult;
     let title = match (&b.finished, b.started) {
         (Some(r), _) => format!(
-            " Firmware update finished in {} — {} updated, {} failed, {} skipped · p hides ",
-            age(r.elapsed),
-            r.count(crate::firmware::runner::PlugResult::Updated),
-            r.count(crate::firmware::runner::PlugResult::Failed),
-            r.count(crate::firmware::runner::PlugResult::Skipped),
+            " Firmware update finished in {} — {} updated, {} failed, {} cancelled, {} skipped · p hides ",
+            dur(r.elapsed),
+            r.count(PlugResult::Updated),
+            r.count(PlugResult::Failed),
+            r.count(PlugResult::Cancelled),
+            r.count(PlugResult::Skipped),
         ),
         (None, Some(t)) => format!(
             " Firmware update running for {} · x cancels (until a flash is requested) · p hides ",
-            age(now.saturating_duration_since(t))
+            dur(now.saturating_duration_since(t))
         ),
         (None, None) => " Firmware update ".into(),
     };
-    let header = Row::new([
-        "IP",
-        "Alias",
-        "Version",
-        "Stage",
-        "Download (plug)",
-        "Served",
-        "Elapsed",
-        "Left",
-        "Result",
-    ])
-    .style(theme.header());
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border())
+        .title(Span::styled(title, theme.title()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    // The summary: every plug that was not updated, with why.
+    let mut summary: Vec<Line> = Vec::new();
+    if let Some(r) = &b.finished {
+        for p in r.plugs.iter().filter(|p| p.result != PlugResult::Updated) {
+            let (glyph, word, style) = match p.result {
+                PlugResult::Failed => ("✗", "failed", theme.error()),
+                PlugResult::Cancelled => ("–", "cancelled", theme.dim()),
+                PlugResult::Skipped => ("–", "skipped", theme.dim()),
+                PlugResult::Updated => ("✓", "updated", theme.dim()),
+            };
+            let stage = p.stage.map(|s| format!(" in {s}")).unwrap_or_default();
+            let why = p
+                .error
+                .as_deref()
+                .map(|e| format!(": {}", clean(e, 120)))
+                .unwrap_or_default();
+            summary.push(Line::styled(
+                format!(
+                    "{glyph} {} ({}) {word}{stage}{why}",
+                    clean(&p.alias, 24),
+                    p.ip
+                ),
+                style,
+            ));
+        }
+        if summary.is_empty() && !r.plugs.is_empty() {
+            summary.push(Line::styled(
+                format!("✓ every plug updated and verified ({})", r.plugs.len()),
+                theme.health(crate::app::Health::Ok),
+            ));
+        }
+    }
+    let room = inner.height.saturating_sub(2);
+    let summary_h = (summary.len() as u16).min(room / 2);
+    let [table_area, summary_area] =
+        ratatui::layout::Layout::vertical([Constraint::Min(2), Constraint::Length(summary_h)])
+            .areas(inner);
+
+    let narrow = area.width < 110;
+    let header: Vec<&str> = if narrow {
+        vec![
+            "Plug", "Stage", "Plug %", "Served", "Time", "Left", "Result",
+        ]
+    } else {
+        vec![
+            "IP",
+            "Alias",
+            "Version",
+            "Stage",
+            "Download (plug)",
+            "Served",
+            "Elapsed",
+            "Left",
+            "Result",
+        ]
+    };
+    let header = Row::new(header).style(theme.header());
     let rows = b.rows.iter().map(|(s, at)| {
         let since = if s.stage.is_final() {
             std::time::Duration::ZERO
@@ -257,49 +414,87 @@ pub fn render_progress(frame: &mut Frame, area: Rect, b: &Batch, now: Instant, t
             }
             _ => ratatui::style::Style::new(),
         };
-        Row::new(vec![
-            Cell::from(s.ip.to_string()),
-            Cell::from(clean(&s.alias, 20)),
-            Cell::from(format!("{} → {}", short(&s.from), short(&s.to))),
-            match &s.outcome {
-                Some(Outcome::Failed { stage, .. }) => {
-                    Cell::from(format!("✗ {}", stage.label())).style(stage_style)
-                }
-                _ => Cell::from(s.stage.label()).style(stage_style),
-            },
-            Cell::from(gauge(s.fraction(), 10)),
-            Cell::from(match s.served_bytes {
-                Some(b) if s.image_len > 0 => format!("{}/{}", kib(b), kib(s.image_len)),
-                Some(b) => kib(b),
-                None => "—".into(),
-            }),
-            Cell::from(age(s.elapsed + since)),
-            Cell::from(match s.expected_remaining {
-                Some(r) if !s.stage.is_final() => age(r.saturating_sub(since)),
-                _ => "—".into(),
-            }),
-            result,
-        ])
+        let stage = match &s.outcome {
+            Some(Outcome::Failed { stage, .. }) => {
+                Cell::from(format!("✗ {}", stage.label())).style(stage_style)
+            }
+            _ => Cell::from(s.stage.label()).style(stage_style),
+        };
+        let served = match s.served_bytes {
+            Some(b) if s.image_len > 0 && !narrow => format!("{}/{}", kib(b), kib(s.image_len)),
+            Some(b) => kib(b),
+            None => "—".into(),
+        };
+        let elapsed = Cell::from(dur(s.elapsed + since));
+        let left = Cell::from(match s.expected_remaining {
+            Some(r) if !s.stage.is_final() => dur(r.saturating_sub(since)),
+            _ => "—".into(),
+        });
+        if narrow {
+            let name = if s.alias.trim().is_empty() {
+                s.ip.to_string()
+            } else {
+                clean(&s.alias, 14)
+            };
+            Row::new(vec![
+                Cell::from(name),
+                stage,
+                Cell::from(gauge(s.fraction(), 4)),
+                Cell::from(served),
+                elapsed,
+                left,
+                result,
+            ])
+        } else {
+            Row::new(vec![
+                Cell::from(s.ip.to_string()),
+                Cell::from(clean(&s.alias, 20)),
+                Cell::from(format!("{} → {}", short(&s.from), short(&s.to))),
+                stage,
+                Cell::from(gauge(s.fraction(), 10)),
+                Cell::from(served),
+                elapsed,
+                left,
+                result,
+            ])
+        }
     });
-    let widths = [
-        Constraint::Length(15),
-        Constraint::Length(16),
-        Constraint::Length(16),
-        Constraint::Length(18),
-        Constraint::Length(15),
-        Constraint::Length(15),
-        Constraint::Length(7),
-        Constraint::Length(5),
-        Constraint::Min(10),
-    ];
-    let table = Table::new(rows, widths)
-        .header(header)
-        .column_spacing(1)
-        .block(
-            Block::default()
-                .borders(Borders::ALL)
-                .border_style(theme.border())
-                .title(Span::styled(title, theme.title())),
-        );
-    frame.render_widget(table, area);
+    let widths: Vec<Constraint> = if narrow {
+        vec![
+            Constraint::Length(14),
+            Constraint::Length(12),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(5),
+            Constraint::Length(5),
+            Constraint::Min(8),
+        ]
+    } else {
+        vec![
+            Constraint::Length(15),
+            Constraint::Length(16),
+            Constraint::Length(16),
+            Constraint::Length(18),
+            Constraint::Length(15),
+            Constraint::Length(15),
+            Constraint::Length(7),
+            Constraint::Length(5),
+            Constraint::Min(10),
+        ]
+    };
+    let table = Table::new(rows, widths).header(header).column_spacing(1);
+    frame.render_widget(table, table_area);
+    if summary_h > 0 {
+        let hidden = summary.len() - usize::from(summary_h);
+        let mut lines: Vec<Line> = summary.into_iter().take(usize::from(summary_h)).collect();
+        if hidden > 0
+            && let Some(last) = lines.last_mut()
+        {
+            *last = Line::styled(
+                format!("… and {} more not updated", hidden + 1),
+                theme.dim(),
+            );
+        }
+        frame.render_widget(Paragraph::new(lines), summary_area);
+    }
 }
