@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     // Logs go to a file, never to the screen; the guard flushes them at exit.
     let _log = plugfleet::logging::init(&cli.log_level).ok();
     let result = match cli.command {
-        None => cmd::tui::run(cli.tui),
+        None => cmd::tui::run(cli.tui, cli.config.as_deref()),
         Some(Command::Demo(a)) => cmd::demo::run(a),
         Some(Command::Sim(a)) => cmd::sim::run(a),
         Some(Command::Discover(a)) => cmd::discover::run(a),

@@ -161,6 +161,8 @@ pub struct Device {
     pub last_error: Option<String>,
     /// The address changed at least once (identity follows deviceId/MAC).
     pub previous_addr: Option<SocketAddr>,
+    /// The local name from the config, which wins over the device's alias.
+    pub local_name: Option<String>,
 }
 
 impl Device {
@@ -173,6 +175,9 @@ impl Device {
     }
 
     pub fn alias(&self) -> &str {
+        if let Some(n) = &self.local_name {
+            return n;
+        }
         self.sysinfo
             .as_ref()
             .map(|s| s.alias.as_str())
@@ -500,6 +505,8 @@ pub struct Settings {
     pub color: bool,
     /// Where the firmware file picker starts.
     pub firmware_dir: PathBuf,
+    /// Local names by MAC (config `[names]`): shown instead of the device's alias.
+    pub names: crate::identity::Names,
 }
 
 impl Default for Settings {
@@ -511,6 +518,7 @@ impl Default for Settings {
             status_ttl: Duration::from_secs(6),
             color: true,
             firmware_dir: PathBuf::from("."),
+            names: crate::identity::Names::default(),
         }
     }
 }

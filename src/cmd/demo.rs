@@ -161,13 +161,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(2);
     let setup = Setup {
         poll: crate::net::poller::PollConfig {
-            interval: args.view.interval,
+            interval: args.view.interval(),
             client: ClientConfig::with_timeout(fleet.port(), timeout),
             ..Default::default()
         },
         client: ClientConfig::with_timeout(fleet.port(), timeout),
     };
-    let sources = discovery_source(disc, rediscovery_interval(args.view.interval));
+    let sources = discovery_source(disc, rediscovery_interval(args.view.interval()));
     let app = App::new(settings, std::time::Instant::now());
     let result = run_tui(&rt, app, setup, sources);
     rt.block_on(fleet.shutdown());
