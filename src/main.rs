@@ -2,12 +2,10 @@
 //! command.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
-use plugfleet::cli::{Cli, Command, UsageError, given};
+use plugfleet::cli::{Cli, Command, UsageError};
 use plugfleet::cmd;
-use plugfleet::cmd::tui::ViewArgs;
 use plugfleet::config::Config;
 
 fn main() -> ExitCode {
@@ -50,12 +48,11 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             let cfg = config()?;
             let mut a = cli.tui;
             a.net.apply_config(&cfg, matches);
-            apply_view(&mut a.view, &cfg, matches);
-            cmd::tui::run(a)
+            cmd::tui::run(a, &cfg)
         }
         Some(Command::Demo(mut a)) => {
             // The demo's fleet is its own (loopback); only how it is viewed comes from the file.
-            apply_view(&mut a.view, &config()?, sub("demo"));
+            a.view.apply_config(&config()?);
             cmd::demo::run(a)
         }
         Some(Command::Discover(mut a)) => {
@@ -72,19 +69,6 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Some(Command::Bench(a)) => cmd::bench::run(a),
         Some(Command::Config(a)) => cmd::config::run(a, cli.config),
         Some(Command::Completions(a)) => cmd::completions::run(a),
-    }
-}
-
-/// The poll interval and read-only default from the file, unless given as flags.
-fn apply_view(view: &mut ViewArgs, cfg: &Config, matches: &ArgMatches) {
-    if let Some(s) = cfg.poll.interval
-        && !given(matches, "interval")
-    {
-        view.interval = Duration::from_secs_f64(s);
-    }
-    if cfg.safety.read_only == Some(true) {
-        // Read-only can only be switched on by the file; a flag cannot switch it off.
-        view.read_only = true;
     }
 }
 

@@ -213,3 +213,122 @@ fn hostile_device_strings_are_cleaned() {
     assert_eq!(ui::clean("a\u{1b}[2Jb\u{7}\n", 64), "a�[2Jb��");
     assert_eq!(ui::clean(&"x".repeat(500), 40).len(), 40);
 }
+
+mod firmware_screens {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{draw, fleet};
+    use plugfleet::app::event::DirItem;
+    use plugfleet::app::fixture;
+    use plugfleet::app::state::{Batch, FirmwareConfirm, Overlay, Picker};
+    use plugfleet::firmware::job::{JobSnapshot, Outcome, Stage};
+
+    fn images() -> PathBuf {
+        PathBuf::from("assets/firmware")
+    }
+
+    #[test]
+    fn file_picker() {
+        let (mut app, _) = fleet();
+        app.view.overlay = Overlay::Picker(Picker {
+            dir: images(),
+            items: vec![
+                DirItem {
+                    name: "old".into(),
+                    is_dir: true,
+                    size: 0,
+                },
+                DirItem {
+                    name: "hs110v1_us_1.2.3_Build_171016_Rel.100427.bin".into(),
+                    is_dir: false,
+                    size: 98_515,
+                },
+                DirItem {
+                    name: "hs300v2_us_1.0.13_Build_230517_Rel.140855.bin".into(),
+                    is_dir: false,
+                    size: 164_053,
+                },
+            ],
+            selected: 1,
+            loading: false,
+            error: None,
+            targets: vec![fixture::device_id(2)],
+        });
+        insta::assert_snapshot!(draw(&app, 100, 16).backend());
+    }
+
+    #[test]
+    fn firmware_plan_to_confirm() {
+        let (mut app, _) = fleet();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/firmware");
+        let imgs: Vec<_> = plugfleet::firmware::image::load_path(&dir)
+            .unwrap()
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let plugs: Vec<_> = [1, 2, 3]
+            .iter()
+            .map(|n| {
+                (
+                    fixture::ip(*n),
+                    app.devices[&fixture::device_id(*n)]
+                        .sysinfo
+                        .clone()
+                        .unwrap(),
+                )
+            })
+            .collect();
+        let entries = plugfleet::firmware::plan::plan(&plugs, &imgs);
+        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
+            source: images(),
+            entries,
+        });
+        insta::assert_snapshot!(draw(&app, 140, 22).backend());
+    }
+
+    #[test]
+    fn progress_pane() {
+        let (mut app, now) = fleet();
+        let snap =
+            |n: u32, stage: Stage, ratio: Option<u8>, outcome: Option<Outcome>| JobSnapshot {
+                ip: fixture::ip(n),
+                alias: format!("plug {n}"),
+                model: "HS110(US)".into(),
+                from: "1.1.1 Build 170417 Rel.165206".into(),
+                to: "1.2.3".into(),
+                stage,
+                ratio,
+                served_bytes: ratio.map(|r| u64::from(r) * 1000),
+                image_len: 100_000,
+                elapsed: Duration::from_secs(12),
+                expected_remaining: Some(Duration::from_secs(80)),
+                can_cancel: stage == Stage::Downloading,
+                outcome,
+                warnings: vec![],
+            };
+        let mut b = Batch {
+            started: Some(now - Duration::from_secs(20)),
+            ..Batch::default()
+        };
+        b.upsert(snap(1, Stage::Downloading, Some(40), None), now);
+        b.upsert(snap(2, Stage::Flashing, Some(100), None), now);
+        b.upsert(
+            snap(
+                3,
+                Stage::Failed,
+                Some(55),
+                Some(Outcome::Failed {
+                    stage: Stage::Downloading,
+                    reason: "download stalled at 55 %".into(),
+                }),
+            ),
+            now,
+        );
+        app.firmware = Some(b);
+        app.view.progress = true;
+        let _ = Instant::now();
+        insta::assert_snapshot!(draw(&app, 140, 24).backend());
+    }
+}

@@ -4,6 +4,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use ratatui::crossterm::event::KeyEvent;
 
+use crate::app::state::FirmwareConfirm;
+use crate::firmware::plan::PlanEntry;
+use crate::firmware::runner::JobEvent;
 use crate::net::poller::PollReport;
 use crate::protocol::{SysInfo, tdp::TdpInfo};
 
@@ -44,6 +47,14 @@ impl ActionKind {
     }
 }
 
+/// One entry of a directory, for the firmware file picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirItem {
+    pub name: String,
+    pub is_dir: bool,
+    pub size: u64,
+}
+
 /// Everything the UI loop reacts to.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -70,6 +81,15 @@ pub enum Event {
         kind: ActionKind,
         result: Result<(), String>,
     },
+    /// A directory was read for the file picker.
+    DirListed {
+        dir: std::path::PathBuf,
+        result: Result<Vec<DirItem>, String>,
+    },
+    /// Images were inspected and matched to the chosen plugs.
+    FirmwarePlanned(Result<Vec<PlanEntry>, String>),
+    /// Progress of a firmware batch.
+    Job(Box<JobEvent>),
     /// SIGINT/SIGTERM, or a fatal background failure: leave cleanly.
     Shutdown(Option<String>),
 }
@@ -85,6 +105,17 @@ pub enum Command {
     },
     /// Poll these devices now (empty = all).
     PollNow(Vec<String>),
+    /// Read a directory for the file picker.
+    ListDir(std::path::PathBuf),
+    /// Inspect the image file or folder and match it to these plugs.
+    PlanFirmware {
+        path: std::path::PathBuf,
+        plugs: Vec<(IpAddr, SysInfo)>,
+    },
+    /// Start the confirmed firmware batch.
+    StartUpdate(FirmwareConfirm),
+    /// Cancel the firmware batch (jobs past the flash request go on).
+    CancelUpdate,
     /// A write on one device (`child` = outlet id on strips).
     Act {
         key: String,

@@ -14,6 +14,8 @@ pub enum Context {
     Confirm,
     /// The help screen is open.
     Help,
+    /// The firmware file picker is open.
+    Picker,
 }
 
 impl Context {
@@ -23,6 +25,7 @@ impl Context {
             Context::Filter => "Filter (after /)",
             Context::Confirm => "Confirmation dialog",
             Context::Help => "This help",
+            Context::Picker => "Firmware file picker",
         }
     }
 }
@@ -59,6 +62,12 @@ pub enum Action {
     Confirm,
     Cancel,
     CloseHelp,
+    StartFirmware,
+    ToggleProgress,
+    CancelUpdate,
+    PickerOpen,
+    PickerParent,
+    PickerChooseFolder,
 }
 
 /// A key, as written in the table.
@@ -251,6 +260,24 @@ pub const KEYMAP: &[Binding] = &[
         Action::Refresh,
         "refresh now (marked, else all)",
     ),
+    w(
+        T,
+        &[k('U')],
+        Action::StartFirmware,
+        "update firmware of the marked plugs (else the selected one): pick an image or folder",
+    ),
+    b(
+        T,
+        &[k('p')],
+        Action::ToggleProgress,
+        "show/hide the firmware progress pane",
+    ),
+    b(
+        T,
+        &[k('x')],
+        Action::CancelUpdate,
+        "cancel the firmware batch (plugs already flashing go on)",
+    ),
     b(
         T,
         &[code(KeyCode::Esc)],
@@ -292,6 +319,43 @@ pub const KEYMAP: &[Binding] = &[
     ),
     b(C, &[ctrl('c')], Action::Quit, "quit"),
     b(
+        Context::Picker,
+        &[code(KeyCode::Down), k('j')],
+        Action::Down,
+        "next entry",
+    ),
+    b(
+        Context::Picker,
+        &[code(KeyCode::Up), k('k')],
+        Action::Up,
+        "previous entry",
+    ),
+    b(
+        Context::Picker,
+        &[code(KeyCode::Enter), code(KeyCode::Right)],
+        Action::PickerOpen,
+        "open a folder / choose an image",
+    ),
+    b(
+        Context::Picker,
+        &[code(KeyCode::Backspace), code(KeyCode::Left)],
+        Action::PickerParent,
+        "parent folder",
+    ),
+    b(
+        Context::Picker,
+        &[k('.')],
+        Action::PickerChooseFolder,
+        "use every image in this folder (best match per plug)",
+    ),
+    b(
+        Context::Picker,
+        &[code(KeyCode::Esc), k('q')],
+        Action::Cancel,
+        "cancel",
+    ),
+    b(Context::Picker, &[ctrl('c')], Action::Quit, "quit"),
+    b(
         H,
         &[code(KeyCode::Down), k('j')],
         Action::Down,
@@ -321,6 +385,7 @@ pub fn help_sections(read_only: bool) -> Vec<(&'static str, Vec<(String, String)
         Context::Table,
         Context::Filter,
         Context::Confirm,
+        Context::Picker,
         Context::Help,
     ]
     .into_iter()

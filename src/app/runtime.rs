@@ -15,9 +15,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::event::{ActionKind, Command, Event};
+use super::event::{ActionKind, Command, DirItem, Event};
 use super::state::App;
 use super::update::update;
+use crate::firmware::runner::{BatchHandle, JobEvent, RunnerConfig, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
 
@@ -29,6 +30,35 @@ const DRAIN_MAX: usize = 512;
 const MAX_FPS: u32 = 30;
 /// Write actions (relay, reboot) in flight at once.
 const ACTION_CONCURRENCY: usize = 4;
+
+impl From<JobEvent> for Event {
+    fn from(e: JobEvent) -> Self {
+        Event::Job(Box::new(e))
+    }
+}
+
+/// Reads a directory for the file picker: folders first, then files; hidden entries skipped.
+fn list_dir(dir: &std::path::Path) -> Result<Vec<DirItem>, String> {
+    let rd = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut items: Vec<DirItem> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                return None;
+            }
+            let meta = e.metadata().ok()?;
+            Some(DirItem {
+                name,
+                is_dir: meta.is_dir(),
+                size: meta.len(),
+            })
+        })
+        .take(2000)
+        .collect();
+    items.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+    Ok(items)
+}
 
 impl From<PollReport> for Event {
     fn from(r: PollReport) -> Self {
@@ -183,6 +213,7 @@ pub async fn run(
     let input = spawn_input(tx.clone(), token.clone());
 
     let permits = Arc::new(Semaphore::new(ACTION_CONCURRENCY));
+    let mut fw_batch: Option<BatchHandle> = None;
     let mut actions: JoinSet<()> = JoinSet::new();
     let frame = Duration::from_secs(1) / MAX_FPS;
 
@@ -236,6 +267,66 @@ pub async fn run(
             for cmd in cmds {
                 match cmd {
                     Command::Quit => {}
+                    Command::ListDir(dir) => {
+                        let tx = tx.clone();
+                        actions.spawn(async move {
+                            let d = dir.clone();
+                            let result = tokio::task::spawn_blocking(move || list_dir(&d))
+                                .await
+                                .unwrap_or_else(|e| Err(e.to_string()));
+                            let _ = tx.send(Event::DirListed { dir, result }).await;
+                        });
+                    }
+                    Command::PlanFirmware { path, plugs } => {
+                        let tx = tx.clone();
+                        actions.spawn(async move {
+                            let result = tokio::task::spawn_blocking(move || {
+                                let images = crate::firmware::image::load_path(&path)
+                                    .map_err(|e| e.to_string())?;
+                                if images.is_empty() {
+                                    return Err(format!("no firmware image in {}", path.display()));
+                                }
+                                let images: Vec<_> = images.into_iter().map(Arc::new).collect();
+                                Ok(crate::firmware::plan::plan(&plugs, &images))
+                            })
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
+                            let _ = tx.send(Event::FirmwarePlanned(result)).await;
+                        });
+                    }
+                    Command::StartUpdate(plan) => {
+                        if app.settings.read_only {
+                            tracing::error!("firmware update refused in read-only mode");
+                            continue;
+                        }
+                        let cfg = RunnerConfig {
+                            client: setup.client,
+                            ..RunnerConfig::default()
+                        };
+                        let (handle, task) =
+                            spawn_batch(plan.entries, cfg, tx.clone(), token.child_token());
+                        fw_batch = Some(handle);
+                        let tx = tx.clone();
+                        actions.spawn(async move {
+                            match task.await {
+                                Ok(Ok(_)) => {}
+                                Ok(Err(e)) => {
+                                    let _ = tx
+                                        .send(Event::DiscoveryNote(format!(
+                                            "firmware update could not start: {e}"
+                                        )))
+                                        .await;
+                                }
+                                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                                Err(_) => {}
+                            }
+                        });
+                    }
+                    Command::CancelUpdate => {
+                        if let Some(h) = &fw_batch {
+                            h.cancel_all();
+                        }
+                    }
                     Command::Track { key, addr } => {
                         let _ = ctl_tx.send(Control::Track(Target { key, addr }));
                     }

@@ -6,10 +6,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use super::assess::{Check, ValueFlags, Verdict};
-use super::event::ActionKind;
+use super::event::{ActionKind, DirItem};
+use crate::firmware::job::JobSnapshot;
+use crate::firmware::plan::PlanEntry;
+use crate::firmware::runner::BatchReport;
 use crate::fleet::plausibility;
 use crate::protocol::tdp::TdpInfo;
 use crate::protocol::{Realtime, SysInfo};
+use std::path::PathBuf;
 
 /// Recent plausibility findings kept per meter for the detail pane.
 pub const FINDINGS_LEN: usize = 8;
@@ -157,6 +161,8 @@ pub struct Device {
     pub last_error: Option<String>,
     /// The address changed at least once (identity follows deviceId/MAC).
     pub previous_addr: Option<SocketAddr>,
+    /// The local name from the config, which wins over the device's alias.
+    pub local_name: Option<String>,
 }
 
 impl Device {
@@ -169,6 +175,9 @@ impl Device {
     }
 
     pub fn alias(&self) -> &str {
+        if let Some(n) = &self.local_name {
+            return n;
+        }
         self.sysinfo
             .as_ref()
             .map(|s| s.alias.as_str())
@@ -367,6 +376,68 @@ pub struct Confirm {
     pub lines: Vec<String>,
 }
 
+/// The firmware file picker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picker {
+    pub dir: PathBuf,
+    pub items: Vec<DirItem>,
+    pub selected: usize,
+    pub loading: bool,
+    pub error: Option<String>,
+    /// The devices (keys) the update is for.
+    pub targets: Vec<String>,
+}
+
+/// The plan of a firmware update, waiting for `y`.
+#[derive(Debug, Clone)]
+pub struct FirmwareConfirm {
+    pub source: PathBuf,
+    pub entries: Vec<PlanEntry>,
+}
+
+impl PartialEq for FirmwareConfirm {
+    fn eq(&self, other: &Self) -> bool {
+        let key = |e: &PlanEntry| (e.plug.ip, e.image.as_ref().map(|i| i.file_name.clone()));
+        self.source == other.source
+            && self
+                .entries
+                .iter()
+                .map(key)
+                .eq(other.entries.iter().map(key))
+    }
+}
+
+impl FirmwareConfirm {
+    /// Plugs that will be updated (the TUI never uses the `--force` override).
+    pub fn updating(&self) -> usize {
+        self.entries.iter().filter(|e| e.will_update(false)).count()
+    }
+}
+
+/// A firmware batch as the progress pane shows it.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// One row per plug, in plan order, with when its last snapshot arrived (elapsed and
+    /// remaining time keep moving between snapshots).
+    pub rows: Vec<(JobSnapshot, Instant)>,
+    pub serving: Vec<SocketAddr>,
+    pub finished: Option<BatchReport>,
+    pub started: Option<Instant>,
+}
+
+impl Batch {
+    pub fn upsert(&mut self, snap: JobSnapshot, now: Instant) {
+        match self.rows.iter_mut().find(|(r, _)| r.ip == snap.ip) {
+            Some(r) => *r = (snap, now),
+            None => self.rows.push((snap, now)),
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.finished.is_none()
+    }
+}
+
 /// What covers the table.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Overlay {
@@ -374,6 +445,8 @@ pub enum Overlay {
     None,
     Help,
     Confirm(Confirm),
+    Picker(Picker),
+    FirmwareConfirm(FirmwareConfirm),
 }
 
 /// How the user looks at the fleet.
@@ -394,6 +467,8 @@ pub struct View {
     pub page: usize,
     /// First line shown of the help screen.
     pub help_scroll: u16,
+    /// The firmware progress pane is shown.
+    pub progress: bool,
 }
 
 impl Default for View {
@@ -412,6 +487,7 @@ impl Default for View {
             status: None,
             page: 10,
             help_scroll: 0,
+            progress: false,
         }
     }
 }
@@ -427,6 +503,10 @@ pub struct Settings {
     pub status_ttl: Duration,
     /// Draw with colours (off when `NO_COLOR` is set).
     pub color: bool,
+    /// Where the firmware file picker starts.
+    pub firmware_dir: PathBuf,
+    /// Local names by MAC (config `[names]`): shown instead of the device's alias.
+    pub names: crate::identity::Names,
 }
 
 impl Default for Settings {
@@ -437,6 +517,8 @@ impl Default for Settings {
             interval: Duration::from_secs(2),
             status_ttl: Duration::from_secs(6),
             color: true,
+            firmware_dir: PathBuf::from("."),
+            names: crate::identity::Names::default(),
         }
     }
 }
@@ -455,6 +537,8 @@ pub struct App {
     pub quit: bool,
     /// Notes from discovery (hostile replies …), newest last, bounded.
     pub notes: VecDeque<String>,
+    /// The current or last firmware batch.
+    pub firmware: Option<Batch>,
 }
 
 /// One visible row, resolved.
@@ -603,6 +687,7 @@ impl App {
             now,
             quit: false,
             notes: VecDeque::new(),
+            firmware: None,
         }
     }
 

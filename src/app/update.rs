@@ -9,8 +9,10 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::event::{ActionKind, Command, Event, SeenInfo, Sighting};
 use super::keymap::{self, Action, Context};
 use super::state::{
-    App, Confirm, Device, Link, Meter, OFFLINE_AFTER, Outlet, Overlay, RowId, RowRef,
+    App, Batch, Confirm, Device, FirmwareConfirm, Link, Meter, OFFLINE_AFTER, Outlet, Overlay,
+    Picker, RowId, RowRef,
 };
+use crate::firmware::runner::{JobEvent, PlugResult};
 use crate::net::poller::{PollReport, Polled};
 use crate::protocol::reply::normalise_mac;
 
@@ -72,6 +74,51 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
                 }
             }
         }
+        Event::DirListed { dir, result } => {
+            if let Overlay::Picker(p) = &mut app.view.overlay
+                && p.dir == dir
+            {
+                p.loading = false;
+                match result {
+                    Ok(items) => {
+                        p.items = items;
+                        p.selected = 0;
+                        p.error = None;
+                    }
+                    Err(e) => p.error = Some(e),
+                }
+            }
+            Vec::new()
+        }
+        Event::FirmwarePlanned(result) => {
+            let source = match &app.view.overlay {
+                Overlay::Picker(p) => p.dir.clone(),
+                _ => return Vec::new(),
+            };
+            match result {
+                Ok(entries) if !entries.is_empty() => {
+                    app.view.overlay =
+                        Overlay::FirmwareConfirm(FirmwareConfirm { source, entries });
+                }
+                Ok(_) => {
+                    if let Overlay::Picker(p) = &mut app.view.overlay {
+                        p.loading = false;
+                        p.error = Some("no plug to update".into());
+                    }
+                }
+                Err(e) => {
+                    if let Overlay::Picker(p) = &mut app.view.overlay {
+                        p.loading = false;
+                        p.error = Some(e);
+                    }
+                }
+            }
+            Vec::new()
+        }
+        Event::Job(ev) => {
+            on_job(app, *ev, now);
+            Vec::new()
+        }
         Event::Shutdown(reason) => {
             if let Some(r) = reason {
                 app.set_status(r, now);
@@ -124,7 +171,8 @@ fn fix_selection(app: &mut App) {
 fn context(app: &App) -> Context {
     match app.view.overlay {
         Overlay::Help => Context::Help,
-        Overlay::Confirm(_) => Context::Confirm,
+        Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) => Context::Confirm,
+        Overlay::Picker(_) => Context::Picker,
         Overlay::None if app.view.editing_filter => Context::Filter,
         Overlay::None => Context::Table,
     }
@@ -160,11 +208,21 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
             app.quit = true;
             return vec![Command::Quit];
         }
+        Action::Up | Action::Down if matches!(app.view.overlay, Overlay::Picker(_)) => {
+            if let Overlay::Picker(p) = &mut app.view.overlay {
+                let last = p.items.len().saturating_sub(1);
+                p.selected = if action == Action::Up {
+                    p.selected.saturating_sub(1)
+                } else {
+                    (p.selected + 1).min(last)
+                };
+            }
+        }
         Action::Up if app.view.overlay == Overlay::Help => {
             app.view.help_scroll = app.view.help_scroll.saturating_sub(1);
         }
         Action::Down if app.view.overlay == Overlay::Help => {
-            app.view.help_scroll = app.view.help_scroll.saturating_add(1).min(200);
+            app.view.help_scroll = app.view.help_scroll.saturating_add(1).min(60);
         }
         Action::Up => move_selection(app, -1),
         Action::Down => move_selection(app, 1),
@@ -266,20 +324,158 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
             app.view.help_scroll = 0;
             app.view.overlay = Overlay::Help;
         }
+        Action::StartFirmware => return start_firmware(app, now),
+        Action::ToggleProgress => {
+            if app.firmware.is_some() {
+                app.view.progress = !app.view.progress;
+            } else {
+                app.set_status("no firmware update yet (U starts one)", now);
+            }
+        }
+        Action::CancelUpdate => {
+            if app.firmware.as_ref().is_some_and(Batch::running) {
+                app.set_status(
+                    "cancelling the firmware batch (plugs already flashing go on)",
+                    now,
+                );
+                return vec![Command::CancelUpdate];
+            }
+            app.set_status("no firmware update running", now);
+        }
+        Action::PickerOpen | Action::PickerParent | Action::PickerChooseFolder => {
+            return picker_action(app, action);
+        }
         Action::CloseHelp | Action::Cancel => {
-            if matches!(app.view.overlay, Overlay::Confirm(_)) {
+            if matches!(
+                app.view.overlay,
+                Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) | Overlay::Picker(_)
+            ) {
                 app.set_status("cancelled", now);
             }
             app.view.overlay = Overlay::None;
         }
-        Action::Confirm => {
-            let Overlay::Confirm(c) = std::mem::take(&mut app.view.overlay) else {
-                return Vec::new();
-            };
-            return perform(app, c.kind, &c.rows, now);
-        }
+        Action::Confirm => match std::mem::take(&mut app.view.overlay) {
+            Overlay::Confirm(c) => return perform(app, c.kind, &c.rows, now),
+            Overlay::FirmwareConfirm(c) => {
+                if app.settings.read_only {
+                    app.set_status("read-only mode: writes are disabled", now);
+                    return Vec::new();
+                }
+                let n = c.updating();
+                if n == 0 {
+                    app.set_status("nothing to update: every plug is blocked or skipped", now);
+                    return Vec::new();
+                }
+                app.firmware = Some(Batch {
+                    started: Some(now),
+                    ..Batch::default()
+                });
+                app.view.progress = true;
+                app.set_status(format!("firmware update of {n} plug(s) started"), now);
+                return vec![Command::StartUpdate(c)];
+            }
+            other => app.view.overlay = other,
+        },
     }
     Vec::new()
+}
+
+fn start_firmware(app: &mut App, now: Instant) -> Vec<Command> {
+    if app.firmware.as_ref().is_some_and(Batch::running) {
+        app.set_status("a firmware update is already running (p shows it)", now);
+        return Vec::new();
+    }
+    let keys: BTreeSet<String> = action_rows(app).into_iter().map(|r| r.key).collect();
+    let targets: Vec<String> = keys
+        .into_iter()
+        .filter(|k| {
+            app.devices
+                .get(k)
+                .is_some_and(|d| d.is_online() && d.sysinfo.is_some())
+        })
+        .collect();
+    if targets.is_empty() {
+        app.set_status("nothing to update: select or mark online plugs", now);
+        return Vec::new();
+    }
+    let dir = app.settings.firmware_dir.clone();
+    app.view.overlay = Overlay::Picker(Picker {
+        dir: dir.clone(),
+        items: Vec::new(),
+        selected: 0,
+        loading: true,
+        error: None,
+        targets,
+    });
+    vec![Command::ListDir(dir)]
+}
+
+fn picker_action(app: &mut App, action: Action) -> Vec<Command> {
+    let Overlay::Picker(p) = &mut app.view.overlay else {
+        return Vec::new();
+    };
+    if p.loading {
+        return Vec::new();
+    }
+    let chosen = match action {
+        Action::PickerParent => {
+            let parent = p
+                .dir
+                .canonicalize()
+                .ok()
+                .and_then(|d| d.parent().map(|x| x.to_path_buf()))
+                .unwrap_or_else(|| p.dir.join(".."));
+            p.dir = parent.clone();
+            p.loading = true;
+            return vec![Command::ListDir(parent)];
+        }
+        Action::PickerChooseFolder => p.dir.clone(),
+        _ => match p.items.get(p.selected) {
+            Some(item) if item.is_dir => {
+                let d = p.dir.join(&item.name);
+                p.dir = d.clone();
+                p.loading = true;
+                return vec![Command::ListDir(d)];
+            }
+            Some(item) => p.dir.join(&item.name),
+            None => return Vec::new(),
+        },
+    };
+    p.loading = true;
+    let targets = p.targets.clone();
+    let plugs = targets
+        .iter()
+        .filter_map(|k| app.devices.get(k))
+        .filter_map(|d| d.sysinfo.clone().map(|s| (d.addr.ip(), s)))
+        .collect();
+    vec![Command::PlanFirmware {
+        path: chosen,
+        plugs,
+    }]
+}
+
+fn on_job(app: &mut App, ev: JobEvent, now: Instant) {
+    let batch = app.firmware.get_or_insert_with(Batch::default);
+    match ev {
+        JobEvent::BatchStarted { serving, .. } => batch.serving = serving,
+        JobEvent::Transition { snapshot, .. } | JobEvent::Progress { snapshot } => {
+            batch.upsert(snapshot, now);
+        }
+        JobEvent::CancelRefused { ip, reason } => {
+            app.set_status(format!("{ip}: not cancelled: {reason}"), now);
+        }
+        JobEvent::BatchFinished { report } => {
+            let msg = format!(
+                "firmware update finished: {} updated, {} failed, {} skipped, {} cancelled",
+                report.count(PlugResult::Updated),
+                report.count(PlugResult::Failed),
+                report.count(PlugResult::Skipped),
+                report.count(PlugResult::Cancelled)
+            );
+            batch.finished = Some(report);
+            app.set_status(msg, now);
+        }
+    }
 }
 
 fn move_selection(app: &mut App, delta: isize) {
@@ -453,6 +649,7 @@ fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
                     first_seen: now,
                     last_error: None,
                     previous_addr: None,
+                    local_name: app.settings.names.name_for(&mac).map(str::to_owned),
                 },
             );
             Vec::new()
@@ -475,7 +672,9 @@ fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
                 first_seen: now,
                 last_error: None,
                 previous_addr: None,
+                local_name: None,
             });
+            d.local_name = app.settings.names.name_for(&sys.mac).map(str::to_owned);
             if let Some(m) = merged {
                 d.found_by.extend(m.found_by);
                 d.tdp = m.tdp;
@@ -919,5 +1118,209 @@ mod tests {
         assert_eq!(app.devices.len(), 2);
         assert_eq!(app.devices[&device_id(1)].health(), Health::Offline);
         assert!(matches!(&cmds[..], [Command::Track { key, .. }] if *key == device_id(2)));
+    }
+}
+#[cfg(test)]
+mod fw_tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::app::event::DirItem;
+    use crate::app::fixture::{device_id, mixed_fleet};
+    use crate::app::state::Settings;
+    use crate::firmware::job::{JobSnapshot, Outcome, Stage};
+
+    fn key(app: &mut App, c: KeyCode, now: Instant) -> Vec<Command> {
+        update(app, Event::Key(KeyEvent::new(c, KeyModifiers::NONE)), now)
+    }
+
+    fn images() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/firmware")
+    }
+
+    /// The plan for the marked plugs, as the runtime would compute it.
+    fn plan_for(cmd: &Command) -> Vec<crate::firmware::plan::PlanEntry> {
+        let Command::PlanFirmware { path, plugs } = cmd else {
+            panic!("not a plan command: {cmd:?}")
+        };
+        let imgs: Vec<_> = crate::firmware::image::load_path(path)
+            .unwrap()
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        crate::firmware::plan::plan(plugs, &imgs)
+    }
+
+    fn snapshot(ip: std::net::IpAddr, stage: Stage, outcome: Option<Outcome>) -> JobSnapshot {
+        JobSnapshot {
+            ip,
+            alias: "garage heater".into(),
+            model: "HS110(US)".into(),
+            from: "1.1.1 Build 170417 Rel.165206".into(),
+            to: "1.2.3".into(),
+            stage,
+            ratio: Some(40),
+            served_bytes: Some(40_000),
+            image_len: 100_000,
+            elapsed: Duration::from_secs(3),
+            expected_remaining: Some(Duration::from_secs(70)),
+            can_cancel: true,
+            outcome,
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn pick_a_folder_confirm_with_y_and_follow_the_batch() {
+        let settings = Settings {
+            firmware_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets"),
+            ..Settings::default()
+        };
+        let (mut app, now) = mixed_fleet(settings, Instant::now());
+        // The garage heater (HS110(US) hw 1.0) is the second row.
+        key(&mut app, KeyCode::Char('j'), now);
+        let cmds = update(
+            &mut app,
+            Event::Key(KeyEvent::new(KeyCode::Char('U'), KeyModifiers::SHIFT)),
+            now,
+        );
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
+        assert_eq!(cmds, vec![Command::ListDir(dir.clone())]);
+        update(
+            &mut app,
+            Event::DirListed {
+                dir: dir.clone(),
+                result: Ok(vec![DirItem {
+                    name: "firmware".into(),
+                    is_dir: true,
+                    size: 0,
+                }]),
+            },
+            now,
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Enter, now),
+            vec![Command::ListDir(images())]
+        );
+        update(
+            &mut app,
+            Event::DirListed {
+                dir: images(),
+                result: Ok(vec![]),
+            },
+            now,
+        );
+        let cmds = key(&mut app, KeyCode::Char('.'), now);
+        let entries = plan_for(&cmds[0]);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].plug.ip, crate::app::fixture::ip(2));
+        update(&mut app, Event::FirmwarePlanned(Ok(entries)), now);
+        let Overlay::FirmwareConfirm(c) = &app.view.overlay else {
+            panic!("no confirm dialog")
+        };
+        assert_eq!(c.updating(), 1);
+        // Enter never confirms; y does.
+        assert!(key(&mut app, KeyCode::Enter, now).is_empty());
+        let cmds = key(&mut app, KeyCode::Char('y'), now);
+        assert!(matches!(&cmds[..], [Command::StartUpdate(_)]));
+        assert!(app.view.progress);
+        let ip = crate::app::fixture::ip(2);
+        update(
+            &mut app,
+            Event::Job(Box::new(JobEvent::Progress {
+                snapshot: snapshot(ip, Stage::Downloading, None),
+            })),
+            now,
+        );
+        assert_eq!(app.firmware.as_ref().unwrap().rows.len(), 1);
+        assert_eq!(
+            key(&mut app, KeyCode::Char('x'), now),
+            vec![Command::CancelUpdate]
+        );
+        update(
+            &mut app,
+            Event::Job(Box::new(JobEvent::Transition {
+                from: Stage::Downloading,
+                note: None,
+                snapshot: snapshot(ip, Stage::Done, Some(Outcome::Updated)),
+            })),
+            now,
+        );
+        let b = app.firmware.as_ref().unwrap();
+        assert_eq!(b.rows.len(), 1);
+        assert_eq!(b.rows[0].0.stage, Stage::Done);
+        let _ = device_id(2);
+    }
+
+    #[test]
+    fn read_only_never_starts_a_firmware_update() {
+        let settings = Settings {
+            read_only: true,
+            ..Settings::default()
+        };
+        let (mut app, now) = mixed_fleet(settings, Instant::now());
+        let cmds = update(
+            &mut app,
+            Event::Key(KeyEvent::new(KeyCode::Char('U'), KeyModifiers::SHIFT)),
+            now,
+        );
+        assert!(cmds.is_empty());
+        assert_eq!(app.view.overlay, Overlay::None);
+        // A plan dialog reached some other way still cannot start a batch.
+        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
+            source: images(),
+            entries: vec![],
+        });
+        assert!(key(&mut app, KeyCode::Char('y'), now).is_empty());
+    }
+
+    #[test]
+    fn a_blocked_plan_starts_nothing() {
+        let (mut app, now) = mixed_fleet(Settings::default(), Instant::now());
+        // The kitchen plug is an HS110(EU) hw 4.0; the HS300 image cannot match it.
+        let plugs = vec![(
+            crate::app::fixture::ip(1),
+            app.devices[&device_id(1)].sysinfo.clone().unwrap(),
+        )];
+        let entries = plan_for(&Command::PlanFirmware {
+            path: images().join("hs300v2_us_1.0.13_Build_230517_Rel.140855.bin"),
+            plugs,
+        });
+        assert!(entries[0].verdict().is_blocked());
+        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
+            source: images(),
+            entries,
+        });
+        assert!(key(&mut app, KeyCode::Char('y'), now).is_empty());
+        assert!(app.firmware.is_none());
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+    use crate::app::fixture::{self, Plug, device_id};
+    use crate::app::state::Settings;
+
+    #[test]
+    fn a_local_name_follows_the_mac_across_an_address_change() {
+        let settings = Settings {
+            names: crate::identity::Names::from_pairs([("50-c7-bf-00-00-01", "Kitchen kettle")]),
+            ..Settings::default()
+        };
+        let now = Instant::now();
+        let mut app = App::new(settings, now);
+        let p = Plug::new(1, "HS110 alias", "HS110(EU)", "4.0", "1.0.4");
+        update(&mut app, fixture::sighting(&p, "broadcast"), now);
+        assert_eq!(app.devices[&device_id(1)].alias(), "Kitchen kettle");
+        let Event::DeviceDiscovered(mut s) = fixture::sighting(&p, "sweep") else {
+            unreachable!()
+        };
+        s.ip = fixture::ip(99);
+        update(&mut app, Event::DeviceDiscovered(s), now);
+        assert_eq!(app.devices.len(), 1);
+        assert_eq!(app.devices[&device_id(1)].alias(), "Kitchen kettle");
     }
 }

@@ -152,17 +152,22 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     });
     let disc = demo_discovery(&fleet)?;
     tracing::info!(port = fleet.port(), first = %disc.sweeps[0], "demo fleet started");
-    let settings = args.view.settings(Some("DEMO".into()));
+    let mut settings = args.view.settings(Some("DEMO".into()));
+    // The demo firmware images ship in the source tree; start the picker there when present.
+    let images = std::path::Path::new("assets/firmware");
+    if images.is_dir() {
+        settings.firmware_dir = images.to_path_buf();
+    }
     let timeout = Duration::from_secs(2);
     let setup = Setup {
         poll: crate::net::poller::PollConfig {
-            interval: args.view.interval,
+            interval: args.view.interval(),
             client: ClientConfig::with_timeout(fleet.port(), timeout),
             ..Default::default()
         },
         client: ClientConfig::with_timeout(fleet.port(), timeout),
     };
-    let sources = discovery_source(disc, rediscovery_interval(args.view.interval));
+    let sources = discovery_source(disc, rediscovery_interval(args.view.interval()));
     let app = App::new(settings, std::time::Instant::now());
     let result = run_tui(&rt, app, setup, sources);
     rt.block_on(fleet.shutdown());

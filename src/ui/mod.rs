@@ -1,6 +1,7 @@
 //! Drawing only: the state is read, never changed. One file per screen part.
 
 pub mod detail;
+pub mod firmware;
 pub mod help;
 pub mod table;
 pub mod theme;
@@ -31,7 +32,15 @@ pub fn render(frame: &mut Frame, app: &App) {
     .areas(area);
     render_title(frame, title, app, &theme);
     render_summary(frame, summary, app, &theme);
-    if app.view.detail && app.selected().is_some() {
+    let progress = app.view.progress && app.firmware.is_some();
+    if progress {
+        let [t, p] =
+            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body);
+        table::render_table(frame, t, app, &theme);
+        if let Some(b) = &app.firmware {
+            firmware::render_progress(frame, p, b, app.now, &theme);
+        }
+    } else if app.view.detail && app.selected().is_some() {
         let [table_area, detail_area] =
             Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(body);
         table::render_table(frame, table_area, app, &theme);
@@ -47,6 +56,8 @@ pub fn render(frame: &mut Frame, app: &App) {
         Overlay::None => {}
         Overlay::Help => help::render_help(frame, body, app, &theme),
         Overlay::Confirm(c) => render_confirm(frame, body, c, &theme),
+        Overlay::Picker(p) => firmware::render_picker(frame, body, p, &theme),
+        Overlay::FirmwareConfirm(c) => firmware::render_confirm(frame, body, c, &theme),
     }
 }
 
@@ -185,7 +196,8 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         // Hints from the key map, the most useful first.
         let ctx = match app.view.overlay {
             Overlay::Help => Context::Help,
-            Overlay::Confirm(_) => Context::Confirm,
+            Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) => Context::Confirm,
+            Overlay::Picker(_) => Context::Picker,
             Overlay::None if app.view.editing_filter => Context::Filter,
             Overlay::None => Context::Table,
         };
