@@ -1,27 +1,22 @@
-//! The `plugfleet` binary: parse the command line, then run the chosen command.
+//! The `plugfleet` binary: parse the command line, apply the config file, then run the chosen
+//! command.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use plugfleet::cli::{Cli, Command, UsageError};
 use plugfleet::cmd;
+use plugfleet::config::Config;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // Logs go to a file, never to the screen; the guard flushes them at exit.
     let _log = plugfleet::logging::init(&cli.log_level).ok();
-    let result = match cli.command {
-        None => cmd::tui::run(cli.tui),
-        Some(Command::Demo(a)) => cmd::demo::run(a),
-        Some(Command::Sim(a)) => cmd::sim::run(a),
-        Some(Command::Discover(a)) => cmd::discover::run(a),
-        Some(Command::Status(a)) => cmd::status::run(a),
-        Some(Command::Update(a)) => cmd::update::run(a),
-        Some(Command::Bench(a)) => cmd::bench::run(a),
-        Some(Command::Config(a)) => cmd::config::run(a, cli.config),
-        Some(Command::Completions(a)) => cmd::completions::run(a),
-    };
-    match result {
+    match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
@@ -36,6 +31,44 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Runs the command with the config file applied under the flags: a flag always wins, and a
+/// bad config file stops everything before any plug is contacted.
+fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
+    let explicit = cli.config.clone();
+    let config = || -> anyhow::Result<Config> {
+        let (path, is_explicit) = cmd::config::resolve(explicit.clone())?;
+        Config::load(&path, is_explicit).map_err(|e| UsageError(e.to_string()).into())
+    };
+    let sub = |name: &str| matches.subcommand_matches(name).unwrap_or(matches);
+    match cli.command {
+        None => {
+            let cfg = config()?;
+            let mut a = cli.tui;
+            a.net.apply_config(&cfg, matches);
+            cmd::tui::run(a, &cfg)
+        }
+        Some(Command::Demo(mut a)) => {
+            // The demo's fleet is its own (loopback); only how it is viewed comes from the file.
+            a.view.apply_config(&config()?);
+            cmd::demo::run(a)
+        }
+        Some(Command::Discover(mut a)) => {
+            a.net.apply_config(&config()?, sub("discover"));
+            cmd::discover::run(a)
+        }
+        Some(Command::Status(mut a)) => {
+            a.net.apply_config(&config()?, sub("status"));
+            cmd::status::run(a)
+        }
+        // `update` reads the file itself (ceilings, firmware folders, concurrency).
+        Some(Command::Update(a)) => cmd::update::run(a),
+        Some(Command::Sim(a)) => cmd::sim::run(a),
+        Some(Command::Bench(a)) => cmd::bench::run(a),
+        Some(Command::Config(a)) => cmd::config::run(a, cli.config),
+        Some(Command::Completions(a)) => cmd::completions::run(a),
     }
 }
 

@@ -96,21 +96,6 @@ impl FirmwareSettings {
     }
 }
 
-/// The config file as `plugfleet update` reads it: the global `--config` if given, else the
-/// default location (missing there = empty). A broken file is an error that names it.
-pub fn load_config() -> Result<Config, String> {
-    let named = <crate::cli::Cli as clap::Parser>::try_parse()
-        .ok()
-        .and_then(|c| c.config);
-    match named {
-        Some(path) => Config::load(&path, true).map_err(|e| e.to_string()),
-        None => match crate::config::default_path() {
-            Ok(path) => Config::load(&path, false).map_err(|e| e.to_string()),
-            Err(_) => Ok(Config::default()),
-        },
-    }
-}
-
 /// The demo fleet's time scale: flash + reboot of a simulated plug take seconds, not a minute.
 pub const DEMO_TIME_SCALE: f64 = 0.2;
 

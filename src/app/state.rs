@@ -161,6 +161,8 @@ pub struct Device {
     pub last_error: Option<String>,
     /// The address changed at least once (identity follows deviceId/MAC).
     pub previous_addr: Option<SocketAddr>,
+    /// The local name from the config, which wins over the device's alias.
+    pub local_name: Option<String>,
 }
 
 impl Device {
@@ -173,6 +175,9 @@ impl Device {
     }
 
     pub fn alias(&self) -> &str {
+        if let Some(n) = &self.local_name {
+            return n;
+        }
         self.sysinfo
             .as_ref()
             .map(|s| s.alias.as_str())
@@ -516,6 +521,8 @@ pub struct Settings {
     pub firmware_dir: PathBuf,
     /// How firmware batches run (concurrency, ceilings, timings, journal).
     pub firmware: super::firmware::FirmwareSettings,
+    /// Local names by MAC (config `[names]`): shown instead of the device's alias.
+    pub names: crate::identity::Names,
 }
 
 impl Default for Settings {
@@ -528,6 +535,7 @@ impl Default for Settings {
             color: true,
             firmware_dir: PathBuf::from("."),
             firmware: super::firmware::FirmwareSettings::default(),
+            names: crate::identity::Names::default(),
         }
     }
 }

@@ -656,6 +656,7 @@ fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
                     first_seen: now,
                     last_error: None,
                     previous_addr: None,
+                    local_name: app.settings.names.name_for(&mac).map(str::to_owned),
                 },
             );
             Vec::new()
@@ -678,7 +679,9 @@ fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
                 first_seen: now,
                 last_error: None,
                 previous_addr: None,
+                local_name: None,
             });
+            d.local_name = app.settings.names.name_for(&sys.mac).map(str::to_owned);
             if let Some(m) = merged {
                 d.found_by.extend(m.found_by);
                 d.tdp = m.tdp;
@@ -1301,5 +1304,32 @@ mod fw_tests {
         });
         assert!(key(&mut app, KeyCode::Char('y'), now).is_empty());
         assert!(app.firmware.is_none());
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+    use crate::app::fixture::{self, Plug, device_id};
+    use crate::app::state::Settings;
+
+    #[test]
+    fn a_local_name_follows_the_mac_across_an_address_change() {
+        let settings = Settings {
+            names: crate::identity::Names::from_pairs([("50-c7-bf-00-00-01", "Kitchen kettle")]),
+            ..Settings::default()
+        };
+        let now = Instant::now();
+        let mut app = App::new(settings, now);
+        let p = Plug::new(1, "HS110 alias", "HS110(EU)", "4.0", "1.0.4");
+        update(&mut app, fixture::sighting(&p, "broadcast"), now);
+        assert_eq!(app.devices[&device_id(1)].alias(), "Kitchen kettle");
+        let Event::DeviceDiscovered(mut s) = fixture::sighting(&p, "sweep") else {
+            unreachable!()
+        };
+        s.ip = fixture::ip(99);
+        update(&mut app, Event::DeviceDiscovered(s), now);
+        assert_eq!(app.devices.len(), 1);
+        assert_eq!(app.devices[&device_id(1)].alias(), "Kitchen kettle");
     }
 }

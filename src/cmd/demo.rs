@@ -131,6 +131,10 @@ pub fn demo_discovery(fleet: &Fleet) -> anyhow::Result<DiscoveryConfig> {
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    // The demo firmware images are embedded: written to a private temp folder (removed on
+    // exit) where the picker starts, whatever the current directory.
+    let images = crate::app::firmware::DemoImages::write()
+        .map_err(|e| anyhow::anyhow!("cannot write the demo firmware images: {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -155,22 +159,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let disc = demo_discovery(&fleet)?;
     tracing::info!(port = fleet.port(), first = %disc.sweeps[0], "demo fleet started");
     let mut settings = args.view.settings(Some("DEMO".into()));
-    // The demo firmware images are embedded: written to a private temp folder (removed on
-    // exit) where the picker starts, whatever the current directory.
-    let images = crate::app::firmware::DemoImages::write()
-        .map_err(|e| anyhow::anyhow!("cannot write the demo firmware images: {e}"))?;
     settings.firmware_dir = images.dir();
     settings.firmware = crate::app::firmware::FirmwareSettings::demo();
     let timeout = Duration::from_secs(2);
     let setup = Setup {
         poll: crate::net::poller::PollConfig {
-            interval: args.view.interval,
+            interval: args.view.interval(),
             client: ClientConfig::with_timeout(fleet.port(), timeout),
             ..Default::default()
         },
         client: ClientConfig::with_timeout(fleet.port(), timeout),
     };
-    let sources = discovery_source(disc, rediscovery_interval(args.view.interval));
+    let sources = discovery_source(disc, rediscovery_interval(args.view.interval()));
     let app = App::new(settings, std::time::Instant::now());
     let result = run_tui(&rt, app, setup, sources);
     rt.block_on(fleet.shutdown());

@@ -242,7 +242,8 @@ fn summary(r: &Registry, hostile: usize, elapsed_ms: u64) -> String {
     }
     if newer > 0 {
         s.push_str(&format!(
-            "; {newer} speak a newer protocol only (no local control on port 9999)"
+            "; {newer} {} a newer protocol only (no local control on port 9999)",
+            if newer == 1 { "speaks" } else { "speak" }
         ));
     }
     if hostile > 0 {

@@ -7,7 +7,9 @@ use clap::Args;
 
 use crate::app::runtime::{self, Setup, Sources};
 use crate::app::state::{App, Settings};
+
 use crate::cli::{TargetArgs, parse_seconds};
+use crate::config::Config;
 use crate::net::client::ClientConfig;
 use crate::net::poller::PollConfig;
 use crate::ui::Theme;
@@ -15,9 +17,9 @@ use crate::ui::Theme;
 /// How the TUI looks at the fleet (shared by `plugfleet` and `plugfleet demo`).
 #[derive(Debug, Clone, Args, Default)]
 pub struct ViewArgs {
-    /// Seconds between reading refreshes.
-    #[arg(long, value_parser = parse_seconds, value_name = "SECONDS", default_value = "2")]
-    pub interval: Duration,
+    /// Seconds between reading refreshes [default: 2, or `poll.interval` of the config].
+    #[arg(long, value_parser = parse_seconds, value_name = "SECONDS")]
+    pub interval: Option<Duration>,
     /// Disable every write (relay, reboot, firmware); the status bar says so.
     #[arg(long)]
     pub read_only: bool,
@@ -31,12 +33,29 @@ pub struct TuiArgs {
     pub view: ViewArgs,
 }
 
+/// The poll interval when neither the flag nor the config sets one.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+
 impl ViewArgs {
+    pub fn interval(&self) -> Duration {
+        self.interval.unwrap_or(DEFAULT_INTERVAL)
+    }
+
+    /// Fills what the flags left unset from the config file (flags win).
+    pub fn apply_config(&mut self, cfg: &Config) {
+        if self.interval.is_none() {
+            self.interval = cfg.poll.interval.map(Duration::from_secs_f64);
+        }
+        if cfg.safety.read_only == Some(true) {
+            self.read_only = true;
+        }
+    }
+
     pub fn settings(&self, label: Option<String>) -> Settings {
         Settings {
             read_only: self.read_only,
             label,
-            interval: self.interval,
+            interval: self.interval(),
             color: Theme::color_from_env(),
             ..Settings::default()
         }
@@ -46,7 +65,7 @@ impl ViewArgs {
     /// plug is retried on the backoff schedule rather than piling up.
     pub fn poll_config(&self, net: &TargetArgs) -> PollConfig {
         PollConfig {
-            interval: self.interval,
+            interval: self.interval(),
             client: ClientConfig::with_timeout(net.port, net.timeout),
             ..PollConfig::default()
         }
@@ -78,17 +97,25 @@ pub fn run_tui(
     result.map(|()| ExitCode::SUCCESS)
 }
 
-pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
-    let sources = crate::app::sources::discovery(&args.net, args.view.interval)?;
+/// `plugfleet` with the loaded config file `cfg` (`main` loads it and has already filled the
+/// network flags the command line left unset: targets, port, timeout). Flags win over the file.
+pub fn run(mut args: TuiArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    args.view.apply_config(cfg);
+    let sources = crate::app::sources::discovery(&args.net, args.view.interval())?;
     let mut settings = args.view.settings(None);
-    // Firmware: `[firmware]` of the config file (folders, concurrency, max_version).
-    let cfg = crate::app::firmware::load_config().map_err(crate::cli::UsageError)?;
+    settings.names = crate::identity::Names::from_config(cfg);
+    // Firmware: the picker starts in the first `[firmware] folders` entry (else here);
+    // `concurrency` and the `max_version` ceilings apply to batches as in `plugfleet update`.
     let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("/"));
-    settings.firmware_dir = crate::app::firmware::start_dir(Some(&cfg), &cwd);
-    settings.firmware = crate::app::firmware::FirmwareSettings::from_config(&cfg)
+    settings.firmware_dir = crate::app::firmware::start_dir(Some(cfg), &cwd);
+    settings.firmware = crate::app::firmware::FirmwareSettings::from_config(cfg)
         .map_err(|e| crate::cli::UsageError(format!("config: {e}")))?;
+    let mut poll = args.view.poll_config(&args.net);
+    if let Some(n) = cfg.poll.concurrency {
+        poll.concurrency = n.max(1);
+    }
     let setup = Setup {
-        poll: args.view.poll_config(&args.net),
+        poll,
         client: ClientConfig::with_timeout(args.net.port, args.net.timeout),
     };
     let app = App::new(settings, std::time::Instant::now());
@@ -99,4 +126,30 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
     let result = run_tui(&rt, app, setup, sources);
     rt.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Config {
+        Config::parse(text, std::path::Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_the_config_and_read_only_only_adds() {
+        let c = cfg("[poll]\ninterval = 5.0\n[safety]\nread_only = true\n");
+        let mut v = ViewArgs::default();
+        v.apply_config(&c);
+        assert_eq!(v.interval(), Duration::from_secs(5));
+        assert!(v.read_only);
+        let mut v = ViewArgs {
+            interval: Some(Duration::from_secs(1)),
+            read_only: false,
+        };
+        v.apply_config(&cfg("[poll]\ninterval = 5.0\n"));
+        assert_eq!(v.interval(), Duration::from_secs(1));
+        assert!(!v.read_only);
+        assert_eq!(ViewArgs::default().interval(), DEFAULT_INTERVAL);
+    }
 }
