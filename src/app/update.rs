@@ -12,6 +12,7 @@ use super::state::{
     App, Batch, Confirm, Device, FirmwareConfirm, Link, Meter, OFFLINE_AFTER, Outlet, Overlay,
     Picker, RowId, RowRef,
 };
+use crate::firmware::job::Stage;
 use crate::firmware::runner::{JobEvent, PlugResult};
 use crate::net::poller::{PollReport, Polled};
 use crate::protocol::reply::normalise_mac;
@@ -385,6 +386,7 @@ fn start_firmware(app: &mut App, now: Instant) -> Vec<Command> {
         return Vec::new();
     }
     let keys: BTreeSet<String> = action_rows(app).into_iter().map(|r| r.key).collect();
+    let asked = keys.len();
     let targets: Vec<String> = keys
         .into_iter()
         .filter(|k| {
@@ -396,6 +398,15 @@ fn start_firmware(app: &mut App, now: Instant) -> Vec<Command> {
     if targets.is_empty() {
         app.set_status("nothing to update: select or mark online plugs", now);
         return Vec::new();
+    }
+    if targets.len() < asked {
+        let left = asked - targets.len();
+        app.set_status(
+            format!(
+                "{left} marked device(s) left out: offline, or newer-protocol (not updatable over port 9999)"
+            ),
+            now,
+        );
     }
     let dir = app.settings.firmware_dir.clone();
     app.view.overlay = Overlay::Picker(Picker {
@@ -459,6 +470,17 @@ fn on_job(app: &mut App, ev: JobEvent, now: Instant) -> Vec<Command> {
     let batch = app.firmware.get_or_insert_with(Batch::default);
     match ev {
         JobEvent::BatchStarted { serving, .. } => batch.serving = serving,
+        JobEvent::Transition { snapshot, .. } if snapshot.stage == Stage::Done => {
+            // Verified: read it again at once so the table shows the new sw_ver.
+            let ip = snapshot.ip;
+            batch.upsert(snapshot, now);
+            return app
+                .devices
+                .values()
+                .filter(|d| d.addr.ip() == ip)
+                .map(|d| Command::PollNow(vec![d.key.clone()]))
+                .collect();
+        }
         JobEvent::Transition { snapshot, .. } | JobEvent::Progress { snapshot } => {
             batch.upsert(snapshot, now);
         }

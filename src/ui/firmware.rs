@@ -309,14 +309,22 @@ fn gauge(fraction: f64, width: usize) -> String {
 pub fn render_progress(frame: &mut Frame, area: Rect, b: &Batch, now: Instant, theme: &Theme) {
     use crate::firmware::runner::PlugResult;
     let title = match (&b.finished, b.started) {
-        (Some(r), _) => format!(
-            " Firmware update finished in {} — {} updated, {} failed, {} cancelled, {} skipped · p hides ",
-            dur(r.elapsed),
-            r.count(PlugResult::Updated),
-            r.count(PlugResult::Failed),
-            r.count(PlugResult::Cancelled),
-            r.count(PlugResult::Skipped),
-        ),
+        (Some(r), _) => {
+            let mut counts = format!("{} updated", r.count(PlugResult::Updated));
+            for (n, word) in [
+                (r.count(PlugResult::Failed), "failed"),
+                (r.count(PlugResult::Cancelled), "cancelled"),
+                (r.count(PlugResult::Skipped), "skipped"),
+            ] {
+                if n > 0 {
+                    counts.push_str(&format!(", {n} {word}"));
+                }
+            }
+            format!(
+                " Firmware update finished in {} — {counts} · p hides ",
+                dur(r.elapsed)
+            )
+        }
         (None, Some(t)) => format!(
             " Firmware update running for {} · x cancels (until a flash is requested) · p hides ",
             dur(now.saturating_duration_since(t))
