@@ -518,3 +518,60 @@ fn the_demo_images_load_and_plan_like_the_committed_ones() {
     assert_eq!(entries[0].verdict().label(), "compatible");
     assert_eq!(entries[0].versions().1, "1.2.7");
 }
+
+#[test]
+fn a_long_batch_on_a_short_terminal_keeps_the_running_plugs_in_view() {
+    let (mut app, now) = mixed_fleet(settings(true), Instant::now());
+    let mut b = Batch {
+        started: Some(now - Duration::from_secs(30)),
+        ..Batch::default()
+    };
+    for n in 1..=8 {
+        b.upsert(snap(n, Stage::Done, Some(100), Some(Outcome::Updated)), now);
+    }
+    b.upsert(snap(9, Stage::Rebooting, Some(100), None), now);
+    b.upsert(snap(10, Stage::Downloading, Some(70), None), now);
+    b.upsert(
+        snap(
+            11,
+            Stage::Failed,
+            Some(0),
+            Some(Outcome::Failed {
+                stage: Stage::Preflight,
+                reason: "the plug did not answer".into(),
+            }),
+        ),
+        now,
+    );
+    app.firmware = Some(b);
+    app.view.progress = true;
+    let t = draw(&app, 80, 24);
+    let buf = t.backend().buffer();
+    for needle in ["plug 9", "plug 10", "plug 11", "more"] {
+        assert!(find(buf, needle).is_some(), "{needle} on screen");
+    }
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn cancel_messages_and_affected_devices() {
+    let (app, _) = mid_update(true);
+    let b = app.firmware.as_ref().unwrap();
+    assert!(plugfleet::app::firmware::cancel_message(b).contains("2 plug(s)"));
+    let fresh = Batch {
+        rows: vec![(snap(1, Stage::Downloading, Some(3), None), Instant::now())],
+        ..Batch::default()
+    };
+    assert!(plugfleet::app::firmware::cancel_message(&fresh).contains("every update stops"));
+    let r = BatchReport {
+        plugs: vec![
+            report(1, PlugResult::Updated, None),
+            report(99, PlugResult::Failed, None),
+        ],
+        elapsed: Duration::ZERO,
+    };
+    assert_eq!(
+        plugfleet::app::firmware::devices_in(&app, &r),
+        vec![fixture::device_id(1)]
+    );
+}

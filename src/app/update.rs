@@ -455,11 +455,13 @@ fn picker_action(app: &mut App, action: Action) -> Vec<Command> {
     // Remembered for the session: the picker opens here next time.
     app.settings.firmware_dir = p.dir.clone();
     let targets = p.targets.clone();
-    let plugs = targets
+    let mut plugs: Vec<_> = targets
         .iter()
         .filter_map(|k| app.devices.get(k))
         .filter_map(|d| d.sysinfo.clone().map(|s| (d.addr.ip(), s)))
         .collect();
+    // The plan lists plugs in address order, as the table does by default.
+    plugs.sort_by_key(|(ip, _)| *ip);
     vec![Command::PlanFirmware {
         path: chosen,
         plugs,

@@ -395,7 +395,22 @@ pub fn render_progress(frame: &mut Frame, area: Rect, b: &Batch, now: Instant, t
         ]
     };
     let header = Row::new(header).style(theme.header());
-    let rows = b.rows.iter().map(|(s, at)| {
+    // When not every plug fits, the ones still running come first, then those that did not
+    // update, and the verified ones give way (counted on the last line).
+    let capacity = usize::from(table_area.height.saturating_sub(1));
+    let mut shown: Vec<&(crate::firmware::job::JobSnapshot, Instant)> = b.rows.iter().collect();
+    let mut more_done = 0;
+    if shown.len() > capacity {
+        shown.sort_by_key(|(s, _)| match s.stage {
+            Stage::Done => 2,
+            st if st.is_final() => 1,
+            _ => 0,
+        });
+        let keep = capacity.saturating_sub(1);
+        more_done = shown.len() - keep;
+        shown.truncate(keep);
+    }
+    let rows = shown.into_iter().map(|(s, at)| {
         let since = if s.stage.is_final() {
             std::time::Duration::ZERO
         } else {
@@ -490,6 +505,10 @@ pub fn render_progress(frame: &mut Frame, area: Rect, b: &Batch, now: Instant, t
             Constraint::Min(10),
         ]
     };
+    let mut rows: Vec<Row> = rows.collect();
+    if more_done > 0 {
+        rows.push(Row::new(vec![Cell::from(format!("… {more_done} more"))]).style(theme.dim()));
+    }
     let table = Table::new(rows, widths).header(header).column_spacing(1);
     frame.render_widget(table, table_area);
     if summary_h > 0 {
