@@ -5,16 +5,20 @@
 //! Everything here is pure or plain file I/O at start-up; the update function and the runtime
 //! call into it.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::state::{App, Batch, Overlay};
 
 use crate::config::Config;
+use crate::firmware::image;
 use crate::firmware::job::JobTimings;
-use crate::firmware::plan::{Ceilings, Verdict};
+use crate::firmware::plan::{self, Ceilings, PlanEntry, Verdict};
 use crate::firmware::runner::{self, BatchReport, RunnerConfig};
 use crate::net::ClientConfig;
+use crate::protocol::SysInfo;
 
 /// How the TUI runs firmware batches (fixed at start).
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +98,21 @@ impl FirmwareSettings {
             journal: self.journal.clone(),
         }
     }
+}
+
+/// Inspects the image file or folder at `path` and matches it to `plugs` under the ceilings
+/// (blocking file I/O: the runtime calls it off the UI loop). Errors are plain sentences.
+pub fn plan_from(
+    path: &Path,
+    plugs: &[(IpAddr, SysInfo)],
+    ceilings: &Ceilings,
+) -> Result<Vec<PlanEntry>, String> {
+    let images = image::load_path(path).map_err(|e| e.to_string())?;
+    if images.is_empty() {
+        return Err(format!("no firmware image in {}", path.display()));
+    }
+    let images: Vec<Arc<_>> = images.into_iter().map(Arc::new).collect();
+    Ok(plan::plan_with(plugs, &images, ceilings))
 }
 
 /// The demo fleet's time scale: flash + reboot of a simulated plug take seconds, not a minute.
@@ -340,6 +359,31 @@ mod tests {
             .max_version
             .insert("HS100".into(), "latest".into());
         assert!(FirmwareSettings::from_config(&cfg).is_err());
+    }
+
+    #[test]
+    fn the_tui_plan_honours_the_configured_ceiling() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/firmware");
+        let plug = crate::app::fixture::Plug::new(
+            2,
+            "heater",
+            "HS110(US)",
+            "1.0",
+            "1.2.6 Build 200630 Rel.101010",
+        );
+        let plugs = vec![(crate::app::fixture::ip(2), plug.sysinfo())];
+        let free = plan_from(&dir, &plugs, &Ceilings::default()).unwrap();
+        assert_eq!(free[0].verdict().label(), "compatible");
+        let capped = Ceilings::new([("HS110", "1.2.6")]).unwrap();
+        // With the folder, the best match under the ceiling is no longer the newer image.
+        let entries = plan_from(&dir, &plugs, &capped).unwrap();
+        assert_ne!(entries[0].versions().1, "1.2.7");
+        // With the newer image alone, the plug is blocked.
+        let newer = dir.join("hs110v1_us_1.2.7_Build_210310_Rel.113052.bin");
+        let entries = plan_from(&newer, &plugs, &capped).unwrap();
+        assert_eq!(entries[0].verdict().label(), "above-ceiling");
+        let err = plan_from(&dir.join("missing.bin"), &plugs, &capped).unwrap_err();
+        assert!(err.contains("missing.bin"), "{err}");
     }
 
     #[test]

@@ -285,13 +285,7 @@ pub async fn run(
                         let ceilings = app.settings.firmware.ceilings.clone();
                         actions.spawn(async move {
                             let result = tokio::task::spawn_blocking(move || {
-                                let images = crate::firmware::image::load_path(&path)
-                                    .map_err(|e| e.to_string())?;
-                                if images.is_empty() {
-                                    return Err(format!("no firmware image in {}", path.display()));
-                                }
-                                let images: Vec<_> = images.into_iter().map(Arc::new).collect();
-                                Ok(crate::firmware::plan::plan_with(&plugs, &images, &ceilings))
+                                super::firmware::plan_from(&path, &plugs, &ceilings)
                             })
                             .await
                             .unwrap_or_else(|e| Err(e.to_string()));
