@@ -467,6 +467,9 @@ fn the_picker_remembers_the_last_folder_for_the_session() {
         panic!("the picker stays open")
     };
     assert!(p.error.as_deref().unwrap().contains("permission denied"));
+    // The listing of the previous folder is gone: Enter cannot open a name from it here.
+    assert!(p.items.is_empty());
+    assert!(press(&mut app, KeyCode::Enter, now).is_empty());
     let cmds = press(&mut app, KeyCode::Char('.'), now);
     assert!(matches!(&cmds[..], [Command::PlanFirmware { path, .. }] if *path == dir));
     // Cancel, and open the picker again: it starts in the folder chosen last.

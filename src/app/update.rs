@@ -86,7 +86,13 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
                         p.selected = 0;
                         p.error = None;
                     }
-                    Err(e) => p.error = Some(e),
+                    Err(e) => {
+                        // The listing shown must be of `p.dir`: the old one is dropped (← goes
+                        // back), so Enter can never open a name from another folder.
+                        p.items.clear();
+                        p.selected = 0;
+                        p.error = Some(e);
+                    }
                 }
             }
             Vec::new()
