@@ -204,6 +204,11 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
             "skip"
         };
         let style = verdict_style(v, theme);
+        let explain = if c.force && e.will_update(true) && v.needs_override() {
+            format!("OVERRIDE: updated anyway — {}", v.explain())
+        } else {
+            v.explain()
+        };
         let mut spans = vec![
             Span::styled(
                 format!("  {} {what:<7} ", crate::app::firmware::verdict_glyph(v)),
@@ -229,14 +234,11 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
             }
             lines.push(Line::from(spans));
             lines.push(Line::styled(
-                format!("            {}", clean(&v.explain(), 110)),
+                format!("            {}", clean(&explain, 110)),
                 style,
             ));
         } else {
-            spans.push(Span::styled(
-                format!("— {}", clean(&v.explain(), 110)),
-                style,
-            ));
+            spans.push(Span::styled(format!("— {}", clean(&explain, 110)), style));
             lines.push(Line::from(spans));
         }
     }
