@@ -183,6 +183,12 @@ async fn one_plug_is_updated_and_verified() {
     let plug = fleet.plugs()[0].clone();
     let before = plug.current_sw_ver();
     assert_ne!(before, NEW_SW);
+    // The relay is on before the update (a simulated plug starts on or off depending on its
+    // address); the fresh firmware boots with it open, so the job must restore it.
+    Client::new(plug.addr(), client_cfg(fleet.port()))
+        .set_relay(true, None)
+        .await
+        .unwrap();
     let entries = plan_for(&fleet, &image).await;
     assert_eq!(entries[0].verdict(), &Verdict::Compatible);
     let journal = dir.join("journal.jsonl");

@@ -144,6 +144,20 @@ async fn unit_scale_fault_is_named() {
         "hs110-eu-hw1",
     ];
     let fleet = fleet(&profiles, |_| Some(FaultKind::UnitScale)).await;
+    // Relays on (a simulated plug starts on or off depending on its address): an open relay
+    // reads 0 W, which hides the bug.
+    for p in fleet.plugs() {
+        plugfleet::net::Client::new(
+            p.addr(),
+            plugfleet::net::ClientConfig::with_timeout(
+                fleet.port(),
+                std::time::Duration::from_secs(3),
+            ),
+        )
+        .set_relay(true, None)
+        .await
+        .unwrap();
+    }
     let (out, devs) = status_json(&fleet).await;
     assert!(out.status.success(), "{out:?}");
     assert_eq!(devs.len(), profiles.len());
