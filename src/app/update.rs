@@ -25,7 +25,19 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             app.view.page = usize::from(h.saturating_sub(8)).max(1);
             Vec::new()
         }
-        Event::Tick => Vec::new(),
+        Event::Tick => on_tick(app),
+        Event::Launched => match app.settings.record.clone() {
+            Some((path, format)) => start_recording(app, path, format, now),
+            None => Vec::new(),
+        },
+        Event::Recording(ev) => {
+            on_recording(app, ev, now);
+            Vec::new()
+        }
+        Event::LogLines(lines) => {
+            app.log_lines = lines;
+            Vec::new()
+        }
         Event::DeviceDiscovered(s) => on_sighting(app, s, now),
         Event::DiscoveryNote(n) => {
             note(app, n, now);
@@ -173,6 +185,7 @@ fn context(app: &App) -> Context {
         Overlay::Help => Context::Help,
         Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) => Context::Confirm,
         Overlay::Picker(_) => Context::Picker,
+        Overlay::Log { .. } => Context::Log,
         Overlay::None if app.view.editing_filter => Context::Filter,
         Overlay::None => Context::Table,
     }
@@ -215,6 +228,25 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
                     p.selected.saturating_sub(1)
                 } else {
                     (p.selected + 1).min(last)
+                };
+            }
+        }
+        Action::ToggleRecording => return toggle_recording(app, now),
+        Action::ShowLog => {
+            app.view.overlay = Overlay::Log { scroll: 0 };
+            return vec![Command::ReadLog];
+        }
+        Action::CloseLog => app.view.overlay = Overlay::None,
+        Action::Up | Action::Down | Action::Top | Action::Bottom
+            if matches!(app.view.overlay, Overlay::Log { .. }) =>
+        {
+            let max = u16::try_from(app.log_lines.len().saturating_sub(1)).unwrap_or(u16::MAX);
+            if let Overlay::Log { scroll } = &mut app.view.overlay {
+                *scroll = match action {
+                    Action::Up => scroll.saturating_add(1).min(max),
+                    Action::Down => scroll.saturating_sub(1),
+                    Action::Top => max,
+                    _ => 0,
                 };
             }
         }
@@ -618,6 +650,7 @@ fn outlets_from(sys: &crate::protocol::SysInfo, old: &[Outlet]) -> Vec<Outlet> {
 }
 
 fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
+    app.metrics_dirty = true;
     let addr = SocketAddr::new(s.ip, s.port);
     match s.info {
         SeenInfo::Newer(tdp) => {
@@ -709,7 +742,86 @@ fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
     }
 }
 
+/// Once a second: publish metrics when something changed, refresh an open log pane.
+fn on_tick(app: &mut App) -> Vec<Command> {
+    let mut cmds = Vec::new();
+    if app.metrics_dirty && app.settings.metrics_url.is_some() {
+        app.metrics_dirty = false;
+        cmds.push(Command::PublishMetrics);
+    }
+    if matches!(app.view.overlay, Overlay::Log { .. }) {
+        cmds.push(Command::ReadLog);
+    }
+    cmds
+}
+
+fn start_recording(
+    app: &mut App,
+    path: std::path::PathBuf,
+    format: crate::record::RecordFormat,
+    now: Instant,
+) -> Vec<Command> {
+    app.recording = super::state::Recording {
+        path: Some(path.clone()),
+        active: true,
+        count: 0,
+        error: None,
+    };
+    app.set_status(format!("recording readings to {}", path.display()), now);
+    vec![Command::StartRecording { path, format }]
+}
+
+/// The record key: stop a running recording, else start one (`--record`'s file, else the
+/// default file in the data directory).
+fn toggle_recording(app: &mut App, now: Instant) -> Vec<Command> {
+    if app.recording.active {
+        app.recording.active = false;
+        let path = app
+            .recording
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        app.set_status(
+            format!(
+                "recording stopped: {} readings in {path}",
+                app.recording.count
+            ),
+            now,
+        );
+        return vec![Command::StopRecording];
+    }
+    let (path, format) = app.settings.record.clone().unwrap_or_else(|| {
+        let p = app.settings.record_default.clone();
+        let f = crate::record::RecordFormat::from_path(&p);
+        (p, f)
+    });
+    start_recording(app, path, format, now)
+}
+
+fn on_recording(app: &mut App, ev: crate::record::RecordEvent, now: Instant) {
+    use crate::record::RecordEvent;
+    match &ev {
+        RecordEvent::Failed { path, error, .. } => {
+            // Only the current recording's failure stops it (an older task may report late).
+            if app.recording.active && app.recording.path.as_ref() == Some(path) {
+                app.recording.active = false;
+                app.recording.error = Some(error.clone());
+            }
+            app.set_status(ev.to_string(), now);
+        }
+        RecordEvent::Stopped { .. } => {
+            if !app.recording.active {
+                app.set_status(ev.to_string(), now);
+            }
+        }
+    }
+}
+
 fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
+    app.metrics_dirty = true;
+    let recording = app.recording.active;
+    let unix_ms = super::export::unix_ms_at(app, now);
     let Some(d) = app.devices.get_mut(&r.key) else {
         return Vec::new();
     };
@@ -750,12 +862,35 @@ fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
         }
         Ok(p) => {
             let now_ms = now.saturating_duration_since(app.started).as_millis() as u64;
-            if record_poll(d, p, now, now_ms) {
-                // The engine saw a jump: read again at once to confirm or dismiss it.
-                vec![Command::PollNow(vec![r.key])]
+            // The meters read successfully this time, recorded once judged.
+            let read: Vec<Option<String>> = match &p.realtime {
+                Some(Ok(_)) => vec![None],
+                _ => Vec::new(),
+            }
+            .into_iter()
+            .chain(
+                p.outlets
+                    .iter()
+                    .filter(|(_, rt)| rt.is_ok())
+                    .map(|(id, _)| Some(id.clone())),
+            )
+            .collect();
+            let reread = record_poll(d, p, now, now_ms);
+            let records = if recording {
+                super::export::records_for(d, &read, unix_ms)
             } else {
                 Vec::new()
+            };
+            let mut cmds = Vec::new();
+            if reread {
+                // The engine saw a jump: read again at once to confirm or dismiss it.
+                cmds.push(Command::PollNow(vec![r.key]));
             }
+            if !records.is_empty() {
+                app.recording.count += records.len() as u64;
+                cmds.push(Command::Record(records));
+            }
+            cmds
         }
     }
 }
