@@ -73,7 +73,7 @@ fn config(dir: &TmpDir, fleet: &Fleet) -> PathBuf {
     p
 }
 
-fn status_args(fleet: &Fleet, cfg: &PathBuf) -> Vec<String> {
+fn status_args(fleet: &Fleet, cfg: &std::path::Path) -> Vec<String> {
     let mut a = vec![
         "--config".to_string(),
         cfg.display().to_string(),
