@@ -392,3 +392,203 @@ async fn status_metrics_serves_the_fleet_until_interrupted() {
     .unwrap();
     fleet.shutdown().await;
 }
+
+/// The real binary in a pseudo-terminal, its screen read through a terminal emulator.
+struct Tui {
+    parser: vt100::Parser,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Tui {
+    fn start(args: &[&str], env: &[(&str, &std::path::Path)]) -> Tui {
+        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: 30,
+                cols: 140,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_plugfleet"));
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let writer = pair.master.take_writer().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Tui {
+            parser: vt100::Parser::new(30u16.try_into().unwrap(), 140u16.try_into().unwrap(), 0),
+            rx,
+            writer,
+            child,
+            _master: pair.master,
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.parser.screen().contents()
+    }
+
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if pred(&self.screen()) {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; screen:\n{}",
+                self.screen()
+            );
+            if let Ok(bytes) = self.rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                self.parser.process(&bytes);
+            }
+        }
+    }
+
+    fn send(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    fn wait_exit(&mut self) -> portable_pty::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "plugfleet did not exit:\n{}",
+                self.screen()
+            );
+            if let Ok(bytes) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                self.parser.process(&bytes);
+            }
+        }
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+    }
+}
+
+#[test]
+fn demo_records_serves_metrics_and_shows_its_log() {
+    let dir = TmpDir::new("demo");
+    let file = dir.0.join("demo.csv");
+    let logs = dir.0.join("logs");
+    let data = dir.0.join("data");
+    let file_s = file.display().to_string();
+    let mut tui = Tui::start(
+        &[
+            "demo",
+            "--interval",
+            "1",
+            "--record",
+            &file_s,
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        &[("PLUGFLEET_LOG_DIR", &logs), ("XDG_DATA_HOME", &data)],
+    );
+    tui.wait_for("recording, metrics and a bogus plug", |s| {
+        s.contains("● REC") && s.contains("/metrics") && s.contains("BOGUS")
+    });
+    let screen = tui.screen();
+    let at = screen.find("http://127.0.0.1:").unwrap() + "http://".len();
+    let addr: SocketAddr = screen[at..]
+        .split("/metrics")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The endpoint serves what the TUI reads: the demo's twelve devices, bogus readings flagged.
+    let body = scrape_until(addr, |b| {
+        value(b, "plugfleet_devices", &[]) == Some(12.0)
+            && b.lines().any(|l| {
+                l.starts_with("plugfleet_reading_verdict{")
+                    && l.contains("verdict=\"bogus\"")
+                    && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) == Some(1.0)
+            })
+    });
+    let watts: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with("plugfleet_power_watts{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(watts.iter().any(|w| *w > 20_000.0), "{watts:?}");
+    assert!(
+        body.contains("protocol=\"klap\""),
+        "the newer-protocol plug is listed"
+    );
+
+    // The log pane shows what was logged, recording included.
+    tui.send("L");
+    tui.wait_for("the log pane", |s| {
+        s.contains("Recent log") && s.contains("recording readings to")
+    });
+    tui.send("\x1b");
+    tui.wait_for("the log pane closed", |s| !s.contains("Recent log"));
+
+    // Stop recording with the key: the writer says how many it wrote.
+    tui.send("w");
+    tui.wait_for("recording stopped", |s| {
+        s.contains("recording to") && s.contains("stopped") && !s.contains("● REC")
+    });
+    tui.send("q");
+    assert!(tui.wait_exit().success());
+
+    let mut rd = csv::Reader::from_path(&file).unwrap();
+    let col = |name: &str| CSV_HEADER.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
+    assert!(!rows.is_empty());
+    let bogus: Vec<&csv::StringRecord> = rows
+        .iter()
+        .filter(|r| &r[col("verdict")] == "bogus")
+        .collect();
+    assert!(!bogus.is_empty());
+    assert!(bogus.iter().all(|r| !r[col("reasons")].is_empty()));
+    assert!(
+        bogus
+            .iter()
+            .any(|r| r[col("power_w")].parse::<f64>().is_ok_and(|w| w > 20_000.0))
+    );
+    for r in &rows {
+        let ip: Ipv4Addr = r[col("ip")].parse().unwrap();
+        assert!(ip.is_loopback());
+        let mac = &r[col("mac")];
+        assert!(
+            body.contains(&format!("mac=\"{mac}\"")),
+            "{mac} not in the metrics"
+        );
+    }
+    // Nothing went to the default data folder.
+    assert!(!data.exists());
+}
