@@ -196,3 +196,35 @@ mod config_tests {
         assert_eq!(a.timeout, Duration::from_millis(1500));
     }
 }
+
+/// `--record FILE [--record-format csv|jsonl]`: shared by the TUI, `demo` and `status`.
+#[derive(Debug, Clone, Args, Default)]
+pub struct RecordArgs {
+    /// Append every reading with its verdict and reasons to FILE (JSON lines; CSV when FILE
+    /// ends in `.csv`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
+    /// Format of the --record file (csv or jsonl) [default: from the file's extension].
+    #[arg(long, value_name = "FORMAT", requires = "record", value_parser = parse_record_format)]
+    pub record_format: Option<crate::record::RecordFormat>,
+}
+
+impl RecordArgs {
+    /// The file and its format, when `--record` was given.
+    pub fn target(&self) -> Option<(std::path::PathBuf, crate::record::RecordFormat)> {
+        let path = self.record.clone()?;
+        let format = self
+            .record_format
+            .unwrap_or_else(|| crate::record::RecordFormat::from_path(&path));
+        Some((path, format))
+    }
+}
+
+fn parse_record_format(s: &str) -> Result<crate::record::RecordFormat, String> {
+    s.parse()
+}
+
+/// Parses `--metrics ADDR` (`IP:PORT`, `:PORT` or `PORT`; the last two on 127.0.0.1).
+pub fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    crate::metrics::parse_listen_addr(s).map_err(|e| e.to_string())
+}

@@ -60,7 +60,9 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             cmd::discover::run(a)
         }
         Some(Command::Status(mut a)) => {
-            a.net.apply_config(&config()?, sub("status"));
+            let cfg = config()?;
+            a.net.apply_config(&cfg, sub("status"));
+            a.names = plugfleet::identity::Names::from_config(&cfg);
             cmd::status::run(a)
         }
         // `update` reads the file itself (ceilings, firmware folders, concurrency).

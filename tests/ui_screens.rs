@@ -104,7 +104,7 @@ fn detail_pane_of_the_newer_protocol_plug() {
 fn help_lists_every_binding() {
     let (mut app, now) = fleet();
     keys(&mut app, "?", now);
-    let t = draw(&app, 120, 60);
+    let t = draw(&app, 120, 72);
     insta::assert_snapshot!(t.backend());
     for b in KEYMAP {
         assert!(
@@ -332,4 +332,69 @@ mod firmware_screens {
         let _ = Instant::now();
         insta::assert_snapshot!(draw(&app, 140, 24).backend());
     }
+}
+
+fn log_lines() -> Vec<String> {
+    (0..30)
+        .map(|i| match i % 10 {
+            3 => format!("15:0{}:{i:02}  WARN plugfleet::net::poller: 127.77.0.3: timeout after 2s", i / 10),
+            7 => format!("15:0{}:{i:02} ERROR plugfleet::record: recording stopped: cannot write record file /tmp/r.jsonl: No space left on device", i / 10),
+            _ => format!("15:0{}:{i:02}  INFO plugfleet::app::runtime: poll round {i}", i / 10),
+        })
+        .collect()
+}
+
+#[test]
+fn log_pane_shows_the_newest_lines_and_scrolls() {
+    let (mut app, now) = fleet();
+    keys(&mut app, "L", now);
+    update(&mut app, Event::LogLines(log_lines()), now);
+    let t = draw(&app, 100, 20);
+    insta::assert_snapshot!("log_pane", t.backend());
+    let buf = t.backend().buffer();
+    assert!(
+        find(buf, "poll round 29").is_some(),
+        "the newest line is shown"
+    );
+    // A warning and an error are drawn apart from info lines.
+    let (_, y) = find(buf, "cannot write record file").expect("error line");
+    let (x, _) = find(buf, "ERROR").expect("error level");
+    assert_ne!(
+        buf[(x, y)].fg,
+        buf[(x, find(buf, "poll round 29").unwrap().1)].fg
+    );
+    keys(&mut app, "kkkkk", now);
+    let t = draw(&app, 100, 20);
+    assert!(find(t.backend().buffer(), "poll round 29").is_none());
+    assert!(find(t.backend().buffer(), "poll round 24").is_some());
+    assert!(find(t.backend().buffer(), "of 30").is_some());
+}
+
+#[test]
+fn status_bar_shows_recording_and_the_metrics_url() {
+    let mut s = settings();
+    s.metrics_url = Some("http://127.0.0.1:9184/metrics".into());
+    s.record = Some((
+        "/tmp/r.jsonl".into(),
+        plugfleet::record::RecordFormat::JsonLines,
+    ));
+    let (mut app, now) = mixed_fleet(s, Instant::now());
+    update(&mut app, Event::Launched, now);
+    app.recording.count = 42;
+    let t = draw(&app, 140, 20);
+    let buf = t.backend().buffer();
+    assert!(find(buf, "REC /tmp/r.jsonl (42)").is_some());
+    assert!(find(buf, "http://127.0.0.1:9184/metrics").is_some());
+    update(
+        &mut app,
+        Event::Recording(plugfleet::record::RecordEvent::Failed {
+            path: "/tmp/r.jsonl".into(),
+            error: "disk full".into(),
+            written: 42,
+            dropped: 0,
+        }),
+        now,
+    );
+    let t = draw(&app, 140, 20);
+    assert!(find(t.backend().buffer(), "REC stopped: disk full").is_some());
 }

@@ -92,6 +92,12 @@ pub enum Event {
     Job(Box<JobEvent>),
     /// SIGINT/SIGTERM, or a fatal background failure: leave cleanly.
     Shutdown(Option<String>),
+    /// The runtime is up (sent once, first): start what the command line asked for.
+    Launched,
+    /// The recording task ended (a write error, or stopped as asked).
+    Recording(crate::record::RecordEvent),
+    /// A copy of the recent log lines, oldest first.
+    LogLines(Vec<String>),
 }
 
 /// What the runtime should do after an update.
@@ -123,4 +129,17 @@ pub enum Command {
         child: Option<String>,
         kind: ActionKind,
     },
+    /// Open the file and start the recording task (stopping any running one).
+    StartRecording {
+        path: std::path::PathBuf,
+        format: crate::record::RecordFormat,
+    },
+    /// Hand these readings to the recording task.
+    Record(Vec<crate::record::ReadingRecord>),
+    /// Stop the recording task (it writes what is queued first).
+    StopRecording,
+    /// Publish a metrics snapshot of the app state.
+    PublishMetrics,
+    /// Read the recent log lines (answered with `Event::LogLines`).
+    ReadLog,
 }

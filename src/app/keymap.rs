@@ -16,6 +16,8 @@ pub enum Context {
     Help,
     /// The firmware file picker is open.
     Picker,
+    /// The recent log lines are shown.
+    Log,
 }
 
 impl Context {
@@ -26,6 +28,7 @@ impl Context {
             Context::Confirm => "Confirmation dialog",
             Context::Help => "This help",
             Context::Picker => "Firmware file picker",
+            Context::Log => "Recent log lines",
         }
     }
 }
@@ -69,6 +72,9 @@ pub enum Action {
     PickerParent,
     PickerChooseFolder,
     ToggleForce,
+    ToggleRecording,
+    ShowLog,
+    CloseLog,
 }
 
 /// A key, as written in the table.
@@ -285,6 +291,13 @@ pub const KEYMAP: &[Binding] = &[
         Action::Back,
         "close the detail pane / clear the filter",
     ),
+    b(
+        T,
+        &[k('w')],
+        Action::ToggleRecording,
+        "start/stop recording readings to a file (--record, else the data folder)",
+    ),
+    b(T, &[k('L')], Action::ShowLog, "show the recent log lines"),
     b(T, &[k('?')], Action::Help, "this help"),
     b(T, &[k('q'), ctrl('c')], Action::Quit, "quit"),
     b(
@@ -376,6 +389,37 @@ pub const KEYMAP: &[Binding] = &[
         "close the help",
     ),
     b(H, &[ctrl('c')], Action::Quit, "quit"),
+    b(
+        Context::Log,
+        &[code(KeyCode::Up), k('k')],
+        Action::Up,
+        "older lines",
+    ),
+    b(
+        Context::Log,
+        &[code(KeyCode::Down), k('j')],
+        Action::Down,
+        "newer lines",
+    ),
+    b(
+        Context::Log,
+        &[code(KeyCode::Home), k('g')],
+        Action::Top,
+        "oldest line",
+    ),
+    b(
+        Context::Log,
+        &[code(KeyCode::End), k('G')],
+        Action::Bottom,
+        "newest line (follow)",
+    ),
+    b(
+        Context::Log,
+        &[k('L'), code(KeyCode::Esc), k('q')],
+        Action::CloseLog,
+        "close the log",
+    ),
+    b(Context::Log, &[ctrl('c')], Action::Quit, "quit"),
 ];
 
 /// The binding for `ev` in `ctx`, if any.
@@ -393,6 +437,7 @@ pub fn help_sections(read_only: bool) -> Vec<(&'static str, Vec<(String, String)
         Context::Filter,
         Context::Confirm,
         Context::Picker,
+        Context::Log,
         Context::Help,
     ]
     .into_iter()

@@ -5,6 +5,7 @@
 
 pub mod assess;
 pub mod event;
+pub mod export;
 pub mod firmware;
 pub mod fixture;
 pub mod keymap;

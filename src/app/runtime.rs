@@ -74,6 +74,34 @@ pub struct Setup {
     pub poll: PollConfig,
     /// Timeouts for write actions (the port comes from each device).
     pub client: ClientConfig,
+    /// Where metrics snapshots are published for the `--metrics` server, if one runs.
+    pub metrics: Option<tokio::sync::watch::Sender<crate::metrics::MetricsSnapshot>>,
+}
+
+impl From<crate::record::RecordEvent> for Event {
+    fn from(e: crate::record::RecordEvent) -> Self {
+        Event::Recording(e)
+    }
+}
+
+/// Opens the record file (creating its folder) and starts the writer task.
+fn start_recorder(
+    path: &std::path::Path,
+    format: crate::record::RecordFormat,
+    tx: &mpsc::Sender<Event>,
+    token: &CancellationToken,
+) -> Result<crate::record::RecordHandle, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let rec = crate::record::Recorder::open_as(path, format).map_err(|e| e.to_string())?;
+    tracing::info!("recording readings to {}", path.display());
+    Ok(crate::record::RecordHandle::spawn(
+        rec,
+        tx.clone(),
+        token.clone(),
+    ))
 }
 
 /// Starts sources of events (discovery…) on the given channel; they must stop when the token
@@ -217,6 +245,9 @@ pub async fn run(
 
     let permits = Arc::new(Semaphore::new(ACTION_CONCURRENCY));
     let mut fw_batch: Option<BatchHandle> = None;
+    let mut recorder: Option<crate::record::RecordHandle> = None;
+    // First event: start what the command line asked for (`--record`).
+    let _ = tx.try_send(Event::Launched);
     let mut actions: JoinSet<()> = JoinSet::new();
     let frame = Duration::from_secs(1) / MAX_FPS;
 
@@ -320,6 +351,52 @@ pub async fn run(
                             }
                         });
                     }
+                    Command::StartRecording { path, format } => {
+                        if let Some(old) = recorder.take() {
+                            drop(old.stop());
+                        }
+                        match start_recorder(&path, format, &tx, &token) {
+                            Ok(h) => recorder = Some(h),
+                            Err(error) => {
+                                tracing::error!("recording not started: {error}");
+                                let ev = crate::record::RecordEvent::Failed {
+                                    path,
+                                    error,
+                                    written: 0,
+                                    dropped: 0,
+                                };
+                                let tx = tx.clone();
+                                actions.spawn(async move {
+                                    let _ = tx.send(Event::Recording(ev)).await;
+                                });
+                            }
+                        }
+                    }
+                    Command::Record(recs) => {
+                        if let Some(h) = &recorder {
+                            // Never waits: a full queue drops (and counts) the reading; a
+                            // stopped writer reports why on its own.
+                            for r in recs {
+                                if h.record(r).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Command::StopRecording => {
+                        if let Some(h) = recorder.take() {
+                            drop(h.stop());
+                        }
+                    }
+                    Command::PublishMetrics => {
+                        if let Some(m) = &setup.metrics {
+                            m.send_replace(super::export::metrics_snapshot(&app));
+                        }
+                    }
+                    Command::ReadLog => {
+                        // A full queue only delays the copy to the next tick.
+                        let _ = tx.try_send(Event::LogLines(crate::logging::recent()));
+                    }
                     Command::CancelUpdate => {
                         if let Some(h) = &fw_batch {
                             h.cancel_all();
@@ -373,6 +450,10 @@ pub async fn run(
             .context("drawing")?;
         last_draw = Instant::now();
     };
+    if let Some(h) = recorder.take() {
+        // What is queued reaches the file before we go.
+        let _ = tokio::time::timeout(Duration::from_secs(3), h.stop()).await;
+    }
     token.cancel();
     actions.shutdown().await;
     // Background tasks stop on the token; do not wait long for stragglers.

@@ -461,6 +461,10 @@ pub enum Overlay {
     Confirm(Confirm),
     Picker(Picker),
     FirmwareConfirm(FirmwareConfirm),
+    /// The recent log lines; `scroll` = lines up from the newest (0 follows new lines).
+    Log {
+        scroll: u16,
+    },
 }
 
 /// How the user looks at the fleet.
@@ -523,6 +527,27 @@ pub struct Settings {
     pub firmware: super::firmware::FirmwareSettings,
     /// Local names by MAC (config `[names]`): shown instead of the device's alias.
     pub names: crate::identity::Names,
+    /// `--record FILE`: recording starts with the app, to this file in this format.
+    pub record: Option<(PathBuf, crate::record::RecordFormat)>,
+    /// Where the record key writes when no `--record` was given.
+    pub record_default: PathBuf,
+    /// `http://…/metrics` when `--metrics` serves the readings.
+    pub metrics_url: Option<String>,
+    /// Wall-clock time (ms since the Unix epoch) of the app's start: records are stamped
+    /// with it plus the time passed in to `update`, so update never reads a clock.
+    pub epoch_unix_ms: u64,
+}
+
+/// Recording of readings (`--record`, or the record key).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recording {
+    /// The file of the current or last recording.
+    pub path: Option<PathBuf>,
+    pub active: bool,
+    /// Readings sent to the writer since this recording started.
+    pub count: u64,
+    /// Why the last recording stopped on its own (a write error).
+    pub error: Option<String>,
 }
 
 impl Default for Settings {
@@ -536,6 +561,10 @@ impl Default for Settings {
             firmware_dir: PathBuf::from("."),
             firmware: super::firmware::FirmwareSettings::default(),
             names: crate::identity::Names::default(),
+            record: None,
+            record_default: PathBuf::from("readings.jsonl"),
+            metrics_url: None,
+            epoch_unix_ms: 0,
         }
     }
 }
@@ -556,6 +585,11 @@ pub struct App {
     pub notes: VecDeque<String>,
     /// The current or last firmware batch.
     pub firmware: Option<Batch>,
+    pub recording: Recording,
+    /// Readings or liveness changed since metrics were last published.
+    pub metrics_dirty: bool,
+    /// The last copy of the recent log lines (oldest first), for the log pane.
+    pub log_lines: Vec<String>,
 }
 
 /// One visible row, resolved.
@@ -705,6 +739,9 @@ impl App {
             quit: false,
             notes: VecDeque::new(),
             firmware: None,
+            recording: Recording::default(),
+            metrics_dirty: false,
+            log_lines: Vec::new(),
         }
     }
 

@@ -26,7 +26,19 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             app.view.page = usize::from(h.saturating_sub(8)).max(1);
             Vec::new()
         }
-        Event::Tick => Vec::new(),
+        Event::Tick => on_tick(app),
+        Event::Launched => match app.settings.record.clone() {
+            Some((path, format)) => start_recording(app, path, format, now),
+            None => Vec::new(),
+        },
+        Event::Recording(ev) => {
+            on_recording(app, ev, now);
+            Vec::new()
+        }
+        Event::LogLines(lines) => {
+            app.log_lines = lines;
+            Vec::new()
+        }
         Event::DeviceDiscovered(s) => on_sighting(app, s, now),
         Event::DiscoveryNote(n) => {
             note(app, n, now);
@@ -180,6 +192,7 @@ fn context(app: &App) -> Context {
         Overlay::Help => Context::Help,
         Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) => Context::Confirm,
         Overlay::Picker(_) => Context::Picker,
+        Overlay::Log { .. } => Context::Log,
         Overlay::None if app.view.editing_filter => Context::Filter,
         Overlay::None => Context::Table,
     }
@@ -222,6 +235,25 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
                     p.selected.saturating_sub(1)
                 } else {
                     (p.selected + 1).min(last)
+                };
+            }
+        }
+        Action::ToggleRecording => return toggle_recording(app, now),
+        Action::ShowLog => {
+            app.view.overlay = Overlay::Log { scroll: 0 };
+            return vec![Command::ReadLog];
+        }
+        Action::CloseLog => app.view.overlay = Overlay::None,
+        Action::Up | Action::Down | Action::Top | Action::Bottom
+            if matches!(app.view.overlay, Overlay::Log { .. }) =>
+        {
+            let max = u16::try_from(app.log_lines.len().saturating_sub(1)).unwrap_or(u16::MAX);
+            if let Overlay::Log { scroll } = &mut app.view.overlay {
+                *scroll = match action {
+                    Action::Up => scroll.saturating_add(1).min(max),
+                    Action::Down => scroll.saturating_sub(1),
+                    Action::Top => max,
+                    _ => 0,
                 };
             }
         }
@@ -655,6 +687,7 @@ fn outlets_from(sys: &crate::protocol::SysInfo, old: &[Outlet]) -> Vec<Outlet> {
 }
 
 fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
+    app.metrics_dirty = true;
     let addr = SocketAddr::new(s.ip, s.port);
     match s.info {
         SeenInfo::Newer(tdp) => {
@@ -746,7 +779,86 @@ fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
     }
 }
 
+/// Once a second: publish metrics when something changed, refresh an open log pane.
+fn on_tick(app: &mut App) -> Vec<Command> {
+    let mut cmds = Vec::new();
+    if app.metrics_dirty && app.settings.metrics_url.is_some() {
+        app.metrics_dirty = false;
+        cmds.push(Command::PublishMetrics);
+    }
+    if matches!(app.view.overlay, Overlay::Log { .. }) {
+        cmds.push(Command::ReadLog);
+    }
+    cmds
+}
+
+fn start_recording(
+    app: &mut App,
+    path: std::path::PathBuf,
+    format: crate::record::RecordFormat,
+    now: Instant,
+) -> Vec<Command> {
+    app.recording = super::state::Recording {
+        path: Some(path.clone()),
+        active: true,
+        count: 0,
+        error: None,
+    };
+    app.set_status(format!("recording readings to {}", path.display()), now);
+    vec![Command::StartRecording { path, format }]
+}
+
+/// The record key: stop a running recording, else start one (`--record`'s file, else the
+/// default file in the data directory).
+fn toggle_recording(app: &mut App, now: Instant) -> Vec<Command> {
+    if app.recording.active {
+        app.recording.active = false;
+        let path = app
+            .recording
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        app.set_status(
+            format!(
+                "recording stopped: {} readings in {path}",
+                app.recording.count
+            ),
+            now,
+        );
+        return vec![Command::StopRecording];
+    }
+    let (path, format) = app.settings.record.clone().unwrap_or_else(|| {
+        let p = app.settings.record_default.clone();
+        let f = crate::record::RecordFormat::from_path(&p);
+        (p, f)
+    });
+    start_recording(app, path, format, now)
+}
+
+fn on_recording(app: &mut App, ev: crate::record::RecordEvent, now: Instant) {
+    use crate::record::RecordEvent;
+    match &ev {
+        RecordEvent::Failed { path, error, .. } => {
+            // Only the current recording's failure stops it (an older task may report late).
+            if app.recording.active && app.recording.path.as_ref() == Some(path) {
+                app.recording.active = false;
+                app.recording.error = Some(error.clone());
+            }
+            app.set_status(ev.to_string(), now);
+        }
+        RecordEvent::Stopped { .. } => {
+            if !app.recording.active {
+                app.set_status(ev.to_string(), now);
+            }
+        }
+    }
+}
+
 fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
+    app.metrics_dirty = true;
+    let recording = app.recording.active;
+    let unix_ms = super::export::unix_ms_at(app, now);
     let Some(d) = app.devices.get_mut(&r.key) else {
         return Vec::new();
     };
@@ -787,12 +899,35 @@ fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
         }
         Ok(p) => {
             let now_ms = now.saturating_duration_since(app.started).as_millis() as u64;
-            if record_poll(d, p, now, now_ms) {
-                // The engine saw a jump: read again at once to confirm or dismiss it.
-                vec![Command::PollNow(vec![r.key])]
+            // The meters read successfully this time, recorded once judged.
+            let read: Vec<Option<String>> = match &p.realtime {
+                Some(Ok(_)) => vec![None],
+                _ => Vec::new(),
+            }
+            .into_iter()
+            .chain(
+                p.outlets
+                    .iter()
+                    .filter(|(_, rt)| rt.is_ok())
+                    .map(|(id, _)| Some(id.clone())),
+            )
+            .collect();
+            let reread = record_poll(d, p, now, now_ms);
+            let records = if recording {
+                super::export::records_for(d, &read, unix_ms)
             } else {
                 Vec::new()
+            };
+            let mut cmds = Vec::new();
+            if reread {
+                // The engine saw a jump: read again at once to confirm or dismiss it.
+                cmds.push(Command::PollNow(vec![r.key]));
             }
+            if !records.is_empty() {
+                app.recording.count += records.len() as u64;
+                cmds.push(Command::Record(records));
+            }
+            cmds
         }
     }
 }
@@ -1361,5 +1496,261 @@ mod name_tests {
         update(&mut app, Event::DeviceDiscovered(s), now);
         assert_eq!(app.devices.len(), 1);
         assert_eq!(app.devices[&device_id(1)].alias(), "Kitchen kettle");
+    }
+}
+
+#[cfg(test)]
+mod export_tests {
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::app::fixture::{self, Plug, device_id, reading};
+    use crate::app::state::{Settings, Verdict};
+    use crate::record::{ReadingRecord, RecordEvent, RecordFormat};
+
+    const EPOCH: u64 = 1_795_621_649_000;
+
+    fn press(app: &mut App, code: KeyCode, now: Instant) -> Vec<Command> {
+        update(
+            app,
+            Event::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+            now,
+        )
+    }
+
+    fn records(cmds: &[Command]) -> Vec<ReadingRecord> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Command::Record(r) => Some(r.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn kettle() -> Plug {
+        Plug::new(1, "kettle", "HS110(US)", "1.0", "1.2.6")
+    }
+
+    fn strip() -> Plug {
+        let mut s = Plug::new(2, "strip", "HS300(US)", "2.0", "1.0.12");
+        s.outlets = vec![("lamp", true), ("radio", true)];
+        s
+    }
+
+    /// Two devices found; the kettle has a local name.
+    fn found(settings: Settings) -> (App, Instant) {
+        let t0 = Instant::now();
+        let settings = Settings {
+            names: crate::identity::Names::from_pairs([("50:C7:BF:00:00:01", "Kettle")]),
+            epoch_unix_ms: EPOCH,
+            record_default: PathBuf::from("/data/plugfleet/readings-2026-11-25.jsonl"),
+            ..settings
+        };
+        let mut app = App::new(settings, t0);
+        update(&mut app, fixture::sighting(&kettle(), "broadcast"), t0);
+        update(&mut app, fixture::sighting(&strip(), "broadcast"), t0);
+        (app, t0)
+    }
+
+    #[test]
+    fn judged_readings_become_record_commands_only_while_recording() {
+        let (mut app, t0) = found(Settings::default());
+        let now = t0 + Duration::from_millis(1500);
+        let bogus = fixture::polled(&kettle(), Some(reading(28_000.0, 120.0, 0.2, 1.0)), vec![]);
+        assert!(records(&update(&mut app, bogus.clone(), now)).is_empty());
+
+        let cmds = press(&mut app, KeyCode::Char('w'), now);
+        assert_eq!(
+            cmds,
+            vec![Command::StartRecording {
+                path: PathBuf::from("/data/plugfleet/readings-2026-11-25.jsonl"),
+                format: RecordFormat::JsonLines,
+            }]
+        );
+        assert!(app.recording.active);
+        assert!(
+            app.status()
+                .is_some_and(|s| s.contains("readings-2026-11-25"))
+        );
+
+        let recs = records(&update(&mut app, bogus.clone(), now));
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!(r.verdict, Verdict::Bogus);
+        assert!(!r.reasons.is_empty());
+        assert_eq!(r.power_w, Some(28_000.0));
+        assert_eq!(r.name.as_deref(), Some("Kettle"));
+        assert_eq!(r.alias, "kettle");
+        assert_eq!(r.ip, fixture::ip(1).to_string());
+        assert_eq!(r.unix_ms, EPOCH + 1500, "stamped from the time passed in");
+        assert_eq!(r.outlet_id, None);
+
+        // A strip: one record per outlet read, with the outlet's id and alias.
+        let polled = fixture::polled(
+            &strip(),
+            None,
+            vec![
+                reading(10.0, 120.0, 0.09, 1.0),
+                reading(20.0, 120.0, 0.17, 2.0),
+            ],
+        );
+        let recs = records(&update(&mut app, polled, now));
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1].outlet_alias.as_deref(), Some("radio"));
+        assert_eq!(recs[1].power_w, Some(20.0));
+        assert!(recs.iter().all(|r| r.verdict == Verdict::Ok));
+        assert_eq!(app.recording.count, 3);
+
+        // A failed poll records nothing.
+        assert!(records(&update(&mut app, fixture::failed(&kettle(), 1), now)).is_empty());
+
+        assert_eq!(
+            press(&mut app, KeyCode::Char('w'), now),
+            vec![Command::StopRecording]
+        );
+        assert!(!app.recording.active);
+        assert!(records(&update(&mut app, bogus, now)).is_empty());
+    }
+
+    #[test]
+    fn record_flag_starts_at_launch_and_a_write_error_stops_with_the_reason() {
+        let (mut app, now) = found(Settings::default());
+        assert!(update(&mut app, Event::Launched, now).is_empty());
+
+        let path = PathBuf::from("/tmp/day.csv");
+        let (mut app, now) = found(Settings {
+            record: Some((path.clone(), RecordFormat::Csv)),
+            ..Settings::default()
+        });
+        assert_eq!(
+            update(&mut app, Event::Launched, now),
+            vec![Command::StartRecording {
+                path: path.clone(),
+                format: RecordFormat::Csv,
+            }]
+        );
+        // A late failure of some other file does not stop this recording.
+        update(
+            &mut app,
+            Event::Recording(RecordEvent::Failed {
+                path: "/tmp/old.jsonl".into(),
+                error: "old".into(),
+                written: 0,
+                dropped: 0,
+            }),
+            now,
+        );
+        assert!(app.recording.active);
+        update(
+            &mut app,
+            Event::Recording(RecordEvent::Failed {
+                path: path.clone(),
+                error: "cannot write record file /tmp/day.csv: No space left on device".into(),
+                written: 4,
+                dropped: 0,
+            }),
+            now,
+        );
+        assert!(!app.recording.active);
+        assert!(
+            app.recording
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("No space left"))
+        );
+        assert!(app.status().is_some_and(|s| s.contains("No space left")));
+        assert!(!app.quit, "the app keeps running");
+        let p = fixture::polled(&kettle(), Some(reading(100.0, 120.0, 0.9, 1.0)), vec![]);
+        assert!(records(&update(&mut app, p, now)).is_empty());
+        // The key starts again, on the --record file.
+        let cmds = press(&mut app, KeyCode::Char('w'), now);
+        assert!(matches!(&cmds[..], [Command::StartRecording { path: p, .. }] if *p == path));
+        assert_eq!(app.recording.error, None);
+    }
+
+    #[test]
+    fn the_log_key_opens_a_pane_refreshed_on_ticks() {
+        let (mut app, now) = found(Settings::default());
+        assert!(!update(&mut app, Event::Tick, now).contains(&Command::ReadLog));
+        assert_eq!(
+            press(&mut app, KeyCode::Char('L'), now),
+            vec![Command::ReadLog]
+        );
+        assert_eq!(app.view.overlay, Overlay::Log { scroll: 0 });
+        let lines: Vec<String> = (0..5).map(|i| format!("line {i}")).collect();
+        update(&mut app, Event::LogLines(lines), now);
+        assert_eq!(app.log_lines.len(), 5);
+        assert!(update(&mut app, Event::Tick, now).contains(&Command::ReadLog));
+        // Table keys do not act under the pane; scrolling stays within the lines.
+        assert!(press(&mut app, KeyCode::Char('w'), now).is_empty());
+        assert!(!app.recording.active);
+        press(&mut app, KeyCode::Char('k'), now);
+        assert_eq!(app.view.overlay, Overlay::Log { scroll: 1 });
+        press(&mut app, KeyCode::Char('g'), now);
+        assert_eq!(app.view.overlay, Overlay::Log { scroll: 4 });
+        press(&mut app, KeyCode::Up, now);
+        assert_eq!(app.view.overlay, Overlay::Log { scroll: 4 });
+        press(&mut app, KeyCode::Char('G'), now);
+        assert_eq!(app.view.overlay, Overlay::Log { scroll: 0 });
+        press(&mut app, KeyCode::Esc, now);
+        assert_eq!(app.view.overlay, Overlay::None);
+        assert!(!update(&mut app, Event::Tick, now).contains(&Command::ReadLog));
+        press(&mut app, KeyCode::Char('L'), now);
+        press(&mut app, KeyCode::Char('L'), now);
+        assert_eq!(app.view.overlay, Overlay::None, "L closes it again");
+    }
+
+    #[test]
+    fn metrics_are_published_on_a_tick_after_a_change_only() {
+        let (mut app, now) = found(Settings::default());
+        let p = fixture::polled(&kettle(), Some(reading(28_000.0, 120.0, 0.2, 1.0)), vec![]);
+        update(&mut app, p.clone(), now);
+        assert!(
+            !update(&mut app, Event::Tick, now).contains(&Command::PublishMetrics),
+            "no --metrics, nothing published"
+        );
+        let (mut app, now) = found(Settings {
+            metrics_url: Some("http://127.0.0.1:9/metrics".into()),
+            ..Settings::default()
+        });
+        update(&mut app, p.clone(), now);
+        assert_eq!(
+            update(&mut app, Event::Tick, now),
+            vec![Command::PublishMetrics]
+        );
+        assert!(
+            update(&mut app, Event::Tick, now).is_empty(),
+            "nothing changed"
+        );
+        update(&mut app, p, now);
+        assert_eq!(
+            update(&mut app, Event::Tick, now),
+            vec![Command::PublishMetrics]
+        );
+
+        let snap = crate::app::export::metrics_snapshot(&app);
+        assert_eq!(snap.devices.len(), 2);
+        let k = snap.device("50:C7:BF:00:00:01").expect("kettle");
+        assert_eq!(k.name.as_deref(), Some("Kettle"));
+        assert!(k.online);
+        assert_eq!(k.verdict, Some(Verdict::Bogus));
+        let m = k.meter.as_ref().expect("meter");
+        assert_eq!(m.reading.power_w, Some(28_000.0));
+        assert_eq!(m.counts.bogus, 2);
+        let s = snap.device("50:C7:BF:00:00:02").expect("strip");
+        assert_eq!(s.outlets.len(), 2);
+        assert!(s.outlets.iter().all(|o| o.meter.is_none()), "not read yet");
+        assert_eq!(s.verdict, None);
+        assert_eq!(
+            app.devices[&device_id(1)]
+                .meter
+                .as_ref()
+                .map(|m| m.readings()),
+            Some(2)
+        );
     }
 }

@@ -159,6 +159,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let disc = demo_discovery(&fleet)?;
     tracing::info!(port = fleet.port(), first = %disc.sweeps[0], "demo fleet started");
     let mut settings = args.view.settings(Some("DEMO".into()));
+    let metrics = match args.view.start_metrics(&rt) {
+        Ok(m) => m,
+        Err(e) => {
+            rt.block_on(fleet.shutdown());
+            return Err(e);
+        }
+    };
+    settings.metrics_url = metrics.as_ref().map(|m| m.url.clone());
     settings.firmware_dir = images.dir();
     settings.firmware = crate::app::firmware::FirmwareSettings::demo();
     let timeout = Duration::from_secs(2);
@@ -169,10 +177,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
         client: ClientConfig::with_timeout(fleet.port(), timeout),
+        metrics: metrics.as_ref().map(|m| m.tx.clone()),
     };
     let sources = discovery_source(disc, rediscovery_interval(args.view.interval()));
     let app = App::new(settings, std::time::Instant::now());
     let result = run_tui(&rt, app, setup, sources);
+    drop(metrics);
     rt.block_on(fleet.shutdown());
     rt.shutdown_timeout(Duration::from_secs(1));
     drop(images);

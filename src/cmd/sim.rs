@@ -135,7 +135,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// SIGINT and SIGTERM (Ctrl-C elsewhere).
-struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -143,7 +143,7 @@ struct Signals {
 }
 
 impl Signals {
-    fn new() -> anyhow::Result<Self> {
+    pub(crate) fn new() -> anyhow::Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -156,7 +156,7 @@ impl Signals {
         Ok(Self {})
     }
 
-    async fn wait(mut self) {
+    pub(crate) async fn wait(mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.int.recv() => {}

@@ -41,6 +41,19 @@ pub struct StatusArgs {
     /// UDP port of the newer devices' discovery probe (tests use a free port).
     #[arg(long, default_value_t = TDP_PORT, value_name = "P", hide = true)]
     pub tdp_port: u16,
+    #[command(flatten)]
+    pub record: crate::cli::RecordArgs,
+    /// Keep running and serve the readings in the Prometheus text format at
+    /// http://ADDR/metrics (ADDR = IP:PORT, :PORT or PORT; 127.0.0.1 unless an IP is given),
+    /// reading every device each --interval, until Ctrl-C.
+    #[arg(long, value_name = "ADDR", value_parser = crate::cli::parse_metrics_addr, conflicts_with_all = ["json", "record"])]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Seconds between rounds with --metrics.
+    #[arg(long, value_parser = crate::cli::parse_seconds, value_name = "SECONDS", default_value = "10", requires = "metrics")]
+    pub interval: std::time::Duration,
+    /// Local names by MAC (from the config file), for --record and --metrics.
+    #[arg(skip)]
+    pub names: crate::identity::Names,
 }
 
 impl StatusArgs {
@@ -139,7 +152,27 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    if let Some(addr) = args.metrics {
+        return rt.block_on(serve_metrics(addr, &args, cfg, client));
+    }
+    // Open the record file first: a file that cannot be written stops us before any plug is
+    // contacted.
+    let mut recorder = match args.record.target() {
+        Some((path, format)) => Some(crate::record::Recorder::open_as(path, format)?),
+        None => None,
+    };
     let (statuses, report) = rt.block_on(snapshot(cfg, client))?;
+    if let Some(rec) = recorder.as_mut() {
+        let at = crate::record::unix_ms(std::time::SystemTime::now());
+        for s in &statuses {
+            let recs: Vec<_> = crate::record::ReadingRecord::from_status(at, s)
+                .into_iter()
+                .map(|r| r.with_names(&args.names))
+                .collect();
+            rec.write_all(&recs)?;
+        }
+        rec.flush()?;
+    }
     for ip in &report.silent_hosts {
         eprintln!("plugfleet: {ip}: no answer");
     }
@@ -165,6 +198,41 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         write!(out, "{}", render_table(&statuses))?;
     }
     out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `status --metrics ADDR`: serves `/metrics` on `addr` and reads every device each
+/// `--interval` (the first round at once) until SIGINT/SIGTERM. The URL goes to stdout first
+/// (with the bound port when ADDR asked for port 0).
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    args: &StatusArgs,
+    cfg: DiscoveryConfig,
+    client: ClientConfig,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let signals = crate::cmd::sim::Signals::new()?;
+    let (tx, rx) = tokio::sync::watch::channel(crate::metrics::MetricsSnapshot::default());
+    let token = CancellationToken::new();
+    let (local, server) = crate::metrics::serve(addr, rx, token.clone()).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "metrics at http://{local}/metrics")?;
+        out.flush()?;
+    }
+    eprintln!("plugfleet: reading every {:?}; Ctrl-C stops", args.interval);
+    let poll = tokio::spawn(crate::metrics::poll_and_publish(
+        cfg,
+        client,
+        args.names.clone(),
+        args.interval,
+        tx,
+        token.clone(),
+    ));
+    signals.wait().await;
+    token.cancel();
+    let _ = poll.await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -916,6 +984,7 @@ mod tests {
             },
             json: false,
             tdp_port: TDP_PORT,
+            ..StatusArgs::default()
         };
         let e = args.config().expect_err("too big");
         assert!(e.0.contains("--force"), "{e}");

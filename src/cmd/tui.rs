@@ -23,6 +23,19 @@ pub struct ViewArgs {
     /// Disable every write (relay, reboot, firmware); the status bar says so.
     #[arg(long)]
     pub read_only: bool,
+    #[command(flatten)]
+    pub record: crate::cli::RecordArgs,
+    /// Serve the readings in the Prometheus text format at http://ADDR/metrics
+    /// (ADDR = IP:PORT, :PORT or PORT; 127.0.0.1 unless an IP is given).
+    #[arg(long, value_name = "ADDR", value_parser = crate::cli::parse_metrics_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// The metrics server of a TUI run: publish on `tx`; the server stops when this is dropped.
+pub struct MetricsServer {
+    pub tx: tokio::sync::watch::Sender<crate::metrics::MetricsSnapshot>,
+    pub url: String,
+    _stop: tokio_util::sync::DropGuard,
 }
 
 #[derive(Debug, Clone, Args, Default)]
@@ -52,13 +65,36 @@ impl ViewArgs {
     }
 
     pub fn settings(&self, label: Option<String>) -> Settings {
+        let epoch_unix_ms = crate::record::unix_ms(std::time::SystemTime::now());
         Settings {
             read_only: self.read_only,
             label,
             interval: self.interval(),
             color: Theme::color_from_env(),
+            record: self.record.target(),
+            record_default: crate::app::export::default_record_path(epoch_unix_ms),
+            epoch_unix_ms,
             ..Settings::default()
         }
+    }
+
+    /// Starts the `--metrics` server on `rt`, if asked for (a busy address is an error before
+    /// the terminal is taken over).
+    pub fn start_metrics(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<Option<MetricsServer>> {
+        let Some(addr) = self.metrics else {
+            return Ok(None);
+        };
+        let (tx, rx) = tokio::sync::watch::channel(crate::metrics::MetricsSnapshot::default());
+        let token = tokio_util::sync::CancellationToken::new();
+        let (local, _task) = rt.block_on(crate::metrics::serve(addr, rx, token.clone()))?;
+        Ok(Some(MetricsServer {
+            tx,
+            url: format!("http://{local}/metrics"),
+            _stop: token.drop_guard(),
+        }))
     }
 
     /// Poller settings: the request timeout never exceeds what the interval allows, so a dead
@@ -114,16 +150,20 @@ pub fn run(mut args: TuiArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     if let Some(n) = cfg.poll.concurrency {
         poll.concurrency = n.max(1);
     }
-    let setup = Setup {
-        poll,
-        client: ClientConfig::with_timeout(args.net.port, args.net.timeout),
-    };
-    let app = App::new(settings, std::time::Instant::now());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let metrics = args.view.start_metrics(&rt)?;
+    settings.metrics_url = metrics.as_ref().map(|m| m.url.clone());
+    let setup = Setup {
+        poll,
+        client: ClientConfig::with_timeout(args.net.port, args.net.timeout),
+        metrics: metrics.as_ref().map(|m| m.tx.clone()),
+    };
+    let app = App::new(settings, std::time::Instant::now());
     let result = run_tui(&rt, app, setup, sources);
+    drop(metrics);
     rt.shutdown_timeout(Duration::from_secs(1));
     result
 }
@@ -146,6 +186,7 @@ mod tests {
         let mut v = ViewArgs {
             interval: Some(Duration::from_secs(1)),
             read_only: false,
+            ..ViewArgs::default()
         };
         v.apply_config(&cfg("[poll]\ninterval = 5.0\n"));
         assert_eq!(v.interval(), Duration::from_secs(1));

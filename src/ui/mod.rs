@@ -3,6 +3,7 @@
 pub mod detail;
 pub mod firmware;
 pub mod help;
+pub mod log;
 pub mod table;
 pub mod theme;
 
@@ -58,6 +59,7 @@ pub fn render(frame: &mut Frame, app: &App) {
         Overlay::Confirm(c) => render_confirm(frame, body, c, &theme),
         Overlay::Picker(p) => firmware::render_picker(frame, body, p, &theme),
         Overlay::FirmwareConfirm(c) => firmware::render_confirm(frame, body, c, &theme),
+        Overlay::Log { .. } => log::render_log(frame, body, app, &theme),
     }
 }
 
@@ -184,6 +186,7 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         spans.push(Span::styled(" READ-ONLY: writes disabled ", theme.label()));
         spans.push(Span::raw(" "));
     }
+    render_exports(&mut spans, app, theme);
     if app.view.flagged_only {
         spans.push(Span::styled(
             "[flagged only] ",
@@ -198,6 +201,7 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Overlay::Help => Context::Help,
             Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) => Context::Confirm,
             Overlay::Picker(_) => Context::Picker,
+            Overlay::Log { .. } => Context::Log,
             Overlay::None if app.view.editing_filter => Context::Filter,
             Overlay::None => Context::Table,
         };
@@ -206,6 +210,7 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             A::Confirm,
             A::Cancel,
             A::CloseHelp,
+            A::CloseLog,
             A::FilterAccept,
             A::FilterClear,
             A::Help,
@@ -236,7 +241,7 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     A::Help => "help",
                     A::Confirm => "yes",
                     A::Cancel => "cancel",
-                    A::CloseHelp => "close",
+                    A::CloseHelp | A::CloseLog => "close",
                     A::FilterAccept => "keep",
                     A::FilterClear => "clear",
                     _ => short,
@@ -247,6 +252,42 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The end of `s`, at most `max` characters (`…` in front when cut).
+fn tail(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_owned();
+    }
+    let rest: String = s.chars().skip(n - max.saturating_sub(1)).collect();
+    format!("…{rest}")
+}
+
+/// Recording (file and count, or why it stopped) and the metrics URL, in the status bar.
+fn render_exports(spans: &mut Vec<Span<'static>>, app: &App, theme: &Theme) {
+    let r = &app.recording;
+    let path = r
+        .path
+        .as_ref()
+        .map(|p| tail(&clean(&p.display().to_string(), 500), 40))
+        .unwrap_or_default();
+    if r.active {
+        spans.push(Span::styled(
+            format!(" ● REC {path} ({}) ", r.count),
+            theme.label(),
+        ));
+        spans.push(Span::raw(" "));
+    } else if let Some(e) = &r.error {
+        spans.push(Span::styled(
+            format!(" REC stopped: {} ", clean(e, 60)),
+            theme.error(),
+        ));
+        spans.push(Span::raw(" "));
+    }
+    if let Some(url) = &app.settings.metrics_url {
+        spans.push(Span::styled(format!("{url} "), theme.dim()));
+    }
 }
 
 /// A rectangle of at most `w`×`h` centred in `r`.
