@@ -268,6 +268,7 @@ pub async fn poll_and_publish(
     cfg: crate::net::discovery::DiscoveryConfig,
     client: crate::net::ClientConfig,
     names: Names,
+    ratings: crate::fleet::ratings::Overrides,
     interval: Duration,
     tx: watch::Sender<MetricsSnapshot>,
     token: CancellationToken,
@@ -276,7 +277,7 @@ pub async fn poll_and_publish(
     loop {
         let round = tokio::select! {
             _ = token.cancelled() => return,
-            s = crate::cmd::status::snapshot(cfg.clone(), client) => s,
+            s = crate::cmd::status::snapshot(cfg.clone(), client, &ratings) => s,
         };
         match round {
             Ok((statuses, _)) => {

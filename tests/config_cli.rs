@@ -151,3 +151,67 @@ async fn a_bad_file_stops_everything_with_file_line_and_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/plugfleet.toml"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rating_overrides_from_the_file_reach_the_verdicts() {
+    // A simulated plug's appliance depends on its address and some draw 0 W on standby: try a
+    // few addresses (bounded) until one draws power, since only then does a rating matter.
+    for _ in 0..8 {
+        if let Some(done) = try_rating_override().await {
+            return done;
+        }
+    }
+    panic!("no simulated KP115 drew any power in 8 tries");
+}
+
+async fn try_rating_override() -> Option<()> {
+    let fleet = sim::start(FleetSpec {
+        profiles: vec!["kp115-us-hw1".into()],
+        ..FleetSpec::on_free_port(base(), 1)
+    })
+    .await
+    .unwrap();
+    let p = &fleet.plugs()[0];
+    plugfleet::net::Client::new(
+        p.addr(),
+        plugfleet::net::ClientConfig::with_timeout(fleet.port(), std::time::Duration::from_secs(3)),
+    )
+    .set_relay(true, None)
+    .await
+    .unwrap();
+    let status = |cfg: PathBuf| {
+        plugfleet(vec![
+            "--config".into(),
+            cfg.to_string_lossy().into_owned(),
+            "status".into(),
+            "--json".into(),
+            "--host".into(),
+            p.ip.to_string(),
+            "--port".into(),
+            fleet.port().to_string(),
+        ])
+    };
+    let line = |out: &Output| -> Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout.clone()).unwrap();
+        serde_json::from_str(text.lines().next().unwrap()).unwrap()
+    };
+    let plain = line(&status(temp_config("")).await);
+    if plain["emeter"]["power_w"].as_f64().unwrap() < 0.01 {
+        fleet.shutdown().await;
+        return None;
+    }
+    assert_eq!(plain["plausibility"]["verdict"], "ok", "{plain}");
+    // Rated a thousandth of a watt: any real load is far above 1.25 × the rating.
+    let strict = temp_config("[ratings.\"KP115(US)\"]\nwatts = 0.001\n");
+    let flagged = line(&status(strict).await);
+    assert_eq!(flagged["plausibility"]["verdict"], "bogus", "{flagged}");
+    let reasons = flagged["plausibility"]["reasons"].to_string();
+    assert!(reasons.contains("config override"), "{reasons}");
+    fleet.shutdown().await;
+    Some(())
+}

@@ -66,7 +66,9 @@ async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
     };
     let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
     let client = ClientConfig::with_timeout(net.port, net.timeout);
-    let (s, _) = status::snapshot(cfg, client).await.unwrap();
+    let (s, _) = status::snapshot(cfg, client, &Default::default())
+        .await
+        .unwrap();
     assert_eq!(s.len(), PROFILES.len(), "every plug answered");
     s
 }
@@ -412,6 +414,7 @@ async fn headless_polling_accumulates_counts_and_marks_vanished_plugs_down() {
         cfg,
         client,
         names,
+        Default::default(),
         Duration::from_millis(20),
         tx,
         token.clone(),

@@ -55,7 +55,9 @@ async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
     };
     let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
     let client = plugfleet::net::ClientConfig::with_timeout(net.port, net.timeout);
-    let (s, _) = status::snapshot(cfg, client).await.unwrap();
+    let (s, _) = status::snapshot(cfg, client, &Default::default())
+        .await
+        .unwrap();
     assert_eq!(s.len(), PROFILES.len(), "every plug answered");
     s
 }

@@ -42,10 +42,19 @@ pub struct Meter {
 
 impl Meter {
     /// Judges and records one reading taken at `now` (`now_ms` on the engine's clock).
-    pub fn record(&mut self, model: &str, r: Realtime, now: Instant, now_ms: u64) {
+    /// The model's rating comes from the embedded table with the config file's `ratings`
+    /// overrides.
+    pub fn record(
+        &mut self,
+        model: &str,
+        ratings: &crate::fleet::ratings::Overrides,
+        r: Realtime,
+        now: Instant,
+        now_ms: u64,
+    ) {
         let engine = self
             .engine
-            .get_or_insert_with(|| plausibility::Meter::for_model(model));
+            .get_or_insert_with(|| plausibility::Meter::new(ratings.limits_for(model)));
         let check = Check::from(&engine.assess_realtime(&r, now_ms));
         let expired = self
             .recent_at
@@ -527,6 +536,8 @@ pub struct Settings {
     pub firmware: super::firmware::FirmwareSettings,
     /// Local names by MAC (config `[names]`): shown instead of the device's alias.
     pub names: crate::identity::Names,
+    /// Rating overrides per model (config `[ratings]`), used by the plausibility checks.
+    pub ratings: crate::fleet::ratings::Overrides,
     /// `--record FILE`: recording starts with the app, to this file in this format.
     pub record: Option<(PathBuf, crate::record::RecordFormat)>,
     /// Where the record key writes when no `--record` was given.
@@ -561,6 +572,7 @@ impl Default for Settings {
             firmware_dir: PathBuf::from("."),
             firmware: super::firmware::FirmwareSettings::default(),
             names: crate::identity::Names::default(),
+            ratings: crate::fleet::ratings::Overrides::default(),
             record: None,
             record_default: PathBuf::from("readings.jsonl"),
             metrics_url: None,

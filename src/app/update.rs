@@ -912,7 +912,7 @@ fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
                     .map(|(id, _)| Some(id.clone())),
             )
             .collect();
-            let reread = record_poll(d, p, now, now_ms);
+            let reread = record_poll(d, p, &app.settings.ratings, now, now_ms);
             let records = if recording {
                 super::export::records_for(d, &read, unix_ms)
             } else {
@@ -933,7 +933,13 @@ fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
 }
 
 /// Records a successful poll; true when a meter wants a confirming re-read.
-fn record_poll(d: &mut Device, p: Polled, now: Instant, now_ms: u64) -> bool {
+fn record_poll(
+    d: &mut Device,
+    p: Polled,
+    ratings: &crate::fleet::ratings::Overrides,
+    now: Instant,
+    now_ms: u64,
+) -> bool {
     d.link = Link::Online;
     d.last_seen = Some(now);
     d.last_error = None;
@@ -943,7 +949,7 @@ fn record_poll(d: &mut Device, p: Polled, now: Instant, now_ms: u64) -> bool {
     let mut apply =
         |m: &mut Meter, rt: Result<crate::protocol::Realtime, crate::net::NetError>| match rt {
             Ok(reading) => {
-                m.record(&model, reading, now, now_ms);
+                m.record(&model, ratings, reading, now, now_ms);
                 reread |= m.check.reread;
             }
             Err(e) => m.error = Some(e.to_string()),

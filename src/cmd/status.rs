@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{TargetArgs, UsageError};
 use crate::fleet::plausibility::{Assessment, Meter, Verdict, strip_summary, strip_total};
-use crate::fleet::ratings::{Limits, limits_for};
+use crate::fleet::ratings::{Limits, Overrides};
 use crate::fleet::reading::{Field, Reading};
 use crate::fleet::registry::{Device, Registry};
 use crate::net::discovery::{self, DiscoveryConfig, DiscoveryEvent};
@@ -54,6 +54,9 @@ pub struct StatusArgs {
     /// Local names by MAC (from the config file), for --record and --metrics.
     #[arg(skip)]
     pub names: crate::identity::Names,
+    /// Rating overrides per model (from the config file).
+    #[arg(skip)]
+    pub ratings: Overrides,
 }
 
 impl StatusArgs {
@@ -161,7 +164,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Some((path, format)) => Some(crate::record::Recorder::open_as(path, format)?),
         None => None,
     };
-    let (statuses, report) = rt.block_on(snapshot(cfg, client))?;
+    let (statuses, report) = rt.block_on(snapshot(cfg, client, &args.ratings))?;
     if let Some(rec) = recorder.as_mut() {
         let at = crate::record::unix_ms(std::time::SystemTime::now());
         for s in &statuses {
@@ -225,6 +228,7 @@ async fn serve_metrics(
         cfg,
         client,
         args.names.clone(),
+        args.ratings.clone(),
         args.interval,
         tx,
         token.clone(),
@@ -241,15 +245,17 @@ async fn serve_metrics(
 pub async fn snapshot(
     cfg: DiscoveryConfig,
     client: ClientConfig,
+    ratings: &Overrides,
 ) -> anyhow::Result<(Vec<DeviceStatus>, FindReport)> {
     let (devices, report) = find(cfg).await?;
     let sem = Arc::new(Semaphore::new(CONCURRENCY));
     let mut set = JoinSet::new();
     for d in devices {
         let sem = sem.clone();
+        let ratings = ratings.clone();
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            read_device(d, client).await
+            read_device(d, client, &ratings).await
         });
     }
     let mut out = Vec::new();
@@ -327,7 +333,7 @@ async fn read_meter(client: &Client, child: Option<&str>, limits: &Limits) -> (M
 /// Reads one reading per meter of a found device: the plug's own, or each outlet's in turn on a
 /// strip (gently, one at a time), and assesses them against the model's rating. Devices that
 /// only answered on UDP 20002 (newer protocol) are not read.
-pub async fn read_device(device: Device, cfg: ClientConfig) -> DeviceStatus {
+pub async fn read_device(device: Device, cfg: ClientConfig, ratings: &Overrides) -> DeviceStatus {
     let Some(info) = device.sysinfo.clone() else {
         return DeviceStatus::unread(device);
     };
@@ -339,7 +345,7 @@ pub async fn read_device(device: Device, cfg: ClientConfig) -> DeviceStatus {
         },
     );
     let info = &info;
-    let limits = limits_for(&info.model);
+    let limits = ratings.limits_for(&info.model);
     if info.children.is_empty() {
         let meter = if info.has_emeter() {
             read_meter(&client, None, &limits).await.0
@@ -884,7 +890,7 @@ mod tests {
                 meter: read("HS300(US)", rt),
             })
             .collect();
-        let limits = limits_for("HS300(US)");
+        let limits = crate::fleet::ratings::limits_for("HS300(US)");
         let read: Vec<(Reading, &Assessment, &str)> = outlets
             .iter()
             .filter_map(|o| {

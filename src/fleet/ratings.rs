@@ -265,20 +265,42 @@ impl Limits {
     }
 }
 
-/// Limits for `model` with the config file's override for it, if any (keys compared without
-/// regard to case or spaces).
-pub fn limits_with_config(model: &str, cfg: &crate::config::Config) -> Limits {
-    let base = limits_for(model);
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_ascii_uppercase()
-    };
-    match cfg.ratings.iter().find(|(k, _)| norm(k) == norm(model)) {
-        Some((_, o)) => base.with_override(o.amps, o.watts, o.volts),
-        None => base,
+/// The config file's `[ratings."MODEL"]` overrides, applied over the embedded table (model keys
+/// compared without regard to case or spaces).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides(Vec<(String, crate::config::RatingOverride)>);
+
+impl Overrides {
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        Self(
+            cfg.ratings
+                .iter()
+                .map(|(k, o)| (normalise_model(k), o.clone()))
+                .collect(),
+        )
     }
+
+    /// Limits for `model`: the embedded rating, overridden by the config file where it says so.
+    pub fn limits_for(&self, model: &str) -> Limits {
+        let base = limits_for(model);
+        let key = normalise_model(model);
+        match self.0.iter().find(|(k, _)| *k == key) {
+            Some((_, o)) => base.with_override(o.amps, o.watts, o.volts),
+            None => base,
+        }
+    }
+}
+
+fn normalise_model(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+/// Limits for `model` with the config file's override for it, if any.
+pub fn limits_with_config(model: &str, cfg: &crate::config::Config) -> Limits {
+    Overrides::from_config(cfg).limits_for(model)
 }
 
 /// Shorthand for `Ratings::builtin().limits_for(model)`.
