@@ -18,6 +18,11 @@ use plugfleet::fleet::plausibility::Verdict;
 use plugfleet::record::{CSV_HEADER, ReadingRecord};
 use plugfleet::sim::{self, FaultKind, Fleet, FleetSpec};
 
+#[path = "common/pty.rs"]
+mod pty;
+
+use pty::Tui;
+
 /// A distinct 127.204.N.2 base per test (and per process, mostly).
 fn base() -> Ipv4Addr {
     static N: AtomicU8 = AtomicU8::new(0);
@@ -393,112 +398,6 @@ async fn status_metrics_serves_the_fleet_until_interrupted() {
     fleet.shutdown().await;
 }
 
-/// The real binary in a pseudo-terminal, its screen read through a terminal emulator.
-struct Tui {
-    parser: vt100::Parser,
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    writer: Box<dyn Write + Send>,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    _master: Box<dyn portable_pty::MasterPty + Send>,
-}
-
-impl Tui {
-    fn start(args: &[&str], env: &[(&str, &std::path::Path)]) -> Tui {
-        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: 30,
-                cols: 140,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .unwrap();
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_plugfleet"));
-        cmd.args(args);
-        cmd.env("TERM", "xterm-256color");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = pair.slave.spawn_command(cmd).unwrap();
-        drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().unwrap();
-        let writer = pair.master.take_writer().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match reader.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if tx.send(buf[..n].to_vec()).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        Tui {
-            parser: vt100::Parser::new(30u16.try_into().unwrap(), 140u16.try_into().unwrap(), 0),
-            rx,
-            writer,
-            child,
-            _master: pair.master,
-        }
-    }
-
-    fn screen(&self) -> String {
-        self.parser.screen().contents()
-    }
-
-    fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if pred(&self.screen()) {
-                return;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for {what}; screen:\n{}",
-                self.screen()
-            );
-            if let Ok(bytes) = self.rx.recv_timeout(left.min(Duration::from_millis(200))) {
-                self.parser.process(&bytes);
-            }
-        }
-    }
-
-    fn send(&mut self, keys: &str) {
-        self.writer.write_all(keys.as_bytes()).unwrap();
-        self.writer.flush().unwrap();
-    }
-
-    fn wait_exit(&mut self) -> portable_pty::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "plugfleet did not exit:\n{}",
-                self.screen()
-            );
-            if let Ok(bytes) = self.rx.recv_timeout(Duration::from_millis(100)) {
-                self.parser.process(&bytes);
-            }
-        }
-    }
-}
-
-impl Drop for Tui {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-    }
-}
-
 #[test]
 fn demo_records_serves_metrics_and_shows_its_log() {
     let dir = TmpDir::new("demo");
@@ -506,7 +405,7 @@ fn demo_records_serves_metrics_and_shows_its_log() {
     let logs = dir.0.join("logs");
     let data = dir.0.join("data");
     let file_s = file.display().to_string();
-    let mut tui = Tui::start(
+    let mut tui = Tui::start_sized(
         &[
             "demo",
             "--interval",
@@ -516,6 +415,8 @@ fn demo_records_serves_metrics_and_shows_its_log() {
             "--metrics",
             "127.0.0.1:0",
         ],
+        30,
+        140,
         &[("PLUGFLEET_LOG_DIR", &logs), ("XDG_DATA_HOME", &data)],
     );
     tui.wait_for("recording, metrics and a bogus plug", |s| {
