@@ -36,17 +36,8 @@ fn temp_dir() -> PathBuf {
 }
 
 fn image_file(dir: &Path) -> PathBuf {
-    let img = ImageHeader {
-        model: "HS110".into(),
-        hw: "1".into(),
-        region: "US".into(),
-        version: "1.2.9".into(),
-        build: "220101".into(),
-        rel: "101010".into(),
-        payload_len: 0,
-        payload_sha256: String::new(),
-    }
-    .build(&[5u8; 50_000]);
+    let img =
+        ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[5u8; 50_000]);
     let path = dir.join("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
     std::fs::write(&path, img).unwrap();
     path

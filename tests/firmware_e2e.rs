@@ -51,17 +51,7 @@ fn temp_dir() -> PathBuf {
 /// A valid image for HS110(US) hw 1 in a fresh temp dir.
 fn image_file(dir: &Path) -> PathBuf {
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
-    let img = ImageHeader {
-        model: "HS110".into(),
-        hw: "1".into(),
-        region: "US".into(),
-        version: "1.2.9".into(),
-        build: "220101".into(),
-        rel: "101010".into(),
-        payload_len: 0,
-        payload_sha256: String::new(),
-    }
-    .build(&payload);
+    let img = ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&payload);
     let path = dir.join(IMAGE_NAME);
     std::fs::write(&path, img).unwrap();
     path
@@ -452,17 +442,8 @@ async fn a_cancel_after_the_flash_request_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strip_outlet_states_are_restored_after_the_reboot() {
     let dir = temp_dir();
-    let img = ImageHeader {
-        model: "HS300".into(),
-        hw: "2".into(),
-        region: "US".into(),
-        version: "1.0.20".into(),
-        build: "230101".into(),
-        rel: "120000".into(),
-        payload_len: 0,
-        payload_sha256: String::new(),
-    }
-    .build(&[3u8; 30_000]);
+    let img =
+        ImageHeader::new("HS300", "2", "US", "1.0.20", "230101", "120000").build(&[3u8; 30_000]);
     let image = dir.join("hs300v2_us_1.0.20_Build_230101_Rel.120000.bin");
     std::fs::write(&image, img).unwrap();
     let b = base();

@@ -188,16 +188,7 @@ fn named(file: &str) -> ImageInfo {
 }
 
 fn header(model: &str, hw: &str, region: &str, version: &str) -> ImageHeader {
-    ImageHeader {
-        model: model.into(),
-        hw: hw.into(),
-        region: region.into(),
-        version: version.into(),
-        build: "171016".into(),
-        rel: "100427".into(),
-        payload_len: 0,
-        payload_sha256: String::new(),
-    }
+    ImageHeader::new(model, hw, region, version, "171016", "100427")
 }
 
 fn with_header(file: &str, h: ImageHeader) -> ImageInfo {

@@ -81,17 +81,8 @@ fn plug(
 fn every_verdict() -> Vec<PlanEntry> {
     let hs300_protocol_change = {
         let payload = vec![7u8; 4096];
-        let bytes = ImageHeader {
-            model: "HS300".into(),
-            hw: "2".into(),
-            region: "US".into(),
-            version: "1.1.2".into(),
-            build: "240101".into(),
-            rel: "101010".into(),
-            payload_len: 0,
-            payload_sha256: String::new(),
-        }
-        .build(&payload);
+        let bytes =
+            ImageHeader::new("HS300", "2", "US", "1.1.2", "240101", "101010").build(&payload);
         Arc::new(ImageInfo::from_bytes(
             Path::new("hs300v2_us_1.1.2_Build_240101_Rel.101010.bin"),
             bytes,

@@ -38,17 +38,7 @@ pub fn run() -> anyhow::Result<()> {
 
 fn image(payload_len: usize) -> Arc<ImageInfo> {
     let payload: Vec<u8> = (0..payload_len).map(|i| (i * 31 % 251) as u8).collect();
-    let bytes = ImageHeader {
-        model: "HS110".into(),
-        hw: "1".into(),
-        region: "US".into(),
-        version: "1.2.9".into(),
-        build: "220101".into(),
-        rel: "101010".into(),
-        payload_len: 0,
-        payload_sha256: String::new(),
-    }
-    .build(&payload);
+    let bytes = ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&payload);
     Arc::new(ImageInfo::from_bytes(
         std::path::Path::new("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin"),
         bytes,

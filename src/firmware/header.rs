@@ -53,6 +53,29 @@ pub enum HeaderError {
 }
 
 impl ImageHeader {
+    /// A header for an image meant for `model` (base model, e.g. `HS110`) hardware `hw` (major,
+    /// e.g. `1`) in `region`, installing `<version> Build <build> Rel.<rel>`. The payload's
+    /// length and checksum are filled in by [`build`](Self::build).
+    pub fn new(
+        model: impl Into<String>,
+        hw: impl Into<String>,
+        region: impl Into<String>,
+        version: impl Into<String>,
+        build: impl Into<String>,
+        rel: impl Into<String>,
+    ) -> Self {
+        Self {
+            model: model.into(),
+            hw: hw.into(),
+            region: region.into(),
+            version: version.into(),
+            build: build.into(),
+            rel: rel.into(),
+            payload_len: 0,
+            payload_sha256: String::new(),
+        }
+    }
+
     /// The `sw_ver` a plug reports once this image is installed.
     pub fn sw_ver(&self) -> String {
         format!("{} Build {} Rel.{}", self.version, self.build, self.rel)
@@ -118,16 +141,7 @@ mod tests {
     use super::*;
 
     fn header() -> ImageHeader {
-        ImageHeader {
-            model: "HS110".into(),
-            hw: "1".into(),
-            region: "US".into(),
-            version: "1.2.3".into(),
-            build: "171016".into(),
-            rel: "100427".into(),
-            payload_len: 0,
-            payload_sha256: String::new(),
-        }
+        ImageHeader::new("HS110", "1", "US", "1.2.3", "171016", "100427")
     }
 
     #[test]
