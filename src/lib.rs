@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod logging;
 pub mod net;
 pub mod protocol;
+pub mod signals;
 pub mod sim;
 pub mod ui;
 
