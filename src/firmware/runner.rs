@@ -164,11 +164,11 @@ pub enum JobEvent {
 pub enum RunError {
     #[error(transparent)]
     Server(#[from] ServerError),
-    #[error("cannot open the journal {path}: {source}")]
+    // The cause is in the message and not a `source`, so `{:#}` does not print it twice.
+    #[error("cannot open the journal {path}: {cause}")]
     Journal {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -239,9 +239,9 @@ impl Journal {
         let Some(path) = path else {
             return Ok(Journal { file: None });
         };
-        let err = |source| RunError::Journal {
+        let err = |cause| RunError::Journal {
             path: path.to_owned(),
-            source,
+            cause,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
