@@ -15,7 +15,6 @@ pub mod fleet;
 pub mod logging;
 pub mod net;
 pub mod protocol;
-pub mod signals;
 pub mod sim;
 pub mod ui;
 

@@ -26,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{TargetArgs, UsageError, parse_seconds};
 use crate::config::Config;
+use crate::firmware::exits::{
+    Drain, DrainStep, EXIT_ABANDONED, EXIT_INTERRUPTED, ExitSignal, ExitSignals,
+};
 use crate::firmware::image::{self, ImageInfo};
 use crate::firmware::job::{JobTimings, Stage};
 use crate::firmware::plan::{self, Ceilings, PlanEntry};
@@ -33,7 +36,6 @@ use crate::firmware::runner::{self, BatchHandle, BatchReport, JobEvent, PlugResu
 use crate::net::ClientConfig;
 use crate::net::discovery::{self, DeviceReply, DiscoveryConfig, DiscoveryEvent};
 use crate::protocol::SysInfo;
-use crate::signals::{Drain, DrainStep, EXIT_ABANDONED, EXIT_INTERRUPTED, ExitSignal, ExitSignals};
 
 /// Writes a line to stdout, ignoring a closed pipe: `update --json | head` must not end the
 /// process while plugs are flashing (`println!` would panic).

@@ -39,6 +39,7 @@
 //! # let _ = report; Ok(()) }
 //! ```
 
+pub mod exits;
 pub mod header;
 pub mod image;
 pub mod job;

@@ -1,4 +1,4 @@
-//! Every way out of the process, handled alike: SIGINT, SIGTERM, SIGHUP and SIGQUIT on unix
+//! Every way out of a firmware update (and of the process while one runs), handled alike: SIGINT, SIGTERM, SIGHUP and SIGQUIT on unix
 //! (Ctrl-C elsewhere) arrive as one stream of [`ExitSignal`]s, and [`Drain`] decides what each
 //! one means while firmware updates run.
 //!
