@@ -1,6 +1,6 @@
-//! Every way out of a firmware update (and of the process while one runs), handled alike: SIGINT, SIGTERM, SIGHUP and SIGQUIT on unix
-//! (Ctrl-C elsewhere) arrive as one stream of [`ExitSignal`]s, and [`Drain`] decides what each
-//! one means while firmware updates run.
+//! Every way out of a firmware update, handled alike: SIGINT, SIGTERM, SIGHUP and SIGQUIT on
+//! unix (Ctrl-C elsewhere) arrive as one stream of [`ExitSignal`]s, and [`Drain`] decides what
+//! each one (or a quit in the TUI) means while plugs are being updated.
 //!
 //! The rule (README, "Exit status of `update`"): the first way out stops starting plugs and
 //! cancels those not yet flashing, while plugs already flashing are seen through to verified and
