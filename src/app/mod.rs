@@ -9,6 +9,7 @@ pub mod export;
 pub mod firmware;
 pub mod fixture;
 pub mod keymap;
+pub mod quit;
 pub mod runtime;
 pub mod sources;
 pub mod state;

@@ -593,6 +593,8 @@ pub struct App {
     /// The time of the last event handled (drawing uses it for ages).
     pub now: Instant,
     pub quit: bool,
+    /// Leaving while a firmware batch runs (`app::quit`), and the exit status decided.
+    pub leaving: super::quit::Leaving,
     /// Notes from discovery (hostile replies …), newest last, bounded.
     pub notes: VecDeque<String>,
     /// The current or last firmware batch.
@@ -749,6 +751,7 @@ impl App {
             started: now,
             now,
             quit: false,
+            leaving: Default::default(),
             notes: VecDeque::new(),
             firmware: None,
             recording: Recording::default(),

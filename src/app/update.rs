@@ -137,14 +137,13 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             }
             Vec::new()
         }
-        Event::Job(ev) => on_job(app, *ev, now),
-        Event::Shutdown(reason) => {
-            if let Some(r) = reason {
-                app.set_status(r, now);
-            }
-            app.quit = true;
-            vec![Command::Quit]
+        Event::Job(ev) => {
+            let mut cmds = on_job(app, *ev, now);
+            cmds.extend(super::quit::after_job(app));
+            cmds
         }
+        // Signals and quit keys during a firmware batch: app/quit.rs.
+        Event::Shutdown(reason) => super::quit::on_signal(app, reason, now),
     };
     fix_selection(app);
     cmds
@@ -224,10 +223,7 @@ fn on_key(app: &mut App, key: KeyEvent, now: Instant) -> Vec<Command> {
 
 fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
     match action {
-        Action::Quit => {
-            app.quit = true;
-            return vec![Command::Quit];
-        }
+        Action::Quit => return super::quit::on_quit_key(app, now),
         Action::Up | Action::Down if matches!(app.view.overlay, Overlay::Picker(_)) => {
             if let Overlay::Picker(p) = &mut app.view.overlay {
                 let last = p.items.len().saturating_sub(1);
