@@ -164,6 +164,10 @@ pub fn on_signal(app: &mut App, reason: Option<String>, now: Instant) -> Vec<Com
         return quit_now(app, exit);
     }
     if let Some(r) = &reason {
+        // A terminal that is gone keeps failing: that is one way out, not one per failed read.
+        if app.leaving.stage == Stage::Draining {
+            return Vec::new();
+        }
         tracing::warn!("leaving during a firmware update: {r}");
     }
     drain_step(app, now)
@@ -356,6 +360,17 @@ mod tests {
         assert!(update(&mut app, Event::Shutdown(None), t0).is_empty());
         assert_eq!(q(&mut app, t0), vec![Command::Quit]);
         assert_eq!(app.leaving.exit_status(), EXIT_ABANDONED);
+
+        // A failing terminal starts the drain once; its repeated failures do not abandon.
+        let mut app = app_in_batch(t0);
+        let gone = || Event::Shutdown(Some("terminal input: EIO".into()));
+        assert_eq!(update(&mut app, gone(), t0), vec![Command::CancelUpdate]);
+        for _ in 0..5 {
+            assert!(update(&mut app, gone(), t0).is_empty());
+        }
+        assert!(!app.quit);
+        assert_eq!(finish(&mut app, t0).last(), Some(&Command::Quit));
+        assert_eq!(app.leaving.exit_status(), EXIT_INTERRUPTED);
 
         // Without a batch a signal quits at once, with its reason shown.
         let mut app = App::new(Settings::default(), t0);
