@@ -6,7 +6,7 @@ use tokio::task::JoinSet;
 
 use super::event::{Event, SeenInfo, Sighting};
 use super::runtime::Sources;
-use crate::cli::TargetArgs;
+use crate::cmd::args::TargetArgs;
 use crate::net::discovery::{self, DeviceReply, DiscoveryConfig, DiscoveryEvent};
 
 impl From<DiscoveryEvent> for Event {
@@ -66,6 +66,6 @@ pub fn discovery_source(cfg: DiscoveryConfig, every: Duration) -> Sources {
 /// The sources for `plugfleet`: discovery from the shared target flags (explicit targets
 /// replace the default broadcast), repeated while the TUI runs.
 pub fn discovery(args: &TargetArgs, interval: Duration) -> anyhow::Result<Sources> {
-    let cfg = DiscoveryConfig::from_args(args)?;
+    let cfg = crate::cmd::args::discovery_config(args)?;
     Ok(discovery_source(cfg, rediscovery_interval(interval)))
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::TargetArgs;
+use crate::cmd::args::{TargetArgs, UsageError, discovery_config};
 use crate::fleet::registry::{Change, Device, Registry};
 use crate::net::discovery::{self, DEFAULT_CONCURRENCY, DiscoveryConfig, DiscoveryEvent, FoundBy};
 use crate::protocol::tdp::TDP_PORT;
@@ -37,8 +37,8 @@ pub struct DiscoverArgs {
 
 impl DiscoverArgs {
     /// The engine configuration, or a usage error (exit status 2).
-    pub fn config(&self) -> Result<DiscoveryConfig, crate::cli::UsageError> {
-        let mut cfg = DiscoveryConfig::from_args(&self.net)?;
+    pub fn config(&self) -> Result<DiscoveryConfig, UsageError> {
+        let mut cfg = discovery_config(&self.net)?;
         cfg.tdp_port = self.tdp_port;
         cfg.concurrency = self.concurrency;
         cfg.validate(self.net.force)?;
