@@ -7,7 +7,8 @@ use tokio::task::JoinSet;
 use super::event::{Event, SeenInfo, Sighting};
 use super::runtime::Sources;
 use crate::cmd::args::TargetArgs;
-use crate::net::discovery::{self, DeviceReply, DiscoveryConfig, DiscoveryEvent};
+use crate::net::discovery::{self, DiscoveryConfig};
+use crate::protocol::sighting::{DeviceReply, DiscoveryEvent};
 
 impl From<DiscoveryEvent> for Event {
     fn from(ev: DiscoveryEvent) -> Self {

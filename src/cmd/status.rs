@@ -22,8 +22,9 @@ use crate::fleet::plausibility::{Assessment, Meter, Verdict, strip_summary, stri
 use crate::fleet::ratings::{Limits, Overrides};
 use crate::fleet::reading::{Field, Reading};
 use crate::fleet::registry::{Device, Registry};
-use crate::net::discovery::{self, DiscoveryConfig, DiscoveryEvent};
+use crate::net::discovery::{self, DiscoveryConfig};
 use crate::net::{Client, ClientConfig};
+use crate::protocol::sighting::DiscoveryEvent;
 use crate::protocol::tdp::TDP_PORT;
 use crate::protocol::{ChildInfo, Realtime};
 
@@ -743,8 +744,8 @@ fn mark(v: Verdict) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::discovery::{DeviceReply, FoundBy, Sighting};
     use crate::protocol::SysInfo;
+    use crate::protocol::sighting::{DeviceReply, FoundBy, Sighting};
     use std::time::Duration;
 
     fn sysinfo(model: &str, extra: Value) -> SysInfo {

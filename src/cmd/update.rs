@@ -24,8 +24,9 @@ use crate::firmware::job::JobTimings;
 use crate::firmware::plan::{self, Ceilings, PlanEntry};
 use crate::firmware::runner::{self, BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig};
 use crate::net::ClientConfig;
-use crate::net::discovery::{self, DeviceReply, DiscoveryConfig, DiscoveryEvent};
+use crate::net::discovery::{self, DiscoveryConfig};
 use crate::protocol::SysInfo;
+use crate::protocol::sighting::{DeviceReply, DiscoveryEvent};
 
 /// Writes a line to stdout, ignoring a closed pipe: `update --json | head` must not end the
 /// process while plugs are flashing (`println!` would panic).
