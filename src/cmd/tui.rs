@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::app::runtime::{self, Setup, Sources};
 use crate::app::state::{App, Settings};
+use crate::runtime::{self, Setup, Sources};
 
 use crate::cmd::args::{RecordArgs, TargetArgs, UsageError, parse_metrics_addr, parse_seconds};
 use crate::config::Config;
@@ -128,7 +128,13 @@ pub fn run_tui(
     let mut terminal = ratatui::try_init()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     let guard = TerminalGuard;
-    let result = rt.block_on(runtime::run(&mut terminal, app, setup, sources));
+    let result = rt.block_on(runtime::run(
+        &mut terminal,
+        app,
+        setup,
+        sources,
+        crate::ui::render,
+    ));
     drop(guard);
     result.map(|()| ExitCode::SUCCESS)
 }
@@ -137,7 +143,10 @@ pub fn run_tui(
 /// network flags the command line left unset: targets, port, timeout). Flags win over the file.
 pub fn run(mut args: TuiArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     args.view.apply_config(cfg);
-    let sources = crate::app::sources::discovery(&args.net, args.view.interval())?;
+    let sources = runtime::sources::discovery(
+        crate::cmd::args::discovery_config(&args.net)?,
+        args.view.interval(),
+    );
     let mut settings = args.view.settings(None);
     settings.names = crate::identity::Names::from_config(cfg);
     settings.ratings = crate::fleet::ratings::Overrides::from_config(cfg);
