@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::cli::UsageError;
+use crate::cmd::args::UsageError;
 use crate::config::{self, Config};
 
 #[derive(Debug, Clone, Args)]
