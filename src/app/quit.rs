@@ -65,6 +65,11 @@ fn counts(app: &App) -> Option<(Vec<String>, usize)> {
     Some((flashing, waiting))
 }
 
+/// True while a firmware batch runs (quitting then drains it).
+pub fn batch_running(app: &App) -> bool {
+    counts(app).is_some()
+}
+
 fn quit_now(app: &mut App, exit: u8) -> Vec<Command> {
     app.leaving.exit = exit;
     app.quit = true;
