@@ -105,6 +105,12 @@ fn q_during_a_flash_asks_then_waits_for_the_verify_and_exits_130() {
     assert_eq!(status.exit_code(), 130, "exit status {status:?}");
     assert_terminal_restored(&tui, "q q");
     assert_eq!(last_journal_stage(&tui), "done");
+    // Said on the restored terminal.
+    assert!(
+        tui.screen().contains("firmware update interrupted: 1 updated and verified"),
+        "{}",
+        tui.screen()
+    );
 }
 
 #[test]
@@ -118,4 +124,9 @@ fn sigterm_during_a_flash_waits_for_the_verify_without_asking() {
     assert_eq!(status.exit_code(), 130, "exit status {status:?}");
     assert_terminal_restored(&tui, "SIGTERM");
     assert_eq!(last_journal_stage(&tui), "done");
+    assert!(
+        tui.screen().contains("firmware update interrupted: 1 updated and verified"),
+        "{}",
+        tui.screen()
+    );
 }

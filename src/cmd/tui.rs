@@ -128,7 +128,7 @@ pub fn run_tui(
     let mut terminal = ratatui::try_init()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     let guard = TerminalGuard;
-    let result = rt.block_on(runtime::run_with_exit_status(
+    let result = rt.block_on(runtime::run_to_exit(
         &mut terminal,
         app,
         setup,
@@ -136,7 +136,11 @@ pub fn run_tui(
         crate::ui::render,
     ));
     drop(guard);
-    result.map(ExitCode::from)
+    let leaving = result?;
+    if let Some(line) = leaving.farewell() {
+        eprintln!("plugfleet: {line}");
+    }
+    Ok(ExitCode::from(leaving.exit_status()))
 }
 
 /// `plugfleet` with the loaded config file `cfg` (`main` loads it and has already filled the

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::event::{ActionKind, Command, DirItem, Event};
+use crate::app::quit::Leaving;
 use crate::app::state::App;
 use crate::app::update::update;
 use crate::firmware::exits::ExitSignals;
@@ -194,21 +195,22 @@ pub async fn run(
     sources: Sources,
     draw: Draw,
 ) -> anyhow::Result<()> {
-    run_with_exit_status(terminal, app, setup, sources, draw)
+    run_to_exit(terminal, app, setup, sources, draw)
         .await
         .map(|_| ())
 }
 
-/// [`run`], returning the process exit status the app decided: 0, or
+/// [`run`], returning how the app left: its exit status (0, or
 /// [`EXIT_INTERRUPTED`](crate::firmware::exits::EXIT_INTERRUPTED) after leaving during a
-/// firmware batch that was drained (`app::quit`), or `EXIT_ABANDONED`.
-pub async fn run_with_exit_status(
+/// firmware batch that was drained, or `EXIT_ABANDONED`) and what to say once the terminal is
+/// restored (`app::quit`).
+pub async fn run_to_exit(
     terminal: &mut DefaultTerminal,
     mut app: App,
     setup: Setup,
     sources: Sources,
     draw: Draw,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<Leaving> {
     // First of all, before any task runs: from here on a signal is an event, never the end of
     // the process with the terminal left raw.
     let signals = ExitSignals::install()
@@ -303,7 +305,7 @@ pub async fn run_with_exit_status(
             }
         };
         let Some(first) = first else {
-            break Ok(app.leaving.exit_status());
+            break Ok(app.leaving.clone());
         };
         let mut batch = vec![first];
         // Drain what else is queued, and wait out the rest of the frame budget for more.
@@ -466,7 +468,7 @@ pub async fn run_with_exit_status(
                 }
             }
             if app.quit {
-                break 'ui Ok(app.leaving.exit_status());
+                break 'ui Ok(app.leaving.clone());
             }
         }
         if screen {
