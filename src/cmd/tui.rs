@@ -113,7 +113,15 @@ pub struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        ratatui::restore();
+        // Not `ratatui::restore`, which prints its error with `eprintln!`: on a terminal that
+        // hung up, that print fails and panics.
+        if let Err(e) = ratatui::try_restore() {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "plugfleet: cannot restore the terminal: {e}"
+            );
+        }
     }
 }
 
@@ -135,10 +143,19 @@ pub fn run_tui(
         sources,
         crate::ui::render,
     ));
+    // Show the cursor here, where a failure can be ignored: ratatui's `Terminal` would retry on
+    // drop and `eprintln!` the error, which panics (and aborts, through the panic hook) when the
+    // terminal hung up.
+    let cursor_back = terminal.show_cursor().is_ok();
     drop(guard);
+    if !cursor_back {
+        std::mem::forget(terminal);
+    }
     let leaving = result?;
     if let Some(line) = leaving.farewell() {
-        eprintln!("plugfleet: {line}");
+        use std::io::Write as _;
+        // The terminal may be gone (SIGHUP): never panic on this last word.
+        let _ = writeln!(std::io::stderr(), "plugfleet: {line}");
     }
     Ok(ExitCode::from(leaving.exit_status()))
 }

@@ -134,7 +134,11 @@ fn spawn_input(tx: mpsc::Sender<Event>, token: CancellationToken) -> std::thread
                 Ok(ct::Event::Key(k)) => Event::Key(k),
                 Ok(ct::Event::Resize(w, h)) => Event::Resize(w, h),
                 Ok(_) => continue,
-                Err(e) => Event::Shutdown(Some(format!("terminal input: {e}"))),
+                Err(e) => {
+                    // A terminal that fails once keeps failing: say so once and stop reading.
+                    let _ = tx.blocking_send(Event::Shutdown(Some(format!("terminal input: {e}"))));
+                    return;
+                }
             };
             if tx.blocking_send(ev).is_err() {
                 return;
@@ -494,6 +498,17 @@ pub async fn run_to_exit(
     actions.shutdown().await;
     // Background tasks stop on the token; do not wait long for stragglers.
     let _ = tokio::time::timeout(Duration::from_secs(2), tasks.shutdown()).await;
-    let _ = input.join();
+    // The input thread sees the token within its 100 ms poll, unless a read on a hung-up
+    // terminal blocks it for good: then it is left behind (it ends with the process) rather
+    // than waited for forever.
+    let gave_up = Instant::now() + Duration::from_secs(1);
+    while !input.is_finished() && Instant::now() < gave_up {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if input.is_finished() {
+        let _ = input.join();
+    } else {
+        tracing::warn!("terminal input thread still blocked; leaving without it");
+    }
     result
 }
