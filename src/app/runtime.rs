@@ -313,10 +313,10 @@ pub async fn run(
                     }
                     Command::PlanFirmware { path, plugs } => {
                         let tx = tx.clone();
-                        let ceilings = app.settings.firmware.ceilings.clone();
+                        let policy = app.settings.firmware.policy.clone();
                         actions.spawn(async move {
                             let result = tokio::task::spawn_blocking(move || {
-                                super::firmware::plan_from(&path, &plugs, &ceilings)
+                                super::firmware::plan_from(&path, &plugs, &policy)
                             })
                             .await
                             .unwrap_or_else(|e| Err(e.to_string()));
