@@ -457,6 +457,42 @@ mod tests {
     }
 
     #[test]
+    fn a_downgrade_is_allowed_only_by_a_second_d_and_f_never_covers_it() {
+        use crate::app::state::{FirmwareConfirm, Settings};
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/firmware");
+        let heater = crate::app::fixture::Plug::new(
+            2,
+            "heater",
+            "HS110(US)",
+            "1.0",
+            "1.2.6 Build 200630 Rel.101010",
+        );
+        let plugs = vec![(crate::app::fixture::ip(2), heater.sysinfo())];
+        let older = dir.join("hs110v1_us_1.2.3_Build_171016_Rel.100427.bin");
+        let entries = plan_from(&older, &plugs, &Policy::default()).unwrap();
+        let (mut app, now) = crate::app::fixture::mixed_fleet(Settings::default(), Instant::now());
+        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm::new(dir, entries));
+        let c = |app: &App| match &app.view.overlay {
+            Overlay::FirmwareConfirm(c) => c.clone(),
+            _ => panic!("no plan"),
+        };
+        assert_eq!(c(&app).updating(), 0);
+        // F does not apply (nothing needs the override) and would not cover it anyway.
+        toggle_force(&mut app, now);
+        assert!(!c(&app).force);
+        allow_downgrade(&mut app, now);
+        assert!(c(&app).downgrade_prompt);
+        assert_eq!(c(&app).updating(), 0, "asking is not allowing");
+        assert!(app.status().unwrap_or("").contains("1.2.6 → 1.2.3"));
+        allow_downgrade(&mut app, now);
+        assert!(!c(&app).downgrade_prompt && c(&app).downgrade_allowed());
+        assert_eq!(c(&app).updating(), 1);
+        assert!(c(&app).entries[0].allow_downgrade);
+        allow_downgrade(&mut app, now);
+        assert_eq!(c(&app).updating(), 0, "a third D takes it back");
+    }
+
+    #[test]
     fn every_verdict_has_a_distinct_glyph_class() {
         let r = || "r".to_owned();
         assert_eq!(verdict_glyph(&Verdict::Compatible), "✓");
