@@ -453,9 +453,11 @@ impl Output {
                     clean(&to)
                 ));
             }
-            if e.verdict() != &plan::Verdict::Compatible
-                && !(e.verdict() == &plan::Verdict::Downgrade && e.will_update(force))
-            {
+            // (A downgrade was explained just above.)
+            if !matches!(
+                e.verdict(),
+                plan::Verdict::Compatible | plan::Verdict::Downgrade
+            ) {
                 let forced = force && e.will_update(force) && e.verdict().needs_override();
                 self.human(&format!(
                     "      {}{}",
