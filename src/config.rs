@@ -303,8 +303,8 @@ pub const DEFAULT_FILE: &str = r#"# plugfleet configuration. Command-line flags 
 # [firmware.size_limits."HS110"]
 # min_bytes = 131072
 # max_bytes = 16777216
-# Images you vouch for: the plan marks them "known" (and accepts them even when their
-# content has no recognised structure).
+# Images you vouch for: the plan marks them "known" (and prefers them; unrecognised
+# content still needs --force).
 # [[firmware.known]]
 # model = "HS110(US)"
 # hw = "1"

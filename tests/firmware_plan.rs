@@ -785,7 +785,7 @@ fn fifos_and_devices_are_refused_without_being_opened() {
 }
 
 #[test]
-fn unrecognised_content_needs_the_override_unless_its_hash_is_known() {
+fn unrecognised_content_needs_the_override_even_when_its_hash_is_known() {
     let img = noise("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
     assert_eq!(img.structure, Structure::Unrecognised);
     let a = assess(&img, &hs110_us());
@@ -809,7 +809,10 @@ fn unrecognised_content_needs_the_override_unless_its_hash_is_known() {
         ..Policy::default()
     };
     let a = assess_with(&img, &hs110_us(), &known);
-    assert_eq!(a.verdict, Verdict::Compatible);
+    assert!(
+        matches!(a.verdict, Verdict::UnrecognisedContent { .. }),
+        "known marks, it does not stand in for a structure: {a:?}"
+    );
     let ch = a.checks.as_ref().unwrap();
     assert_eq!(ch.known.as_deref(), Some("from the cloud's fw_list"));
     assert!(ch.summary().contains("KNOWN"));
@@ -817,12 +820,33 @@ fn unrecognised_content_needs_the_override_unless_its_hash_is_known() {
     // The allowlist is per model and hardware.
     let other_hw = assess_with(&img, &plug("HS110(US)", "4.0", PLUG_SW), &known);
     assert!(other_hw.checks.unwrap().known.is_none());
-    // Known marks a recognised image too, and a known image ranks above an unknown twin.
-    let twin = named("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
+    // A known recognised image ranks above an unknown twin of the same version.
+    let a = named("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
+    let mut twin_bytes = uimage(256 * 1024);
+    twin_bytes[1000] ^= 1;
+    let b = ImageInfo::from_bytes(
+        Path::new("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin"),
+        twin_bytes,
+    );
+    let known_b = Policy {
+        known: KnownHashes::new([KnownImage {
+            model: "HS110".into(),
+            hw: "1.0".into(),
+            sha256: b.sha256.clone(),
+            note: None,
+        }])
+        .unwrap(),
+        ..Policy::default()
+    };
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let images = vec![Arc::new(twin), Arc::new(img.clone())];
-    let p = plan_in(&[(ip, hs110_us())], &images, &known);
-    assert_eq!(p[0].image.as_ref().unwrap().sha256, img.sha256);
+    let images = vec![Arc::new(a), Arc::new(b.clone())];
+    let p = plan_in(&[(ip, hs110_us())], &images, &known_b);
+    assert_eq!(p[0].verdict(), &Verdict::Compatible);
+    assert_eq!(p[0].image.as_ref().unwrap().sha256, b.sha256);
+    assert_eq!(
+        p[0].assessment.checks.as_ref().unwrap().known.as_deref(),
+        Some("listed")
+    );
 }
 
 #[test]

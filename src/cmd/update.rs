@@ -50,8 +50,8 @@ macro_rules! err {
     after_help = "Checked before an image is served: a regular file (a symlink only to a regular \
 file inside the chosen folder; FIFOs and devices are refused unopened), its size within the \
 model family's bounds ([firmware.size_limits] in the config file), a recognised structure \
-(plugfleet demo header, TP-Link v1 or RTOS header, U-Boot uImage, squashfs, LZMA) or a SHA-256 \
-on the known list ([[firmware.known]]), then the target and version.\n\
+(plugfleet demo header, TP-Link v1 or RTOS header, U-Boot uImage, squashfs, LZMA), whether the \
+SHA-256 is on the known list ([[firmware.known]]), then the target and version.\n\
 Verdicts: compatible and protocol-change images are flashed after confirmation; downgrade only \
 with --allow-downgrade (--yes and --force never cover it); unknown-target, same-version and \
 unrecognised-content only with --force; refused, size-out-of-bounds, wrong-target, corrupt and \

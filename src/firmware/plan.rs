@@ -48,8 +48,8 @@ pub enum Verdict {
     AboveCeiling { reason: String },
     /// The file carries a header but is truncated or corrupt: never flashed.
     Corrupt { reason: String },
-    /// No recognised container structure (PROTOCOL.md §6.6) and the hash is not on the
-    /// allowlist: needs the explicit override (`--force`).
+    /// No recognised container structure (PROTOCOL.md §6.6): needs the explicit override
+    /// (`--force`), even when the hash is on the allowlist.
     UnrecognisedContent { reason: String },
     /// Smaller or larger than any image of the model family can be: never flashed (the bounds
     /// can be changed in the config file, `[firmware.size_limits]`).
@@ -516,12 +516,15 @@ pub fn assess_with(image: &ImageInfo, plug: &SysInfo, policy: &Policy) -> Assess
                     b.source
                 ),
             };
-        } else if !image.structure.is_recognised() && known.is_none() {
+        } else if !image.structure.is_recognised() {
+            // Even a hash on the allowlist does not stand in for a structure: only `--force`
+            // flashes content that is not recognised (issue 13's rule).
             if a.verdict != Verdict::Compatible {
                 a.notes.push(format!("otherwise: {}", a.verdict.explain()));
             }
             a.verdict = Verdict::UnrecognisedContent {
-                reason: "no TP-Link v1 or RTOS header, U-Boot uImage, squashfs or LZMA signature                          and no plugfleet demo header at the start, and the SHA-256 is not on                          the known list ([[firmware.known]])"
+                reason: "no TP-Link v1 or RTOS header, U-Boot uImage, squashfs or LZMA \
+                         signature and no plugfleet demo header at the start"
                     .into(),
             };
         }
