@@ -285,6 +285,7 @@ mod firmware_screens {
             source: images(),
             entries,
             force: false,
+            downgrade_prompt: false,
         });
         insta::assert_snapshot!(draw(&app, 140, 22).backend());
     }
