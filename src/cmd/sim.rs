@@ -98,6 +98,7 @@ pub fn spec_from_args(args: &SimArgs) -> Result<FleetSpec, UsageError> {
         profiles: args.profiles.clone(),
         time_scale: args.time_scale,
         faults,
+        images: Vec::new(),
     };
     Ok(spec)
 }
