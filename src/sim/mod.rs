@@ -114,6 +114,7 @@
 
 mod dispatch;
 mod emeter;
+mod error;
 pub mod fault;
 mod fetch;
 mod flash;
@@ -137,6 +138,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use error::SimError;
 pub use fault::{FaultKind, UnknownFault};
 pub use fetch::{UrlError, parse_url};
 pub use images::KnownImage;
@@ -263,27 +265,6 @@ impl FleetSpec {
         }
         Ok((addrs, profiles))
     }
-}
-
-/// Why a fleet could not start.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SimError {
-    /// The spec itself is wrong (a usage error).
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{proto} address {addr} is already in use (another simulator or program?)")]
-    AddrInUse {
-        addr: SocketAddr,
-        proto: &'static str,
-    },
-    #[error("address {addr} is not available on this machine")]
-    AddrNotAvailable { addr: SocketAddr },
-    #[error("cannot bind {proto} {addr}: {msg}")]
-    Io {
-        addr: SocketAddr,
-        proto: &'static str,
-        msg: String,
-    },
 }
 
 /// One simulated plug as seen from outside: what it was started as, plus live counters.

@@ -98,7 +98,7 @@ pub(crate) struct Counters {
 pub struct PlugStats {
     /// TCP connections accepted.
     pub connections: u64,
-    /// UDP datagrams answered (unicast and broadcast).
+    /// UDP datagrams received (unicast and broadcast, answered or not).
     pub datagrams: u64,
     /// Request objects answered (TCP and UDP).
     pub requests: u64,
