@@ -16,7 +16,7 @@ use crate::firmware::image::ImageInfo;
 use crate::firmware::job::JobTimings;
 use crate::firmware::plan;
 use crate::firmware::runner::{BatchHandle, JobEvent, RunnerConfig, run_batch};
-use crate::firmware::server::FileServer;
+use crate::firmware::server::{FileServer, ServeLimits};
 use crate::net::{Client, ClientConfig};
 use crate::sim::{Fleet, FleetSpec, KnownImage};
 
@@ -205,8 +205,16 @@ async fn server_throughput() -> anyhow::Result<()> {
     let server = FileServer::per_key(
         (0..CLIENTS).map(|i| (i.to_string(), "image.bin".to_owned(), data.clone())),
     )?;
+    // Every download comes from 127.0.0.1 here: allow them all at once.
+    let limits = ServeLimits {
+        per_client: CLIENTS + 1,
+        ..ServeLimits::default()
+    };
     let running = server
-        .spawn(&[SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)])
+        .spawn_with(
+            &[SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)],
+            limits,
+        )
         .await?;
     let addr = running.addrs()[0];
     println!(
