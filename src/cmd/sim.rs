@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::cli::UsageError;
+use crate::cmd::args::UsageError;
 use crate::sim::{self, FaultKind, FleetSpec, PlugHandle, PlugStats, SimError};
 
 #[derive(Debug, Clone, Args)]
