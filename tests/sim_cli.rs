@@ -167,6 +167,24 @@ fn usage_errors_exit_2_with_a_clear_message() {
     assert!(err.contains("not one of the fleet"), "{err}");
     let err = usage_error(&["--base", &b, "--port", "0", "--time-scale=0"]);
     assert!(err.contains("time scale"), "{err}");
+    let err = usage_error(&["--base", &b, "--port", "0", "--accept-images", "/"]);
+    assert!(err.contains("not a regular file"), "{err}");
+    let list = std::env::temp_dir().join(format!("plugfleet-sim-list-{}.json", std::process::id()));
+    std::fs::write(
+        &list,
+        r#"{"images":[{"sha256":"00","model":"HS110(US)","hw":"1","sw_ver":"1"}]}"#,
+    )
+    .unwrap();
+    let err = usage_error(&[
+        "--base",
+        &b,
+        "--port",
+        "0",
+        "--accept-images",
+        list.to_str().unwrap(),
+    ]);
+    assert!(err.contains("64 hex"), "{err}");
+    let _ = std::fs::remove_file(&list);
 }
 
 #[tokio::test]
@@ -379,4 +397,106 @@ async fn sim_reports_premature_flashes_downloads_and_rejections_as_stats() {
     let status = wait_exit(&mut child.0, Duration::from_secs(10));
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     running.shutdown().await;
+}
+
+/// `--accept-images FILE` adds images the simulated plugs accept: an image built for the test
+/// is downloaded, accepted and flashed, and the plug reports the listed `sw_ver`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_accepts_the_images_listed_with_accept_images() {
+    use bytes::Bytes;
+    use plugfleet::firmware::header::ImageHeader;
+    use plugfleet::firmware::server::FileServer;
+    use plugfleet::protocol::DownloadState;
+    use plugfleet::sim::images::sha256_hex;
+
+    let img = ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[4u8; 8192]);
+    let list =
+        std::env::temp_dir().join(format!("plugfleet-sim-accept-{}.json", std::process::id()));
+    std::fs::write(
+        &list,
+        serde_json::json!({"images": [{"sha256": sha256_hex(&img), "model": "HS110(US)",
+            "hw": "1", "sw_ver": "1.2.9 Build 220101 Rel.101010"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let files = FileServer::with_token(
+        "0123456789abcdef0123456789abcdef",
+        [("img.bin".to_owned(), Bytes::from(img))],
+    )
+    .unwrap();
+    let running = files
+        .spawn(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let url = running
+        .url_for(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), "img.bin")
+        .unwrap();
+
+    let b = base();
+    let args: Vec<String> = [
+        "--base",
+        &b.to_string(),
+        "--port",
+        "0",
+        "--count",
+        "1",
+        "--profile",
+        "hs110-us-hw1",
+        "--time-scale",
+        "0.01",
+        "--accept-images",
+        list.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = Guard(
+        plugfleet(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = json_lines(&mut child.0);
+    let first = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let port = first["port"].as_u64().unwrap() as u16;
+    let c = Client::new(
+        b.into(),
+        ClientConfig::with_timeout(port, Duration::from_secs(3)),
+    );
+    c.download_firmware(&url).await.unwrap();
+    wait_download(&c, |s| s.as_ref().is_ok_and(DownloadState::is_complete)).await;
+    c.flash_firmware().await.expect("flash accepted");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(info) = c.sysinfo().await {
+            if info.sw_ver == "1.2.9 Build 220101 Rel.101010" {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the plug came back on the listed version"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s = next_stats(&rx);
+    assert_eq!(
+        (s["downloads_completed"].as_u64(), s["flashes"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["images_rejected"], 0, "{s}");
+    wait_exit(&mut child.0, Duration::from_secs(10));
+    running.shutdown().await;
+    let _ = std::fs::remove_file(&list);
 }

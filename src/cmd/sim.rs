@@ -43,6 +43,10 @@ pub struct SimArgs {
     /// hang-after-flash, flaky.
     #[arg(long = "fault", value_name = "IP=KIND")]
     pub faults: Vec<String>,
+    /// Also accept the images listed in FILE (JSON, the shape of assets/profiles/images.json:
+    /// {"images":[{"sha256","model","hw","sw_ver"}]}); the demo images are always accepted.
+    #[arg(long = "accept-images", value_name = "FILE")]
+    pub accept_images: Option<std::path::PathBuf>,
 }
 
 impl Default for SimArgs {
@@ -55,8 +59,30 @@ impl Default for SimArgs {
             profiles: Vec::new(),
             time_scale: 1.0,
             faults: Vec::new(),
+            accept_images: None,
         }
     }
+}
+
+/// Largest `--accept-images` file read.
+const MAX_IMAGE_LIST: u64 = 1024 * 1024;
+
+/// Reads an `--accept-images` file: a regular file of at most 1 MiB in the manifest's shape.
+fn read_image_list(path: &std::path::Path) -> Result<Vec<sim::KnownImage>, UsageError> {
+    let shown = path.display();
+    let bad = |why: String| UsageError(format!("--accept-images {shown}: {why}"));
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    if meta.len() > MAX_IMAGE_LIST {
+        return Err(bad(format!(
+            "{} bytes, more than the {MAX_IMAGE_LIST} allowed",
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    sim::images::parse_list(&text).map_err(bad)
 }
 
 /// Parses `IP=KIND`.
@@ -103,7 +129,10 @@ pub fn spec_from_args(args: &SimArgs) -> Result<FleetSpec, UsageError> {
         profiles: args.profiles.clone(),
         time_scale: args.time_scale,
         faults,
-        images: Vec::new(),
+        images: match &args.accept_images {
+            Some(p) => read_image_list(p)?,
+            None => Vec::new(),
+        },
     };
     Ok(spec)
 }

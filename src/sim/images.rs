@@ -71,6 +71,38 @@ pub fn manifest() -> &'static [ManifestEntry] {
     })
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct List {
+    /// Allowed so the manifest itself is a valid list; not used.
+    #[serde(default)]
+    #[allow(dead_code)]
+    comment: Option<String>,
+    images: Vec<KnownImage>,
+}
+
+/// Parses a list of accepted images in the manifest's shape, `{"images":[{"sha256":…,
+/// "model":…,"hw":…,"sw_ver":…}]}` (other per-image fields such as `file` are ignored), for
+/// `plugfleet sim --accept-images FILE`.
+pub fn parse_list(text: &str) -> Result<Vec<KnownImage>, String> {
+    let list: List = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(list.images.len());
+    for (i, mut img) in list.images.into_iter().enumerate() {
+        img.sha256 = img.sha256.to_ascii_lowercase();
+        if img.sha256.len() != 64 || !img.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("image {}: sha256 must be 64 hex digits", i + 1));
+        }
+        if img.model.is_empty() || img.hw.is_empty() || img.sw_ver.is_empty() {
+            return Err(format!(
+                "image {}: model, hw and sw_ver must not be empty",
+                i + 1
+            ));
+        }
+        out.push(img);
+    }
+    Ok(out)
+}
+
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -139,6 +171,24 @@ mod tests {
             assert_eq!(e.image.sha256.len(), 64, "{}", e.file);
             assert!(seen.insert(e.image.sha256.clone()), "{} twice", e.file);
         }
+    }
+
+    #[test]
+    fn lists_parse_in_the_manifests_shape() {
+        let l = parse_list(include_str!("../../assets/profiles/images.json")).expect("manifest");
+        assert_eq!(l.len(), manifest().len());
+        let one = format!(
+            r#"{{"images":[{{"sha256":"{}","model":"HS110(US)","hw":"1","sw_ver":"1.2.9 Build 1 Rel.1"}}]}}"#,
+            "AB".repeat(32)
+        );
+        assert_eq!(parse_list(&one).expect("one")[0].sha256, "ab".repeat(32));
+        assert!(
+            parse_list(r#"{"images":[{"sha256":"xyz","model":"M","hw":"1","sw_ver":"1"}]}"#)
+                .expect_err("bad digest")
+                .contains("64 hex")
+        );
+        assert!(parse_list("[]").is_err());
+        assert!(parse_list(r#"{"images":[],"extra":1}"#).is_err());
     }
 
     #[test]
