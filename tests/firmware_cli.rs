@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use plugfleet::firmware::header::ImageHeader;
-use plugfleet::sim::{FaultKind, Fleet, FleetSpec};
+use plugfleet::sim::{FaultKind, Fleet, FleetSpec, KnownImage};
 use serde_json::Value;
 
 const NEW_SW: &str = "1.2.9 Build 220101 Rel.101010";
@@ -35,11 +35,13 @@ fn temp_dir() -> PathBuf {
     d
 }
 
+fn image_bytes() -> Vec<u8> {
+    ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[5u8; 50_000])
+}
+
 fn image_file(dir: &Path) -> PathBuf {
-    let img =
-        ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[5u8; 50_000]);
     let path = dir.join("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
-    std::fs::write(&path, img).unwrap();
+    std::fs::write(&path, image_bytes()).unwrap();
     path
 }
 
@@ -48,6 +50,13 @@ async fn fleet(count: usize, faults: Vec<(usize, FaultKind)>) -> Fleet {
     let mut spec = FleetSpec::on_free_port(b, count);
     spec.profiles = vec!["hs110-us-hw1".into()];
     spec.time_scale = 0.01;
+    // The simulated plugs accept the test image (as if signed by their vendor).
+    spec.images = vec![KnownImage::for_bytes(
+        &image_bytes(),
+        "HS110(US)",
+        "1",
+        NEW_SW,
+    )];
     spec.faults = faults
         .into_iter()
         .map(|(i, f)| (Ipv4Addr::from(u32::from(b) + i as u32), f))
