@@ -16,6 +16,7 @@ pub mod logging;
 pub mod net;
 pub mod protocol;
 pub mod sim;
+pub mod text;
 pub mod ui;
 
 // Integrations (issue 6): local names by MAC, recording readings, Prometheus metrics.

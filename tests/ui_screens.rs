@@ -169,9 +169,9 @@ fn a_flagged_value_has_colour_and_a_glyph() {
     let t = draw(&app, 140, 20);
     let buf = t.backend().buffer();
     // The 28 kW reading: the glyph sits right after the value, both in the bogus style.
-    let (x, y) = find(buf, "28041.6!").expect("the 28 kW value with its glyph");
+    let (x, y) = find(buf, "28041.6‼").expect("the 28 kW value with its glyph");
     let glyph = &buf[(x + 7, y)];
-    assert_eq!(glyph.symbol(), "!");
+    assert_eq!(glyph.symbol(), "‼");
     assert_eq!(glyph.fg, Color::LightRed);
     assert!(glyph.modifier.contains(Modifier::BOLD));
     assert_eq!(buf[(x, y)].fg, Color::LightRed);
@@ -179,7 +179,7 @@ fn a_flagged_value_has_colour_and_a_glyph() {
     let (ox, oy) = find(buf, "230.8 ").expect("kitchen voltage");
     assert_eq!(buf[(ox, oy)].fg, Color::Reset);
     // The row's health says it, too.
-    assert!(find(buf, "! BOGUS").is_some());
+    assert!(find(buf, "‼ BOGUS").is_some());
 }
 
 #[test]
@@ -195,9 +195,9 @@ fn without_colour_the_flag_is_still_visible() {
             assert_eq!(c.fg, Color::Reset, "colour at {x},{y}");
         }
     }
-    let (x, y) = find(buf, "28041.6!").expect("glyph without colour");
+    let (x, y) = find(buf, "28041.6‼").expect("glyph without colour");
     assert!(buf[(x + 7, y)].modifier.contains(Modifier::BOLD));
-    assert!(find(buf, "61753.0!").is_some(), "unit-scale plug flagged");
+    assert!(find(buf, "61753.0‼").is_some(), "unit-scale plug flagged");
 }
 
 #[test]
@@ -210,8 +210,30 @@ fn hostile_device_strings_are_cleaned() {
     let buf = t.backend().buffer();
     assert!(find(buf, "alias").is_some());
     assert!(find(buf, "\u{1b}").is_none() && find(buf, "\u{7}").is_none());
-    assert_eq!(ui::clean("a\u{1b}[2Jb\u{7}\n", 64), "a�[2Jb��");
-    assert_eq!(ui::clean(&"x".repeat(500), 40).len(), 40);
+    // The whole escape sequence goes, not only its ESC; bidi overrides too.
+    assert_eq!(ui::clean("a\u{1b}[2Jb\u{7}\n", 64), "a�b��");
+    assert_eq!(ui::clean("abc\u{202e}fed\u{2066}", 64), "abc�fed�");
+    let long = ui::clean(&"x".repeat(500), 40);
+    assert_eq!(long.chars().count(), 40);
+    assert!(long.ends_with('…'), "a cut is marked");
+}
+
+#[test]
+fn wide_values_are_never_cut_and_keep_their_glyph() {
+    let now = Instant::now();
+    let mut app = App::new(settings(), now);
+    let p = fixture::Plug::new(9, "welder", "HS110(US)", "1.0", "1.2.6");
+    update(&mut app, fixture::sighting(&p, "host"), now);
+    let r = fixture::reading(125_000_000.0, 120.0, 233.5279, 12.0);
+    update(&mut app, fixture::polled(&p, Some(r), vec![]), now);
+    let t = draw(&app, 140, 8);
+    let buf = t.backend().buffer();
+    // 125 MW does not fit the W column: a shorter honest form, with its unit and glyph.
+    assert!(find(buf, "125 MW‼").is_some(), "power cell");
+    // 233.5279 A in the 7-wide A column: two decimals, not the leading digit cut off.
+    let (x, y) = find(buf, "233.53").expect("current cell");
+    assert_ne!(buf[(x - 1, y)].symbol(), "…");
+    assert!(find(buf, "33.528").is_none(), "no cut number");
 }
 
 mod firmware_screens {

@@ -139,7 +139,7 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
 
 /// Device-supplied text, made safe for a terminal.
 fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect()
+    crate::text::sanitize(s).into_owned()
 }
 
 /// Pads or cuts `s` to exactly `w` characters.
@@ -262,7 +262,7 @@ mod tests {
     fn fit_pads_and_cuts_by_characters() {
         assert_eq!(fit("ab", 4), "ab  ");
         assert_eq!(fit("abcdef", 4), "abc…");
-        assert_eq!(fit("é\u{1b}[31m", 4), "é[3…");
+        assert_eq!(fit("é\u{1b}[31m", 4), "é\u{FFFD}  ");
     }
 
     #[test]

@@ -522,14 +522,7 @@ pub fn json_line(s: &DeviceStatus) -> Value {
 
 /// Keeps device-supplied text printable and bounded for a table cell.
 fn cell(s: &str, max: usize) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
-    if clean.chars().count() > max {
-        let mut t: String = clean.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    } else {
-        clean
-    }
+    crate::text::printable(s, max)
 }
 
 /// A value with its glyph when flagged (`28000‼`), `-` when absent.
@@ -566,7 +559,7 @@ fn verdict_cell(a: Option<&Assessment>, error: Option<&String>) -> String {
 }
 
 /// The human table: one row per device (outlets indented under their strip), flagged values
-/// marked with `!` (suspect) or `‼` (bogus), and the reasons listed below.
+/// marked with `?` (suspect) or `‼` (bogus), and the reasons listed below.
 pub fn render_table(statuses: &[DeviceStatus]) -> String {
     const HEAD: [&str; 12] = [
         "IP", "ALIAS", "MODEL", "HW", "SW", "RELAY", "W", "V", "A", "kWh", "RSSI", "VERDICT",
@@ -735,7 +728,7 @@ pub fn render_table(statuses: &[DeviceStatus]) -> String {
 
 fn mark(v: Verdict) -> &'static str {
     match v {
-        Verdict::Ok => "·",
+        Verdict::Ok => crate::text::glyph::NOTE,
         other => other.glyph(),
     }
 }
