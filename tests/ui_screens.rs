@@ -236,6 +236,37 @@ fn wide_values_are_never_cut_and_keep_their_glyph() {
     assert!(find(buf, "33.528").is_none(), "no cut number");
 }
 
+#[test]
+fn the_detail_pane_says_why_a_reply_was_bad() {
+    use plugfleet::net::NetError;
+    use plugfleet::net::poller::PollReport;
+    use plugfleet::protocol::codec::FrameError;
+    let now = Instant::now();
+    let mut app = App::new(settings(), now);
+    let p = fixture::Plug::new(9, "garage", "HS110(US)", "1.0", "1.2.6");
+    update(&mut app, fixture::sighting(&p, "host"), now);
+    let bad = NetError::Frame(FrameError::TooLarge {
+        len: 2_147_483_648,
+        max: 64 * 1024,
+    });
+    let report = PollReport {
+        key: fixture::device_id(9),
+        addr: fixture::addr(9),
+        outcome: Err(bad),
+        misses: 1,
+        elapsed: Duration::from_millis(1),
+    };
+    update(&mut app, Event::Polled(Box::new(report)), now);
+    press(&mut app, KeyCode::Enter, now);
+    let t = draw(&app, 140, 70);
+    let buf = t.backend().buffer();
+    assert!(
+        find(buf, "bad reply: length 2147483648 over the 64 KiB cap").is_some(),
+        "{:?}",
+        t.backend()
+    );
+}
+
 mod firmware_screens {
     use std::path::PathBuf;
     use std::sync::Arc;

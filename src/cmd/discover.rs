@@ -57,6 +57,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
 
 async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> {
     let swept = !cfg.sweeps.is_empty();
+    let hosts = cfg.hosts.clone();
     let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(1024);
     let token = CancellationToken::new();
     let task = discovery::spawn(cfg, tx, token.clone());
@@ -77,6 +78,21 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
             DiscoveryEvent::Hostile { from, reason } => {
                 hostile += 1;
                 tracing::info!(%from, %reason, "ignored a reply");
+                // A named host that answered something unusable is told with the reason.
+                if hosts.iter().any(|h| std::net::IpAddr::V4(*h) == from.ip()) {
+                    let error = reason.to_string();
+                    if json {
+                        let line = serde_json::json!({
+                            "ip": from.ip().to_string(),
+                            "port": from.port(),
+                            "online": false,
+                            "error": error,
+                        });
+                        writeln!(out, "{line}")?;
+                    } else {
+                        eprintln!("plugfleet: {}: {error}", from.ip());
+                    }
+                }
             }
             DiscoveryEvent::RoundDone { send_errors: e, .. } => {
                 send_errors.extend(e.iter().cloned())
