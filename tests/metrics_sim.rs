@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use plugfleet::cli::TargetArgs;
+use plugfleet::cmd::args::TargetArgs;
 use plugfleet::cmd::status::{self, DeviceStatus, MeterState};
 use plugfleet::identity::Names;
 use plugfleet::metrics::{self, MetricsSnapshot, snapshot_from_status};
@@ -64,7 +64,7 @@ async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
         timeout: Duration::from_secs(3),
         ..TargetArgs::default()
     };
-    let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
+    let cfg = plugfleet::cmd::args::discovery_config(&net).unwrap();
     let client = ClientConfig::with_timeout(net.port, net.timeout);
     let (s, _) = status::snapshot(cfg, client, &Default::default())
         .await
@@ -408,7 +408,7 @@ async fn headless_polling_accumulates_counts_and_marks_vanished_plugs_down() {
     let (tx, mut rx) = watch::channel(MetricsSnapshot::default());
     let token = CancellationToken::new();
     let names = Names::from_pairs([(plugs[0].mac.as_str(), "Kettle")]);
-    let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
+    let cfg = plugfleet::cmd::args::discovery_config(&net).unwrap();
     let client = ClientConfig::with_timeout(net.port, net.timeout);
     let task = tokio::spawn(metrics::poll_and_publish(
         cfg,

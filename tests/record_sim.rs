@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
-use plugfleet::cli::TargetArgs;
+use plugfleet::cmd::args::TargetArgs;
 use plugfleet::cmd::status::{self, DeviceStatus, MeterState};
 use plugfleet::fleet::plausibility::Verdict;
 use plugfleet::identity::Names;
@@ -53,7 +53,7 @@ async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
         timeout: Duration::from_secs(3),
         ..TargetArgs::default()
     };
-    let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
+    let cfg = plugfleet::cmd::args::discovery_config(&net).unwrap();
     let client = plugfleet::net::ClientConfig::with_timeout(net.port, net.timeout);
     let (s, _) = status::snapshot(cfg, client, &Default::default())
         .await
