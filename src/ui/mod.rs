@@ -63,10 +63,12 @@ pub fn render(frame: &mut Frame, app: &App) {
     }
 }
 
-/// Text made safe to draw and bounded ([`crate::text::printable`]): device text is already
-/// sanitised where it enters the model; this also covers error texts, file names and log lines.
+/// Text made safe to draw ([`crate::text::sanitize`]) and bounded to `max` characters: device
+/// text is already sanitised where it enters the model; this also covers error texts, file
+/// names and log lines. (Cut as before, without an ellipsis: the panes wrap or cut at their
+/// edge.)
 pub fn clean(s: &str, max: usize) -> String {
-    crate::text::printable(s, max)
+    crate::text::sanitize(s).chars().take(max).collect()
 }
 
 /// "now", "5s", "3m", "2h", "4d".
