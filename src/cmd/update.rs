@@ -148,15 +148,7 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
 
 /// Device-supplied text, made safe for a terminal: control characters replaced, length capped.
 fn clean(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(48)
-        .collect();
-    if s.chars().count() > 48 {
-        out.push('…');
-    }
-    out
+    crate::text::printable(s, 48)
 }
 
 /// Runs with the config file named by the global `--config` (`named`), else the one at its
@@ -841,10 +833,7 @@ impl Output {
 }
 
 fn clean_long(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(200)
-        .collect()
+    crate::text::printable(s, 200)
 }
 
 #[cfg(test)]
