@@ -66,6 +66,20 @@ pub struct FirmwareSection {
     pub concurrency: Option<usize>,
     /// Per-model ceiling: never offer a version beyond this one (e.g. before a protocol change).
     pub max_version: BTreeMap<String, String>,
+    /// Per-model image size bounds, replacing the built-in family bounds
+    /// (`assets/firmware_limits.json`); keyed by model (`"HS110(US)"`) or base model (`"HS110"`).
+    pub size_limits: BTreeMap<String, SizeLimit>,
+    /// The allowlist: images whose SHA-256 the user vouches for, per model and hardware
+    /// (`[[firmware.known]]`). Such an image is marked "known" in the plan.
+    pub known: Vec<crate::firmware::limits::KnownImage>,
+}
+
+/// `[firmware.size_limits."HS110"]`: inclusive bounds in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeLimit {
+    pub min_bytes: u64,
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -213,6 +227,32 @@ impl Config {
                 ));
             }
         }
+        for (model, b) in &self.firmware.size_limits {
+            let max = crate::firmware::image::MAX_IMAGE_BYTES;
+            if b.min_bytes == 0 || b.min_bytes > b.max_bytes || b.max_bytes > max {
+                return Err(bad(
+                    &format!("firmware.size_limits.\"{model}\""),
+                    &format!(
+                        "must have 1 <= min_bytes <= max_bytes <= {max} (got {} and {})",
+                        b.min_bytes, b.max_bytes
+                    ),
+                ));
+            }
+        }
+        for (i, k) in self.firmware.known.iter().enumerate() {
+            if !crate::firmware::limits::is_sha256_hex(k.sha256.trim()) {
+                return Err(bad(
+                    &format!("firmware.known[{i}].sha256"),
+                    "must be a SHA-256: 64 hex digits",
+                ));
+            }
+            if k.model.trim().is_empty() || k.hw.trim().is_empty() {
+                return Err(bad(
+                    &format!("firmware.known[{i}]"),
+                    "needs a model (\"HS110(US)\" or \"HS110\") and a hw (\"1\" or \"1.0\")",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -351,6 +391,17 @@ pub const DEFAULT_FILE: &str = r#"# plugfleet configuration. Command-line flags 
 # Never offer a version beyond these (e.g. the last one that keeps port 9999).
 # [firmware.max_version]
 # "HS300(US)" = "1.0.21"
+# Image size bounds in bytes per model (replacing the built-in family bounds).
+# [firmware.size_limits."HS110"]
+# min_bytes = 131072
+# max_bytes = 16777216
+# Images you vouch for: the plan marks them "known" (and prefers them; unrecognised
+# content still needs --force).
+# [[firmware.known]]
+# model = "HS110(US)"
+# hw = "1"
+# sha256 = "<64 hex digits>"
+# note = "1.2.6 from the cloud's fw_list"
 
 # Rating overrides per model, used by the plausibility checks.
 # [ratings."HS110(US)"]
@@ -410,6 +461,14 @@ folders = ["/tmp/fw"]
 concurrency = 2
 [firmware.max_version]
 "HS300(US)" = "1.0.21"
+[firmware.size_limits."HS110"]
+min_bytes = 1000
+max_bytes = 2000
+[[firmware.known]]
+model = "HS110(US)"
+hw = "1"
+sha256 = "abababababababababababababababababababababababababababababababab"
+note = "from the cloud"
 [ratings."HS110(US)"]
 amps = 15.0
 [names]
@@ -420,6 +479,8 @@ amps = 15.0
         assert_eq!(cfg.discovery.sweeps[0].to_string(), "127.0.9.0/24");
         assert_eq!(cfg.safety.read_only, Some(true));
         assert_eq!(cfg.name_for("B0:95:75:00:00:01"), Some("Kettle"));
+        assert_eq!(cfg.firmware.size_limits["HS110"].max_bytes, 2000);
+        assert_eq!(cfg.firmware.known[0].hw, "1");
         let again = toml::to_string(&cfg).expect("serialise");
         assert_eq!(parse(&again).expect("round trip"), cfg);
     }
@@ -454,6 +515,18 @@ amps = 15.0
             (
                 "[ratings.\"HS110(US)\"]\namps = 0\n",
                 "ratings.\"HS110(US)\".amps",
+            ),
+            (
+                "[firmware.size_limits.HS110]\nmin_bytes = 10\nmax_bytes = 5\n",
+                "firmware.size_limits.\"HS110\"",
+            ),
+            (
+                "[firmware.size_limits.HS110]\nmin_bytes = 1\nmax_bytes = 99999999999\n",
+                "firmware.size_limits.\"HS110\"",
+            ),
+            (
+                "[[firmware.known]]\nmodel = \"HS110\"\nhw = \"1\"\nsha256 = \"abc\"\n",
+                "firmware.known[0].sha256",
             ),
         ] {
             let msg = parse(text).expect_err(text).to_string();

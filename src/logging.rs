@@ -135,11 +135,7 @@ impl<S: tracing::Subscriber> Layer<S> for RingLayer {
             v.fields
         );
         // One screen line per entry: device-supplied text may carry newlines or escapes.
-        line = line
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(RING_LINE_MAX)
-            .collect();
+        line = crate::text::printable(&line, RING_LINE_MAX);
         self.ring.push(line);
     }
 }
@@ -231,7 +227,9 @@ mod tests {
         let lines = ring.snapshot();
         assert_eq!(lines.len(), 2);
         assert!(
-            lines[0].ends_with(" WARN plugfleet::logging::tests: plug said something ip=127.0.0.9"),
+            lines[0].ends_with(
+                " WARN plugfleet::logging::tests: plug said\u{FFFD}something ip=127.0.0.9"
+            ),
             "{}",
             lines[0]
         );

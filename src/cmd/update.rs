@@ -31,7 +31,7 @@ use crate::firmware::exits::{
 };
 use crate::firmware::image::{self, ImageInfo};
 use crate::firmware::job::{JobTimings, Stage};
-use crate::firmware::plan::{self, Ceilings, PlanEntry};
+use crate::firmware::plan::{self, PlanEntry, Policy};
 use crate::firmware::runner::{self, BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig};
 use crate::net::ClientConfig;
 use crate::net::discovery::{self, DiscoveryConfig};
@@ -57,10 +57,16 @@ macro_rules! err {
 
 #[derive(Debug, Clone, Args, Default)]
 #[command(
-    after_help = "Verdicts: compatible, protocol-change and downgrade images are flashed after \
-confirmation; unknown-target and same-version only with --force; wrong-target, corrupt and \
-above-ceiling ([firmware.max_version] in the config file) never. flash_firmware is sent only \
-after a complete, error-free download. Exit status 0 only if every plug was updated and verified."
+    after_help = "Checked before an image is served: a regular file (a symlink only to a regular \
+file inside the chosen folder; FIFOs and devices are refused unopened), its size within the \
+model family's bounds ([firmware.size_limits] in the config file), a recognised structure \
+(plugfleet demo header, TP-Link v1 or RTOS header, U-Boot uImage, squashfs, LZMA), whether the \
+SHA-256 is on the known list ([[firmware.known]]), then the target and version.\n\
+Verdicts: compatible and protocol-change images are flashed after confirmation; downgrade only \
+with --allow-downgrade (--yes and --force never cover it); unknown-target, same-version and \
+unrecognised-content only with --force; refused, size-out-of-bounds, wrong-target, corrupt and \
+above-ceiling ([firmware.max_version]) never. flash_firmware is sent only after a complete, \
+error-free download. Exit status 0 only if every plug was updated and verified."
 )]
 pub struct UpdateArgs {
     /// A firmware image, or a folder of images (each plug gets its best match).
@@ -86,9 +92,15 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "IP")]
     pub serve_addr: Option<IpAddr>,
 
-    /// Do not ask: update every plug the plan allows.
+    /// Do not ask: update every plug the plan allows (never a downgrade without
+    /// --allow-downgrade).
     #[arg(long)]
     pub yes: bool,
+
+    /// Allow flashing an older version than the plug runs (like fwupd's --allow-older).
+    /// Without it a downgrade is skipped, whatever --yes or --force say.
+    #[arg(long)]
+    pub allow_downgrade: bool,
 
     /// One JSON object per line per transition, and a final object per plug.
     #[arg(long)]
@@ -136,15 +148,7 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
 
 /// Device-supplied text, made safe for a terminal: control characters replaced, length capped.
 fn clean(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(48)
-        .collect();
-    if s.chars().count() > 48 {
-        out.push('…');
-    }
-    out
+    crate::text::printable(s, 48)
 }
 
 /// Runs with the config file named by the global `--config` (`named`), else the one at its
@@ -162,13 +166,7 @@ pub fn run(args: UpdateArgs, named: Option<std::path::PathBuf>) -> anyhow::Resul
 
 /// Runs with an already loaded config.
 pub fn run_with_config(args: UpdateArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
-    let ceilings = Ceilings::new(
-        cfg.firmware
-            .max_version
-            .iter()
-            .map(|(m, v)| (m.as_str(), v.as_str())),
-    )
-    .map_err(|e| UsageError(format!("config: {e}")))?;
+    let policy = load_policy(cfg)?;
     if !args.net.is_explicit() {
         return Err(UsageError(
             "name the plugs to update with --host ADDR, --sweep CIDR or --target BROADCAST \
@@ -186,7 +184,26 @@ pub fn run_with_config(args: UpdateArgs, cfg: &Config) -> anyhow::Result<ExitCod
     if args.concurrency.is_none() {
         args.concurrency = cfg.firmware.concurrency.filter(|n| (1..=256).contains(n));
     }
-    rt.block_on(run_async(args, images, ceilings, discovery))
+    rt.block_on(run_async(args, images, policy, discovery))
+}
+
+/// The `[firmware]` rules the plan applies: ceilings, size bounds, the known-hash allowlist.
+fn load_policy(cfg: &Config) -> anyhow::Result<Policy> {
+    Policy::from_config(&cfg.firmware).map_err(|e| UsageError(format!("config: {e}")).into())
+}
+
+/// The plan for the plugs found, with the downgrade consent when `--allow-downgrade` was given.
+fn make_plan(
+    plugs: &[(IpAddr, SysInfo)],
+    images: &[Arc<ImageInfo>],
+    policy: &Policy,
+    args: &UpdateArgs,
+) -> Vec<PlanEntry> {
+    let mut entries = plan::plan_in(plugs, images, policy);
+    if args.allow_downgrade {
+        plan::allow_downgrades(&mut entries, args.net.force);
+    }
+    entries
 }
 
 fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
@@ -277,7 +294,7 @@ async fn find_plugs(
 async fn run_async(
     args: UpdateArgs,
     images: Vec<ImageInfo>,
-    ceilings: Ceilings,
+    policy: Policy,
     discovery: DiscoveryConfig,
 ) -> anyhow::Result<ExitCode> {
     let client_cfg = ClientConfig::with_timeout(args.net.port, args.net.timeout);
@@ -289,7 +306,7 @@ async fn run_async(
 
     // Find the plugs (one discovery pass over the named hosts, sweeps and broadcast targets).
     let (plugs, unreachable) = find_plugs(discovery, &args.net.hosts).await?;
-    let entries = plan::plan_with(&plugs, &images, &ceilings);
+    let entries = make_plan(&plugs, &images, &policy, &args);
 
     out.plan(&images, &entries, &unreachable, args.net.force);
     let to_update = entries
@@ -585,6 +602,9 @@ impl Output {
         unreachable: &[(IpAddr, String)],
         force: bool,
     ) {
+        if self.json {
+            self.plan_json(images, entries, force);
+        }
         self.human(&format!("Images ({}):", images.len()));
         for i in images {
             self.human(&format!("  {}", clean_long(&i.describe())));
@@ -615,8 +635,34 @@ impl Output {
                     .unwrap_or_else(|| "-".into()),
                 mark
             ));
-            if e.verdict() != &plan::Verdict::Compatible {
-                self.human(&format!("      {}", clean_long(&e.verdict().explain())));
+            if e.awaits_downgrade_consent(force) {
+                self.human(&format!(
+                    "      downgrade {} → {}: skipped (pass --allow-downgrade to allow it; --yes \
+                     and --force do not)",
+                    clean(&from),
+                    clean(&to)
+                ));
+            } else if e.assessment.downgrade && e.will_update(force) {
+                self.human(&format!(
+                    "      DOWNGRADE ALLOWED (--allow-downgrade): {} → {}",
+                    clean(&from),
+                    clean(&to)
+                ));
+            }
+            // (A downgrade was explained just above.)
+            if !matches!(
+                e.verdict(),
+                plan::Verdict::Compatible | plan::Verdict::Downgrade
+            ) {
+                let forced = force && e.will_update(force) && e.verdict().needs_override();
+                self.human(&format!(
+                    "      {}{}",
+                    if forced { "OVERRIDE (--force): " } else { "" },
+                    clean_long(&e.verdict().explain())
+                ));
+            }
+            if let Some(ch) = &e.assessment.checks {
+                self.human(&format!("      checked: {}", clean_long(&ch.summary())));
             }
             for n in &e.assessment.notes {
                 self.human(&format!("      note: {}", clean_long(n)));
@@ -625,6 +671,26 @@ impl Output {
         for (ip, err) in unreachable {
             self.human(&format!("  {ip:<15} {}", clean_long(err)));
         }
+    }
+
+    /// `--json`: the plan as one line before any transition: every image as inspected and, per
+    /// plug, the verdict, what was checked and whether it will be updated.
+    fn plan_json(&self, images: &[Arc<ImageInfo>], entries: &[PlanEntry], force: bool) {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("will_update".into(), json!(e.will_update(force)));
+                }
+                v
+            })
+            .collect();
+        let images: Vec<serde_json::Value> = images
+            .iter()
+            .map(|i| serde_json::to_value(i.as_ref()).unwrap_or_default())
+            .collect();
+        out!("{}", json!({ "plan": rows, "images": images }));
     }
 
     fn event(&mut self, ev: &JobEvent) {
@@ -767,10 +833,7 @@ impl Output {
 }
 
 fn clean_long(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(200)
-        .collect()
+    crate::text::printable(s, 200)
 }
 
 #[cfg(test)]

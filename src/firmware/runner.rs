@@ -397,15 +397,13 @@ where
             .map(|(_, n)| n.clone())
             .unwrap_or_default()
     };
-    // One secret URL per plug: bytes served are counted per plug even when plugs share a
-    // source address.
-    let server = FileServer::per_key(runnable.iter().map(|(i, img)| {
-        (
-            entries[*i].plug.ip.to_string(),
-            serve_name(img),
-            img.bytes.clone(),
-        )
-    }))?;
+    // One secret URL per plug, answering only that plug's address: bytes served are that
+    // plug's own fetches.
+    let server = FileServer::per_plug(
+        runnable
+            .iter()
+            .map(|(i, img)| (entries[*i].plug.ip, serve_name(img), img.bytes.clone())),
+    )?;
     let mut local_for: HashMap<IpAddr, IpAddr> = HashMap::new();
     let mut no_route: HashMap<IpAddr, String> = HashMap::new();
     let mut bind: Vec<SocketAddr> = Vec::new();

@@ -343,10 +343,10 @@ pub async fn run_to_exit(
                     }
                     Command::PlanFirmware { path, plugs } => {
                         let tx = tx.clone();
-                        let ceilings = app.settings.firmware.ceilings.clone();
+                        let policy = app.settings.firmware.policy.clone();
                         actions.spawn(async move {
                             let result = tokio::task::spawn_blocking(move || {
-                                crate::app::firmware::plan_from(&path, &plugs, &ceilings)
+                                crate::app::firmware::plan_from(&path, &plugs, &policy)
                             })
                             .await
                             .unwrap_or_else(|e| Err(e.to_string()));
