@@ -3,6 +3,7 @@
 pub mod detail;
 pub mod firmware;
 pub mod help;
+pub mod layout;
 pub mod log;
 pub mod table;
 pub mod theme;
@@ -16,6 +17,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::app::keymap::{Context, KEYMAP};
 use crate::app::state::{App, Overlay};
+pub use layout::centered;
 pub use theme::Theme;
 
 /// Draws the whole screen.
@@ -287,18 +289,6 @@ fn render_exports(spans: &mut Vec<Span<'static>>, app: &App, theme: &Theme) {
     }
     if let Some(url) = &app.settings.metrics_url {
         spans.push(Span::styled(format!("{url} "), theme.dim()));
-    }
-}
-
-/// A rectangle of at most `w`×`h` centred in `r`.
-pub fn centered(r: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(r.width);
-    let h = h.min(r.height);
-    Rect {
-        x: r.x + (r.width - w) / 2,
-        y: r.y + (r.height - h) / 2,
-        width: w,
-        height: h,
     }
 }
 
