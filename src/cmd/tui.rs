@@ -132,7 +132,7 @@ pub fn run_tui(
         &mut terminal,
         app,
         setup,
-        sources,
+        runtime::Io::terminal(sources),
         crate::ui::render,
     ));
     drop(guard);

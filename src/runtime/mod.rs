@@ -5,6 +5,11 @@
 //!
 //! It sits above the pure `app` (state + update) and below `ui`: the caller passes the draw
 //! function (`cmd::tui` passes `ui::render`), so nothing here depends on how a frame looks.
+//!
+//! Its I/O is injected: the terminal (any ratatui [`Backend`]; tests pass `TestBackend`), the
+//! key source ([`Io::keys`]: crossterm's event stream for the real terminal, a channel in
+//! tests) and the sources of devices ([`Io::sources`]: discovery of the real network, or of a
+//! simulated fleet on loopback). `tests/app_inprocess.rs` runs the whole app this way.
 
 pub mod sources;
 
@@ -13,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ratatui::DefaultTerminal;
+use futures_util::{Stream, StreamExt as _};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
 use ratatui::crossterm::event as ct;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -109,36 +116,64 @@ fn start_recorder(
     ))
 }
 
-/// Draws one frame of the app (the caller passes `ui::render`).
-pub type Draw = fn(&mut ratatui::Frame, &App);
-
 /// Starts sources of events (discovery…) on the given channel; they must stop when the token
 /// is cancelled. Tasks put in the set are watched: a panic ends the app.
 pub type Sources = Box<dyn FnOnce(mpsc::Sender<Event>, CancellationToken, &mut JoinSet<()>) + Send>;
 
-/// Reads terminal input on a plain thread (crossterm's reader blocks) and forwards it.
-fn spawn_input(tx: mpsc::Sender<Event>, token: CancellationToken) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        while !token.is_cancelled() {
-            match ct::poll(Duration::from_millis(100)) {
-                Ok(false) => continue,
-                Ok(true) => {}
-                Err(e) => {
-                    let _ = tx.blocking_send(Event::Shutdown(Some(format!("terminal input: {e}"))));
-                    return;
-                }
-            }
-            let ev = match ct::read() {
-                Ok(ct::Event::Key(k)) => Event::Key(k),
-                Ok(ct::Event::Resize(w, h)) => Event::Resize(w, h),
-                Ok(_) => continue,
-                Err(e) => Event::Shutdown(Some(format!("terminal input: {e}"))),
-            };
-            if tx.blocking_send(ev).is_err() {
+/// Terminal input: crossterm events (keys, resizes; the rest is ignored), or the error that
+/// ended input. The stream ending means no more input (the app keeps running).
+pub type Keys = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<ct::Event>> + Send>>;
+
+/// The real terminal's input: crossterm's event stream.
+pub fn terminal_keys() -> Keys {
+    Box::pin(ct::EventStream::new())
+}
+
+/// What the runtime talks to besides the terminal.
+pub struct Io {
+    /// Terminal input.
+    pub keys: Keys,
+    /// Sources of devices (discovery), started with the app.
+    pub sources: Sources,
+    /// Quit on SIGINT/SIGTERM. The real terminal wants it; a test in a shared process does not
+    /// (the handler would stay installed for the whole test binary).
+    pub signals: bool,
+}
+
+impl Io {
+    /// The real terminal's keys and signals, with `sources`.
+    pub fn terminal(sources: Sources) -> Self {
+        Io {
+            keys: terminal_keys(),
+            sources,
+            signals: true,
+        }
+    }
+}
+
+/// Forwards terminal input into the event channel until cancelled or input ends.
+async fn forward_keys(mut keys: Keys, tx: mpsc::Sender<Event>, token: CancellationToken) {
+    loop {
+        let next = tokio::select! {
+            _ = token.cancelled() => return,
+            n = keys.next() => n,
+        };
+        let ev = match next {
+            None => return,
+            Some(Ok(ct::Event::Key(k))) => Event::Key(k),
+            Some(Ok(ct::Event::Resize(w, h))) => Event::Resize(w, h),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                let _ = tx
+                    .send(Event::Shutdown(Some(format!("terminal input: {e}"))))
+                    .await;
                 return;
             }
+        };
+        if tx.send(ev).await.is_err() {
+            return;
         }
-    })
+    }
 }
 
 /// Sends `Shutdown` on SIGINT or SIGTERM (Ctrl-C in raw mode arrives as a key instead).
@@ -188,14 +223,20 @@ async fn perform(
 }
 
 /// Runs the UI until the user quits, a signal arrives, or a background task fails.
-/// `draw` renders one frame of the app (`ui::render`).
-pub async fn run(
-    terminal: &mut DefaultTerminal,
+/// `terminal` is any backend; `io` brings the keys and the devices; `draw` renders one frame
+/// of the app (`ui::render`).
+pub async fn run<B, D>(
+    terminal: &mut Terminal<B>,
     mut app: App,
     setup: Setup,
-    sources: Sources,
-    draw: Draw,
-) -> anyhow::Result<()> {
+    io: Io,
+    mut draw: D,
+) -> anyhow::Result<()>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    D: FnMut(&mut ratatui::Frame, &App),
+{
     let token = CancellationToken::new();
     let _cancel_on_exit = token.clone().drop_guard();
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
@@ -241,7 +282,7 @@ pub async fn run(
             }
         });
     }
-    {
+    if io.signals {
         let (tx, token) = (tx.clone(), token.clone());
         tasks.spawn(async move {
             tokio::select! {
@@ -250,8 +291,8 @@ pub async fn run(
             }
         });
     }
-    sources(tx.clone(), token.child_token(), &mut tasks);
-    let input = spawn_input(tx.clone(), token.clone());
+    (io.sources)(tx.clone(), token.child_token(), &mut tasks);
+    tasks.spawn(forward_keys(io.keys, tx.clone(), token.clone()));
 
     let permits = Arc::new(Semaphore::new(ACTION_CONCURRENCY));
     let mut fw_batch: Option<BatchHandle> = None;
@@ -464,6 +505,5 @@ pub async fn run(
     actions.shutdown().await;
     // Background tasks stop on the token; do not wait long for stragglers.
     let _ = tokio::time::timeout(Duration::from_secs(2), tasks.shutdown()).await;
-    let _ = input.join();
     result
 }
