@@ -193,7 +193,7 @@ fn strip(src: &str) -> String {
         } else if ch == '\'' {
             // A char literal ('a', '\n', '\u{1F}') or a lifetime ('a, 'static).
             if next == Some('\\') {
-                let mut j = i + 2;
+                let mut j = i + 3;
                 while j < c.len() && c[j] != '\'' && c[j] != '\n' {
                     j += 1;
                 }
@@ -881,7 +881,7 @@ fn inline_paths_count_but_comments_strings_and_macros_do_not() {
 fn f() {
     let s = "crate::cmd::status";
     let r = r#"crate::cmd::x "quoted" "#;
-    let c = '"'; let l: &'static str = "";
+    let c = '"'; let l: &'static str = ""; let q = '\''; let u = '\u{1F}';
     crate::metrics::serve(1);
     let t = std::crate::nope;
     $crate::macro_path::x;
