@@ -223,6 +223,17 @@ fn rows<'a>(screen: &'a str, fleet: &Fleet) -> Vec<&'a str> {
     screen.lines().filter(|l| l.contains(&prefix)).collect()
 }
 
+/// Waits until discovery found every plug and the poller read each one (every row online
+/// and judged ok); returns that screen.
+async fn all_read(d: &Driver, fleet: &Fleet) -> String {
+    d.wait_for("a row per plug, each read and ok", |s| {
+        let r = rows(s, fleet);
+        // The word, not the glyph beside it: glyphs are the theme's to choose.
+        r.len() == PROFILES.len() && r.iter().all(|l| l.split_whitespace().any(|w| w == "ok"))
+    })
+    .await
+}
+
 /// The screen with what varies from run to run replaced: the port, the readings (W, V, A, kWh),
 /// the signal strength and the age of each row become `~` (or stay `—` when there is none),
 /// and the fleet's total power `~ W`. Everything else (aliases, addresses, models, versions,
@@ -291,14 +302,8 @@ async fn rows_appear_then_keys_move_open_filter_and_quit() {
         async move {
             // Discovery finds every plug and the poller reads them: four rows, each with its
             // address, the metered ones with a reading.
-            let s = d
-                .wait_for("four rows, all read", |s| {
-                    let r = rows(s, fleet);
-                    r.len() == PROFILES.len()
-                        && r.iter().all(|l| l.contains("ok"))
-                        && ips.iter().all(|ip| s.contains(ip.as_str()))
-                })
-                .await;
+            let s = all_read(&d, fleet).await;
+            assert!(ips.iter().all(|ip| s.contains(ip.as_str())), "{s}");
             for (ip, model) in ips.iter().zip(["HS110", "HS100", "HS300", "KP115"]) {
                 let row = rows(&s, fleet)
                     .into_iter()
@@ -358,10 +363,8 @@ async fn t_switches_the_selected_plugs_relay_on_the_simulated_plug() {
         let (first, ip) = (&first, &ip);
         let before = before.clone();
         async move {
-            d.wait_for("the first plug's row", |s| {
-                rows(s, fleet).len() == PROFILES.len() && s.contains(ip.as_str())
-            })
-            .await;
+            let s = all_read(&d, fleet).await;
+            assert!(s.contains(ip.as_str()), "{s}");
             // g selects the first row; t toggles its relay through the runtime's write path,
             // to the simulated plug.
             d.key(KeyCode::Char('g'));
@@ -397,8 +400,7 @@ async fn read_only_refuses_the_write_and_leaves_the_plug_alone() {
     let result = with_app(&fleet, settings, |d| {
         let fleet = &fleet;
         async move {
-            d.wait_for("four rows", |s| rows(s, fleet).len() == PROFILES.len())
-                .await;
+            all_read(&d, fleet).await;
             // The title says read-only all along; the refusal is its own message.
             assert!(
                 d.screen().contains("READ-ONLY") || d.screen().to_lowercase().contains("read-only")
