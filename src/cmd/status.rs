@@ -145,6 +145,8 @@ pub struct FindReport {
     pub silent_hosts: Vec<IpAddr>,
     /// Replies that were counted and ignored (garbage, wrong shape, …).
     pub hostile: usize,
+    /// Why a `--host` address's reply was unusable (`bad reply: length … over the 64 KiB cap`).
+    pub bad_replies: Vec<(IpAddr, String)>,
     /// Probes that could not be sent.
     pub send_errors: Vec<String>,
 }
@@ -178,7 +180,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         rec.flush()?;
     }
     for ip in &report.silent_hosts {
-        eprintln!("plugfleet: {ip}: no answer");
+        // A reply that came but could not be used says why; "no answer" is for silence.
+        match report.bad_replies.iter().find(|(bad, _)| bad == ip) {
+            Some((_, reason)) => eprintln!("plugfleet: {ip}: {reason}"),
+            None => eprintln!("plugfleet: {ip}: no answer"),
+        }
     }
     for e in &report.send_errors {
         eprintln!("plugfleet: warning: could not send to {e}");
@@ -290,6 +296,9 @@ pub async fn find(cfg: DiscoveryConfig) -> anyhow::Result<(Vec<Device>, FindRepo
             DiscoveryEvent::Hostile { from, reason } => {
                 report.hostile += 1;
                 tracing::info!(%from, %reason, "ignored a reply");
+                if hosts.iter().any(|h| IpAddr::V4(*h) == from.ip()) {
+                    report.bad_replies.push((from.ip(), reason.to_string()));
+                }
             }
             DiscoveryEvent::RoundDone { send_errors, .. } => {
                 report.send_errors.extend(send_errors.iter().cloned());
@@ -523,14 +532,7 @@ pub fn json_line(s: &DeviceStatus) -> Value {
 
 /// Keeps device-supplied text printable and bounded for a table cell.
 fn cell(s: &str, max: usize) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
-    if clean.chars().count() > max {
-        let mut t: String = clean.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    } else {
-        clean
-    }
+    crate::text::printable(s, max)
 }
 
 /// A value with its glyph when flagged (`28000‼`), `-` when absent.
@@ -567,7 +569,7 @@ fn verdict_cell(a: Option<&Assessment>, error: Option<&String>) -> String {
 }
 
 /// The human table: one row per device (outlets indented under their strip), flagged values
-/// marked with `!` (suspect) or `‼` (bogus), and the reasons listed below.
+/// marked with `?` (suspect) or `‼` (bogus), and the reasons listed below.
 pub fn render_table(statuses: &[DeviceStatus]) -> String {
     const HEAD: [&str; 12] = [
         "IP", "ALIAS", "MODEL", "HW", "SW", "RELAY", "W", "V", "A", "kWh", "RSSI", "VERDICT",
@@ -736,7 +738,7 @@ pub fn render_table(statuses: &[DeviceStatus]) -> String {
 
 fn mark(v: Verdict) -> &'static str {
     match v {
-        Verdict::Ok => "·",
+        Verdict::Ok => crate::text::glyph::NOTE,
         other => other.glyph(),
     }
 }

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::event::{ActionKind, Command, DirItem, Event};
 use crate::app::state::App;
 use crate::app::update::update;
+use crate::firmware::exits::ExitSignals;
 use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
@@ -135,8 +136,9 @@ pub struct Io {
     pub keys: Keys,
     /// Sources of devices (discovery), started with the app.
     pub sources: Sources,
-    /// Quit on SIGINT/SIGTERM. The real terminal wants it; a test in a shared process does not
-    /// (the handler would stay installed for the whole test binary).
+    /// Handle SIGINT, SIGTERM, SIGHUP and SIGQUIT as ways out. The real terminal wants it; a
+    /// test in a shared process does not (the handlers would stay installed for the whole test
+    /// binary).
     pub signals: bool,
 }
 
@@ -176,28 +178,24 @@ async fn forward_keys(mut keys: Keys, tx: mpsc::Sender<Event>, token: Cancellati
     }
 }
 
-/// Sends `Shutdown` on SIGINT or SIGTERM (Ctrl-C in raw mode arrives as a key instead).
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        match (term, int) {
-            (Ok(mut t), Ok(mut i)) => {
-                tokio::select! {
-                    _ = t.recv() => {},
-                    _ = i.recv() => {},
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Sends `Shutdown` on every SIGINT, SIGTERM, SIGHUP and SIGQUIT until `token` is cancelled
+/// (Ctrl-C in raw mode arrives as a key instead). Each one is a way out: the app quits at once
+/// without a firmware batch, and drains a running one (`app::quit`), so the terminal is restored
+/// on every signal and no flash is abandoned on the first.
+async fn forward_signals(
+    mut signals: ExitSignals,
+    tx: mpsc::Sender<Event>,
+    token: CancellationToken,
+) {
+    loop {
+        let sig = tokio::select! {
+            _ = token.cancelled() => return,
+            sig = signals.recv() => sig,
+        };
+        tracing::warn!("{sig}: leaving");
+        if tx.send(Event::Shutdown(None)).await.is_err() {
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -224,19 +222,48 @@ async fn perform(
 
 /// Runs the UI until the user quits, a signal arrives, or a background task fails.
 /// `terminal` is any backend; `io` brings the keys and the devices; `draw` renders one frame
-/// of the app (`ui::render`).
+/// of the app (`ui::render`). The exit status is dropped: see [`run_with_exit_status`].
 pub async fn run<B, D>(
     terminal: &mut Terminal<B>,
-    mut app: App,
+    app: App,
     setup: Setup,
     io: Io,
-    mut draw: D,
+    draw: D,
 ) -> anyhow::Result<()>
 where
     B: Backend,
     B::Error: Send + Sync + 'static,
     D: FnMut(&mut ratatui::Frame, &App),
 {
+    run_with_exit_status(terminal, app, setup, io, draw)
+        .await
+        .map(|_| ())
+}
+
+/// [`run`], returning the process exit status the app decided: 0, or
+/// [`EXIT_INTERRUPTED`](crate::firmware::exits::EXIT_INTERRUPTED) after leaving during a
+/// firmware batch that was drained (`app::quit`), or `EXIT_ABANDONED`.
+pub async fn run_with_exit_status<B, D>(
+    terminal: &mut Terminal<B>,
+    mut app: App,
+    setup: Setup,
+    io: Io,
+    mut draw: D,
+) -> anyhow::Result<u8>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    D: FnMut(&mut ratatui::Frame, &App),
+{
+    // First of all, before any task runs: from here on a signal is an event, never the end of
+    // the process with the terminal left raw. (Not in tests that share a process: `io.signals`.)
+    let signals = if io.signals {
+        ExitSignals::install()
+            .inspect_err(|e| tracing::warn!("cannot handle signals: {e}"))
+            .ok()
+    } else {
+        None
+    };
     let token = CancellationToken::new();
     let _cancel_on_exit = token.clone().drop_guard();
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
@@ -282,14 +309,10 @@ where
             }
         });
     }
-    if io.signals {
-        let (tx, token) = (tx.clone(), token.clone());
-        tasks.spawn(async move {
-            tokio::select! {
-                _ = token.cancelled() => {},
-                _ = wait_for_signal() => { let _ = tx.send(Event::Shutdown(None)).await; }
-            }
-        });
+    {
+        if let Some(signals) = signals {
+            tasks.spawn(forward_signals(signals, tx.clone(), token.clone()));
+        }
     }
     (io.sources)(tx.clone(), token.child_token(), &mut tasks);
     tasks.spawn(forward_keys(io.keys, tx.clone(), token.clone()));
@@ -311,6 +334,8 @@ where
     terminal.draw(|f| draw(f, &app)).context("drawing")?;
     let mut last_draw = Instant::now();
 
+    // False once drawing failed during a firmware batch.
+    let mut screen = true;
     let result = 'ui: loop {
         let first = tokio::select! {
             ev = rx.recv() => ev,
@@ -328,7 +353,7 @@ where
             }
         };
         let Some(first) = first else {
-            break Ok(());
+            break Ok(app.leaving.exit_status());
         };
         let mut batch = vec![first];
         // Drain what else is queued, and wait out the rest of the frame budget for more.
@@ -362,10 +387,10 @@ where
                     }
                     Command::PlanFirmware { path, plugs } => {
                         let tx = tx.clone();
-                        let ceilings = app.settings.firmware.ceilings.clone();
+                        let policy = app.settings.firmware.policy.clone();
                         actions.spawn(async move {
                             let result = tokio::task::spawn_blocking(move || {
-                                crate::app::firmware::plan_from(&path, &plugs, &ceilings)
+                                crate::app::firmware::plan_from(&path, &plugs, &policy)
                             })
                             .await
                             .unwrap_or_else(|e| Err(e.to_string()));
@@ -491,10 +516,22 @@ where
                 }
             }
             if app.quit {
-                break 'ui Ok(());
+                break 'ui Ok(app.leaving.exit_status());
             }
         }
-        terminal.draw(|f| draw(f, &app)).context("drawing")?;
+        if screen {
+            if let Err(e) = terminal.draw(|f| draw(f, &app)) {
+                if !crate::app::quit::batch_running(&app) {
+                    break 'ui Err(anyhow::Error::from(e).context("drawing"));
+                }
+                // The terminal went away (SIGHUP) mid-update: never abandon a flash for a
+                // screen; the batch runs on and the app quits once it is drained.
+                tracing::warn!(
+                    "drawing failed ({e}); the firmware update goes on without a screen"
+                );
+                screen = false;
+            }
+        }
         last_draw = Instant::now();
     };
     if let Some(h) = recorder.take() {

@@ -2,6 +2,7 @@
 
 pub mod detail;
 pub mod firmware;
+pub mod format;
 pub mod help;
 pub mod layout;
 pub mod log;
@@ -17,6 +18,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::app::keymap::{Context, KEYMAP};
 use crate::app::state::{App, Overlay};
+pub use format::{age, clean};
 pub use layout::centered;
 pub use theme::Theme;
 
@@ -62,27 +64,6 @@ pub fn render(frame: &mut Frame, app: &App) {
         Overlay::Picker(p) => firmware::render_picker(frame, body, p, &theme),
         Overlay::FirmwareConfirm(c) => firmware::render_confirm(frame, body, c, &theme),
         Overlay::Log { .. } => log::render_log(frame, body, app, &theme),
-    }
-}
-
-/// Device-supplied text made safe to draw: control characters replaced, length bounded.
-pub fn clean(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| *c != '\u{200b}')
-        .map(|c| if c.is_control() { '�' } else { c })
-        .take(max)
-        .collect()
-}
-
-/// "now", "5s", "3m", "2h", "4d".
-pub fn age(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=1 => "now".into(),
-        2..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86_399 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
     }
 }
 
@@ -137,7 +118,11 @@ fn render_summary(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     spans.push(Span::styled(" · ", theme.dim()));
     if s.flagged > 0 {
         spans.push(Span::styled(
-            format!("! {} flagged", s.flagged),
+            format!(
+                "{} {} flagged",
+                theme::verdict_glyph(crate::app::Verdict::Bogus),
+                s.flagged
+            ),
             theme.verdict(crate::app::Verdict::Bogus),
         ));
     } else {
@@ -149,7 +134,11 @@ fn render_summary(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     if s.power_w > 0.0 {
         spans.push(Span::styled(" · ", theme.dim()));
-        spans.push(Span::raw(format!("{:.0} W", s.power_w)));
+        spans.push(Span::raw(crate::text::fmt_with(
+            s.power_w,
+            crate::text::Unit::Watt,
+            0,
+        )));
         spans.push(Span::styled(" (flagged excluded)", theme.dim()));
     }
     if !s.versions.is_empty() {
