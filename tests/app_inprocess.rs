@@ -41,12 +41,12 @@ const PROFILES: [&str; 4] = [
     "kp115-us-hw1",
 ];
 
-/// A loopback block of our own for each test: 127.66.<block>.2 and up (other test files use
+/// A loopback block of our own for each test: 127.67.<block>.2 and up (other test files use
 /// other second octets). The addresses are fixed because the simulator derives each plug's
 /// alias, MAC and ids from its address, and the snapshots show them; the port is picked free,
 /// so another run of this test at the same time does not collide.
 async fn start_fleet(block: u8) -> Fleet {
-    let base = Ipv4Addr::new(127, 66, block, 2);
+    let base = Ipv4Addr::new(127, 67, block, 2);
     let mut last = None;
     for _ in 0..8 {
         let spec = FleetSpec {
