@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::event::{ActionKind, Command, DirItem, Event};
+use crate::app::quit::Leaving;
 use crate::app::state::App;
 use crate::app::update::update;
 use crate::firmware::exits::ExitSignals;
@@ -222,7 +223,7 @@ async fn perform(
 
 /// Runs the UI until the user quits, a signal arrives, or a background task fails.
 /// `terminal` is any backend; `io` brings the keys and the devices; `draw` renders one frame
-/// of the app (`ui::render`). The exit status is dropped: see [`run_with_exit_status`].
+/// of the app (`ui::render`). The exit status is dropped: see [`run_to_exit`].
 pub async fn run<B, D>(
     terminal: &mut Terminal<B>,
     app: App,
@@ -235,21 +236,22 @@ where
     B::Error: Send + Sync + 'static,
     D: FnMut(&mut ratatui::Frame, &App),
 {
-    run_with_exit_status(terminal, app, setup, io, draw)
+    run_to_exit(terminal, app, setup, io, draw)
         .await
         .map(|_| ())
 }
 
-/// [`run`], returning the process exit status the app decided: 0, or
+/// [`run`], returning how the app left: its exit status (0, or
 /// [`EXIT_INTERRUPTED`](crate::firmware::exits::EXIT_INTERRUPTED) after leaving during a
-/// firmware batch that was drained (`app::quit`), or `EXIT_ABANDONED`.
-pub async fn run_with_exit_status<B, D>(
+/// firmware batch that was drained, or `EXIT_ABANDONED`) and what to say once the terminal is
+/// restored (`app::quit`).
+pub async fn run_to_exit<B, D>(
     terminal: &mut Terminal<B>,
     mut app: App,
     setup: Setup,
     io: Io,
     mut draw: D,
-) -> anyhow::Result<u8>
+) -> anyhow::Result<Leaving>
 where
     B: Backend,
     B::Error: Send + Sync + 'static,
@@ -353,7 +355,7 @@ where
             }
         };
         let Some(first) = first else {
-            break Ok(app.leaving.exit_status());
+            break Ok(app.leaving.clone());
         };
         let mut batch = vec![first];
         // Drain what else is queued, and wait out the rest of the frame budget for more.
@@ -516,7 +518,7 @@ where
                 }
             }
             if app.quit {
-                break 'ui Ok(app.leaving.exit_status());
+                break 'ui Ok(app.leaving.clone());
             }
         }
         if screen {
