@@ -140,7 +140,7 @@ pub fn run_tui(
         &mut terminal,
         app,
         setup,
-        sources,
+        runtime::Io::terminal(sources),
         crate::ui::render,
     ));
     // Show the cursor here, where a failure can be ignored: ratatui's `Terminal` would retry on
