@@ -162,7 +162,14 @@ async fn forward_keys(mut keys: Keys, tx: mpsc::Sender<Event>, token: Cancellati
             n = keys.next() => n,
         };
         let ev = match next {
-            None => return,
+            // No more input ever (a terminal that hung up): like an error, a way out (during a
+            // firmware batch it drains the batch; `app::quit` counts it once).
+            None => {
+                let _ = tx
+                    .send(Event::Shutdown(Some("terminal input ended".into())))
+                    .await;
+                return;
+            }
             Some(Ok(ct::Event::Key(k))) => Event::Key(k),
             Some(Ok(ct::Event::Resize(w, h))) => Event::Resize(w, h),
             Some(Ok(_)) => continue,
