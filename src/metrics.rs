@@ -2,18 +2,14 @@
 //! versions of every device in the Prometheus text format, on an embedded axum server, so the
 //! long-term view goes to Prometheus/Grafana instead of plugfleet growing a database.
 //!
-//! - [`MetricsSnapshot`]: plain data, published by the owner of state (the TUI, or a headless
-//!   command) through a `tokio::sync::watch` channel. Build it from a `status` snapshot
-//!   ([`snapshot_from_status`]), from the discovery registry ([`DeviceMetrics::from_registry`])
-//!   or field by field.
+//! - [`MetricsSnapshot`]: plain data, published by the owner of the fleet model (the TUI, or
+//!   `status --metrics`) through a `tokio::sync::watch` channel: a view of the model
+//!   ([`snapshot`], in `metrics/view.rs`), the same verdicts every other view shows.
 //! - [`render`]: the snapshot in the Prometheus text format 0.0.4 ([`render_openmetrics`]: the
 //!   OpenMetrics text format, served when the scraper asks for it). Encoding, escaping of
 //!   device-supplied label values included, is `prometheus-client`'s.
 //! - [`serve`]: `GET /metrics` on `addr` (port 0 allowed); every other path is 404. Stops when
 //!   the token is cancelled.
-//! - [`poll_and_publish`]: headless publishing, `status`-style rounds on an interval, counts
-//!   carried from round to round and vanished devices kept as down
-//!   ([`MetricsSnapshot::next_round`]).
 //!
 //! # Metrics
 //!
@@ -60,12 +56,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::status::{DeviceStatus, MeterState};
 use crate::fleet::plausibility::{Assessment, Counts, Verdict};
 use crate::fleet::reading::Reading;
-use crate::fleet::registry::Device;
 use crate::identity::Names;
 use crate::protocol::SysInfo;
+
+pub use view::{device_metrics, snapshot};
+
+mod view;
 
 /// `Content-Type` of [`render`].
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -176,26 +174,6 @@ impl DeviceMetrics {
         }
     }
 
-    /// A device of the discovery registry (identity, versions, liveness), without readings;
-    /// `now_ms` is on the sightings' clock.
-    pub fn from_registry(d: &Device, now_ms: u64) -> Self {
-        let mut m = match &d.sysinfo {
-            Some(info) => Self::from_sysinfo(d.ip, info),
-            None => Self {
-                ip: d.ip.to_string(),
-                mac: d.mac.clone(),
-                device_id: d.device_id().unwrap_or("").to_owned(),
-                model: d.model().unwrap_or("").to_owned(),
-                hw_ver: d.hw_ver().unwrap_or("").to_owned(),
-                ..Self::default()
-            },
-        };
-        m.protocol = d.protocol().to_owned();
-        m.online = d.online;
-        m.last_seen_age = Some(Duration::from_millis(now_ms.saturating_sub(d.last_seen)));
-        m
-    }
-
     /// Sets the local name from `names` (by MAC).
     pub fn named(mut self, names: &Names) -> Self {
         self.name = names.name_for(&self.mac).map(str::to_owned);
@@ -214,116 +192,11 @@ pub struct MetricsSnapshot {
     pub devices: Vec<DeviceMetrics>,
 }
 
-fn add_counts(a: &mut Counts, b: Counts) {
-    a.ok += b.ok;
-    a.suspect += b.suspect;
-    a.bogus += b.bogus;
-}
-
 impl MetricsSnapshot {
     /// The device with this MAC.
     pub fn device(&self, mac: &str) -> Option<&DeviceMetrics> {
         self.devices.iter().find(|d| d.mac == mac)
     }
-
-    /// The next snapshot of a polling loop, from what this round `found`: devices found carry
-    /// on the reading counts of `self` (matched by MAC, outlets by index); devices of `self`
-    /// not found are kept, offline, their last-seen age grown by `elapsed` (their readings
-    /// are no longer exported, their counters are).
-    pub fn next_round(&self, mut found: MetricsSnapshot, elapsed: Duration) -> MetricsSnapshot {
-        for d in &mut found.devices {
-            let Some(prev) = self.device(&d.mac) else {
-                continue;
-            };
-            if let (Some(m), Some(p)) = (&mut d.meter, &prev.meter) {
-                add_counts(&mut m.counts, p.counts);
-            }
-            for o in &mut d.outlets {
-                let p = prev.outlets.iter().find(|p| p.index == o.index);
-                if let (Some(m), Some(Some(p))) = (&mut o.meter, p.map(|p| &p.meter)) {
-                    add_counts(&mut m.counts, p.counts);
-                }
-            }
-        }
-        let missing: Vec<DeviceMetrics> = self
-            .devices
-            .iter()
-            .filter(|p| found.device(&p.mac).is_none())
-            .map(|p| {
-                let mut p = p.clone();
-                p.online = false;
-                p.last_seen_age = p.last_seen_age.map(|a| a + elapsed);
-                p
-            })
-            .collect();
-        found.devices.extend(missing);
-        found
-    }
-}
-
-/// Headless publishing (e.g. a `plugfleet serve-metrics` command): reads every device of `net`
-/// the way `plugfleet status` does, every `interval`, and publishes each round on `tx` until
-/// `token` is cancelled. A round that fails (discovery could not start) publishes nothing.
-pub async fn poll_and_publish(
-    cfg: crate::net::discovery::DiscoveryConfig,
-    client: crate::net::ClientConfig,
-    names: Names,
-    ratings: crate::fleet::ratings::Overrides,
-    interval: Duration,
-    tx: watch::Sender<MetricsSnapshot>,
-    token: CancellationToken,
-) {
-    let mut last = tokio::time::Instant::now();
-    loop {
-        let round = tokio::select! {
-            _ = token.cancelled() => return,
-            s = crate::cmd::status::snapshot(cfg.clone(), client, &ratings) => s,
-        };
-        match round {
-            Ok((statuses, _)) => {
-                let found = snapshot_from_status(&statuses, &names);
-                let elapsed = last.elapsed();
-                last = tokio::time::Instant::now();
-                let next = tx.borrow().next_round(found, elapsed);
-                tx.send_replace(next);
-            }
-            Err(e) => tracing::warn!("metrics round failed: {e:#}"),
-        }
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
-}
-
-/// A snapshot of what `plugfleet status` found: one reading per meter, counted once.
-pub fn snapshot_from_status(statuses: &[DeviceStatus], names: &Names) -> MetricsSnapshot {
-    let devices = statuses
-        .iter()
-        .map(|s| {
-            let mut d = DeviceMetrics::from_registry(&s.device, s.device.last_seen).named(names);
-            d.verdict = s.plausibility.as_ref().map(|a| a.verdict);
-            if s.outlets.is_empty() {
-                if let (Some(r), Some(a)) = (&s.reading, &s.plausibility) {
-                    d.meter = Some(MeterMetrics::single(*r, a));
-                }
-            }
-            for o in &s.outlets {
-                if let (
-                    MeterState::Read {
-                        realtime,
-                        assessment,
-                    },
-                    Some(om),
-                ) = (&o.meter, d.outlet_mut(&o.info.id))
-                {
-                    om.meter = Some(MeterMetrics::single(Reading::from(realtime), assessment));
-                }
-            }
-            d
-        })
-        .collect();
-    MetricsSnapshot { devices }
 }
 
 type Labels = Vec<(String, String)>;
@@ -747,33 +620,6 @@ mod tests {
         );
         assert!(!text.contains("# EOF"));
         assert!(render_openmetrics(&MetricsSnapshot::default()).ends_with("# EOF\n"));
-    }
-
-    #[test]
-    fn rounds_accumulate_counts_and_keep_missing_devices_offline() {
-        let one = MetricsSnapshot {
-            devices: vec![dev()],
-        };
-        let two = one.next_round(one.clone(), Duration::from_secs(2));
-        assert_eq!(two.devices.len(), 1);
-        let c = two.devices[0].meter.as_ref().unwrap().counts;
-        assert_eq!((c.ok, c.suspect, c.bogus), (6, 2, 4));
-        let three = two.next_round(MetricsSnapshot::default(), Duration::from_secs(2));
-        let d = &three.devices[0];
-        assert!(!d.online);
-        assert_eq!(d.last_seen_age, Some(Duration::from_millis(3500)));
-        let text = render(&three);
-        assert!(text.contains("plugfleet_device_up{"), "{text}");
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with("plugfleet_device_up{") && l.ends_with(" 0.0"))
-        );
-        assert!(
-            !text.contains("plugfleet_power_watts{"),
-            "stale reading exported: {text}"
-        );
-        assert!(!text.contains("plugfleet_reading_verdict{"), "{text}");
-        assert!(text.contains("plugfleet_readings_total{"), "{text}");
     }
 
     #[test]

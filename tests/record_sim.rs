@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use plugfleet::cli::TargetArgs;
-use plugfleet::cmd::status::{self, DeviceStatus, MeterState};
+use plugfleet::cmd::status;
+use plugfleet::fleet::model::Fleet as Model;
 use plugfleet::fleet::plausibility::Verdict;
 use plugfleet::identity::Names;
 use plugfleet::record::{
@@ -46,7 +47,8 @@ async fn fleet() -> Fleet {
     sim::start(spec).await.expect("fleet starts")
 }
 
-async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
+/// One `status` round (discovery pass + poll round) into a fresh fleet model.
+async fn snapshot(fleet: &Fleet, names: &Names) -> Model {
     let net = TargetArgs {
         hosts: fleet.plugs().iter().map(|p| p.addr()).collect(),
         port: fleet.port(),
@@ -55,11 +57,12 @@ async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
     };
     let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
     let client = plugfleet::net::ClientConfig::with_timeout(net.port, net.timeout);
-    let (s, _) = status::snapshot(cfg, client, &Default::default())
+    let mut model = Model::new(std::time::Instant::now());
+    status::round(&mut model, cfg, client, &Default::default(), names)
         .await
         .unwrap();
-    assert_eq!(s.len(), PROFILES.len(), "every plug answered");
-    s
+    assert_eq!(model.len(), PROFILES.len(), "every plug answered");
+    model
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -88,36 +91,22 @@ async fn record_all(path: &PathBuf, format: RecordFormat, recs: &[ReadingRecord]
 /// What the status snapshot read, per (ip, outlet id): (power, voltage, current, total, verdict).
 type Expected = Vec<(String, Option<String>, [Option<f64>; 4], Verdict)>;
 
-fn expected(statuses: &[DeviceStatus]) -> Expected {
+fn expected(model: &Model) -> Expected {
     let mut out = Vec::new();
-    for s in statuses {
-        let ip = s.device.ip.to_string();
-        if s.outlets.is_empty() {
-            if let (Some(r), Some(a)) = (&s.reading, &s.plausibility) {
+    for d in model.by_address() {
+        let ip = d.addr.ip().to_string();
+        let meters = d.meter.iter().map(|m| (None, m)).chain(
+            d.outlets
+                .iter()
+                .filter_map(|o| Some((Some(o.id.clone()), o.meter.as_ref()?))),
+        );
+        for (outlet, m) in meters {
+            if let Some((rt, a)) = m.current() {
                 out.push((
                     ip.clone(),
-                    None,
-                    [r.power_w, r.voltage_v, r.current_a, r.total_kwh],
+                    outlet,
+                    [rt.power_w, rt.voltage_v, rt.current_a, rt.total_kwh],
                     a.verdict,
-                ));
-            }
-        }
-        for o in &s.outlets {
-            if let MeterState::Read {
-                realtime,
-                assessment,
-            } = &o.meter
-            {
-                out.push((
-                    ip.clone(),
-                    Some(o.info.id.clone()),
-                    [
-                        realtime.power_w,
-                        realtime.voltage_v,
-                        realtime.current_a,
-                        realtime.total_kwh,
-                    ],
-                    assessment.verdict,
                 ));
             }
         }
@@ -167,21 +156,22 @@ fn check_against_fleet(fleet: &Fleet, recs: &[ReadingRecord], want: &Expected) {
     assert!(recs[2..].iter().all(|r| r.outlet_alias.is_some()));
 }
 
-fn records(statuses: &[DeviceStatus], names: &Names) -> Vec<ReadingRecord> {
+/// The record rows of the model, as `status --record` writes them.
+fn records(model: &Model) -> Vec<ReadingRecord> {
     let now = unix_ms(SystemTime::now());
-    statuses
-        .iter()
-        .flat_map(|s| ReadingRecord::from_status(now, s))
-        .map(|r| r.with_names(names))
+    model
+        .by_address()
+        .into_iter()
+        .flat_map(|d| plugfleet::record::rows_of(d, now))
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_record_parses_back_to_the_simulators_readings() {
     let fleet = fleet().await;
-    let statuses = snapshot(&fleet).await;
     let names = Names::from_pairs([(fleet.plugs()[0].mac.as_str(), "Kettle")]);
-    let recs = records(&statuses, &names);
+    let model = snapshot(&fleet, &names).await;
+    let recs = records(&model);
     let path = tmp("fleet.jsonl");
     let ev = record_all(&path, RecordFormat::from_path(&path), &recs).await;
     assert_eq!(
@@ -198,7 +188,7 @@ async fn json_lines_record_parses_back_to_the_simulators_readings() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    check_against_fleet(&fleet, &back, &expected(&statuses));
+    check_against_fleet(&fleet, &back, &expected(&model));
     // The raw JSON keys are the documented ones.
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(first["verdict"], "bogus");
@@ -215,9 +205,9 @@ async fn json_lines_record_parses_back_to_the_simulators_readings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_record_parses_back_with_the_csv_reader() {
     let fleet = fleet().await;
-    let statuses = snapshot(&fleet).await;
     let names = Names::from_pairs([(fleet.plugs()[0].mac.as_str(), "Kettle")]);
-    let recs = records(&statuses, &names);
+    let model = snapshot(&fleet, &names).await;
+    let recs = records(&model);
     let path = tmp("fleet.csv");
     record_all(&path, RecordFormat::from_path(&path), &recs).await;
     // A second session appends rows, not a second header.
@@ -264,7 +254,7 @@ async fn csv_record_parses_back_with_the_csv_reader() {
             scheme: row[col("scheme")].into(),
         })
         .collect();
-    check_against_fleet(&fleet, &back, &expected(&statuses));
+    check_against_fleet(&fleet, &back, &expected(&model));
     assert_eq!(&rows[8][col("verdict")], "bogus");
     fleet.shutdown().await;
 }
@@ -273,8 +263,8 @@ async fn csv_record_parses_back_with_the_csv_reader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_recording_with_a_report_and_the_caller_goes_on() {
     let fleet = fleet().await;
-    let statuses = snapshot(&fleet).await;
-    let recs = records(&statuses, &Names::default());
+    let model = snapshot(&fleet, &Names::default()).await;
+    let recs = records(&model);
     let recorder = Recorder::open_as("/dev/full", RecordFormat::JsonLines).unwrap();
     let (tx, mut rx) = mpsc::channel::<RecordEvent>(4);
     let handle = RecordHandle::spawn(recorder, tx, CancellationToken::new());

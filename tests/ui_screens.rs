@@ -273,7 +273,7 @@ mod firmware_screens {
             .map(|n| {
                 (
                     fixture::ip(*n),
-                    app.devices[&fixture::device_id(*n)]
+                    app.fleet.devices[&fixture::device_id(*n)]
                         .sysinfo
                         .clone()
                         .unwrap(),

@@ -8,26 +8,9 @@ use crate::app::state::FirmwareConfirm;
 use crate::firmware::plan::PlanEntry;
 use crate::firmware::runner::JobEvent;
 use crate::net::poller::PollReport;
-use crate::protocol::{SysInfo, tdp::TdpInfo};
+use crate::protocol::SysInfo;
 
-/// What a device said when it was found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SeenInfo {
-    /// A legacy plug answered `get_sysinfo` on port 9999.
-    Legacy(Box<SysInfo>),
-    /// Only the newer (KLAP/AES) discovery on UDP 20002 answered.
-    Newer(Box<TdpInfo>),
-}
-
-/// A device was found (by discovery, or by the first poll of a `--host`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sighting {
-    pub ip: IpAddr,
-    pub port: u16,
-    /// How it was found: `broadcast`, `host`, `sweep`, `udp20002`.
-    pub found_by: String,
-    pub info: SeenInfo,
-}
+pub use crate::fleet::model::{SeenInfo, Sighting};
 
 /// A write the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -201,6 +201,7 @@ pub fn toggle_force(app: &mut App, now: Instant) {
 /// The table keys of the devices a batch report names (by address).
 pub fn devices_in(app: &App, report: &BatchReport) -> Vec<String> {
     let mut keys: Vec<String> = app
+        .fleet
         .devices
         .values()
         .filter(|d| report.plugs.iter().any(|p| p.ip == d.addr.ip()))

@@ -3,7 +3,6 @@
 //! Only the UI loop mutates [`App`]; discovery, the poller and write actions send [`Event`]s that
 //! carry their data. [`update`] is synchronous and takes `now`, so every transition is a unit test.
 
-pub mod assess;
 pub mod event;
 pub mod export;
 pub mod firmware;

@@ -5,269 +5,13 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use super::assess::{Check, ValueFlags, Verdict};
 use super::event::{ActionKind, DirItem};
 use crate::firmware::job::JobSnapshot;
 use crate::firmware::plan::PlanEntry;
 use crate::firmware::runner::BatchReport;
-use crate::fleet::plausibility;
-use crate::protocol::tdp::TdpInfo;
-use crate::protocol::{Realtime, SysInfo};
+pub use crate::fleet::meter::{Check, FINDINGS_LEN, Meter, STICKY, ValueFlags, Verdict};
+pub use crate::fleet::model::{Device, Fleet, Health, Link, OFFLINE_AFTER, Outlet};
 use std::path::PathBuf;
-
-/// Recent plausibility findings kept per meter for the detail pane.
-pub const FINDINGS_LEN: usize = 8;
-/// How long a flagged reading keeps its meter's row flagged.
-pub const STICKY: Duration = Duration::from_secs(60);
-/// Consecutive failed polls before a device is shown offline.
-pub const OFFLINE_AFTER: u32 = 3;
-
-/// One meter (a plug's, or one outlet's of a strip): last reading, its check, and the
-/// plausibility engine's per-meter state (history ring, counts, pending jump).
-#[derive(Debug, Clone, Default)]
-pub struct Meter {
-    pub reading: Option<Realtime>,
-    pub check: Check,
-    /// Created with the device's model at the first reading.
-    pub engine: Option<plausibility::Meter>,
-    /// Recent findings, newest last: (when, verdict, reason).
-    pub findings: VecDeque<(Instant, Verdict, String)>,
-    /// The worst verdict of the readings of the last [`STICKY`], and when it was last seen: a
-    /// one-reading glitch keeps the row flagged long enough to be seen.
-    pub recent: Verdict,
-    pub recent_at: Option<Instant>,
-    /// The last read error of this meter (the device itself answered).
-    pub error: Option<String>,
-}
-
-impl Meter {
-    /// Judges and records one reading taken at `now` (`now_ms` on the engine's clock).
-    /// The model's rating comes from the embedded table with the config file's `ratings`
-    /// overrides.
-    pub fn record(
-        &mut self,
-        model: &str,
-        ratings: &crate::fleet::ratings::Overrides,
-        r: Realtime,
-        now: Instant,
-        now_ms: u64,
-    ) {
-        let engine = self
-            .engine
-            .get_or_insert_with(|| plausibility::Meter::new(ratings.limits_for(model)));
-        let check = Check::from(&engine.assess_realtime(&r, now_ms));
-        let expired = self
-            .recent_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= STICKY);
-        if check.verdict != Verdict::Ok {
-            self.recent = if expired {
-                check.verdict
-            } else {
-                self.recent.max(check.verdict)
-            };
-            self.recent_at = Some(now);
-        } else if expired {
-            self.recent = Verdict::Ok;
-            self.recent_at = None;
-        }
-        for reason in &check.reasons {
-            if self.findings.len() == FINDINGS_LEN {
-                self.findings.pop_front();
-            }
-            self.findings
-                .push_back((now, check.verdict, reason.clone()));
-        }
-        self.reading = Some(r);
-        self.check = check;
-        self.error = None;
-    }
-
-    /// The row verdict: the last reading's, or worse if a recent one was worse.
-    pub fn verdict(&self) -> Verdict {
-        self.check.verdict.max(self.recent)
-    }
-
-    /// Readings flagged suspect or bogus since the app started.
-    pub fn flagged(&self) -> u64 {
-        self.engine.as_ref().map_or(0, |e| e.counts().flagged())
-    }
-
-    pub fn readings(&self) -> u64 {
-        self.engine.as_ref().map_or(0, |e| e.counts().total())
-    }
-
-    /// The last `n` power values for a sparkline (`None` where absent or flagged).
-    pub fn power_sparkline(&self, n: usize) -> Vec<Option<u64>> {
-        self.engine
-            .as_ref()
-            .map(|e| e.history().power_sparkline(n))
-            .unwrap_or_default()
-    }
-}
-
-/// One outlet of a strip.
-#[derive(Debug, Clone, Default)]
-pub struct Outlet {
-    /// Full child id (parent deviceId + index).
-    pub id: String,
-    pub alias: String,
-    pub relay_on: bool,
-    pub meter: Option<Meter>,
-}
-
-/// Whether a device answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Link {
-    /// Seen, not polled yet.
-    Pending,
-    Online,
-    /// Failing, not yet offline: misses so far.
-    Failing(u32),
-    Offline(String),
-}
-
-/// The one-glance state of a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Health {
-    Ok,
-    Pending,
-    Suspect,
-    Failing,
-    Bogus,
-    Offline,
-    /// Speaks only the newer (KLAP/AES) protocol: listed, not pollable on 9999.
-    Newer,
-}
-
-impl Health {
-    pub fn label(self) -> &'static str {
-        match self {
-            Health::Ok => "ok",
-            Health::Pending => "new",
-            Health::Suspect => "suspect",
-            Health::Failing => "failing",
-            Health::Bogus => "BOGUS",
-            Health::Offline => "offline",
-            Health::Newer => "klap",
-        }
-    }
-}
-
-/// A device as the UI knows it.
-#[derive(Debug, Clone)]
-pub struct Device {
-    /// Identity: deviceId (legacy) or `mac:<MAC>` (newer-protocol devices).
-    pub key: String,
-    pub addr: SocketAddr,
-    pub found_by: BTreeSet<String>,
-    pub sysinfo: Option<SysInfo>,
-    pub tdp: Option<TdpInfo>,
-    pub meter: Option<Meter>,
-    pub outlets: Vec<Outlet>,
-    pub link: Link,
-    pub last_seen: Option<Instant>,
-    pub first_seen: Instant,
-    pub last_error: Option<String>,
-    /// The address changed at least once (identity follows deviceId/MAC).
-    pub previous_addr: Option<SocketAddr>,
-    /// The local name from the config, which wins over the device's alias.
-    pub local_name: Option<String>,
-}
-
-impl Device {
-    pub fn is_newer(&self) -> bool {
-        self.sysinfo.is_none() && self.tdp.is_some()
-    }
-
-    pub fn is_strip(&self) -> bool {
-        !self.outlets.is_empty()
-    }
-
-    pub fn alias(&self) -> &str {
-        if let Some(n) = &self.local_name {
-            return n;
-        }
-        self.sysinfo
-            .as_ref()
-            .map(|s| s.alias.as_str())
-            .unwrap_or("")
-    }
-
-    pub fn model(&self) -> &str {
-        match (&self.sysinfo, &self.tdp) {
-            (Some(s), _) => &s.model,
-            (None, Some(t)) => &t.model,
-            _ => "",
-        }
-    }
-
-    pub fn hw_ver(&self) -> &str {
-        match (&self.sysinfo, &self.tdp) {
-            (Some(s), _) => &s.hw_ver,
-            (None, Some(t)) => t.hw_ver.as_deref().unwrap_or(""),
-            _ => "",
-        }
-    }
-
-    pub fn sw_version(&self) -> &str {
-        self.sysinfo.as_ref().map(|s| s.version()).unwrap_or("")
-    }
-
-    pub fn mac(&self) -> &str {
-        match (&self.sysinfo, &self.tdp) {
-            (Some(s), _) => &s.mac,
-            (None, Some(t)) => &t.mac,
-            _ => "",
-        }
-    }
-
-    pub fn relay(&self) -> Option<bool> {
-        self.sysinfo.as_ref().and_then(|s| s.relay_on)
-    }
-
-    pub fn rssi(&self) -> Option<i64> {
-        self.sysinfo.as_ref().and_then(|s| s.rssi)
-    }
-
-    /// The worst verdict among this device's meters' last readings.
-    pub fn verdict(&self) -> Verdict {
-        self.meters()
-            .map(Meter::verdict)
-            .max()
-            .unwrap_or(Verdict::Ok)
-    }
-
-    pub fn meters(&self) -> impl Iterator<Item = &Meter> {
-        self.meter
-            .iter()
-            .chain(self.outlets.iter().filter_map(|o| o.meter.as_ref()))
-    }
-
-    /// Flagged readings across all meters of the device.
-    pub fn flagged(&self) -> u64 {
-        self.meters().map(Meter::flagged).sum()
-    }
-
-    pub fn health(&self) -> Health {
-        if self.is_newer() {
-            return Health::Newer;
-        }
-        match &self.link {
-            Link::Offline(_) => Health::Offline,
-            Link::Pending => Health::Pending,
-            Link::Failing(_) => Health::Failing,
-            Link::Online => match self.verdict() {
-                Verdict::Ok => Health::Ok,
-                Verdict::Suspect => Health::Suspect,
-                Verdict::Bogus => Health::Bogus,
-            },
-        }
-    }
-
-    pub fn is_online(&self) -> bool {
-        matches!(self.link, Link::Online | Link::Failing(_))
-    }
-}
 
 /// A table row: a device, or one outlet of a strip.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -585,7 +329,8 @@ impl Default for Settings {
 #[derive(Debug, Clone)]
 pub struct App {
     pub settings: Settings,
-    pub devices: HashMap<String, Device>,
+    /// The fleet model: every device, its identity, liveness, readings and their judgement.
+    pub fleet: Fleet,
     pub view: View,
     /// Discovery still running.
     pub discovering: bool,
@@ -641,20 +386,14 @@ impl RowRef<'_> {
     }
 
     pub fn health(&self) -> Health {
-        let h = self.device.health();
-        match (self.outlet, h) {
-            (Some(o), Health::Ok | Health::Suspect | Health::Bogus) => {
-                match o.meter.as_ref().map(Meter::verdict).unwrap_or_default() {
-                    Verdict::Ok => Health::Ok,
-                    Verdict::Suspect => Health::Suspect,
-                    Verdict::Bogus => Health::Bogus,
-                }
-            }
-            _ => h,
+        match self.outlet {
+            Some(o) => self.device.outlet_health(o),
+            None => self.device.health(),
         }
     }
 
-    /// Flagged: the last reading is suspect or bogus (for a strip: any outlet's).
+    /// Flagged: the last reading is suspect or bogus (for a strip: its judgement, its total
+    /// against the strip's rating included).
     pub fn is_flagged(&self) -> bool {
         match self.outlet {
             Some(_) => self.meter().is_some_and(|m| m.verdict() != Verdict::Ok),
@@ -662,53 +401,27 @@ impl RowRef<'_> {
         }
     }
 
-    /// Values shown for W / V / A / kWh: a strip's parent row sums its outlets (voltage averaged).
+    /// Values shown for W / V / A / kWh: a strip's parent row sums its outlets (voltage
+    /// averaged) and marks what the strip's judgement flags.
     pub fn values(&self) -> Values {
-        if self.outlet.is_none() && self.device.is_strip() {
-            let ms: Vec<&Meter> = self
-                .device
-                .outlets
-                .iter()
-                .filter_map(|o| o.meter.as_ref())
-                .collect();
-            let rs: Vec<&Realtime> = ms.iter().filter_map(|m| m.reading.as_ref()).collect();
-            if rs.is_empty() {
-                return Values::default();
-            }
-            let sum = |f: fn(&Realtime) -> Option<f64>| {
-                let v: Vec<f64> = rs.iter().filter_map(|r| f(r)).collect();
-                (!v.is_empty()).then(|| v.iter().sum::<f64>())
-            };
-            let n_v = rs.iter().filter(|r| r.voltage_v.is_some()).count();
-            let worst = |f: fn(&ValueFlags) -> Verdict| {
-                ms.iter()
-                    .map(|m| f(&m.check.flags))
-                    .max()
-                    .unwrap_or_default()
-            };
-            return Values {
-                power: sum(|r| r.power_w),
-                voltage: sum(|r| r.voltage_v).map(|v| v / n_v.max(1) as f64),
-                current: sum(|r| r.current_a),
-                total: sum(|r| r.total_kwh),
-                flags: ValueFlags {
-                    power: worst(|f| f.power),
-                    voltage: worst(|f| f.voltage),
-                    current: worst(|f| f.current),
-                    total: worst(|f| f.total),
-                },
-            };
-        }
-        match self
-            .meter()
-            .and_then(|m| m.reading.as_ref().map(|r| (r, m)))
-        {
-            Some((r, m)) => Values {
+        let (r, flags) = match self.outlet {
+            None => self.device.values(),
+            Some(o) => match o
+                .meter
+                .as_ref()
+                .and_then(|m| Some((m.values()?, m.check.flags)))
+            {
+                Some((r, f)) => (Some(r), f),
+                None => (None, ValueFlags::default()),
+            },
+        };
+        match r {
+            Some(r) => Values {
                 power: r.power_w,
                 voltage: r.voltage_v,
                 current: r.current_a,
                 total: r.total_kwh,
-                flags: m.check.flags,
+                flags,
             },
             None => Values::default(),
         }
@@ -743,7 +456,7 @@ impl App {
     pub fn new(settings: Settings, now: Instant) -> Self {
         Self {
             settings,
-            devices: HashMap::new(),
+            fleet: Fleet::new(now),
             view: View::default(),
             discovering: true,
             started: now,
@@ -846,7 +559,7 @@ impl App {
     /// The rows of the table, in order: sorted devices, each expanded strip followed by its
     /// outlets; filtered and restricted to flagged rows when asked.
     pub fn rows(&self) -> Vec<RowRef<'_>> {
-        let mut devs: Vec<&Device> = self.devices.values().collect();
+        let mut devs: Vec<&Device> = self.fleet.devices.values().collect();
         devs.sort_by(|a, b| self.sort_cmp(a, b));
         let mut out = Vec::with_capacity(devs.len());
         for d in devs {
@@ -922,7 +635,7 @@ impl App {
     }
 
     pub fn row(&self, id: &RowId) -> Option<RowRef<'_>> {
-        let device = self.devices.get(&id.key)?;
+        let device = self.fleet.devices.get(&id.key)?;
         let outlet = match &id.child {
             Some(c) => Some(device.outlets.iter().find(|o| &o.id == c)?),
             None => None,
@@ -937,12 +650,12 @@ impl App {
 
     pub fn summary(&self) -> Summary {
         let mut s = Summary {
-            devices: self.devices.len(),
+            devices: self.fleet.devices.len(),
             marked: self.view.marked.len(),
             ..Summary::default()
         };
         let mut versions: HashMap<String, usize> = HashMap::new();
-        for d in self.devices.values() {
+        for d in self.fleet.devices.values() {
             if d.is_newer() {
                 s.newer += 1;
             } else if d.is_online() {
@@ -960,7 +673,7 @@ impl App {
                 s.power_w += d
                     .meters()
                     .filter(|m| m.check.verdict == Verdict::Ok)
-                    .filter_map(|m| m.reading.as_ref().and_then(|r| r.power_w))
+                    .filter_map(|m| m.values().and_then(|r| r.power_w))
                     .sum::<f64>();
             }
         }

@@ -1,21 +1,16 @@
 //! The pure update function: `update(&mut App, Event, now) -> Vec<Command>`.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::event::{ActionKind, Command, Event, SeenInfo, Sighting};
+use super::event::{ActionKind, Command, Event, Sighting};
 use super::keymap::{self, Action, Context};
-use super::state::{
-    App, Batch, Confirm, Device, FirmwareConfirm, Link, Meter, OFFLINE_AFTER, Outlet, Overlay,
-    Picker, RowId, RowRef,
-};
+use super::state::{App, Batch, Confirm, FirmwareConfirm, Overlay, Picker, RowId, RowRef};
 use crate::firmware::job::Stage;
 use crate::firmware::runner::{JobEvent, PlugResult};
-use crate::net::poller::{PollReport, Polled};
-use crate::protocol::reply::normalise_mac;
+use crate::net::poller::PollReport;
 
 /// Applies one event to the state and says what the runtime should do.
 pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
@@ -428,7 +423,8 @@ fn start_firmware(app: &mut App, now: Instant) -> Vec<Command> {
     let targets: Vec<String> = keys
         .into_iter()
         .filter(|k| {
-            app.devices
+            app.fleet
+                .devices
                 .get(k)
                 .is_some_and(|d| d.is_online() && d.sysinfo.is_some())
         })
@@ -495,7 +491,7 @@ fn picker_action(app: &mut App, action: Action) -> Vec<Command> {
     let targets = p.targets.clone();
     let mut plugs: Vec<_> = targets
         .iter()
-        .filter_map(|k| app.devices.get(k))
+        .filter_map(|k| app.fleet.devices.get(k))
         .filter_map(|d| d.sysinfo.clone().map(|s| (d.addr.ip(), s)))
         .collect();
     // The plan lists plugs in address order, as the table does by default.
@@ -514,7 +510,9 @@ fn on_job(app: &mut App, ev: JobEvent, now: Instant) -> Vec<Command> {
             // Verified: read it again at once so the table shows the new sw_ver.
             let ip = snapshot.ip;
             batch.upsert(snapshot, now);
+            app.fleet.set_updating(ip, false, now);
             return app
+                .fleet
                 .devices
                 .values()
                 .filter(|d| d.addr.ip() == ip)
@@ -522,7 +520,16 @@ fn on_job(app: &mut App, ev: JobEvent, now: Instant) -> Vec<Command> {
                 .collect();
         }
         JobEvent::Transition { snapshot, .. } | JobEvent::Progress { snapshot } => {
+            // From the flash request until verified the plug may not answer: "updating".
+            let flashing = matches!(
+                snapshot.stage,
+                Stage::FlashRequested | Stage::Flashing | Stage::Rebooting | Stage::Verifying
+            );
+            let (ip, fin) = (snapshot.ip, snapshot.stage.is_final());
             batch.upsert(snapshot, now);
+            if flashing || fin {
+                app.fleet.set_updating(ip, flashing, now);
+            }
         }
         JobEvent::CancelRefused { ip, reason } => {
             app.set_status(format!("{ip}: not cancelled: {reason}"), now);
@@ -652,7 +659,7 @@ fn perform(app: &mut App, kind: ActionKind, rows: &[RowId], now: Instant) -> Vec
     let cmds: Vec<Command> = rows
         .iter()
         .filter_map(|id| {
-            let d = app.devices.get(&id.key)?;
+            let d = app.fleet.devices.get(&id.key)?;
             Some(Command::Act {
                 key: id.key.clone(),
                 addr: d.addr,
@@ -668,115 +675,18 @@ fn perform(app: &mut App, kind: ActionKind, rows: &[RowId], now: Instant) -> Vec
     cmds
 }
 
-fn outlets_from(sys: &crate::protocol::SysInfo, old: &[Outlet]) -> Vec<Outlet> {
-    sys.children
-        .iter()
-        .map(|c| {
-            let meter = old
-                .iter()
-                .find(|o| o.id == c.id)
-                .and_then(|o| o.meter.clone());
-            Outlet {
-                id: c.id.clone(),
-                alias: c.alias.clone(),
-                relay_on: c.relay_on,
-                meter,
-            }
-        })
-        .collect()
-}
-
+/// A sighting goes to the fleet model, which decides identity; a new or moved device is
+/// (re)tracked by the poller.
 fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
     app.metrics_dirty = true;
-    let addr = SocketAddr::new(s.ip, s.port);
-    match s.info {
-        SeenInfo::Newer(tdp) => {
-            let mac = normalise_mac(&tdp.mac);
-            // A device that also answers on 9999 is listed once, as legacy.
-            if let Some(d) = app.devices.values_mut().find(|d| d.mac() == mac) {
-                d.found_by.insert(s.found_by);
-                if d.is_newer() {
-                    d.tdp = Some(*tdp);
-                    d.last_seen = Some(now);
-                } else {
-                    d.tdp = Some(*tdp);
-                }
-                return Vec::new();
-            }
-            let key = format!("mac:{mac}");
-            app.devices.insert(
-                key.clone(),
-                Device {
-                    key,
-                    addr,
-                    found_by: BTreeSet::from([s.found_by]),
-                    sysinfo: None,
-                    tdp: Some(*tdp),
-                    meter: None,
-                    outlets: Vec::new(),
-                    link: Link::Online,
-                    last_seen: Some(now),
-                    first_seen: now,
-                    last_error: None,
-                    previous_addr: None,
-                    local_name: app.settings.names.name_for(&mac).map(str::to_owned),
-                },
-            );
-            Vec::new()
-        }
-        SeenInfo::Legacy(sys) => {
-            let key = sys.device_id.clone();
-            // A newer-protocol entry with the same MAC is the same device: merge into this one.
-            let newer_key = format!("mac:{}", sys.mac);
-            let merged = app.devices.remove(&newer_key);
-            let d = app.devices.entry(key.clone()).or_insert_with(|| Device {
-                key: key.clone(),
-                addr,
-                found_by: BTreeSet::new(),
-                sysinfo: None,
-                tdp: None,
-                meter: None,
-                outlets: Vec::new(),
-                link: Link::Pending,
-                last_seen: None,
-                first_seen: now,
-                last_error: None,
-                previous_addr: None,
-                local_name: None,
-            });
-            d.local_name = app.settings.names.name_for(&sys.mac).map(str::to_owned);
-            if let Some(m) = merged {
-                d.found_by.extend(m.found_by);
-                d.tdp = m.tdp;
-            }
-            d.found_by.insert(s.found_by);
-            let moved = d.addr != addr;
-            if moved {
-                d.previous_addr = Some(d.addr);
-                d.addr = addr;
-            }
-            let fresh = d.sysinfo.is_none();
-            d.outlets = outlets_from(&sys, &d.outlets);
-            if sys.has_emeter() && sys.children.is_empty() && d.meter.is_none() {
-                d.meter = Some(Meter::default());
-            }
-            if sys.has_emeter() {
-                for o in d.outlets.iter_mut().filter(|o| o.meter.is_none()) {
-                    o.meter = Some(Meter::default());
-                }
-            }
-            d.sysinfo = Some(*sys);
-            d.last_seen = Some(now);
-            if matches!(d.link, Link::Offline(_)) {
-                d.link = Link::Pending;
-            }
-            if fresh || moved {
-                vec![Command::Track { key, addr }]
-            } else {
-                Vec::new()
-            }
-        }
-    }
+    app.fleet
+        .observe(s, &app.settings.names, now)
+        .map(|t| Command::Track {
+            key: t.key,
+            addr: t.addr,
+        })
+        .into_iter()
+        .collect()
 }
 
 /// Once a second: publish metrics when something changed, refresh an open log pane.
@@ -855,115 +765,36 @@ fn on_recording(app: &mut App, ev: crate::record::RecordEvent, now: Instant) {
     }
 }
 
+/// A poll report goes to the fleet model (liveness, readings judged); what it read is
+/// recorded while recording, a jump is re-read at once.
 fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
     app.metrics_dirty = true;
-    let recording = app.recording.active;
-    let unix_ms = super::export::unix_ms_at(app, now);
-    let Some(d) = app.devices.get_mut(&r.key) else {
-        return Vec::new();
-    };
-    if d.addr != r.addr {
-        // A poll of an address the device has since left.
-        return Vec::new();
+    let key = r.key.clone();
+    let applied = app
+        .fleet
+        .apply_poll(r, &app.settings.ratings, &app.settings.names, now);
+    let mut cmds = Vec::new();
+    if let Some(t) = applied.track {
+        cmds.push(Command::Track {
+            key: t.key,
+            addr: t.addr,
+        });
     }
-    match r.outcome {
-        Err(e) => {
-            d.last_error = Some(e.to_string());
-            d.link = if r.misses >= OFFLINE_AFTER {
-                Link::Offline(e.to_string())
-            } else {
-                Link::Failing(r.misses)
-            };
-            Vec::new()
-        }
-        Ok(p) if p.sysinfo.device_id != d.key => {
-            // Someone else answers at this address now: the tracked device is gone from it.
-            let msg = format!(
-                "another device ({}) answers at {}",
-                p.sysinfo.device_id, r.addr
-            );
-            d.link = Link::Offline(msg.clone());
-            d.last_error = Some(msg);
-            let s = Sighting {
-                ip: r.addr.ip(),
-                port: r.addr.port(),
-                found_by: d
-                    .found_by
-                    .iter()
-                    .next()
-                    .cloned()
-                    .unwrap_or_else(|| "host".into()),
-                info: SeenInfo::Legacy(Box::new(p.sysinfo)),
-            };
-            on_sighting(app, s, now)
-        }
-        Ok(p) => {
-            let now_ms = now.saturating_duration_since(app.started).as_millis() as u64;
-            // The meters read successfully this time, recorded once judged.
-            let read: Vec<Option<String>> = match &p.realtime {
-                Some(Ok(_)) => vec![None],
-                _ => Vec::new(),
-            }
-            .into_iter()
-            .chain(
-                p.outlets
-                    .iter()
-                    .filter(|(_, rt)| rt.is_ok())
-                    .map(|(id, _)| Some(id.clone())),
-            )
-            .collect();
-            let reread = record_poll(d, p, &app.settings.ratings, now, now_ms);
-            let records = if recording {
-                super::export::records_for(d, &read, unix_ms)
-            } else {
-                Vec::new()
-            };
-            let mut cmds = Vec::new();
-            if reread {
-                // The engine saw a jump: read again at once to confirm or dismiss it.
-                cmds.push(Command::PollNow(vec![r.key]));
-            }
-            if !records.is_empty() {
-                app.recording.count += records.len() as u64;
-                cmds.push(Command::Record(records));
-            }
-            cmds
+    if applied.reread {
+        // The engine saw a jump: read again at once to confirm or dismiss it.
+        cmds.push(Command::PollNow(vec![key.clone()]));
+    }
+    if app.recording.active
+        && let Some(d) = app.fleet.get(&key)
+    {
+        let unix_ms = super::export::unix_ms_at(app, now);
+        let records = crate::record::rows_for(d, &applied.read, unix_ms);
+        if !records.is_empty() {
+            app.recording.count += records.len() as u64;
+            cmds.push(Command::Record(records));
         }
     }
-}
-
-/// Records a successful poll; true when a meter wants a confirming re-read.
-fn record_poll(
-    d: &mut Device,
-    p: Polled,
-    ratings: &crate::fleet::ratings::Overrides,
-    now: Instant,
-    now_ms: u64,
-) -> bool {
-    d.link = Link::Online;
-    d.last_seen = Some(now);
-    d.last_error = None;
-    d.outlets = outlets_from(&p.sysinfo, &d.outlets);
-    let model = p.sysinfo.model.clone();
-    let mut reread = false;
-    let mut apply =
-        |m: &mut Meter, rt: Result<crate::protocol::Realtime, crate::net::NetError>| match rt {
-            Ok(reading) => {
-                m.record(&model, ratings, reading, now, now_ms);
-                reread |= m.check.reread;
-            }
-            Err(e) => m.error = Some(e.to_string()),
-        };
-    if let Some(rt) = p.realtime {
-        apply(d.meter.get_or_insert_with(Meter::default), rt);
-    }
-    for (id, rt) in p.outlets {
-        if let Some(o) = d.outlets.iter_mut().find(|o| o.id == id) {
-            apply(o.meter.get_or_insert_with(Meter::default), rt);
-        }
-    }
-    d.sysinfo = Some(p.sysinfo);
-    reread
+    cmds
 }
 
 #[cfg(test)]
@@ -972,7 +803,7 @@ mod tests {
 
     use super::*;
     use crate::app::fixture::{self, Plug, device_id, mixed_fleet};
-    use crate::app::state::{Column, Health, Settings};
+    use crate::app::state::{Column, Health, OFFLINE_AFTER, Settings};
     use ratatui::crossterm::event::KeyEventState;
 
     fn key(app: &mut App, code: KeyCode, now: Instant) -> Vec<Command> {
@@ -1033,8 +864,8 @@ mod tests {
         };
         s.ip = fixture::ip(42);
         let cmds = update(&mut app, Event::DeviceDiscovered(s), now);
-        assert_eq!(app.devices.len(), 1);
-        let d = &app.devices[&device_id(1)];
+        assert_eq!(app.fleet.devices.len(), 1);
+        let d = &app.fleet.devices[&device_id(1)];
         assert_eq!(d.previous_addr, Some(fixture::addr(1)));
         assert_eq!(d.found_by.len(), 3);
         assert!(matches!(&cmds[..], [Command::Track { addr, .. }] if *addr == fixture::addr(42)));
@@ -1045,16 +876,19 @@ mod tests {
         let now = Instant::now();
         let mut app = App::new(Settings::default(), now);
         update(&mut app, fixture::newer(3, "HS103(US)"), now);
-        assert_eq!(app.devices.values().next().unwrap().health(), Health::Newer);
+        assert_eq!(
+            app.fleet.devices.values().next().unwrap().health(),
+            Health::Newer
+        );
         let p = Plug::new(3, "both", "HS103(US)", "5.0", "1.1.3");
         update(&mut app, fixture::sighting(&p, "broadcast"), now);
-        assert_eq!(app.devices.len(), 1);
-        let d = &app.devices[&device_id(3)];
+        assert_eq!(app.fleet.devices.len(), 1);
+        let d = &app.fleet.devices[&device_id(3)];
         assert!(d.tdp.is_some() && d.sysinfo.is_some());
         assert!(d.found_by.contains("udp20002") && d.found_by.contains("broadcast"));
         // And the other way round: a later TDP reply does not add a second row.
         update(&mut app, fixture::newer(3, "HS103(US)"), now);
-        assert_eq!(app.devices.len(), 1);
+        assert_eq!(app.fleet.devices.len(), 1);
     }
 
     #[test]
@@ -1063,25 +897,25 @@ mod tests {
         let mut app = App::new(Settings::default(), now);
         let p = Plug::new(1, "a", "HS110(EU)", "4.0", "1.0.4");
         update(&mut app, fixture::sighting(&p, "host"), now);
-        assert_eq!(app.devices[&device_id(1)].health(), Health::Pending);
+        assert_eq!(app.fleet.devices[&device_id(1)].health(), Health::Pending);
         update(&mut app, fixture::failed(&p, 1), now);
-        assert_eq!(app.devices[&device_id(1)].health(), Health::Failing);
+        assert_eq!(app.fleet.devices[&device_id(1)].health(), Health::Failing);
         update(&mut app, fixture::failed(&p, OFFLINE_AFTER), now);
-        assert_eq!(app.devices[&device_id(1)].health(), Health::Offline);
+        assert_eq!(app.fleet.devices[&device_id(1)].health(), Health::Offline);
         let r = fixture::reading(10.0, 230.0, 0.1, 1.0);
         update(&mut app, fixture::polled(&p, Some(r), vec![]), now);
-        assert_eq!(app.devices[&device_id(1)].health(), Health::Ok);
+        assert_eq!(app.fleet.devices[&device_id(1)].health(), Health::Ok);
     }
 
     #[test]
     fn readings_are_assessed_and_flag_counts_kept() {
         let (app, _) = fleet();
-        let heater = &app.devices[&device_id(2)];
+        let heater = &app.fleet.devices[&device_id(2)];
         assert_eq!(heater.health(), Health::Bogus);
         assert_eq!(heater.flagged(), 2);
-        let desk = &app.devices[&device_id(3)];
+        let desk = &app.fleet.devices[&device_id(3)];
         assert!(desk.meter.as_ref().unwrap().check.reasons[0].contains("unit-scale"));
-        assert_eq!(app.devices[&device_id(1)].health(), Health::Ok);
+        assert_eq!(app.fleet.devices[&device_id(1)].health(), Health::Ok);
         assert_eq!(app.summary().flagged, 3);
     }
 
@@ -1293,8 +1127,8 @@ mod tests {
         rep.key = device_id(1);
         rep.addr = fixture::addr(1);
         let cmds = update(&mut app, Event::Polled(rep), now);
-        assert_eq!(app.devices.len(), 2);
-        assert_eq!(app.devices[&device_id(1)].health(), Health::Offline);
+        assert_eq!(app.fleet.devices.len(), 2);
+        assert_eq!(app.fleet.devices[&device_id(1)].health(), Health::Offline);
         assert!(matches!(&cmds[..], [Command::Track { key, .. }] if *key == device_id(2)));
     }
 }
@@ -1461,7 +1295,7 @@ mod fw_tests {
         // The kitchen plug is an HS110(EU) hw 4.0; the HS300 image cannot match it.
         let plugs = vec![(
             crate::app::fixture::ip(1),
-            app.devices[&device_id(1)].sysinfo.clone().unwrap(),
+            app.fleet.devices[&device_id(1)].sysinfo.clone().unwrap(),
         )];
         let entries = plan_for(&Command::PlanFirmware {
             path: images().join("hs300v2_us_1.0.13_Build_230517_Rel.140855.bin"),
@@ -1494,14 +1328,14 @@ mod name_tests {
         let mut app = App::new(settings, now);
         let p = Plug::new(1, "HS110 alias", "HS110(EU)", "4.0", "1.0.4");
         update(&mut app, fixture::sighting(&p, "broadcast"), now);
-        assert_eq!(app.devices[&device_id(1)].alias(), "Kitchen kettle");
+        assert_eq!(app.fleet.devices[&device_id(1)].alias(), "Kitchen kettle");
         let Event::DeviceDiscovered(mut s) = fixture::sighting(&p, "sweep") else {
             unreachable!()
         };
         s.ip = fixture::ip(99);
         update(&mut app, Event::DeviceDiscovered(s), now);
-        assert_eq!(app.devices.len(), 1);
-        assert_eq!(app.devices[&device_id(1)].alias(), "Kitchen kettle");
+        assert_eq!(app.fleet.devices.len(), 1);
+        assert_eq!(app.fleet.devices[&device_id(1)].alias(), "Kitchen kettle");
     }
 }
 
@@ -1752,7 +1586,7 @@ mod export_tests {
         assert!(s.outlets.iter().all(|o| o.meter.is_none()), "not read yet");
         assert_eq!(s.verdict, None);
         assert_eq!(
-            app.devices[&device_id(1)]
+            app.fleet.devices[&device_id(1)]
                 .meter
                 .as_ref()
                 .map(|m| m.readings()),

@@ -36,11 +36,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::fleet::history::History;
 use crate::fleet::ratings::Limits;
 use crate::fleet::reading::{Field, Flags, Reading};
+pub use crate::fleet::verdict::{Counts, Verdict};
 use crate::protocol::Realtime;
 
 /// Values above this multiple of the rating are impossible (PROTOCOL.md §9.2).
@@ -86,43 +87,6 @@ pub const TOTAL_SLACK_KWH: f64 = 0.01;
 /// How many flagged assessments a meter keeps for the detail pane.
 pub const RECENT_REASONS: usize = 32;
 
-/// How believable a reading is. Ordered: `Ok < Suspect < Bogus`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    #[default]
-    Ok,
-    Suspect,
-    Bogus,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Suspect => "suspect",
-            Verdict::Bogus => "bogus",
-        }
-    }
-
-    /// The marker drawn next to a flagged value (readable without colour): none, `!`, `‼`.
-    pub fn glyph(self) -> &'static str {
-        match self {
-            Verdict::Ok => "",
-            Verdict::Suspect => "!",
-            Verdict::Bogus => "‼",
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Which rule produced a reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -144,6 +108,8 @@ pub enum Rule {
     StripAboveRatedCurrent,
     /// A strip's summary of one flagged outlet.
     Outlet,
+    /// The device sent a value of the wrong type (`"power":"28000"`, `null`, `true`).
+    Unreadable,
 }
 
 /// One finding: a short human sentence, the rule, the field it points at and how bad it is
@@ -446,6 +412,22 @@ pub fn check_with(limits: &Limits, r: &Reading, ctx: &Context) -> Vec<Reason> {
     out
 }
 
+/// One bogus finding per value the device sent with the wrong type.
+pub fn unreadable_reasons(r: &Realtime) -> Vec<Reason> {
+    r.unreadable
+        .iter()
+        .map(|u| {
+            let field = match u.quantity() {
+                "power" => Field::Power,
+                "voltage" => Field::Voltage,
+                "current" => Field::Current,
+                _ => Field::Total,
+            };
+            Reason::new(Rule::Unreadable, Some(field), Verdict::Bogus, u.to_string())
+        })
+        .collect()
+}
+
 fn field_name(field: Field) -> &'static str {
     match field {
         Field::Power => "power",
@@ -499,33 +481,6 @@ pub fn check_energy(limits: &Limits, kwh: f64, hours: f64) -> Option<Reason> {
             ),
         )
     })
-}
-
-/// Readings counted per verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Counts {
-    pub ok: u64,
-    pub suspect: u64,
-    pub bogus: u64,
-}
-
-impl Counts {
-    pub fn add(&mut self, v: Verdict) {
-        match v {
-            Verdict::Ok => self.ok += 1,
-            Verdict::Suspect => self.suspect += 1,
-            Verdict::Bogus => self.bogus += 1,
-        }
-    }
-
-    /// Suspect + bogus.
-    pub fn flagged(&self) -> u64 {
-        self.suspect + self.bogus
-    }
-
-    pub fn total(&self) -> u64 {
-        self.ok + self.suspect + self.bogus
-    }
 }
 
 /// A flagged (or annotated) assessment kept for the detail pane.
@@ -602,8 +557,14 @@ impl Meter {
     }
 
     /// Assesses a device reading taken at `now_ms`.
+    /// Values sent with the wrong type are findings (bogus), never a silent "absent".
     pub fn assess_realtime(&mut self, r: &Realtime, now_ms: u64) -> Assessment {
-        self.assess_in(&Reading::from(r), Context::of(r), now_ms)
+        self.assess_with(
+            &Reading::from(r),
+            Context::of(r),
+            unreadable_reasons(r),
+            now_ms,
+        )
     }
 
     /// Assesses `r` taken at `now_ms`, records it in the history and the counts.
@@ -614,6 +575,18 @@ impl Meter {
     /// [`assess`](Self::assess) with what the reply itself told (its [`Context`]; the power
     /// factor hint is filled in from the history).
     pub fn assess_in(&mut self, r: &Reading, ctx: Context, now_ms: u64) -> Assessment {
+        self.assess_with(r, ctx, Vec::new(), now_ms)
+    }
+
+    /// [`assess_in`](Self::assess_in) with findings made before the rules ran (unreadable
+    /// values).
+    fn assess_with(
+        &mut self,
+        r: &Reading,
+        ctx: Context,
+        found: Vec<Reason>,
+        now_ms: u64,
+    ) -> Assessment {
         // The most recent believable reading (power not flagged) within the baseline age.
         let recent = self
             .history
@@ -628,7 +601,8 @@ impl Meter {
             pf_hint: pf_hint.or(ctx.pf_hint),
             ..ctx
         };
-        let mut reasons = check_with(&self.limits, r, &ctx);
+        let mut reasons = found;
+        reasons.extend(check_with(&self.limits, r, &ctx));
         let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
         let r = &Reading {
             power_w: finite(r.power_w),
@@ -1482,6 +1456,28 @@ mod tests {
         let e = m.history().latest().expect("stored");
         assert_eq!(e.reading.power_w, None);
         assert_eq!(m.last_assessment(), Some(&a));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_a_bogus_finding_not_ok() {
+        for raw in [
+            serde_json::json!({"power": "28000", "voltage": 120.0, "current": 0.2, "total": 1.0}),
+            serde_json::json!({"power": null, "voltage": 120.0}),
+            serde_json::json!({"power": true, "voltage": 120.0}),
+            serde_json::json!({"power_mw": "28000000", "voltage_mv": 120000}),
+        ] {
+            let rt = Realtime::from_result(&raw).expect("read");
+            let a = meter("HS110(US)").assess_realtime(&rt, 0);
+            assert_eq!(a.verdict, Verdict::Bogus, "{raw}");
+            assert_eq!(rules(&a), vec![Rule::Unreadable], "{raw}");
+            assert!(a.is_flagged(Field::Power));
+            assert!(a.reasons[0].text.starts_with("unreadable power"), "{raw}");
+        }
+        let rt = Realtime::from_result(&serde_json::json!({"power": "28000"})).expect("read");
+        assert_eq!(
+            meter("HS110(US)").assess_realtime(&rt, 0).reasons[0].text,
+            "unreadable power: \"28000\""
+        );
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
         Link::Online => "online".to_owned(),
         Link::Failing(n) => format!("failing ({n} missed polls)"),
         Link::Offline(why) => format!("offline: {}", clean(why, 60)),
+        Link::Updating => "updating firmware".to_owned(),
     };
     l.push(kv("link", link, theme));
     if let Some(s) = &d.sysinfo {

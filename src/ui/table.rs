@@ -229,7 +229,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             format!(
                 " {} of {} rows · sort: {} {} ",
                 rows.len(),
-                app.devices
+                app.fleet
+                    .devices
                     .values()
                     .map(|d| 1 + d.outlets.len())
                     .sum::<usize>(),
@@ -239,7 +240,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             theme.dim(),
         ));
     if rows.is_empty() {
-        let msg = if app.devices.is_empty() {
+        let msg = if app.fleet.devices.is_empty() {
             if app.discovering {
                 vec![
                     Line::raw(""),

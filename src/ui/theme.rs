@@ -18,6 +18,8 @@ pub fn health_glyph(h: Health) -> &'static str {
     match h {
         Health::Ok => "●",
         Health::Pending => "…",
+        Health::Updating => "↻",
+        Health::NoReading => "-",
         Health::Suspect => "?",
         Health::Failing => "~",
         Health::Bogus => "!",
@@ -101,6 +103,8 @@ impl Theme {
         match h {
             Health::Ok => self.fg(Color::Green),
             Health::Pending => self.dim(),
+            Health::Updating => self.fg(Color::Blue),
+            Health::NoReading => self.fg(Color::Yellow),
             Health::Suspect => self.verdict(Verdict::Suspect),
             Health::Bogus => self.verdict(Verdict::Bogus),
             Health::Failing => self.fg(Color::Yellow),

@@ -1,0 +1,157 @@
+//! Record rows: a view of the fleet model. One row per meter with a current reading (a plug's
+//! own, or each outlet's of a strip), carrying the verdict and reasons the model judged — the
+//! same the TUI, `status` and `/metrics` show. A meter without a current reading gives no row:
+//! there is nothing to record, and never an "ok" without a value.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fleet::meter::Meter;
+use crate::fleet::model::Device;
+use crate::fleet::plausibility::{Assessment, Verdict};
+use crate::protocol::{ChildInfo, Realtime, SysInfo, UnitScheme};
+
+/// One reading of one meter, as written to the record file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadingRecord {
+    /// When it was read, milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    pub ip: String,
+    /// Normalised MAC (`AA:BB:…`), the device's identity.
+    pub mac: String,
+    pub device_id: String,
+    /// The alias the device reports (for a strip: the strip's).
+    pub alias: String,
+    /// The local name from the config file, if any.
+    pub name: Option<String>,
+    pub model: String,
+    /// A strip outlet's full id (parent deviceId + index); none for plugs.
+    pub outlet_id: Option<String>,
+    pub outlet_alias: Option<String>,
+    pub power_w: Option<f64>,
+    pub voltage_v: Option<f64>,
+    pub current_a: Option<f64>,
+    pub total_kwh: Option<f64>,
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+    /// The unit scheme of the reply: `base` (W/V/A/kWh floats), `milli` (mW/mV/mA/Wh) or
+    /// `mixed`.
+    pub scheme: String,
+}
+
+/// `base`, `milli` or `mixed`, as the scheme serialises.
+pub fn scheme_name(s: UnitScheme) -> &'static str {
+    match s {
+        UnitScheme::Base => "base",
+        UnitScheme::Milli => "milli",
+        UnitScheme::Mixed => "mixed",
+    }
+}
+
+impl ReadingRecord {
+    /// A reading of the device `info` at `ip` (of its outlet `outlet` on a strip) with the
+    /// engine's assessment.
+    pub fn new(
+        unix_ms: u64,
+        ip: IpAddr,
+        info: &SysInfo,
+        outlet: Option<&ChildInfo>,
+        realtime: &Realtime,
+        assessment: &Assessment,
+    ) -> Self {
+        Self::with_verdict(
+            unix_ms,
+            ip,
+            info,
+            outlet,
+            realtime,
+            assessment.verdict,
+            assessment.texts(),
+        )
+    }
+
+    /// The same from a verdict and its reasons as strings (for callers that keep their own
+    /// check type).
+    pub fn with_verdict(
+        unix_ms: u64,
+        ip: IpAddr,
+        info: &SysInfo,
+        outlet: Option<&ChildInfo>,
+        realtime: &Realtime,
+        verdict: Verdict,
+        reasons: Vec<String>,
+    ) -> Self {
+        Self {
+            unix_ms,
+            ip: ip.to_string(),
+            mac: crate::protocol::normalise_mac(&info.mac),
+            device_id: info.device_id.clone(),
+            alias: info.alias.clone(),
+            name: None,
+            model: info.model.clone(),
+            outlet_id: outlet.map(|o| o.id.clone()),
+            outlet_alias: outlet.map(|o| o.alias.clone()),
+            power_w: realtime.power_w,
+            voltage_v: realtime.voltage_v,
+            current_a: realtime.current_a,
+            total_kwh: realtime.total_kwh,
+            verdict,
+            reasons,
+            scheme: scheme_name(realtime.scheme).to_owned(),
+        }
+    }
+
+    /// Sets the local name (e.g. [`crate::identity::Names::name_for`]).
+    pub fn named(mut self, name: Option<&str>) -> Self {
+        self.name = name.map(str::to_owned);
+        self
+    }
+
+    /// Sets the local name the config gives this record's MAC, if any.
+    pub fn with_names(mut self, names: &crate::identity::Names) -> Self {
+        self.name = names.name_for(&self.mac).map(str::to_owned);
+        self
+    }
+}
+
+fn row(
+    d: &Device,
+    info: &SysInfo,
+    outlet: Option<&ChildInfo>,
+    m: &Meter,
+    unix_ms: u64,
+) -> Option<ReadingRecord> {
+    let (rt, a) = m.current()?;
+    let mut r = ReadingRecord::new(unix_ms, d.addr.ip(), info, outlet, rt, a);
+    r.name = d.local_name.clone();
+    Some(r)
+}
+
+/// Rows for the meters of `d` listed in `read` (`None` = the plug's own meter, `Some(id)` =
+/// that outlet of a strip), e.g. those a poll just read.
+pub fn rows_for(d: &Device, read: &[Option<String>], unix_ms: u64) -> Vec<ReadingRecord> {
+    let Some(info) = d.sysinfo.as_ref() else {
+        return Vec::new();
+    };
+    read.iter()
+        .filter_map(|which| match which {
+            None => row(d, info, None, d.meter.as_ref()?, unix_ms),
+            Some(id) => {
+                let child = info.children.iter().find(|c| &c.id == id)?;
+                let o = d.outlets.iter().find(|o| &o.id == id)?;
+                row(d, info, Some(child), o.meter.as_ref()?, unix_ms)
+            }
+        })
+        .collect()
+}
+
+/// Rows for every meter of `d` with a current reading.
+pub fn rows_of(d: &Device, unix_ms: u64) -> Vec<ReadingRecord> {
+    let which: Vec<Option<String>> = if d.is_strip() {
+        d.outlets.iter().map(|o| Some(o.id.clone())).collect()
+    } else {
+        vec![None]
+    };
+    rows_for(d, &which, unix_ms)
+}
