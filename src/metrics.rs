@@ -29,6 +29,7 @@
 //! | `plugfleet_power_watts`, `plugfleet_voltage_volts`, `plugfleet_current_amperes` | gauge | the latest reading, as read (even when flagged: see the verdict) |
 //! | `plugfleet_energy_kwh_total` | counter | the meter's own total since its last reset |
 //! | `plugfleet_reading_verdict{verdict}` | gauge | 1 for the latest reading's verdict (`ok`/`suspect`/`bogus`), 0 for the others; the device-level series (no `outlet`) is a strip's summary |
+//! | `plugfleet_reading_finding{rule,severity}` | gauge | 1 per finding on the latest reading (the device-level series of a strip: its total and flagged outlets) |
 //! | `plugfleet_readings_total` | counter | readings assessed |
 //! | `plugfleet_flagged_readings_total{verdict}` | counter | readings flagged `suspect` / `bogus` |
 //!
@@ -78,6 +79,8 @@ pub struct MeterMetrics {
     pub verdict: Verdict,
     /// Readings of this meter per verdict so far.
     pub counts: Counts,
+    /// The findings on the latest reading: (rule, severity), as the model judged it.
+    pub findings: Vec<(String, Verdict)>,
 }
 
 impl MeterMetrics {
@@ -86,6 +89,7 @@ impl MeterMetrics {
             reading,
             verdict,
             counts,
+            findings: Vec::new(),
         }
     }
 
@@ -93,8 +97,19 @@ impl MeterMetrics {
     pub fn single(reading: Reading, a: &Assessment) -> Self {
         let mut counts = Counts::default();
         counts.add(a.verdict);
-        Self::new(reading, a.verdict, counts)
+        Self {
+            findings: findings_of(a),
+            ..Self::new(reading, a.verdict, counts)
+        }
     }
+}
+
+/// (rule, severity) of every reason of an assessment, for `plugfleet_reading_finding`.
+pub fn findings_of(a: &Assessment) -> Vec<(String, Verdict)> {
+    a.reasons
+        .iter()
+        .map(|r| (r.rule.name(), r.severity))
+        .collect()
 }
 
 /// One outlet of a strip.
@@ -133,6 +148,8 @@ pub struct DeviceMetrics {
     pub meter: Option<MeterMetrics>,
     /// The device's overall verdict: its meter's, or a strip's summary of its outlets.
     pub verdict: Option<Verdict>,
+    /// The findings behind that verdict: (rule, severity).
+    pub findings: Vec<(String, Verdict)>,
     pub outlets: Vec<OutletMetrics>,
 }
 
@@ -159,6 +176,7 @@ impl DeviceMetrics {
             },
             meter: None,
             verdict: None,
+            findings: Vec::new(),
             outlets: info
                 .children
                 .iter()
@@ -234,6 +252,7 @@ struct Families {
     current: Family<Labels, GaugeF>,
     energy: Family<Labels, CounterF>,
     verdict: Family<Labels, GaugeF>,
+    finding: Family<Labels, GaugeF>,
     readings: Family<Labels, Counter>,
     flagged: Family<Labels, Counter>,
 }
@@ -253,6 +272,7 @@ impl Families {
             current: Family::default(),
             energy: Family::default(),
             verdict: Family::default(),
+            finding: Family::default(),
             readings: Family::default(),
             flagged: Family::default(),
         }
@@ -322,6 +342,11 @@ impl Families {
             self.verdict,
         );
         r.register(
+            "plugfleet_reading_finding",
+            "1 per finding on the latest reading: the rule (e.g. strip-above-rated-power, unreadable, counter-reset) and its severity",
+            self.finding,
+        );
+        r.register(
             "plugfleet_readings",
             "Readings assessed for plausibility",
             self.readings,
@@ -334,11 +359,19 @@ impl Families {
         r
     }
 
-    fn verdict_series(&self, base: &Labels, v: Verdict) {
+    fn verdict_series(&self, base: &Labels, v: Verdict, findings: &[(String, Verdict)]) {
         for each in [Verdict::Ok, Verdict::Suspect, Verdict::Bogus] {
             self.verdict
                 .get_or_create(&with(base, &[("verdict", each.as_str())]))
                 .set(if each == v { 1.0 } else { 0.0 });
+        }
+        for (rule, severity) in findings {
+            self.finding
+                .get_or_create(&with(
+                    base,
+                    &[("rule", rule.as_str()), ("severity", severity.as_str())],
+                ))
+                .set(1.0);
         }
     }
 
@@ -370,7 +403,7 @@ impl Families {
         if let Some(v) = r.total_kwh {
             self.energy.get_or_create(base).inc_by(v.max(0.0));
         }
-        self.verdict_series(base, m.verdict);
+        self.verdict_series(base, m.verdict, &m.findings);
     }
 
     fn device(&self, d: &DeviceMetrics) {
@@ -408,7 +441,7 @@ impl Families {
         if let Some(m) = &d.meter {
             self.meter(&base, m, live);
         } else if let Some(v) = d.verdict.filter(|_| live) {
-            self.verdict_series(&base, v);
+            self.verdict_series(&base, v, &d.findings);
         }
         for o in &d.outlets {
             let index = o.index.to_string();
@@ -587,6 +620,7 @@ mod tests {
                 },
             )),
             verdict: Some(Verdict::Bogus),
+            findings: vec![("above-rated-power".into(), Verdict::Bogus)],
             outlets: vec![],
         }
     }

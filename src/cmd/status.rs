@@ -308,3 +308,43 @@ pub async fn find(cfg: DiscoveryConfig) -> anyhow::Result<(Vec<Sighting>, FindRe
         .collect();
     Ok((sightings, report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bad_args_are_usage_errors() {
+        let mut args = StatusArgs {
+            net: TargetArgs {
+                port: 9999,
+                timeout: Duration::from_secs(1),
+                sweeps: vec!["127.0.0.0/8".parse().expect("net")],
+                ..TargetArgs::default()
+            },
+            json: false,
+            tdp_port: TDP_PORT,
+            ..StatusArgs::default()
+        };
+        let e = args.config().expect_err("too big");
+        assert!(e.0.contains("--force"), "{e}");
+        args.net.force = true;
+        assert!(args.config().is_ok());
+        args.net.sweeps = vec!["127.1.0.0/24".parse().expect("net")];
+        args.net.force = false;
+        let cfg = args.config().expect("ok");
+        assert!(
+            cfg.targets.is_empty(),
+            "explicit sweeps replace the default broadcast"
+        );
+        args.net.hosts = vec!["::1".parse().expect("v6")];
+        assert!(args.config().is_err());
+        args.net.hosts.clear();
+        args.net.port = 0;
+        assert!(args.config().is_err());
+        args.net.port = 9999;
+        args.tdp_port = 0;
+        assert!(args.config().is_err());
+    }
+}

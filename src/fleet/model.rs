@@ -108,7 +108,7 @@ impl Health {
             Health::Ok => "ok",
             Health::Pending => "new",
             Health::Updating => "updating",
-            Health::NoReading => "no reading",
+            Health::NoReading => "no data",
             Health::Suspect => "suspect",
             Health::Failing => "failing",
             Health::Bogus => "BOGUS",

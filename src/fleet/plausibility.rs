@@ -112,6 +112,16 @@ pub enum Rule {
     Unreadable,
 }
 
+impl Rule {
+    /// The kebab-case name (`above-rated-power`), as it serialises.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
 /// One finding: a short human sentence, the rule, the field it points at and how bad it is
 /// (`Ok` = information only, e.g. a counter reset). Serialises as its text.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,10 @@ use crate::fleet::reading::Reading;
 
 fn meter_metrics(m: &Meter) -> Option<MeterMetrics> {
     let (r, a) = m.current()?;
-    Some(MeterMetrics::new(Reading::from(r), a.verdict, m.counts()))
+    Some(MeterMetrics {
+        findings: super::findings_of(a),
+        ..MeterMetrics::new(Reading::from(r), a.verdict, m.counts())
+    })
 }
 
 /// One device as the metrics server exports it (`now` for its last-seen age).
@@ -51,6 +54,11 @@ pub fn device_metrics(d: &Device, now: Instant) -> DeviceMetrics {
     }
     // The device's judgement: a strip's includes its total against the strip's rating.
     m.verdict = d.judged.as_ref().map(|a| a.verdict);
+    m.findings = d
+        .judged
+        .as_ref()
+        .map(super::findings_of)
+        .unwrap_or_default();
     m
 }
 

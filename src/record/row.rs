@@ -1,6 +1,7 @@
 //! Record rows: a view of the fleet model. One row per meter with a current reading (a plug's
-//! own, or each outlet's of a strip), carrying the verdict and reasons the model judged — the
-//! same the TUI, `status` and `/metrics` show. A meter without a current reading gives no row:
+//! own, or each outlet's of a strip, plus a strip's own row with its sum and judgement),
+//! carrying the verdict and reasons the model judged — the same the TUI, `status` and
+//! `/metrics` show. A meter without a current reading gives no row:
 //! there is nothing to record, and never an "ok" without a value.
 
 use std::net::IpAddr;
@@ -128,21 +129,58 @@ fn row(
     Some(r)
 }
 
+/// A strip's own row: the sum of its outlets' current readings (python-kasa's way) with the
+/// strip's judgement (its total against the strip's rating, its flagged outlets). Its
+/// `outlet_id` is empty; sum the outlet rows or take this one, not both.
+fn strip_row(d: &Device, info: &SysInfo, unix_ms: u64) -> Option<ReadingRecord> {
+    let a = d.judged.as_ref()?;
+    let (sum, _) = d.values();
+    let sum = sum?;
+    let scheme = d
+        .outlets
+        .iter()
+        .find_map(|o| o.meter.as_ref()?.current())
+        .map_or("base", |(rt, _)| scheme_name(rt.scheme));
+    Some(ReadingRecord {
+        unix_ms,
+        ip: d.addr.ip().to_string(),
+        mac: crate::protocol::normalise_mac(&info.mac),
+        device_id: info.device_id.clone(),
+        alias: info.alias.clone(),
+        name: d.local_name.clone(),
+        model: info.model.clone(),
+        outlet_id: None,
+        outlet_alias: None,
+        power_w: sum.power_w,
+        voltage_v: sum.voltage_v,
+        current_a: sum.current_a,
+        total_kwh: sum.total_kwh,
+        verdict: a.verdict,
+        reasons: a.texts(),
+        scheme: scheme.to_owned(),
+    })
+}
+
 /// Rows for the meters of `d` listed in `read` (`None` = the plug's own meter, `Some(id)` =
-/// that outlet of a strip), e.g. those a poll just read.
+/// that outlet of a strip), e.g. those a poll just read; a strip with an outlet read also
+/// gives its own row first ([`strip_row`]).
 pub fn rows_for(d: &Device, read: &[Option<String>], unix_ms: u64) -> Vec<ReadingRecord> {
     let Some(info) = d.sysinfo.as_ref() else {
         return Vec::new();
     };
-    read.iter()
-        .filter_map(|which| match which {
+    let strip = (d.is_strip() && read.iter().any(Option::is_some))
+        .then(|| strip_row(d, info, unix_ms))
+        .flatten();
+    strip
+        .into_iter()
+        .chain(read.iter().filter_map(|which| match which {
             None => row(d, info, None, d.meter.as_ref()?, unix_ms),
             Some(id) => {
                 let child = info.children.iter().find(|c| &c.id == id)?;
                 let o = d.outlets.iter().find(|o| &o.id == id)?;
                 row(d, info, Some(child), o.meter.as_ref()?, unix_ms)
             }
-        })
+        }))
         .collect()
 }
 

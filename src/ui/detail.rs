@@ -141,6 +141,33 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
             Span::styled(clean(e, 80), theme.error()),
         ]));
     }
+    if let Some(c) = &d.conflict {
+        l.push(kv("conflict", clean(c, 80), theme));
+    }
+    // A strip's own judgement (its total against the strip's rating, its flagged outlets):
+    // the same verdict and reasons `status`, the records and /metrics carry.
+    if r.outlet.is_none()
+        && d.is_strip()
+        && let Some(a) = &d.judged
+    {
+        l.push(Line::from(vec![
+            Span::styled(format!("{:>10} ", "verdict"), theme.dim()),
+            Span::styled(
+                format!("{}{}", verdict_glyph(a.verdict).trim(), a.verdict.as_str()),
+                theme.verdict(a.verdict),
+            ),
+        ]));
+        for reason in &a.reasons {
+            l.push(Line::styled(
+                format!(
+                    "  {} {}",
+                    verdict_glyph(reason.severity),
+                    clean(&reason.text, 100)
+                ),
+                theme.verdict(reason.severity),
+            ));
+        }
+    }
     l
 }
 

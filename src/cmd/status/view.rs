@@ -362,3 +362,182 @@ pub fn render_table(devices: &[&Device]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::app::fixture::{self, Plug, reading};
+    use crate::app::state::{App, Settings};
+    use crate::app::update;
+
+    /// A model fed the way `status` feeds it (a sighting, then a poll per device).
+    fn model(plugs: &[(Plug, Option<Realtime>, Vec<Realtime>)]) -> App {
+        let t0 = Instant::now();
+        let mut app = App::new(Settings::default(), t0);
+        for (p, rt, outlets) in plugs {
+            update(&mut app, fixture::sighting(p, "host"), t0);
+            update(
+                &mut app,
+                fixture::polled(p, rt.clone(), outlets.clone()),
+                t0 + Duration::from_millis(5),
+            );
+        }
+        app
+    }
+
+    fn rt(v: Value) -> Realtime {
+        Realtime::from_result(&v).expect("reading")
+    }
+
+    #[test]
+    fn json_of_a_bogus_plug_has_every_key_and_the_raw_reply() {
+        let p = Plug::new(5, "Kitchen", "HS110(US)", "1.0", "1.2.6");
+        let app = model(&[(
+            p.clone(),
+            Some(rt(
+                json!({"power": 28000.0, "voltage": 118.9, "current": 0.128, "total": 30.404}),
+            )),
+            vec![],
+        )]);
+        let d = app.fleet.get(&fixture::device_id(5)).expect("device");
+        let j = json_line(d, &app.fleet);
+        for key in [
+            "ip",
+            "port",
+            "mac",
+            "device_id",
+            "alias",
+            "model",
+            "hw_ver",
+            "sw_ver",
+            "hw_id",
+            "fw_id",
+            "oem_id",
+            "has_emeter",
+            "children",
+            "protocol",
+            "device_type",
+            "http_port",
+            "found_by",
+            "previous_ips",
+            "online",
+            "t_ms",
+            "relay_state",
+            "rssi",
+            "emeter",
+            "plausibility",
+        ] {
+            assert!(j.get(key).is_some(), "missing {key}: {j}");
+        }
+        assert_eq!(j["ip"], fixture::ip(5).to_string());
+        assert_eq!(j["protocol"], "legacy");
+        assert_eq!(j["found_by"], json!(["host"]));
+        assert_eq!(j["relay_state"], 1);
+        assert_eq!(j["emeter"]["power_w"], 28000.0);
+        assert_eq!(j["plausibility"]["verdict"], "bogus");
+        assert_eq!(
+            j["plausibility"]["reasons"][0],
+            "28000 W is above 1.25 × 1800 W rated (HS110 US)"
+        );
+        assert_eq!(j["children"], json!([]));
+        // The rejected sample's raw reply is kept.
+        assert_eq!(j["plausibility"]["raw"]["power"], 28000.0);
+    }
+
+    #[test]
+    fn no_meter_and_no_reading_are_never_ok() {
+        let mut plain = Plug::new(1, "Lamp", "HS100(US)", "2.0", "1.5.6");
+        plain.emeter = false;
+        let app = model(&[(plain, None, vec![])]);
+        let d = app.fleet.get(&fixture::device_id(1)).expect("device");
+        let j = json_line(d, &app.fleet);
+        assert_eq!(j["has_emeter"], false);
+        assert!(j["emeter"].is_null() && j["plausibility"].is_null());
+        assert!(j.get("emeter_error").is_none());
+        assert!(render_table(&[d]).contains("no meter"));
+
+        // A value of the wrong type: a bogus finding with the value, not `power_w: null, ok`.
+        let p = Plug::new(2, "Odd", "HS110(US)", "1.0", "1.2.6");
+        let app = model(&[(
+            p,
+            Some(rt(json!({"power": "28000", "voltage": 120.0}))),
+            vec![],
+        )]);
+        let d = app.fleet.get(&fixture::device_id(2)).expect("device");
+        let j = json_line(d, &app.fleet);
+        assert_eq!(j["plausibility"]["verdict"], "bogus", "{j}");
+        assert_eq!(
+            j["plausibility"]["reasons"][0],
+            "unreadable power: \"28000\""
+        );
+        assert!(j["emeter"]["power_w"].is_null());
+        let t = render_table(&[d]);
+        assert!(t.contains("bogus‼"), "{t}");
+        assert!(t.contains("‼ unreadable power: \"28000\""), "{t}");
+    }
+
+    #[test]
+    fn a_strip_is_judged_by_its_total_and_lists_its_outlets() {
+        let mut s = Plug::new(3, "Rack", "HS300(US)", "2.0", "1.0.21");
+        s.outlets = (0..6).map(|_| ("load", true)).collect();
+        let app = model(&[(
+            s,
+            None,
+            (0..6).map(|_| reading(400.0, 120.0, 3.5, 1.0)).collect(),
+        )]);
+        let d = app.fleet.get(&fixture::device_id(3)).expect("device");
+        let j = json_line(d, &app.fleet);
+        let children = j["children"].as_array().expect("list");
+        assert_eq!(children.len(), 6);
+        assert!(
+            children
+                .iter()
+                .all(|c| c["plausibility"]["verdict"] == "ok")
+        );
+        assert_eq!(j["plausibility"]["verdict"], "bogus");
+        assert_eq!(
+            j["plausibility"]["reasons"][0],
+            "strip total 2400 W is above 1.25 × 1800 W rated (HS300 US)"
+        );
+        assert_eq!(j["emeter"]["power_w"], 2400.0);
+        assert!(j["relay_state"].is_null());
+        let t = render_table(&[d]);
+        assert!(t.contains("2400‼"), "{t}");
+        assert!(t.contains(" └ outlet 6"), "{t}");
+        assert!(t.contains("1 device, 1 flagged"), "{t}");
+    }
+
+    #[test]
+    fn table_marks_the_flagged_cell_cleans_device_text_and_lines_up() {
+        let bogus = Plug::new(5, "Kitchen", "HS110(US)", "1.0", "1.2.6");
+        let ok = Plug::new(6, "Desk\u{1b}[31m", "HS110(EU)", "4.0", "1.0.4");
+        let app = model(&[
+            (bogus, Some(reading(28000.0, 118.9, 0.128, 30.404)), vec![]),
+            (ok, Some(reading(0.928, 231.06, 0.0149, 55.139)), vec![]),
+        ]);
+        let t = render_table(&app.fleet.by_address());
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("IP "), "{t}");
+        assert!(
+            lines[1].contains("28000‼") && lines[1].contains("bogus‼"),
+            "{t}"
+        );
+        assert!(!lines[1].contains("119‼"), "{t}");
+        assert!(
+            lines[2].contains("0.93 ") && lines[2].contains(" ok"),
+            "{t}"
+        );
+        assert!(
+            !t.contains('\u{1b}'),
+            "control characters must not reach the terminal"
+        );
+        assert!(t.contains("2 devices, 1 flagged"), "{t}");
+        let w_end = lines[0].find(" W ").expect("W header") + 2;
+        for l in &lines[1..3] {
+            let c = l.chars().nth(w_end - 1);
+            assert!(c.is_some_and(|c| !c.is_whitespace()), "misaligned: {l:?}");
+        }
+    }
+}
