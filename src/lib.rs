@@ -1,9 +1,19 @@
 //! plugfleet: discover, watch and locally update a fleet of TP-Link Kasa smart plugs.
 //!
-//! Layers, one way: `protocol` (pure) → `net` (sockets) → `fleet` (pure state of devices and
-//! readings) → `app` (event → update → commands) → `ui` (drawing). `sim` is a faithful plug
-//! simulator used by tests, the demo and the benchmarks; `firmware` holds image inspection, the
-//! update state machine, its runner and the embedded file server.
+//! Layers, lowest first; a module imports only its own layer's module or lower ones
+//! (`tests/architecture.rs` checks it, and that no files import each other in a cycle):
+//!
+//! 0. `protocol` (pure wire format, discovery results), `text` (sanitiser, unit formatters)
+//! 1. `config`, `logging`
+//! 2. `net` (sockets: client, discovery, poller)
+//! 3. `fleet` (pure state of devices and readings; never imports `net`), `identity`
+//! 4. `firmware` (images, update state machine, runner, file server), `sim` (simulated plugs)
+//! 5. `app` (pure: state, event → update → commands)
+//! 6. `record`, `metrics` (views of the model, their writer and server)
+//! 7. `runtime` (turns commands into tasks; owns the terminal and the event loop)
+//! 8. `ui` (drawing)
+//! 9. `bench`
+//! 10. `cmd`, `cli` (only `main`, `cli` and `cmd` import `cmd`; only `main` imports `cli`)
 
 pub mod app;
 pub mod bench;
@@ -15,6 +25,7 @@ pub mod fleet;
 pub mod logging;
 pub mod net;
 pub mod protocol;
+pub mod runtime;
 pub mod sim;
 pub mod ui;
 

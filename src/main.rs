@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
-use plugfleet::cli::{Cli, Command, UsageError};
+use plugfleet::cli::{Cli, Command};
 use plugfleet::cmd;
+use plugfleet::cmd::args::UsageError;
 use plugfleet::config::Config;
 
 fn main() -> ExitCode {
@@ -67,11 +68,11 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             cmd::status::run(a)
         }
         // `update` reads the file itself (ceilings, firmware folders, concurrency).
-        Some(Command::Update(a)) => cmd::update::run(a),
+        Some(Command::Update(a)) => cmd::update::run(a, cli.config),
         Some(Command::Sim(a)) => cmd::sim::run(a),
         Some(Command::Bench(a)) => cmd::bench::run(a),
         Some(Command::Config(a)) => cmd::config::run(a, cli.config),
-        Some(Command::Completions(a)) => cmd::completions::run(a),
+        Some(Command::Completions(a)) => cmd::completions::run(a, Cli::command()),
     }
 }
 

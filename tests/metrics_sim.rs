@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use plugfleet::cli::TargetArgs;
+use plugfleet::cmd::args::TargetArgs;
 use plugfleet::cmd::status;
 use plugfleet::fleet::model::Fleet as Model;
 use plugfleet::identity::Names;
@@ -66,7 +66,7 @@ async fn snapshot(fleet: &Fleet, names: &Names) -> Model {
         timeout: Duration::from_secs(3),
         ..TargetArgs::default()
     };
-    let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
+    let cfg = plugfleet::cmd::args::discovery_config(&net).unwrap();
     let client = ClientConfig::with_timeout(net.port, net.timeout);
     let mut model = Model::new(std::time::Instant::now());
     status::round(&mut model, cfg, client, &Default::default(), names)
@@ -410,7 +410,7 @@ async fn headless_polling_accumulates_counts_and_marks_vanished_plugs_down() {
     let (tx, mut rx) = watch::channel(MetricsSnapshot::default());
     let token = CancellationToken::new();
     let names = Names::from_pairs([(plugs[0].mac.as_str(), "Kettle")]);
-    let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
+    let cfg = plugfleet::cmd::args::discovery_config(&net).unwrap();
     let client = ClientConfig::with_timeout(net.port, net.timeout);
     let task = tokio::spawn(status::poll_and_publish(
         cfg,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
-use plugfleet::cli::TargetArgs;
+use plugfleet::cmd::args::TargetArgs;
 use plugfleet::cmd::status;
 use plugfleet::fleet::model::Fleet as Model;
 use plugfleet::fleet::plausibility::Verdict;
@@ -55,7 +55,7 @@ async fn snapshot(fleet: &Fleet, names: &Names) -> Model {
         timeout: Duration::from_secs(3),
         ..TargetArgs::default()
     };
-    let cfg = plugfleet::net::discovery::DiscoveryConfig::from_args(&net).unwrap();
+    let cfg = plugfleet::cmd::args::discovery_config(&net).unwrap();
     let client = plugfleet::net::ClientConfig::with_timeout(net.port, net.timeout);
     let mut model = Model::new(std::time::Instant::now());
     status::round(&mut model, cfg, client, &Default::default(), names)

@@ -1,4 +1,5 @@
-//! Application state, the pure update function and the runtime that turns commands into tasks.
+//! Application state and the pure update function. No I/O: the runtime that turns commands into
+//! tasks, and the sources that turn discovery into events, live in `crate::runtime`.
 //!
 //! Only the UI loop mutates [`App`]; discovery, the poller and write actions send [`Event`]s that
 //! carry their data. [`update`] is synchronous and takes `now`, so every transition is a unit test.
@@ -8,8 +9,6 @@ pub mod export;
 pub mod firmware;
 pub mod fixture;
 pub mod keymap;
-pub mod runtime;
-pub mod sources;
 pub mod state;
 pub mod update;
 

@@ -1429,7 +1429,8 @@ mod export_tests {
         assert_eq!(r.unix_ms, EPOCH + 1500, "stamped from the time passed in");
         assert_eq!(r.outlet_id, None);
 
-        // A strip: one record per outlet read, with the outlet's id and alias.
+        // A strip: its own row (sum and judgement, no outlet id), then one record per outlet
+        // read, with the outlet's id and alias.
         let polled = fixture::polled(
             &strip(),
             None,
@@ -1439,11 +1440,15 @@ mod export_tests {
             ],
         );
         let recs = records(&update(&mut app, polled, now));
-        assert_eq!(recs.len(), 2);
-        assert_eq!(recs[1].outlet_alias.as_deref(), Some("radio"));
-        assert_eq!(recs[1].power_w, Some(20.0));
+        assert_eq!(recs.len(), 3);
+        assert_eq!(
+            (recs[0].outlet_id.clone(), recs[0].power_w),
+            (None, Some(30.0))
+        );
+        assert_eq!(recs[2].outlet_alias.as_deref(), Some("radio"));
+        assert_eq!(recs[2].power_w, Some(20.0));
         assert!(recs.iter().all(|r| r.verdict == Verdict::Ok));
-        assert_eq!(app.recording.count, 3);
+        assert_eq!(app.recording.count, 4);
 
         // A failed poll records nothing.
         assert!(records(&update(&mut app, fixture::failed(&kettle(), 1), now)).is_empty());

@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::net::discovery::loopback::{FakePlug, LOOPBACK_BROADCAST, LoopbackFleet};
-use crate::net::discovery::{self, DiscoveryConfig, DiscoveryEvent};
+use crate::net::discovery::{self, DiscoveryConfig};
+use crate::protocol::sighting::DiscoveryEvent;
 use crate::sim::{Fleet, FleetSpec};
 
 /// Fleet sizes measured.

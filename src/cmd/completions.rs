@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
 #[derive(Debug, Clone, Args)]
@@ -11,8 +11,9 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn run(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
-    let mut cmd = crate::cli::Cli::command();
+/// Prints the completions of `cmd` (the top-level command line, which `main` passes in: it
+/// lives in `cli`, above this module).
+pub fn run(args: CompletionsArgs, mut cmd: clap::Command) -> anyhow::Result<ExitCode> {
     clap_complete::generate(args.shell, &mut cmd, "plugfleet", &mut std::io::stdout());
     Ok(ExitCode::SUCCESS)
 }

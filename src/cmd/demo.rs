@@ -9,12 +9,12 @@ use std::time::Duration;
 use clap::Args;
 use ipnet::Ipv4Net;
 
-use crate::app::runtime::Setup;
-use crate::app::sources::{discovery_source, rediscovery_interval};
 use crate::app::state::App;
 use crate::cmd::tui::{ViewArgs, run_tui};
 use crate::net::client::ClientConfig;
 use crate::net::discovery::DiscoveryConfig;
+use crate::runtime::Setup;
+use crate::runtime::sources::{discovery_source, rediscovery_interval};
 use crate::sim::{self, FaultKind, Fleet, FleetSpec, SimError};
 
 #[derive(Debug, Clone, Args, Default)]

@@ -9,9 +9,10 @@ use clap::Args;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::TargetArgs;
+use crate::cmd::args::{TargetArgs, UsageError, discovery_config};
 use crate::fleet::registry::{Change, Device, Registry};
-use crate::net::discovery::{self, DEFAULT_CONCURRENCY, DiscoveryConfig, DiscoveryEvent, FoundBy};
+use crate::net::discovery::{self, DEFAULT_CONCURRENCY, DiscoveryConfig};
+use crate::protocol::sighting::{DiscoveryEvent, FoundBy};
 use crate::protocol::tdp::TDP_PORT;
 
 #[derive(Debug, Clone, Args, Default)]
@@ -37,8 +38,8 @@ pub struct DiscoverArgs {
 
 impl DiscoverArgs {
     /// The engine configuration, or a usage error (exit status 2).
-    pub fn config(&self) -> Result<DiscoveryConfig, crate::cli::UsageError> {
-        let mut cfg = DiscoveryConfig::from_args(&self.net)?;
+    pub fn config(&self) -> Result<DiscoveryConfig, UsageError> {
+        let mut cfg = discovery_config(&self.net)?;
         cfg.tdp_port = self.tdp_port;
         cfg.concurrency = self.concurrency;
         cfg.validate(self.net.force)?;
@@ -274,12 +275,12 @@ mod tests {
             6,
         );
         let info = crate::protocol::SysInfo::from_result(&p.sysinfo).unwrap();
-        r.observe(&crate::net::discovery::Sighting {
+        r.observe(&crate::protocol::sighting::Sighting {
             ip: "127.0.0.1".parse().unwrap(),
             port: 9999,
             found_by: FoundBy::Sweep,
             at: 3,
-            reply: crate::net::discovery::DeviceReply::Legacy(info),
+            reply: crate::protocol::sighting::DeviceReply::Legacy(info),
         });
         let h = table_header();
         let row = table_row(&r.devices()[0]);

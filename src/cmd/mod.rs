@@ -1,5 +1,6 @@
 //! One module per command: its flags and its entry point. `main.rs` only dispatches.
 
+pub mod args;
 pub mod bench;
 pub mod completions;
 pub mod config;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::cli::UsageError;
+use crate::cmd::args::UsageError;
 use crate::sim::{self, FaultKind, FleetSpec, SimError};
 
 #[derive(Debug, Clone, Args)]

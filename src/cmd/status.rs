@@ -19,13 +19,14 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{TargetArgs, UsageError};
+use crate::cmd::args::{TargetArgs, UsageError, discovery_config};
 use crate::fleet::identity::Names;
 use crate::fleet::model::{Fleet, Link, OFFLINE_AFTER, Sighting};
 use crate::fleet::ratings::Overrides;
 use crate::net::ClientConfig;
-use crate::net::discovery::{self, DiscoveryConfig, DiscoveryEvent};
+use crate::net::discovery::{self, DiscoveryConfig};
 use crate::net::poller::{PollReport, poll_device};
+use crate::protocol::sighting::DiscoveryEvent;
 use crate::protocol::tdp::TDP_PORT;
 
 pub use view::{json_line, render_table};
@@ -47,14 +48,14 @@ pub struct StatusArgs {
     #[arg(long, default_value_t = TDP_PORT, value_name = "P", hide = true)]
     pub tdp_port: u16,
     #[command(flatten)]
-    pub record: crate::cli::RecordArgs,
+    pub record: crate::cmd::args::RecordArgs,
     /// Keep running and serve the readings in the Prometheus text format at
     /// http://ADDR/metrics (ADDR = IP:PORT, :PORT or PORT; 127.0.0.1 unless an IP is given),
     /// reading every device each --interval, until Ctrl-C.
-    #[arg(long, value_name = "ADDR", value_parser = crate::cli::parse_metrics_addr, conflicts_with_all = ["json", "record"])]
+    #[arg(long, value_name = "ADDR", value_parser = crate::cmd::args::parse_metrics_addr, conflicts_with_all = ["json", "record"])]
     pub metrics: Option<std::net::SocketAddr>,
     /// Seconds between rounds with --metrics.
-    #[arg(long, value_parser = crate::cli::parse_seconds, value_name = "SECONDS", default_value = "10", requires = "metrics")]
+    #[arg(long, value_parser = crate::cmd::args::parse_seconds, value_name = "SECONDS", default_value = "10", requires = "metrics")]
     pub interval: std::time::Duration,
     /// Local names by MAC (from the config file), for --record and --metrics.
     #[arg(skip)]
@@ -67,7 +68,7 @@ pub struct StatusArgs {
 impl StatusArgs {
     /// The discovery configuration, or a usage error (exit status 2).
     pub fn config(&self) -> Result<DiscoveryConfig, UsageError> {
-        let mut cfg = DiscoveryConfig::from_args(&self.net)?;
+        let mut cfg = discovery_config(&self.net)?;
         cfg.tdp_port = self.tdp_port;
         cfg.validate(self.net.force)?;
         Ok(cfg)

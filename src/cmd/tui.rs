@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::app::runtime::{self, Setup, Sources};
 use crate::app::state::{App, Settings};
+use crate::runtime::{self, Setup, Sources};
 
-use crate::cli::{TargetArgs, parse_seconds};
+use crate::cmd::args::{RecordArgs, TargetArgs, UsageError, parse_metrics_addr, parse_seconds};
 use crate::config::Config;
 use crate::net::client::ClientConfig;
 use crate::net::poller::PollConfig;
@@ -24,10 +24,10 @@ pub struct ViewArgs {
     #[arg(long)]
     pub read_only: bool,
     #[command(flatten)]
-    pub record: crate::cli::RecordArgs,
+    pub record: RecordArgs,
     /// Serve the readings in the Prometheus text format at http://ADDR/metrics
     /// (ADDR = IP:PORT, :PORT or PORT; 127.0.0.1 unless an IP is given).
-    #[arg(long, value_name = "ADDR", value_parser = crate::cli::parse_metrics_addr)]
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
     pub metrics: Option<std::net::SocketAddr>,
 }
 
@@ -128,7 +128,13 @@ pub fn run_tui(
     let mut terminal = ratatui::try_init()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     let guard = TerminalGuard;
-    let result = rt.block_on(runtime::run(&mut terminal, app, setup, sources));
+    let result = rt.block_on(runtime::run(
+        &mut terminal,
+        app,
+        setup,
+        sources,
+        crate::ui::render,
+    ));
     drop(guard);
     result.map(|()| ExitCode::SUCCESS)
 }
@@ -137,7 +143,10 @@ pub fn run_tui(
 /// network flags the command line left unset: targets, port, timeout). Flags win over the file.
 pub fn run(mut args: TuiArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     args.view.apply_config(cfg);
-    let sources = crate::app::sources::discovery(&args.net, args.view.interval())?;
+    let sources = runtime::sources::discovery(
+        crate::cmd::args::discovery_config(&args.net)?,
+        args.view.interval(),
+    );
     let mut settings = args.view.settings(None);
     settings.names = crate::identity::Names::from_config(cfg);
     settings.ratings = crate::fleet::ratings::Overrides::from_config(cfg);
@@ -146,7 +155,7 @@ pub fn run(mut args: TuiArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("/"));
     settings.firmware_dir = crate::app::firmware::start_dir(Some(cfg), &cwd);
     settings.firmware = crate::app::firmware::FirmwareSettings::from_config(cfg)
-        .map_err(|e| crate::cli::UsageError(format!("config: {e}")))?;
+        .map_err(|e| UsageError(format!("config: {e}")))?;
     let mut poll = args.view.poll_config(&args.net);
     if let Some(n) = cfg.poll.concurrency {
         poll.concurrency = n.max(1);

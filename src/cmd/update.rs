@@ -17,15 +17,16 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{TargetArgs, UsageError, parse_seconds};
+use crate::cmd::args::{TargetArgs, UsageError, discovery_config, parse_seconds};
 use crate::config::Config;
 use crate::firmware::image::{self, ImageInfo};
 use crate::firmware::job::JobTimings;
 use crate::firmware::plan::{self, Ceilings, PlanEntry};
 use crate::firmware::runner::{self, BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig};
 use crate::net::ClientConfig;
-use crate::net::discovery::{self, DeviceReply, DiscoveryConfig, DiscoveryEvent};
+use crate::net::discovery::{self, DiscoveryConfig};
 use crate::protocol::SysInfo;
+use crate::protocol::sighting::{DeviceReply, DiscoveryEvent};
 
 /// Writes a line to stdout, ignoring a closed pipe: `update --json | head` must not end the
 /// process while plugs are flashing (`println!` would panic).
@@ -136,13 +137,9 @@ fn clean(s: &str) -> String {
     out
 }
 
-/// Runs with the config file named by the global `--config`, else the one at its default
-/// location (its `[firmware]` ceilings and concurrency apply).
-pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
-    // `main` passes the global `--config` only to `plugfleet config`; read it again here.
-    let named = <crate::cli::Cli as clap::Parser>::try_parse()
-        .ok()
-        .and_then(|c| c.config);
+/// Runs with the config file named by the global `--config` (`named`), else the one at its
+/// default location (its `[firmware]` ceilings and concurrency apply).
+pub fn run(args: UpdateArgs, named: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = match named {
         Some(path) => Config::load(&path, true).map_err(|e| UsageError(e.to_string()))?,
         None => match crate::config::default_path() {
@@ -170,7 +167,7 @@ pub fn run_with_config(args: UpdateArgs, cfg: &Config) -> anyhow::Result<ExitCod
         )
         .into());
     }
-    let discovery = DiscoveryConfig::from_args(&args.net)?;
+    let discovery = discovery_config(&args.net)?;
     let images = image::load_path(&args.firmware).map_err(|e| UsageError(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -48,9 +48,9 @@ pub struct Sighting {
     pub info: SeenInfo,
 }
 
-impl From<crate::net::discovery::Sighting> for Sighting {
-    fn from(s: crate::net::discovery::Sighting) -> Self {
-        use crate::net::discovery::DeviceReply;
+impl From<crate::protocol::sighting::Sighting> for Sighting {
+    fn from(s: crate::protocol::sighting::Sighting) -> Self {
+        use crate::protocol::sighting::DeviceReply;
         Self {
             ip: s.ip,
             port: s.port,

@@ -17,8 +17,8 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use crate::net::discovery::{DeviceReply, DiscoveryEvent, FoundBy, Sighting};
 use crate::protocol::SysInfo;
+use crate::protocol::sighting::{DeviceReply, DiscoveryEvent, FoundBy, Sighting};
 use crate::protocol::tdp::TdpInfo;
 
 /// Index of a device in [`Registry::devices`] (stable).

@@ -5,6 +5,7 @@ pub mod cipher;
 pub mod codec;
 pub mod reply;
 pub mod request;
+pub mod sighting;
 pub mod tdp;
 
 pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, FrameError};

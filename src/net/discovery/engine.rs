@@ -13,12 +13,12 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    DeviceReply, DiscoveryConfig, DiscoveryError, DiscoveryEvent, FoundBy, HostileReason,
-    MAX_REPLY_DATAGRAM, RECV_BUFFER, Sighting,
-};
+use super::{DiscoveryConfig, DiscoveryError, RECV_BUFFER};
 use crate::net::client::{ClientConfig, Connection, NetError};
 use crate::protocol::reply::{self, ReplyError};
+use crate::protocol::sighting::{
+    DeviceReply, DiscoveryEvent, FoundBy, HostileReason, MAX_REPLY_DATAGRAM, Sighting,
+};
 use crate::protocol::{DEFAULT_MAX_FRAME, Request, SysInfo, codec, tdp};
 
 /// Kernel receive buffer asked for on discovery sockets, so a burst of hundreds of replies is not

@@ -2,24 +2,26 @@
 //!
 //! # How to use it
 //!
-//! Build a [`DiscoveryConfig`] (usually with [`DiscoveryConfig::from_args`] from the shared
-//! `--target/--host/--sweep` flags), then start the engine with [`spawn`] (one pass) or
+//! Build a [`DiscoveryConfig`] (the commands build it from the shared `--target/--host/--sweep`
+//! flags with `plugfleet::cmd::args::discovery_config`), then start the engine with [`spawn`] (one pass) or
 //! [`spawn_continuous`] (a pass every `interval`, for the TUI). The engine sends
 //! [`DiscoveryEvent`]s over your channel, converted with `E::from`, so the TUI can wrap them in its
 //! own event enum:
 //!
 //! ```no_run
-//! # async fn demo(args: plugfleet::cli::TargetArgs) -> anyhow::Result<()> {
+//! # async fn demo() -> anyhow::Result<()> {
 //! use plugfleet::net::discovery::{self, DiscoveryConfig, DiscoveryEvent};
-//! use plugfleet::fleet::registry::Registry;
-//! let cfg = DiscoveryConfig::from_args(&args)?;
+//! let cfg = DiscoveryConfig {
+//!     hosts: vec![std::net::Ipv4Addr::new(127, 0, 0, 5)],
+//!     ..DiscoveryConfig::default()
+//! };
+//! cfg.validate(false)?;
 //! let (tx, mut rx) = tokio::sync::mpsc::channel::<DiscoveryEvent>(256);
 //! let token = tokio_util::sync::CancellationToken::new();
 //! let task = discovery::spawn(cfg, tx, token.clone());
-//! let mut registry = Registry::new(3);
 //! while let Some(ev) = rx.recv().await {
-//!     for change in registry.apply(&ev) {
-//!         println!("{change:?}");
+//!     if let DiscoveryEvent::Found(s) = &ev {
+//!         println!("{} at {} ({})", s.reply.model(), s.ip, s.found_by);
 //!     }
 //! }
 //! task.await??;
@@ -59,27 +61,29 @@
 //! last event of a run (after the only pass, or after cancellation in continuous mode).
 //!
 //! Identity (merging by MAC, provenances, IP changes, liveness) is not done here: feed the events
-//! to [`crate::fleet::registry::Registry`].
+//! to the fleet model in `fleet`, which sits above this layer.
 //!
 //! Network safety: the engine sends only to the addresses in the config. The only code that
 //! picks addresses by itself is [`default_broadcast_targets`], used by
-//! [`DiscoveryConfig::from_args`] when no `--target/--host/--sweep` is given.
+//! the commands when no `--target/--host/--sweep` is given.
 
 mod engine;
 pub mod loopback;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{TargetArgs, UsageError};
-use crate::protocol::SysInfo;
-use crate::protocol::tdp::{TDP_PORT, TdpInfo};
+use crate::protocol::tdp::TDP_PORT;
+// The results of discovery are plain data below both `net` and `fleet`; re-exported here so
+// code written before they moved still compiles (`src/` imports them from `protocol::sighting`).
+pub use crate::protocol::sighting::{
+    DeviceReply, DiscoveryEvent, FoundBy, HostileReason, MAX_REPLY_DATAGRAM, Sighting,
+};
 
 /// A sweep larger than this prefix (more addresses) needs `--force`.
 pub const MAX_SWEEP_PREFIX_WITHOUT_FORCE: u8 = 16;
@@ -90,43 +94,8 @@ pub const DEFAULT_CONCURRENCY: usize = 128;
 /// Default TCP connect timeout of the sweep and the host fallback. Short: on a real LAN an
 /// address where nothing listens does not refuse, it just never answers.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// A discovery reply datagram larger than this is hostile (a six-outlet strip's sysinfo is
-/// about 1.5 KB). The receive buffer is [`RECV_BUFFER`], so the real length is always known.
-pub const MAX_REPLY_DATAGRAM: usize = 16 * 1024;
 /// Receive buffer for one datagram: larger than any IPv4 UDP payload.
 pub const RECV_BUFFER: usize = 64 * 1024 + 1;
-
-/// How a device was found. Serialised lowercase (`"broadcast"`, `"host"`, `"sweep"`,
-/// `"udp20002"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FoundBy {
-    /// Answered the UDP 9999 broadcast.
-    Broadcast,
-    /// Answered a unicast probe (UDP, or the TCP fallback) to a known host.
-    Host,
-    /// Answered the framed sysinfo request of the TCP sweep.
-    Sweep,
-    /// Answered the UDP 20002 (TDP) probe of newer-protocol devices.
-    Udp20002,
-}
-
-impl FoundBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FoundBy::Broadcast => "broadcast",
-            FoundBy::Host => "host",
-            FoundBy::Sweep => "sweep",
-            FoundBy::Udp20002 => "udp20002",
-        }
-    }
-}
-
-impl std::fmt::Display for FoundBy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What one discovery run probes and how.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,56 +141,27 @@ impl Default for DiscoveryConfig {
 }
 
 impl DiscoveryConfig {
-    /// From the shared command-line flags. If any of `--target/--host/--sweep` is given only
-    /// those are used; otherwise the targets are [`default_broadcast_targets`]. Bad input
-    /// (IPv6 addresses, port 0, a sweep larger than a /16 without `--force`) is a [`UsageError`].
-    pub fn from_args(args: &TargetArgs) -> Result<Self, UsageError> {
-        let v4 = |what: &str, ip: &IpAddr| match ip {
-            IpAddr::V4(v4) => Ok(*v4),
-            IpAddr::V6(_) => Err(UsageError(format!(
-                "{what} {ip}: only IPv4 is supported (Kasa plugs have no IPv6)"
-            ))),
-        };
-        let targets = args
-            .targets
-            .iter()
-            .map(|ip| v4("--target", ip))
-            .collect::<Result<Vec<_>, _>>()?;
-        let hosts = args
-            .hosts
-            .iter()
-            .map(|ip| v4("--host", ip))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut cfg = Self {
-            targets,
-            hosts,
-            sweeps: args.sweeps.clone(),
-            port: args.port,
-            timeout: args.timeout,
-            ..Self::default()
-        };
-        if !args.is_explicit() {
-            cfg.targets = default_broadcast_targets();
-        }
-        cfg.validate(args.force)?;
-        Ok(cfg)
-    }
-
     /// Checks what a user could get wrong. `force` allows sweeps larger than a /16.
-    pub fn validate(&self, force: bool) -> Result<(), UsageError> {
+    pub fn validate(&self, force: bool) -> Result<(), InvalidDiscoveryConfig> {
         if self.port == 0 {
-            return Err(UsageError(
+            return Err(InvalidDiscoveryConfig(
                 "--port 0 is not a port a plug listens on".into(),
             ));
         }
         if self.tdp_port == 0 {
-            return Err(UsageError("--tdp-port 0 is not a valid port".into()));
+            return Err(InvalidDiscoveryConfig(
+                "--tdp-port 0 is not a valid port".into(),
+            ));
         }
         if self.rounds == 0 {
-            return Err(UsageError("at least one probe round is needed".into()));
+            return Err(InvalidDiscoveryConfig(
+                "at least one probe round is needed".into(),
+            ));
         }
         if self.concurrency == 0 {
-            return Err(UsageError("--concurrency must be at least 1".into()));
+            return Err(InvalidDiscoveryConfig(
+                "--concurrency must be at least 1".into(),
+            ));
         }
         if !force {
             if let Some(net) = self
@@ -229,7 +169,7 @@ impl DiscoveryConfig {
                 .iter()
                 .find(|n| n.prefix_len() < MAX_SWEEP_PREFIX_WITHOUT_FORCE)
             {
-                return Err(UsageError(format!(
+                return Err(InvalidDiscoveryConfig(format!(
                     "--sweep {net} covers {} addresses, more than a /{MAX_SWEEP_PREFIX_WITHOUT_FORCE} \
                      ({}); narrow it or add --force",
                     sweep_len(net),
@@ -239,7 +179,7 @@ impl DiscoveryConfig {
             let limit = 1u64 << (32 - MAX_SWEEP_PREFIX_WITHOUT_FORCE);
             let total = self.sweep_addresses();
             if total > limit {
-                return Err(UsageError(format!(
+                return Err(InvalidDiscoveryConfig(format!(
                     "the --sweep ranges cover {total} addresses together, more than a \
                      /{MAX_SWEEP_PREFIX_WITHOUT_FORCE} ({limit}); narrow them or add --force"
                 )));
@@ -297,126 +237,12 @@ pub fn default_broadcast_targets() -> Vec<Ipv4Addr> {
     out
 }
 
-/// What a device said about itself. (Not boxed: events are few and moved whole, and the
-/// agreed shape is `Legacy(SysInfo)`.)
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", content = "info", rename_all = "lowercase")]
-pub enum DeviceReply {
-    /// A port-9999 sysinfo (legacy XOR protocol).
-    Legacy(SysInfo),
-    /// A UDP 20002 discovery answer (newer KLAP/AES transport).
-    Newer(TdpInfo),
-}
-
-impl DeviceReply {
-    /// Normalised MAC (`AA:BB:CC:DD:EE:FF`).
-    pub fn mac(&self) -> &str {
-        match self {
-            DeviceReply::Legacy(s) => &s.mac,
-            DeviceReply::Newer(t) => &t.mac,
-        }
-    }
-
-    /// The device id (`deviceId` of sysinfo or `device_id` of TDP — different formats).
-    pub fn device_id(&self) -> Option<&str> {
-        match self {
-            DeviceReply::Legacy(s) => Some(&s.device_id),
-            DeviceReply::Newer(t) => t.device_id.as_deref(),
-        }
-    }
-
-    pub fn model(&self) -> &str {
-        match self {
-            DeviceReply::Legacy(s) => &s.model,
-            DeviceReply::Newer(t) => &t.model,
-        }
-    }
-
-    /// `legacy`, or the newer transport's label (`klap`, `klap-v2`, `aes`, `tdp`).
-    pub fn protocol(&self) -> &'static str {
-        match self {
-            DeviceReply::Legacy(_) => "legacy",
-            DeviceReply::Newer(t) => t.protocol_label(),
-        }
-    }
-}
-
-/// One decoded answer of one device.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Sighting {
-    /// The address the reply came from.
-    pub ip: IpAddr,
-    /// The port the reply came from (the probed port: `port` or `tdp_port`).
-    pub port: u16,
-    pub found_by: FoundBy,
-    /// Milliseconds since the run started ([`spawn`]/[`spawn_continuous`] was called).
-    pub at: u64,
-    pub reply: DeviceReply,
-}
-
-/// Why an incoming reply was not used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum HostileReason {
-    #[error("datagram of {len} bytes is larger than {MAX_REPLY_DATAGRAM}")]
-    Oversized { len: usize },
-    #[error("not JSON after decoding: {detail}")]
-    NotJson { detail: String },
-    #[error("JSON of the wrong shape: {detail}")]
-    WrongShape { detail: String },
-    #[error("device error {code}: {msg}")]
-    DeviceError { code: i64, msg: String },
-    #[error("reply from port {got}, probed port {expected}")]
-    WrongPort { expected: u16, got: u16 },
-    #[error("unsolicited reply from an address that was not probed")]
-    Unsolicited,
-    #[error("bad TCP frame: {detail}")]
-    BadFrame { detail: String },
-}
-
-/// What the engine reports. See the module documentation for the order of events.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
-pub enum DiscoveryEvent {
-    /// A device answered (sent as soon as the reply is decoded).
-    Found(Sighting),
-    /// A reply that was counted and ignored.
-    Hostile {
-        from: SocketAddr,
-        reason: HostileReason,
-    },
-    /// One pass is over: every device that was going to answer in it has been reported. This is
-    /// the unit of liveness (`Registry` marks devices missing N rounds in a row offline).
-    RoundDone {
-        /// 0 for the first pass, then 1, 2, …
-        round: u64,
-        /// Distinct (address, provenance) sightings in this pass.
-        found: usize,
-        /// Hostile replies in this pass.
-        hostile: usize,
-        /// Sends that failed (e.g. "255.255.255.255:9999: network unreachable").
-        send_errors: Vec<String>,
-        /// Milliseconds since the run started.
-        at: u64,
-    },
-    /// The run is over (the last event).
-    Finished {
-        /// Number of passes completed.
-        rounds: u64,
-        /// `Found` events sent, over all passes.
-        found: usize,
-        /// `Hostile` replies, over all passes.
-        hostile: usize,
-        /// True when it ended because the token was cancelled.
-        cancelled: bool,
-        /// Why the engine could not go on (it could not open a socket); the task returns the
-        /// same error.
-        error: Option<String>,
-        at: u64,
-    },
-}
+/// A discovery configuration that cannot be run (port 0, no rounds, a sweep too large without
+/// `force`…). The message names the flag a user would change; `cmd` reports it as a usage
+/// error (exit status 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidDiscoveryConfig(pub String);
 
 /// Why the engine could not run at all (device failures are events, not errors).
 #[derive(Debug, thiserror::Error)]
@@ -472,23 +298,6 @@ where
 mod tests {
     use super::*;
 
-    fn args() -> TargetArgs {
-        TargetArgs {
-            port: 9999,
-            timeout: Duration::from_secs(1),
-            ..TargetArgs::default()
-        }
-    }
-
-    #[test]
-    fn explicit_args_replace_the_default_broadcast() {
-        let mut a = args();
-        a.hosts.push("127.0.0.5".parse().unwrap());
-        let cfg = DiscoveryConfig::from_args(&a).unwrap();
-        assert!(cfg.targets.is_empty());
-        assert_eq!(cfg.hosts, vec![Ipv4Addr::new(127, 0, 0, 5)]);
-    }
-
     #[test]
     fn default_targets_end_with_the_limited_broadcast() {
         let t = default_broadcast_targets();
@@ -498,37 +307,46 @@ mod tests {
 
     #[test]
     fn large_sweeps_need_force() {
-        let mut a = args();
-        a.sweeps.push("10.0.0.0/15".parse().unwrap());
-        let e = DiscoveryConfig::from_args(&a).unwrap_err();
+        let mut cfg = DiscoveryConfig {
+            sweeps: vec!["10.0.0.0/15".parse().unwrap()],
+            ..DiscoveryConfig::default()
+        };
+        let e = cfg.validate(false).unwrap_err();
         assert!(e.0.contains("--force"), "{e}");
-        a.force = true;
-        assert!(DiscoveryConfig::from_args(&a).is_ok());
-        a.force = false;
-        a.sweeps = vec!["10.0.0.0/16".parse().unwrap()];
-        assert!(DiscoveryConfig::from_args(&a).is_ok());
+        assert!(cfg.validate(true).is_ok());
+        cfg.sweeps = vec!["10.0.0.0/16".parse().unwrap()];
+        assert!(cfg.validate(false).is_ok());
         // Several ranges count together.
-        a.sweeps.push("10.1.0.0/17".parse().unwrap());
-        let e = DiscoveryConfig::from_args(&a).unwrap_err();
+        cfg.sweeps.push("10.1.0.0/17".parse().unwrap());
+        let e = cfg.validate(false).unwrap_err();
         assert!(e.0.contains("together"), "{e}");
-        a.force = true;
-        assert!(DiscoveryConfig::from_args(&a).is_ok());
+        assert!(cfg.validate(true).is_ok());
     }
 
     #[test]
-    fn ipv6_and_port_zero_are_usage_errors() {
-        let mut a = args();
-        a.hosts.push("::1".parse().unwrap());
-        assert!(
-            DiscoveryConfig::from_args(&a)
-                .unwrap_err()
-                .0
-                .contains("IPv4")
-        );
-        let mut a = args();
-        a.targets.push("127.255.255.255".parse().unwrap());
-        a.port = 0;
-        assert!(DiscoveryConfig::from_args(&a).is_err());
+    fn zero_port_rounds_or_concurrency_are_refused() {
+        let ok = DiscoveryConfig::default();
+        assert!(ok.validate(false).is_ok());
+        for bad in [
+            DiscoveryConfig {
+                port: 0,
+                ..ok.clone()
+            },
+            DiscoveryConfig {
+                tdp_port: 0,
+                ..ok.clone()
+            },
+            DiscoveryConfig {
+                rounds: 0,
+                ..ok.clone()
+            },
+            DiscoveryConfig {
+                concurrency: 0,
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.validate(true).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -550,13 +368,5 @@ mod tests {
             ..DiscoveryConfig::default()
         };
         assert_eq!(cfg.sweep_addresses(), 254, "overlaps once");
-    }
-
-    #[test]
-    fn found_by_serialises_lowercase() {
-        assert_eq!(
-            serde_json::to_string(&[FoundBy::Broadcast, FoundBy::Udp20002]).unwrap(),
-            r#"["broadcast","udp20002"]"#
-        );
     }
 }

@@ -1,7 +1,12 @@
 //! The runtime: owns the terminal and the event channel, runs the UI loop (wait for one event,
 //! drain what else is queued, update, draw once, at most `MAX_FPS` times a second), and turns
-//! [`Command`]s into tasks: the poller, write actions (bounded), and whatever sources the
-//! caller starts (discovery).
+//! [`Command`]s into tasks: the poller, write actions (bounded), file-picker listings, and
+//! whatever sources the caller starts (discovery).
+//!
+//! It sits above the pure `app` (state + update) and below `ui`: the caller passes the draw
+//! function (`cmd::tui` passes `ui::render`), so nothing here depends on how a frame looks.
+
+pub mod sources;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,9 +20,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::event::{ActionKind, Command, DirItem, Event};
-use super::state::App;
-use super::update::update;
+use crate::app::event::{ActionKind, Command, DirItem, Event};
+use crate::app::state::App;
+use crate::app::update::update;
 use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
@@ -48,7 +53,7 @@ fn list_dir(dir: &std::path::Path) -> Result<Vec<DirItem>, String> {
                 return None;
             }
             let meta = e.metadata().ok()?;
-            if !super::firmware::listed(&name, meta.is_dir()) {
+            if !crate::app::firmware::listed(&name, meta.is_dir()) {
                 return None;
             }
             Some(DirItem {
@@ -103,6 +108,9 @@ fn start_recorder(
         token.clone(),
     ))
 }
+
+/// Draws one frame of the app (the caller passes `ui::render`).
+pub type Draw = fn(&mut ratatui::Frame, &App);
 
 /// Starts sources of events (discovery…) on the given channel; they must stop when the token
 /// is cancelled. Tasks put in the set are watched: a panic ends the app.
@@ -180,11 +188,13 @@ async fn perform(
 }
 
 /// Runs the UI until the user quits, a signal arrives, or a background task fails.
+/// `draw` renders one frame of the app (`ui::render`).
 pub async fn run(
     terminal: &mut DefaultTerminal,
     mut app: App,
     setup: Setup,
     sources: Sources,
+    draw: Draw,
 ) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     let _cancel_on_exit = token.clone().drop_guard();
@@ -257,9 +267,7 @@ pub async fn run(
         Event::Resize(size.width, size.height),
         std::time::Instant::now(),
     );
-    terminal
-        .draw(|f| crate::ui::render(f, &app))
-        .context("drawing")?;
+    terminal.draw(|f| draw(f, &app)).context("drawing")?;
     let mut last_draw = Instant::now();
 
     let result = 'ui: loop {
@@ -316,7 +324,7 @@ pub async fn run(
                         let ceilings = app.settings.firmware.ceilings.clone();
                         actions.spawn(async move {
                             let result = tokio::task::spawn_blocking(move || {
-                                super::firmware::plan_from(&path, &plugs, &ceilings)
+                                crate::app::firmware::plan_from(&path, &plugs, &ceilings)
                             })
                             .await
                             .unwrap_or_else(|e| Err(e.to_string()));
@@ -390,7 +398,7 @@ pub async fn run(
                     }
                     Command::PublishMetrics => {
                         if let Some(m) = &setup.metrics {
-                            m.send_replace(super::export::metrics_snapshot(&app));
+                            m.send_replace(crate::app::export::metrics_snapshot(&app));
                         }
                     }
                     Command::ReadLog => {
@@ -445,9 +453,7 @@ pub async fn run(
                 break 'ui Ok(());
             }
         }
-        terminal
-            .draw(|f| crate::ui::render(f, &app))
-            .context("drawing")?;
+        terminal.draw(|f| draw(f, &app)).context("drawing")?;
         last_draw = Instant::now();
     };
     if let Some(h) = recorder.take() {

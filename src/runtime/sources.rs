@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::event::{Event, SeenInfo, Sighting};
-use super::runtime::Sources;
-use crate::cli::TargetArgs;
-use crate::net::discovery::{self, DeviceReply, DiscoveryConfig, DiscoveryEvent};
+use super::Sources;
+use crate::app::event::{Event, SeenInfo, Sighting};
+use crate::net::discovery::{self, DiscoveryConfig};
+use crate::protocol::sighting::{DeviceReply, DiscoveryEvent};
 
 impl From<DiscoveryEvent> for Event {
     fn from(ev: DiscoveryEvent) -> Self {
@@ -63,9 +63,8 @@ pub fn discovery_source(cfg: DiscoveryConfig, every: Duration) -> Sources {
     })
 }
 
-/// The sources for `plugfleet`: discovery from the shared target flags (explicit targets
-/// replace the default broadcast), repeated while the TUI runs.
-pub fn discovery(args: &TargetArgs, interval: Duration) -> anyhow::Result<Sources> {
-    let cfg = DiscoveryConfig::from_args(args)?;
-    Ok(discovery_source(cfg, rediscovery_interval(interval)))
+/// The sources for `plugfleet`: discovery with `cfg` (built from the shared target flags by
+/// `cmd`), repeated while the TUI runs at the rediscovery pace of the poll `interval`.
+pub fn discovery(cfg: DiscoveryConfig, interval: Duration) -> Sources {
+    discovery_source(cfg, rediscovery_interval(interval))
 }
