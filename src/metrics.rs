@@ -4,7 +4,7 @@
 //!
 //! - [`MetricsSnapshot`]: plain data, published by the owner of the fleet model (the TUI, or
 //!   `status --metrics`) through a `tokio::sync::watch` channel: a view of the model
-//!   ([`snapshot`], in `metrics/view.rs`), the same verdicts every other view shows.
+//!   ([`view::snapshot`]), the same verdicts every other view shows.
 //! - [`render`]: the snapshot in the Prometheus text format 0.0.4 ([`render_openmetrics`]: the
 //!   OpenMetrics text format, served when the scraper asks for it). Encoding, escaping of
 //!   device-supplied label values included, is `prometheus-client`'s.
@@ -57,14 +57,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::fleet::identity::Names;
 use crate::fleet::plausibility::{Assessment, Counts, Verdict};
 use crate::fleet::reading::Reading;
-use crate::identity::Names;
 use crate::protocol::SysInfo;
 
-pub use view::{device_metrics, snapshot};
-
-mod view;
+pub mod view;
 
 /// `Content-Type` of [`render`].
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;

@@ -20,7 +20,7 @@ use plugfleet::app::fixture::{self, Plug, reading};
 use plugfleet::app::state::{Link, RowId, Settings};
 use plugfleet::app::{App, Command, Event, SeenInfo, Sighting, update};
 use plugfleet::config::Config;
-use plugfleet::identity::Names;
+use plugfleet::fleet::identity::Names;
 use plugfleet::net::ClientConfig;
 use plugfleet::net::poller::{PollReport, poll_device};
 use plugfleet::protocol::SysInfo;
@@ -201,7 +201,7 @@ async fn a_plug_moved_to_another_address_keeps_its_name_marks_and_history() {
         (y.ip().to_string().as_str(), p1.mac.as_str())
     );
     assert_eq!(rows[0].name.as_deref(), Some("Kitchen kettle"));
-    let m = plugfleet::metrics::device_metrics(d, t1 + Duration::from_millis(5));
+    let m = plugfleet::metrics::view::device_metrics(d, t1 + Duration::from_millis(5));
     assert_eq!(m.ip, y.ip().to_string());
     assert_eq!(m.name.as_deref(), Some("Kitchen kettle"));
     assert_eq!(m.last_seen_age, Some(Duration::from_millis(5)));

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use plugfleet::cmd::args::TargetArgs;
 use plugfleet::cmd::status;
+use plugfleet::fleet::identity::Names;
 use plugfleet::fleet::model::Fleet as Model;
-use plugfleet::identity::Names;
 use plugfleet::metrics::{self, MetricsSnapshot};
 use plugfleet::net::{Client, ClientConfig};
 use plugfleet::sim::{self, FaultKind, Fleet, FleetSpec};
@@ -285,7 +285,7 @@ async fn rendered_snapshot_parses_back_to_the_simulators_readings() {
     let fleet = fleet().await;
     let names = Names::from_pairs([(fleet.plugs()[0].mac.as_str(), "Kettle")]);
     let model = snapshot(&fleet, &names).await;
-    let snap = metrics::snapshot(&model, std::time::Instant::now());
+    let snap = metrics::view::snapshot(&model, std::time::Instant::now());
     let text = metrics::render(&snap);
     assert!(
         text.contains("# TYPE plugfleet_power_watts gauge"),
@@ -346,7 +346,7 @@ async fn served_over_http_with_404_elsewhere_and_stops_on_the_token() {
     );
 
     // The owner of state publishes; the next scrape sees it.
-    tx.send_replace(metrics::snapshot(&model, std::time::Instant::now()));
+    tx.send_replace(metrics::view::snapshot(&model, std::time::Instant::now()));
     let (status, _, body) = http(addr, "GET", "/metrics", "").await;
     assert_eq!(status, 200);
     check(&fleet, &model, &parse(&body));

@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use plugfleet::cmd::args::TargetArgs;
 use plugfleet::cmd::status;
+use plugfleet::fleet::identity::Names;
 use plugfleet::fleet::model::Fleet as Model;
 use plugfleet::fleet::plausibility::Verdict;
-use plugfleet::identity::Names;
 use plugfleet::record::{
     CSV_HEADER, CSV_REASON_SEPARATOR, NotRecorded, QUEUE, ReadingRecord, RecordEvent, RecordFormat,
     RecordHandle, Recorder, unix_ms,

@@ -185,7 +185,8 @@ fn every_view_carries_the_models_verdict_and_reasons() {
     let cases = cases();
     let (mut app, now) = app(&cases);
     let rows = screen(&app);
-    let metrics = plugfleet::metrics::render(&plugfleet::app::export::metrics_snapshot(&app));
+    let metrics =
+        plugfleet::metrics::render(&plugfleet::metrics::view::snapshot(&app.fleet, app.now));
     let series = samples(&metrics);
 
     for c in &cases {

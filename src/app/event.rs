@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use ratatui::crossterm::event::KeyEvent;
 
 use crate::app::state::FirmwareConfirm;
+pub use crate::app::state::{ActionKind, DirItem};
 use crate::firmware::plan::PlanEntry;
 use crate::firmware::runner::JobEvent;
 use crate::net::poller::PollReport;
@@ -12,30 +13,26 @@ use crate::protocol::SysInfo;
 
 pub use crate::fleet::model::{SeenInfo, Sighting};
 
-/// A write the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionKind {
-    RelayOn,
-    RelayOff,
-    Reboot,
-}
-
-impl ActionKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            ActionKind::RelayOn => "turn on",
-            ActionKind::RelayOff => "turn off",
-            ActionKind::Reboot => "reboot",
-        }
+/// The poller's report as the fleet model takes it (errors as their text).
+pub fn poll_of(r: PollReport) -> crate::fleet::model::Poll {
+    let text = |e: crate::net::NetError| e.to_string();
+    crate::fleet::model::Poll {
+        key: r.key,
+        addr: r.addr,
+        misses: r.misses,
+        outcome: r
+            .outcome
+            .map(|p| crate::fleet::model::PollRead {
+                sysinfo: p.sysinfo,
+                realtime: p.realtime.map(|x| x.map_err(text)),
+                outlets: p
+                    .outlets
+                    .into_iter()
+                    .map(|(id, x)| (id, x.map_err(text)))
+                    .collect(),
+            })
+            .map_err(text),
     }
-}
-
-/// One entry of a directory, for the firmware file picker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirItem {
-    pub name: String,
-    pub is_dir: bool,
-    pub size: u64,
 }
 
 /// Everything the UI loop reacts to.

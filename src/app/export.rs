@@ -1,11 +1,10 @@
 //! What leaves the TUI for recording and monitoring: the record rows and the metrics series
-//! are views of the fleet model (`crate::record::rows_for`, `crate::metrics::snapshot`); this
-//! adds the app's wall clock and the default record file.
+//! are views of the fleet model (`crate::record::rows_for`, `crate::metrics::view::snapshot`,
+//! built above the app); this adds the app's wall clock and the default record file.
 
 use std::time::Instant;
 
 use super::state::App;
-use crate::metrics::MetricsSnapshot;
 
 /// Milliseconds since the Unix epoch at `now`, on the app's clock (`epoch_unix_ms` at start).
 pub fn unix_ms_at(app: &App, now: Instant) -> u64 {
@@ -13,11 +12,6 @@ pub fn unix_ms_at(app: &App, now: Instant) -> u64 {
     app.settings
         .epoch_unix_ms
         .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
-}
-
-/// Every device of the app as the metrics server exports it (a view of the fleet model).
-pub fn metrics_snapshot(app: &App) -> MetricsSnapshot {
-    crate::metrics::snapshot(&app.fleet, app.now)
 }
 
 /// `(year, month, day)` (UTC) of a day count since 1970-01-01 (H. Hinnant's civil_from_days).

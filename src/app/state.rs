@@ -3,15 +3,41 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::event::{ActionKind, DirItem};
+pub use super::settings::Settings;
 use crate::firmware::job::JobSnapshot;
 use crate::firmware::plan::PlanEntry;
 use crate::firmware::runner::BatchReport;
 pub use crate::fleet::meter::{Check, FINDINGS_LEN, Meter, STICKY, ValueFlags, Verdict};
 pub use crate::fleet::model::{Device, Fleet, Health, Link, OFFLINE_AFTER, Outlet};
 use std::path::PathBuf;
+
+/// A write the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    RelayOn,
+    RelayOff,
+    Reboot,
+}
+
+impl ActionKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ActionKind::RelayOn => "turn on",
+            ActionKind::RelayOff => "turn off",
+            ActionKind::Reboot => "reboot",
+        }
+    }
+}
+
+/// One entry of a directory, for the firmware file picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirItem {
+    pub name: String,
+    pub is_dir: bool,
+    pub size: u64,
+}
 
 /// A table row: a device, or one outlet of a strip.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -263,36 +289,6 @@ impl Default for View {
     }
 }
 
-/// Settings fixed at start.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub read_only: bool,
-    /// Shown in the title and status bar (`DEMO`), when set.
-    pub label: Option<String>,
-    pub interval: Duration,
-    /// How long a status message stays.
-    pub status_ttl: Duration,
-    /// Draw with colours (off when `NO_COLOR` is set).
-    pub color: bool,
-    /// Where the firmware file picker starts (then the folder last chosen, for the session).
-    pub firmware_dir: PathBuf,
-    /// How firmware batches run (concurrency, ceilings, timings, journal).
-    pub firmware: super::firmware::FirmwareSettings,
-    /// Local names by MAC (config `[names]`): shown instead of the device's alias.
-    pub names: crate::identity::Names,
-    /// Rating overrides per model (config `[ratings]`), used by the plausibility checks.
-    pub ratings: crate::fleet::ratings::Overrides,
-    /// `--record FILE`: recording starts with the app, to this file in this format.
-    pub record: Option<(PathBuf, crate::record::RecordFormat)>,
-    /// Where the record key writes when no `--record` was given.
-    pub record_default: PathBuf,
-    /// `http://…/metrics` when `--metrics` serves the readings.
-    pub metrics_url: Option<String>,
-    /// Wall-clock time (ms since the Unix epoch) of the app's start: records are stamped
-    /// with it plus the time passed in to `update`, so update never reads a clock.
-    pub epoch_unix_ms: u64,
-}
-
 /// Recording of readings (`--record`, or the record key).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recording {
@@ -303,26 +299,6 @@ pub struct Recording {
     pub count: u64,
     /// Why the last recording stopped on its own (a write error).
     pub error: Option<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            read_only: false,
-            label: None,
-            interval: Duration::from_secs(2),
-            status_ttl: Duration::from_secs(6),
-            color: true,
-            firmware_dir: PathBuf::from("."),
-            firmware: super::firmware::FirmwareSettings::default(),
-            names: crate::identity::Names::default(),
-            ratings: crate::fleet::ratings::Overrides::default(),
-            record: None,
-            record_default: PathBuf::from("readings.jsonl"),
-            metrics_url: None,
-            epoch_unix_ms: 0,
-        }
-    }
 }
 
 /// The whole application state.

@@ -770,9 +770,12 @@ fn on_recording(app: &mut App, ev: crate::record::RecordEvent, now: Instant) {
 fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
     app.metrics_dirty = true;
     let key = r.key.clone();
-    let applied = app
-        .fleet
-        .apply_poll(r, &app.settings.ratings, &app.settings.names, now);
+    let applied = app.fleet.apply_poll(
+        super::event::poll_of(r),
+        &app.settings.ratings,
+        &app.settings.names,
+        now,
+    );
     let mut cmds = Vec::new();
     if let Some(t) = applied.track {
         cmds.push(Command::Track {
@@ -1321,7 +1324,10 @@ mod name_tests {
     #[test]
     fn a_local_name_follows_the_mac_across_an_address_change() {
         let settings = Settings {
-            names: crate::identity::Names::from_pairs([("50-c7-bf-00-00-01", "Kitchen kettle")]),
+            names: crate::fleet::identity::Names::from_pairs([(
+                "50-c7-bf-00-00-01",
+                "Kitchen kettle",
+            )]),
             ..Settings::default()
         };
         let now = Instant::now();
@@ -1385,7 +1391,7 @@ mod export_tests {
     fn found(settings: Settings) -> (App, Instant) {
         let t0 = Instant::now();
         let settings = Settings {
-            names: crate::identity::Names::from_pairs([("50:C7:BF:00:00:01", "Kettle")]),
+            names: crate::fleet::identity::Names::from_pairs([("50:C7:BF:00:00:01", "Kettle")]),
             epoch_unix_ms: EPOCH,
             record_default: PathBuf::from("/data/plugfleet/readings-2026-11-25.jsonl"),
             ..settings
@@ -1577,19 +1583,23 @@ mod export_tests {
             vec![Command::PublishMetrics]
         );
 
-        let snap = crate::app::export::metrics_snapshot(&app);
-        assert_eq!(snap.devices.len(), 2);
-        let k = snap.device("50:C7:BF:00:00:01").expect("kettle");
-        assert_eq!(k.name.as_deref(), Some("Kettle"));
-        assert!(k.online);
-        assert_eq!(k.verdict, Some(Verdict::Bogus));
+        // What the metrics view is built from: the model's judgement and counts.
+        let k = app.fleet.get(&device_id(1)).expect("kettle");
+        assert_eq!(k.local_name.as_deref(), Some("Kettle"));
+        assert!(k.is_online());
+        assert_eq!(k.judged.as_ref().map(|a| a.verdict), Some(Verdict::Bogus));
         let m = k.meter.as_ref().expect("meter");
-        assert_eq!(m.reading.power_w, Some(28_000.0));
-        assert_eq!(m.counts.bogus, 2);
-        let s = snap.device("50:C7:BF:00:00:02").expect("strip");
+        assert_eq!(m.values().and_then(|r| r.power_w), Some(28_000.0));
+        assert_eq!(m.counts().bogus, 2);
+        let s = app.fleet.get(&device_id(2)).expect("strip");
         assert_eq!(s.outlets.len(), 2);
-        assert!(s.outlets.iter().all(|o| o.meter.is_none()), "not read yet");
-        assert_eq!(s.verdict, None);
+        assert!(
+            s.outlets
+                .iter()
+                .all(|o| o.meter.as_ref().is_none_or(|m| m.current().is_none())),
+            "not read yet"
+        );
+        assert_eq!(s.judged, None);
         assert_eq!(
             app.fleet.devices[&device_id(1)]
                 .meter

@@ -59,7 +59,7 @@ pub struct StatusArgs {
     pub interval: std::time::Duration,
     /// Local names by MAC (from the config file), for --record and --metrics.
     #[arg(skip)]
-    pub names: crate::identity::Names,
+    pub names: crate::fleet::identity::Names,
     /// Rating overrides per model (from the config file).
     #[arg(skip)]
     pub ratings: Overrides,
@@ -197,7 +197,7 @@ pub async fn poll_and_publish(
         };
         match done {
             Ok(_) => {
-                tx.send_replace(crate::metrics::snapshot(&fleet, Instant::now()));
+                tx.send_replace(crate::metrics::view::snapshot(&fleet, Instant::now()));
             }
             Err(e) => tracing::warn!("metrics round failed: {e:#}"),
         }
@@ -266,7 +266,12 @@ pub async fn round(
     }
     reports.sort_by_key(|r| r.addr);
     for r in reports {
-        fleet.apply_poll(r, ratings, names, Instant::now());
+        fleet.apply_poll(
+            crate::app::event::poll_of(r),
+            ratings,
+            names,
+            Instant::now(),
+        );
     }
     Ok(report)
 }

@@ -8,10 +8,24 @@
 //!   stable), else `id:<device_id>`; when it also answers on 9999 the two entries merge by MAC.
 //! - A MAC is only an identity when it is one: 12 hex digits in the usual forms. Device text
 //!   such as `NOT-A-MAC[2J` is not, and merging by it never happens.
+//! - [`Names`]: the config's `[names]` table (MAC → local name), looked up by normalised MAC
+//!   whatever separator or case the file or the device used, overlaid on the device's alias.
+//!
+//! ```
+//! use plugfleet::config::Config;
+//! use plugfleet::fleet::identity::Names;
+//!
+//! let mut cfg = Config::default();
+//! cfg.names.insert("b0-95-75-00-00-01".into(), "Kitchen kettle".into());
+//! let names = Names::from_config(&cfg);
+//! assert_eq!(names.display("B0:95:75:00:00:01", "HS110"), "Kitchen kettle");
+//! assert_eq!(names.display("B0:95:75:00:00:02", "HS110"), "HS110");
+//! ```
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::config::Config;
 use crate::protocol::normalise_mac;
 
 /// The MAC in `AA:BB:CC:DD:EE:FF` form, if `s` is a MAC (12 hex digits, optionally separated
@@ -60,8 +74,7 @@ pub fn newer_key(mac: &str, device_id: Option<&str>, ip: IpAddr) -> String {
     }
 }
 
-/// Local names keyed by normalised MAC (the config's `[names]` table; built there by
-/// `crate::identity`).
+/// Local names keyed by normalised MAC (the config's `[names]` table).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Names {
     by_mac: HashMap<String, String>,
@@ -77,6 +90,12 @@ fn mac_key(mac: &str) -> String {
 }
 
 impl Names {
+    /// The `[names]` table of `cfg`. Keys were checked to hold 12 hex digits when the file was
+    /// loaded; they are normalised here so `b0-95-75-…` and `B0:95:75:…` are the same device.
+    pub fn from_config(cfg: &Config) -> Self {
+        Self::from_pairs(cfg.names.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
     /// Names from (MAC, name) pairs; empty names are ignored, a later pair wins.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let by_mac = pairs
@@ -168,5 +187,34 @@ mod tests {
         assert_eq!(n.len(), 2);
         let n = Names::from_pairs([("AA:BB:CC:DD:EE:FF", "Desk")]);
         assert_eq!(n.name_for("xAA:BB:CC:DD:EE:FFx"), None);
+    }
+
+    #[test]
+    fn local_name_overlays_alias() {
+        let n = Names::from_pairs([("AA:BB:CC:DD:EE:FF", "Desk")]);
+        assert_eq!(
+            n.display("aa-bb-cc-dd-ee-ff", "TP-LINK_Smart Plug_EEFF"),
+            "Desk"
+        );
+        assert_eq!(n.display("AA:BB:CC:DD:EE:00", "TP-LINK"), "TP-LINK");
+        // An empty local name does not hide the alias.
+        let n = Names::from_pairs([("AA:BB:CC:DD:EE:FF", "  ")]);
+        assert!(n.is_empty());
+        assert_eq!(n.display("AA:BB:CC:DD:EE:FF", "TP-LINK"), "TP-LINK");
+    }
+
+    #[test]
+    fn from_config_uses_the_names_table() {
+        let cfg = Config::parse(
+            "[names]\n\"50:c7:bf:00:00:01\" = \"Kettle\"\n",
+            std::path::Path::new("/x.toml"),
+        )
+        .unwrap();
+        let n = Names::from_config(&cfg);
+        assert_eq!(n.name_for("50-C7-BF-00-00-01"), Some("Kettle"));
+        assert_eq!(
+            n.name_for("50-C7-BF-00-00-01"),
+            cfg.name_for("50-C7-BF-00-00-01")
+        );
     }
 }

@@ -22,7 +22,6 @@ use crate::fleet::meter::{Check, Meter, ValueFlags, Verdict};
 use crate::fleet::plausibility::Assessment;
 use crate::fleet::ratings::{Limits, Overrides};
 use crate::fleet::reading::Reading;
-use crate::net::poller::{PollReport, Polled};
 use crate::protocol::tdp::TdpInfo;
 use crate::protocol::{Realtime, SysInfo};
 
@@ -388,6 +387,28 @@ impl Device {
     }
 }
 
+/// One poll of one device, as the model takes it: the poller's report with its errors as
+/// text (the model is pure and knows no sockets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Poll {
+    pub key: String,
+    pub addr: SocketAddr,
+    /// Consecutive failed polls of this device, this one included (0 after a success).
+    pub misses: u32,
+    pub outcome: Result<PollRead, String>,
+}
+
+/// What one successful poll read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollRead {
+    pub sysinfo: SysInfo,
+    /// The plug's meter (`None` when it has none or is a strip); `Err` = why it gave no
+    /// reading.
+    pub realtime: Option<Result<Realtime, String>>,
+    /// A metered strip's outlets, by full child id.
+    pub outlets: Vec<(String, Result<Realtime, String>)>,
+}
+
 /// The poller should (re)start polling this device at this address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Track {
@@ -569,7 +590,7 @@ impl Fleet {
     /// device as a whole. `ratings` gives the rating of a model (config overrides included).
     pub fn apply_poll(
         &mut self,
-        r: PollReport,
+        r: Poll,
         ratings: &Overrides,
         names: &Names,
         now: Instant,
@@ -584,14 +605,14 @@ impl Fleet {
         }
         match r.outcome {
             Err(e) => {
-                d.last_error = Some(e.to_string());
                 let link = if d.link == Link::Updating {
                     Link::Updating
                 } else if r.misses >= OFFLINE_AFTER {
-                    Link::Offline(e.to_string())
+                    Link::Offline(e.clone())
                 } else {
                     Link::Failing(r.misses)
                 };
+                d.last_error = Some(e);
                 d.set_link(link, now);
                 Applied::default()
             }
@@ -627,7 +648,7 @@ impl Fleet {
 /// Records a successful poll.
 fn record_poll(
     d: &mut Device,
-    p: Polled,
+    p: PollRead,
     ratings: &Overrides,
     now: Instant,
     now_ms: u64,
@@ -644,14 +665,14 @@ fn record_poll(
         .get_or_insert_with(|| ratings.limits_for(&p.sysinfo.model))
         .clone();
     let mut out = Applied::default();
-    let mut apply = |m: &mut Meter, rt: Result<Realtime, crate::net::NetError>| match rt {
+    let mut apply = |m: &mut Meter, rt: Result<Realtime, String>| match rt {
         Ok(reading) => {
             m.record(&limits, reading, now, now_ms);
             out.reread |= m.check.reread;
             true
         }
         Err(e) => {
-            m.failed(e.to_string());
+            m.failed(e);
             false
         }
     };
@@ -668,6 +689,17 @@ fn record_poll(
         }
     }
     d.sysinfo = Some(p.sysinfo);
-    d.judged = crate::fleet::judge::device(d);
+    d.judged = if d.is_strip() {
+        d.limits.as_ref().and_then(|l| {
+            crate::fleet::judge::strip(
+                l,
+                d.outlets
+                    .iter()
+                    .filter_map(|o| Some((o.alias.as_str(), o.meter.as_ref()?))),
+            )
+        })
+    } else {
+        d.meter.as_ref().and_then(crate::fleet::judge::plug)
+    };
     out
 }

@@ -103,14 +103,14 @@ impl ReadingRecord {
         }
     }
 
-    /// Sets the local name (e.g. [`crate::identity::Names::name_for`]).
+    /// Sets the local name (e.g. [`crate::fleet::identity::Names::name_for`]).
     pub fn named(mut self, name: Option<&str>) -> Self {
         self.name = name.map(str::to_owned);
         self
     }
 
     /// Sets the local name the config gives this record's MAC, if any.
-    pub fn with_names(mut self, names: &crate::identity::Names) -> Self {
+    pub fn with_names(mut self, names: &crate::fleet::identity::Names) -> Self {
         self.name = names.name_for(&self.mac).map(str::to_owned);
         self
     }

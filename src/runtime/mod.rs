@@ -398,7 +398,7 @@ pub async fn run(
                     }
                     Command::PublishMetrics => {
                         if let Some(m) = &setup.metrics {
-                            m.send_replace(crate::app::export::metrics_snapshot(&app));
+                            m.send_replace(crate::metrics::view::snapshot(&app.fleet, app.now));
                         }
                     }
                     Command::ReadLog => {
