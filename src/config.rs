@@ -66,6 +66,20 @@ pub struct FirmwareSection {
     pub concurrency: Option<usize>,
     /// Per-model ceiling: never offer a version beyond this one (e.g. before a protocol change).
     pub max_version: BTreeMap<String, String>,
+    /// Per-model image size bounds, replacing the built-in family bounds
+    /// (`assets/firmware_limits.json`); keyed by model (`"HS110(US)"`) or base model (`"HS110"`).
+    pub size_limits: BTreeMap<String, SizeLimit>,
+    /// The allowlist: images whose SHA-256 the user vouches for, per model and hardware
+    /// (`[[firmware.known]]`). Such an image is marked "known" in the plan.
+    pub known: Vec<crate::firmware::limits::KnownImage>,
+}
+
+/// `[firmware.size_limits."HS110"]`: inclusive bounds in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeLimit {
+    pub min_bytes: u64,
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -79,11 +93,21 @@ pub struct RatingOverride {
 /// Why a config file could not be used. The message names the file (and the line and key).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    // The cause is part of the message and deliberately not a `source`: printed with `{:#}` it
+    // would otherwise appear twice.
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+    /// A FIFO, a device (`/dev/zero`), a directory or a socket: never opened for reading (a
+    /// FIFO would block, a device may never end).
+    #[error("config file {path} is not a regular file (it is {kind})")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("config file {path} is {size} bytes, over the {MAX_FILE_BYTES}-byte (1 MiB) limit")]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("config file {path} is not UTF-8 text (invalid byte at offset {offset})")]
+    NotText { path: PathBuf, offset: usize },
     #[error("config file {path}, line {line}, column {column}: {message}")]
     Parse {
         path: PathBuf,
@@ -97,10 +121,10 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
-    #[error("cannot write config file {path}: {source}")]
+    #[error("cannot write config file {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("no config directory could be determined for this platform (set --config)")]
     NoConfigDir,
@@ -123,15 +147,24 @@ impl Config {
     }
 
     /// Loads `path`; a missing file at the default location is an empty config, a missing file
-    /// named explicitly is an error.
+    /// named explicitly is an error. Only a regular file (a symlink to one is fine) of at most
+    /// [`MAX_FILE_BYTES`] is read: a FIFO, a device or a directory is refused before it is
+    /// opened, so nothing blocks and nothing is read without end.
     pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Self::default()),
-            Err(source) => Err(ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            }),
+        match read_capped(path) {
+            Ok(bytes) => {
+                let text = std::str::from_utf8(&bytes).map_err(|e| ConfigError::NotText {
+                    path: path.to_owned(),
+                    offset: e.valid_up_to(),
+                })?;
+                Self::parse(text, path)
+            }
+            Err(ConfigError::Read { cause, .. })
+                if cause.kind() == std::io::ErrorKind::NotFound && !explicit =>
+            {
+                Ok(Self::default())
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -194,6 +227,32 @@ impl Config {
                 ));
             }
         }
+        for (model, b) in &self.firmware.size_limits {
+            let max = crate::firmware::image::MAX_IMAGE_BYTES;
+            if b.min_bytes == 0 || b.min_bytes > b.max_bytes || b.max_bytes > max {
+                return Err(bad(
+                    &format!("firmware.size_limits.\"{model}\""),
+                    &format!(
+                        "must have 1 <= min_bytes <= max_bytes <= {max} (got {} and {})",
+                        b.min_bytes, b.max_bytes
+                    ),
+                ));
+            }
+        }
+        for (i, k) in self.firmware.known.iter().enumerate() {
+            if !crate::firmware::limits::is_sha256_hex(k.sha256.trim()) {
+                return Err(bad(
+                    &format!("firmware.known[{i}].sha256"),
+                    "must be a SHA-256: 64 hex digits",
+                ));
+            }
+            if k.model.trim().is_empty() || k.hw.trim().is_empty() {
+                return Err(bad(
+                    &format!("firmware.known[{i}]"),
+                    "needs a model (\"HS110(US)\" or \"HS110\") and a hw (\"1\" or \"1.0\")",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -207,6 +266,74 @@ impl Config {
     }
 }
 
+/// The largest config file read (1 MiB); a real one is a few kilobytes.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// What kind of non-regular file `t` is, for the error message.
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads `path` whole if it is a regular file of at most [`MAX_FILE_BYTES`]. The type is checked
+/// before opening (opening a FIFO blocks until a writer appears) and again on the opened file,
+/// and the read itself stops past the cap (a file that grows meanwhile is still refused).
+fn read_capped(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read as _;
+    let read_err = |cause| ConfigError::Read {
+        path: path.to_owned(),
+        cause,
+    };
+    let check = |meta: &std::fs::Metadata| -> Result<(), ConfigError> {
+        if !meta.file_type().is_file() {
+            return Err(ConfigError::NotRegular {
+                path: path.to_owned(),
+                kind: file_kind(meta.file_type()),
+            });
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+                size: meta.len(),
+            });
+        }
+        Ok(())
+    };
+    check(&std::fs::metadata(path).map_err(read_err)?)?;
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    check(&file.metadata().map_err(read_err)?)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
+}
+
 fn is_version(v: &str) -> bool {
     let parts: Vec<&str> = v.split('.').collect();
     (1..=4).contains(&parts.len())
@@ -216,7 +343,12 @@ fn is_version(v: &str) -> bool {
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    // A span is a byte offset; never slice inside a character.
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let column = before
         .rfind('\n')
@@ -259,6 +391,17 @@ pub const DEFAULT_FILE: &str = r#"# plugfleet configuration. Command-line flags 
 # Never offer a version beyond these (e.g. the last one that keeps port 9999).
 # [firmware.max_version]
 # "HS300(US)" = "1.0.21"
+# Image size bounds in bytes per model (replacing the built-in family bounds).
+# [firmware.size_limits."HS110"]
+# min_bytes = 131072
+# max_bytes = 16777216
+# Images you vouch for: the plan marks them "known" (and prefers them; unrecognised
+# content still needs --force).
+# [[firmware.known]]
+# model = "HS110(US)"
+# hw = "1"
+# sha256 = "<64 hex digits>"
+# note = "1.2.6 from the cloud's fw_list"
 
 # Rating overrides per model, used by the plausibility checks.
 # [ratings."HS110(US)"]
@@ -275,9 +418,9 @@ pub fn write_default(path: &Path) -> Result<bool, ConfigError> {
     if path.exists() {
         return Ok(false);
     }
-    let err = |source| ConfigError::Write {
+    let err = |cause| ConfigError::Write {
         path: path.to_owned(),
-        source,
+        cause,
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
@@ -318,6 +461,14 @@ folders = ["/tmp/fw"]
 concurrency = 2
 [firmware.max_version]
 "HS300(US)" = "1.0.21"
+[firmware.size_limits."HS110"]
+min_bytes = 1000
+max_bytes = 2000
+[[firmware.known]]
+model = "HS110(US)"
+hw = "1"
+sha256 = "abababababababababababababababababababababababababababababababab"
+note = "from the cloud"
 [ratings."HS110(US)"]
 amps = 15.0
 [names]
@@ -328,6 +479,8 @@ amps = 15.0
         assert_eq!(cfg.discovery.sweeps[0].to_string(), "127.0.9.0/24");
         assert_eq!(cfg.safety.read_only, Some(true));
         assert_eq!(cfg.name_for("B0:95:75:00:00:01"), Some("Kettle"));
+        assert_eq!(cfg.firmware.size_limits["HS110"].max_bytes, 2000);
+        assert_eq!(cfg.firmware.known[0].hw, "1");
         let again = toml::to_string(&cfg).expect("serialise");
         assert_eq!(parse(&again).expect("round trip"), cfg);
     }
@@ -363,6 +516,18 @@ amps = 15.0
                 "[ratings.\"HS110(US)\"]\namps = 0\n",
                 "ratings.\"HS110(US)\".amps",
             ),
+            (
+                "[firmware.size_limits.HS110]\nmin_bytes = 10\nmax_bytes = 5\n",
+                "firmware.size_limits.\"HS110\"",
+            ),
+            (
+                "[firmware.size_limits.HS110]\nmin_bytes = 1\nmax_bytes = 99999999999\n",
+                "firmware.size_limits.\"HS110\"",
+            ),
+            (
+                "[[firmware.known]]\nmodel = \"HS110\"\nhw = \"1\"\nsha256 = \"abc\"\n",
+                "firmware.known[0].sha256",
+            ),
         ] {
             let msg = parse(text).expect_err(text).to_string();
             assert!(msg.contains(key), "{text}: {msg}");
@@ -387,6 +552,85 @@ amps = 15.0
             Config::load(&p, true),
             Err(ConfigError::Read { .. })
         ));
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pf-cfg-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    #[test]
+    fn a_directory_or_a_device_is_refused_without_reading_it() {
+        let dir = scratch("kinds");
+        let e = Config::load(&dir, true).expect_err("a directory");
+        assert!(matches!(e, ConfigError::NotRegular { .. }), "{e}");
+        assert!(e.to_string().contains("a directory"), "{e}");
+        #[cfg(unix)]
+        {
+            // `/dev/zero` never ends: reading it would take all memory.
+            let e = Config::load(Path::new("/dev/zero"), true).expect_err("a device");
+            assert_eq!(
+                e.to_string(),
+                "config file /dev/zero is not a regular file (it is a character device)"
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_opening_it() {
+        let dir = scratch("fifo");
+        let p = dir.join("config.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        // Opening a FIFO for reading blocks until a writer comes; load returns at once.
+        let e = Config::load(&p, false).expect_err("a FIFO");
+        assert!(
+            e.to_string()
+                .ends_with("is not a regular file (it is a FIFO)"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_file_over_the_cap_or_not_text_is_refused() {
+        let dir = scratch("big");
+        let p = dir.join("config.toml");
+        let mut text = "# comment\n".repeat((MAX_FILE_BYTES as usize / 10) + 1);
+        std::fs::write(&p, &text).expect("write");
+        let e = Config::load(&p, true).expect_err("too large");
+        assert!(matches!(e, ConfigError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("1 MiB"), "{e}");
+        // Just under the cap is read.
+        text.truncate(MAX_FILE_BYTES as usize - 10);
+        text.push('\n');
+        std::fs::write(&p, &text).expect("write");
+        assert_eq!(
+            Config::load(&p, true).expect("at the cap"),
+            Config::default()
+        );
+        std::fs::write(&p, b"[poll]\ninterval = 2.0 # \xff\n").expect("write");
+        let e = Config::load(&p, true).expect_err("not UTF-8");
+        assert!(e.to_string().contains("not UTF-8 text"), "{e}");
+        assert!(e.to_string().contains("offset 24"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_read_error_names_its_cause_once() {
+        use std::error::Error as _;
+        let e = Config::load(Path::new("/nonexistent-pf/config.toml"), true).expect_err("missing");
+        // With no `source`, `{:#}` (anyhow's chain) cannot repeat the cause.
+        assert!(e.source().is_none());
+        let msg = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(msg.matches("No such file").count(), 1, "{msg}");
     }
 
     #[test]

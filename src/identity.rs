@@ -8,23 +8,13 @@ use std::borrow::Cow;
 /// At most this many characters of a device-supplied name are shown.
 pub const MAX_NAME_CHARS: usize = 64;
 
-/// A device-supplied string made safe to show: control characters (escape sequences, new
-/// lines, …) become `�`, and it is cut to [`MAX_NAME_CHARS`] characters (with `…`).
+/// A device-supplied string made safe to show ([`crate::text::sanitize`]: escape sequences,
+/// control and bidi characters become `�`), cut to [`MAX_NAME_CHARS`] characters (with `…`).
 pub fn printable(s: &str) -> Cow<'_, str> {
-    let clean = !s.chars().any(char::is_control) && s.chars().count() <= MAX_NAME_CHARS;
-    if clean {
-        return Cow::Borrowed(s);
+    match crate::text::sanitize(s) {
+        Cow::Borrowed(b) => crate::text::clip(b, MAX_NAME_CHARS),
+        Cow::Owned(o) => Cow::Owned(crate::text::clip(&o, MAX_NAME_CHARS).into_owned()),
     }
-    let mut out: String = s
-        .chars()
-        .take(MAX_NAME_CHARS)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect();
-    if s.chars().count() > MAX_NAME_CHARS {
-        out.pop();
-        out.push('…');
-    }
-    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -34,7 +24,7 @@ mod tests {
     #[test]
     fn printable_neutralises_control_characters_and_length() {
         assert_eq!(printable("Kitchen"), Cow::Borrowed("Kitchen"));
-        assert_eq!(printable("a\x1b[2Jb\nc"), "a\u{FFFD}[2Jb\u{FFFD}c");
+        assert_eq!(printable("a\x1b[2Jb\nc"), "a\u{FFFD}b\u{FFFD}c");
         let long = "x".repeat(200);
         let p = printable(&long);
         assert_eq!(p.chars().count(), MAX_NAME_CHARS);

@@ -27,6 +27,7 @@ pub mod net;
 pub mod protocol;
 pub mod runtime;
 pub mod sim;
+pub mod text;
 pub mod ui;
 
 // Integrations (issue 6): local names by MAC, recording readings, Prometheus metrics.

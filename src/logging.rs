@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,8 +23,11 @@ const RING_LINE_MAX: usize = 500;
 
 /// Keeps the log writer alive; logs written before it is dropped are flushed then.
 pub struct LogGuard {
-    _guard: WorkerGuard,
-    pub path: PathBuf,
+    _guard: Option<WorkerGuard>,
+    /// The log file, when one could be opened.
+    pub path: Option<PathBuf>,
+    /// Why there is no log file (the in-memory ring still works), to be shown once.
+    pub no_file: Option<String>,
 }
 
 /// Where the log file goes.
@@ -132,11 +135,7 @@ impl<S: tracing::Subscriber> Layer<S> for RingLayer {
             v.fields
         );
         // One screen line per entry: device-supplied text may carry newlines or escapes.
-        line = line
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(RING_LINE_MAX)
-            .collect();
+        line = crate::text::printable(&line, RING_LINE_MAX);
         self.ring.push(line);
     }
 }
@@ -153,31 +152,54 @@ pub fn recent() -> Vec<String> {
     ring().map(LogRing::snapshot).unwrap_or_default()
 }
 
+/// Opens (creating it and its directory if needed) the log file in `dir` for appending.
+fn open_log_file(dir: &Path) -> Result<(std::fs::File, PathBuf), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the log directory {}: {e}", dir.display()))?;
+    let path = dir.join("plugfleet.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+    Ok((file, path))
+}
+
 /// Installs the global subscriber writing to the log file at `level` (`info`, `debug`, or a
 /// full filter such as `plugfleet=debug`), and to the in-memory ring of the last
 /// [`RING_LINES`] lines. Keep the guard until exit.
+///
+/// A log file that cannot be created (read-only or missing directory, `/sys`, a path under a
+/// regular file) is no error: logging goes on to the ring only and [`LogGuard::no_file`] says
+/// why, for the caller to warn once. Errors are a bad `level` and a second call.
 pub fn init(level: &str) -> anyhow::Result<LogGuard> {
-    let dir = log_dir();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| anyhow::anyhow!("cannot create the log directory {}: {e}", dir.display()))?;
+    init_in(level, &log_dir())
+}
+
+fn init_in(level: &str, dir: &Path) -> anyhow::Result<LogGuard> {
     let filter =
         EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("bad --log-level `{level}`: {e}"))?;
-    let appender = tracing_appender::rolling::never(&dir, "plugfleet.log");
-    let (writer, guard) = tracing_appender::non_blocking(appender);
     let ring = RING.get_or_init(|| LogRing::new(RING_LINES)).clone();
+    let (file_layer, guard, path, no_file) = match open_log_file(dir) {
+        Ok((file, path)) => {
+            let (writer, guard) = tracing_appender::non_blocking(file);
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false);
+            (Some(layer), Some(guard), Some(path), None)
+        }
+        Err(why) => (None, None, None, Some(why)),
+    };
     tracing_subscriber::registry()
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(false),
-        )
+        .with(file_layer)
         .with(RingLayer::new(ring))
         .try_init()
         .map_err(|e| anyhow::anyhow!("logging already set up: {e}"))?;
     Ok(LogGuard {
         _guard: guard,
-        path: dir.join("plugfleet.log"),
+        path,
+        no_file,
     })
 }
 
@@ -205,12 +227,29 @@ mod tests {
         let lines = ring.snapshot();
         assert_eq!(lines.len(), 2);
         assert!(
-            lines[0].ends_with(" WARN plugfleet::logging::tests: plug said something ip=127.0.0.9"),
+            lines[0].ends_with(
+                " WARN plugfleet::logging::tests: plug said\u{FFFD}something ip=127.0.0.9"
+            ),
             "{}",
             lines[0]
         );
         assert!(lines[1].ends_with(" INFO plugfleet::logging::tests: second"));
         assert!(!lines[0].contains('\n'));
+    }
+
+    #[test]
+    fn a_log_file_under_a_regular_file_cannot_be_opened_and_says_why() {
+        let base = std::env::temp_dir().join(format!("pf-log-{}", std::process::id()));
+        std::fs::create_dir_all(&base).expect("dir");
+        let file = base.join("file");
+        std::fs::write(&file, b"x").expect("write");
+        let e = open_log_file(&file.join("sub")).expect_err("not a directory");
+        assert!(e.starts_with("cannot create the log directory"), "{e}");
+        assert!(e.contains("file/sub"), "{e}");
+        // A directory is fine, and the file is appended to.
+        let (_, p) = open_log_file(&base).expect("opens");
+        assert_eq!(p, base.join("plugfleet.log"));
+        let _ = std::fs::remove_dir_all(base);
     }
 
     #[test]

@@ -15,8 +15,20 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    // Logs go to a file, never to the screen; the guard flushes them at exit.
-    let _log = plugfleet::logging::init(&cli.log_level).ok();
+    // Logs go to a file, never to the screen; the guard flushes them at exit. Without a log file
+    // the program still runs: one warning now, before the TUI takes the screen.
+    let _log = match plugfleet::logging::init(&cli.log_level) {
+        Ok(guard) => {
+            if let Some(why) = &guard.no_file {
+                eprintln!("plugfleet: warning: {why}; running without a log file");
+            }
+            Some(guard)
+        }
+        Err(e) => {
+            eprintln!("plugfleet: warning: {e:#}; running without a log file");
+            None
+        }
+    };
     match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {

@@ -9,8 +9,12 @@
 //! - [`Recorder`]: the file, opened in append mode. A CSV file gets its header only when it is
 //!   new or empty; appending to a CSV file with other columns is refused. A file whose last
 //!   line was cut short (a crash, a full disk) gets a newline first so the next record starts
-//!   on its own line. Writes are buffered; [`Recorder::flush`] and drop flush. Every I/O failure
-//!   is a typed [`RecordError`]; nothing here panics.
+//!   on its own line. Writes are buffered in memory; [`Recorder::flush`] and drop append the
+//!   batch in one `write` under an exclusive lock on the file, so concurrent writers (several
+//!   `--record` runs on one file) never interleave, and the CSV header is decided under that
+//!   lock. Text cells a spreadsheet would run as a formula are neutralised
+//!   ([`neutralise_csv_cell`]). Every I/O failure is a typed [`RecordError`]; nothing here
+//!   panics.
 //! - [`RecordHandle::spawn`]: a task fed through a bounded channel, for the TUI runtime.
 //!   [`RecordHandle::record`] never blocks (a full queue drops the record and counts it); the
 //!   file work runs on the blocking pool; the task flushes at most [`FLUSH_INTERVAL`] after a
@@ -26,7 +30,7 @@
 //! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -163,16 +167,24 @@ impl RecordError {
     }
 }
 
-enum Sink {
-    Json(BufWriter<File>),
-    Csv(Box<csv::Writer<File>>),
-}
+/// Encoded records waiting in memory beyond this are appended at once.
+const MAX_PENDING: usize = 256 * 1024;
 
-/// An open record file. Flushes on [`Recorder::flush`] and (best effort) on drop.
+/// An open record file. Records are encoded in memory; [`Recorder::flush`] (and drop) appends
+/// them in one `write` on the `O_APPEND` file while holding an exclusive lock on it, so several
+/// writers — other `Recorder`s, other plugfleet processes — never interleave inside a record,
+/// and the CSV header is decided (written only to an empty file) under the same lock. Every
+/// I/O failure is a typed [`RecordError`].
 pub struct Recorder {
     path: PathBuf,
     format: RecordFormat,
-    sink: Sink,
+    file: RecordFile,
+    /// Opened with read access too (to check what is already there).
+    readable: bool,
+    /// A regular file (locked while written); devices and pipes are written as they are.
+    regular: bool,
+    /// Encoded, complete records not yet in the file.
+    pending: Vec<u8>,
     written: u64,
     dirty: bool,
 }
@@ -184,6 +196,28 @@ impl std::fmt::Debug for Recorder {
             .field("format", &self.format)
             .field("written", &self.written)
             .finish_non_exhaustive()
+    }
+}
+
+/// The record file: a regular file is only touched under its exclusive lock (`fd-lock`:
+/// `flock` on Unix, `LockFileEx` on Windows); devices and pipes have nothing to protect.
+enum RecordFile {
+    Locked(fd_lock::RwLock<File>),
+    Plain(File),
+}
+
+impl RecordFile {
+    /// Runs `f` on the file while holding its exclusive lock (waiting for other writers).
+    fn locked<R>(&mut self, f: impl FnOnce(&mut File) -> io::Result<R>) -> io::Result<R> {
+        match self {
+            RecordFile::Plain(file) => f(file),
+            RecordFile::Locked(lock) => {
+                let mut guard = lock
+                    .write()
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot lock the file: {e}")))?;
+                f(&mut guard)
+            }
+        }
     }
 }
 
@@ -205,6 +239,31 @@ fn ends_with_newline(file: &mut File) -> io::Result<bool> {
     Ok(b[0] == b'\n')
 }
 
+/// Whether a cell is a plain decimal number as plugfleet writes them (`-5`, `0.25`).
+fn is_plain_number(s: &str) -> bool {
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let s = s.strip_prefix('-').unwrap_or(s);
+    match s.split_once('.') {
+        Some((int, frac)) => digits(int) && digits(frac),
+        None => digits(s),
+    }
+}
+
+/// OWASP's rule against CSV formula injection: a text cell that starts with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return is prefixed with `'`, so a spreadsheet shows it instead of
+/// running it. Numbers (`-5.25`) stay numbers.
+pub fn neutralise_csv_cell(cell: String) -> String {
+    let risky = matches!(
+        cell.chars().next(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r')
+    );
+    if risky && !is_plain_number(&cell) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 impl Recorder {
     /// Opens `path` for appending (creating it), in the format its extension implies.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, RecordError> {
@@ -213,7 +272,9 @@ impl Recorder {
         Self::open_as(path, format)
     }
 
-    /// Opens `path` for appending (creating it) in `format`.
+    /// Opens `path` for appending (creating it) in `format`. Under the file's lock: an existing
+    /// CSV file must have plugfleet's header, a cut last line is ended, and an empty CSV file
+    /// gets the header.
     pub fn open_as(path: impl Into<PathBuf>, format: RecordFormat) -> Result<Self, RecordError> {
         let path = path.into();
         let open_err = |source| RecordError::Open {
@@ -222,7 +283,7 @@ impl Recorder {
         };
         let append = || OpenOptions::new().append(true).create(true).open(&path);
         // Read access is only for checking what is already there; a write-only file is fine.
-        let (mut file, readable) = match OpenOptions::new()
+        let (file, readable) = match OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
@@ -241,48 +302,62 @@ impl Recorder {
                 "is a directory",
             )));
         }
-        // Character devices and pipes (e.g. /dev/stdout, /dev/full) have no content to check.
-        let empty = !meta.is_file() || meta.len() == 0;
-        if !empty && readable {
-            if format == RecordFormat::Csv {
-                let found = first_line(&mut file).map_err(open_err)?;
-                if found != CSV_HEADER.join(",") {
-                    return Err(RecordError::HeaderMismatch { path, found });
+        let regular = meta.is_file();
+        let file = if regular {
+            RecordFile::Locked(fd_lock::RwLock::new(file))
+        } else {
+            RecordFile::Plain(file)
+        };
+        let mut rec = Recorder {
+            path,
+            format,
+            file,
+            readable,
+            regular,
+            pending: Vec::new(),
+            written: 0,
+            dirty: false,
+        };
+        let header = format!("{}\n", CSV_HEADER.join(","));
+        let csv = format == RecordFormat::Csv;
+        // Decided under the lock: another writer may have written since the open.
+        let checked = rec.file.locked(|file| {
+            // Character devices and pipes (e.g. /dev/stdout, /dev/full) have no content to check.
+            let empty = !regular || file.metadata()?.len() == 0;
+            if !empty && readable {
+                if csv {
+                    let found = first_line(file)?;
+                    if found != header.trim_end() {
+                        return Ok(Err(found));
+                    }
+                }
+                if !ends_with_newline(file)? {
+                    file.write_all(b"\n")?;
                 }
             }
-            if !ends_with_newline(&mut file).map_err(open_err)? {
-                file.write_all(b"\n").map_err(|source| RecordError::Write {
-                    path: path.clone(),
+            if empty && csv && regular {
+                file.write_all(header.as_bytes())?;
+            }
+            Ok(Ok(()))
+        });
+        match checked {
+            Ok(Ok(())) => {}
+            Ok(Err(found)) => {
+                return Err(RecordError::HeaderMismatch {
+                    path: rec.path.clone(),
+                    found,
+                });
+            }
+            Err(source) => {
+                return Err(RecordError::Open {
+                    path: rec.path.clone(),
                     source,
-                })?;
+                });
             }
         }
-        let mut rec = match format {
-            RecordFormat::JsonLines => Recorder {
-                sink: Sink::Json(BufWriter::new(file)),
-                path,
-                format,
-                written: 0,
-                dirty: false,
-            },
-            RecordFormat::Csv => Recorder {
-                sink: Sink::Csv(Box::new(
-                    csv::WriterBuilder::new()
-                        .has_headers(false)
-                        .from_writer(file),
-                )),
-                path,
-                format,
-                written: 0,
-                dirty: false,
-            },
-        };
-        if empty && format == RecordFormat::Csv {
-            let r = match &mut rec.sink {
-                Sink::Csv(w) => w.write_record(CSV_HEADER),
-                Sink::Json(_) => Ok(()),
-            };
-            r.map_err(|e| rec.csv_err(e))?;
+        // A device has no "empty": its header goes with the first batch.
+        if csv && !regular {
+            rec.pending.extend_from_slice(header.as_bytes());
             rec.dirty = true;
         }
         Ok(rec)
@@ -316,22 +391,37 @@ impl Recorder {
         self.write_err(source)
     }
 
-    /// Appends one record (buffered).
+    /// Appends one record (buffered: complete records reach the file on [`Recorder::flush`],
+    /// or once enough are waiting).
     pub fn write(&mut self, rec: &ReadingRecord) -> Result<(), RecordError> {
-        self.dirty = true;
-        match &mut self.sink {
-            Sink::Json(w) => {
-                let r = serde_json::to_writer(&mut *w, rec)
-                    .map_err(io::Error::from)
-                    .and_then(|()| w.write_all(b"\n"));
-                r.map_err(|e| self.write_err(e))?;
+        let mark = self.pending.len();
+        let r = match self.format {
+            RecordFormat::JsonLines => serde_json::to_writer(&mut self.pending, rec)
+                .map_err(|e| self.write_err(io::Error::from(e))),
+            RecordFormat::Csv => {
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(&mut self.pending);
+                let r = w
+                    .write_record(rec.csv_fields().map(neutralise_csv_cell))
+                    .and_then(|()| w.flush().map_err(csv::Error::from));
+                drop(w);
+                r.map_err(|e| self.csv_err(e))
             }
-            Sink::Csv(w) => {
-                let r = w.write_record(rec.csv_fields());
-                r.map_err(|e| self.csv_err(e))?;
-            }
+        };
+        if let Err(e) = r {
+            // Never leave half a record in the batch.
+            self.pending.truncate(mark);
+            return Err(e);
         }
+        if self.format == RecordFormat::JsonLines {
+            self.pending.push(b'\n');
+        }
+        self.dirty = true;
         self.written += 1;
+        if self.pending.len() >= MAX_PENDING {
+            self.flush()?;
+        }
         Ok(())
     }
 
@@ -351,16 +441,33 @@ impl Recorder {
         self.dirty
     }
 
-    /// Hands the buffered records to the operating system.
+    /// Appends the waiting records to the file: one `write` under the file's exclusive lock.
     pub fn flush(&mut self) -> Result<(), RecordError> {
-        let r = match &mut self.sink {
-            Sink::Json(w) => w.flush(),
-            Sink::Csv(w) => w.flush(),
-        };
         // Once a flush failed, drop does not try (and log) again.
         self.dirty = false;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let (regular, readable) = (self.regular, self.readable);
+        let r = self
+            .file
+            .locked(|file| append_whole(file, &batch, regular && readable));
         r.map_err(|e| self.write_err(e))
     }
+}
+
+/// Writes `batch` at the end of `file` (which the caller holds locked) in one `write`. With
+/// `check`, a line another writer left cut (it crashed) is ended first, so this batch starts on
+/// its own line.
+fn append_whole(file: &mut File, batch: &[u8], check: bool) -> io::Result<()> {
+    if check && file.metadata()?.len() > 0 && !ends_with_newline(file)? {
+        let mut whole = Vec::with_capacity(batch.len() + 1);
+        whole.push(b'\n');
+        whole.extend_from_slice(batch);
+        return file.write_all(&whole);
+    }
+    file.write_all(batch)
 }
 
 impl Drop for Recorder {
@@ -721,6 +828,22 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(&rows[0][4], "kettle, \"big\"");
         assert_eq!(&rows[1][9], "2.5");
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised_and_numbers_kept() {
+        for risky in [
+            "=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "-", "-inf", "--5",
+        ] {
+            assert_eq!(
+                neutralise_csv_cell(risky.into()),
+                format!("'{risky}"),
+                "{risky:?}"
+            );
+        }
+        for kept in ["-5", "-0.25", "230.1", "0", "plain", "a=b", ""] {
+            assert_eq!(neutralise_csv_cell(kept.into()), kept, "{kept:?}");
+        }
     }
 
     #[test]

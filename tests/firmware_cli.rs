@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use plugfleet::firmware::header::ImageHeader;
-use plugfleet::sim::{FaultKind, Fleet, FleetSpec};
+use plugfleet::sim::{FaultKind, Fleet, FleetSpec, KnownImage};
 use serde_json::Value;
 
 const NEW_SW: &str = "1.2.9 Build 220101 Rel.101010";
@@ -35,11 +35,13 @@ fn temp_dir() -> PathBuf {
     d
 }
 
+fn image_bytes() -> Vec<u8> {
+    ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[5u8; 50_000])
+}
+
 fn image_file(dir: &Path) -> PathBuf {
-    let img =
-        ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[5u8; 50_000]);
     let path = dir.join("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
-    std::fs::write(&path, img).unwrap();
+    std::fs::write(&path, image_bytes()).unwrap();
     path
 }
 
@@ -48,6 +50,13 @@ async fn fleet(count: usize, faults: Vec<(usize, FaultKind)>) -> Fleet {
     let mut spec = FleetSpec::on_free_port(b, count);
     spec.profiles = vec!["hs110-us-hw1".into()];
     spec.time_scale = 0.01;
+    // The simulated plugs accept the test image (as if signed by their vendor).
+    spec.images = vec![KnownImage::for_bytes(
+        &image_bytes(),
+        "HS110(US)",
+        "1",
+        NEW_SW,
+    )];
     spec.faults = faults
         .into_iter()
         .map(|(i, f)| (Ipv4Addr::from(u32::from(b) + i as u32), f))
@@ -103,11 +112,27 @@ fn args(fleet: &Fleet, image: &Path, extra: &[&str]) -> Vec<String> {
     a
 }
 
-fn json_lines(out: &Output) -> Vec<Value> {
+/// Every JSON line of stdout.
+fn all_json_lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect()
+}
+
+/// The transitions and final rows (the plan line, always the first, left out).
+fn json_lines(out: &Output) -> Vec<Value> {
+    let all = all_json_lines(out);
+    assert!(
+        all.first().is_some_and(|l| l.get("plan").is_some()),
+        "the first line is the plan: {all:?}"
+    );
+    all.into_iter().skip(1).collect()
+}
+
+/// The `--json` plan line.
+fn plan_line(out: &Output) -> Value {
+    all_json_lines(out).into_iter().next().expect("a plan line")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,12 +455,19 @@ async fn a_reader_that_goes_away_does_not_stop_the_update() {
             )
             .spawn()
             .unwrap();
-        // Read the first transition, then close the pipe (`update --json | head -1`).
+        // Read the plan and the first transition, then close the pipe
+        // (`update --json | head -2`).
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut plan = String::new();
+        reader.read_line(&mut plan).unwrap();
+        assert!(
+            plan.starts_with("{\"images\"") || plan.contains("\"plan\""),
+            "{plan}"
+        );
         let mut first = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        reader.read_line(&mut first).unwrap();
         assert!(first.contains("download-requested"), "{first}");
+        drop(reader);
         child.wait().unwrap()
     })
     .await
@@ -445,4 +477,258 @@ async fn a_reader_that_goes_away_does_not_stop_the_update() {
     assert_eq!(fleet.plugs()[0].premature_flash_attempts(), 0);
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+fn assets_image(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/firmware")
+        .join(name)
+}
+
+/// `update --yes --json` for one plug against a folder; the plan line and stderr.
+async fn run_json(fleet: &Fleet, folder: &Path, extra: &[&str]) -> (Output, Value, String) {
+    let mut a = vec!["--yes", "--json", "--no-journal"];
+    a.extend_from_slice(extra);
+    let out = update(args(fleet, folder, &a)).await;
+    let plan = plan_line(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, plan, stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_file_named_like_an_image_is_refused_and_never_downloaded() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.join("hs110v1_us_9.9.9_Build_240101_Rel.000001.bin"),
+        "hello\n",
+    )
+    .unwrap();
+    let fleet = fleet(1, vec![]).await;
+    for force in [false, true] {
+        let extra: &[&str] = if force { &["--force"] } else { &[] };
+        let (out, plan, stderr) = run_json(&fleet, &dir, extra).await;
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let e = &plan["plan"][0];
+        assert_eq!(e["assessment"]["verdict"], "size-out-of-bounds", "{e}");
+        assert_eq!(e["will_update"], false);
+        let ch = &e["assessment"]["checks"];
+        assert_eq!(ch["size"], 6);
+        assert_eq!(ch["size_ok"], false);
+        assert_eq!(ch["structure"]["kind"], "unrecognised");
+        assert_eq!(ch["file"], "regular file");
+        assert!(stderr.contains("unrecognised content"), "{stderr}");
+        assert!(stderr.contains("size-out-of-bounds"), "{stderr}");
+        assert_eq!(json_lines(&out)[0]["result"], "skipped");
+    }
+    assert_eq!(fleet.plugs()[0].downloads_started(), 0);
+    assert_eq!(fleet.plugs()[0].flashes(), 0);
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_leaving_the_folder_is_refused_and_shown_with_its_target() {
+    let dir = temp_dir();
+    let outside = temp_dir();
+    // Stands in for /etc/passwd: even a valid image is refused when reached through a link
+    // that leaves the folder.
+    let secret = outside.join("passwd");
+    std::fs::copy(image_file(&outside), &secret).unwrap();
+    std::os::unix::fs::symlink(
+        &secret,
+        dir.join("hs110v1_us_9.9.9_Build_240101_Rel.000001.bin"),
+    )
+    .unwrap();
+    let fleet = fleet(1, vec![]).await;
+    let (out, plan, stderr) = run_json(&fleet, &dir, &["--force"]).await;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let target = std::fs::canonicalize(&secret)
+        .unwrap()
+        .display()
+        .to_string();
+    let e = &plan["plan"][0];
+    assert_eq!(e["assessment"]["verdict"], "refused", "{e}");
+    let reason = e["assessment"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&target) && reason.contains("outside"),
+        "{reason}"
+    );
+    assert!(
+        plan["images"][0]["refused"]
+            .as_str()
+            .unwrap()
+            .contains(&target)
+    );
+    assert!(stderr.contains("REFUSED"), "{stderr}");
+    assert!(stderr.contains(&target), "{stderr}");
+    assert_eq!(fleet.plugs()[0].downloads_started(), 0);
+    assert_eq!(fleet.plugs()[0].bytes_downloaded(), 0);
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(outside);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_demo_image_in_the_folder_is_still_checked_and_flashed() {
+    let dir = temp_dir();
+    image_file(&dir);
+    std::fs::write(
+        dir.join("hs110v1_us_9.9.9_Build_240101_Rel.000001.bin"),
+        "hello\n",
+    )
+    .unwrap();
+    let fleet = fleet(1, vec![]).await;
+    let (out, plan, stderr) = run_json(&fleet, &dir, &[]).await;
+    assert!(out.status.success(), "{stderr}");
+    let e = &plan["plan"][0];
+    assert_eq!(e["image"], "hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
+    assert_eq!(e["assessment"]["verdict"], "compatible");
+    assert_eq!(e["will_update"], true);
+    let ch = &e["assessment"]["checks"];
+    assert_eq!(ch["structure"]["kind"], "plugfleet-demo");
+    assert_eq!(ch["size_ok"], true);
+    assert_eq!(ch["known"], Value::Null);
+    assert_eq!(plan["images"].as_array().unwrap().len(), 2);
+    assert!(stderr.contains("checked: regular file"), "{stderr}");
+    assert_eq!(fleet.plugs()[0].current_sw_ver(), NEW_SW);
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_lets_unrecognised_content_through_and_the_plan_says_so() {
+    let dir = temp_dir();
+    let noise: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(
+        dir.join("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin"),
+        noise,
+    )
+    .unwrap();
+    let fleet = fleet(1, vec![]).await;
+    // Without --force: held back, nothing sent.
+    let (out, plan, stderr) = run_json(&fleet, &dir, &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        plan["plan"][0]["assessment"]["verdict"],
+        "unrecognised-content"
+    );
+    assert_eq!(plan["plan"][0]["will_update"], false);
+    assert_eq!(fleet.plugs()[0].downloads_started(), 0);
+    // With --force: offered to the plug (which, being a careful device, refuses it).
+    let (_, plan, stderr) = run_json(&fleet, &dir, &["--force"]).await;
+    assert_eq!(
+        plan["plan"][0]["assessment"]["verdict"],
+        "unrecognised-content"
+    );
+    assert_eq!(plan["plan"][0]["will_update"], true);
+    assert!(
+        stderr.contains("OVERRIDE (--force): unrecognised content"),
+        "{stderr}"
+    );
+    assert!(fleet.plugs()[0].downloads_started() >= 1);
+    assert_eq!(fleet.plugs()[0].premature_flash_attempts(), 0);
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_downgrade_needs_allow_downgrade_not_just_yes_or_force() {
+    let dir = temp_dir();
+    let name = "hs110v1_us_1.2.3_Build_171016_Rel.100427.bin";
+    std::fs::copy(assets_image(name), dir.join(name)).unwrap();
+    let fleet = fleet(1, vec![]).await;
+    let before = fleet.plugs()[0].current_sw_ver();
+    for extra in [&[][..], &["--force"][..]] {
+        let (out, plan, stderr) = run_json(&fleet, &dir, extra).await;
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {stderr}");
+        let e = &plan["plan"][0];
+        assert_eq!(e["assessment"]["verdict"], "downgrade");
+        assert_eq!(e["assessment"]["downgrade"], true);
+        assert_eq!(e["allow_downgrade"], false);
+        assert_eq!(e["will_update"], false);
+        assert!(stderr.contains("--allow-downgrade"), "{stderr}");
+        assert_eq!(fleet.plugs()[0].downloads_started(), 0, "{extra:?}");
+        assert_eq!(fleet.plugs()[0].current_sw_ver(), before);
+    }
+    let (out, plan, stderr) = run_json(&fleet, &dir, &["--allow-downgrade"]).await;
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(plan["plan"][0]["allow_downgrade"], true);
+    assert_eq!(plan["plan"][0]["will_update"], true);
+    assert!(stderr.contains("DOWNGRADE ALLOWED"), "{stderr}");
+    assert_eq!(
+        fleet.plugs()[0].current_sw_ver(),
+        "1.2.3 Build 171016 Rel.100427"
+    );
+    assert_eq!(json_lines(&out).last().unwrap()["result"], "updated");
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_allowlist_marks_an_image_known_and_bad_keys_are_usage_errors() {
+    use sha2::Digest;
+    let dir = temp_dir();
+    let image = image_file(&dir);
+    let sha = hex::encode(sha2::Sha256::digest(std::fs::read(&image).unwrap()));
+    let fleet = fleet(1, vec![]).await;
+    let home = temp_dir();
+    std::fs::create_dir_all(home.join("plugfleet")).unwrap();
+    let cfg = home.join("plugfleet").join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[firmware.known]]\nmodel = \"HS110(US)\"\nhw = \"1\"\nsha256 = \"{sha}\"\n\
+             note = \"test build\"\n"
+        ),
+    )
+    .unwrap();
+    let out = update_with_config_home(
+        args(&fleet, &image, &["--yes", "--json", "--no-journal"]),
+        home.clone(),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = plan_line(&out);
+    assert_eq!(
+        plan["plan"][0]["assessment"]["checks"]["known"],
+        "test build"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KNOWN (test build)"));
+    // (The plug runs the image now.) Bounds the image does not meet: blocked, even when the
+    // version would be the same; impossible bounds: a usage error naming the key.
+    std::fs::write(
+        &cfg,
+        "[firmware.size_limits.\"HS110\"]\nmin_bytes = 1\nmax_bytes = 1000\n",
+    )
+    .unwrap();
+    let out = update_with_config_home(
+        args(&fleet, &image, &["--yes", "--json", "--no-journal"]),
+        home.clone(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let plan = plan_line(&out);
+    assert_eq!(
+        plan["plan"][0]["assessment"]["verdict"],
+        "size-out-of-bounds"
+    );
+    std::fs::write(
+        &cfg,
+        "[firmware.size_limits.\"HS110\"]\nmin_bytes = 10\nmax_bytes = 1\n",
+    )
+    .unwrap();
+    let out = update_with_config_home(args(&fleet, &image, &["--yes"]), home.clone()).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("firmware.size_limits"), "{stderr}");
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(home);
 }

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use plugfleet::firmware::header::ImageHeader;
-use plugfleet::sim::{Fleet, FleetSpec};
+use plugfleet::sim::{Fleet, FleetSpec, KnownImage};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
 const NEW_SW: &str = "1.2.9 Build 220101 Rel.101010";
@@ -26,11 +26,13 @@ fn temp_dir() -> PathBuf {
     d
 }
 
+fn image_bytes() -> Vec<u8> {
+    ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[1u8; 20_000])
+}
+
 fn image_file(dir: &Path) -> PathBuf {
-    let img =
-        ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[1u8; 20_000]);
     let path = dir.join("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
-    std::fs::write(&path, img).unwrap();
+    std::fs::write(&path, image_bytes()).unwrap();
     path
 }
 
@@ -42,6 +44,13 @@ async fn fleet() -> Fleet {
     let mut spec = FleetSpec::on_free_port(base, 1);
     spec.profiles = vec!["hs110-us-hw1".into()];
     spec.time_scale = 0.01;
+    // The simulated plug accepts the test image (as if signed by its vendor).
+    spec.images = vec![KnownImage::for_bytes(
+        &image_bytes(),
+        "HS110(US)",
+        "1",
+        NEW_SW,
+    )];
     Fleet::start(spec).await.unwrap()
 }
 

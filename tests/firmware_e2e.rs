@@ -16,7 +16,7 @@ use plugfleet::firmware::runner::{
     BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig, run_batch,
 };
 use plugfleet::net::{Client, ClientConfig};
-use plugfleet::sim::{FaultKind, Fleet, FleetSpec};
+use plugfleet::sim::{FaultKind, Fleet, FleetSpec, KnownImage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -49,12 +49,25 @@ fn temp_dir() -> PathBuf {
 }
 
 /// A valid image for HS110(US) hw 1 in a fresh temp dir.
-fn image_file(dir: &Path) -> PathBuf {
+fn image_bytes() -> Vec<u8> {
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
-    let img = ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&payload);
+    ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&payload)
+}
+
+fn image_file(dir: &Path) -> PathBuf {
     let path = dir.join(IMAGE_NAME);
-    std::fs::write(&path, img).unwrap();
+    std::fs::write(&path, image_bytes()).unwrap();
     path
+}
+
+/// The simulated plugs accept the test image (as if signed by their vendor).
+fn accepted() -> Vec<KnownImage> {
+    vec![KnownImage::for_bytes(
+        &image_bytes(),
+        "HS110(US)",
+        "1",
+        NEW_SW,
+    )]
 }
 
 async fn fleet(count: usize, faults: Vec<(usize, FaultKind)>) -> Fleet {
@@ -62,6 +75,7 @@ async fn fleet(count: usize, faults: Vec<(usize, FaultKind)>) -> Fleet {
     let mut spec = FleetSpec::on_free_port(b, count);
     spec.profiles = vec![PROFILE.into()];
     spec.time_scale = 0.01;
+    spec.images = accepted();
     spec.faults = faults
         .into_iter()
         .map(|(i, f)| (Ipv4Addr::from(u32::from(b) + i as u32), f))
@@ -377,6 +391,7 @@ async fn blocked_plugs_are_never_touched() {
     let mut spec = FleetSpec::on_free_port(b, 2);
     spec.profiles = vec![PROFILE.into(), "hs105-us-hw1".into()];
     spec.time_scale = 0.01;
+    spec.images = accepted();
     let fleet = Fleet::start(spec).await.unwrap();
     let entries = plan_for(&fleet, &image).await;
     assert!(entries[1].verdict().is_blocked());
@@ -445,11 +460,17 @@ async fn strip_outlet_states_are_restored_after_the_reboot() {
     let img =
         ImageHeader::new("HS300", "2", "US", "1.0.20", "230101", "120000").build(&[3u8; 30_000]);
     let image = dir.join("hs300v2_us_1.0.20_Build_230101_Rel.120000.bin");
-    std::fs::write(&image, img).unwrap();
     let b = base();
     let mut spec = FleetSpec::on_free_port(b, 1);
     spec.profiles = vec!["hs300-us-hw2".into()];
     spec.time_scale = 0.01;
+    spec.images = vec![KnownImage::for_bytes(
+        &img,
+        "HS300(US)",
+        "2",
+        "1.0.20 Build 230101 Rel.120000",
+    )];
+    std::fs::write(&image, img).unwrap();
     let fleet = Fleet::start(spec).await.unwrap();
     let plug = fleet.plugs()[0].clone();
     // A mix of on and off outlets.

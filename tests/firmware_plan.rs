@@ -6,9 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use plugfleet::firmware::container::{self, Structure};
 use plugfleet::firmware::header::ImageHeader;
-use plugfleet::firmware::image::{ImageError, ImageInfo, NameTarget, Version, load_path};
-use plugfleet::firmware::plan::{Verdict, assess, best_match, plan};
+use plugfleet::firmware::image::{
+    FileSource, ImageError, ImageInfo, NameTarget, Version, load_path,
+};
+use plugfleet::firmware::limits::{KnownHashes, KnownImage, SizeBounds, SizeLimits};
+use plugfleet::firmware::plan::{
+    Policy, Verdict, allow_downgrades, assess, assess_with, best_match, plan, plan_in,
+};
 use plugfleet::protocol::SysInfo;
 use serde_json::json;
 
@@ -183,8 +189,35 @@ fn plug(model: &str, hw: &str, sw: &str) -> SysInfo {
     .unwrap()
 }
 
+/// A U-Boot uImage of `total` bytes (a recognised structure; the header CRC is right).
+fn uimage(total: usize) -> Vec<u8> {
+    let mut h = vec![0u8; container::UIMAGE_LEN];
+    h[0..4].copy_from_slice(&container::UIMAGE_MAGIC.to_be_bytes());
+    h[12..16].copy_from_slice(&((total - 64) as u32).to_be_bytes());
+    h[32..37].copy_from_slice(b"Linux");
+    let crc = container::uimage_header_crc(&h);
+    h[4..8].copy_from_slice(&crc.to_be_bytes());
+    h.resize(total, 0x5A);
+    h
+}
+
+/// An image that passes the content checks (a 256 KiB uImage), judged by its name.
 fn named(file: &str) -> ImageInfo {
-    ImageInfo::from_bytes(Path::new(file), vec![1u8; 64])
+    ImageInfo::from_bytes(Path::new(file), uimage(256 * 1024))
+}
+
+/// 256 KiB of bytes with no recognised structure.
+fn noise(file: &str) -> ImageInfo {
+    let mut x: u32 = 0x1234_5678;
+    let bytes: Vec<u8> = (0..256 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    ImageInfo::from_bytes(Path::new(file), bytes)
 }
 
 fn header(model: &str, hw: &str, region: &str, version: &str) -> ImageHeader {
@@ -231,7 +264,16 @@ fn verdicts_from_names() {
         &plug("HS110(US)", "1.0", "1.5.6 Build 191118 Rel.140307"),
     );
     assert_eq!(a.verdict, Verdict::Downgrade);
-    assert!(a.verdict.is_warning() && a.verdict.allows_update(false));
+    assert!(a.downgrade && a.verdict.is_warning());
+    assert!(
+        !a.verdict.allows_update(false),
+        "a downgrade needs its consent"
+    );
+    assert!(
+        !a.verdict.allows_update(true),
+        "--force does not cover a downgrade"
+    );
+    assert!(a.verdict.allows_update_with(false, true));
 
     // Same numbers, newer build: an update.
     let a = assess(
@@ -557,4 +599,407 @@ fn ceilings_block_versions_beyond_them_and_steer_the_best_match() {
         "hs300v2_us_1.0.21_Build_220101_Rel.000000.bin",
         "compatible ranks above a protocol change"
     );
+}
+
+const PLUG_SW: &str = "1.2.6 Build 200630 Rel.101010";
+
+fn hs110_us() -> SysInfo {
+    plug("HS110(US)", "1.0", PLUG_SW)
+}
+
+#[test]
+fn a_six_byte_text_file_named_like_an_image_is_never_planned() {
+    let dir = temp_dir();
+    let name = "hs110v1_us_9.9.9_Build_240101_Rel.000001.bin";
+    std::fs::write(dir.join(name), b"hello\n").unwrap();
+    let images: Vec<Arc<ImageInfo>> = load_path(&dir).unwrap().into_iter().map(Arc::new).collect();
+    assert_eq!(images[0].structure, Structure::Unrecognised);
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let p = plan(&[(ip, hs110_us())], &images);
+    match p[0].verdict() {
+        Verdict::SizeOutOfBounds { reason } => {
+            assert!(reason.contains("6 bytes"), "{reason}");
+            assert!(reason.contains("unrecognised content"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!p[0].will_update(false));
+    assert!(!p[0].will_update(true), "not even with --force");
+    let ch = p[0].assessment.checks.as_ref().unwrap();
+    assert!(!ch.size_ok);
+    assert!(
+        ch.summary().contains("unrecognised content"),
+        "{}",
+        ch.summary()
+    );
+    assert!(ch.summary().contains("OUTSIDE"), "{}", ch.summary());
+
+    // Next to a valid image of a lower version, the valid one is chosen.
+    let valid = header("HS110", "1", "US", "1.2.9").build(&[3u8; 4000]);
+    std::fs::write(
+        dir.join("hs110v1_us_1.2.9_Build_171016_Rel.100427.bin"),
+        valid,
+    )
+    .unwrap();
+    let images: Vec<Arc<ImageInfo>> = load_path(&dir).unwrap().into_iter().map(Arc::new).collect();
+    assert_eq!(images.len(), 2);
+    let p = plan(&[(ip, hs110_us())], &images);
+    assert_eq!(p[0].verdict(), &Verdict::Compatible);
+    assert_eq!(
+        p[0].image.as_ref().unwrap().file_name,
+        "hs110v1_us_1.2.9_Build_171016_Rel.100427.bin"
+    );
+    // Padded to a plausible size, the text is still unrecognised content: --force only.
+    let mut padded = b"hello\n".to_vec();
+    padded.resize(300 * 1024, b' ');
+    let a = assess(&ImageInfo::from_bytes(Path::new(name), padded), &hs110_us());
+    assert!(
+        matches!(a.verdict, Verdict::UnrecognisedContent { .. }),
+        "{a:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_are_followed_only_to_regular_files_inside_the_folder() {
+    use std::os::unix::fs::symlink;
+    let dir = temp_dir();
+    let outside = temp_dir();
+    // A stand-in for /etc/passwd — even a valid image is refused when the link leaves the folder.
+    let secret = outside.join("passwd");
+    std::fs::write(
+        &secret,
+        header("HS110", "1", "US", "1.2.9").build(&[1u8; 4000]),
+    )
+    .unwrap();
+    let planted = dir.join("hs110v1_us_9.9.9_Build_240101_Rel.000001.bin");
+    symlink(&secret, &planted).unwrap();
+    // A link inside the folder to a regular file is fine and shown with its target.
+    std::fs::create_dir_all(dir.join("store")).unwrap();
+    let real = dir.join("store").join("real.img");
+    std::fs::write(
+        &real,
+        header("HS110", "1", "US", "1.2.8").build(&[2u8; 4000]),
+    )
+    .unwrap();
+    symlink(
+        "store/real.img",
+        dir.join("hs110v1_us_1.2.8_Build_171016_Rel.100427.bin"),
+    )
+    .unwrap();
+    // …but not to a folder, and not dangling.
+    symlink("store", dir.join("hs110v1_us_1.2.7.bin")).unwrap();
+    symlink("nowhere", dir.join("hs110v1_us_1.2.5.bin")).unwrap();
+
+    let images: Vec<Arc<ImageInfo>> = load_path(&dir).unwrap().into_iter().map(Arc::new).collect();
+    let by = |n: &str| images.iter().find(|i| i.file_name.contains(n)).unwrap();
+    let secret_real = std::fs::canonicalize(&secret).unwrap();
+    let refused = by("9.9.9").refused.clone().unwrap();
+    assert!(
+        refused.contains(&secret_real.display().to_string()),
+        "{refused}"
+    );
+    assert!(refused.contains("outside the folder"), "{refused}");
+    assert!(by("9.9.9").bytes.is_empty(), "the target was never read");
+    assert!(by("9.9.9").describe().contains("REFUSED"));
+    assert!(by("1.2.7").refused.as_ref().unwrap().contains("directory"));
+    assert!(
+        by("1.2.5")
+            .refused
+            .as_ref()
+            .unwrap()
+            .contains("cannot be resolved")
+    );
+    let inside = by("1.2.8");
+    assert!(inside.refused.is_none());
+    match &inside.source {
+        FileSource::Symlink { target } => {
+            assert_eq!(target, &std::fs::canonicalize(&real).unwrap())
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    // The planted link alone: refused, blocked even with --force, its target in the plan.
+    let only = vec![by("9.9.9").clone()];
+    let p = plan(&[(ip, hs110_us())], &only);
+    match p[0].verdict() {
+        Verdict::Refused { reason } => assert!(reason.contains("passwd"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!p[0].will_update(true));
+    assert!(
+        p[0].assessment
+            .checks
+            .as_ref()
+            .unwrap()
+            .file
+            .starts_with("refused")
+    );
+    // The whole folder: the link inside wins.
+    let p = plan(&[(ip, hs110_us())], &images);
+    assert_eq!(p[0].verdict(), &Verdict::Compatible);
+    assert!(
+        p[0].assessment
+            .checks
+            .as_ref()
+            .unwrap()
+            .file
+            .contains("symlink →")
+    );
+    // Named directly, the planted link is an error naming its target.
+    let err = ImageInfo::load(&planted).unwrap_err().to_string();
+    assert!(err.contains("passwd") && err.contains("outside"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(outside);
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_and_devices_are_refused_without_being_opened() {
+    let dir = temp_dir();
+    let fifo = dir.join("hs110v1_us_1.2.9.bin");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Opening a FIFO for reading would block until a writer came: this returns at once.
+    let images = load_path(&dir).unwrap();
+    assert!(
+        images[0].refused.as_ref().unwrap().contains("FIFO"),
+        "{images:?}"
+    );
+    assert!(matches!(
+        ImageInfo::load(&fifo),
+        Err(ImageError::Special { kind: "FIFO", .. })
+    ));
+    let e = ImageInfo::load(Path::new("/dev/zero")).unwrap_err();
+    assert!(e.to_string().contains("character device"), "{e}");
+    // A symlink in the folder to a device is refused too (and /dev is outside anyway).
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.bin")).unwrap();
+    let images = load_path(&dir).unwrap();
+    assert!(images.iter().all(|i| i.refused.is_some()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unrecognised_content_needs_the_override_even_when_its_hash_is_known() {
+    let img = noise("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
+    assert_eq!(img.structure, Structure::Unrecognised);
+    let a = assess(&img, &hs110_us());
+    match &a.verdict {
+        Verdict::UnrecognisedContent { reason } => assert!(reason.contains("uImage"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!a.verdict.allows_update(false));
+    assert!(a.verdict.allows_update(true), "--force lets it through");
+    assert!(a.verdict.explain().contains("--force"));
+    assert!(a.checks.as_ref().unwrap().known.is_none());
+
+    let known = Policy {
+        known: KnownHashes::new([KnownImage {
+            model: "HS110(US)".into(),
+            hw: "1".into(),
+            sha256: img.sha256.to_uppercase(),
+            note: Some("from the cloud's fw_list".into()),
+        }])
+        .unwrap(),
+        ..Policy::default()
+    };
+    let a = assess_with(&img, &hs110_us(), &known);
+    assert!(
+        matches!(a.verdict, Verdict::UnrecognisedContent { .. }),
+        "known marks, it does not stand in for a structure: {a:?}"
+    );
+    let ch = a.checks.as_ref().unwrap();
+    assert_eq!(ch.known.as_deref(), Some("from the cloud's fw_list"));
+    assert!(ch.summary().contains("KNOWN"));
+    assert!(a.notes.iter().any(|n| n.contains("allowlist")));
+    // The allowlist is per model and hardware.
+    let other_hw = assess_with(&img, &plug("HS110(US)", "4.0", PLUG_SW), &known);
+    assert!(other_hw.checks.unwrap().known.is_none());
+    // A known recognised image ranks above an unknown twin of the same version.
+    let a = named("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
+    let mut twin_bytes = uimage(256 * 1024);
+    twin_bytes[1000] ^= 1;
+    let b = ImageInfo::from_bytes(
+        Path::new("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin"),
+        twin_bytes,
+    );
+    let known_b = Policy {
+        known: KnownHashes::new([KnownImage {
+            model: "HS110".into(),
+            hw: "1.0".into(),
+            sha256: b.sha256.clone(),
+            note: None,
+        }])
+        .unwrap(),
+        ..Policy::default()
+    };
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let images = vec![Arc::new(a), Arc::new(b.clone())];
+    let p = plan_in(&[(ip, hs110_us())], &images, &known_b);
+    assert_eq!(p[0].verdict(), &Verdict::Compatible);
+    assert_eq!(p[0].image.as_ref().unwrap().sha256, b.sha256);
+    assert_eq!(
+        p[0].assessment.checks.as_ref().unwrap().known.as_deref(),
+        Some("listed")
+    );
+}
+
+#[test]
+fn every_recognised_structure_is_accepted() {
+    let mut v1 = vec![0u8; 0x200];
+    v1[0] = 1;
+    v1[4..24].copy_from_slice(b"TP-LINK Technologies");
+    let mut rtos = vec![0u8; 0x94];
+    rtos[0..4].copy_from_slice(&[0x00, 0x14, 0x2F, 0xC0]);
+    rtos[20..24].copy_from_slice(b"IMG0");
+    let mut sq = vec![0u8; 96];
+    sq[0..4].copy_from_slice(b"hsqs");
+    sq[28] = 4;
+    sq[40..48].copy_from_slice(&(200u64 * 1024).to_le_bytes());
+    let mut lz = vec![0x5D, 0x00, 0x00, 0x80, 0x00];
+    lz.extend(u64::MAX.to_le_bytes());
+    for (what, mut bytes) in [
+        ("TP-Link v1", v1),
+        ("TP-Link RTOS", rtos),
+        ("uImage", uimage(1024)),
+        ("squashfs", sq),
+        ("LZMA", lz),
+    ] {
+        bytes.resize(256 * 1024, 0x11);
+        let img = ImageInfo::from_bytes(
+            Path::new("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin"),
+            bytes,
+        );
+        assert!(
+            img.structure.describe().contains(what),
+            "{what}: {:?}",
+            img.structure
+        );
+        let a = assess(&img, &hs110_us());
+        assert_eq!(a.verdict, Verdict::Compatible, "{what}");
+        assert!(a.checks.unwrap().size_ok);
+    }
+}
+
+#[test]
+fn size_bounds_come_from_the_family_and_the_config() {
+    // A recognised uImage of 64 KiB is too small for an HS110 (Linux family: 128 KiB and up).
+    let small = ImageInfo::from_bytes(
+        Path::new("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin"),
+        uimage(64 * 1024),
+    );
+    let a = assess(&small, &hs110_us());
+    match &a.verdict {
+        Verdict::SizeOutOfBounds { reason } => {
+            assert!(reason.contains("below the minimum 128 KiB"), "{reason}");
+            assert!(reason.contains("size_limits"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!a.verdict.allows_update(true));
+    let relaxed = Policy {
+        size_limits: SizeLimits::new([(
+            "HS110",
+            SizeBounds {
+                min_bytes: 1024,
+                max_bytes: 1 << 20,
+            },
+        )])
+        .unwrap(),
+        ..Policy::default()
+    };
+    let a = assess_with(&small, &hs110_us(), &relaxed);
+    assert_eq!(a.verdict, Verdict::Compatible);
+    let b = a.checks.unwrap().size_bounds.unwrap();
+    assert!(b.source.contains("config"), "{}", b.source);
+    // Above the maximum.
+    let big = ImageInfo::from_bytes(
+        Path::new("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin"),
+        uimage(2 << 20),
+    );
+    assert!(matches!(
+        assess_with(&big, &hs110_us(), &relaxed).verdict,
+        Verdict::SizeOutOfBounds { .. }
+    ));
+    // Demo images have their own bounds.
+    let demo = with_header("x.bin", header("HS110", "1", "US", "1.2.9"));
+    let ch = assess(&demo, &hs110_us()).checks.unwrap();
+    assert!(ch.size_ok);
+    assert!(ch.size_bounds.unwrap().source.contains("demo"));
+    assert_eq!(ch.structure, Structure::PlugfleetDemo);
+}
+
+#[test]
+fn a_downgrade_needs_its_own_consent_never_just_force() {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let older = vec![Arc::new(named(
+        "hs110v1_us_1.2.3_Build_171016_Rel.100427.bin",
+    ))];
+    let mut p = plan(&[(ip, hs110_us())], &older);
+    assert_eq!(p[0].verdict(), &Verdict::Downgrade);
+    assert!(!p[0].will_update(false));
+    assert!(
+        !p[0].will_update(true),
+        "--force does not allow a downgrade"
+    );
+    assert!(p[0].awaits_downgrade_consent(false));
+    assert_eq!(allow_downgrades(&mut p, false), 1);
+    assert!(p[0].allow_downgrade && p[0].will_update(false));
+    assert!(!p[0].awaits_downgrade_consent(false));
+    let j = serde_json::to_value(&p[0]).unwrap();
+    assert_eq!(j["allow_downgrade"], true);
+    assert_eq!(j["assessment"]["downgrade"], true);
+
+    // An unrecognised downgrade needs both the override and the consent.
+    let odd = vec![Arc::new(noise(
+        "hs110v1_us_1.2.3_Build_171016_Rel.100427.bin",
+    ))];
+    let mut p = plan(&[(ip, hs110_us())], &odd);
+    assert!(matches!(
+        p[0].verdict(),
+        Verdict::UnrecognisedContent { .. }
+    ));
+    assert!(p[0].assessment.downgrade);
+    assert!(!p[0].will_update(true), "--force alone");
+    assert!(
+        !p[0].awaits_downgrade_consent(false),
+        "the override is missing too"
+    );
+    assert_eq!(allow_downgrades(&mut p, true), 1);
+    assert!(!p[0].will_update(false), "the consent alone");
+    assert!(p[0].will_update(true));
+    // Consent changes nothing for an update or a blocked plug.
+    let newer = vec![Arc::new(named(
+        "hs110v1_us_1.2.9_Build_220101_Rel.101010.bin",
+    ))];
+    let mut p = plan(&[(ip, hs110_us())], &newer);
+    assert_eq!(allow_downgrades(&mut p, false), 0);
+    assert!(p[0].will_update(false));
+    let wrong = vec![Arc::new(named("hs100v1_us_1.2.3.bin"))];
+    let mut p = plan(&[(ip, hs110_us())], &wrong);
+    assert_eq!(allow_downgrades(&mut p, true), 0);
+    assert!(!p[0].will_update(true));
+}
+
+#[test]
+fn the_plan_serialises_what_was_checked() {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let img = vec![Arc::new(with_header(
+        "hs110v1_us_1.2.9.bin",
+        header("HS110", "1", "US", "1.2.9"),
+    ))];
+    let p = plan(&[(ip, hs110_us())], &img);
+    let j = serde_json::to_value(&p[0]).unwrap();
+    let ch = &j["assessment"]["checks"];
+    assert_eq!(ch["file"], "in memory");
+    assert_eq!(ch["size_ok"], true);
+    assert_eq!(ch["structure"]["kind"], "plugfleet-demo");
+    assert_eq!(ch["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(ch["known"], serde_json::Value::Null);
+    assert!(ch["size_bounds"]["max_bytes"].as_u64().unwrap() > 0);
 }

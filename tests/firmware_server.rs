@@ -381,3 +381,261 @@ async fn shutdown_cuts_off_a_client_that_stopped_reading() {
     }
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// A minimal HTTP/1.1 GET from `from` (a loopback address the client socket is bound to);
+/// returns the status code and the body.
+async fn get_from(from: Ipv4Addr, addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from((from, 0))).unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut resp))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    let head_end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let status = String::from_utf8_lossy(&resp[..head_end])
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    (status, resp[head_end + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn a_plugs_path_answers_only_that_plugs_address() {
+    let plug_a = Ipv4Addr::new(127, 0, 0, 5);
+    let plug_b = Ipv4Addr::new(127, 0, 0, 6);
+    let s = FileServer::per_plug([
+        (IpAddr::V4(plug_a), NAME.to_owned(), image()),
+        (IpAddr::V4(plug_b), NAME.to_owned(), image()),
+    ])
+    .unwrap();
+    let a = s.path_for("127.0.0.5").unwrap().to_owned();
+    let from = |ip: Ipv4Addr| SocketAddr::new(IpAddr::V4(ip), 40_000);
+
+    // Through the router: another plug's address and a stranger get what an unknown path gets.
+    let unknown = send(&s, "GET", "/fw/nothing/here.bin", None, from(plug_a)).await;
+    for other in [plug_b, Ipv4Addr::new(127, 0, 0, 77), Ipv4Addr::LOCALHOST] {
+        let r = send(&s, "GET", &a, None, from(other)).await;
+        assert_eq!(r.0, StatusCode::NOT_FOUND, "{other}");
+        assert_eq!(
+            (r.1, r.2),
+            (unknown.1.clone(), unknown.2.clone()),
+            "{other}"
+        );
+        let r = send(&s, "HEAD", &a, None, from(other)).await;
+        assert_eq!(r.0, StatusCode::NOT_FOUND, "HEAD from {other}");
+    }
+    assert_eq!(s.key_stats("127.0.0.5"), Default::default());
+    assert_eq!(s.wrong_client_requests(), 6);
+    let (st, _, body) = send(&s, "GET", &a, None, from(plug_a)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body, image());
+    assert_eq!(s.key_stats("127.0.0.5").bytes, 100_000);
+
+    // Over real sockets, the client bound to another loopback address.
+    let running = s
+        .spawn(&[SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)])
+        .await
+        .unwrap();
+    let addr = running.addrs()[0];
+    let (code, _) = get_from(Ipv4Addr::new(127, 0, 0, 77), addr, &a).await;
+    assert_eq!(code, 404);
+    assert_eq!(
+        s.key_stats("127.0.0.5").bytes,
+        100_000,
+        "a stranger's request does not count as the plug's"
+    );
+    let (code, body) = get_from(plug_a, addr, &a).await;
+    assert_eq!(code, 200);
+    assert_eq!(body.len(), 100_000);
+    assert_eq!(s.key_stats("127.0.0.5").bytes, 200_000);
+    assert_eq!(s.key_stats("127.0.0.5").complete, 2);
+    assert_eq!(s.key_stats("127.0.0.6"), Default::default());
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_per_client_are_capped() {
+    use plugfleet::firmware::server::ServeLimits;
+    use tokio::io::AsyncReadExt;
+    let s = server();
+    let limits = ServeLimits {
+        header_read_timeout: std::time::Duration::from_secs(120),
+        per_client: 3,
+        total: 100,
+    };
+    let running = s
+        .spawn_with(
+            &[SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)],
+            limits,
+        )
+        .await
+        .unwrap();
+    let addr = running.addrs()[0];
+    let hog = Ipv4Addr::new(127, 0, 0, 40);
+    let connect_from = |ip: Ipv4Addr| async move {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::from((ip, 0))).unwrap();
+        sock.connect(addr).await.unwrap()
+    };
+    // Three idle connections are held (the timeout is long)…
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from(hog).await);
+    }
+    // …the fourth from the same address is closed at once…
+    let mut fourth = connect_from(hog).await;
+    let mut b = [0u8; 16];
+    let r = tokio::time::timeout(std::time::Duration::from_secs(20), fourth.read(&mut b))
+        .await
+        .expect("closed");
+    assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    assert!(s.refused_connections() >= 1);
+    // …while another address is served.
+    let (code, body) = get_from(Ipv4Addr::new(127, 0, 0, 41), addr, &good_path()).await;
+    assert_eq!((code, body.len()), (200, 100_000));
+    // Closing the idle ones frees the slots (eventually: the server sees the close).
+    drop(held);
+    let mut served = false;
+    for _ in 0..200 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::from((hog, 0))).unwrap();
+        let mut c = sock.connect(addr).await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        let req = format!(
+            "GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            good_path()
+        );
+        if c.write_all(req.as_bytes()).await.is_ok() {
+            let mut resp = Vec::new();
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(20), c.read_to_end(&mut resp))
+                    .await;
+            if resp.starts_with(b"HTTP/1.1 200") {
+                served = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        served,
+        "the address is served again once its connections closed"
+    );
+    running.shutdown().await;
+}
+
+/// 200 half-open connections from 127.0.0.1 (some sending half a request head, some nothing)
+/// are all closed by the header-read timeout or the per-client cap, and a simulated plug's real
+/// download through the updater's per-plug path succeeds while they are open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_are_closed_and_a_plug_still_downloads() {
+    use plugfleet::firmware::server::ServeLimits;
+    use plugfleet::net::{Client, ClientConfig};
+    use plugfleet::protocol::DownloadState;
+    use plugfleet::sim::{Fleet, FleetSpec};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let good = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/firmware/hs110v1_us_1.2.7_Build_210310_Rel.113052.bin"),
+    )
+    .unwrap();
+    let base = Ipv4Addr::new(127, 91, (std::process::id() % 200) as u8, 2);
+    let mut spec = FleetSpec::on_free_port(base, 1);
+    spec.profiles = vec!["hs110-us-hw1".into()];
+    spec.time_scale = 0.01;
+    let fleet = Fleet::start(spec).await.unwrap();
+    let plug = fleet.plugs()[0].clone();
+
+    let s =
+        FileServer::per_plug([(plug.addr(), NAME.to_owned(), Bytes::from(good.clone()))]).unwrap();
+    let limits = ServeLimits {
+        header_read_timeout: std::time::Duration::from_secs(2),
+        ..ServeLimits::default()
+    };
+    let running = s
+        .spawn_with(
+            &[SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)],
+            limits,
+        )
+        .await
+        .unwrap();
+    let addr = running.addrs()[0];
+
+    let mut flood = Vec::new();
+    for i in 0..200 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if i % 2 == 0 {
+            let _ = c.write_all(b"GET /fw/").await;
+        }
+        flood.push(c);
+    }
+
+    let c = Client::new(
+        plug.addr(),
+        ClientConfig::with_timeout(fleet.port(), std::time::Duration::from_secs(3)),
+    );
+    let url = running
+        .url_for(IpAddr::V4(Ipv4Addr::LOCALHOST), &plug.ip.to_string())
+        .unwrap();
+    c.download_firmware(&url).await.unwrap();
+    let mut done = false;
+    for _ in 0..1000 {
+        match c.download_state().await {
+            Ok(st) if st.is_complete() => {
+                done = true;
+                break;
+            }
+            Ok(DownloadState { .. }) => {}
+            Err(e) => panic!("the plug's download failed: {e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(done, "the plug's download completed during the flood");
+    assert_eq!(s.key_stats(&plug.ip.to_string()).bytes, good.len() as u64);
+    assert_eq!(plug.stats().downloads_completed, 1);
+
+    // Every flood connection ends: closed by the server, not by us.
+    let mut set = tokio::task::JoinSet::new();
+    for mut c in flood {
+        set.spawn(async move {
+            let mut b = [0u8; 512];
+            loop {
+                match tokio::time::timeout(std::time::Duration::from_secs(30), c.read(&mut b)).await
+                {
+                    Err(_) => return false,
+                    Ok(Ok(0) | Err(_)) => return true,
+                    // A 408 or similar before closing is fine.
+                    Ok(Ok(_)) => {}
+                }
+            }
+        });
+    }
+    let mut closed = 0;
+    while let Some(r) = set.join_next().await {
+        if r.unwrap() {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed, 200,
+        "every half-open connection was closed by the server"
+    );
+    assert!(
+        s.refused_connections() > 0,
+        "the per-client cap closed some at once"
+    );
+    running.shutdown().await;
+    fleet.shutdown().await;
+}

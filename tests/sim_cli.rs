@@ -167,6 +167,24 @@ fn usage_errors_exit_2_with_a_clear_message() {
     assert!(err.contains("not one of the fleet"), "{err}");
     let err = usage_error(&["--base", &b, "--port", "0", "--time-scale=0"]);
     assert!(err.contains("time scale"), "{err}");
+    let err = usage_error(&["--base", &b, "--port", "0", "--accept-images", "/"]);
+    assert!(err.contains("not a regular file"), "{err}");
+    let list = std::env::temp_dir().join(format!("plugfleet-sim-list-{}.json", std::process::id()));
+    std::fs::write(
+        &list,
+        r#"{"images":[{"sha256":"00","model":"HS110(US)","hw":"1","sw_ver":"1"}]}"#,
+    )
+    .unwrap();
+    let err = usage_error(&[
+        "--base",
+        &b,
+        "--port",
+        "0",
+        "--accept-images",
+        list.to_str().unwrap(),
+    ]);
+    assert!(err.contains("64 hex"), "{err}");
+    let _ = std::fs::remove_file(&list);
 }
 
 #[tokio::test]
@@ -194,4 +212,291 @@ async fn an_address_in_use_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already in use"), "{err}");
     fleet.shutdown().await;
+}
+
+/// The child's stdout as a stream of JSON lines.
+fn json_lines(child: &mut Child) -> mpsc::Receiver<Value> {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            if tx.send(v).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The next `{"stats":…}` line (plug lines are skipped).
+fn next_stats(rx: &mpsc::Receiver<Value>) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let v = rx.recv_timeout(left).expect("a stats line in time");
+        if let Some(s) = v.get("stats") {
+            return s.clone();
+        }
+    }
+}
+
+/// Polls the download state until `done` says so.
+async fn wait_download(
+    c: &Client,
+    done: fn(&Result<plugfleet::protocol::DownloadState, plugfleet::net::NetError>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = c.download_state().await;
+        if done(&s) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "download state stuck at {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The simulator counts what happened and prints it as a `{"stats":…}` line: on a `stats` line
+/// on stdin, on SIGUSR1, and on exit (SIGTERM), with one entry per plug.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_reports_premature_flashes_downloads_and_rejections_as_stats() {
+    use std::io::Write;
+
+    use bytes::Bytes;
+    use plugfleet::firmware::server::FileServer;
+    use plugfleet::protocol::DownloadState;
+
+    let good = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/firmware/hs110v1_us_1.2.7_Build_210310_Rel.113052.bin"),
+    )
+    .unwrap();
+    let mut forged = good.clone();
+    forged[100] ^= 0x20;
+    let files = FileServer::with_token(
+        "0123456789abcdef0123456789abcdef",
+        [
+            ("good.bin".to_owned(), Bytes::from(good.clone())),
+            ("forged.bin".to_owned(), Bytes::from(forged)),
+        ],
+    )
+    .unwrap();
+    let running = files
+        .spawn(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let url = |name: &str| {
+        running
+            .url_for(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), name)
+            .unwrap()
+    };
+
+    let b = base();
+    let args: Vec<String> = [
+        "--base",
+        &b.to_string(),
+        "--port",
+        "0",
+        "--count",
+        "2",
+        "--profile",
+        "hs110-us-hw1",
+        "--time-scale",
+        "0.01",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = Guard(
+        plugfleet(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = json_lines(&mut child.0);
+    let first = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let _second = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let port = first["port"].as_u64().unwrap() as u16;
+    let c = Client::new(
+        b.into(),
+        ClientConfig::with_timeout(port, Duration::from_secs(3)),
+    );
+    // Two flashes before any download: refused and counted.
+    for _ in 0..2 {
+        assert!(c.flash_firmware().await.is_err());
+    }
+    // A tampered image: downloaded in full, then rejected; flashing it is premature too.
+    c.download_firmware(&url("forged.bin")).await.unwrap();
+    wait_download(&c, |s| s.is_err()).await;
+    assert!(c.flash_firmware().await.is_err());
+    // The real image: downloaded, accepted, flashed.
+    c.download_firmware(&url("good.bin")).await.unwrap();
+    wait_download(&c, |s| s.as_ref().is_ok_and(DownloadState::is_complete)).await;
+    c.flash_firmware().await.expect("flash accepted");
+
+    let mut stdin = child.0.stdin.take().unwrap();
+    writeln!(stdin, "stats").unwrap();
+    stdin.flush().unwrap();
+    let s = next_stats(&rx);
+    assert_eq!(s["premature_flash_attempts"], 3, "{s}");
+    assert_eq!(s["downloads_started"], 2, "{s}");
+    assert_eq!(s["downloads_completed"], 1, "{s}");
+    assert_eq!(s["images_rejected"], 1, "{s}");
+    assert_eq!(s["downloads_failed"], 0, "{s}");
+    assert_eq!(s["flashes"], 1, "{s}");
+    assert_eq!(
+        s["bytes_downloaded"].as_u64(),
+        Some(2 * good.len() as u64),
+        "{s}"
+    );
+    assert!(s["connections"].as_u64().unwrap() >= 1, "{s}");
+    let plugs = s["plugs"].as_array().unwrap();
+    assert_eq!(plugs.len(), 2);
+    assert_eq!(plugs[0]["ip"], b.to_string());
+    assert_eq!(plugs[0]["premature_flash_attempts"], 3);
+    assert_eq!(plugs[1]["premature_flash_attempts"], 0);
+    assert_eq!(plugs[1]["downloads_started"], 0);
+
+    // SIGUSR1 asks too; one more premature flash on the second plug shows up.
+    let c2 = Client::new(
+        Ipv4Addr::from(u32::from(b) + 1).into(),
+        ClientConfig::with_timeout(port, Duration::from_secs(3)),
+    );
+    assert!(c2.flash_firmware().await.is_err());
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-USR1", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s = next_stats(&rx);
+    assert_eq!(s["premature_flash_attempts"], 4, "{s}");
+    assert_eq!(s["plugs"][1]["premature_flash_attempts"], 1, "{s}");
+
+    // An unknown command on stdin is not fatal.
+    writeln!(stdin, "frobnicate").unwrap();
+    stdin.flush().unwrap();
+
+    // On exit: the final count.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s = next_stats(&rx);
+    assert_eq!(s["premature_flash_attempts"], 4, "{s}");
+    assert_eq!(s["flashes"], 1, "{s}");
+    let status = wait_exit(&mut child.0, Duration::from_secs(10));
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    running.shutdown().await;
+}
+
+/// `--accept-images FILE` adds images the simulated plugs accept: an image built for the test
+/// is downloaded, accepted and flashed, and the plug reports the listed `sw_ver`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_accepts_the_images_listed_with_accept_images() {
+    use bytes::Bytes;
+    use plugfleet::firmware::header::ImageHeader;
+    use plugfleet::firmware::server::FileServer;
+    use plugfleet::protocol::DownloadState;
+    use plugfleet::sim::images::sha256_hex;
+
+    let img = ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[4u8; 8192]);
+    let list =
+        std::env::temp_dir().join(format!("plugfleet-sim-accept-{}.json", std::process::id()));
+    std::fs::write(
+        &list,
+        serde_json::json!({"images": [{"sha256": sha256_hex(&img), "model": "HS110(US)",
+            "hw": "1", "sw_ver": "1.2.9 Build 220101 Rel.101010"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let files = FileServer::with_token(
+        "0123456789abcdef0123456789abcdef",
+        [("img.bin".to_owned(), Bytes::from(img))],
+    )
+    .unwrap();
+    let running = files
+        .spawn(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let url = running
+        .url_for(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), "img.bin")
+        .unwrap();
+
+    let b = base();
+    let args: Vec<String> = [
+        "--base",
+        &b.to_string(),
+        "--port",
+        "0",
+        "--count",
+        "1",
+        "--profile",
+        "hs110-us-hw1",
+        "--time-scale",
+        "0.01",
+        "--accept-images",
+        list.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = Guard(
+        plugfleet(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = json_lines(&mut child.0);
+    let first = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let port = first["port"].as_u64().unwrap() as u16;
+    let c = Client::new(
+        b.into(),
+        ClientConfig::with_timeout(port, Duration::from_secs(3)),
+    );
+    c.download_firmware(&url).await.unwrap();
+    wait_download(&c, |s| s.as_ref().is_ok_and(DownloadState::is_complete)).await;
+    c.flash_firmware().await.expect("flash accepted");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(info) = c.sysinfo().await {
+            if info.sw_ver == "1.2.9 Build 220101 Rel.101010" {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the plug came back on the listed version"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s = next_stats(&rx);
+    assert_eq!(
+        (s["downloads_completed"].as_u64(), s["flashes"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["images_rejected"], 0, "{s}");
+    wait_exit(&mut child.0, Duration::from_secs(10));
+    running.shutdown().await;
+    let _ = std::fs::remove_file(&list);
 }

@@ -4,14 +4,15 @@
 //! counted; the firmware faults seen through `net::Client`.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
+use plugfleet::firmware::header::{self, ImageHeader};
 use plugfleet::net::{Client, ClientConfig, NetError};
 use plugfleet::protocol::DownloadState;
-use plugfleet::sim::{self, FaultKind, Fleet, FleetSpec, PlugHandle};
+use plugfleet::sim::{self, FaultKind, Fleet, FleetSpec, KnownImage, PlugHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -32,6 +33,8 @@ fn base() -> Ipv4Addr {
 struct Server {
     addr: SocketAddr,
     sent: Arc<AtomicU64>,
+    /// Source address of every connection.
+    peers: Arc<std::sync::Mutex<Vec<IpAddr>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -40,13 +43,16 @@ impl Server {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let sent = Arc::new(AtomicU64::new(0));
+        let peers = Arc::new(std::sync::Mutex::new(Vec::new()));
         let files = Arc::new(files);
         let counter = sent.clone();
+        let seen = peers.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = l.accept().await else {
+                let Ok((mut s, from)) = l.accept().await else {
                     return;
                 };
+                seen.lock().unwrap().push(from.ip());
                 let files = files.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
@@ -86,7 +92,12 @@ impl Server {
                 });
             }
         });
-        Server { addr, sent, task }
+        Server {
+            addr,
+            sent,
+            peers,
+            task,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -183,6 +194,14 @@ async fn firmware_flow_end_to_end() {
         HS110_US_NEW.len() as u64,
         "fetched for real"
     );
+    assert_eq!(
+        *srv.peers.lock().unwrap(),
+        vec![p.addr()],
+        "the plug fetches from its own address"
+    );
+    let stats = p.stats();
+    assert_eq!((stats.downloads_started, stats.downloads_completed), (1, 1));
+    assert_eq!((stats.images_rejected, stats.downloads_failed), (0, 0));
 
     c.flash_firmware().await.expect("flash accepted");
     assert_eq!(p.flashes(), 1);
@@ -450,5 +469,76 @@ async fn reboot_during_a_download_loses_it() {
     })
     .await;
     assert_eq!(c.download_state().await.expect_err("gone"), unknown_error());
+    f.shutdown().await;
+}
+
+/// An image the product's own header parser accepts (right model, hardware and checksum) but
+/// whose digest the simulated plug does not know is refused, as a real plug refuses an image its
+/// vendor did not sign; the same bytes are accepted once the fleet is told they are signed.
+#[tokio::test]
+async fn the_sim_judges_images_by_digest_not_by_the_products_parser() {
+    let forged =
+        ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[9u8; 4096]);
+    let h = header::verify(&forged).expect("the product's parser accepts it");
+    assert!(h.targets("HS110(US)", "1.0"));
+    let mut tampered = HS110_US_NEW.to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let srv = Server::start(HashMap::from([
+        ("/forged.bin", forged.clone()),
+        ("/tampered.bin", tampered),
+    ]))
+    .await;
+
+    let f = one_plug("hs110-us-hw1", &[], 0.01).await;
+    let p = &f.plugs()[0];
+    let c = client(p);
+    for path in ["/forged.bin", "/tampered.bin"] {
+        c.download_firmware(&srv.url(path)).await.unwrap();
+        let s = poll_state(&c, Duration::from_secs(10), Result::is_err).await;
+        assert_eq!(s.expect_err("rejected"), unknown_error(), "{path}");
+        assert!(matches!(
+            c.flash_firmware().await,
+            Err(NetError::Device { code: -5, .. })
+        ));
+    }
+    let st = p.stats();
+    assert_eq!(st.images_rejected, 2);
+    assert_eq!(st.downloads_completed, 0);
+    assert_eq!(st.premature_flash_attempts, 2);
+    assert_eq!(st.flashes, 0);
+    assert_eq!(p.current_sw_ver(), p.sw_ver);
+    f.shutdown().await;
+
+    // The same forged bytes, now in the fleet's list of signed images.
+    let b = base();
+    let f = sim::start(FleetSpec {
+        profiles: vec!["hs110-us-hw1".into()],
+        time_scale: 0.01,
+        images: vec![KnownImage::for_bytes(
+            &forged,
+            "HS110(US)",
+            "1",
+            "1.2.9 Build 220101 Rel.101010",
+        )],
+        ..FleetSpec::on_free_port(b, 1)
+    })
+    .await
+    .unwrap();
+    let p = &f.plugs()[0];
+    let c = client(p);
+    c.download_firmware(&srv.url("/forged.bin")).await.unwrap();
+    poll_state(&c, Duration::from_secs(10), |s| {
+        s.as_ref().is_ok_and(DownloadState::is_complete)
+    })
+    .await
+    .unwrap();
+    c.flash_firmware().await.expect("accepted");
+    wait_until("back after the flash", Duration::from_secs(5), || {
+        p.outages() >= 1 && p.is_online()
+    })
+    .await;
+    assert_eq!(p.current_sw_ver(), "1.2.9 Build 220101 Rel.101010");
+    assert_eq!(p.stats().downloads_completed, 1);
     f.shutdown().await;
 }

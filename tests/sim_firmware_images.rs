@@ -87,3 +87,40 @@ fn every_updatable_profile_has_a_newer_image_and_some_images_are_wrong() {
     });
     assert!(older.count() >= 2, "older-version images");
 }
+
+#[test]
+fn every_demo_image_passes_the_inspector_and_is_planned_for_its_target() {
+    use plugfleet::firmware::container::Structure;
+    use plugfleet::firmware::image::{FileSource, load_path};
+    use plugfleet::firmware::plan::{Verdict, assess};
+    use plugfleet::protocol::SysInfo;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/firmware");
+    let loaded = load_path(&dir).unwrap();
+    assert_eq!(loaded.len(), images().len());
+    for img in &loaded {
+        assert!(img.refused.is_none(), "{}", img.file_name);
+        assert_eq!(img.source, FileSource::Regular, "{}", img.file_name);
+        assert_eq!(img.structure, Structure::PlugfleetDemo, "{}", img.file_name);
+        let h = img.header.as_ref().unwrap();
+        // A plug of the image's own target, on an older version: compatible, every check passed.
+        let plug = SysInfo::from_result(&serde_json::json!({
+            "model": format!("{}({})", h.model, h.region), "hw_ver": format!("{}.0", h.hw),
+            "sw_ver": "0.0.1 Build 100101 Rel.000000", "mac": "50:C7:BF:00:00:01",
+            "deviceId": "D1", "alias": "p", "relay_state": 1, "err_code": 0
+        }))
+        .unwrap();
+        let a = assess(img, &plug);
+        let ch = a.checks.as_ref().unwrap();
+        assert!(ch.size_ok, "{}: {}", img.file_name, ch.summary());
+        assert_eq!(ch.sha256, img.sha256);
+        assert!(
+            matches!(
+                a.verdict,
+                Verdict::Compatible | Verdict::ProtocolChange { .. }
+            ),
+            "{}: {:?}",
+            img.file_name,
+            a.verdict
+        );
+    }
+}

@@ -13,7 +13,7 @@ use plugfleet::app::fixture::{self, Plug, mixed_fleet};
 use plugfleet::app::state::{App, Batch, FirmwareConfirm, Overlay, Settings};
 use plugfleet::app::{Command, Event, update};
 use plugfleet::firmware::header::ImageHeader;
-use plugfleet::firmware::image::{self, ImageInfo};
+use plugfleet::firmware::image::{self, ImageError, ImageInfo};
 use plugfleet::firmware::job::{JobSnapshot, Outcome, Stage};
 use plugfleet::firmware::plan::{self, PlanEntry};
 use plugfleet::firmware::runner::{BatchReport, JobEvent, PlugReport, PlugResult};
@@ -76,8 +76,21 @@ fn plug(
     (fixture::ip(n), Plug::new(n, alias, model, hw, sw).sysinfo())
 }
 
+/// A 256 KiB U-Boot uImage: content that passes the structure check, judged by its name.
+fn uimage_bytes() -> Vec<u8> {
+    use plugfleet::firmware::container::{UIMAGE_LEN, UIMAGE_MAGIC, uimage_header_crc};
+    let total = 256 * 1024;
+    let mut h = vec![0u8; UIMAGE_LEN];
+    h[0..4].copy_from_slice(&UIMAGE_MAGIC.to_be_bytes());
+    h[12..16].copy_from_slice(&((total - UIMAGE_LEN) as u32).to_be_bytes());
+    let crc = uimage_header_crc(&h);
+    h[4..8].copy_from_slice(&crc.to_be_bytes());
+    h.resize(total, 0x5A);
+    h
+}
+
 /// One plan entry per verdict: compatible, protocol change, downgrade, same version, unknown
-/// target, wrong hardware (blocked).
+/// target, wrong hardware, unrecognised content, size out of bounds, refused symlink.
 fn every_verdict() -> Vec<PlanEntry> {
     let hs300_protocol_change = {
         let payload = vec![7u8; 4096];
@@ -90,7 +103,23 @@ fn every_verdict() -> Vec<PlanEntry> {
     };
     let unknown = Arc::new(ImageInfo::from_bytes(
         Path::new("update.bin"),
-        b"not a recognised image".to_vec(),
+        uimage_bytes(),
+    ));
+    let unrecognised = Arc::new(ImageInfo::from_bytes(
+        Path::new("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin"),
+        vec![b'x'; 256 * 1024],
+    ));
+    let text = Arc::new(ImageInfo::from_bytes(
+        Path::new("hs110v1_us_9.9.9_Build_240101_Rel.000001.bin"),
+        b"hello\n".to_vec(),
+    ));
+    let planted = Arc::new(ImageInfo::refused(
+        Path::new("/home/me/kasa-firmware/hs110v1_eu_9.9.9_Build_240101_Rel.000001.bin"),
+        &ImageError::Symlink {
+            path: "/home/me/kasa-firmware/hs110v1_eu_9.9.9_Build_240101_Rel.000001.bin".into(),
+            target: "/etc/passwd".into(),
+            why: "outside the folder /home/me/kasa-firmware".into(),
+        },
     ));
     let cases: Vec<((IpAddr, SysInfo), Arc<ImageInfo>)> = vec![
         (
@@ -153,6 +182,36 @@ fn every_verdict() -> Vec<PlanEntry> {
             ),
             demo_image("hs110v2_eu_1.5.8_Build_190705_Rel.100202.bin"),
         ),
+        (
+            plug(
+                7,
+                "shed",
+                "HS110(US)",
+                "1.0",
+                "1.2.6 Build 200630 Rel.101010",
+            ),
+            unrecognised,
+        ),
+        (
+            plug(
+                8,
+                "attic",
+                "HS110(US)",
+                "1.0",
+                "1.2.6 Build 200630 Rel.101010",
+            ),
+            text,
+        ),
+        (
+            plug(
+                9,
+                "hall",
+                "HS110(EU)",
+                "1.0",
+                "1.2.5 Build 171213 Rel.101523",
+            ),
+            planted,
+        ),
     ];
     cases
         .into_iter()
@@ -166,6 +225,7 @@ fn plan_dialog(color: bool, force: bool) -> App {
         source: PathBuf::from("/home/me/kasa-firmware"),
         entries: every_verdict(),
         force,
+        downgrade_prompt: false,
     });
     app
 }
@@ -184,19 +244,22 @@ fn the_plan_covers_every_verdict() {
             "downgrade",
             "same-version",
             "unknown-target",
-            "wrong-target"
+            "wrong-target",
+            "unrecognised-content",
+            "size-out-of-bounds",
+            "refused"
         ]
     );
 }
 
 #[test]
 fn plan_with_every_verdict() {
-    insta::assert_snapshot!(draw(&plan_dialog(true, false), 140, 36).backend());
+    insta::assert_snapshot!(draw(&plan_dialog(true, false), 150, 52).backend());
 }
 
 #[test]
 fn plan_with_the_override_on() {
-    insta::assert_snapshot!(draw(&plan_dialog(true, true), 140, 36).backend());
+    insta::assert_snapshot!(draw(&plan_dialog(true, true), 150, 52).backend());
 }
 
 #[test]
@@ -362,15 +425,21 @@ fn the_override_is_explicit_and_never_covers_blocked_plugs() {
     let Overlay::FirmwareConfirm(c) = &app.view.overlay else {
         unreachable!()
     };
-    // compatible, protocol change, downgrade
-    assert_eq!(c.updating(), 3);
+    // compatible, protocol change (the downgrade waits for its own consent)
+    assert_eq!(c.updating(), 2);
     assert!(press(&mut app, KeyCode::Char('F'), now).is_empty());
     let Overlay::FirmwareConfirm(c) = &app.view.overlay else {
         panic!("the dialog stays open")
     };
     assert!(c.force);
-    // + same version + unknown target; the wrong-hardware plug stays out.
+    // + same version + unknown target + unrecognised content; the wrong-hardware, too-small and
+    // refused plugs stay out, and so does the downgrade.
     assert_eq!(c.updating(), 5);
+    assert!(
+        c.entries
+            .iter()
+            .any(|e| e.assessment.downgrade && !e.will_update(true))
+    );
     assert!(app.status().unwrap().contains("OVERRIDE ON"));
     // Enter never confirms.
     assert!(press(&mut app, KeyCode::Enter, now).is_empty());
@@ -385,6 +454,103 @@ fn the_override_is_explicit_and_never_covers_blocked_plugs() {
         .find(|e| e.verdict().is_blocked())
         .unwrap();
     assert!(!blocked.will_update(plan.force));
+}
+
+#[test]
+fn a_downgrade_needs_a_second_distinct_confirmation() {
+    let mut app = plan_dialog(true, false);
+    let now = Instant::now();
+    let confirm = |app: &App| match &app.view.overlay {
+        Overlay::FirmwareConfirm(c) => c.clone(),
+        other => panic!("the plan dialog is gone: {other:?}"),
+    };
+    let c = confirm(&app);
+    let heater = |c: &FirmwareConfirm| {
+        c.entries
+            .iter()
+            .find(|e| e.plug.alias == "garage heater")
+            .unwrap()
+            .clone()
+    };
+    assert!(!heater(&c).will_update(false) && heater(&c).awaits_downgrade_consent(false));
+    assert_eq!(c.updating(), 2);
+    // The override does not cover it.
+    press(&mut app, KeyCode::Char('F'), now);
+    assert!(!heater(&confirm(&app)).will_update(true));
+    press(&mut app, KeyCode::Char('F'), now);
+
+    // First D: the question, naming the downgrade; nothing allowed yet.
+    assert!(press(&mut app, KeyCode::Char('D'), now).is_empty());
+    let c = confirm(&app);
+    assert!(c.downgrade_prompt && !c.downgrade_allowed());
+    assert_eq!(c.updating(), 2);
+    let status = app.status().unwrap().to_owned();
+    assert!(status.contains("DOWNGRADE 1 plug(s)"), "{status}");
+    assert!(
+        status.contains("garage heater") && status.contains("1.2.6 → 1.2.3"),
+        "{status}"
+    );
+    insta::assert_snapshot!(
+        "plan_asking_about_the_downgrade",
+        draw(&app, 150, 52).backend()
+    );
+    // y does not answer the question.
+    assert!(press(&mut app, KeyCode::Char('y'), now).is_empty());
+    assert!(confirm(&app).downgrade_prompt);
+    assert!(
+        app.status()
+            .unwrap()
+            .contains("answer the downgrade question first")
+    );
+
+    // Second D: allowed.
+    assert!(press(&mut app, KeyCode::Char('D'), now).is_empty());
+    let c = confirm(&app);
+    assert!(!c.downgrade_prompt && c.downgrade_allowed());
+    assert_eq!(c.updating(), 3);
+    assert!(app.status().unwrap().contains("DOWNGRADE ALLOWED"));
+    let t = draw(&app, 150, 52);
+    assert!(find(t.backend().buffer(), "[DOWNGRADE ALLOWED]").is_some());
+    assert!(find(t.backend().buffer(), "DOWNGRADE ALLOWED: 1.2.6 → 1.2.3").is_some());
+
+    // D again takes it back; two more give it again; y starts with the consent recorded.
+    press(&mut app, KeyCode::Char('D'), now);
+    assert!(!confirm(&app).downgrade_allowed());
+    press(&mut app, KeyCode::Char('D'), now);
+    press(&mut app, KeyCode::Char('D'), now);
+    let cmds = press(&mut app, KeyCode::Char('y'), now);
+    let [Command::StartUpdate(plan)] = &cmds[..] else {
+        panic!("y starts the update: {cmds:?}")
+    };
+    let h = heater(plan);
+    assert!(h.allow_downgrade && h.will_update(plan.force));
+    assert!(
+        plan.entries
+            .iter()
+            .all(|e| !e.verdict().is_blocked() || !e.will_update(true))
+    );
+}
+
+#[test]
+fn without_a_downgrade_d_says_so() {
+    let (mut app, now) = mixed_fleet(settings(true), Instant::now());
+    let entries = plan::plan(
+        &[plug(
+            1,
+            "kitchen",
+            "HS110(EU)",
+            "4.0",
+            "1.0.4 Build 191111 Rel.143500",
+        )],
+        &[demo_image("hs110v4_eu_1.0.5_Build_200826_Rel.090312.bin")],
+    );
+    app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm::new(assets(), entries));
+    press(&mut app, KeyCode::Char('D'), now);
+    let Overlay::FirmwareConfirm(c) = &app.view.overlay else {
+        unreachable!()
+    };
+    assert!(!c.downgrade_prompt && !c.downgrade_allowed());
+    assert!(app.status().unwrap().contains("would be downgraded"));
 }
 
 #[test]
@@ -404,6 +570,7 @@ fn the_override_is_refused_when_no_plug_needs_it() {
         source: assets(),
         entries,
         force: false,
+        downgrade_prompt: false,
     });
     press(&mut app, KeyCode::Char('F'), now);
     let Overlay::FirmwareConfirm(c) = &app.view.overlay else {

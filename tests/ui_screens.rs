@@ -169,9 +169,9 @@ fn a_flagged_value_has_colour_and_a_glyph() {
     let t = draw(&app, 140, 20);
     let buf = t.backend().buffer();
     // The 28 kW reading: the glyph sits right after the value, both in the bogus style.
-    let (x, y) = find(buf, "28041.6!").expect("the 28 kW value with its glyph");
+    let (x, y) = find(buf, "28041.6‼").expect("the 28 kW value with its glyph");
     let glyph = &buf[(x + 7, y)];
-    assert_eq!(glyph.symbol(), "!");
+    assert_eq!(glyph.symbol(), "‼");
     assert_eq!(glyph.fg, Color::LightRed);
     assert!(glyph.modifier.contains(Modifier::BOLD));
     assert_eq!(buf[(x, y)].fg, Color::LightRed);
@@ -179,7 +179,7 @@ fn a_flagged_value_has_colour_and_a_glyph() {
     let (ox, oy) = find(buf, "230.8 ").expect("kitchen voltage");
     assert_eq!(buf[(ox, oy)].fg, Color::Reset);
     // The row's health says it, too.
-    assert!(find(buf, "! BOGUS").is_some());
+    assert!(find(buf, "‼ BOGUS").is_some());
 }
 
 #[test]
@@ -195,9 +195,9 @@ fn without_colour_the_flag_is_still_visible() {
             assert_eq!(c.fg, Color::Reset, "colour at {x},{y}");
         }
     }
-    let (x, y) = find(buf, "28041.6!").expect("glyph without colour");
+    let (x, y) = find(buf, "28041.6‼").expect("glyph without colour");
     assert!(buf[(x + 7, y)].modifier.contains(Modifier::BOLD));
-    assert!(find(buf, "61753.0!").is_some(), "unit-scale plug flagged");
+    assert!(find(buf, "61753.0‼").is_some(), "unit-scale plug flagged");
 }
 
 #[test]
@@ -210,8 +210,59 @@ fn hostile_device_strings_are_cleaned() {
     let buf = t.backend().buffer();
     assert!(find(buf, "alias").is_some());
     assert!(find(buf, "\u{1b}").is_none() && find(buf, "\u{7}").is_none());
-    assert_eq!(ui::clean("a\u{1b}[2Jb\u{7}\n", 64), "a�[2Jb��");
+    // The whole escape sequence goes, not only its ESC; bidi overrides too.
+    assert_eq!(ui::clean("a\u{1b}[2Jb\u{7}\n", 64), "a�b��");
+    assert_eq!(ui::clean("abc\u{202e}fed\u{2066}", 64), "abc�fed�");
     assert_eq!(ui::clean(&"x".repeat(500), 40).len(), 40);
+}
+
+#[test]
+fn wide_values_are_never_cut_and_keep_their_glyph() {
+    let now = Instant::now();
+    let mut app = App::new(settings(), now);
+    let p = fixture::Plug::new(9, "welder", "HS110(US)", "1.0", "1.2.6");
+    update(&mut app, fixture::sighting(&p, "host"), now);
+    let r = fixture::reading(125_000_000.0, 120.0, 233.5279, 12.0);
+    update(&mut app, fixture::polled(&p, Some(r), vec![]), now);
+    let t = draw(&app, 140, 8);
+    let buf = t.backend().buffer();
+    // 125 MW does not fit the W column: a shorter honest form, with its unit and glyph.
+    assert!(find(buf, "125 MW‼").is_some(), "power cell");
+    // 233.5279 A in the 7-wide A column: two decimals, not the leading digit cut off.
+    let (x, y) = find(buf, "233.53").expect("current cell");
+    assert_ne!(buf[(x - 1, y)].symbol(), "…");
+    assert!(find(buf, "33.528").is_none(), "no cut number");
+}
+
+#[test]
+fn the_detail_pane_says_why_a_reply_was_bad() {
+    use plugfleet::net::NetError;
+    use plugfleet::net::poller::PollReport;
+    use plugfleet::protocol::codec::FrameError;
+    let now = Instant::now();
+    let mut app = App::new(settings(), now);
+    let p = fixture::Plug::new(9, "garage", "HS110(US)", "1.0", "1.2.6");
+    update(&mut app, fixture::sighting(&p, "host"), now);
+    let bad = NetError::Frame(FrameError::TooLarge {
+        len: 2_147_483_648,
+        max: 64 * 1024,
+    });
+    let report = PollReport {
+        key: fixture::device_id(9),
+        addr: fixture::addr(9),
+        outcome: Err(bad),
+        misses: 1,
+        elapsed: Duration::from_millis(1),
+    };
+    update(&mut app, Event::Polled(Box::new(report)), now);
+    press(&mut app, KeyCode::Enter, now);
+    let t = draw(&app, 140, 70);
+    let buf = t.backend().buffer();
+    assert!(
+        find(buf, "bad reply: length 2147483648 over the 64 KiB cap").is_some(),
+        "{:?}",
+        t.backend()
+    );
 }
 
 mod firmware_screens {
@@ -285,6 +336,7 @@ mod firmware_screens {
             source: images(),
             entries,
             force: false,
+            downgrade_prompt: false,
         });
         insta::assert_snapshot!(draw(&app, 140, 22).backend());
     }

@@ -14,25 +14,25 @@ use super::state::{App, Batch, Overlay};
 
 use crate::config::Config;
 use crate::firmware::image;
-use crate::firmware::plan::{self, Ceilings, PlanEntry, Verdict};
+use crate::firmware::plan::{self, PlanEntry, Policy, Verdict};
 use crate::firmware::runner::BatchReport;
 use crate::protocol::SysInfo;
 
 pub use super::settings::FirmwareSettings;
 
-/// Inspects the image file or folder at `path` and matches it to `plugs` under the ceilings
+/// Inspects the image file or folder at `path` and matches it to `plugs` under the policy
 /// (blocking file I/O: the runtime calls it off the UI loop). Errors are plain sentences.
 pub fn plan_from(
     path: &Path,
     plugs: &[(IpAddr, SysInfo)],
-    ceilings: &Ceilings,
+    policy: &Policy,
 ) -> Result<Vec<PlanEntry>, String> {
     let images = image::load_path(path).map_err(|e| e.to_string())?;
     if images.is_empty() {
         return Err(format!("no firmware image in {}", path.display()));
     }
     let images: Vec<Arc<_>> = images.into_iter().map(Arc::new).collect();
-    Ok(plan::plan_with(plugs, &images, ceilings))
+    Ok(plan::plan_in(plugs, &images, policy))
 }
 
 /// The demo fleet's time scale: flash + reboot of a simulated plug take seconds, not a minute.
@@ -63,16 +63,88 @@ pub fn is_image_name(name: &str) -> bool {
 }
 
 /// A glyph per verdict, so the meaning does not rest on colour: `✓` compatible, `!` warning
-/// (protocol change, downgrade), `=` same version and `?` unknown target (both need the
-/// override), `✗` blocked.
+/// (protocol change, downgrade), `=` same version and `?` unknown target or unrecognised
+/// content (need the override), `✗` blocked.
 pub fn verdict_glyph(v: &Verdict) -> &'static str {
     match v {
         Verdict::Compatible => "✓",
         Verdict::ProtocolChange { .. } | Verdict::Downgrade => "!",
         Verdict::SameVersion => "=",
-        Verdict::UnknownTarget { .. } => "?",
-        Verdict::WrongTarget { .. } | Verdict::AboveCeiling { .. } | Verdict::Corrupt { .. } => "✗",
+        Verdict::UnknownTarget { .. } | Verdict::UnrecognisedContent { .. } => "?",
+        Verdict::WrongTarget { .. }
+        | Verdict::AboveCeiling { .. }
+        | Verdict::Corrupt { .. }
+        | Verdict::SizeOutOfBounds { .. }
+        | Verdict::Refused { .. } => "✗",
     }
+}
+
+/// Device-supplied text for a status line: control characters replaced, at most 24 characters.
+fn short_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(24)
+        .collect()
+}
+
+/// One line per downgrade waiting for consent: `kitchen 127.0.0.5 HS110(EU) 1.2.5 → 1.1.4`.
+pub fn downgrade_lines(c: &super::state::FirmwareConfirm) -> Vec<String> {
+    plan::downgrades_waiting(&c.entries, c.force)
+        .into_iter()
+        .map(|e| {
+            let (from, to) = e.versions();
+            format!(
+                "{} {} {} {from} → {to}",
+                short_text(&e.plug.alias),
+                e.plug.ip,
+                short_text(&e.plug.model)
+            )
+        })
+        .collect()
+}
+
+/// `D` in the firmware plan: the downgrade's own consent, as `--allow-downgrade` in
+/// `plugfleet update` (`y` alone never flashes an older version). The first `D` asks, naming the
+/// downgrades; a second `D` allows them; `D` once allowed takes the consent back.
+pub fn allow_downgrade(app: &mut App, now: Instant) {
+    let Overlay::FirmwareConfirm(c) = &mut app.view.overlay else {
+        return;
+    };
+    if c.downgrade_allowed() {
+        for e in &mut c.entries {
+            e.allow_downgrade = false;
+        }
+        c.downgrade_prompt = false;
+        let msg = format!(
+            "downgrade no longer allowed: {} plug(s) will be updated",
+            c.updating()
+        );
+        app.set_status(msg, now);
+        return;
+    }
+    let waiting = downgrade_lines(c);
+    if waiting.is_empty() {
+        c.downgrade_prompt = false;
+        app.set_status("no plug in this plan would be downgraded", now);
+        return;
+    }
+    if !c.downgrade_prompt {
+        c.downgrade_prompt = true;
+        let msg = format!(
+            "DOWNGRADE {} plug(s) to older firmware ({})? press D again to allow it, n/Esc cancels",
+            waiting.len(),
+            waiting.join("; ")
+        );
+        app.set_status(msg, now);
+        return;
+    }
+    let n = plan::allow_downgrades(&mut c.entries, c.force);
+    c.downgrade_prompt = false;
+    let msg = format!(
+        "DOWNGRADE ALLOWED for {n} plug(s) (like --allow-downgrade): y updates {} plug(s)",
+        c.updating()
+    );
+    app.set_status(msg, now);
 }
 
 /// What `x` says: who stops, and who goes on and why (the runner refuses a cancel once a plug's
@@ -271,7 +343,7 @@ mod tests {
             .insert("HS110".into(), "1.2.6".into());
         let s = FirmwareSettings::from_config(&cfg).unwrap();
         assert_eq!(s.concurrency, 2);
-        assert!(s.ceilings.for_model("HS110(US)").is_some());
+        assert!(s.policy.ceilings.for_model("HS110(US)").is_some());
         let rc = s.runner_config(crate::net::ClientConfig::default(), true);
         assert!(rc.force);
         assert_eq!(rc.concurrency, 2);
@@ -293,9 +365,11 @@ mod tests {
             "1.2.6 Build 200630 Rel.101010",
         );
         let plugs = vec![(crate::app::fixture::ip(2), plug.sysinfo())];
-        let free = plan_from(&dir, &plugs, &Ceilings::default()).unwrap();
+        let free = plan_from(&dir, &plugs, &Policy::default()).unwrap();
         assert_eq!(free[0].verdict().label(), "compatible");
-        let capped = Ceilings::new([("HS110", "1.2.6")]).unwrap();
+        let capped = Policy::with_ceilings(
+            crate::firmware::plan::Ceilings::new([("HS110", "1.2.6")]).unwrap(),
+        );
         // With the folder, the best match under the ceiling is no longer the newer image.
         let entries = plan_from(&dir, &plugs, &capped).unwrap();
         assert_ne!(entries[0].versions().1, "1.2.7");
@@ -305,6 +379,42 @@ mod tests {
         assert_eq!(entries[0].verdict().label(), "above-ceiling");
         let err = plan_from(&dir.join("missing.bin"), &plugs, &capped).unwrap_err();
         assert!(err.contains("missing.bin"), "{err}");
+    }
+
+    #[test]
+    fn a_downgrade_is_allowed_only_by_a_second_d_and_f_never_covers_it() {
+        use crate::app::state::{FirmwareConfirm, Settings};
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/firmware");
+        let heater = crate::app::fixture::Plug::new(
+            2,
+            "heater",
+            "HS110(US)",
+            "1.0",
+            "1.2.6 Build 200630 Rel.101010",
+        );
+        let plugs = vec![(crate::app::fixture::ip(2), heater.sysinfo())];
+        let older = dir.join("hs110v1_us_1.2.3_Build_171016_Rel.100427.bin");
+        let entries = plan_from(&older, &plugs, &Policy::default()).unwrap();
+        let (mut app, now) = crate::app::fixture::mixed_fleet(Settings::default(), Instant::now());
+        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm::new(dir, entries));
+        let c = |app: &App| match &app.view.overlay {
+            Overlay::FirmwareConfirm(c) => c.clone(),
+            _ => panic!("no plan"),
+        };
+        assert_eq!(c(&app).updating(), 0);
+        // F does not apply (nothing needs the override) and would not cover it anyway.
+        toggle_force(&mut app, now);
+        assert!(!c(&app).force);
+        allow_downgrade(&mut app, now);
+        assert!(c(&app).downgrade_prompt);
+        assert_eq!(c(&app).updating(), 0, "asking is not allowing");
+        assert!(app.status().unwrap_or("").contains("1.2.6 → 1.2.3"));
+        allow_downgrade(&mut app, now);
+        assert!(!c(&app).downgrade_prompt && c(&app).downgrade_allowed());
+        assert_eq!(c(&app).updating(), 1);
+        assert!(c(&app).entries[0].allow_downgrade);
+        allow_downgrade(&mut app, now);
+        assert_eq!(c(&app).updating(), 0, "a third D takes it back");
     }
 
     #[test]
@@ -318,5 +428,14 @@ mod tests {
         assert_eq!(verdict_glyph(&Verdict::WrongTarget { reason: r() }), "✗");
         assert_eq!(verdict_glyph(&Verdict::Corrupt { reason: r() }), "✗");
         assert_eq!(verdict_glyph(&Verdict::AboveCeiling { reason: r() }), "✗");
+        assert_eq!(
+            verdict_glyph(&Verdict::UnrecognisedContent { reason: r() }),
+            "?"
+        );
+        assert_eq!(
+            verdict_glyph(&Verdict::SizeOutOfBounds { reason: r() }),
+            "✗"
+        );
+        assert_eq!(verdict_glyph(&Verdict::Refused { reason: r() }), "✗");
     }
 }

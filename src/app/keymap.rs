@@ -72,6 +72,8 @@ pub enum Action {
     PickerParent,
     PickerChooseFolder,
     ToggleForce,
+    /// Firmware plan: the downgrade's own consent (`D` asks, a second `D` allows).
+    AllowDowngrade,
     ToggleRecording,
     ShowLog,
     CloseLog,
@@ -335,7 +337,13 @@ pub const KEYMAP: &[Binding] = &[
         C,
         &[k('F')],
         Action::ToggleForce,
-        "firmware plan: override like --force (unknown target, same version)",
+        "firmware plan: override like --force (unknown target or content, same version)",
+    ),
+    b(
+        C,
+        &[k('D')],
+        Action::AllowDowngrade,
+        "firmware plan: allow a downgrade, like --allow-downgrade (D asks, D again allows)",
     ),
     b(C, &[ctrl('c')], Action::Quit, "quit"),
     b(

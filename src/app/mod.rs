@@ -9,6 +9,7 @@ pub mod export;
 pub mod firmware;
 pub mod fixture;
 pub mod keymap;
+pub mod quit;
 pub mod settings;
 pub mod state;
 pub mod update;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::firmware::job::JobTimings;
-use crate::firmware::plan::Ceilings;
+use crate::firmware::plan::Policy;
 use crate::firmware::runner::{self, RunnerConfig};
 use crate::net::ClientConfig;
 
@@ -66,8 +66,9 @@ impl Default for Settings {
 pub struct FirmwareSettings {
     /// Plugs updated at once.
     pub concurrency: usize,
-    /// Per-model version ceilings (`[firmware.max_version]`): beyond them a plan entry is blocked.
-    pub ceilings: Ceilings,
+    /// What images are judged by (`[firmware]` of the config file): version ceilings (beyond
+    /// them a plan entry is blocked), size bounds, the allowlist of known hashes.
+    pub policy: Policy,
     pub timings: JobTimings,
     /// The JSON-lines journal (the runner's default in the data directory).
     pub journal: Option<PathBuf>,
@@ -77,7 +78,7 @@ impl Default for FirmwareSettings {
     fn default() -> Self {
         Self {
             concurrency: runner::DEFAULT_CONCURRENCY,
-            ceilings: Ceilings::default(),
+            policy: Policy::default(),
             timings: JobTimings::default(),
             journal: runner::default_journal_path(),
         }
@@ -85,22 +86,17 @@ impl Default for FirmwareSettings {
 }
 
 impl FirmwareSettings {
-    /// From the config file's `[firmware]` section (`concurrency`, `max_version`); the folders
-    /// are read by [`start_dir`].
+    /// From the config file's `[firmware]` section (`concurrency`, `max_version`,
+    /// `size_limits`, `known`); the folders are read by [`start_dir`].
     pub fn from_config(cfg: &Config) -> Result<Self, String> {
-        let ceilings = Ceilings::new(
-            cfg.firmware
-                .max_version
-                .iter()
-                .map(|(m, v)| (m.as_str(), v.as_str())),
-        )?;
+        let policy = Policy::from_config(&cfg.firmware)?;
         Ok(Self {
             concurrency: cfg
                 .firmware
                 .concurrency
                 .filter(|n| (1..=256).contains(n))
                 .unwrap_or(runner::DEFAULT_CONCURRENCY),
-            ceilings,
+            policy,
             ..Self::default()
         })
     }

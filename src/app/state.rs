@@ -175,6 +175,9 @@ pub struct FirmwareConfirm {
     /// The explicit override (`--force` of `plugfleet update`): unknown-target and
     /// same-version plugs are updated too. Never for blocked ones.
     pub force: bool,
+    /// The downgrade question is showing (after a first `D`; a second `D` allows it). The
+    /// consent itself is recorded in the entries ([`PlanEntry::allow_downgrade`]).
+    pub downgrade_prompt: bool,
 }
 
 impl PartialEq for FirmwareConfirm {
@@ -182,6 +185,8 @@ impl PartialEq for FirmwareConfirm {
         let key = |e: &PlanEntry| (e.plug.ip, e.image.as_ref().map(|i| i.file_name.clone()));
         self.source == other.source
             && self.force == other.force
+            && self.downgrade_prompt == other.downgrade_prompt
+            && self.downgrade_allowed() == other.downgrade_allowed()
             && self
                 .entries
                 .iter()
@@ -191,6 +196,21 @@ impl PartialEq for FirmwareConfirm {
 }
 
 impl FirmwareConfirm {
+    /// A new plan to confirm: no override, no downgrade consent.
+    pub fn new(source: PathBuf, entries: Vec<PlanEntry>) -> Self {
+        Self {
+            source,
+            entries,
+            force: false,
+            downgrade_prompt: false,
+        }
+    }
+
+    /// Whether the downgrade consent was given (a second `D`).
+    pub fn downgrade_allowed(&self) -> bool {
+        self.entries.iter().any(|e| e.allow_downgrade)
+    }
+
     /// Plugs that will be updated (with the override when it is on).
     pub fn updating(&self) -> usize {
         self.entries
@@ -314,6 +334,8 @@ pub struct App {
     /// The time of the last event handled (drawing uses it for ages).
     pub now: Instant,
     pub quit: bool,
+    /// Leaving while a firmware batch runs (`app::quit`), and the exit status decided.
+    pub leaving: super::quit::Leaving,
     /// Notes from discovery (hostile replies …), newest last, bounded.
     pub notes: VecDeque<String>,
     /// The current or last firmware batch.
@@ -438,6 +460,7 @@ impl App {
             started: now,
             now,
             quit: false,
+            leaving: Default::default(),
             notes: VecDeque::new(),
             firmware: None,
             recording: Recording::default(),

@@ -111,11 +111,8 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             };
             match result {
                 Ok(entries) if !entries.is_empty() => {
-                    app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
-                        source,
-                        entries,
-                        force: false,
-                    });
+                    app.view.overlay =
+                        Overlay::FirmwareConfirm(FirmwareConfirm::new(source, entries));
                 }
                 Ok(_) => {
                     if let Overlay::Picker(p) = &mut app.view.overlay {
@@ -132,14 +129,13 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             }
             Vec::new()
         }
-        Event::Job(ev) => on_job(app, *ev, now),
-        Event::Shutdown(reason) => {
-            if let Some(r) = reason {
-                app.set_status(r, now);
-            }
-            app.quit = true;
-            vec![Command::Quit]
+        Event::Job(ev) => {
+            let mut cmds = on_job(app, *ev, now);
+            cmds.extend(super::quit::after_job(app));
+            cmds
         }
+        // Signals and quit keys during a firmware batch: app/quit.rs.
+        Event::Shutdown(reason) => super::quit::on_signal(app, reason, now),
     };
     fix_selection(app);
     cmds
@@ -219,10 +215,7 @@ fn on_key(app: &mut App, key: KeyEvent, now: Instant) -> Vec<Command> {
 
 fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
     match action {
-        Action::Quit => {
-            app.quit = true;
-            return vec![Command::Quit];
-        }
+        Action::Quit => return super::quit::on_quit_key(app, now),
         Action::Up | Action::Down if matches!(app.view.overlay, Overlay::Picker(_)) => {
             if let Overlay::Picker(p) = &mut app.view.overlay {
                 let last = p.items.len().saturating_sub(1);
@@ -378,6 +371,7 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
             return picker_action(app, action);
         }
         Action::ToggleForce => super::firmware::toggle_force(app, now),
+        Action::AllowDowngrade => super::firmware::allow_downgrade(app, now),
         Action::CloseHelp | Action::Cancel => {
             if matches!(
                 app.view.overlay,
@@ -390,6 +384,16 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
         Action::Confirm => match std::mem::take(&mut app.view.overlay) {
             Overlay::Confirm(c) => return perform(app, c.kind, &c.rows, now),
             Overlay::FirmwareConfirm(c) => {
+                if c.downgrade_prompt {
+                    // `y` never answers the downgrade question: only a second `D` does.
+                    app.view.overlay = Overlay::FirmwareConfirm(c);
+                    app.set_status(
+                        "answer the downgrade question first: D allows the downgrade, \
+                         n/Esc cancels",
+                        now,
+                    );
+                    return Vec::new();
+                }
                 if app.settings.read_only {
                     app.set_status("read-only mode: writes are disabled", now);
                     return Vec::new();
@@ -1284,11 +1288,7 @@ mod fw_tests {
         assert!(cmds.is_empty());
         assert_eq!(app.view.overlay, Overlay::None);
         // A plan dialog reached some other way still cannot start a batch.
-        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
-            source: images(),
-            entries: vec![],
-            force: false,
-        });
+        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm::new(images(), vec![]));
         assert!(key(&mut app, KeyCode::Char('y'), now).is_empty());
     }
 
@@ -1305,11 +1305,7 @@ mod fw_tests {
             plugs,
         });
         assert!(entries[0].verdict().is_blocked());
-        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm {
-            source: images(),
-            entries,
-            force: false,
-        });
+        app.view.overlay = Overlay::FirmwareConfirm(FirmwareConfirm::new(images(), entries));
         assert!(key(&mut app, KeyCode::Char('y'), now).is_empty());
         assert!(app.firmware.is_none());
     }

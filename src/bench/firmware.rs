@@ -16,13 +16,15 @@ use crate::firmware::image::ImageInfo;
 use crate::firmware::job::JobTimings;
 use crate::firmware::plan;
 use crate::firmware::runner::{BatchHandle, JobEvent, RunnerConfig, run_batch};
-use crate::firmware::server::FileServer;
+use crate::firmware::server::{FileServer, ServeLimits};
 use crate::net::{Client, ClientConfig};
-use crate::sim::{Fleet, FleetSpec};
+use crate::sim::{Fleet, FleetSpec, KnownImage};
 
 const TIME_SCALE: f64 = 0.01;
 const PROFILE: &str = "hs110-us-hw1";
 const ROUNDS: usize = 3;
+const IMAGE_BUILD: &str = "220101";
+const IMAGE_REL: &str = "101010";
 
 /// Runs the suite and prints its figures.
 pub fn run() -> anyhow::Result<()> {
@@ -38,7 +40,8 @@ pub fn run() -> anyhow::Result<()> {
 
 fn image(payload_len: usize) -> Arc<ImageInfo> {
     let payload: Vec<u8> = (0..payload_len).map(|i| (i * 31 % 251) as u8).collect();
-    let bytes = ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&payload);
+    let bytes =
+        ImageHeader::new("HS110", "1", "US", "1.2.9", IMAGE_BUILD, IMAGE_REL).build(&payload);
     Arc::new(ImageInfo::from_bytes(
         std::path::Path::new("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin"),
         bytes,
@@ -85,6 +88,13 @@ async fn one_batch(
     let mut spec = FleetSpec::on_free_port(base, count);
     spec.profiles = vec![PROFILE.into()];
     spec.time_scale = TIME_SCALE;
+    // The simulated plugs accept the bench image (as if signed by their vendor).
+    spec.images = vec![KnownImage::for_bytes(
+        &img.bytes,
+        "HS110(US)",
+        "1",
+        &format!("1.2.9 Build {IMAGE_BUILD} Rel.{IMAGE_REL}"),
+    )];
     let fleet = Fleet::start(spec)
         .await
         .context("starting the simulated fleet")?;
@@ -195,8 +205,16 @@ async fn server_throughput() -> anyhow::Result<()> {
     let server = FileServer::per_key(
         (0..CLIENTS).map(|i| (i.to_string(), "image.bin".to_owned(), data.clone())),
     )?;
+    // Every download comes from 127.0.0.1 here: allow them all at once.
+    let limits = ServeLimits {
+        per_client: CLIENTS + 1,
+        ..ServeLimits::default()
+    };
     let running = server
-        .spawn(&[SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)])
+        .spawn_with(
+            &[SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)],
+            limits,
+        )
         .await?;
     let addr = running.addrs()[0];
     println!(

@@ -23,7 +23,8 @@ pub struct TargetArgs {
     /// An IPv4 range to sweep over TCP (repeatable), e.g. 192.168.1.0/24.
     #[arg(long = "sweep", value_name = "CIDR")]
     pub sweeps: Vec<Ipv4Net>,
-    /// Allow a sweep larger than a /16 (for `update`, also images of unknown target or the same version).
+    /// Allow a sweep larger than a /16 (for `update`, also images of unknown target, the same
+    /// version or unrecognised content; never a downgrade, see `--allow-downgrade`).
     #[arg(long)]
     pub force: bool,
     /// The plugs' port.

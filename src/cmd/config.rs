@@ -1,11 +1,13 @@
 //! `plugfleet config path|init|check`: where the config file lives, a commented default, and a
-//! check that reports the first problem with its file, line and key.
+//! check that reports the first problem with its file, line and key (exit status 2, like every
+//! command that meets a bad file).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use crate::cmd::args::UsageError;
 use crate::config::{self, Config};
 
 #[derive(Debug, Clone, Args)]
@@ -44,7 +46,8 @@ pub fn run(args: ConfigArgs, explicit: Option<PathBuf>) -> anyhow::Result<ExitCo
             }
         }
         ConfigAction::Check => {
-            Config::load(&path, is_explicit)?;
+            // Exit 2 like every command that meets a bad file, the cause printed once.
+            Config::load(&path, is_explicit).map_err(|e| UsageError(e.to_string()))?;
             println!("{}: ok", path.display());
         }
     }

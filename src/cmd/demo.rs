@@ -56,6 +56,8 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
             (at(2), FaultKind::UnitScale),
             (at(3), FaultKind::Flaky),
         ],
+        // The demo images of `assets/firmware/` are accepted by default.
+        images: Vec::new(),
     }
 }
 

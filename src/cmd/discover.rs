@@ -58,6 +58,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
 
 async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> {
     let swept = !cfg.sweeps.is_empty();
+    let hosts = cfg.hosts.clone();
     let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(1024);
     let token = CancellationToken::new();
     let task = discovery::spawn(cfg, tx, token.clone());
@@ -78,6 +79,21 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
             DiscoveryEvent::Hostile { from, reason } => {
                 hostile += 1;
                 tracing::info!(%from, %reason, "ignored a reply");
+                // A named host that answered something unusable is told with the reason.
+                if hosts.iter().any(|h| std::net::IpAddr::V4(*h) == from.ip()) {
+                    let error = reason.to_string();
+                    if json {
+                        let line = serde_json::json!({
+                            "ip": from.ip().to_string(),
+                            "port": from.port(),
+                            "online": false,
+                            "error": error,
+                        });
+                        writeln!(out, "{line}")?;
+                    } else {
+                        eprintln!("plugfleet: {}: {error}", from.ip());
+                    }
+                }
             }
             DiscoveryEvent::RoundDone { send_errors: e, .. } => {
                 send_errors.extend(e.iter().cloned())
@@ -140,7 +156,7 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
 
 /// Device-supplied text, made safe for a terminal.
 fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect()
+    crate::text::sanitize(s).into_owned()
 }
 
 /// Pads or cuts `s` to exactly `w` characters.
@@ -263,7 +279,7 @@ mod tests {
     fn fit_pads_and_cuts_by_characters() {
         assert_eq!(fit("ab", 4), "ab  ");
         assert_eq!(fit("abcdef", 4), "abc…");
-        assert_eq!(fit("é\u{1b}[31m", 4), "é[3…");
+        assert_eq!(fit("é\u{1b}[31m", 4), "é\u{FFFD}  ");
     }
 
     #[test]

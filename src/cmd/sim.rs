@@ -1,5 +1,10 @@
 //! `plugfleet sim`: simulated plugs on loopback addresses until SIGINT/SIGTERM, one JSON line
 //! per plug on stdout once they are all listening.
+//!
+//! The simulator's counters (connections, requests, downloads started / completed / failed,
+//! images rejected, flashes, premature flash attempts, outages) are printed as one JSON line
+//! `{"stats":{…totals…,"plugs":[{"ip":…,…}]}}` on exit (SIGINT, SIGTERM), on SIGUSR1, and when
+//! a line `stats` is read on stdin, so tests and benchmarks assert on numbers rather than logs.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -8,7 +13,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::cmd::args::UsageError;
-use crate::sim::{self, FaultKind, FleetSpec, SimError};
+use crate::sim::{self, FaultKind, FleetSpec, PlugHandle, PlugStats, SimError};
 
 #[derive(Debug, Clone, Args)]
 pub struct SimArgs {
@@ -38,6 +43,10 @@ pub struct SimArgs {
     /// hang-after-flash, flaky.
     #[arg(long = "fault", value_name = "IP=KIND")]
     pub faults: Vec<String>,
+    /// Also accept the images listed in FILE (JSON, the shape of assets/profiles/images.json:
+    /// {"images":[{"sha256","model","hw","sw_ver"}]}); the demo images are always accepted.
+    #[arg(long = "accept-images", value_name = "FILE")]
+    pub accept_images: Option<std::path::PathBuf>,
 }
 
 impl Default for SimArgs {
@@ -50,8 +59,30 @@ impl Default for SimArgs {
             profiles: Vec::new(),
             time_scale: 1.0,
             faults: Vec::new(),
+            accept_images: None,
         }
     }
+}
+
+/// Largest `--accept-images` file read.
+const MAX_IMAGE_LIST: u64 = 1024 * 1024;
+
+/// Reads an `--accept-images` file: a regular file of at most 1 MiB in the manifest's shape.
+fn read_image_list(path: &std::path::Path) -> Result<Vec<sim::KnownImage>, UsageError> {
+    let shown = path.display();
+    let bad = |why: String| UsageError(format!("--accept-images {shown}: {why}"));
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    if meta.len() > MAX_IMAGE_LIST {
+        return Err(bad(format!(
+            "{} bytes, more than the {MAX_IMAGE_LIST} allowed",
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    sim::images::parse_list(&text).map_err(bad)
 }
 
 /// Parses `IP=KIND`.
@@ -98,6 +129,10 @@ pub fn spec_from_args(args: &SimArgs) -> Result<FleetSpec, UsageError> {
         profiles: args.profiles.clone(),
         time_scale: args.time_scale,
         faults,
+        images: match &args.accept_images {
+            Some(p) => read_image_list(p)?,
+            None => Vec::new(),
+        },
     };
     Ok(spec)
 }
@@ -128,10 +163,97 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
         }
-        signals.wait().await;
+        let plugs: Vec<PlugHandle> = fleet.plugs().to_vec();
+        let mut requests = stats_requests();
+        let mut wait = std::pin::pin!(signals.wait());
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                Some(()) = requests.recv() => print_stats(&plugs)?,
+            }
+        }
         fleet.shutdown().await;
+        print_stats(&plugs)?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The `{"stats":{…}}` object: fleet totals, then one entry per plug.
+pub fn stats_json(plugs: &[PlugHandle]) -> serde_json::Value {
+    let mut total = PlugStats::default();
+    let mut per_plug = Vec::with_capacity(plugs.len());
+    for p in plugs {
+        let s = p.stats();
+        total.add(&s);
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("ip".into(), serde_json::json!(p.ip.to_string()));
+        }
+        per_plug.push(v);
+    }
+    let mut v = serde_json::to_value(total).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("plugs".into(), serde_json::Value::Array(per_plug));
+    }
+    serde_json::json!({ "stats": v })
+}
+
+fn print_stats(plugs: &[PlugHandle]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &stats_json(plugs))?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// One message per stats request: SIGUSR1 (unix) or a `stats` line on stdin. Stdin is read on a
+/// plain thread (a blocking read would hold up the runtime's shutdown); its end or an error stops
+/// only that reader.
+fn stats_requests() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let stdin_tx = tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("sim-stdin".into())
+        .spawn(move || {
+            use std::io::BufRead;
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                let Ok(line) = line else { return };
+                match line.trim() {
+                    "stats" => {
+                        if stdin_tx.blocking_send(()).is_err() {
+                            return;
+                        }
+                    }
+                    "" => {}
+                    // Debug formatting escapes control characters.
+                    other => eprintln!(
+                        "plugfleet sim: unknown command {:?} on stdin (known: stats)",
+                        other.chars().take(40).collect::<String>()
+                    ),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot read stats requests from stdin: {e}");
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::user_defined1()) {
+            Ok(mut usr1) => {
+                tokio::spawn(async move {
+                    while usr1.recv().await.is_some() {
+                        if tx.send(()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("cannot listen for SIGUSR1: {e}"),
+        }
+    }
+    rx
 }
 
 /// SIGINT and SIGTERM (Ctrl-C elsewhere).

@@ -82,6 +82,8 @@ pub struct FindReport {
     pub silent_hosts: Vec<IpAddr>,
     /// Replies that were counted and ignored (garbage, wrong shape, …).
     pub hostile: usize,
+    /// Why a `--host` address's reply was unusable (`bad reply: length … over the 64 KiB cap`).
+    pub bad_replies: Vec<(IpAddr, String)>,
     /// Probes that could not be sent.
     pub send_errors: Vec<String>,
 }
@@ -113,7 +115,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         rec.flush()?;
     }
     for ip in &report.silent_hosts {
-        eprintln!("plugfleet: {ip}: no answer");
+        // A reply that came but could not be used says why; "no answer" is for silence.
+        match report.bad_replies.iter().find(|(bad, _)| bad == ip) {
+            Some((_, reason)) => eprintln!("plugfleet: {ip}: {reason}"),
+            None => eprintln!("plugfleet: {ip}: no answer"),
+        }
     }
     for e in &report.send_errors {
         eprintln!("plugfleet: warning: could not send to {e}");
@@ -297,6 +303,9 @@ pub async fn find(cfg: DiscoveryConfig) -> anyhow::Result<(Vec<Sighting>, FindRe
             DiscoveryEvent::Hostile { from, reason } => {
                 report.hostile += 1;
                 tracing::info!(%from, %reason, "ignored a reply");
+                if hosts.iter().any(|h| IpAddr::V4(*h) == from.ip()) {
+                    report.bad_replies.push((from.ip(), reason.to_string()));
+                }
             }
             DiscoveryEvent::RoundDone { send_errors, .. } => {
                 report.send_errors.extend(send_errors);

@@ -128,7 +128,7 @@ pub fn run_tui(
     let mut terminal = ratatui::try_init()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     let guard = TerminalGuard;
-    let result = rt.block_on(runtime::run(
+    let result = rt.block_on(runtime::run_with_exit_status(
         &mut terminal,
         app,
         setup,
@@ -136,7 +136,7 @@ pub fn run_tui(
         crate::ui::render,
     ));
     drop(guard);
-    result.map(|()| ExitCode::SUCCESS)
+    result.map(ExitCode::from)
 }
 
 /// `plugfleet` with the loaded config file `cfg` (`main` loads it and has already filled the

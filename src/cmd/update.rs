@@ -2,15 +2,22 @@
 //!
 //! Finds the named plugs (one discovery pass over `--host/--sweep/--target`), matches the
 //! image(s) (each plug gets its best match), shows the plan, asks for confirmation on a terminal
-//! (refuses without one unless `--yes`), then runs the batch and prints every transition. Exit
-//! status 0 only if every plug was updated and verified.
+//! (refuses without one unless `--yes`), then runs the batch and prints every transition (and,
+//! on a terminal, a heartbeat every 15 s while a plug is offline flashing or rebooting).
+//!
+//! Exit status: 0 when every plug was updated and verified; 1 when one was not (or nothing to
+//! do, or the confirmation was declined); 2 for a usage or config error; 130
+//! ([`EXIT_INTERRUPTED`]) after SIGINT, SIGTERM, SIGHUP or SIGQUIT during the batch: no more
+//! plugs started, those not flashing cancelled, those flashing seen through to verified and
+//! their relays restored, the summary printed; 3 ([`EXIT_ABANDONED`]) after the third such
+//! signal, which stops waiting for plugs still flashing (they are named, unverified).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
@@ -19,9 +26,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cmd::args::{TargetArgs, UsageError, discovery_config, parse_seconds};
 use crate::config::Config;
+use crate::firmware::exits::{
+    Drain, DrainStep, EXIT_ABANDONED, EXIT_INTERRUPTED, ExitSignal, ExitSignals,
+};
 use crate::firmware::image::{self, ImageInfo};
-use crate::firmware::job::JobTimings;
-use crate::firmware::plan::{self, Ceilings, PlanEntry};
+use crate::firmware::job::{JobTimings, Stage};
+use crate::firmware::plan::{self, PlanEntry, Policy};
 use crate::firmware::runner::{self, BatchHandle, BatchReport, JobEvent, PlugResult, RunnerConfig};
 use crate::net::ClientConfig;
 use crate::net::discovery::{self, DiscoveryConfig};
@@ -47,10 +57,16 @@ macro_rules! err {
 
 #[derive(Debug, Clone, Args, Default)]
 #[command(
-    after_help = "Verdicts: compatible, protocol-change and downgrade images are flashed after \
-confirmation; unknown-target and same-version only with --force; wrong-target, corrupt and \
-above-ceiling ([firmware.max_version] in the config file) never. flash_firmware is sent only \
-after a complete, error-free download. Exit status 0 only if every plug was updated and verified."
+    after_help = "Checked before an image is served: a regular file (a symlink only to a regular \
+file inside the chosen folder; FIFOs and devices are refused unopened), its size within the \
+model family's bounds ([firmware.size_limits] in the config file), a recognised structure \
+(plugfleet demo header, TP-Link v1 or RTOS header, U-Boot uImage, squashfs, LZMA), whether the \
+SHA-256 is on the known list ([[firmware.known]]), then the target and version.\n\
+Verdicts: compatible and protocol-change images are flashed after confirmation; downgrade only \
+with --allow-downgrade (--yes and --force never cover it); unknown-target, same-version and \
+unrecognised-content only with --force; refused, size-out-of-bounds, wrong-target, corrupt and \
+above-ceiling ([firmware.max_version]) never. flash_firmware is sent only after a complete, \
+error-free download. Exit status 0 only if every plug was updated and verified."
 )]
 pub struct UpdateArgs {
     /// A firmware image, or a folder of images (each plug gets its best match).
@@ -76,9 +92,15 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "IP")]
     pub serve_addr: Option<IpAddr>,
 
-    /// Do not ask: update every plug the plan allows.
+    /// Do not ask: update every plug the plan allows (never a downgrade without
+    /// --allow-downgrade).
     #[arg(long)]
     pub yes: bool,
+
+    /// Allow flashing an older version than the plug runs (like fwupd's --allow-older).
+    /// Without it a downgrade is skipped, whatever --yes or --force say.
+    #[arg(long)]
+    pub allow_downgrade: bool,
 
     /// One JSON object per line per transition, and a final object per plug.
     #[arg(long)]
@@ -126,15 +148,7 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
 
 /// Device-supplied text, made safe for a terminal: control characters replaced, length capped.
 fn clean(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(48)
-        .collect();
-    if s.chars().count() > 48 {
-        out.push('…');
-    }
-    out
+    crate::text::printable(s, 48)
 }
 
 /// Runs with the config file named by the global `--config` (`named`), else the one at its
@@ -152,13 +166,7 @@ pub fn run(args: UpdateArgs, named: Option<std::path::PathBuf>) -> anyhow::Resul
 
 /// Runs with an already loaded config.
 pub fn run_with_config(args: UpdateArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
-    let ceilings = Ceilings::new(
-        cfg.firmware
-            .max_version
-            .iter()
-            .map(|(m, v)| (m.as_str(), v.as_str())),
-    )
-    .map_err(|e| UsageError(format!("config: {e}")))?;
+    let policy = load_policy(cfg)?;
     if !args.net.is_explicit() {
         return Err(UsageError(
             "name the plugs to update with --host ADDR, --sweep CIDR or --target BROADCAST \
@@ -176,7 +184,26 @@ pub fn run_with_config(args: UpdateArgs, cfg: &Config) -> anyhow::Result<ExitCod
     if args.concurrency.is_none() {
         args.concurrency = cfg.firmware.concurrency.filter(|n| (1..=256).contains(n));
     }
-    rt.block_on(run_async(args, images, ceilings, discovery))
+    rt.block_on(run_async(args, images, policy, discovery))
+}
+
+/// The `[firmware]` rules the plan applies: ceilings, size bounds, the known-hash allowlist.
+fn load_policy(cfg: &Config) -> anyhow::Result<Policy> {
+    Policy::from_config(&cfg.firmware).map_err(|e| UsageError(format!("config: {e}")).into())
+}
+
+/// The plan for the plugs found, with the downgrade consent when `--allow-downgrade` was given.
+fn make_plan(
+    plugs: &[(IpAddr, SysInfo)],
+    images: &[Arc<ImageInfo>],
+    policy: &Policy,
+    args: &UpdateArgs,
+) -> Vec<PlanEntry> {
+    let mut entries = plan::plan_in(plugs, images, policy);
+    if args.allow_downgrade {
+        plan::allow_downgrades(&mut entries, args.net.force);
+    }
+    entries
 }
 
 fn runner_config(args: &UpdateArgs, client: ClientConfig) -> RunnerConfig {
@@ -267,7 +294,7 @@ async fn find_plugs(
 async fn run_async(
     args: UpdateArgs,
     images: Vec<ImageInfo>,
-    ceilings: Ceilings,
+    policy: Policy,
     discovery: DiscoveryConfig,
 ) -> anyhow::Result<ExitCode> {
     let client_cfg = ClientConfig::with_timeout(args.net.port, args.net.timeout);
@@ -279,7 +306,7 @@ async fn run_async(
 
     // Find the plugs (one discovery pass over the named hosts, sweeps and broadcast targets).
     let (plugs, unreachable) = find_plugs(discovery, &args.net.hosts).await?;
-    let entries = plan::plan_with(&plugs, &images, &ceilings);
+    let entries = make_plan(&plugs, &images, &policy, &args);
 
     out.plan(&images, &entries, &unreachable, args.net.force);
     let to_update = entries
@@ -311,33 +338,227 @@ async fn run_async(
     }
 
     let cfg = runner_config(&args, client_cfg);
+    let mut watch = Watch::new(cfg.timings.back_deadline, std::io::stderr().is_terminal());
+    // From here on no signal ends the process by itself: each one is a way out of the batch.
+    let mut signals = ExitSignals::install()?;
     let (tx, mut rx) = mpsc::channel::<JobEvent>(256);
     let token = CancellationToken::new();
     let handle = BatchHandle::new(token.clone(), entries.iter().map(|e| e.plug.ip));
     let batch = tokio::spawn(runner::run_batch(entries.clone(), cfg, tx, handle.clone()));
-    let mut interrupted = false;
+    let mut drain = Drain::default();
+    let mut beat = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             ev = rx.recv() => match ev {
-                Some(ev) => out.event(&ev),
+                Some(ev) => {
+                    watch.observe(&ev, Instant::now());
+                    out.event(&ev);
+                }
                 None => break,
             },
-            _ = tokio::signal::ctrl_c(), if !interrupted => {
-                interrupted = true;
-                out.note("interrupt: cancelling plugs that are not flashing yet; plugs already \
-                          flashing run to their end (interrupting them could brick them)");
-                handle.cancel_all();
+            sig = signals.recv() => match drain.on_exit_request() {
+                DrainStep::Cancel => {
+                    out.note(&cancel_note(sig, &watch.in_flight()));
+                    handle.cancel_all();
+                }
+                DrainStep::KeepWaiting { left } => {
+                    out.note(&waiting_note(sig, &watch.in_flight(), left));
+                }
+                DrainStep::Abandon => {
+                    let left = watch.in_flight();
+                    out.note(&abandon_note(sig, &left));
+                    return Ok(ExitCode::from(if left.is_empty() {
+                        EXIT_INTERRUPTED
+                    } else {
+                        EXIT_ABANDONED
+                    }));
+                }
+            },
+            _ = beat.tick(), if watch.heartbeat => {
+                for line in watch.due(Instant::now()) {
+                    out.note(&line);
+                }
             }
         }
     }
     let report = batch.await??;
     out.finals(&report, &entries, &unreachable, args.net.force);
+    if drain.interrupted() {
+        out.note(&format!(
+            "interrupted: {} updated, {} cancelled or not started, {} failed; exit status {}",
+            report.count(PlugResult::Updated),
+            report.count(PlugResult::Cancelled) + report.count(PlugResult::Skipped),
+            report.count(PlugResult::Failed),
+            EXIT_INTERRUPTED
+        ));
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     let ok = unreachable.is_empty() && report.all_updated() && report.plugs.len() == entries.len();
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `127.0.0.5 (rebooting), 127.0.0.6 (flashing)`.
+fn list_in_flight(plugs: &[(IpAddr, Stage)]) -> String {
+    let v: Vec<String> = plugs
+        .iter()
+        .map(|(ip, st)| format!("{ip} ({st})"))
+        .collect();
+    v.join(", ")
+}
+
+/// What the first way out does.
+fn cancel_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)]) -> String {
+    let rest = if in_flight.is_empty() {
+        "no plug is flashing".to_owned()
+    } else {
+        format!(
+            "{} plug(s) already flashing run to their end, verified and with their relays              restored (interrupting them could brick them): {}",
+            in_flight.len(),
+            list_in_flight(in_flight)
+        )
+    };
+    format!(
+        "{sig}: stopping: no more plugs are started and those not flashing yet are cancelled; {rest}"
+    )
+}
+
+/// What a later way out says.
+fn waiting_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)], left: u32) -> String {
+    if in_flight.is_empty() {
+        return format!("{sig}: already stopping; finishing the summary");
+    }
+    format!(
+        "{sig}: still waiting for {} plug(s) to be verified and their relays restored: {};          {left} more to stop waiting and leave them unverified",
+        in_flight.len(),
+        list_in_flight(in_flight)
+    )
+}
+
+/// What the last way out leaves behind.
+fn abandon_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)]) -> String {
+    if in_flight.is_empty() {
+        return format!("{sig}: stopped; no plug was flashing");
+    }
+    let check: Vec<String> = in_flight
+        .iter()
+        .map(|(ip, _)| format!("--host {ip}"))
+        .collect();
+    format!(
+        "{sig}: abandoned {} plug(s) mid-update: {}; they finish flashing by themselves but were          NOT verified and their relays NOT restored; check them with `plugfleet status {}`",
+        in_flight.len(),
+        list_in_flight(in_flight),
+        check.join(" ")
+    )
+}
+
+/// How often a plug that is flashing or rebooting is reported on a terminal.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// `127.0.0.5: rebooting, 45 s of ≤ 300 s`: how long since the flash began, and the longest the
+/// update waits for the plug to come back before calling it failed.
+pub fn heartbeat_line(ip: IpAddr, stage: Stage, elapsed: Duration, bound: Duration) -> String {
+    format!(
+        "{ip}: {stage}, {} s of ≤ {} s",
+        elapsed.as_secs(),
+        bound.as_secs_f64().ceil() as u64
+    )
+}
+
+/// A plug past the point of no return (its flash was requested), not finished yet.
+#[derive(Debug, Clone)]
+struct Flight {
+    stage: Stage,
+    /// When the flash began (first seen past the point of no return).
+    since: Instant,
+    /// The longest wait from `since`: flash, reboot and quiet time, then the back deadline.
+    bound: Duration,
+    next_beat: Instant,
+}
+
+/// Follows the batch's events: which plugs cannot be cancelled any more (for the messages on a
+/// signal), and the heartbeat lines while they are offline.
+#[derive(Debug)]
+pub struct Watch {
+    back_deadline: Duration,
+    /// Heartbeat lines only on a terminal (a pipe or a log file gets the transitions only).
+    pub heartbeat: bool,
+    flights: std::collections::BTreeMap<IpAddr, Flight>,
+}
+
+impl Watch {
+    pub fn new(back_deadline: Duration, stderr_is_terminal: bool) -> Self {
+        Self {
+            back_deadline,
+            heartbeat: stderr_is_terminal,
+            flights: Default::default(),
+        }
+    }
+
+    pub fn observe(&mut self, ev: &JobEvent, now: Instant) {
+        let JobEvent::Transition { snapshot: s, .. } = ev else {
+            return;
+        };
+        if s.stage.is_final() || s.can_cancel {
+            self.flights.remove(&s.ip);
+            return;
+        }
+        let back_deadline = self.back_deadline;
+        let f = self.flights.entry(s.ip).or_insert_with(|| Flight {
+            stage: s.stage,
+            since: now,
+            bound: Duration::ZERO,
+            next_beat: now + HEARTBEAT,
+        });
+        f.stage = s.stage;
+        if f.bound.is_zero() && matches!(s.stage, Stage::Flashing | Stage::Rebooting) {
+            // Measured from the flash: what is left of flash + reboot + quiet time, then the
+            // deadline for coming back.
+            f.bound = now.saturating_duration_since(f.since)
+                + s.expected_remaining.unwrap_or_default()
+                + back_deadline;
+        }
+    }
+
+    /// Plugs that can no longer be cancelled, with their stage.
+    pub fn in_flight(&self) -> Vec<(IpAddr, Stage)> {
+        self.flights.iter().map(|(ip, f)| (*ip, f.stage)).collect()
+    }
+
+    /// Heartbeat lines due at `now` (none when stderr is not a terminal): every [`HEARTBEAT`]
+    /// for each plug that is flashing, rebooting or being waited for.
+    pub fn due(&mut self, now: Instant) -> Vec<String> {
+        if !self.heartbeat {
+            return Vec::new();
+        }
+        let mut lines = Vec::new();
+        for (ip, f) in &mut self.flights {
+            let offline = matches!(
+                f.stage,
+                Stage::Flashing | Stage::Rebooting | Stage::Verifying
+            );
+            if offline && now >= f.next_beat {
+                while f.next_beat <= now {
+                    f.next_beat += HEARTBEAT;
+                }
+                let bound = if f.bound.is_zero() {
+                    self.back_deadline
+                } else {
+                    f.bound
+                };
+                lines.push(heartbeat_line(
+                    *ip,
+                    f.stage,
+                    now.saturating_duration_since(f.since),
+                    bound,
+                ));
+            }
+        }
+        lines
+    }
 }
 
 fn confirm(n: usize) -> anyhow::Result<bool> {
@@ -381,6 +602,9 @@ impl Output {
         unreachable: &[(IpAddr, String)],
         force: bool,
     ) {
+        if self.json {
+            self.plan_json(images, entries, force);
+        }
         self.human(&format!("Images ({}):", images.len()));
         for i in images {
             self.human(&format!("  {}", clean_long(&i.describe())));
@@ -411,8 +635,34 @@ impl Output {
                     .unwrap_or_else(|| "-".into()),
                 mark
             ));
-            if e.verdict() != &plan::Verdict::Compatible {
-                self.human(&format!("      {}", clean_long(&e.verdict().explain())));
+            if e.awaits_downgrade_consent(force) {
+                self.human(&format!(
+                    "      downgrade {} → {}: skipped (pass --allow-downgrade to allow it; --yes \
+                     and --force do not)",
+                    clean(&from),
+                    clean(&to)
+                ));
+            } else if e.assessment.downgrade && e.will_update(force) {
+                self.human(&format!(
+                    "      DOWNGRADE ALLOWED (--allow-downgrade): {} → {}",
+                    clean(&from),
+                    clean(&to)
+                ));
+            }
+            // (A downgrade was explained just above.)
+            if !matches!(
+                e.verdict(),
+                plan::Verdict::Compatible | plan::Verdict::Downgrade
+            ) {
+                let forced = force && e.will_update(force) && e.verdict().needs_override();
+                self.human(&format!(
+                    "      {}{}",
+                    if forced { "OVERRIDE (--force): " } else { "" },
+                    clean_long(&e.verdict().explain())
+                ));
+            }
+            if let Some(ch) = &e.assessment.checks {
+                self.human(&format!("      checked: {}", clean_long(&ch.summary())));
             }
             for n in &e.assessment.notes {
                 self.human(&format!("      note: {}", clean_long(n)));
@@ -421,6 +671,26 @@ impl Output {
         for (ip, err) in unreachable {
             self.human(&format!("  {ip:<15} {}", clean_long(err)));
         }
+    }
+
+    /// `--json`: the plan as one line before any transition: every image as inspected and, per
+    /// plug, the verdict, what was checked and whether it will be updated.
+    fn plan_json(&self, images: &[Arc<ImageInfo>], entries: &[PlanEntry], force: bool) {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("will_update".into(), json!(e.will_update(force)));
+                }
+                v
+            })
+            .collect();
+        let images: Vec<serde_json::Value> = images
+            .iter()
+            .map(|i| serde_json::to_value(i.as_ref()).unwrap_or_default())
+            .collect();
+        out!("{}", json!({ "plan": rows, "images": images }));
     }
 
     fn event(&mut self, ev: &JobEvent) {
@@ -563,8 +833,148 @@ impl Output {
 }
 
 fn clean_long(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(200)
-        .collect()
+    crate::text::printable(s, 200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firmware::job::JobSnapshot;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    fn moved(ip: IpAddr, from: Stage, stage: Stage, remaining: Option<Duration>) -> JobEvent {
+        JobEvent::Transition {
+            from,
+            note: None,
+            snapshot: JobSnapshot {
+                ip,
+                alias: "Kettle".into(),
+                model: "HS110(US)".into(),
+                from: "1.2.6".into(),
+                to: "1.2.9".into(),
+                stage,
+                ratio: None,
+                served_bytes: None,
+                image_len: 1000,
+                elapsed: Duration::ZERO,
+                expected_remaining: remaining,
+                can_cancel: matches!(
+                    stage,
+                    Stage::Preflight
+                        | Stage::DownloadRequested
+                        | Stage::Downloading
+                        | Stage::Downloaded
+                ),
+                outcome: None,
+                warnings: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_heartbeat_line_says_how_long_of_how_long_at_most() {
+        assert_eq!(
+            heartbeat_line(
+                ip(5),
+                Stage::Rebooting,
+                Duration::from_millis(45_900),
+                Duration::from_secs(300)
+            ),
+            "127.0.0.5: rebooting, 45 s of ≤ 300 s"
+        );
+    }
+
+    #[test]
+    fn on_a_terminal_a_plug_offline_gets_a_line_every_15_s_and_none_after_it_is_done() {
+        let t0 = Instant::now();
+        let mut w = Watch::new(Duration::from_secs(300), true);
+        w.observe(
+            &moved(ip(5), Stage::Downloaded, Stage::Downloading, None),
+            t0,
+        );
+        assert!(
+            w.in_flight().is_empty(),
+            "a download can still be cancelled"
+        );
+        w.observe(
+            &moved(ip(5), Stage::Downloaded, Stage::FlashRequested, None),
+            t0,
+        );
+        // Flash 60 s + reboot 30 s + quiet 30 s left when it started flashing.
+        let flash = moved(
+            ip(5),
+            Stage::FlashRequested,
+            Stage::Flashing,
+            Some(Duration::from_secs(120)),
+        );
+        w.observe(&flash, t0);
+        assert_eq!(w.in_flight(), vec![(ip(5), Stage::Flashing)]);
+        assert!(w.due(t0 + Duration::from_secs(14)).is_empty());
+        assert_eq!(
+            w.due(t0 + Duration::from_secs(15)),
+            vec!["127.0.0.5: flashing, 15 s of ≤ 420 s"]
+        );
+        assert!(
+            w.due(t0 + Duration::from_secs(16)).is_empty(),
+            "not again at once"
+        );
+        w.observe(
+            &moved(ip(5), Stage::Flashing, Stage::Rebooting, None),
+            t0 + Duration::from_secs(60),
+        );
+        assert_eq!(
+            w.due(t0 + Duration::from_secs(61)),
+            vec!["127.0.0.5: rebooting, 61 s of ≤ 420 s"],
+            "one line, not one per missed beat"
+        );
+        w.observe(
+            &moved(ip(5), Stage::Rebooting, Stage::Verifying, None),
+            t0 + Duration::from_secs(120),
+        );
+        assert_eq!(
+            w.due(t0 + Duration::from_secs(121)),
+            vec!["127.0.0.5: verifying, 121 s of ≤ 420 s"]
+        );
+        w.observe(
+            &moved(ip(5), Stage::Verifying, Stage::Done, None),
+            t0 + Duration::from_secs(130),
+        );
+        assert!(w.in_flight().is_empty());
+        assert!(w.due(t0 + Duration::from_secs(200)).is_empty());
+    }
+
+    #[test]
+    fn without_a_terminal_there_is_no_heartbeat_but_the_plugs_in_flight_are_known() {
+        let t0 = Instant::now();
+        let mut w = Watch::new(Duration::from_secs(300), false);
+        assert!(!w.heartbeat);
+        w.observe(
+            &moved(ip(5), Stage::FlashRequested, Stage::Rebooting, None),
+            t0,
+        );
+        w.observe(
+            &moved(ip(6), Stage::Preflight, Stage::Downloading, None),
+            t0,
+        );
+        assert!(w.due(t0 + Duration::from_secs(600)).is_empty());
+        assert_eq!(w.in_flight(), vec![(ip(5), Stage::Rebooting)]);
+    }
+
+    #[test]
+    fn the_signal_notes_name_the_plugs_still_flashing() {
+        let flying = [(ip(5), Stage::Rebooting)];
+        let n = cancel_note(ExitSignal::Terminate, &flying);
+        assert!(n.starts_with("SIGTERM: stopping"), "{n}");
+        assert!(n.contains("127.0.0.5 (rebooting)"), "{n}");
+        assert!(cancel_note(ExitSignal::Hangup, &[]).ends_with("no plug is flashing"));
+        let n = waiting_note(ExitSignal::Interrupt, &flying, 1);
+        assert!(n.contains("still waiting for 1 plug(s)"), "{n}");
+        assert!(n.contains("1 more to stop waiting"), "{n}");
+        let n = abandon_note(ExitSignal::Quit, &flying);
+        assert!(n.contains("NOT verified"), "{n}");
+        assert!(n.contains("plugfleet status --host 127.0.0.5"), "{n}");
+    }
 }

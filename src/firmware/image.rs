@@ -1,5 +1,7 @@
-//! Firmware image inspection: size, SHA-256, the target parsed from the file name (PROTOCOL.md
-//! §6.5) and, when present, the demo image header ([`ImageHeader`]).
+//! Firmware image inspection: what kind of file it is (regular file, or a symlink to one inside
+//! the chosen folder; never a FIFO or device), size (read with a cap), SHA-256, the container
+//! structure at its start ([`super::container`]), the target parsed from the file name
+//! (PROTOCOL.md §6.5) and, when present, the demo image header ([`ImageHeader`]).
 //!
 //! File names are hints, not guarantees (§6.5): the model token may be an internal platform code
 //! (`KLM430v2`), the region a certification code (`FCC`, `CE`, `UN`), and the cloud itself offers
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::container::{self, Structure};
 use super::header::{self, HeaderError, ImageHeader};
 
 /// Images larger than this are refused before reading (real plug images are a few MiB).
@@ -238,13 +241,37 @@ pub enum ImageTarget {
     Name(NameTarget),
 }
 
+/// What kind of file an image came from (the plan shows it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FileSource {
+    /// A regular file.
+    Regular,
+    /// A symbolic link to a regular file inside the chosen folder.
+    Symlink { target: PathBuf },
+    /// Bytes held in memory (the demo's embedded images, tests); no file involved.
+    Memory,
+}
+
+impl FileSource {
+    pub fn describe(&self) -> String {
+        match self {
+            FileSource::Regular => "regular file".into(),
+            FileSource::Symlink { target } => {
+                format!("symlink → {} (regular file)", target.display())
+            }
+            FileSource::Memory => "in memory".into(),
+        }
+    }
+}
+
 /// Everything known about one image file.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageInfo {
     pub path: PathBuf,
     pub file_name: String,
     pub size: u64,
-    /// Lower-case hex.
+    /// Lower-case hex (empty for a refused file, which is never read).
     pub sha256: String,
     pub name: Option<NameTarget>,
     /// The demo header, when the file has one and it checks out.
@@ -252,6 +279,13 @@ pub struct ImageInfo {
     /// The file starts with the demo header magic but is truncated, corrupt or malformed: such
     /// an image is never flashed.
     pub header_error: Option<String>,
+    /// The container structure found at the start of the file (PROTOCOL.md §6.6).
+    pub structure: Structure,
+    /// The kind of file it was read from.
+    pub source: FileSource,
+    /// Why the file was not read at all (not a regular file, a symlink leaving the folder, an
+    /// empty or oversized file, a read error): such an image is never served or flashed.
+    pub refused: Option<String>,
     /// The bytes (images are small; the server serves them from memory).
     #[serde(skip)]
     pub bytes: bytes::Bytes,
@@ -268,12 +302,109 @@ pub enum ImageError {
     },
     #[error("{0}: not a regular file")]
     NotAFile(PathBuf),
+    #[error("{path}: not a regular file but a {kind}: refused without opening it")]
+    Special { path: PathBuf, kind: &'static str },
+    #[error("{path}: a symlink to {}, {why}: refused", target.display())]
+    Symlink {
+        path: PathBuf,
+        target: PathBuf,
+        why: String,
+    },
     #[error("{0}: the file is empty")]
     Empty(PathBuf),
     #[error("{path}: {size} bytes is larger than the {MAX_IMAGE_BYTES}-byte limit")]
     TooLarge { path: PathBuf, size: u64 },
     #[error("{0}: no firmware images (*.bin) in this folder")]
     NoImages(PathBuf),
+}
+
+/// `a FIFO`, `a socket`, `a block device`, … for a file type that is not a regular file.
+fn kind_of(ft: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "FIFO";
+        }
+        if ft.is_socket() {
+            return "socket";
+        }
+        if ft.is_block_device() {
+            return "block device";
+        }
+        if ft.is_char_device() {
+            return "character device";
+        }
+    }
+    if ft.is_dir() {
+        "directory"
+    } else if ft.is_symlink() {
+        "symlink"
+    } else {
+        "special file"
+    }
+}
+
+/// Opens a regular file for reading without blocking on a FIFO swapped in after the check
+/// (`O_NONBLOCK`, which has no effect on regular files).
+fn open_for_read(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        )
+    ))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        const O_NONBLOCK: i32 = 0o4000;
+        o.custom_flags(O_NONBLOCK);
+    }
+    o.open(path)
+}
+
+/// Reads a regular file, at most [`MAX_IMAGE_BYTES`]: checks the type again on the open file
+/// and never reads more than the cap even if the file grows meanwhile.
+fn read_capped(path: &Path, shown: &Path) -> Result<Vec<u8>, ImageError> {
+    use std::io::Read;
+    let io = |source| ImageError::Io {
+        path: shown.to_owned(),
+        source,
+    };
+    let file = open_for_read(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(ImageError::Special {
+            path: shown.to_owned(),
+            kind: kind_of(meta.file_type()),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(ImageError::Empty(shown.to_owned()));
+    }
+    if meta.len() > MAX_IMAGE_BYTES {
+        return Err(ImageError::TooLarge {
+            path: shown.to_owned(),
+            size: meta.len(),
+        });
+    }
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_IMAGE_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(io)?;
+    if data.len() as u64 > MAX_IMAGE_BYTES {
+        return Err(ImageError::TooLarge {
+            path: shown.to_owned(),
+            size: data.len() as u64,
+        });
+    }
+    if data.is_empty() {
+        return Err(ImageError::Empty(shown.to_owned()));
+    }
+    Ok(data)
 }
 
 impl ImageInfo {
@@ -289,6 +420,11 @@ impl ImageInfo {
             Err(HeaderError::NoMagic) => (None, None),
             Err(e) => (None, Some(e.to_string())),
         };
+        let structure = if header.is_some() {
+            Structure::PlugfleetDemo
+        } else {
+            container::detect(&bytes)
+        };
         ImageInfo {
             path: path.to_owned(),
             name: NameTarget::parse(&file_name),
@@ -297,34 +433,108 @@ impl ImageInfo {
             sha256: hex::encode(Sha256::digest(&bytes)),
             header,
             header_error,
+            structure,
+            source: FileSource::Memory,
+            refused: None,
             bytes,
         }
     }
 
-    /// Reads and inspects one file.
+    /// A file that was not read: listed in the plan with why, never served.
+    pub fn refused(path: &Path, error: &ImageError) -> ImageInfo {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let size = match error {
+            ImageError::TooLarge { size, .. } => *size,
+            _ => 0,
+        };
+        // The message without the leading path (the plan shows the file name already).
+        let msg = error.to_string();
+        let reason = msg
+            .strip_prefix(&format!("{}: ", path.display()))
+            .unwrap_or(&msg)
+            .to_owned();
+        ImageInfo {
+            path: path.to_owned(),
+            name: NameTarget::parse(&file_name),
+            file_name,
+            size,
+            sha256: String::new(),
+            header: None,
+            header_error: None,
+            structure: Structure::Unrecognised,
+            source: FileSource::Memory,
+            refused: Some(reason),
+            bytes: bytes::Bytes::new(),
+        }
+    }
+
+    /// Reads and inspects one file. A symlink is followed only to a regular file inside the
+    /// folder that holds the link; FIFOs, sockets and devices are refused without being opened.
     pub fn load(path: &Path) -> Result<ImageInfo, ImageError> {
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        Self::load_in(path, &folder)
+    }
+
+    /// [`load`](Self::load) with the folder a symlink must stay inside.
+    pub fn load_in(path: &Path, folder: &Path) -> Result<ImageInfo, ImageError> {
         let io = |source| ImageError::Io {
             path: path.to_owned(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if !meta.is_file() {
-            return Err(ImageError::NotAFile(path.to_owned()));
-        }
-        if meta.len() == 0 {
-            return Err(ImageError::Empty(path.to_owned()));
-        }
-        if meta.len() > MAX_IMAGE_BYTES {
-            return Err(ImageError::TooLarge {
+        let meta = std::fs::symlink_metadata(path).map_err(io)?;
+        let (read_from, source) = if meta.file_type().is_symlink() {
+            let link = std::fs::read_link(path).map_err(io)?;
+            let shown = if link.is_absolute() {
+                link.clone()
+            } else {
+                path.parent().unwrap_or(Path::new(".")).join(&link)
+            };
+            let symlink = |target: PathBuf, why: &str| ImageError::Symlink {
                 path: path.to_owned(),
-                size: meta.len(),
+                target,
+                why: why.to_owned(),
+            };
+            let target = std::fs::canonicalize(path)
+                .map_err(|e| symlink(shown.clone(), &format!("which cannot be resolved ({e})")))?;
+            let root = std::fs::canonicalize(folder).map_err(|source| ImageError::Io {
+                path: folder.to_owned(),
+                source,
+            })?;
+            if !target.starts_with(&root) {
+                return Err(symlink(
+                    target,
+                    &format!("outside the folder {}", root.display()),
+                ));
+            }
+            let tmeta = std::fs::metadata(&target).map_err(io)?;
+            if !tmeta.is_file() {
+                let why = format!(
+                    "which is a {}, not a regular file",
+                    kind_of(tmeta.file_type())
+                );
+                return Err(symlink(target, &why));
+            }
+            (target.clone(), FileSource::Symlink { target })
+        } else if meta.is_file() {
+            (path.to_owned(), FileSource::Regular)
+        } else if meta.is_dir() {
+            return Err(ImageError::NotAFile(path.to_owned()));
+        } else {
+            return Err(ImageError::Special {
+                path: path.to_owned(),
+                kind: kind_of(meta.file_type()),
             });
-        }
-        let data = std::fs::read(path).map_err(io)?;
-        if data.is_empty() {
-            return Err(ImageError::Empty(path.to_owned()));
-        }
-        Ok(ImageInfo::from_bytes(path, data))
+        };
+        let data = read_capped(&read_from, path)?;
+        let mut info = ImageInfo::from_bytes(path, data);
+        info.source = source;
+        Ok(info)
     }
 
     /// What the image is for: the header if valid, else the name.
@@ -351,6 +561,9 @@ impl ImageInfo {
 
     /// A one-line description for plans and logs.
     pub fn describe(&self) -> String {
+        if let Some(why) = &self.refused {
+            return format!("{}: REFUSED: {why}", self.file_name);
+        }
         let target = match self.target() {
             Some(ImageTarget::Header {
                 model,
@@ -370,16 +583,20 @@ impl ImageInfo {
             None => "unknown target".into(),
         };
         format!(
-            "{}: {} bytes, sha256 {}…, {target}",
+            "{}: {} bytes, sha256 {}…, {target}; {}, {}",
             self.file_name,
             self.size,
-            &self.sha256[..12.min(self.sha256.len())]
+            &self.sha256[..12.min(self.sha256.len())],
+            self.source.describe(),
+            self.structure.describe()
         )
     }
 }
 
-/// Loads one image, or every `*.bin` in a folder (sorted by name; unreadable entries are
-/// reported as errors, not skipped silently).
+/// Loads one image, or every `*.bin` in a folder (sorted by name). In a folder, an entry that
+/// cannot be used (not a regular file, a symlink leaving the folder, empty, too large,
+/// unreadable) is listed as refused, with why, rather than skipped silently; sub-folders are
+/// skipped.
 pub fn load_path(path: &Path) -> Result<Vec<ImageInfo>, ImageError> {
     let meta = std::fs::metadata(path).map_err(|source| ImageError::Io {
         path: path.to_owned(),
@@ -394,14 +611,18 @@ pub fn load_path(path: &Path) -> Result<Vec<ImageInfo>, ImageError> {
             source,
         })?
         .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("bin")) && p.is_file())
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("bin")))
         .collect();
     files.sort();
     if files.is_empty() {
         return Err(ImageError::NoImages(path.to_owned()));
     }
-    files.iter().map(|p| ImageInfo::load(p)).collect()
+    Ok(files
+        .iter()
+        .map(|p| ImageInfo::load_in(p, path).unwrap_or_else(|e| ImageInfo::refused(p, &e)))
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,12 +1,18 @@
 //! Firmware: image inspection and matching, the update job (a pure state machine), its runner,
 //! and the embedded file server.
 //!
-//! - [`image`]: reads an image or a folder of images: size, SHA-256, the target from the file
-//!   name (PROTOCOL.md §6.5) and from the demo [`header`] when present.
+//! - [`image`]: reads an image or a folder of images: file type (regular files only; a symlink
+//!   only to a regular file inside the folder; FIFOs and devices refused unopened), size (read
+//!   with a cap), SHA-256, the [`container`] structure found (PROTOCOL.md §6.6), the target from
+//!   the file name (§6.5) and from the demo [`header`] when present.
+//! - [`limits`]: size bounds per model family (`assets/firmware_limits.json`, config
+//!   overrides) and the user's allowlist of known SHA-256 per (model, hardware).
 //! - [`plan`]: matches images to plugs. Per plug: the image chosen, current → new version and a
-//!   [`plan::Verdict`] (compatible / protocol change (warn) / downgrade (warn) / same version /
-//!   unknown target (needs the override) / wrong target, corrupt, above the configured ceiling
-//!   (blocked)). With a folder each plug gets its best match.
+//!   [`plan::Verdict`] (compatible / protocol change (warn) / downgrade (needs its own consent,
+//!   `--allow-downgrade`) / same version, unknown target, unrecognised content (need the
+//!   override, `--force`) / refused file, size out of bounds, wrong target, corrupt, above the
+//!   configured ceiling (blocked)), and per image what was checked ([`plan::Checks`]). With a
+//!   folder each plug gets its best match.
 //! - [`job`]: one plug's update as a pure state machine, time passed in. `flash_firmware` is
 //!   asked for only after a complete, error-free download that the bytes served do not
 //!   contradict.
@@ -39,9 +45,12 @@
 //! # let _ = report; Ok(()) }
 //! ```
 
+pub mod container;
+pub mod exits;
 pub mod header;
 pub mod image;
 pub mod job;
+pub mod limits;
 pub mod plan;
 pub mod runner;
 pub mod server;

@@ -1,5 +1,15 @@
-//! Matching images to plugs: per plug, the image chosen, current → new version and a
-//! [`Verdict`]. With several images (a folder), each plug gets its best match.
+//! Matching images to plugs: per plug, the image chosen, current → new version, a [`Verdict`]
+//! and what was checked ([`Checks`]: file type, size against the model family's bounds,
+//! container structure, SHA-256, whether the hash is on the user's allowlist). With several
+//! images (a folder), each plug gets its best match; a valid image always ranks above an
+//! invalid one.
+//!
+//! What may be flashed: never a refused file (not a regular file, a symlink leaving the folder),
+//! a size out of bounds, a corrupt demo image, a wrong target or a version above the ceiling;
+//! unrecognised content, an unknown target or the same version only with the override
+//! (`--force`); a downgrade only with its own consent (`--allow-downgrade`, or the TUI's second
+//! confirmation) — `--force` never covers it. [`PlanEntry::will_update`] is the one gate the
+//! runner and both front ends use.
 //!
 //! Pure: takes the plugs' `SysInfo` and the inspected images, returns the plan. The TUI's confirm
 //! dialog and `plugfleet update` both draw it.
@@ -9,7 +19,9 @@ use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::container::Structure;
 use super::image::{ImageInfo, ImageTarget, Version};
+use super::limits::{Bounds, KnownHashes, SizeBounds, SizeLimits};
 use crate::protocol::SysInfo;
 
 /// What matching one image to one plug concluded.
@@ -21,7 +33,8 @@ pub enum Verdict {
     /// Newer, but a version known to move this model to the authenticated protocol (§8.3).
     /// Allowed after confirmation.
     ProtocolChange { reason: String },
-    /// Older than what the plug runs. Allowed after confirmation.
+    /// Older than what the plug runs: only with its own consent (`--allow-downgrade` or the
+    /// TUI's second confirmation); `--force` does not cover it.
     Downgrade,
     /// The plug already runs this version: skipped unless forced.
     SameVersion,
@@ -35,6 +48,15 @@ pub enum Verdict {
     AboveCeiling { reason: String },
     /// The file carries a header but is truncated or corrupt: never flashed.
     Corrupt { reason: String },
+    /// No recognised container structure (PROTOCOL.md §6.6): needs the explicit override
+    /// (`--force`), even when the hash is on the allowlist.
+    UnrecognisedContent { reason: String },
+    /// Smaller or larger than any image of the model family can be: never flashed (the bounds
+    /// can be changed in the config file, `[firmware.size_limits]`).
+    SizeOutOfBounds { reason: String },
+    /// Not read at all: not a regular file, a symlink leaving the folder or to something that is
+    /// not a regular file, empty, too large or unreadable. Never flashed.
+    Refused { reason: String },
 }
 
 impl Verdict {
@@ -42,13 +64,22 @@ impl Verdict {
     pub fn is_blocked(&self) -> bool {
         matches!(
             self,
-            Verdict::WrongTarget { .. } | Verdict::Corrupt { .. } | Verdict::AboveCeiling { .. }
+            Verdict::WrongTarget { .. }
+                | Verdict::Corrupt { .. }
+                | Verdict::AboveCeiling { .. }
+                | Verdict::SizeOutOfBounds { .. }
+                | Verdict::Refused { .. }
         )
     }
 
     /// Flashed only with an explicit override.
     pub fn needs_override(&self) -> bool {
-        matches!(self, Verdict::UnknownTarget { .. } | Verdict::SameVersion)
+        matches!(
+            self,
+            Verdict::UnknownTarget { .. }
+                | Verdict::SameVersion
+                | Verdict::UnrecognisedContent { .. }
+        )
     }
 
     /// Flashed after confirmation, with a warning shown.
@@ -56,13 +87,22 @@ impl Verdict {
         matches!(self, Verdict::ProtocolChange { .. } | Verdict::Downgrade)
     }
 
-    /// Whether a plug with this verdict is updated (`force` = the explicit override).
+    /// Whether a plug with this verdict is updated (`force` = the explicit override), without
+    /// consent to a downgrade: a downgrade needs [`PlanEntry::allow_downgrade`] as well.
     pub fn allows_update(&self, force: bool) -> bool {
-        !self.is_blocked() && (!self.needs_override() || force)
+        self.allows_update_with(force, false)
+    }
+
+    /// Whether a plug with this verdict is updated under the override and the downgrade consent.
+    pub fn allows_update_with(&self, force: bool, allow_downgrade: bool) -> bool {
+        !self.is_blocked()
+            && (!self.needs_override() || force)
+            && (*self != Verdict::Downgrade || allow_downgrade)
     }
 
     /// Short label: `compatible`, `protocol-change`, `downgrade`, `same-version`,
-    /// `unknown-target`, `wrong-target`, `above-ceiling`, `corrupt`.
+    /// `unknown-target`, `unrecognised-content`, `wrong-target`, `above-ceiling`, `corrupt`,
+    /// `size-out-of-bounds`, `refused`.
     pub fn label(&self) -> &'static str {
         match self {
             Verdict::Compatible => "compatible",
@@ -73,6 +113,9 @@ impl Verdict {
             Verdict::WrongTarget { .. } => "wrong-target",
             Verdict::AboveCeiling { .. } => "above-ceiling",
             Verdict::Corrupt { .. } => "corrupt",
+            Verdict::UnrecognisedContent { .. } => "unrecognised-content",
+            Verdict::SizeOutOfBounds { .. } => "size-out-of-bounds",
+            Verdict::Refused { .. } => "refused",
         }
     }
 
@@ -81,7 +124,10 @@ impl Verdict {
         match self {
             Verdict::Compatible => "compatible".into(),
             Verdict::ProtocolChange { reason } => format!("warning: {reason}"),
-            Verdict::Downgrade => "warning: this is a downgrade".into(),
+            Verdict::Downgrade => {
+                "downgrade: skipped unless allowed (--allow-downgrade; --force does not cover it)"
+                    .into()
+            }
             Verdict::SameVersion => "already runs this version (skipped unless --force)".into(),
             Verdict::UnknownTarget { reason } => {
                 format!("unknown target: {reason} (needs --force)")
@@ -90,6 +136,11 @@ impl Verdict {
                 format!("blocked: {reason}")
             }
             Verdict::Corrupt { reason } => format!("blocked: image is corrupt: {reason}"),
+            Verdict::UnrecognisedContent { reason } => {
+                format!("unrecognised content: {reason} (needs --force)")
+            }
+            Verdict::SizeOutOfBounds { reason } => format!("blocked: {reason}"),
+            Verdict::Refused { reason } => format!("blocked: file refused: {reason}"),
         }
     }
 
@@ -101,9 +152,12 @@ impl Verdict {
             Verdict::SameVersion => 2,
             Verdict::Downgrade => 3,
             Verdict::UnknownTarget { .. } => 4,
-            Verdict::AboveCeiling { .. } => 5,
-            Verdict::WrongTarget { .. } => 6,
-            Verdict::Corrupt { .. } => 7,
+            Verdict::UnrecognisedContent { .. } => 5,
+            Verdict::AboveCeiling { .. } => 6,
+            Verdict::SizeOutOfBounds { .. } => 7,
+            Verdict::WrongTarget { .. } => 8,
+            Verdict::Corrupt { .. } => 9,
+            Verdict::Refused { .. } => 10,
         }
     }
 }
@@ -117,6 +171,110 @@ pub struct Assessment {
     pub to: Option<Version>,
     /// Secondary remarks (e.g. "target from the file name only").
     pub notes: Vec<String>,
+    /// The image's version is older than the plug's: flashed only with the downgrade consent,
+    /// whatever the verdict says (an unrecognised downgrade needs both `--force` and it).
+    pub downgrade: bool,
+    /// What was checked (none when no image was given).
+    pub checks: Option<Checks>,
+}
+
+/// What was checked about one image for one plug, for the plan and `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checks {
+    /// `regular file`, `symlink → /fw/x.bin (regular file)`, `in memory` or `refused: …`.
+    pub file: String,
+    pub size: u64,
+    /// The bounds applied (the model family's, the config's, or the demo images').
+    pub size_bounds: Option<Bounds>,
+    pub size_ok: bool,
+    pub structure: Structure,
+    /// `sha256` of the whole file (empty for a refused file).
+    pub sha256: String,
+    /// On the user's allowlist (`[[firmware.known]]`) for this plug's model and hardware: the
+    /// entry's note, or "listed".
+    pub known: Option<String>,
+}
+
+fn human_size(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1 << 20 {
+        format!("{:.0} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / 1_048_576.0)
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
+    }
+}
+
+impl Checks {
+    /// A compact form for the TUI: `regular file · 96 KiB in 64 B–4 MiB · plugfleet demo
+    /// header (verified) · sha256 1a2b3c4d… · not known`.
+    pub fn short(&self) -> String {
+        let size = match &self.size_bounds {
+            Some(b) => format!(
+                "{} {} {}–{}",
+                human_size(self.size),
+                if self.size_ok { "in" } else { "OUTSIDE" },
+                human_bytes(b.bounds.min_bytes),
+                human_bytes(b.bounds.max_bytes)
+            ),
+            None => human_size(self.size),
+        };
+        let sha = if self.sha256.is_empty() {
+            "sha256 -".to_owned()
+        } else {
+            format!("sha256 {}…", &self.sha256[..8.min(self.sha256.len())])
+        };
+        let known = if self.known.is_some() {
+            "KNOWN"
+        } else {
+            "not known"
+        };
+        format!(
+            "{} · {size} · {} · {sha} · {known}",
+            self.file,
+            self.structure.describe()
+        )
+    }
+
+    /// One line: `regular file; 98515 bytes within 64 B–4 MiB (plugfleet demo images);
+    /// plugfleet demo header (verified); sha256 1a2b3c4d5e6f…; not on the known list`.
+    pub fn summary(&self) -> String {
+        let size = match &self.size_bounds {
+            Some(b) => format!(
+                "{} bytes {} {}–{} ({})",
+                self.size,
+                if self.size_ok { "within" } else { "OUTSIDE" },
+                human_bytes(b.bounds.min_bytes),
+                human_bytes(b.bounds.max_bytes),
+                b.source
+            ),
+            None => format!("{} bytes", self.size),
+        };
+        let sha = if self.sha256.is_empty() {
+            "sha256 -".to_owned()
+        } else {
+            format!("sha256 {}…", &self.sha256[..12.min(self.sha256.len())])
+        };
+        let known = match &self.known {
+            Some(n) => format!("KNOWN ({n})"),
+            None => "not on the known list".into(),
+        };
+        format!(
+            "{}; {size}; {}; {sha}; {known}",
+            self.file,
+            self.structure.describe()
+        )
+    }
 }
 
 /// The identity of a plug as the plan saw it (pre-flight compares against it).
@@ -153,6 +311,9 @@ pub struct PlanEntry {
     #[serde(serialize_with = "ser_image")]
     pub image: Option<Arc<ImageInfo>>,
     pub assessment: Assessment,
+    /// Consent to flash an older version (`--allow-downgrade`, or the TUI's second
+    /// confirmation). Off in every new plan.
+    pub allow_downgrade: bool,
 }
 
 fn ser_image<S: serde::Serializer>(img: &Option<Arc<ImageInfo>>, s: S) -> Result<S::Ok, S::Error> {
@@ -167,9 +328,24 @@ impl PlanEntry {
         &self.assessment.verdict
     }
 
-    /// Whether this plug gets updated (`force` = the explicit override).
+    /// Whether this plug gets updated (`force` = the explicit override). A downgrade also needs
+    /// [`allow_downgrade`](Self::allow_downgrade), whatever `force` says.
     pub fn will_update(&self, force: bool) -> bool {
-        self.image.is_some() && self.assessment.verdict.allows_update(force)
+        self.image.is_some()
+            && self
+                .assessment
+                .verdict
+                .allows_update_with(force, self.allow_downgrade)
+            && (!self.assessment.downgrade || self.allow_downgrade)
+    }
+
+    /// Whether this plug would be updated if the downgrade were allowed (a downgrade waiting for
+    /// its consent).
+    pub fn awaits_downgrade_consent(&self, force: bool) -> bool {
+        self.image.is_some()
+            && self.assessment.downgrade
+            && !self.allow_downgrade
+            && self.assessment.verdict.allows_update_with(force, true)
     }
 
     /// `1.1.1 → 1.2.3` (short forms).
@@ -240,12 +416,141 @@ fn hw_major(hw_ver: &str) -> &str {
     hw_ver.trim().split('.').next().unwrap_or(hw_ver)
 }
 
-/// Judges one image against one plug.
+/// Everything an image is judged by besides itself: version ceilings, size bounds and the
+/// allowlist of known hashes (all from the config file's `[firmware]` section).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Policy {
+    pub ceilings: Ceilings,
+    pub size_limits: SizeLimits,
+    pub known: KnownHashes,
+}
+
+impl Policy {
+    /// From the config file's `[firmware]` section (`max_version`, `size_limits`, `known`).
+    /// Errors are plain sentences naming the entry.
+    pub fn from_config(fw: &crate::config::FirmwareSection) -> Result<Policy, String> {
+        Ok(Policy {
+            ceilings: Ceilings::new(fw.max_version.iter().map(|(m, v)| (m.as_str(), v.as_str())))?,
+            size_limits: SizeLimits::new(fw.size_limits.iter().map(|(m, b)| {
+                (
+                    m.as_str(),
+                    SizeBounds {
+                        min_bytes: b.min_bytes,
+                        max_bytes: b.max_bytes,
+                    },
+                )
+            }))?,
+            known: KnownHashes::new(fw.known.iter().cloned())?,
+        })
+    }
+
+    /// Only version ceilings (built-in size bounds, no known hashes).
+    pub fn with_ceilings(ceilings: Ceilings) -> Policy {
+        Policy {
+            ceilings,
+            ..Policy::default()
+        }
+    }
+}
+
+/// Judges one image against one plug under the built-in size bounds, no ceilings and no
+/// allowlist.
 pub fn assess(image: &ImageInfo, plug: &SysInfo) -> Assessment {
+    assess_with(image, plug, &Policy::default())
+}
+
+/// Judges one image against one plug: the file first (refused, corrupt, size, structure), then
+/// the target and version, then the ceiling. The verdict is the gravest finding; `checks` says
+/// what was looked at either way.
+pub fn assess_with(image: &ImageInfo, plug: &SysInfo, policy: &Policy) -> Assessment {
+    let bounds = if image.refused.is_some() {
+        None
+    } else if image.header.is_some() {
+        Some(policy.size_limits.for_demo(&plug.model))
+    } else {
+        Some(policy.size_limits.for_model(&plug.model))
+    };
+    let size_ok = bounds
+        .as_ref()
+        .is_some_and(|b| b.bounds.contains(image.size));
+    let known = if image.sha256.is_empty() {
+        None
+    } else {
+        policy
+            .known
+            .lookup(&plug.model, &plug.hw_ver, &image.sha256)
+            .map(|k| k.note.clone().unwrap_or_else(|| "listed".into()))
+    };
+    let checks = Checks {
+        file: match &image.refused {
+            Some(why) => format!("refused: {why}"),
+            None => image.source.describe(),
+        },
+        size: image.size,
+        size_bounds: bounds.clone(),
+        size_ok,
+        structure: image.structure.clone(),
+        sha256: image.sha256.clone(),
+        known: known.clone(),
+    };
+    let mut a = assess_target(image, plug);
+    a.downgrade = a.verdict == Verdict::Downgrade;
+    if let Some(why) = &image.refused {
+        a.verdict = Verdict::Refused {
+            reason: why.clone(),
+        };
+    } else if !a.verdict.is_blocked() {
+        if let Some(b) = bounds.as_ref().filter(|_| !size_ok) {
+            let side = if image.size < b.bounds.min_bytes {
+                format!("below the minimum {}", human_bytes(b.bounds.min_bytes))
+            } else {
+                format!("above the maximum {}", human_bytes(b.bounds.max_bytes))
+            };
+            a.verdict = Verdict::SizeOutOfBounds {
+                reason: format!(
+                    "{} bytes is {side} for {}; content: {} (bounds: {}; \
+                     [firmware.size_limits] in the config file changes them)",
+                    image.size,
+                    plug.model,
+                    image.structure.describe(),
+                    b.source
+                ),
+            };
+        } else if !image.structure.is_recognised() {
+            // Even a hash on the allowlist does not stand in for a structure: only `--force`
+            // flashes content that is not recognised (issue 13's rule).
+            if a.verdict != Verdict::Compatible {
+                a.notes.push(format!("otherwise: {}", a.verdict.explain()));
+            }
+            a.verdict = Verdict::UnrecognisedContent {
+                reason: "no TP-Link v1 or RTOS header, U-Boot uImage, squashfs or LZMA \
+                         signature and no plugfleet demo header at the start"
+                    .into(),
+            };
+        }
+    }
+    if let Some(n) = &known {
+        a.notes.push(format!(
+            "known image: its SHA-256 is on the allowlist for {} hw {} ({n})",
+            plug.model, plug.hw_ver
+        ));
+    }
+    a.checks = Some(checks);
+    policy.ceilings.apply(plug, a)
+}
+
+/// Judges the target and version alone (what the header or the file name says).
+fn assess_target(image: &ImageInfo, plug: &SysInfo) -> Assessment {
     let mut notes = Vec::new();
     let (base, region) = crate::protocol::split_model(&plug.model);
     let plug_major = hw_major(&plug.hw_ver);
-    let done = |verdict, to, notes| Assessment { verdict, to, notes };
+    let done = |verdict, to, notes| Assessment {
+        verdict,
+        to,
+        notes,
+        downgrade: false,
+        checks: None,
+    };
     if let Some(e) = &image.header_error {
         return done(Verdict::Corrupt { reason: e.clone() }, None, notes);
     }
@@ -412,12 +717,13 @@ impl Ceilings {
     }
 }
 
-/// The best image for one plug: best verdict, then highest version, then file name.
+/// The best image for one plug: best verdict, then highest version, then a known hash, then
+/// file name.
 pub fn best_match(
     images: &[Arc<ImageInfo>],
     plug: &SysInfo,
 ) -> Option<(Arc<ImageInfo>, Assessment)> {
-    best_match_with(images, plug, &Ceilings::default())
+    best_match_in(images, plug, &Policy::default())
 }
 
 /// [`best_match`] under version ceilings.
@@ -426,21 +732,32 @@ pub fn best_match_with(
     plug: &SysInfo,
     ceilings: &Ceilings,
 ) -> Option<(Arc<ImageInfo>, Assessment)> {
+    best_match_in(images, plug, &Policy::with_ceilings(ceilings.clone()))
+}
+
+/// [`best_match`] under a whole [`Policy`].
+pub fn best_match_in(
+    images: &[Arc<ImageInfo>],
+    plug: &SysInfo,
+    policy: &Policy,
+) -> Option<(Arc<ImageInfo>, Assessment)> {
+    let known = |a: &Assessment| a.checks.as_ref().is_some_and(|c| c.known.is_some());
     images
         .iter()
-        .map(|i| (i.clone(), ceilings.apply(plug, assess(i, plug))))
+        .map(|i| (i.clone(), assess_with(i, plug, policy)))
         .min_by(|(ia, a), (ib, b)| {
             a.verdict
                 .rank()
                 .cmp(&b.verdict.rank())
                 .then_with(|| b.to.cmp(&a.to))
+                .then_with(|| known(b).cmp(&known(a)))
                 .then_with(|| ia.file_name.cmp(&ib.file_name))
         })
 }
 
 /// The plan for every plug: each gets its best match among `images`.
 pub fn plan(plugs: &[(IpAddr, SysInfo)], images: &[Arc<ImageInfo>]) -> Vec<PlanEntry> {
-    plan_with(plugs, images, &Ceilings::default())
+    plan_in(plugs, images, &Policy::default())
 }
 
 /// [`plan`] under version ceilings.
@@ -449,15 +766,25 @@ pub fn plan_with(
     images: &[Arc<ImageInfo>],
     ceilings: &Ceilings,
 ) -> Vec<PlanEntry> {
+    plan_in(plugs, images, &Policy::with_ceilings(ceilings.clone()))
+}
+
+/// [`plan`] under a whole [`Policy`].
+pub fn plan_in(
+    plugs: &[(IpAddr, SysInfo)],
+    images: &[Arc<ImageInfo>],
+    policy: &Policy,
+) -> Vec<PlanEntry> {
     plugs
         .iter()
         .map(|(ip, s)| {
             let plug = PlugIdentity::from_sysinfo(*ip, s);
-            match best_match_with(images, s, ceilings) {
+            match best_match_in(images, s, policy) {
                 Some((image, assessment)) => PlanEntry {
                     plug,
                     image: Some(image),
                     assessment,
+                    allow_downgrade: false,
                 },
                 None => PlanEntry {
                     plug,
@@ -468,10 +795,34 @@ pub fn plan_with(
                         },
                         to: None,
                         notes: Vec::new(),
+                        downgrade: false,
+                        checks: None,
                     },
+                    allow_downgrade: false,
                 },
             }
         })
+        .collect()
+}
+
+/// Gives every entry of the plan the downgrade consent (`--allow-downgrade`, or the TUI's
+/// second confirmation). Returns how many entries it lets through that were held back.
+pub fn allow_downgrades(entries: &mut [PlanEntry], force: bool) -> usize {
+    let mut n = 0;
+    for e in entries.iter_mut() {
+        if e.awaits_downgrade_consent(force) {
+            n += 1;
+        }
+        e.allow_downgrade = true;
+    }
+    n
+}
+
+/// Entries held back only for want of the downgrade consent.
+pub fn downgrades_waiting(entries: &[PlanEntry], force: bool) -> Vec<&PlanEntry> {
+    entries
+        .iter()
+        .filter(|e| e.awaits_downgrade_consent(force))
         .collect()
 }
 

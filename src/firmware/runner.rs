@@ -164,11 +164,11 @@ pub enum JobEvent {
 pub enum RunError {
     #[error(transparent)]
     Server(#[from] ServerError),
-    #[error("cannot open the journal {path}: {source}")]
+    // The cause is in the message and not a `source`, so `{:#}` does not print it twice.
+    #[error("cannot open the journal {path}: {cause}")]
     Journal {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -239,9 +239,9 @@ impl Journal {
         let Some(path) = path else {
             return Ok(Journal { file: None });
         };
-        let err = |source| RunError::Journal {
+        let err = |cause| RunError::Journal {
             path: path.to_owned(),
-            source,
+            cause,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
@@ -397,15 +397,13 @@ where
             .map(|(_, n)| n.clone())
             .unwrap_or_default()
     };
-    // One secret URL per plug: bytes served are counted per plug even when plugs share a
-    // source address.
-    let server = FileServer::per_key(runnable.iter().map(|(i, img)| {
-        (
-            entries[*i].plug.ip.to_string(),
-            serve_name(img),
-            img.bytes.clone(),
-        )
-    }))?;
+    // One secret URL per plug, answering only that plug's address: bytes served are that
+    // plug's own fetches.
+    let server = FileServer::per_plug(
+        runnable
+            .iter()
+            .map(|(i, img)| (entries[*i].plug.ip, serve_name(img), img.bytes.clone())),
+    )?;
     let mut local_for: HashMap<IpAddr, IpAddr> = HashMap::new();
     let mut no_route: HashMap<IpAddr, String> = HashMap::new();
     let mut bind: Vec<SocketAddr> = Vec::new();

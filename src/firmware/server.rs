@@ -4,6 +4,13 @@
 //!   bits drawn per update; every other path is 404. The request path is compared byte for byte
 //!   with the registered paths, before any decoding, so `..`, `%2e%2e`, `..%2f` and friends can
 //!   never reach anything.
+//! - A plug's path ([`FileServer::per_plug`]) answers only that plug's address: a request for it
+//!   from any other address gets the same 404 as an unknown path and is not counted, so the bytes
+//!   served under a plug's key are that plug's own fetches.
+//! - Connections are bounded ([`ServeLimits`]): a client must send its request head within the
+//!   header-read timeout (half-open and slow-loris connections are closed), and each client
+//!   address may hold only a few connections at once (more are closed on accept), so a flood of
+//!   connections cannot starve the plugs' downloads.
 //! - `GET` and `HEAD`, correct `Content-Length`, a single `Range` (206 / 416), plain HTTP, no
 //!   redirects.
 //! - Counts bytes served per client address as the body is handed to the connection, so the
@@ -16,14 +23,15 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -31,6 +39,32 @@ use tokio_util::sync::CancellationToken;
 
 /// Body chunk size: counting granularity.
 const CHUNK: usize = 16 * 1024;
+
+/// How long a connection may stay open for a stopping server to finish a response.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// Bounds on the server's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A client must send a complete request head within this, on a new connection and between
+    /// requests on a kept-alive one; otherwise the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Connections one client address may hold open at once; more are closed on accept. A plug
+    /// fetches over one connection.
+    pub per_client: usize,
+    /// Connections open at once, all clients together.
+    pub total: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            per_client: 4,
+            total: 512,
+        }
+    }
+}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,15 +98,48 @@ pub struct ServedStats {
     pub complete: u32,
 }
 
+/// One served path.
+#[derive(Clone)]
+struct Entry {
+    bytes: Bytes,
+    key: String,
+    /// The only client address the path answers (a plug's); `None` = any.
+    client: Option<IpAddr>,
+}
+
 struct Inner {
-    /// Secret path → (bytes, key).
-    files: HashMap<String, (Bytes, String)>,
+    /// Secret path → entry.
+    files: HashMap<String, Entry>,
     /// Key → secret path.
     names: HashMap<String, String>,
     by_client: Mutex<HashMap<IpAddr, ServedStats>>,
     by_key: Mutex<HashMap<String, ServedStats>>,
+    /// Open connections per client address.
+    open: Mutex<HashMap<IpAddr, usize>>,
+    /// Connections closed on accept because of [`ServeLimits`].
+    refused: AtomicU64,
+    /// Requests for a plug's path from another address (answered 404).
+    wrong_client: AtomicU64,
     /// Cancelled when the server stops: ends bodies still being sent.
     stop: CancellationToken,
+}
+
+/// An open connection's place in the per-client count; released when dropped.
+struct Slot {
+    inner: Arc<Inner>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.inner.open);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// The set of images of one update, with their secret paths and the byte counters. Cheap to
@@ -128,29 +195,42 @@ impl FileServer {
         Self::build(
             images
                 .into_iter()
-                .map(|(name, bytes)| (name.clone(), name, bytes, token.to_owned())),
+                .map(|(name, bytes)| (name.clone(), name, bytes, token.to_owned(), None)),
         )
     }
 
-    /// One path per key, each under its own fresh random token: `(key, file name, bytes)`.
-    /// The runner uses the plug's address as key, so each plug has its own URL and the bytes
-    /// served are counted per plug even when plugs share a source address (NAT, loopback).
+    /// One path per plug, each under its own fresh random token: `(plug address, file name,
+    /// bytes)`. The path answers only that address (any other gets 404), and its counters
+    /// ([`FileServer::key_stats`] with the address as text) hold only that plug's fetches.
+    pub fn per_plug(
+        entries: impl IntoIterator<Item = (IpAddr, String, Bytes)>,
+    ) -> Result<Self, ServerError> {
+        let mut v = Vec::new();
+        for (ip, name, bytes) in entries {
+            v.push((ip.to_string(), name, bytes, random_token()?, Some(ip)));
+        }
+        Self::build(v)
+    }
+
+    /// One path per key, each under its own fresh random token: `(key, file name, bytes)`,
+    /// answering any client address (see [`FileServer::per_plug`] for paths bound to a plug).
     pub fn per_key(
         entries: impl IntoIterator<Item = (String, String, Bytes)>,
     ) -> Result<Self, ServerError> {
         let mut v = Vec::new();
         for (key, name, bytes) in entries {
-            v.push((key, name, bytes, random_token()?));
+            v.push((key, name, bytes, random_token()?, None));
         }
         Self::build(v)
     }
 
+    #[allow(clippy::type_complexity)]
     fn build(
-        entries: impl IntoIterator<Item = (String, String, Bytes, String)>,
+        entries: impl IntoIterator<Item = (String, String, Bytes, String, Option<IpAddr>)>,
     ) -> Result<Self, ServerError> {
         let mut files = HashMap::new();
         let mut names = HashMap::new();
-        for (key, name, bytes, token) in entries {
+        for (key, name, bytes, token, client) in entries {
             let mut safe = url_safe(&name);
             let mut n = 1;
             while files.contains_key(&format!("/fw/{token}/{safe}")) {
@@ -159,7 +239,14 @@ impl FileServer {
             }
             let path = format!("/fw/{token}/{safe}");
             names.insert(key.clone(), path.clone());
-            files.insert(path, (bytes, key));
+            files.insert(
+                path,
+                Entry {
+                    bytes,
+                    key,
+                    client: client.map(|c| c.to_canonical()),
+                },
+            );
         }
         if files.is_empty() {
             return Err(ServerError::NoImages);
@@ -170,6 +257,9 @@ impl FileServer {
                 names,
                 by_client: Mutex::new(HashMap::new()),
                 by_key: Mutex::new(HashMap::new()),
+                open: Mutex::new(HashMap::new()),
+                refused: AtomicU64::new(0),
+                wrong_client: AtomicU64::new(0),
                 stop: CancellationToken::new(),
             }),
         })
@@ -213,6 +303,32 @@ impl FileServer {
         lock(&self.inner.by_client).clone()
     }
 
+    /// Connections closed on accept because a client (or all together) held too many.
+    pub fn refused_connections(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
+    }
+
+    /// Requests for a plug's path from another address (answered 404, not counted as served).
+    pub fn wrong_client_requests(&self) -> u64 {
+        self.inner.wrong_client.load(Ordering::Relaxed)
+    }
+
+    /// Takes a connection slot for `ip`, or None when over a limit.
+    fn admit(&self, ip: IpAddr, limits: &ServeLimits) -> Option<Slot> {
+        let ip = ip.to_canonical();
+        let mut open = lock(&self.inner.open);
+        let total: usize = open.values().sum();
+        let mine = open.get(&ip).copied().unwrap_or(0);
+        if total >= limits.total || mine >= limits.per_client {
+            return None;
+        }
+        open.insert(ip, mine + 1);
+        Some(Slot {
+            inner: self.inner.clone(),
+            ip,
+        })
+    }
+
     fn count(&self, client: Option<IpAddr>, key: &str, f: impl Fn(&mut ServedStats)) {
         if let Some(ip) = client {
             f(lock(&self.inner.by_client).entry(ip).or_default());
@@ -220,8 +336,18 @@ impl FileServer {
         f(lock(&self.inner.by_key).entry(key.to_owned()).or_default());
     }
 
-    /// Listens on each of `addrs` (port 0 = ephemeral) and serves until shut down.
+    /// Listens on each of `addrs` (port 0 = ephemeral) and serves until shut down, with the
+    /// default [`ServeLimits`].
     pub async fn spawn(&self, addrs: &[SocketAddr]) -> Result<RunningServer, ServerError> {
+        self.spawn_with(addrs, ServeLimits::default()).await
+    }
+
+    /// Like [`FileServer::spawn`] with given limits.
+    pub async fn spawn_with(
+        &self,
+        addrs: &[SocketAddr],
+        limits: ServeLimits,
+    ) -> Result<RunningServer, ServerError> {
         let token = self.inner.stop.clone();
         let mut bound = Vec::new();
         let mut tasks = Vec::new();
@@ -233,15 +359,7 @@ impl FileServer {
                 .local_addr()
                 .map_err(|source| ServerError::Bind { addr, source })?;
             bound.push(local);
-            let app = self
-                .router()
-                .into_make_service_with_connect_info::<SocketAddr>();
-            let stop = token.clone();
-            tasks.push(tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-            }));
+            tasks.push(tokio::spawn(self.clone().accept_loop(listener, limits)));
         }
         Ok(RunningServer {
             files: self.clone(),
@@ -249,6 +367,56 @@ impl FileServer {
             token,
             tasks,
         })
+    }
+}
+
+impl FileServer {
+    /// Accepts until the server stops; each admitted connection is served on its own task.
+    async fn accept_loop(self, listener: tokio::net::TcpListener, limits: ServeLimits) {
+        let stop = self.inner.stop.clone();
+        let router = self.router();
+        loop {
+            let accepted = tokio::select! {
+                () = stop.cancelled() => return,
+                r = listener.accept() => r,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                // Out of descriptors or similar: do not spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            let Some(slot) = self.admit(peer.ip(), &limits) else {
+                self.inner.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, "file server: too many connections, closed");
+                drop(stream);
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(
+                router.clone().layer(Extension(ConnectInfo(peer))),
+            );
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(limits.header_read_timeout);
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let mut conn = std::pin::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = stop.cancelled() => {
+                        // Let a response in flight end (bodies end short on stop), then close
+                        // even if the client stopped reading.
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(DRAIN, conn.as_mut()).await;
+                    }
+                }
+            });
+        }
     }
 }
 
@@ -391,9 +559,28 @@ fn not_found() -> Response {
 }
 
 async fn handle(State(server): State<FileServer>, req: Request) -> Response {
-    let Some((data, key)) = server.inner.files.get(req.uri().path()).cloned() else {
+    let Some(entry) = server.inner.files.get(req.uri().path()).cloned() else {
         return not_found();
     };
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    if let Some(only) = entry.client {
+        if client != Some(only) {
+            // Indistinguishable from an unknown path; not counted as served.
+            server.inner.wrong_client.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                path_of = %only,
+                from = ?client,
+                "file server: a plug's path requested from another address"
+            );
+            return not_found();
+        }
+    }
+    let Entry {
+        bytes: data, key, ..
+    } = entry;
     let method = req.method().clone();
     if method != Method::GET && method != Method::HEAD {
         let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
@@ -401,10 +588,6 @@ async fn handle(State(server): State<FileServer>, req: Request) -> Response {
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
     server.count(client, &key, |s| s.requests += 1);
     let len = data.len() as u64;
     let range = req

@@ -104,17 +104,16 @@ impl Field {
     }
 
     /// A value with a precision that suits its size and unit: `28000 W`, `7.68 W`, `118.9 V`,
-    /// `0.128 A`, `30.404 kWh`.
+    /// `0.128 A`, `30.404 kWh` (the one formatter per unit, [`crate::text::fmt`]).
     pub fn fmt(self, v: f64) -> String {
-        let a = v.abs();
-        let digits = match self {
-            Field::Total => 3,
-            Field::Current if a < 10.0 => 3,
-            _ if a >= 100.0 => 0,
-            _ if a >= 10.0 => 1,
-            _ => 2,
+        use crate::text::Unit;
+        let unit = match self {
+            Field::Power => Unit::Watt,
+            Field::Voltage => Unit::Volt,
+            Field::Current => Unit::Amp,
+            Field::Total => Unit::KilowattHour,
         };
-        format!("{v:.digits$} {}", self.unit())
+        crate::text::fmt(v, unit)
     }
 }
 

@@ -26,12 +26,14 @@ impl Verdict {
         }
     }
 
-    /// The marker drawn next to a flagged value (readable without colour): none, `!`, `‼`.
+    /// The marker drawn next to a flagged value (readable without colour): none, `?`, `‼`
+    /// (the one table, [`crate::text::glyph`]).
     pub fn glyph(self) -> &'static str {
+        use crate::text::glyph;
         match self {
-            Verdict::Ok => "",
-            Verdict::Suspect => "!",
-            Verdict::Bogus => "‼",
+            Verdict::Ok => glyph::VERDICT_OK,
+            Verdict::Suspect => glyph::SUSPECT,
+            Verdict::Bogus => glyph::BOGUS,
         }
     }
 }

@@ -76,12 +76,40 @@ pub enum NetError {
     Reset,
     #[error("I/O error: {0}")]
     Io(String),
-    #[error("bad frame: {0}")]
+    /// A frame that cannot be a reply: its Display says why (`bad reply: length 2147483648
+    /// over the 64 KiB cap`), so no view has to fall back to "no answer".
+    #[error("bad reply: {}", frame_reason(.0))]
     Frame(FrameError),
     #[error("bad reply: {0}")]
     Reply(String),
     #[error("device error {code}: {msg}")]
     Device { code: i64, msg: String },
+}
+
+/// Why a frame is unusable, in words a user reads: `length 2147483648 over the 64 KiB cap`,
+/// `connection closed after 10 of 200 bytes`.
+pub fn frame_reason(f: &FrameError) -> String {
+    match f {
+        FrameError::TooLarge { len, max } => format!("length {len} over the {} cap", size(*max)),
+        FrameError::UnterminatedTooLarge { max } => {
+            format!("unterminated reply over the {} cap", size(*max))
+        }
+        FrameError::Truncated { got, expected } => {
+            format!("connection closed after {got} of {expected} bytes")
+        }
+    }
+}
+
+/// `64 KiB`, `1 MiB`, `1000 bytes`.
+fn size(n: usize) -> String {
+    const KIB: usize = 1024;
+    if n >= KIB * KIB && n % (KIB * KIB) == 0 {
+        format!("{} MiB", n / (KIB * KIB))
+    } else if n >= KIB && n % KIB == 0 {
+        format!("{} KiB", n / KIB)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 impl NetError {
@@ -394,16 +422,27 @@ mod tests {
             conn.call(&Request::SysInfo).await.expect_err("error")
         }
         assert!(matches!(answer(vec![], true).await, NetError::Reset));
-        assert!(matches!(
-            answer(vec![0xff, 0xff, 0xff, 0xff], false).await,
-            NetError::Frame(FrameError::TooLarge { .. })
-        ));
+        let big = answer(vec![0x80, 0, 0, 0], false).await;
+        assert!(
+            matches!(big, NetError::Frame(FrameError::TooLarge { .. })),
+            "{big:?}"
+        );
+        // The reason, not "no answer", is what every view prints.
+        assert_eq!(
+            big.to_string(),
+            "bad reply: length 2147483648 over the 64 KiB cap"
+        );
         let mut truncated = encode_frame(br#"{"system":{"get_sysinfo":{}}}"#);
         truncated.truncate(10);
-        assert!(matches!(
-            answer(truncated, true).await,
-            NetError::Frame(FrameError::Truncated { .. })
-        ));
+        let cut = answer(truncated, true).await;
+        assert!(
+            matches!(cut, NetError::Frame(FrameError::Truncated { .. })),
+            "{cut:?}"
+        );
+        assert_eq!(
+            cut.to_string(),
+            "bad reply: connection closed after 6 of 29 bytes"
+        );
         assert!(matches!(
             answer(encode_frame(b"\x01\x02garbage"), false).await,
             NetError::Reply(_)

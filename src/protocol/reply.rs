@@ -105,13 +105,17 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Device-supplied text is shown to users: keep it short and printable.
+/// At most this many characters of a device-supplied string are kept.
+pub const MAX_DEVICE_TEXT: usize = 160;
+
+/// Device-supplied text enters the model here, once: sanitised ([`crate::text::sanitize`]:
+/// escapes, control and bidi characters become `�`) and bounded, so every view can trust it.
+pub fn device_text(s: &str) -> String {
+    crate::text::printable(s, MAX_DEVICE_TEXT)
+}
+
 fn short(s: &str) -> String {
-    let mut out: String = s.chars().filter(|c| !c.is_control()).take(160).collect();
-    if s.chars().count() > 160 {
-        out.push('…');
-    }
-    out
+    device_text(s)
 }
 
 fn str_field(o: &Map<String, Value>, key: &str) -> Option<String> {

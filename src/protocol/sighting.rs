@@ -121,7 +121,7 @@ pub enum HostileReason {
     WrongPort { expected: u16, got: u16 },
     #[error("unsolicited reply from an address that was not probed")]
     Unsolicited,
-    #[error("bad TCP frame: {detail}")]
+    #[error("bad reply: {detail}")]
     BadFrame { detail: String },
 }
 

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::reply::{ReplyError, normalise_mac};
+use super::reply::{ReplyError, device_text, normalise_mac};
 
 /// Port newer devices listen on for discovery.
 pub const TDP_PORT: u16 = 20002;
@@ -109,7 +109,8 @@ pub fn decode_reply(packet: &[u8]) -> Result<TdpInfo, ReplyError> {
         .get("result")
         .and_then(Value::as_object)
         .ok_or_else(|| ReplyError::Shape("TDP reply has no `result`".into()))?;
-    let s = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_owned);
+    // Device text enters the model here: sanitised once, like sysinfo's strings.
+    let s = |k: &str| r.get(k).and_then(Value::as_str).map(device_text);
     let schm = r.get("mgt_encrypt_schm").and_then(Value::as_object);
     Ok(TdpInfo {
         device_type: s("device_type")
@@ -125,7 +126,7 @@ pub fn decode_reply(packet: &[u8]) -> Result<TdpInfo, ReplyError> {
         encrypt_type: schm
             .and_then(|m| m.get("encrypt_type"))
             .and_then(Value::as_str)
-            .map(str::to_owned),
+            .map(device_text),
         http_port: schm
             .and_then(|m| m.get("http_port"))
             .and_then(Value::as_u64)

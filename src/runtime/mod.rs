@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::event::{ActionKind, Command, DirItem, Event};
 use crate::app::state::App;
 use crate::app::update::update;
+use crate::firmware::exits::ExitSignals;
 use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
@@ -141,28 +142,24 @@ fn spawn_input(tx: mpsc::Sender<Event>, token: CancellationToken) -> std::thread
     })
 }
 
-/// Sends `Shutdown` on SIGINT or SIGTERM (Ctrl-C in raw mode arrives as a key instead).
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        match (term, int) {
-            (Ok(mut t), Ok(mut i)) => {
-                tokio::select! {
-                    _ = t.recv() => {},
-                    _ = i.recv() => {},
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Sends `Shutdown` on every SIGINT, SIGTERM, SIGHUP and SIGQUIT until `token` is cancelled
+/// (Ctrl-C in raw mode arrives as a key instead). Each one is a way out: the app quits at once
+/// without a firmware batch, and drains a running one (`app::quit`), so the terminal is restored
+/// on every signal and no flash is abandoned on the first.
+async fn forward_signals(
+    mut signals: ExitSignals,
+    tx: mpsc::Sender<Event>,
+    token: CancellationToken,
+) {
+    loop {
+        let sig = tokio::select! {
+            _ = token.cancelled() => return,
+            sig = signals.recv() => sig,
+        };
+        tracing::warn!("{sig}: leaving");
+        if tx.send(Event::Shutdown(None)).await.is_err() {
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -188,14 +185,35 @@ async fn perform(
 }
 
 /// Runs the UI until the user quits, a signal arrives, or a background task fails.
-/// `draw` renders one frame of the app (`ui::render`).
+/// `draw` renders one frame of the app (`ui::render`). The exit status is dropped: see
+/// [`run_with_exit_status`].
 pub async fn run(
+    terminal: &mut DefaultTerminal,
+    app: App,
+    setup: Setup,
+    sources: Sources,
+    draw: Draw,
+) -> anyhow::Result<()> {
+    run_with_exit_status(terminal, app, setup, sources, draw)
+        .await
+        .map(|_| ())
+}
+
+/// [`run`], returning the process exit status the app decided: 0, or
+/// [`EXIT_INTERRUPTED`](crate::firmware::exits::EXIT_INTERRUPTED) after leaving during a
+/// firmware batch that was drained (`app::quit`), or `EXIT_ABANDONED`.
+pub async fn run_with_exit_status(
     terminal: &mut DefaultTerminal,
     mut app: App,
     setup: Setup,
     sources: Sources,
     draw: Draw,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u8> {
+    // First of all, before any task runs: from here on a signal is an event, never the end of
+    // the process with the terminal left raw.
+    let signals = ExitSignals::install()
+        .inspect_err(|e| tracing::warn!("cannot handle signals: {e}"))
+        .ok();
     let token = CancellationToken::new();
     let _cancel_on_exit = token.clone().drop_guard();
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
@@ -242,13 +260,9 @@ pub async fn run(
         });
     }
     {
-        let (tx, token) = (tx.clone(), token.clone());
-        tasks.spawn(async move {
-            tokio::select! {
-                _ = token.cancelled() => {},
-                _ = wait_for_signal() => { let _ = tx.send(Event::Shutdown(None)).await; }
-            }
-        });
+        if let Some(signals) = signals {
+            tasks.spawn(forward_signals(signals, tx.clone(), token.clone()));
+        }
     }
     sources(tx.clone(), token.child_token(), &mut tasks);
     let input = spawn_input(tx.clone(), token.clone());
@@ -270,6 +284,8 @@ pub async fn run(
     terminal.draw(|f| draw(f, &app)).context("drawing")?;
     let mut last_draw = Instant::now();
 
+    // False once drawing failed during a firmware batch.
+    let mut screen = true;
     let result = 'ui: loop {
         let first = tokio::select! {
             ev = rx.recv() => ev,
@@ -287,7 +303,7 @@ pub async fn run(
             }
         };
         let Some(first) = first else {
-            break Ok(());
+            break Ok(app.leaving.exit_status());
         };
         let mut batch = vec![first];
         // Drain what else is queued, and wait out the rest of the frame budget for more.
@@ -321,10 +337,10 @@ pub async fn run(
                     }
                     Command::PlanFirmware { path, plugs } => {
                         let tx = tx.clone();
-                        let ceilings = app.settings.firmware.ceilings.clone();
+                        let policy = app.settings.firmware.policy.clone();
                         actions.spawn(async move {
                             let result = tokio::task::spawn_blocking(move || {
-                                crate::app::firmware::plan_from(&path, &plugs, &ceilings)
+                                crate::app::firmware::plan_from(&path, &plugs, &policy)
                             })
                             .await
                             .unwrap_or_else(|e| Err(e.to_string()));
@@ -450,10 +466,22 @@ pub async fn run(
                 }
             }
             if app.quit {
-                break 'ui Ok(());
+                break 'ui Ok(app.leaving.exit_status());
             }
         }
-        terminal.draw(|f| draw(f, &app)).context("drawing")?;
+        if screen {
+            if let Err(e) = terminal.draw(|f| draw(f, &app)) {
+                if !crate::app::quit::batch_running(&app) {
+                    break 'ui Err(anyhow::Error::from(e).context("drawing"));
+                }
+                // The terminal went away (SIGHUP) mid-update: never abandon a flash for a
+                // screen; the batch runs on and the app quits once it is drained.
+                tracing::warn!(
+                    "drawing failed ({e}); the firmware update goes on without a screen"
+                );
+                screen = false;
+            }
+        }
         last_draw = Instant::now();
     };
     if let Some(h) = recorder.take() {

@@ -10,9 +10,13 @@
 //!   meter), HS300(US) (six outlets, per-outlet meter via `context`), KP303(US) (three outlets, no
 //!   meter) and HS100(UK) hw 4.1, a newer-protocol (KLAP) plug that refuses port 9999 and only
 //!   answers the UDP 20002 discovery probe. `loads.json` lists the appliances plugged into them.
-//! - `plug`: one plug's identity and state and its JSON answer to every request (pure apart from
-//!   starting a download); `load`: readings as a function of time; `firmware`: the plug's own
-//!   HTTP client; `server`: the sockets.
+//! - One plug: `identity` (who it is, fixed), `plug` (its shared state, counters and outages),
+//!   `outlets` (relay and energy per outlet, the strip's `context.child_ids`), and its answer to
+//!   every request, plain JSON in and out: `dispatch` (routing and the small modules), `system`
+//!   (sysinfo, relay, alias, reboot), `emeter` (readings, history), `flash` (download and flash).
+//! - [`images`]: which firmware images the plugs accept, by SHA-256
+//!   (`assets/profiles/images.json`); `fetch`: the plug's own HTTP client; `load`: readings as a
+//!   function of time; `server`: the sockets.
 //! - [`Fleet`]: N plugs on consecutive 127.x.y.z addresses sharing one port.
 //!
 //! # Identity
@@ -60,17 +64,24 @@
 //! # Firmware
 //!
 //! `download_firmware{url}` makes the plug fetch `url` for real with a small HTTP/1.1 client
-//! (plain http, loopback hosts only — anything else is answered -3 "invalid argument"; 5 s
-//! connect and 15 s read timeouts, 16 MiB cap, throttled to ~96 KiB/s × 1/time-scale so progress
-//! is visible). `get_download_state` reports `status` 1 and `ratio` (bytes received /
-//! Content-Length × 100) while downloading, `status` 0 and `ratio` 100 once a complete image
-//! passed [`verify`](crate::firmware::header::verify) and
-//! [`targets`](crate::firmware::header::ImageHeader::targets) for the plug's model and hardware,
-//! and -7 "unknown error" when no download was started or it failed (as real plugs do).
+//! (plain http, loopback hosts only — anything else is answered -3 "invalid argument"; the
+//! connection comes from the plug's own address; 5 s connect and 15 s read timeouts, 16 MiB
+//! cap, throttled to ~96 KiB/s × 1/time-scale so progress is visible). `get_download_state`
+//! reports `status` 1 and `ratio` (bytes received / Content-Length × 100) while downloading,
+//! `status` 0 and `ratio` 100 once a complete image was accepted, and -7 "unknown error" when
+//! no download was started, it failed or the image was refused (as real plugs do).
+//!
+//! The simulator never parses an image (it does not use the product's `firmware` module): an
+//! image is accepted when its SHA-256 is in [`images`] — the demo images of `assets/firmware/`
+//! plus [`FleetSpec::images`] — and the entry's model and hardware are the plug's; the entry
+//! gives the `sw_ver` the plug reports once flashed. So a bug in the product's header parser
+//! cannot make the simulated plug agree with it.
+//!
 //! `flash_firmware` is refused with -5 "not enough memory" unless such an image is held; every
-//! refused attempt is counted ([`PlugHandle::premature_flash_attempts`]). After a flash the plug
-//! goes offline for `flash_time + reboot_time` (scaled, exact) and comes back with the image's
-//! `sw_ver`, `total` reset and relays open (restoring them is the updater's job).
+//! refused attempt is counted ([`PlugHandle::premature_flash_attempts`], [`PlugHandle::stats`]).
+//! After a flash the plug goes offline for `flash_time + reboot_time` (scaled, exact) and comes
+//! back with the image's `sw_ver`, `total` reset and relays open (restoring them is the
+//! updater's job).
 //! `flash_time`/`reboot_time` are reported in whole seconds scaled by the time scale (rounded
 //! up, at least 1 when the nominal value is not 0).
 //!
@@ -95,18 +106,27 @@
 //! | `ignore-broadcast` | no answer to broadcast datagrams; unicast works |
 //! | `download-drop` | the download stops at half and fails (-7) |
 //! | `download-stall` | the download stops at 40 % and stays there, connection held open |
-//! | `image-reject` | a complete, valid image is rejected (as a bad signature): download failed |
+//! | `image-reject` | a complete, accepted image is rejected (as a bad signature): download failed |
 //! | `never-back` | after a flash the plug never comes back |
 //! | `old-version` | after a flash the plug comes back with its old `sw_ver` |
 //! | `hang-after-flash` | after a flash the plug comes back, accepts connections, never replies |
 //! | `flaky` | goes offline for 4–8 s every 20–40 s (scaled), comes back unchanged |
 
+mod dispatch;
+mod emeter;
+mod error;
 pub mod fault;
-mod firmware;
+mod fetch;
+mod flash;
+mod identity;
+pub mod images;
 pub mod load;
+mod outlets;
 mod plug;
 pub mod profile;
+mod reply;
 mod server;
+mod system;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -118,12 +138,17 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use error::SimError;
 pub use fault::{FaultKind, UnknownFault};
-pub use firmware::{UrlError, parse_url};
+pub use fetch::{UrlError, parse_url};
+pub use images::KnownImage;
+pub use plug::PlugStats;
 pub use profile::{MeterScheme, Profile};
 pub use server::LOOPBACK_BROADCAST;
 
-use plug::{Identity, PlugShared};
+use identity::Identity;
+use images::Accepted;
+use plug::PlugShared;
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +165,9 @@ pub struct FleetSpec {
     /// Multiplies every simulated duration (0.01 = 100× faster).
     pub time_scale: f64,
     pub faults: Vec<(Ipv4Addr, FaultKind)>,
+    /// Images the plugs accept besides the demo images of `assets/profiles/images.json`
+    /// (tests and benches that build their own).
+    pub images: Vec<KnownImage>,
 }
 
 impl Default for FleetSpec {
@@ -152,6 +180,7 @@ impl Default for FleetSpec {
             profiles: Vec::new(),
             time_scale: 1.0,
             faults: Vec::new(),
+            images: Vec::new(),
         }
     }
 }
@@ -238,27 +267,6 @@ impl FleetSpec {
     }
 }
 
-/// Why a fleet could not start.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SimError {
-    /// The spec itself is wrong (a usage error).
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{proto} address {addr} is already in use (another simulator or program?)")]
-    AddrInUse {
-        addr: SocketAddr,
-        proto: &'static str,
-    },
-    #[error("address {addr} is not available on this machine")]
-    AddrNotAvailable { addr: SocketAddr },
-    #[error("cannot bind {proto} {addr}: {msg}")]
-    Io {
-        addr: SocketAddr,
-        proto: &'static str,
-        msg: String,
-    },
-}
-
 /// One simulated plug as seen from outside: what it was started as, plus live counters.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlugHandle {
@@ -287,7 +295,12 @@ pub struct PlugHandle {
 }
 
 impl PlugHandle {
-    /// `flash_firmware` requests refused because no complete, valid image was held.
+    /// Every counter of this plug.
+    pub fn stats(&self) -> PlugStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// `flash_firmware` requests refused because no complete, accepted image was held.
     pub fn premature_flash_attempts(&self) -> u64 {
         self.shared
             .counters
@@ -457,13 +470,20 @@ impl Fleet {
             v.dedup();
             v
         };
+        let accepted = Arc::new(Accepted::new(spec.images.clone()));
         let mut shared = Vec::with_capacity(addrs.len());
         let mut bound = Vec::with_capacity(addrs.len());
         for (i, &ip) in addrs.iter().enumerate() {
             let p = pick(i);
             let (tx, rx) = mpsc::unbounded_channel();
             let id = Identity::new(ip, port, tdp_port, p, fault_of(ip), spec.time_scale);
-            let plug = Arc::new(PlugShared::new(id, tx, token.child_token(), now));
+            let plug = Arc::new(PlugShared::new(
+                id,
+                accepted.clone(),
+                tx,
+                token.child_token(),
+                now,
+            ));
             let sockets = server::bind_plug(&plug)?;
             shared.push(plug);
             bound.push((sockets, rx));
@@ -565,6 +585,15 @@ impl Fleet {
 
     pub fn time_scale(&self) -> f64 {
         self.time_scale
+    }
+
+    /// Every plug's counters summed.
+    pub fn stats(&self) -> PlugStats {
+        let mut t = PlugStats::default();
+        for p in &self.plugs {
+            t.add(&p.stats());
+        }
+        t
     }
 
     /// A token cancelled when the fleet stops.

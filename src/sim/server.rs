@@ -16,10 +16,10 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-use super::SimError;
+use super::error::SimError;
 use super::fault::FaultKind;
 use super::load::{self, now_unix};
-use super::plug::{Cause, Outage, PlugShared};
+use super::plug::{Cause, Counters, Outage, PlugShared};
 use crate::protocol::codec::{HEADER_LEN, decode_datagram, encode_datagram, encode_frame};
 use crate::protocol::reply::parse_json;
 use crate::protocol::tdp::TDP_HEADER_LEN;
@@ -209,6 +209,7 @@ async fn serve(
             r = async { match &s.tcp { Some(l) => l.accept().await, None => std::future::pending().await } } => {
                 match r {
                     Ok((stream, _)) => {
+                        Counters::bump(&plug.counters.connections);
                         tokio::spawn(serve_connection(plug.clone(), stream));
                     }
                     // Out of descriptors or similar: do not spin.
@@ -247,6 +248,7 @@ pub(crate) fn answer_udp(
     data: &[u8],
     to: SocketAddr,
 ) {
+    Counters::bump(&plug.counters.datagrams);
     if plug.is_hanging() {
         return;
     }

@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 use super::theme::{Theme, verdict_glyph};
 use super::{age, clean};
 use crate::app::state::{App, Link, Meter, RowRef, Verdict};
+use crate::text::{self, Unit};
 
 fn kv<'a>(k: &str, v: String, theme: &Theme) -> Line<'a> {
     Line::from(vec![
@@ -87,7 +88,7 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
         l.push(kv(
             "rssi",
             s.rssi
-                .map(|x| format!("{x} dBm"))
+                .map(|x| text::fmt(x as f64, Unit::Dbm))
                 .unwrap_or_else(|| "—".into()),
             theme,
         ));
@@ -175,9 +176,9 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
     let mut l = Vec::new();
     if let Some(r) = &m.reading {
         let f = m.check.flags;
-        let val = |name: &str, v: Option<f64>, unit: &str, d: usize, verdict: Verdict| {
+        let val = |name: &str, v: Option<f64>, unit: Unit, d: usize, verdict: Verdict| {
             let s = match v {
-                Some(x) => format!("{x:.d$} {unit}{}", verdict_glyph(verdict)),
+                Some(x) => format!("{}{}", text::fmt_with(x, unit, d), verdict_glyph(verdict)),
                 None => "—".into(),
             };
             vec![
@@ -187,10 +188,10 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
             ]
         };
         let mut spans = vec![Span::raw("  ")];
-        spans.extend(val("P", r.power_w, "W", 1, f.power));
-        spans.extend(val("U", r.voltage_v, "V", 1, f.voltage));
-        spans.extend(val("I", r.current_a, "A", 3, f.current));
-        spans.extend(val("E", r.total_kwh, "kWh", 3, f.total));
+        spans.extend(val("P", r.power_w, Unit::Watt, 1, f.power));
+        spans.extend(val("U", r.voltage_v, Unit::Volt, 1, f.voltage));
+        spans.extend(val("I", r.current_a, Unit::Amp, 3, f.current));
+        spans.extend(val("E", r.total_kwh, Unit::KilowattHour, 3, f.total));
         l.push(Line::from(spans));
         let verdict = m.check.verdict;
         let label = match verdict {
@@ -201,7 +202,10 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
         l.push(Line::from(vec![
             Span::styled("  verdict ", theme.dim()),
             Span::styled(
-                format!("{}{label}", verdict_glyph(verdict).trim()),
+                match verdict_glyph(verdict).trim() {
+                    "" => label.to_owned(),
+                    g => format!("{g} {label}"),
+                },
                 theme.verdict(verdict),
             ),
             Span::styled(
@@ -313,7 +317,10 @@ pub fn render_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             age(std::time::Duration::from_secs_f64(secs))
         );
         if flagged > 0 {
-            title.push_str(&format!("· {flagged} flagged shown as ! "));
+            title.push_str(&format!(
+                "· {flagged} flagged shown as {} ",
+                verdict_glyph(Verdict::Bogus)
+            ));
         }
         frame.render_widget(Line::styled(title, theme.dim()), t);
         frame.render_widget(

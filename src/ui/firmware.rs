@@ -82,6 +82,9 @@ pub fn render_picker(frame: &mut Frame, area: Rect, p: &Picker, theme: &Theme) {
 /// One image, inspected: name, size, SHA-256 (short) and its target (header or file name).
 fn image_line(img: &crate::firmware::image::ImageInfo) -> String {
     use crate::firmware::image::ImageTarget;
+    if img.refused.is_some() {
+        return format!("{}  REFUSED (not read)", img.file_name);
+    }
     let target = match img.target() {
         Some(ImageTarget::Header {
             model,
@@ -134,9 +137,14 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
         theme.dim(),
     )];
     // Each image used: size, SHA-256 (short), target (header or file name).
+    // …and under it what was checked (file type, size against the bounds, structure, hash,
+    // allowlist), as judged for the first plug it is planned for.
     let mut images: Vec<Line> = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
-    for img in c.entries.iter().filter_map(|e| e.image.as_ref()) {
+    for e in &c.entries {
+        let Some(img) = e.image.as_ref() else {
+            continue;
+        };
         if seen.contains(&img.file_name.as_str()) {
             continue;
         }
@@ -145,7 +153,20 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
             format!("  image {}", clean(&image_line(img), 150)),
             theme.dim(),
         ));
+        if let Some(ch) = &e.assessment.checks {
+            let bad = img.refused.is_some() || !ch.size_ok || !ch.structure.is_recognised();
+            images.push(Line::styled(
+                format!("        checked: {}", clean(&ch.short(), 150)),
+                if bad {
+                    theme.verdict(Plaus::Bogus)
+                } else {
+                    theme.dim()
+                },
+            ));
+        }
     }
+    let waiting = crate::app::firmware::downgrade_lines(c);
+    let allowed = c.downgrade_allowed();
     let mut over: Vec<Line> = Vec::new();
     if c.override_applies() {
         let (state, style) = if c.force {
@@ -157,10 +178,51 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
             Span::styled("  F", theme.key()),
             Span::styled(format!(" override (like --force): {state}"), style),
             Span::styled(
-                " — also updates unknown-target and same-version plugs; never blocked ones",
+                " — also updates unknown-target, same-version and unrecognised-content plugs; \
+                 never blocked ones or downgrades",
                 theme.dim(),
             ),
         ]));
+    }
+    if !waiting.is_empty() || allowed {
+        let (state, style) = if allowed {
+            ("ON ", theme.verdict(Plaus::Bogus))
+        } else {
+            ("off", theme.dim())
+        };
+        over.push(Line::from(vec![
+            Span::styled("  D", theme.key()),
+            Span::styled(
+                format!(" allow downgrade (like --allow-downgrade): {state}"),
+                style,
+            ),
+            Span::styled(
+                " — y alone never flashes an older version; D asks, D again allows",
+                theme.dim(),
+            ),
+        ]));
+    }
+    if c.downgrade_prompt {
+        over.push(Line::styled(
+            format!(
+                "  DOWNGRADE {} plug(s) to OLDER firmware? D again allows it · n/Esc cancels · \
+                 y waits for this answer",
+                waiting.len()
+            ),
+            theme.verdict(Plaus::Bogus),
+        ));
+        for w in waiting.iter().take(3) {
+            over.push(Line::styled(
+                format!("    downgrade {}", clean(w, 100)),
+                theme.verdict(Plaus::Bogus),
+            ));
+        }
+        if waiting.len() > 3 {
+            over.push(Line::styled(
+                format!("    … and {} more", waiting.len() - 3),
+                theme.verdict(Plaus::Bogus),
+            ));
+        }
     }
     let footer = Line::from(vec![
         Span::styled("  y", theme.key()),
@@ -204,7 +266,18 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
             "skip"
         };
         let style = verdict_style(v, theme);
-        let explain = if c.force && e.will_update(true) && v.needs_override() {
+        let explain = if e.awaits_downgrade_consent(c.force) {
+            format!(
+                "downgrade {from} → {to}: skipped; D allows it (y alone never downgrades){}",
+                if *v == Verdict::Downgrade {
+                    String::new()
+                } else {
+                    format!(" — {}", v.explain())
+                }
+            )
+        } else if e.assessment.downgrade && e.will_update(c.force) {
+            format!("DOWNGRADE ALLOWED: {from} → {to} is flashed")
+        } else if c.force && e.will_update(true) && v.needs_override() {
             format!("OVERRIDE: updated anyway — {}", v.explain())
         } else {
             v.explain()
@@ -268,9 +341,10 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
                 .border_style(theme.verdict(Plaus::Suspect))
                 .title(Span::styled(
                     format!(
-                        " Update firmware of {n} of {} plug(s)?{} ",
+                        " Update firmware of {n} of {} plug(s)?{}{} ",
                         c.entries.len(),
-                        if c.force { " [OVERRIDE ON]" } else { "" }
+                        if c.force { " [OVERRIDE ON]" } else { "" },
+                        if allowed { " [DOWNGRADE ALLOWED]" } else { "" }
                     ),
                     theme.verdict(Plaus::Suspect),
                 )),

@@ -63,13 +63,12 @@ pub fn render(frame: &mut Frame, app: &App) {
     }
 }
 
-/// Device-supplied text made safe to draw: control characters replaced, length bounded.
+/// Text made safe to draw ([`crate::text::sanitize`]) and bounded to `max` characters: device
+/// text is already sanitised where it enters the model; this also covers error texts, file
+/// names and log lines. (Cut as before, without an ellipsis: the panes wrap or cut at their
+/// edge.)
 pub fn clean(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| *c != '\u{200b}')
-        .map(|c| if c.is_control() { '�' } else { c })
-        .take(max)
-        .collect()
+    crate::text::sanitize(s).chars().take(max).collect()
 }
 
 /// "now", "5s", "3m", "2h", "4d".
@@ -135,7 +134,11 @@ fn render_summary(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     spans.push(Span::styled(" · ", theme.dim()));
     if s.flagged > 0 {
         spans.push(Span::styled(
-            format!("! {} flagged", s.flagged),
+            format!(
+                "{} {} flagged",
+                theme::verdict_glyph(crate::app::Verdict::Bogus),
+                s.flagged
+            ),
             theme.verdict(crate::app::Verdict::Bogus),
         ));
     } else {
@@ -147,7 +150,11 @@ fn render_summary(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     if s.power_w > 0.0 {
         spans.push(Span::styled(" · ", theme.dim()));
-        spans.push(Span::raw(format!("{:.0} W", s.power_w)));
+        spans.push(Span::raw(crate::text::fmt_with(
+            s.power_w,
+            crate::text::Unit::Watt,
+            0,
+        )));
         spans.push(Span::styled(" (flagged excluded)", theme.dim()));
     }
     if !s.versions.is_empty() {

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 use super::theme::{Theme, health_glyph, verdict_glyph};
 use super::{age, clean};
 use crate::app::state::{App, Column, Health, Link, RowRef, Values, Verdict};
+use crate::text::{self, Unit};
 
 /// Width of each column.
 pub fn width(c: Column) -> u16 {
@@ -77,17 +78,25 @@ fn width_in(c: Column, cols: &[Column], avail: u16) -> u16 {
     avail.saturating_sub(others).clamp(14, 40)
 }
 
-fn num(
-    v: Option<f64>,
-    decimals: usize,
-    verdict: Verdict,
-    theme: &Theme,
-    dim: bool,
-) -> Cell<'static> {
+/// A meter value in its column: never cut — a value too wide for the column takes a shorter
+/// honest form ([`text::fmt_cell`]: `233.53`, `1.25 MW`) and keeps its glyph.
+fn num(v: Option<f64>, col: Column, verdict: Verdict, theme: &Theme, dim: bool) -> Cell<'static> {
+    let (unit, decimals) = match col {
+        Column::Volts => (Unit::Volt, 1),
+        Column::Amps => (Unit::Amp, 3),
+        Column::Kwh => (Unit::KilowattHour, 3),
+        _ => (Unit::Watt, 1),
+    };
     match v {
         None => Cell::from(Line::from("—").right_aligned()).style(theme.dim()),
         Some(x) => {
-            let text = format!("{x:.decimals$}{}", verdict_glyph(verdict));
+            // One cell of the column is the glyph's (a space when the value is plausible).
+            let room = usize::from(width(col)).saturating_sub(1);
+            let text = format!(
+                "{}{}",
+                text::fmt_cell(x, unit, decimals, room),
+                verdict_glyph(verdict)
+            );
             let style = if verdict != Verdict::Ok {
                 theme.verdict(verdict)
             } else if dim {
@@ -187,10 +196,10 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
             }
             None => Cell::from("—").style(theme.dim()),
         },
-        Column::Watts => num(values.power, 1, values.flags.power, theme, stale),
-        Column::Volts => num(values.voltage, 1, values.flags.voltage, theme, stale),
-        Column::Amps => num(values.current, 3, values.flags.current, theme, stale),
-        Column::Kwh => num(values.total, 3, values.flags.total, theme, stale),
+        Column::Watts => num(values.power, col, values.flags.power, theme, stale),
+        Column::Volts => num(values.voltage, col, values.flags.voltage, theme, stale),
+        Column::Amps => num(values.current, col, values.flags.current, theme, stale),
+        Column::Kwh => num(values.total, col, values.flags.total, theme, stale),
         Column::Rssi if r.outlet.is_some() => Cell::from(""),
         Column::Rssi => match d.rssi() {
             Some(v) => Cell::from(Line::from(v.to_string()).right_aligned()),

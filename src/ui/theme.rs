@@ -5,26 +5,28 @@ use ratatui::style::{Color, Modifier, Style};
 
 use crate::app::state::{Health, Verdict};
 
-/// The glyph placed after a flagged value (and in the health column).
+/// The glyph placed after a value: the verdict's glyph from the one table
+/// ([`crate::text::glyph`]), or a space for a plausible value so the numbers stay aligned.
 pub fn verdict_glyph(v: Verdict) -> &'static str {
     match v {
         Verdict::Ok => " ",
-        Verdict::Suspect => "?",
-        Verdict::Bogus => "!",
+        other => other.glyph(),
     }
 }
 
+/// The glyph in the health column, from the one table ([`crate::text::glyph`]).
 pub fn health_glyph(h: Health) -> &'static str {
+    use crate::text::glyph;
     match h {
-        Health::Ok => "●",
-        Health::Pending => "…",
-        Health::Updating => "↻",
-        Health::NoReading => "-",
-        Health::Suspect => "?",
-        Health::Failing => "~",
-        Health::Bogus => "!",
-        Health::Offline => "○",
-        Health::Newer => "◇",
+        Health::Ok => glyph::OK,
+        Health::Pending => glyph::NEW,
+        Health::Updating => glyph::UPDATING,
+        Health::NoReading => glyph::NO_READING,
+        Health::Suspect => glyph::SUSPECT,
+        Health::Failing => glyph::FAILING,
+        Health::Bogus => glyph::BOGUS,
+        Health::Offline => glyph::OFFLINE,
+        Health::Newer => glyph::NEEDS_CREDENTIALS,
     }
 }
 

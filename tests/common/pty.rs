@@ -135,6 +135,17 @@ impl Tui {
         self.writer.flush().unwrap();
     }
 
+    /// Sends a signal (`HUP`, `TERM`, …) to the program, as `kill -NAME` does.
+    #[cfg(unix)]
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.process_id().expect("the child's pid");
+        let ok = std::process::Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{name} {pid}");
+    }
+
     /// Waits for the process to exit (and drains its last output).
     pub fn wait_exit(&mut self) -> portable_pty::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);

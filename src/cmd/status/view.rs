@@ -140,14 +140,7 @@ pub fn json_line(d: &Device, fleet: &Fleet) -> Value {
 
 /// Keeps device-supplied text printable and bounded for a table cell.
 fn cell(s: &str, max: usize) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
-    if clean.chars().count() > max {
-        let mut t: String = clean.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    } else {
-        clean
-    }
+    crate::text::printable(s, max)
 }
 
 /// A value with its glyph when flagged (`28000‼`), `-` when absent.
@@ -185,7 +178,7 @@ fn verdict_cell(a: Option<&Assessment>, error: Option<&str>) -> String {
 
 fn mark(v: Verdict) -> &'static str {
     match v {
-        Verdict::Ok => "·",
+        Verdict::Ok => crate::text::glyph::NOTE,
         other => other.glyph(),
     }
 }

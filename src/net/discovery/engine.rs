@@ -263,7 +263,7 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
                 self.hostile(
                     from,
                     HostileReason::BadFrame {
-                        detail: f.to_string(),
+                        detail: crate::net::client::frame_reason(&f),
                     },
                 )
                 .await

@@ -1,20 +1,14 @@
-//! The plug's own firmware fetch: a minimal HTTP/1.1 GET client over a tokio `TcpStream`,
-//! loopback only, bounded by timeouts and a size cap, throttled to a plug-like rate (scaled by
-//! the time scale) so that `ratio` visibly progresses. The image is checked with
-//! [`crate::firmware::header::verify`] and must target the plug's model and hardware.
+//! The plug's own HTTP client: a minimal HTTP/1.1 GET over a tokio `TcpStream` from the plug's
+//! own address, loopback only, bounded by timeouts and a size cap, throttled to a plug-like rate
+//! (scaled by the time scale) so that `ratio` visibly progresses. It knows nothing of plugs or
+//! images: progress goes to a callback, the bytes to the caller (`flash.rs`).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, sleep_until, timeout};
-
-use super::fault::FaultKind;
-use super::plug::PlugShared;
-use crate::firmware::header;
 
 /// Largest image a simulated plug accepts.
 pub const MAX_IMAGE: u64 = 16 * 1024 * 1024;
@@ -23,6 +17,20 @@ pub const NOMINAL_RATE: f64 = 96.0 * 1024.0;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_HEAD: usize = 16 * 1024;
+
+/// How to fetch.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// The plug's address: the connection comes from it, as from a real plug.
+    pub bind: Ipv4Addr,
+    pub user_agent: String,
+    /// Bytes per second.
+    pub rate: f64,
+    /// The `download-drop` fault: fail at half.
+    pub drop_at_half: bool,
+    /// The `download-stall` fault: stop reading at 40 %, connection held open.
+    pub stall_at_40: bool,
+}
 
 /// Where to fetch from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,53 +89,27 @@ pub fn parse_url(url: &str) -> Result<Target, UrlError> {
     })
 }
 
-/// Runs download `id` of `plug` to completion (or failure) and records the outcome.
-pub(crate) async fn download(plug: Arc<PlugShared>, id: u64, target: Target) {
-    let token = plug.token.clone();
-    let result = tokio::select! {
-        r = fetch(&plug, id, &target) => r,
-        () = token.cancelled() => return,
-    };
-    match result {
-        Ok(Some(bytes)) => {
-            let verdict = check_image(&plug, &bytes);
-            plug.download_done(id, verdict);
-        }
-        Ok(None) => {} // superseded
-        Err(reason) => plug.download_done(id, Err(reason)),
-    }
+async fn connect(bind: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::from((bind, 0)))?;
+    sock.connect(to).await
 }
 
-fn check_image(plug: &PlugShared, bytes: &[u8]) -> Result<header::ImageHeader, String> {
-    let h = header::verify(bytes).map_err(|e| e.to_string())?;
-    let p = plug.id.profile;
-    if !h.targets(p.model(), p.hw_ver()) {
-        return Err(format!(
-            "image is for {}({}) hw {}, not {} hw {}",
-            h.model,
-            h.region,
-            h.hw,
-            p.model(),
-            p.hw_ver()
-        ));
-    }
-    if plug.id.has(FaultKind::ImageReject) {
-        return Err("image signature rejected".into());
-    }
-    Ok(h)
-}
-
-/// Fetches the body; `Ok(None)` when the download was superseded or the plug went down.
-async fn fetch(plug: &PlugShared, id: u64, t: &Target) -> Result<Option<Vec<u8>>, String> {
-    let mut s = timeout(CONNECT_TIMEOUT, TcpStream::connect(t.addr))
+/// Fetches the body of `t`. `progress(received, content_length)` is called as bytes arrive and
+/// returns false when the download is no longer wanted (superseded, or the plug went down):
+/// then `Ok(None)`.
+pub async fn fetch(
+    t: &Target,
+    o: &FetchOptions,
+    mut progress: impl FnMut(u64, Option<u64>) -> bool,
+) -> Result<Option<Vec<u8>>, String> {
+    let mut s = timeout(CONNECT_TIMEOUT, connect(o.bind, t.addr))
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| format!("connect: {e}"))?;
     let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: plugfleet-sim/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        t.path,
-        t.host,
-        plug.id.profile.model()
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        t.path, t.host, o.user_agent
     );
     timeout(READ_TIMEOUT, s.write_all(req.as_bytes()))
         .await
@@ -183,21 +165,13 @@ async fn fetch(plug: &PlugShared, id: u64, t: &Target) -> Result<Option<Vec<u8>>
     let mut body: Vec<u8> = buf[head_end + 4..].to_vec();
     body.truncate(len as usize);
 
-    let rate = NOMINAL_RATE / plug.id.time_scale.max(1e-6);
+    let rate = o.rate.max(1.0);
     let started = Instant::now();
-    let drop_at = plug.id.has(FaultKind::DownloadDrop).then_some(len / 2);
-    let stall_at = plug
-        .id
-        .has(FaultKind::DownloadStall)
-        .then_some((len * 2).div_ceil(5));
-    let mut counted = 0u64;
+    let drop_at = o.drop_at_half.then_some(len / 2);
+    let stall_at = o.stall_at_40.then_some((len * 2).div_ceil(5));
     loop {
         let received = body.len() as u64;
-        plug.counters
-            .bytes_downloaded
-            .fetch_add(received - counted, Ordering::Relaxed);
-        counted = received;
-        if !plug.download_progress(id, received, Some(len)) {
+        if !progress(received, Some(len)) {
             return Ok(None);
         }
         if received >= len {
@@ -207,16 +181,12 @@ async fn fetch(plug: &PlugShared, id: u64, t: &Target) -> Result<Option<Vec<u8>>
             return Err("connection dropped midway".into());
         }
         if stall_at.is_some_and(|at| received >= at) {
-            // Keep the connection, never read again, until superseded or the plug goes down.
-            let mut epoch = plug.epoch.subscribe();
+            // Keep the connection, never read again, until superseded or the plug goes down
+            // (going offline supersedes the download).
             loop {
-                tokio::select! {
-                    _ = epoch.changed() => return Ok(None),
-                    () = tokio::time::sleep(Duration::from_millis(200)) => {
-                        if !plug.download_current(id) {
-                            return Ok(None);
-                        }
-                    }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if !progress(received, Some(len)) {
+                    return Ok(None);
                 }
             }
         }

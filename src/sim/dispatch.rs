@@ -1,0 +1,410 @@
+//! A simulated plug's answer to one request object: every module and method in it, routed to
+//! `system.rs`, `emeter.rs` and the small modules here (`time`, `cnCloud`, `schedule`, `netif`,
+//! the strip's `get_relationship`). Plain JSON in, JSON out.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Map, Value, json};
+
+use super::load;
+use super::outlets::{self, Ctx};
+use super::plug::PlugShared;
+use super::reply::err;
+
+impl PlugShared {
+    /// Answers one request object (all modules and methods in it).
+    pub fn respond(self: &Arc<Self>, req: &Value, now: f64) -> Value {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let Some(root) = req.as_object() else {
+            return json!({"err_code": -1, "err_msg": "module not support"});
+        };
+        let ctx = outlets::context(&self.id, root);
+        let mut out = Map::new();
+        for (module, methods) in root {
+            if module == "context" {
+                continue;
+            }
+            let reply = match methods.as_object() {
+                None => err(-3, "invalid argument"),
+                Some(methods) => self.module(module, methods, &ctx, now),
+            };
+            out.insert(module.clone(), reply);
+        }
+        Value::Object(out)
+    }
+
+    fn module(
+        self: &Arc<Self>,
+        module: &str,
+        methods: &Map<String, Value>,
+        ctx: &Ctx,
+        now: f64,
+    ) -> Value {
+        let p = self.id.profile;
+        let supported = match module {
+            "system" | "time" | "cnCloud" | "schedule" | "count_down" | "anti_theft" | "netif" => {
+                true
+            }
+            "emeter" => p.has_meter(),
+            "smartlife.iot.smartpowerstrip.manage" => p.is_strip(),
+            _ => false,
+        };
+        if !supported {
+            return err(-1, "module not support");
+        }
+        let mut out = Map::new();
+        for (method, args) in methods {
+            let r = match module {
+                "system" => self.system(method, args, ctx, now),
+                "emeter" => self.emeter(method, args, ctx, now),
+                "time" => time_module(method, now),
+                "cnCloud" => match method.as_str() {
+                    "get_info" => json!({"binded": 0, "cld_connection": 0, "fwDlPage": "",
+                        "fwNotifyType": 0, "illegalType": 0, "server": "n-devs.tplinkcloud.com",
+                        "stopConnect": 0, "tcspInfo": "", "tcspStatus": 0, "username": "",
+                        "err_code": 0}),
+                    // No cloud connection: what a KP105 without cloud answers.
+                    "get_intl_fw_list" => err(-7, "unknown error"),
+                    _ => err(-2, "member not support"),
+                },
+                "schedule" | "count_down" | "anti_theft" => match method.as_str() {
+                    "get_rules" => {
+                        json!({"rule_list": [], "version": 2, "enable": 0, "err_code": 0})
+                    }
+                    "get_next_action" if module == "schedule" => json!({"type": -1, "err_code": 0}),
+                    _ => err(-2, "member not support"),
+                },
+                "netif" => match method.as_str() {
+                    "get_stainfo" => json!({"ssid": "plugfleet-sim", "key_type": 3,
+                        "rssi": self.id.rssi, "err_code": 0}),
+                    _ => err(-2, "member not support"),
+                },
+                _ => match method.as_str() {
+                    "get_relationship" => {
+                        let slots: Vec<Value> = (0..p.outlets.len())
+                            .map(|i| json!({"child_id": self.id.child_id(i), "hw_slot": i}))
+                            .collect();
+                        json!({"child_num": slots.len(), "slots": slots, "err_code": 0})
+                    }
+                    _ => err(-2, "member not support"),
+                },
+            };
+            out.insert(method.clone(), r);
+        }
+        Value::Object(out)
+    }
+}
+
+fn time_module(method: &str, now: f64) -> Value {
+    match method {
+        "get_time" => {
+            let day = (now / 86_400.0).floor() as i64;
+            let (y, m, d) = load::civil_from_days(day);
+            let s = now.rem_euclid(86_400.0) as u64;
+            json!({"year": y, "month": m, "mday": d, "hour": s / 3600,
+                "min": (s / 60) % 60, "sec": s % 60, "err_code": 0})
+        }
+        "get_timezone" => json!({"index": 39, "err_code": 0}),
+        _ => err(-2, "member not support"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::sim::fault::FaultKind;
+    use crate::sim::identity::Identity;
+    use crate::sim::images::Accepted;
+    use crate::sim::plug::Cause;
+    use crate::sim::profile;
+
+    const T0: f64 = 1_750_000_000.0;
+
+    fn plug(profile: &str, faults: &[FaultKind]) -> Arc<PlugShared> {
+        let p = profile::find(profile).expect("profile");
+        let id = Identity::new(
+            Ipv4Addr::new(127, 9, 9, 9),
+            9999,
+            20002,
+            p,
+            faults.to_vec(),
+            0.01,
+        );
+        let (tx, _rx) = mpsc::unbounded_channel();
+        Arc::new(PlugShared::new(
+            id,
+            Arc::new(Accepted::default()),
+            tx,
+            CancellationToken::new(),
+            T0,
+        ))
+    }
+
+    fn call(p: &Arc<PlugShared>, req: Value, now: f64) -> Value {
+        p.respond(&req, now)
+    }
+
+    fn realtime(p: &Arc<PlugShared>, now: f64) -> crate::protocol::Realtime {
+        crate::protocol::Realtime::from_reply(&call(p, json!({"emeter":{"get_realtime":{}}}), now))
+            .expect("realtime")
+    }
+
+    #[test]
+    fn readings_follow_the_relay_and_total_grows() {
+        let p = plug("kp115-us-hw1", &[]);
+        call(&p, json!({"system":{"set_relay_state":{"state":1}}}), T0);
+        let a = realtime(&p, T0 + 1.0);
+        assert!(a.power_w.expect("w") > 0.0);
+        assert!((110.0..130.0).contains(&a.voltage_v.expect("v")));
+        let b = realtime(&p, T0 + 1.0 + 3600.0);
+        let grown = b.total_kwh.expect("t") - a.total_kwh.expect("t");
+        let mean = p.lock().outlets[0].load.mean_w();
+        assert!(grown > 0.0 && grown < 3.0 * mean / 1000.0 + 0.01, "{grown}");
+        call(
+            &p,
+            json!({"system":{"set_relay_state":{"state":0}}}),
+            T0 + 3602.0,
+        );
+        let c = realtime(&p, T0 + 7200.0);
+        assert_eq!(c.power_w, Some(0.0));
+        assert_eq!(c.current_a, Some(0.0));
+        assert!(c.voltage_v.expect("v") > 100.0);
+        assert!((c.total_kwh.expect("t") - b.total_kwh.expect("t")).abs() < 0.005);
+        let info = crate::protocol::SysInfo::from_reply(&call(
+            &p,
+            json!({"system":{"get_sysinfo":{}}}),
+            T0 + 7200.0,
+        ))
+        .expect("sysinfo");
+        assert_eq!(info.relay_on, Some(false));
+        assert_eq!(info.on_time, Some(0));
+    }
+
+    #[test]
+    fn schemes_follow_the_profile() {
+        use crate::protocol::UnitScheme;
+        assert_eq!(
+            realtime(&plug("hs110-eu-hw1", &[]), T0).scheme,
+            UnitScheme::Base
+        );
+        assert_eq!(
+            realtime(&plug("hs110-eu-hw4", &[]), T0).scheme,
+            UnitScheme::Milli
+        );
+        let r = call(
+            &plug("hs105-us-hw1", &[]),
+            json!({"emeter":{"get_realtime":{}}}),
+            T0,
+        );
+        assert_eq!(
+            r,
+            json!({"emeter":{"err_code":-1,"err_msg":"module not support"}})
+        );
+    }
+
+    #[test]
+    fn old_and_new_sysinfo_shapes() {
+        let old = call(
+            &plug("hs110-eu-hw1", &[]),
+            json!({"system":{"get_sysinfo":{}}}),
+            T0,
+        );
+        let s = &old["system"]["get_sysinfo"];
+        assert!(s["type"].is_string() && s["fwId"].is_string() && s["latitude"].is_f64());
+        assert!(s.get("latitude_i").is_none() && s.get("mic_type").is_none());
+        let new = call(
+            &plug("hs110-eu-hw4", &[]),
+            json!({"system":{"get_sysinfo":{}}}),
+            T0,
+        );
+        let s = &new["system"]["get_sysinfo"];
+        assert!(s["mic_type"].is_string() && s["latitude_i"].is_i64() && s["status"] == "new");
+        assert_eq!(s["deviceId"].as_str().expect("id").len(), 40);
+    }
+
+    #[test]
+    fn reading_faults() {
+        let p = plug("hs110-eu-hw4", &[FaultKind::Bogus28kw]);
+        assert!(realtime(&p, T0).power_w.expect("w") >= 28_000.0);
+        let p = plug("hs110-eu-hw4", &[FaultKind::Glitch28kw]);
+        call(&p, json!({"system":{"set_relay_state":{"state":1}}}), T0);
+        let w: Vec<f64> = (0..6)
+            .map(|i| realtime(&p, T0 + f64::from(i)).power_w.expect("w"))
+            .collect();
+        assert_eq!(w.iter().filter(|x| **x >= 28_000.0).count(), 2, "{w:?}");
+        let p = plug("hs110-eu-hw4", &[FaultKind::UnitScale]);
+        call(&p, json!({"system":{"set_relay_state":{"state":1}}}), T0);
+        let r = realtime(&p, T0 + 1.0);
+        assert!(r.raw.get("power").is_some() && r.raw.get("power_mw").is_none());
+        let p2 = plug("hs110-eu-hw4", &[]);
+        call(&p2, json!({"system":{"set_relay_state":{"state":1}}}), T0);
+        let ok = realtime(&p2, T0 + 1.0);
+        let ratio = r.power_w.expect("w") / ok.power_w.expect("w");
+        assert!((999.0..1001.0).contains(&ratio), "{ratio}");
+    }
+
+    #[test]
+    fn strips_answer_per_outlet() {
+        let p = plug("hs300-us-hw2", &[]);
+        let id3 = p.id.child_id(3);
+        let r = call(
+            &p,
+            json!({"context":{"child_ids":[id3]},"system":{"set_relay_state":{"state":0}}}),
+            T0,
+        );
+        assert_eq!(r["system"]["set_relay_state"]["err_code"], 0);
+        let info = crate::protocol::SysInfo::from_reply(&call(
+            &p,
+            json!({"system":{"get_sysinfo":{}}}),
+            T0,
+        ))
+        .expect("sysinfo");
+        assert_eq!(info.children.len(), 6);
+        assert!(!info.children[3].relay_on);
+        let rt = call(
+            &p,
+            json!({"context":{"child_ids":[p.id.child_id(3)]},"emeter":{"get_realtime":{}}}),
+            T0 + 1.0,
+        );
+        let rt = crate::protocol::Realtime::from_reply(&rt).expect("rt");
+        assert_eq!(rt.slot_id, Some(3));
+        assert_eq!(rt.power_w, Some(0.0));
+        let bad = call(
+            &p,
+            json!({"context":{"child_ids":["NOPE"]},"emeter":{"get_realtime":{}}}),
+            T0,
+        );
+        assert_eq!(bad["emeter"]["get_realtime"]["err_code"], -14);
+        assert_eq!(bad["emeter"]["get_realtime"]["err_msg"], "entry not exist");
+        let alias = call(
+            &p,
+            json!({"context":{"child_ids":["01"]},"system":{"set_dev_alias":{"alias":"TV"}}}),
+            T0,
+        );
+        assert_eq!(alias["system"]["set_dev_alias"]["err_code"], 0);
+        assert_eq!(p.lock().outlets[1].alias, "TV");
+    }
+
+    #[test]
+    fn unknown_methods_and_modules() {
+        let p = plug("hs100-us-hw2", &[]);
+        let r = call(
+            &p,
+            json!({"system":{"frobnicate":{}},"smartlife.iot.dimmer":{"x":{}}}),
+            T0,
+        );
+        assert_eq!(r["system"]["frobnicate"]["err_code"], -2);
+        assert_eq!(r["system"]["frobnicate"]["err_msg"], "member not support");
+        assert_eq!(r["smartlife.iot.dimmer"]["err_code"], -1);
+        let r = call(&p, json!({"system":{"set_relay_state":{"state":"on"}}}), T0);
+        assert_eq!(r["system"]["set_relay_state"]["err_code"], -3);
+    }
+
+    #[test]
+    fn stats_are_plausible() {
+        let p = plug("hs110-eu-hw4", &[]);
+        let now = T0;
+        let (y, m, d) = load::civil_from_days((now / 86_400.0).floor() as i64);
+        let r = call(
+            &p,
+            json!({"emeter":{"get_daystat":{"year":y,"month":m}}}),
+            now,
+        );
+        let days = crate::protocol::reply::parse_stats(&r, "get_daystat").expect("days");
+        assert_eq!(days.len(), d as usize, "every day of this month so far");
+        assert!(
+            days.iter()
+                .all(|e| e.energy_kwh >= 0.0 && e.energy_kwh < 100.0)
+        );
+        assert!(r["emeter"]["get_daystat"]["day_list"][0]["energy_wh"].is_i64());
+        let r = call(&p, json!({"emeter":{"get_monthstat":{"year":y}}}), now);
+        let months = crate::protocol::reply::parse_stats(&r, "get_monthstat").expect("m");
+        assert!(!months.is_empty() && months.len() <= m as usize);
+        let r = call(
+            &p,
+            json!({"emeter":{"get_daystat":{"year":y + 1,"month":1}}}),
+            now,
+        );
+        assert_eq!(r["emeter"]["get_daystat"]["day_list"], json!([]));
+        let float = plug("hs110-eu-hw1", &[]);
+        let r = call(
+            &float,
+            json!({"emeter":{"get_daystat":{"year":y,"month":m}}}),
+            now,
+        );
+        assert!(r["emeter"]["get_daystat"]["day_list"][0]["energy"].is_f64());
+    }
+
+    #[test]
+    fn premature_flash_is_refused_and_counted() {
+        let p = plug("hs110-us-hw1", &[]);
+        let r = call(&p, json!({"system":{"flash_firmware":{}}}), T0);
+        assert_eq!(r["system"]["flash_firmware"]["err_code"], -5);
+        assert_eq!(
+            p.counters.premature_flash_attempts.load(Ordering::Relaxed),
+            1
+        );
+        let r = call(&p, json!({"system":{"get_download_state":{}}}), T0);
+        assert_eq!(r["system"]["get_download_state"]["err_code"], -7);
+        let r = call(
+            &p,
+            json!({"system":{"download_firmware":{"url":"http://10.0.0.5/x.bin"}}}),
+            T0,
+        );
+        assert_eq!(r["system"]["download_firmware"]["err_code"], -3);
+    }
+
+    #[test]
+    fn coming_back_resets_total_and_applies_the_flash() {
+        let p = plug("kp115-us-hw1", &[]);
+        call(&p, json!({"system":{"set_relay_state":{"state":1}}}), T0);
+        assert!(realtime(&p, T0 + 3600.0).total_kwh.expect("t") > 0.0);
+        p.went_offline(T0 + 3600.0);
+        p.came_back(
+            &Cause::Flash {
+                sw_ver: "1.0.22 Build 240418 Rel.102311".into(),
+            },
+            T0 + 3700.0,
+        );
+        assert_eq!(realtime(&p, T0 + 3700.0).total_kwh, Some(0.0));
+        assert_eq!(p.lock().sw_ver, "1.0.22 Build 240418 Rel.102311");
+        let old = plug("kp115-us-hw1", &[FaultKind::OldVersion]);
+        old.came_back(
+            &Cause::Flash {
+                sw_ver: "9.9.9 Build 1 Rel.1".into(),
+            },
+            T0,
+        );
+        assert_eq!(old.lock().sw_ver, old.id.profile.sw_ver());
+    }
+
+    #[test]
+    fn reported_times_are_scaled_and_rounded_up() {
+        let p = plug("hs110-us-hw1", &[]);
+        assert_eq!(p.id.reported_secs(0), 0);
+        assert_eq!(p.id.reported_secs(20), 1);
+        assert_eq!(p.id.reported_secs(250), 3);
+        assert_eq!(
+            p.id.scaled(Duration::from_secs(20)),
+            Duration::from_millis(200)
+        );
+    }
+
+    #[test]
+    fn identities_are_unique_per_address() {
+        let p = profile::find("hs110-eu-hw1").expect("p");
+        let a = Identity::new(Ipv4Addr::new(127, 0, 0, 2), 1, 1, p, vec![], 1.0);
+        let b = Identity::new(Ipv4Addr::new(127, 0, 0, 3), 1, 1, p, vec![], 1.0);
+        assert_ne!(a.mac, b.mac);
+        assert_ne!(a.device_id, b.device_id);
+        assert_eq!(a.mac, "50:C7:BF:00:00:02");
+        assert_eq!(a.hw_id, b.hw_id, "same hardware SKU");
+    }
+}

@@ -1,0 +1,117 @@
+//! Who and what a simulated plug is: address, profile, MAC, deviceId, faults and time scale,
+//! fixed for its life and derived from the address so it is stable across restarts.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::fault::FaultKind;
+use super::load;
+use super::profile::{self, Profile};
+
+/// Who and what a plug is; fixed for its life.
+#[derive(Debug)]
+pub(crate) struct Identity {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub tdp_port: u16,
+    pub profile: &'static Profile,
+    pub mac: String,
+    pub device_id: String,
+    pub hw_id: String,
+    pub oem_id: String,
+    pub seed: u64,
+    pub faults: Vec<FaultKind>,
+    pub time_scale: f64,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub rssi: i64,
+}
+
+impl Identity {
+    pub fn new(
+        ip: Ipv4Addr,
+        port: u16,
+        tdp_port: u16,
+        profile: &'static Profile,
+        faults: Vec<FaultKind>,
+        time_scale: f64,
+    ) -> Self {
+        let o = ip.octets();
+        let seed = load::mix(u64::from(u32::from(ip)) ^ 0x504C_5547);
+        let hex = |s: &str| hex::encode(Sha256::digest(s.as_bytes())).to_ascii_uppercase();
+        let mac = format!("{}:{:02X}:{:02X}:{:02X}", profile.mac_oui, o[1], o[2], o[3]);
+        let device_id = hex(&format!("plugfleet-sim device {ip} {}", profile.model()))[..40].into();
+        let hw_id = hex(&format!("hwId {} {}", profile.model(), profile.hw_ver()))[..32].into();
+        let oem_id = hex(&format!("oemId {}", profile.model()))[..32].into();
+        Self {
+            ip,
+            port,
+            tdp_port,
+            profile,
+            mac,
+            device_id,
+            hw_id,
+            oem_id,
+            seed,
+            faults,
+            time_scale,
+            latitude: profile.latitude + (load::unit(seed, 10) - 0.5) * 0.1,
+            longitude: profile.longitude + (load::unit(seed, 11) - 0.5) * 0.1,
+            rssi: -35 - (load::unit(seed, 12) * 40.0) as i64,
+        }
+    }
+
+    pub fn has(&self, f: FaultKind) -> bool {
+        self.faults.contains(&f)
+    }
+
+    /// The `slow` fault's delay, scaled.
+    pub fn slow_delay(&self) -> Option<Duration> {
+        self.faults
+            .iter()
+            .find_map(FaultKind::slow_delay)
+            .map(|d| self.scaled(d))
+    }
+
+    /// A simulated duration in real time (capped at a day).
+    pub fn scaled(&self, nominal: Duration) -> Duration {
+        let s = (nominal.as_secs_f64() * self.time_scale).clamp(0.0, 86_400.0);
+        Duration::from_secs_f64(s)
+    }
+
+    /// A nominal duration as the plug reports it: whole scaled seconds, at least 1 if non-zero.
+    pub fn reported_secs(&self, nominal_s: u64) -> u64 {
+        if nominal_s == 0 {
+            return 0;
+        }
+        ((nominal_s as f64 * self.time_scale).ceil() as u64).max(1)
+    }
+
+    pub fn child_id(&self, index: usize) -> String {
+        format!("{}{index:02}", self.device_id)
+    }
+
+    /// A plausible alias: `<room> <appliance>` or `<room> strip`.
+    pub fn default_alias(&self) -> String {
+        let rooms = profile::rooms();
+        let room = rooms
+            .get((self.seed % rooms.len().max(1) as u64) as usize)
+            .map_or("Room", String::as_str);
+        if self.profile.is_strip() {
+            format!("{room} strip")
+        } else {
+            let a = self.appliance_name();
+            format!("{room} {}", profile::appliance(&a).label)
+        }
+    }
+
+    pub fn appliance_name(&self) -> String {
+        let loads = &self.profile.loads;
+        loads
+            .get(((self.seed >> 8) % loads.len().max(1) as u64) as usize)
+            .cloned()
+            .unwrap_or_else(|| "lamp".into())
+    }
+}
