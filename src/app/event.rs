@@ -75,7 +75,7 @@ pub enum Event {
     /// The runtime is up (sent once, first): start what the command line asked for.
     Launched,
     /// The recording task ended (a write error, or stopped as asked).
-    Recording(crate::record::RecordEvent),
+    Recording(crate::app::recording::RecordEvent),
     /// A copy of the recent log lines, oldest first.
     LogLines(Vec<String>),
 }
@@ -112,10 +112,16 @@ pub enum Command {
     /// Open the file and start the recording task (stopping any running one).
     StartRecording {
         path: std::path::PathBuf,
-        format: crate::record::RecordFormat,
+        format: crate::app::recording::RecordFormat,
     },
-    /// Hand these readings to the recording task.
-    Record(Vec<crate::record::ReadingRecord>),
+    /// Hand the readings a poll just read to the recording task: the record rows of device
+    /// `key`'s meters in `read` (`None` = the plug's own, `Some(id)` = that outlet), stamped
+    /// `unix_ms` (the runtime builds them from the model: `crate::record::rows_for`).
+    Record {
+        key: String,
+        read: Vec<Option<String>>,
+        unix_ms: u64,
+    },
     /// Stop the recording task (it writes what is queued first).
     StopRecording,
     /// Publish a metrics snapshot of the app state.

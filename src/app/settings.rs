@@ -31,7 +31,7 @@ pub struct Settings {
     /// Rating overrides per model (config `[ratings]`), used by the plausibility checks.
     pub ratings: crate::fleet::ratings::Overrides,
     /// `--record FILE`: recording starts with the app, to this file in this format.
-    pub record: Option<(PathBuf, crate::record::RecordFormat)>,
+    pub record: Option<(PathBuf, crate::app::recording::RecordFormat)>,
     /// Where the record key writes when no `--record` was given.
     pub record_default: PathBuf,
     /// `http://…/metrics` when `--metrics` serves the readings.

@@ -335,7 +335,7 @@ pub struct App {
     pub now: Instant,
     pub quit: bool,
     /// Leaving while a firmware batch runs (`app::quit`), and the exit status decided.
-    pub leaving: super::quit::Leaving,
+    pub leaving: super::leaving::Leaving,
     /// Notes from discovery (hostile replies …), newest last, bounded.
     pub notes: VecDeque<String>,
     /// The current or last firmware batch.

@@ -758,82 +758,6 @@ impl Meter {
     }
 }
 
-/// Every meter of a fleet, keyed by the caller (a deviceId for a plug, a child id for an
-/// outlet): created on first reading with the model's rating, then kept with its history.
-#[derive(Debug, Clone, Default)]
-pub struct MeterBank {
-    meters: std::collections::HashMap<String, Meter>,
-}
-
-impl MeterBank {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Assesses a reading of meter `key` of a device of `model` (a strip's model for its
-    /// outlets: an outlet is checked against the strip's rating).
-    pub fn assess(&mut self, key: &str, model: &str, r: &Reading, now_ms: u64) -> Assessment {
-        if !self.meters.contains_key(key) {
-            self.meters.insert(key.to_owned(), Meter::for_model(model));
-        }
-        match self.meters.get_mut(key) {
-            Some(m) => m.assess(r, now_ms),
-            None => Assessment::default(),
-        }
-    }
-
-    /// Inserts a meter with explicit limits (e.g. a config override), replacing any other.
-    pub fn insert(&mut self, key: &str, meter: Meter) {
-        self.meters.insert(key.to_owned(), meter);
-    }
-
-    pub fn get(&self, key: &str) -> Option<&Meter> {
-        self.meters.get(key)
-    }
-
-    pub fn remove(&mut self, key: &str) -> Option<Meter> {
-        self.meters.remove(key)
-    }
-
-    pub fn len(&self) -> usize {
-        self.meters.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.meters.is_empty()
-    }
-
-    /// Heap bytes held by the histories (for the memory benchmark).
-    pub fn history_bytes(&self) -> usize {
-        self.meters.values().map(|m| m.history().heap_bytes()).sum()
-    }
-
-    /// A strip's overall assessment from its outlets' newest readings: the total checked
-    /// against `limits` (the strip's rating) and one line per flagged outlet, named by the
-    /// given labels. `None` when no outlet has been read yet.
-    pub fn strip<'a>(
-        &self,
-        limits: &Limits,
-        outlets: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Option<Assessment> {
-        let latest: Vec<(&str, Reading, &Assessment)> = outlets
-            .into_iter()
-            .filter_map(|(key, label)| {
-                let m = self.meters.get(key)?;
-                Some((label, m.history().latest()?.reading, m.last_assessment()?))
-            })
-            .collect();
-        if latest.is_empty() {
-            return None;
-        }
-        let total = strip_total(limits, latest.iter().map(|(_, r, a)| (r, *a)));
-        Some(strip_summary(
-            &total,
-            latest.iter().map(|(label, _, a)| (*label, *a)),
-        ))
-    }
-}
-
 /// Checks the sum of a strip's outlets against the strip's rating. Outlets whose own power or
 /// current is already flagged are left out of that sum (their glitch is reported on them).
 pub fn strip_total<'a>(
@@ -1488,54 +1412,6 @@ mod tests {
             meter("HS110(US)").assess_realtime(&rt, 0).reasons[0].text,
             "unreadable power: \"28000\""
         );
-    }
-
-    #[test]
-    fn the_bank_keeps_one_meter_per_key_and_checks_strips() {
-        let mut bank = MeterBank::new();
-        assert!(bank.is_empty());
-        bank.assess("plug", "HS110(US)", &us(80.0), 0);
-        let a = bank.assess("plug", "HS110(US)", &us(1450.0), 1_000);
-        assert_eq!(
-            a.verdict,
-            Verdict::Suspect,
-            "the jump rule sees the first reading"
-        );
-        let limits = limits_for("HS300(US)");
-        assert_eq!(bank.strip(&limits, [("s00", "Lamp")]), None);
-        for k in ["s00", "s01", "s02", "s03", "s04", "s05"] {
-            bank.assess(k, "HS300(US)", &us(400.0), 0);
-        }
-        bank.assess(
-            "s01",
-            "HS300(US)",
-            &Reading::new(28000.0, 120.0, 0.1, 10.0),
-            1_000,
-        );
-        let keys = [
-            ("s00", "a"),
-            ("s01", "b"),
-            ("s02", "c"),
-            ("s03", "d"),
-            ("s04", "e"),
-            ("s05", "f"),
-        ];
-        let strip = bank.strip(&limits, keys).expect("read");
-        assert_eq!(strip.verdict, Verdict::Bogus);
-        // Five outlets at 400 W = 2000 W is within 1.25 × 1800 W; the 28 kW outlet is named.
-        assert_eq!(rules(&strip), vec![Rule::Outlet]);
-        bank.assess("s01", "HS300(US)", &us(400.0), 2_000);
-        let strip = bank.strip(&limits, keys).expect("read");
-        assert_eq!(
-            rules(&strip),
-            vec![Rule::StripAboveRatedPower, Rule::StripAboveRatedCurrent]
-        );
-        assert_eq!(bank.len(), 7);
-        assert_eq!(
-            bank.history_bytes(),
-            7 * crate::fleet::history::DEFAULT_CAPACITY * 24
-        );
-        assert!(bank.remove("plug").is_some() && bank.get("plug").is_none());
     }
 
     #[test]

@@ -193,3 +193,158 @@ pub fn rows_of(d: &Device, unix_ms: u64) -> Vec<ReadingRecord> {
     };
     rows_for(d, &which, unix_ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::app::event::{Command, Event};
+    use crate::app::fixture::{self, Plug, reading};
+    use crate::app::recording::RecordFormat;
+    use crate::app::state::{App, Settings};
+    use crate::app::update;
+
+    const EPOCH: u64 = 1_795_621_649_000;
+
+    fn press(app: &mut App, code: KeyCode, now: Instant) -> Vec<Command> {
+        update(
+            app,
+            Event::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+            now,
+        )
+    }
+
+    /// The rows of the record commands, built from the model as the runtime builds them.
+    fn records(app: &App, cmds: &[Command]) -> Vec<ReadingRecord> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Command::Record { key, read, unix_ms } => {
+                    Some(rows_for(app.fleet.get(key)?, read, *unix_ms))
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn kettle() -> Plug {
+        Plug::new(1, "kettle", "HS110(US)", "1.0", "1.2.6")
+    }
+
+    fn strip() -> Plug {
+        let mut s = Plug::new(2, "strip", "HS300(US)", "2.0", "1.0.12");
+        s.outlets = vec![("lamp", true), ("radio", true)];
+        s
+    }
+
+    /// Two devices found; the kettle has a local name.
+    fn found(settings: Settings) -> (App, Instant) {
+        let t0 = Instant::now();
+        let settings = Settings {
+            names: crate::fleet::identity::Names::from_pairs([("50:C7:BF:00:00:01", "Kettle")]),
+            epoch_unix_ms: EPOCH,
+            record_default: PathBuf::from("/data/plugfleet/readings-2026-11-25.jsonl"),
+            ..settings
+        };
+        let mut app = App::new(settings, t0);
+        update(&mut app, fixture::sighting(&kettle(), "broadcast"), t0);
+        update(&mut app, fixture::sighting(&strip(), "broadcast"), t0);
+        (app, t0)
+    }
+
+    #[test]
+    fn judged_readings_become_record_commands_only_while_recording() {
+        let (mut app, t0) = found(Settings::default());
+        let now = t0 + Duration::from_millis(1500);
+        let bogus = fixture::polled(&kettle(), Some(reading(28_000.0, 120.0, 0.2, 1.0)), vec![]);
+        assert!(
+            {
+                let c = update(&mut app, bogus.clone(), now);
+                records(&app, &c)
+            }
+            .is_empty()
+        );
+
+        let cmds = press(&mut app, KeyCode::Char('w'), now);
+        assert_eq!(
+            cmds,
+            vec![Command::StartRecording {
+                path: PathBuf::from("/data/plugfleet/readings-2026-11-25.jsonl"),
+                format: RecordFormat::JsonLines,
+            }]
+        );
+        assert!(app.recording.active);
+        assert!(
+            app.status()
+                .is_some_and(|s| s.contains("readings-2026-11-25"))
+        );
+
+        let recs = {
+            let c = update(&mut app, bogus.clone(), now);
+            records(&app, &c)
+        };
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!(r.verdict, Verdict::Bogus);
+        assert!(!r.reasons.is_empty());
+        assert_eq!(r.power_w, Some(28_000.0));
+        assert_eq!(r.name.as_deref(), Some("Kettle"));
+        assert_eq!(r.alias, "kettle");
+        assert_eq!(r.ip, fixture::ip(1).to_string());
+        assert_eq!(r.unix_ms, EPOCH + 1500, "stamped from the time passed in");
+        assert_eq!(r.outlet_id, None);
+
+        // A strip: its own row (sum and judgement, no outlet id), then one record per outlet
+        // read, with the outlet's id and alias.
+        let polled = fixture::polled(
+            &strip(),
+            None,
+            vec![
+                reading(10.0, 120.0, 0.09, 1.0),
+                reading(20.0, 120.0, 0.17, 2.0),
+            ],
+        );
+        let recs = {
+            let c = update(&mut app, polled, now);
+            records(&app, &c)
+        };
+        assert_eq!(recs.len(), 3);
+        assert_eq!(
+            (recs[0].outlet_id.clone(), recs[0].power_w),
+            (None, Some(30.0))
+        );
+        assert_eq!(recs[2].outlet_alias.as_deref(), Some("radio"));
+        assert_eq!(recs[2].power_w, Some(20.0));
+        assert!(recs.iter().all(|r| r.verdict == Verdict::Ok));
+        assert_eq!(
+            app.recording.count, 3,
+            "readings sent: the kettle and two outlets"
+        );
+
+        // A failed poll records nothing.
+        assert!(
+            {
+                let c = update(&mut app, fixture::failed(&kettle(), 1), now);
+                records(&app, &c)
+            }
+            .is_empty()
+        );
+
+        assert_eq!(
+            press(&mut app, KeyCode::Char('w'), now),
+            vec![Command::StopRecording]
+        );
+        assert!(!app.recording.active);
+        assert!(
+            {
+                let c = update(&mut app, bogus, now);
+                records(&app, &c)
+            }
+            .is_empty()
+        );
+    }
+}

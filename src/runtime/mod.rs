@@ -396,11 +396,12 @@ pub async fn run_with_exit_status(
                             }
                         }
                     }
-                    Command::Record(recs) => {
-                        if let Some(h) = &recorder {
+                    Command::Record { key, read, unix_ms } => {
+                        if let (Some(h), Some(d)) = (&recorder, app.fleet.get(&key)) {
+                            // The rows are a view of the model (the verdicts every view shows).
                             // Never waits: a full queue drops (and counts) the reading; a
                             // stopped writer reports why on its own.
-                            for r in recs {
+                            for r in crate::record::rows_for(d, &read, unix_ms) {
                                 if h.record(r).is_err() {
                                     break;
                                 }
