@@ -12,6 +12,7 @@ pub mod keymap;
 pub mod leaving;
 pub mod quit;
 pub mod recording;
+pub mod rows;
 pub mod settings;
 pub mod state;
 pub mod update;

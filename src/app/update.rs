@@ -7,7 +7,8 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::event::{Command, Event};
 use super::keymap::{self, Action, Context};
-use super::state::{App, Batch, FirmwareConfirm, Overlay, RowId, RowRef};
+use super::rows::RowRef;
+use super::state::{App, Batch, FirmwareConfirm, Overlay, RowId};
 use crate::firmware::job::Stage;
 use crate::firmware::runner::{JobEvent, PlugResult};
 

@@ -7,7 +7,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 
 use super::theme::{Theme, verdict_glyph};
 use super::{age, clean};
-use crate::app::state::{App, Link, Meter, RowRef, Verdict};
+use crate::app::rows::RowRef;
+use crate::app::state::{App, Link, Meter, Verdict};
 use crate::text::{self, Unit};
 
 fn kv<'a>(k: &str, v: String, theme: &Theme) -> Line<'a> {

@@ -8,7 +8,8 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 
 use super::theme::{Theme, health_glyph, verdict_glyph};
 use super::{age, clean};
-use crate::app::state::{App, Column, Health, Link, RowRef, Values, Verdict};
+use crate::app::rows::{RowRef, Values};
+use crate::app::state::{App, Column, Health, Link, Verdict};
 use crate::text::{self, Unit};
 
 /// Width of each column.

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::app::event::{ActionKind, Command};
-use crate::app::state::{App, Confirm, Overlay, RowId, RowRef};
+use crate::app::rows::RowRef;
+use crate::app::state::{App, Confirm, Overlay, RowId};
 
 pub(super) fn describe(r: &RowRef<'_>) -> String {
     let alias = r.alias();
