@@ -703,3 +703,110 @@ fn record_poll(
     };
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn sys(model: &str, mac: &str, id: &str) -> SysInfo {
+        SysInfo::from_result(&serde_json::json!({
+            "model": model, "hw_ver": "1.0", "sw_ver": "1.2.6 Build 200727 Rel.121701",
+            "mac": mac, "deviceId": id, "alias": "a", "feature": "TIM:ENE", "relay_state": 1,
+        }))
+        .expect("sysinfo")
+    }
+
+    fn seen(ip: &str, info: SysInfo) -> Sighting {
+        Sighting {
+            ip: ip.parse().expect("ip"),
+            port: 9999,
+            found_by: "host".into(),
+            info: SeenInfo::Legacy(Box::new(info)),
+        }
+    }
+
+    fn failed(key: &str, addr: SocketAddr, misses: u32) -> Poll {
+        Poll {
+            key: key.into(),
+            addr,
+            misses,
+            outcome: Err("connection refused".into()),
+        }
+    }
+
+    #[test]
+    fn liveness_fails_then_goes_offline_with_the_reason_and_since_when() {
+        let t0 = Instant::now();
+        let mut f = Fleet::new(t0);
+        let t = f
+            .observe(
+                seen("127.0.9.1", sys("HS110(US)", "50:C7:BF:00:09:01", "D1")),
+                &Names::default(),
+                t0,
+            )
+            .expect("tracked");
+        assert_eq!(f.get("D1").map(|d| d.link.clone()), Some(Link::Pending));
+        let t1 = t0 + Duration::from_secs(2);
+        f.apply_poll(
+            failed("D1", t.addr, 1),
+            &Overrides::default(),
+            &Names::default(),
+            t1,
+        );
+        let d = f.get("D1").expect("d");
+        assert_eq!((d.link.clone(), d.link_since), (Link::Failing(1), t1));
+        let t2 = t1 + Duration::from_secs(2);
+        f.apply_poll(
+            failed("D1", t.addr, 2),
+            &Overrides::default(),
+            &Names::default(),
+            t2,
+        );
+        assert_eq!(
+            f.get("D1").map(|d| d.link_since),
+            Some(t1),
+            "still failing since t1"
+        );
+        let t3 = t2 + Duration::from_secs(2);
+        f.apply_poll(
+            failed("D1", t.addr, OFFLINE_AFTER),
+            &Overrides::default(),
+            &Names::default(),
+            t3,
+        );
+        let d = f.get("D1").expect("d");
+        assert_eq!(d.link, Link::Offline("connection refused".into()));
+        assert_eq!((d.link_since, d.health()), (t3, Health::Offline));
+    }
+
+    #[test]
+    fn a_plug_being_flashed_is_updating_not_failing() {
+        let t0 = Instant::now();
+        let mut f = Fleet::new(t0);
+        let t = f
+            .observe(
+                seen("127.0.9.2", sys("HS110(US)", "50:C7:BF:00:09:02", "D2")),
+                &Names::default(),
+                t0,
+            )
+            .expect("tracked");
+        f.set_updating(t.addr.ip(), true, t0);
+        for misses in 1..=OFFLINE_AFTER + 2 {
+            f.apply_poll(
+                failed("D2", t.addr, misses),
+                &Overrides::default(),
+                &Names::default(),
+                t0,
+            );
+        }
+        let d = f.get("D2").expect("d");
+        assert_eq!(
+            (d.link.clone(), d.health()),
+            (Link::Updating, Health::Updating)
+        );
+        f.set_updating(t.addr.ip(), false, t0);
+        assert_eq!(f.get("D2").map(|d| d.link.clone()), Some(Link::Pending));
+    }
+}
