@@ -71,7 +71,31 @@ pub struct FirmwareSection {
     pub size_limits: BTreeMap<String, SizeLimit>,
     /// The allowlist: images whose SHA-256 the user vouches for, per model and hardware
     /// (`[[firmware.known]]`). Such an image is marked "known" in the plan.
-    pub known: Vec<crate::firmware::limits::KnownImage>,
+    pub known: Vec<KnownImage>,
+}
+
+/// Firmware images larger than this are refused before reading (real plug images are a few
+/// MiB); no `[firmware.size_limits]` entry may allow more. (`firmware::image` re-exports it.)
+pub const MAX_IMAGE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// One allowlisted image: `[[firmware.known]]` in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownImage {
+    /// `HS110(US)` (that region only) or `HS110` (any region).
+    pub model: String,
+    /// Hardware version; its major part is compared (`1` or `1.0`).
+    pub hw: String,
+    /// SHA-256 of the whole file, hex.
+    pub sha256: String,
+    /// Free text ("1.2.6 from the cloud's fw_list, 2024-05-01").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Whether `s` is a SHA-256 in hex.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `[firmware.size_limits."HS110"]`: inclusive bounds in bytes.
@@ -228,7 +252,7 @@ impl Config {
             }
         }
         for (model, b) in &self.firmware.size_limits {
-            let max = crate::firmware::image::MAX_IMAGE_BYTES;
+            let max = MAX_IMAGE_BYTES;
             if b.min_bytes == 0 || b.min_bytes > b.max_bytes || b.max_bytes > max {
                 return Err(bad(
                     &format!("firmware.size_limits.\"{model}\""),
@@ -240,7 +264,7 @@ impl Config {
             }
         }
         for (i, k) in self.firmware.known.iter().enumerate() {
-            if !crate::firmware::limits::is_sha256_hex(k.sha256.trim()) {
+            if !is_sha256_hex(k.sha256.trim()) {
                 return Err(bad(
                     &format!("firmware.known[{i}].sha256"),
                     "must be a SHA-256: 64 hex digits",

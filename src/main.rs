@@ -20,12 +20,16 @@ fn main() -> ExitCode {
     let _log = match plugfleet::logging::init(&cli.log_level) {
         Ok(guard) => {
             if let Some(why) = &guard.no_file {
-                eprintln!("plugfleet: warning: {why}; running without a log file");
+                say(&format!(
+                    "plugfleet: warning: {why}; running without a log file"
+                ));
             }
             Some(guard)
         }
         Err(e) => {
-            eprintln!("plugfleet: warning: {e:#}; running without a log file");
+            say(&format!(
+                "plugfleet: warning: {e:#}; running without a log file"
+            ));
             None
         }
     };
@@ -37,10 +41,10 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             if e.downcast_ref::<UsageError>().is_some() {
-                eprintln!("plugfleet: {e}");
+                say(&format!("plugfleet: {e}"));
                 ExitCode::from(2)
             } else {
-                eprintln!("plugfleet: error: {e:#}");
+                say(&format!("plugfleet: error: {e:#}"));
                 ExitCode::FAILURE
             }
         }
@@ -86,6 +90,13 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Some(Command::Config(a)) => cmd::config::run(a, cli.config),
         Some(Command::Completions(a)) => cmd::completions::run(a, Cli::command()),
     }
+}
+
+/// One line on stderr. Not `eprintln!`, which panics when stderr is gone (a terminal that hung
+/// up): the exit status must still say what happened.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

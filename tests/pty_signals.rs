@@ -3,7 +3,8 @@
 //! Every way out of the TUI in a pseudo-terminal (the real binary): SIGHUP, SIGTERM and SIGQUIT
 //! hand the terminal back as clean as `q` does (alternate screen left, cursor shown, cooked mode
 //! back), and during a firmware update `q` asks first, then waits until the flashing plug is
-//! verified and its relay restored, and exits 130, as a signal does without asking.
+//! verified and its relay restored, and exits 130, as a signal does without asking. A terminal
+//! that really hangs up (closed under the program) ends it too, after the flash is verified.
 
 #[path = "common/pty.rs"]
 mod pty;
@@ -105,6 +106,13 @@ fn q_during_a_flash_asks_then_waits_for_the_verify_and_exits_130() {
     assert_eq!(status.exit_code(), 130, "exit status {status:?}");
     assert_terminal_restored(&tui, "q q");
     assert_eq!(last_journal_stage(&tui), "done");
+    // Said on the restored terminal.
+    assert!(
+        tui.screen()
+            .contains("firmware update interrupted: 1 updated and verified"),
+        "{}",
+        tui.screen()
+    );
 }
 
 #[test]
@@ -117,5 +125,35 @@ fn sigterm_during_a_flash_waits_for_the_verify_without_asking() {
     let status = tui.wait_exit();
     assert_eq!(status.exit_code(), 130, "exit status {status:?}");
     assert_terminal_restored(&tui, "SIGTERM");
+    assert_eq!(last_journal_stage(&tui), "done");
+    assert!(
+        tui.screen()
+            .contains("firmware update interrupted: 1 updated and verified"),
+        "{}",
+        tui.screen()
+    );
+}
+
+#[test]
+fn a_terminal_that_hangs_up_ends_the_tui_at_once() {
+    let mut tui = Tui::start(&["demo", "--interval", "1"]);
+    tui.wait_for("the demo fleet", |s| {
+        s.contains("DEMO") && s.contains("online")
+    });
+    tui.hang_up();
+    let status = tui.wait_exit_unread(std::time::Duration::from_secs(20));
+    // It ends by itself, killed neither by SIGHUP nor by an abort: 0 when the SIGHUP is seen
+    // first, 1 ("drawing: Input/output error") when a draw on the dead terminal fails first.
+    assert_eq!(status.signal(), None, "exit status {status:?}");
+    assert!(status.exit_code() <= 1, "exit status {status:?}");
+}
+
+#[test]
+fn a_terminal_that_hangs_up_mid_flash_still_gets_the_plug_verified() {
+    let mut tui = update_until_flashing();
+    tui.hang_up();
+    // No screen any more: the update runs on, the app quits once the plug is verified.
+    let status = tui.wait_exit_unread(std::time::Duration::from_secs(60));
+    assert_eq!(status.exit_code(), 130, "exit status {status:?}");
     assert_eq!(last_journal_stage(&tui), "done");
 }

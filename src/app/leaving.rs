@@ -4,6 +4,8 @@
 use std::time::Instant;
 
 use crate::firmware::exits::Drain;
+#[allow(unused_imports)]
+use crate::firmware::exits::{EXIT_ABANDONED, EXIT_INTERRUPTED};
 
 /// Where leaving stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,12 +21,14 @@ pub enum Stage {
 }
 
 /// The leaving state kept in [`App`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Leaving {
     pub stage: Stage,
     pub(super) drain: Drain,
     /// The exit status decided (0 when none was).
     pub(super) exit: u8,
+    /// What to say on stderr once the terminal is restored.
+    pub(super) farewell: Option<String>,
 }
 
 impl Leaving {
@@ -32,5 +36,11 @@ impl Leaving {
     /// batch, [`EXIT_ABANDONED`] when plugs were left flashing.
     pub fn exit_status(&self) -> u8 {
         self.exit
+    }
+
+    /// The line for stderr after the terminal is restored, when leaving interrupted a batch
+    /// (its outcome) or abandoned plugs (which ones, and how to check them).
+    pub fn farewell(&self) -> Option<&str> {
+        self.farewell.as_deref()
     }
 }

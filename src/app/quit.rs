@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::event::Command;
 use super::state::App;
 use crate::firmware::exits::{DrainStep, EXIT_ABANDONED, EXIT_INTERRUPTED};
+use crate::firmware::runner::PlugResult;
 
 pub use super::leaving::{Leaving, Stage};
 
@@ -80,6 +81,23 @@ fn draining_message(flashing: &[String], left: u32) -> String {
     )
 }
 
+fn abandon_message(app: &App, flashing: &[String]) -> String {
+    let hosts: Vec<String> = app
+        .firmware
+        .iter()
+        .flat_map(|b| &b.rows)
+        .filter(|(s, _)| !s.can_cancel && !s.stage.is_final())
+        .map(|(s, _)| format!("--host {}", s.ip))
+        .collect();
+    format!(
+        "quit with {} plug(s) still mid-update: {}; they finish flashing by themselves but were \
+         NOT verified and their relays NOT restored; check them with `plugfleet status {}`",
+        flashing.len(),
+        flashing.join(", "),
+        hosts.join(" ")
+    )
+}
+
 /// One more way out while draining, or the first one of a signal.
 fn drain_step(app: &mut App, now: Instant) -> Vec<Command> {
     let (flashing, _) = counts(app).unwrap_or_default();
@@ -97,16 +115,11 @@ fn drain_step(app: &mut App, now: Instant) -> Vec<Command> {
             Vec::new()
         }
         DrainStep::Abandon => {
-            let exit = if flashing.is_empty() {
-                EXIT_INTERRUPTED
-            } else {
-                tracing::warn!(
-                    "quit with plugs still flashing, not verified: {}",
-                    flashing.join(", ")
-                );
-                EXIT_ABANDONED
-            };
-            quit_now(app, exit)
+            if flashing.is_empty() {
+                return quit_now(app, EXIT_INTERRUPTED);
+            }
+            app.leaving.farewell = Some(abandon_message(app, &flashing));
+            quit_now(app, EXIT_ABANDONED)
         }
     }
 }
@@ -145,7 +158,7 @@ pub fn on_signal(app: &mut App, reason: Option<String>, now: Instant) -> Vec<Com
         if app.leaving.stage == Stage::Draining {
             return Vec::new();
         }
-        tracing::warn!("leaving during a firmware update: {r}");
+        app.set_status(r.clone(), now);
     }
     drain_step(app, now)
 }
@@ -153,6 +166,15 @@ pub fn on_signal(app: &mut App, reason: Option<String>, now: Instant) -> Vec<Com
 /// After every firmware event: quits once the batch being drained finished.
 pub fn after_job(app: &mut App) -> Vec<Command> {
     if app.leaving.stage == Stage::Draining && counts(app).is_none() && !app.quit {
+        if let Some(r) = app.firmware.as_ref().and_then(|b| b.finished.as_ref()) {
+            app.leaving.farewell = Some(format!(
+                "firmware update interrupted: {} updated and verified, {} failed, {} cancelled or \
+                 not started",
+                r.count(PlugResult::Updated),
+                r.count(PlugResult::Failed),
+                r.count(PlugResult::Cancelled) + r.count(PlugResult::Skipped)
+            ));
+        }
         return quit_now(app, EXIT_INTERRUPTED);
     }
     Vec::new()
@@ -297,6 +319,12 @@ mod tests {
         );
         assert!(app.quit);
         assert_eq!(app.leaving.exit_status(), EXIT_INTERRUPTED);
+        assert_eq!(
+            app.leaving.farewell(),
+            Some(
+                "firmware update interrupted: 0 updated and verified, 0 failed, 0 cancelled or not started"
+            )
+        );
     }
 
     #[test]
@@ -324,6 +352,15 @@ mod tests {
         assert_eq!(q(&mut app, t0), vec![Command::Quit]);
         assert!(app.quit);
         assert_eq!(app.leaving.exit_status(), EXIT_ABANDONED);
+        let f = app.leaving.farewell().expect("says what was abandoned");
+        assert!(
+            f.starts_with("quit with 3 plug(s) still mid-update: 127.0.0.5 (flashing)"),
+            "{f}"
+        );
+        assert!(
+            f.ends_with("`plugfleet status --host 127.0.0.5 --host 127.0.0.6 --host 127.0.0.7`"),
+            "{f}"
+        );
     }
 
     #[test]

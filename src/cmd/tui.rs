@@ -113,7 +113,15 @@ pub struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        ratatui::restore();
+        // Not `ratatui::restore`, which prints its error with `eprintln!`: on a terminal that
+        // hung up, that print fails and panics.
+        if let Err(e) = ratatui::try_restore() {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "plugfleet: cannot restore the terminal: {e}"
+            );
+        }
     }
 }
 
@@ -128,15 +136,28 @@ pub fn run_tui(
     let mut terminal = ratatui::try_init()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     let guard = TerminalGuard;
-    let result = rt.block_on(runtime::run_with_exit_status(
+    let result = rt.block_on(runtime::run_to_exit(
         &mut terminal,
         app,
         setup,
-        sources,
+        runtime::Io::terminal(sources),
         crate::ui::render,
     ));
+    // Show the cursor here, where a failure can be ignored: ratatui's `Terminal` would retry on
+    // drop and `eprintln!` the error, which panics (and aborts, through the panic hook) when the
+    // terminal hung up.
+    let cursor_back = terminal.show_cursor().is_ok();
     drop(guard);
-    result.map(ExitCode::from)
+    if !cursor_back {
+        std::mem::forget(terminal);
+    }
+    let leaving = result?;
+    if let Some(line) = leaving.farewell() {
+        use std::io::Write as _;
+        // The terminal may be gone (SIGHUP): never panic on this last word.
+        let _ = writeln!(std::io::stderr(), "plugfleet: {line}");
+    }
+    Ok(ExitCode::from(leaving.exit_status()))
 }
 
 /// `plugfleet` with the loaded config file `cfg` (`main` loads it and has already filled the

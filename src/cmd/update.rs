@@ -416,7 +416,8 @@ fn cancel_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)]) -> String {
         "no plug is flashing".to_owned()
     } else {
         format!(
-            "{} plug(s) already flashing run to their end, verified and with their relays              restored (interrupting them could brick them): {}",
+            "{} plug(s) already flashing run to their end, verified and with their relays \
+             restored (interrupting them could brick them): {}",
             in_flight.len(),
             list_in_flight(in_flight)
         )

@@ -18,8 +18,9 @@ use sha2::{Digest, Sha256};
 use super::container::{self, Structure};
 use super::header::{self, HeaderError, ImageHeader};
 
-/// Images larger than this are refused before reading (real plug images are a few MiB).
-pub const MAX_IMAGE_BYTES: u64 = 64 * 1024 * 1024;
+// Images larger than this are refused before reading; defined in `config` (which checks
+// `[firmware.size_limits]` against it) and re-exported here.
+pub use crate::config::MAX_IMAGE_BYTES;
 
 /// A firmware version: numeric `x.y.z` then build date (`YYMMDD`) then release time (`HHMMSS`),
 /// compared in that order (PROTOCOL.md §4). Missing build/rel sort before present ones.

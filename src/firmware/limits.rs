@@ -6,6 +6,9 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
+// Declared by the config file, so defined beside it (below firmware); re-exported here.
+pub use crate::config::{KnownImage, is_sha256_hex};
+
 /// Inclusive size bounds, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SizeBounds {
@@ -149,30 +152,10 @@ impl SizeLimits {
     }
 }
 
-/// One allowlisted image: `[[firmware.known]]` in the config file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KnownImage {
-    /// `HS110(US)` (that region only) or `HS110` (any region).
-    pub model: String,
-    /// Hardware version; its major part is compared (`1` or `1.0`).
-    pub hw: String,
-    /// SHA-256 of the whole file, hex.
-    pub sha256: String,
-    /// Free text ("1.2.6 from the cloud's fw_list, 2024-05-01").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
 /// The user's allowlist of image hashes per (model, hardware).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KnownHashes {
     entries: Vec<KnownImage>,
-}
-
-/// Whether `s` is a SHA-256 in hex.
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn major(hw: &str) -> &str {

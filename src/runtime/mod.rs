@@ -5,6 +5,11 @@
 //!
 //! It sits above the pure `app` (state + update) and below `ui`: the caller passes the draw
 //! function (`cmd::tui` passes `ui::render`), so nothing here depends on how a frame looks.
+//!
+//! Its I/O is injected: the terminal (any ratatui [`Backend`]; tests pass `TestBackend`), the
+//! key source ([`Io::keys`]: crossterm's event stream for the real terminal, a channel in
+//! tests) and the sources of devices ([`Io::sources`]: discovery of the real network, or of a
+//! simulated fleet on loopback). `tests/app_inprocess.rs` runs the whole app this way.
 
 pub mod sources;
 
@@ -13,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ratatui::DefaultTerminal;
+use futures_util::{Stream, StreamExt as _};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
 use ratatui::crossterm::event as ct;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -21,6 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::event::{ActionKind, Command, DirItem, Event};
+use crate::app::quit::Leaving;
 use crate::app::state::App;
 use crate::app::update::update;
 use crate::firmware::exits::ExitSignals;
@@ -110,36 +118,72 @@ fn start_recorder(
     ))
 }
 
-/// Draws one frame of the app (the caller passes `ui::render`).
-pub type Draw = fn(&mut ratatui::Frame, &App);
-
 /// Starts sources of events (discovery…) on the given channel; they must stop when the token
 /// is cancelled. Tasks put in the set are watched: a panic ends the app.
 pub type Sources = Box<dyn FnOnce(mpsc::Sender<Event>, CancellationToken, &mut JoinSet<()>) + Send>;
 
-/// Reads terminal input on a plain thread (crossterm's reader blocks) and forwards it.
-fn spawn_input(tx: mpsc::Sender<Event>, token: CancellationToken) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        while !token.is_cancelled() {
-            match ct::poll(Duration::from_millis(100)) {
-                Ok(false) => continue,
-                Ok(true) => {}
-                Err(e) => {
-                    let _ = tx.blocking_send(Event::Shutdown(Some(format!("terminal input: {e}"))));
-                    return;
-                }
-            }
-            let ev = match ct::read() {
-                Ok(ct::Event::Key(k)) => Event::Key(k),
-                Ok(ct::Event::Resize(w, h)) => Event::Resize(w, h),
-                Ok(_) => continue,
-                Err(e) => Event::Shutdown(Some(format!("terminal input: {e}"))),
-            };
-            if tx.blocking_send(ev).is_err() {
+/// Terminal input: crossterm events (keys, resizes; the rest is ignored), or the error that
+/// ended input. The stream ending means no more input (the app keeps running).
+pub type Keys = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<ct::Event>> + Send>>;
+
+/// The real terminal's input: crossterm's event stream.
+pub fn terminal_keys() -> Keys {
+    Box::pin(ct::EventStream::new())
+}
+
+/// What the runtime talks to besides the terminal.
+pub struct Io {
+    /// Terminal input.
+    pub keys: Keys,
+    /// Sources of devices (discovery), started with the app.
+    pub sources: Sources,
+    /// Handle SIGINT, SIGTERM, SIGHUP and SIGQUIT as ways out. The real terminal wants it; a
+    /// test in a shared process does not (the handlers would stay installed for the whole test
+    /// binary).
+    pub signals: bool,
+}
+
+impl Io {
+    /// The real terminal's keys and signals, with `sources`.
+    pub fn terminal(sources: Sources) -> Self {
+        Io {
+            keys: terminal_keys(),
+            sources,
+            signals: true,
+        }
+    }
+}
+
+/// Forwards terminal input into the event channel until cancelled or input ends.
+async fn forward_keys(mut keys: Keys, tx: mpsc::Sender<Event>, token: CancellationToken) {
+    loop {
+        let next = tokio::select! {
+            _ = token.cancelled() => return,
+            n = keys.next() => n,
+        };
+        let ev = match next {
+            // No more input ever (a terminal that hung up): like an error, a way out (during a
+            // firmware batch it drains the batch; `app::quit` counts it once).
+            None => {
+                let _ = tx
+                    .send(Event::Shutdown(Some("terminal input ended".into())))
+                    .await;
                 return;
             }
+            Some(Ok(ct::Event::Key(k))) => Event::Key(k),
+            Some(Ok(ct::Event::Resize(w, h))) => Event::Resize(w, h),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                let _ = tx
+                    .send(Event::Shutdown(Some(format!("terminal input: {e}"))))
+                    .await;
+                return;
+            }
+        };
+        if tx.send(ev).await.is_err() {
+            return;
         }
-    })
+    }
 }
 
 /// Sends `Shutdown` on every SIGINT, SIGTERM, SIGHUP and SIGQUIT until `token` is cancelled
@@ -185,35 +229,50 @@ async fn perform(
 }
 
 /// Runs the UI until the user quits, a signal arrives, or a background task fails.
-/// `draw` renders one frame of the app (`ui::render`). The exit status is dropped: see
-/// [`run_with_exit_status`].
-pub async fn run(
-    terminal: &mut DefaultTerminal,
+/// `terminal` is any backend; `io` brings the keys and the devices; `draw` renders one frame
+/// of the app (`ui::render`). The exit status is dropped: see [`run_to_exit`].
+pub async fn run<B, D>(
+    terminal: &mut Terminal<B>,
     app: App,
     setup: Setup,
-    sources: Sources,
-    draw: Draw,
-) -> anyhow::Result<()> {
-    run_with_exit_status(terminal, app, setup, sources, draw)
+    io: Io,
+    draw: D,
+) -> anyhow::Result<()>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    D: FnMut(&mut ratatui::Frame, &App),
+{
+    run_to_exit(terminal, app, setup, io, draw)
         .await
         .map(|_| ())
 }
 
-/// [`run`], returning the process exit status the app decided: 0, or
+/// [`run`], returning how the app left: its exit status (0, or
 /// [`EXIT_INTERRUPTED`](crate::firmware::exits::EXIT_INTERRUPTED) after leaving during a
-/// firmware batch that was drained (`app::quit`), or `EXIT_ABANDONED`.
-pub async fn run_with_exit_status(
-    terminal: &mut DefaultTerminal,
+/// firmware batch that was drained, or `EXIT_ABANDONED`) and what to say once the terminal is
+/// restored (`app::quit`).
+pub async fn run_to_exit<B, D>(
+    terminal: &mut Terminal<B>,
     mut app: App,
     setup: Setup,
-    sources: Sources,
-    draw: Draw,
-) -> anyhow::Result<u8> {
+    io: Io,
+    mut draw: D,
+) -> anyhow::Result<Leaving>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    D: FnMut(&mut ratatui::Frame, &App),
+{
     // First of all, before any task runs: from here on a signal is an event, never the end of
-    // the process with the terminal left raw.
-    let signals = ExitSignals::install()
-        .inspect_err(|e| tracing::warn!("cannot handle signals: {e}"))
-        .ok();
+    // the process with the terminal left raw. (Not in tests that share a process: `io.signals`.)
+    let signals = if io.signals {
+        ExitSignals::install()
+            .inspect_err(|e| tracing::warn!("cannot handle signals: {e}"))
+            .ok()
+    } else {
+        None
+    };
     let token = CancellationToken::new();
     let _cancel_on_exit = token.clone().drop_guard();
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_QUEUE);
@@ -264,8 +323,8 @@ pub async fn run_with_exit_status(
             tasks.spawn(forward_signals(signals, tx.clone(), token.clone()));
         }
     }
-    sources(tx.clone(), token.child_token(), &mut tasks);
-    let input = spawn_input(tx.clone(), token.clone());
+    (io.sources)(tx.clone(), token.child_token(), &mut tasks);
+    tasks.spawn(forward_keys(io.keys, tx.clone(), token.clone()));
 
     let permits = Arc::new(Semaphore::new(ACTION_CONCURRENCY));
     let mut fw_batch: Option<BatchHandle> = None;
@@ -303,7 +362,7 @@ pub async fn run_with_exit_status(
             }
         };
         let Some(first) = first else {
-            break Ok(app.leaving.exit_status());
+            break Ok(app.leaving.clone());
         };
         let mut batch = vec![first];
         // Drain what else is queued, and wait out the rest of the frame budget for more.
@@ -467,7 +526,7 @@ pub async fn run_with_exit_status(
                 }
             }
             if app.quit {
-                break 'ui Ok(app.leaving.exit_status());
+                break 'ui Ok(app.leaving.clone());
             }
         }
         if screen {
@@ -493,6 +552,5 @@ pub async fn run_with_exit_status(
     actions.shutdown().await;
     // Background tasks stop on the token; do not wait long for stragglers.
     let _ = tokio::time::timeout(Duration::from_secs(2), tasks.shutdown()).await;
-    let _ = input.join();
     result
 }

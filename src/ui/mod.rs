@@ -2,7 +2,9 @@
 
 pub mod detail;
 pub mod firmware;
+pub mod format;
 pub mod help;
+pub mod layout;
 pub mod log;
 pub mod table;
 pub mod theme;
@@ -16,6 +18,8 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::app::keymap::{Context, KEYMAP};
 use crate::app::state::{App, Overlay};
+pub use format::{age, clean};
+pub use layout::centered;
 pub use theme::Theme;
 
 /// Draws the whole screen.
@@ -60,26 +64,6 @@ pub fn render(frame: &mut Frame, app: &App) {
         Overlay::Picker(p) => firmware::render_picker(frame, body, p, &theme),
         Overlay::FirmwareConfirm(c) => firmware::render_confirm(frame, body, c, &theme),
         Overlay::Log { .. } => log::render_log(frame, body, app, &theme),
-    }
-}
-
-/// Text made safe to draw ([`crate::text::sanitize`]) and bounded to `max` characters: device
-/// text is already sanitised where it enters the model; this also covers error texts, file
-/// names and log lines. (Cut as before, without an ellipsis: the panes wrap or cut at their
-/// edge.)
-pub fn clean(s: &str, max: usize) -> String {
-    crate::text::sanitize(s).chars().take(max).collect()
-}
-
-/// "now", "5s", "3m", "2h", "4d".
-pub fn age(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=1 => "now".into(),
-        2..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86_399 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
     }
 }
 
@@ -294,18 +278,6 @@ fn render_exports(spans: &mut Vec<Span<'static>>, app: &App, theme: &Theme) {
     }
     if let Some(url) = &app.settings.metrics_url {
         spans.push(Span::styled(format!("{url} "), theme.dim()));
-    }
-}
-
-/// A rectangle of at most `w`×`h` centred in `r`.
-pub fn centered(r: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(r.width);
-    let h = h.min(r.height);
-    Rect {
-        x: r.x + (r.width - w) / 2,
-        y: r.y + (r.height - h) / 2,
-        width: w,
-        height: h,
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Tui {
     /// Kept open: dropping it would close the terminal under the child.
     pub master: Box<dyn portable_pty::MasterPty + Send>,
     dir: TempDir,
+    /// Tells the reader thread to let go of its end of the terminal ([`Tui::hang_up`]).
+    hang_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Tui {
@@ -73,9 +75,15 @@ impl Tui {
         let mut reader = pair.master.try_clone_reader().unwrap();
         let writer = pair.master.take_writer().unwrap();
         let (tx, rx) = mpsc::channel();
+        let hang_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = hang_up.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             loop {
+                if stop.load(Ordering::Relaxed) {
+                    // Dropping the reader closes the last copy of the terminal's master side.
+                    return;
+                }
                 match reader.read(&mut buf) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
@@ -94,6 +102,7 @@ impl Tui {
             child,
             master: pair.master,
             dir: TempDir(dir),
+            hang_up,
         }
     }
 
@@ -144,6 +153,40 @@ impl Tui {
             .status()
             .unwrap();
         assert!(ok.success(), "kill -{name} {pid}");
+    }
+
+    /// Closes the terminal under the program, as a terminal emulator that is closed or an ssh
+    /// connection that drops does: the kernel sends SIGHUP and the terminal reads and writes fail.
+    /// The reader lets go after its next read (the program redraws at least once a second);
+    /// output is no longer collected. Then wait with [`Tui::wait_exit_unread`].
+    pub fn hang_up(&mut self) {
+        self.hang_up.store(true, Ordering::Relaxed);
+        // Swap in the master of a fresh, unused terminal so the real one is closed here.
+        let spare = native_pty_system()
+            .openpty(PtySize {
+                rows: 1,
+                cols: 1,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        self.writer = Box::new(std::io::sink());
+        drop(std::mem::replace(&mut self.master, spare.master));
+    }
+
+    /// Waits for the process to exit without reading its output (after [`Tui::hang_up`]).
+    pub fn wait_exit_unread(&mut self, within: Duration) -> portable_pty::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("plugfleet did not exit within {within:?} of the hang-up");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits for the process to exit (and drains its last output).

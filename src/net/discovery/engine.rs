@@ -13,13 +13,23 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::{DiscoveryConfig, DiscoveryError, RECV_BUFFER};
+use super::config::DiscoveryConfig;
 use crate::net::client::{ClientConfig, Connection, NetError};
 use crate::protocol::reply::{self, ReplyError};
 use crate::protocol::sighting::{
     DeviceReply, DiscoveryEvent, FoundBy, HostileReason, MAX_REPLY_DATAGRAM, Sighting,
 };
 use crate::protocol::{DEFAULT_MAX_FRAME, Request, SysInfo, codec, tdp};
+
+/// Receive buffer for one datagram: larger than any IPv4 UDP payload.
+pub const RECV_BUFFER: usize = 64 * 1024 + 1;
+
+/// Why the engine could not run at all (device failures are events, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("cannot open a UDP socket: {0}")]
+    Socket(#[from] std::io::Error),
+}
 
 /// Kernel receive buffer asked for on discovery sockets, so a burst of hundreds of replies is not
 /// dropped while the receiver is busy (the kernel may grant less).
