@@ -7,7 +7,8 @@
 //! 1. `protocol` (pure wire format, discovery results)
 //! 2. `config`, `logging`
 //! 3. `net` (sockets: client, discovery, poller)
-//! 4. `fleet` (pure state of devices and readings; never imports `net`), `identity`
+//! 4. `fleet` (the one fleet model: identity, liveness, readings and their judgement; never
+//!    imports `net`)
 //! 5. `firmware` (images, update state machine, runner, file server), `sim` (simulated plugs)
 //! 6. `app` (pure: state, event → update → commands)
 //! 7. `record`, `metrics` (views of the model, their writer and server)
@@ -31,7 +32,7 @@ pub mod sim;
 pub mod text;
 pub mod ui;
 
-// Integrations (issue 6): local names by MAC, recording readings, Prometheus metrics.
-pub mod identity;
+// Integrations (issue 6): recording readings, Prometheus metrics (local names by MAC are the
+// fleet model's: `fleet::identity`).
 pub mod metrics;
 pub mod record;

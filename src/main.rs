@@ -79,7 +79,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Some(Command::Status(mut a)) => {
             let cfg = config()?;
             a.net.apply_config(&cfg, sub("status"));
-            a.names = plugfleet::identity::Names::from_config(&cfg);
+            a.names = plugfleet::fleet::identity::Names::from_config(&cfg);
             a.ratings = plugfleet::fleet::ratings::Overrides::from_config(&cfg);
             cmd::status::run(a)
         }

@@ -2,18 +2,14 @@
 //! versions of every device in the Prometheus text format, on an embedded axum server, so the
 //! long-term view goes to Prometheus/Grafana instead of plugfleet growing a database.
 //!
-//! - [`MetricsSnapshot`]: plain data, published by the owner of state (the TUI, or a headless
-//!   command) through a `tokio::sync::watch` channel. Build it from a `status` snapshot
-//!   ([`snapshot_from_status`]), from the discovery registry ([`DeviceMetrics::from_registry`])
-//!   or field by field.
+//! - [`MetricsSnapshot`]: plain data, published by the owner of the fleet model (the TUI, or
+//!   `status --metrics`) through a `tokio::sync::watch` channel: a view of the model
+//!   ([`view::snapshot`]), the same verdicts every other view shows.
 //! - [`render`]: the snapshot in the Prometheus text format 0.0.4 ([`render_openmetrics`]: the
 //!   OpenMetrics text format, served when the scraper asks for it). Encoding, escaping of
 //!   device-supplied label values included, is `prometheus-client`'s.
 //! - [`serve`]: `GET /metrics` on `addr` (port 0 allowed); every other path is 404. Stops when
 //!   the token is cancelled.
-//! - [`poll_and_publish`]: headless publishing, `status`-style rounds on an interval, counts
-//!   carried from round to round and vanished devices kept as down
-//!   ([`MetricsSnapshot::next_round`]).
 //!
 //! # Metrics
 //!
@@ -33,6 +29,7 @@
 //! | `plugfleet_power_watts`, `plugfleet_voltage_volts`, `plugfleet_current_amperes` | gauge | the latest reading, as read (even when flagged: see the verdict) |
 //! | `plugfleet_energy_kwh_total` | counter | the meter's own total since its last reset |
 //! | `plugfleet_reading_verdict{verdict}` | gauge | 1 for the latest reading's verdict (`ok`/`suspect`/`bogus`), 0 for the others; the device-level series (no `outlet`) is a strip's summary |
+//! | `plugfleet_reading_finding{rule,severity}` | gauge | 1 per finding on the latest reading (the device-level series of a strip: its total and flagged outlets) |
 //! | `plugfleet_readings_total` | counter | readings assessed |
 //! | `plugfleet_flagged_readings_total{verdict}` | counter | readings flagged `suspect` / `bogus` |
 //!
@@ -60,12 +57,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::status::{DeviceStatus, MeterState};
+use crate::fleet::identity::Names;
 use crate::fleet::plausibility::{Assessment, Counts, Verdict};
 use crate::fleet::reading::Reading;
-use crate::fleet::registry::Device;
-use crate::identity::Names;
 use crate::protocol::SysInfo;
+
+pub mod view;
 
 /// `Content-Type` of [`render`].
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -80,6 +77,8 @@ pub struct MeterMetrics {
     pub verdict: Verdict,
     /// Readings of this meter per verdict so far.
     pub counts: Counts,
+    /// The findings on the latest reading: (rule, severity), as the model judged it.
+    pub findings: Vec<(String, Verdict)>,
 }
 
 impl MeterMetrics {
@@ -88,6 +87,7 @@ impl MeterMetrics {
             reading,
             verdict,
             counts,
+            findings: Vec::new(),
         }
     }
 
@@ -95,8 +95,19 @@ impl MeterMetrics {
     pub fn single(reading: Reading, a: &Assessment) -> Self {
         let mut counts = Counts::default();
         counts.add(a.verdict);
-        Self::new(reading, a.verdict, counts)
+        Self {
+            findings: findings_of(a),
+            ..Self::new(reading, a.verdict, counts)
+        }
     }
+}
+
+/// (rule, severity) of every reason of an assessment, for `plugfleet_reading_finding`.
+pub fn findings_of(a: &Assessment) -> Vec<(String, Verdict)> {
+    a.reasons
+        .iter()
+        .map(|r| (r.rule.name(), r.severity))
+        .collect()
 }
 
 /// One outlet of a strip.
@@ -135,6 +146,8 @@ pub struct DeviceMetrics {
     pub meter: Option<MeterMetrics>,
     /// The device's overall verdict: its meter's, or a strip's summary of its outlets.
     pub verdict: Option<Verdict>,
+    /// The findings behind that verdict: (rule, severity).
+    pub findings: Vec<(String, Verdict)>,
     pub outlets: Vec<OutletMetrics>,
 }
 
@@ -161,6 +174,7 @@ impl DeviceMetrics {
             },
             meter: None,
             verdict: None,
+            findings: Vec::new(),
             outlets: info
                 .children
                 .iter()
@@ -174,26 +188,6 @@ impl DeviceMetrics {
                 })
                 .collect(),
         }
-    }
-
-    /// A device of the discovery registry (identity, versions, liveness), without readings;
-    /// `now_ms` is on the sightings' clock.
-    pub fn from_registry(d: &Device, now_ms: u64) -> Self {
-        let mut m = match &d.sysinfo {
-            Some(info) => Self::from_sysinfo(d.ip, info),
-            None => Self {
-                ip: d.ip.to_string(),
-                mac: d.mac.clone(),
-                device_id: d.device_id().unwrap_or("").to_owned(),
-                model: d.model().unwrap_or("").to_owned(),
-                hw_ver: d.hw_ver().unwrap_or("").to_owned(),
-                ..Self::default()
-            },
-        };
-        m.protocol = d.protocol().to_owned();
-        m.online = d.online;
-        m.last_seen_age = Some(Duration::from_millis(now_ms.saturating_sub(d.last_seen)));
-        m
     }
 
     /// Sets the local name from `names` (by MAC).
@@ -214,116 +208,11 @@ pub struct MetricsSnapshot {
     pub devices: Vec<DeviceMetrics>,
 }
 
-fn add_counts(a: &mut Counts, b: Counts) {
-    a.ok += b.ok;
-    a.suspect += b.suspect;
-    a.bogus += b.bogus;
-}
-
 impl MetricsSnapshot {
     /// The device with this MAC.
     pub fn device(&self, mac: &str) -> Option<&DeviceMetrics> {
         self.devices.iter().find(|d| d.mac == mac)
     }
-
-    /// The next snapshot of a polling loop, from what this round `found`: devices found carry
-    /// on the reading counts of `self` (matched by MAC, outlets by index); devices of `self`
-    /// not found are kept, offline, their last-seen age grown by `elapsed` (their readings
-    /// are no longer exported, their counters are).
-    pub fn next_round(&self, mut found: MetricsSnapshot, elapsed: Duration) -> MetricsSnapshot {
-        for d in &mut found.devices {
-            let Some(prev) = self.device(&d.mac) else {
-                continue;
-            };
-            if let (Some(m), Some(p)) = (&mut d.meter, &prev.meter) {
-                add_counts(&mut m.counts, p.counts);
-            }
-            for o in &mut d.outlets {
-                let p = prev.outlets.iter().find(|p| p.index == o.index);
-                if let (Some(m), Some(Some(p))) = (&mut o.meter, p.map(|p| &p.meter)) {
-                    add_counts(&mut m.counts, p.counts);
-                }
-            }
-        }
-        let missing: Vec<DeviceMetrics> = self
-            .devices
-            .iter()
-            .filter(|p| found.device(&p.mac).is_none())
-            .map(|p| {
-                let mut p = p.clone();
-                p.online = false;
-                p.last_seen_age = p.last_seen_age.map(|a| a + elapsed);
-                p
-            })
-            .collect();
-        found.devices.extend(missing);
-        found
-    }
-}
-
-/// Headless publishing (e.g. a `plugfleet serve-metrics` command): reads every device of `net`
-/// the way `plugfleet status` does, every `interval`, and publishes each round on `tx` until
-/// `token` is cancelled. A round that fails (discovery could not start) publishes nothing.
-pub async fn poll_and_publish(
-    cfg: crate::net::discovery::DiscoveryConfig,
-    client: crate::net::ClientConfig,
-    names: Names,
-    ratings: crate::fleet::ratings::Overrides,
-    interval: Duration,
-    tx: watch::Sender<MetricsSnapshot>,
-    token: CancellationToken,
-) {
-    let mut last = tokio::time::Instant::now();
-    loop {
-        let round = tokio::select! {
-            _ = token.cancelled() => return,
-            s = crate::cmd::status::snapshot(cfg.clone(), client, &ratings) => s,
-        };
-        match round {
-            Ok((statuses, _)) => {
-                let found = snapshot_from_status(&statuses, &names);
-                let elapsed = last.elapsed();
-                last = tokio::time::Instant::now();
-                let next = tx.borrow().next_round(found, elapsed);
-                tx.send_replace(next);
-            }
-            Err(e) => tracing::warn!("metrics round failed: {e:#}"),
-        }
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
-}
-
-/// A snapshot of what `plugfleet status` found: one reading per meter, counted once.
-pub fn snapshot_from_status(statuses: &[DeviceStatus], names: &Names) -> MetricsSnapshot {
-    let devices = statuses
-        .iter()
-        .map(|s| {
-            let mut d = DeviceMetrics::from_registry(&s.device, s.device.last_seen).named(names);
-            d.verdict = s.plausibility.as_ref().map(|a| a.verdict);
-            if s.outlets.is_empty() {
-                if let (Some(r), Some(a)) = (&s.reading, &s.plausibility) {
-                    d.meter = Some(MeterMetrics::single(*r, a));
-                }
-            }
-            for o in &s.outlets {
-                if let (
-                    MeterState::Read {
-                        realtime,
-                        assessment,
-                    },
-                    Some(om),
-                ) = (&o.meter, d.outlet_mut(&o.info.id))
-                {
-                    om.meter = Some(MeterMetrics::single(Reading::from(realtime), assessment));
-                }
-            }
-            d
-        })
-        .collect();
-    MetricsSnapshot { devices }
 }
 
 type Labels = Vec<(String, String)>;
@@ -361,6 +250,7 @@ struct Families {
     current: Family<Labels, GaugeF>,
     energy: Family<Labels, CounterF>,
     verdict: Family<Labels, GaugeF>,
+    finding: Family<Labels, GaugeF>,
     readings: Family<Labels, Counter>,
     flagged: Family<Labels, Counter>,
 }
@@ -380,6 +270,7 @@ impl Families {
             current: Family::default(),
             energy: Family::default(),
             verdict: Family::default(),
+            finding: Family::default(),
             readings: Family::default(),
             flagged: Family::default(),
         }
@@ -449,6 +340,11 @@ impl Families {
             self.verdict,
         );
         r.register(
+            "plugfleet_reading_finding",
+            "1 per finding on the latest reading: the rule (e.g. strip-above-rated-power, unreadable, counter-reset) and its severity",
+            self.finding,
+        );
+        r.register(
             "plugfleet_readings",
             "Readings assessed for plausibility",
             self.readings,
@@ -461,11 +357,19 @@ impl Families {
         r
     }
 
-    fn verdict_series(&self, base: &Labels, v: Verdict) {
+    fn verdict_series(&self, base: &Labels, v: Verdict, findings: &[(String, Verdict)]) {
         for each in [Verdict::Ok, Verdict::Suspect, Verdict::Bogus] {
             self.verdict
                 .get_or_create(&with(base, &[("verdict", each.as_str())]))
                 .set(if each == v { 1.0 } else { 0.0 });
+        }
+        for (rule, severity) in findings {
+            self.finding
+                .get_or_create(&with(
+                    base,
+                    &[("rule", rule.as_str()), ("severity", severity.as_str())],
+                ))
+                .set(1.0);
         }
     }
 
@@ -497,7 +401,7 @@ impl Families {
         if let Some(v) = r.total_kwh {
             self.energy.get_or_create(base).inc_by(v.max(0.0));
         }
-        self.verdict_series(base, m.verdict);
+        self.verdict_series(base, m.verdict, &m.findings);
     }
 
     fn device(&self, d: &DeviceMetrics) {
@@ -535,7 +439,7 @@ impl Families {
         if let Some(m) = &d.meter {
             self.meter(&base, m, live);
         } else if let Some(v) = d.verdict.filter(|_| live) {
-            self.verdict_series(&base, v);
+            self.verdict_series(&base, v, &d.findings);
         }
         for o in &d.outlets {
             let index = o.index.to_string();
@@ -714,6 +618,7 @@ mod tests {
                 },
             )),
             verdict: Some(Verdict::Bogus),
+            findings: vec![("above-rated-power".into(), Verdict::Bogus)],
             outlets: vec![],
         }
     }
@@ -747,33 +652,6 @@ mod tests {
         );
         assert!(!text.contains("# EOF"));
         assert!(render_openmetrics(&MetricsSnapshot::default()).ends_with("# EOF\n"));
-    }
-
-    #[test]
-    fn rounds_accumulate_counts_and_keep_missing_devices_offline() {
-        let one = MetricsSnapshot {
-            devices: vec![dev()],
-        };
-        let two = one.next_round(one.clone(), Duration::from_secs(2));
-        assert_eq!(two.devices.len(), 1);
-        let c = two.devices[0].meter.as_ref().unwrap().counts;
-        assert_eq!((c.ok, c.suspect, c.bogus), (6, 2, 4));
-        let three = two.next_round(MetricsSnapshot::default(), Duration::from_secs(2));
-        let d = &three.devices[0];
-        assert!(!d.online);
-        assert_eq!(d.last_seen_age, Some(Duration::from_millis(3500)));
-        let text = render(&three);
-        assert!(text.contains("plugfleet_device_up{"), "{text}");
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with("plugfleet_device_up{") && l.ends_with(" 0.0"))
-        );
-        assert!(
-            !text.contains("plugfleet_power_watts{"),
-            "stale reading exported: {text}"
-        );
-        assert!(!text.contains("plugfleet_reading_verdict{"), "{text}");
-        assert!(text.contains("plugfleet_readings_total{"), "{text}");
     }
 
     #[test]

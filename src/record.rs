@@ -2,12 +2,10 @@
 //! or CSV, so the data leaves plugfleet in a standard form.
 //!
 //! Three layers:
-//! - [`ReadingRecord`]: one reading of one meter (a plug, or one outlet of a strip) with the
-//!   device's identity, the four values in W/V/A/kWh, the unit scheme the device used, and the
-//!   plausibility verdict with its reasons. Built from a [`Realtime`] and an [`Assessment`]
-//!   ([`ReadingRecord::new`]) or from a verdict and reason strings
-//!   ([`ReadingRecord::with_verdict`]), or all at once from a `status` snapshot
-//!   ([`ReadingRecord::from_status`]).
+//! - [`ReadingRecord`] (in `record/row.rs`): one reading of one meter (a plug, or one outlet
+//!   of a strip) with the device's identity, the four values in W/V/A/kWh, the unit scheme the
+//!   device used, and the verdict with its reasons — a view of the fleet model
+//!   ([`rows_of`], [`rows_for`]).
 //! - [`Recorder`]: the file, opened in append mode. A CSV file gets its header only when it is
 //!   new or empty; appending to a CSV file with other columns is refused. A file whose last
 //!   line was cut short (a crash, a full disk) gets a newline first so the next record starts
@@ -33,21 +31,19 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::status::{DeviceStatus, MeterState};
-use crate::fleet::plausibility::{Assessment, Verdict};
-use crate::protocol::{ChildInfo, Realtime, SysInfo, UnitScheme};
+pub use crate::app::recording::{RecordEvent, RecordFormat};
+pub use row::{ReadingRecord, rows_for, rows_of, scheme_name};
+
+mod row;
 
 /// Records waiting for the writer at most; beyond this [`RecordHandle::record`] drops.
 pub const QUEUE: usize = 4096;
@@ -81,43 +77,6 @@ pub const CSV_HEADER: [&str; 16] = [
 /// Separates reasons inside the one CSV `reasons` cell.
 pub const CSV_REASON_SEPARATOR: &str = "; ";
 
-/// One reading of one meter, as written to the record file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReadingRecord {
-    /// When it was read, milliseconds since the Unix epoch.
-    pub unix_ms: u64,
-    pub ip: String,
-    /// Normalised MAC (`AA:BB:…`), the device's identity.
-    pub mac: String,
-    pub device_id: String,
-    /// The alias the device reports (for a strip: the strip's).
-    pub alias: String,
-    /// The local name from the config file, if any.
-    pub name: Option<String>,
-    pub model: String,
-    /// A strip outlet's full id (parent deviceId + index); none for plugs.
-    pub outlet_id: Option<String>,
-    pub outlet_alias: Option<String>,
-    pub power_w: Option<f64>,
-    pub voltage_v: Option<f64>,
-    pub current_a: Option<f64>,
-    pub total_kwh: Option<f64>,
-    pub verdict: Verdict,
-    pub reasons: Vec<String>,
-    /// The unit scheme of the reply: `base` (W/V/A/kWh floats), `milli` (mW/mV/mA/Wh) or
-    /// `mixed`.
-    pub scheme: String,
-}
-
-/// `base`, `milli` or `mixed`, as the scheme serialises.
-pub fn scheme_name(s: UnitScheme) -> &'static str {
-    match s {
-        UnitScheme::Base => "base",
-        UnitScheme::Milli => "milli",
-        UnitScheme::Mixed => "mixed",
-    }
-}
-
 /// Milliseconds since the Unix epoch (0 for a clock before 1970).
 pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -126,107 +85,6 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 }
 
 impl ReadingRecord {
-    /// A reading of the device `info` at `ip` (of its outlet `outlet` on a strip) with the
-    /// engine's assessment.
-    pub fn new(
-        unix_ms: u64,
-        ip: IpAddr,
-        info: &SysInfo,
-        outlet: Option<&ChildInfo>,
-        realtime: &Realtime,
-        assessment: &Assessment,
-    ) -> Self {
-        Self::with_verdict(
-            unix_ms,
-            ip,
-            info,
-            outlet,
-            realtime,
-            assessment.verdict,
-            assessment.texts(),
-        )
-    }
-
-    /// The same from a verdict and its reasons as strings (for callers that keep their own
-    /// check type).
-    pub fn with_verdict(
-        unix_ms: u64,
-        ip: IpAddr,
-        info: &SysInfo,
-        outlet: Option<&ChildInfo>,
-        realtime: &Realtime,
-        verdict: Verdict,
-        reasons: Vec<String>,
-    ) -> Self {
-        Self {
-            unix_ms,
-            ip: ip.to_string(),
-            mac: crate::protocol::normalise_mac(&info.mac),
-            device_id: info.device_id.clone(),
-            alias: info.alias.clone(),
-            name: None,
-            model: info.model.clone(),
-            outlet_id: outlet.map(|o| o.id.clone()),
-            outlet_alias: outlet.map(|o| o.alias.clone()),
-            power_w: realtime.power_w,
-            voltage_v: realtime.voltage_v,
-            current_a: realtime.current_a,
-            total_kwh: realtime.total_kwh,
-            verdict,
-            reasons,
-            scheme: scheme_name(realtime.scheme).to_owned(),
-        }
-    }
-
-    /// Sets the local name (e.g. [`crate::identity::Names::name_for`]).
-    pub fn named(mut self, name: Option<&str>) -> Self {
-        self.name = name.map(str::to_owned);
-        self
-    }
-
-    /// Sets the local name the config gives this record's MAC, if any.
-    pub fn with_names(mut self, names: &crate::identity::Names) -> Self {
-        self.name = names.name_for(&self.mac).map(str::to_owned);
-        self
-    }
-
-    /// Every reading of a `status` snapshot: a plug's own, or one per read outlet of a strip
-    /// (the outlets, not their sum: each has its own verdict). Meters that were not read give
-    /// nothing.
-    pub fn from_status(unix_ms: u64, s: &DeviceStatus) -> Vec<ReadingRecord> {
-        let Some(info) = s.device.sysinfo.as_ref() else {
-            return Vec::new();
-        };
-        let ip = s.device.ip;
-        if s.outlets.is_empty() {
-            let (Some(raw), Some(a)) = (&s.raw, &s.plausibility) else {
-                return Vec::new();
-            };
-            // The reading is re-read from the raw reply to keep its unit scheme.
-            return match Realtime::from_result(raw) {
-                Ok(rt) => vec![Self::new(unix_ms, ip, info, None, &rt, a)],
-                Err(_) => Vec::new(),
-            };
-        }
-        s.outlets
-            .iter()
-            .filter_map(|o| match &o.meter {
-                MeterState::Read {
-                    realtime,
-                    assessment,
-                } => Some(Self::new(
-                    unix_ms,
-                    ip,
-                    info,
-                    Some(&o.info),
-                    realtime,
-                    assessment,
-                )),
-                _ => None,
-            })
-            .collect()
-    }
-
     /// The CSV cells, in [`CSV_HEADER`] order (absent values are empty cells).
     pub fn csv_fields(&self) -> [String; 16] {
         let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -248,39 +106,6 @@ impl ReadingRecord {
             self.reasons.join(CSV_REASON_SEPARATOR),
             self.scheme.clone(),
         ]
-    }
-}
-
-/// How records are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordFormat {
-    /// One JSON object per line.
-    JsonLines,
-    /// RFC 4180 CSV with a header line.
-    Csv,
-}
-
-impl RecordFormat {
-    /// `.csv` (any case) is CSV; anything else JSON lines.
-    pub fn from_path(path: &Path) -> Self {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("csv") => RecordFormat::Csv,
-            _ => RecordFormat::JsonLines,
-        }
-    }
-}
-
-impl FromStr for RecordFormat {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "csv" => Ok(RecordFormat::Csv),
-            "json" | "jsonl" | "jsonlines" | "json-lines" | "ndjson" => Ok(RecordFormat::JsonLines),
-            _ => Err(format!(
-                "unknown record format {s:?} (expected `csv` or `jsonl`)"
-            )),
-        }
     }
 }
 
@@ -622,62 +447,6 @@ impl Drop for Recorder {
     }
 }
 
-/// What the recording task reports (once, when it ends).
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecordEvent {
-    /// Recording stopped because the file could not be written (e.g. the disk is full).
-    Failed {
-        path: PathBuf,
-        error: String,
-        written: u64,
-        dropped: u64,
-    },
-    /// Recording stopped as asked (or its handle was dropped); everything queued was written.
-    Stopped {
-        path: PathBuf,
-        written: u64,
-        dropped: u64,
-    },
-}
-
-impl std::fmt::Display for RecordEvent {
-    /// A line for a status bar or a log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let lost = |f: &mut std::fmt::Formatter<'_>, dropped: u64| {
-            if dropped > 0 {
-                write!(f, ", {dropped} dropped")
-            } else {
-                Ok(())
-            }
-        };
-        match self {
-            RecordEvent::Failed {
-                error,
-                written,
-                dropped,
-                ..
-            } => {
-                write!(f, "recording stopped: {error} ({written} written")?;
-                lost(f, *dropped)?;
-                f.write_str(")")
-            }
-            RecordEvent::Stopped {
-                path,
-                written,
-                dropped,
-            } => {
-                write!(
-                    f,
-                    "recording to {} stopped ({written} written",
-                    path.display()
-                )?;
-                lost(f, *dropped)?;
-                f.write_str(")")
-            }
-        }
-    }
-}
-
 /// Why [`RecordHandle::record`] did not take a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NotRecorded {
@@ -883,6 +652,8 @@ async fn writer<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::plausibility::Verdict;
+    use crate::protocol::{Realtime, SysInfo};
     use serde_json::json;
 
     fn info() -> SysInfo {

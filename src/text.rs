@@ -359,11 +359,13 @@ pub mod glyph {
     pub const OFFLINE: &str = "✗";
     /// Health: a firmware update is under way.
     pub const UPDATING: &str = "↻";
+    /// Health: answers, but its meter gave no reading (a timeout, a device error).
+    pub const NO_READING: &str = "∅";
     /// Health: speaks only the newer authenticated protocol (needs credentials).
     pub const NEEDS_CREDENTIALS: &str = "◇";
 
     /// The legend: (glyph, name, meaning), as the README shows it.
-    pub const LEGEND: [(&str, &str, &str); 9] = [
+    pub const LEGEND: [(&str, &str, &str); 10] = [
         (OK, "ok", "answers; last readings plausible"),
         (NEW, "new", "found, not polled yet"),
         (
@@ -379,6 +381,11 @@ pub mod glyph {
         (FAILING, "failing", "missed recent polls, retrying"),
         (OFFLINE, "offline", "missed several polls in a row"),
         (UPDATING, "updating", "a firmware update is under way"),
+        (
+            NO_READING,
+            "no data",
+            "answers, but its meter gave no reading (timeout, device error): never ok",
+        ),
         (
             NEEDS_CREDENTIALS,
             "klap",

@@ -61,28 +61,7 @@ const LAYERS: &[(&str, u8)] = &[
 /// Edges other helpers are removing on their branches: (file, imported module). An import from
 /// `file` whose path starts with `module` is neither a violation nor part of the cycle graph.
 /// The coordinator empties this list after merging those branches.
-const PENDING: &[(&str, &str)] = &[
-    // model: record rows and /metrics become views of the fleet model (no cmd::status types).
-    ("src/record.rs", "cmd::status"),
-    ("src/metrics.rs", "cmd::status"),
-    // model: the pure app holds the fleet model; record/metrics rows are views of it above app.
-    ("src/app/event.rs", "record"),
-    ("src/app/export.rs", "metrics"),
-    ("src/app/export.rs", "record"),
-    ("src/app/state.rs", "record"),
-    ("src/app/update.rs", "record"),
-    // model: app/state.rs holds sub-states defined in files that take the whole App
-    // (app/event.rs ↔ state.rs ↔ firmware.rs and app/quit.rs ↔ state.rs cycles).
-    ("src/app/event.rs", "app::state"),
-    ("src/app/state.rs", "app::firmware"),
-    ("src/app/state.rs", "app::quit"),
-    // model: one fleet model (fleet/history.rs ↔ fleet/plausibility.rs cycle).
-    ("src/fleet/history.rs", "fleet::plausibility"),
-    // model: the registry's tests use net's loopback fakes (the fleet model is pure).
-    ("src/fleet/registry.rs", "net::discovery::loopback"),
-    // model: identity moves into the fleet model (identity.rs uses the registry's Device).
-    ("src/identity.rs", "fleet::registry"),
-];
+const PENDING: &[(&str, &str)] = &[];
 
 fn layer_of(module: &str) -> Option<u8> {
     LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)

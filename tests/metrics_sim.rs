@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use plugfleet::cmd::args::TargetArgs;
-use plugfleet::cmd::status::{self, DeviceStatus, MeterState};
-use plugfleet::identity::Names;
-use plugfleet::metrics::{self, MetricsSnapshot, snapshot_from_status};
+use plugfleet::cmd::status;
+use plugfleet::fleet::identity::Names;
+use plugfleet::fleet::model::Fleet as Model;
+use plugfleet::metrics::{self, MetricsSnapshot};
 use plugfleet::net::{Client, ClientConfig};
 use plugfleet::sim::{self, FaultKind, Fleet, FleetSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,7 +58,8 @@ async fn fleet() -> Fleet {
     fleet
 }
 
-async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
+/// One `status` round (discovery pass + poll round) into a fresh fleet model.
+async fn snapshot(fleet: &Fleet, names: &Names) -> Model {
     let net = TargetArgs {
         hosts: fleet.plugs().iter().map(|p| p.addr()).collect(),
         port: fleet.port(),
@@ -66,11 +68,12 @@ async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
     };
     let cfg = plugfleet::cmd::args::discovery_config(&net).unwrap();
     let client = ClientConfig::with_timeout(net.port, net.timeout);
-    let (s, _) = status::snapshot(cfg, client, &Default::default())
+    let mut model = Model::new(std::time::Instant::now());
+    status::round(&mut model, cfg, client, &Default::default(), names)
         .await
         .unwrap();
-    assert_eq!(s.len(), PROFILES.len(), "every plug answered");
-    s
+    assert_eq!(model.len(), PROFILES.len(), "every plug answered");
+    model
 }
 
 /// One sample of the exposition: name, labels, value.
@@ -156,11 +159,12 @@ fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
     found.first().map(|s| s.value)
 }
 
-fn check(fleet: &Fleet, statuses: &[DeviceStatus], samples: &[Sample]) {
+fn check(fleet: &Fleet, model: &Model, samples: &[Sample]) {
     let plugs = fleet.plugs();
+    let statuses = model.by_address();
     assert_eq!(value(samples, "plugfleet_devices", &[]), Some(4.0));
-    for (p, s) in plugs.iter().zip(statuses) {
-        assert_eq!(s.device.ip, p.addr());
+    for (p, s) in plugs.iter().zip(&statuses) {
+        assert_eq!(s.addr.ip(), p.addr());
         let mac = p.mac.as_str();
         let l = [("mac", mac)];
         assert_eq!(value(samples, "plugfleet_device_up", &l), Some(1.0));
@@ -168,12 +172,12 @@ fn check(fleet: &Fleet, statuses: &[DeviceStatus], samples: &[Sample]) {
         let name = if p.ip == plugs[0].ip {
             "Kettle"
         } else {
-            s.device.sysinfo.as_ref().unwrap().alias.as_str()
+            s.sysinfo.as_ref().unwrap().alias.as_str()
         };
         let info = [
             ("mac", mac),
             ("ip", &p.ip.to_string()),
-            ("alias", &s.device.sysinfo.as_ref().unwrap().alias),
+            ("alias", &s.sysinfo.as_ref().unwrap().alias),
             ("name", name),
             ("model", &p.model),
             ("hw_ver", &p.hw_ver),
@@ -186,9 +190,7 @@ fn check(fleet: &Fleet, statuses: &[DeviceStatus], samples: &[Sample]) {
             Some(1.0),
             "{p:?}"
         );
-        if let Some(r) = &s.reading
-            && s.outlets.is_empty()
-        {
+        if let (Some(r), false) = (s.values().0, s.is_strip()) {
             assert_eq!(value(samples, "plugfleet_power_watts", &l), r.power_w);
             assert_eq!(value(samples, "plugfleet_voltage_volts", &l), r.voltage_v);
             assert_eq!(value(samples, "plugfleet_current_amperes", &l), r.current_a);
@@ -232,7 +234,7 @@ fn check(fleet: &Fleet, statuses: &[DeviceStatus], samples: &[Sample]) {
 
     // The hostile alias came back intact through escaping (the protocol layer already dropped
     // its control characters; quotes and backslashes are the exposition format's to escape).
-    let hostile = &statuses[1].device.sysinfo.as_ref().unwrap().alias;
+    let hostile = &statuses[1].sysinfo.as_ref().unwrap().alias;
     assert!(
         hostile.contains('"') && hostile.contains('\\'),
         "{hostile:?}"
@@ -245,17 +247,17 @@ fn check(fleet: &Fleet, statuses: &[DeviceStatus], samples: &[Sample]) {
     );
 
     // The strip: one series per outlet, none for the strip as a whole.
-    let strip = &statuses[2];
+    let strip = statuses[2];
     assert_eq!(strip.outlets.len(), 6);
     for (i, o) in strip.outlets.iter().enumerate() {
-        let MeterState::Read { realtime, .. } = &o.meter else {
+        let Some((realtime, _)) = o.meter.as_ref().and_then(|m| m.current()) else {
             panic!("outlet {i} read");
         };
         let idx = i.to_string();
         let ol = [
             ("mac", plugs[2].mac.as_str()),
             ("outlet", idx.as_str()),
-            ("outlet_alias", o.info.alias.as_str()),
+            ("outlet_alias", o.alias.as_str()),
         ];
         assert_eq!(
             value(samples, "plugfleet_power_watts", &ol),
@@ -263,7 +265,7 @@ fn check(fleet: &Fleet, statuses: &[DeviceStatus], samples: &[Sample]) {
         );
         assert_eq!(
             value(samples, "plugfleet_relay_on", &ol),
-            Some(if o.info.relay_on { 1.0 } else { 0.0 })
+            Some(if o.relay_on { 1.0 } else { 0.0 })
         );
     }
     let strip_powers = samples
@@ -281,20 +283,20 @@ fn check(fleet: &Fleet, statuses: &[DeviceStatus], samples: &[Sample]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_snapshot_parses_back_to_the_simulators_readings() {
     let fleet = fleet().await;
-    let statuses = snapshot(&fleet).await;
     let names = Names::from_pairs([(fleet.plugs()[0].mac.as_str(), "Kettle")]);
-    let snap = snapshot_from_status(&statuses, &names);
+    let model = snapshot(&fleet, &names).await;
+    let snap = metrics::view::snapshot(&model, std::time::Instant::now());
     let text = metrics::render(&snap);
     assert!(
         text.contains("# TYPE plugfleet_power_watts gauge"),
         "{text}"
     );
-    check(&fleet, &statuses, &parse(&text));
+    check(&fleet, &model, &parse(&text));
     // The OpenMetrics rendering carries the same samples.
     let om = metrics::render_openmetrics(&snap);
     assert!(om.ends_with("# EOF\n"));
     assert!(om.contains("# UNIT plugfleet_power_watts watts"), "{om}");
-    check(&fleet, &statuses, &parse(&om));
+    check(&fleet, &model, &parse(&om));
     fleet.shutdown().await;
 }
 
@@ -321,8 +323,8 @@ async fn http(addr: SocketAddr, method: &str, path: &str, extra: &str) -> (u16, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn served_over_http_with_404_elsewhere_and_stops_on_the_token() {
     let fleet = fleet().await;
-    let statuses = snapshot(&fleet).await;
     let names = Names::from_pairs([(fleet.plugs()[0].mac.as_str(), "Kettle")]);
+    let model = snapshot(&fleet, &names).await;
     let (tx, rx) = watch::channel(MetricsSnapshot::default());
     let token = CancellationToken::new();
     let (addr, task) = metrics::serve("127.0.0.1:0".parse().unwrap(), rx, token.clone())
@@ -344,10 +346,10 @@ async fn served_over_http_with_404_elsewhere_and_stops_on_the_token() {
     );
 
     // The owner of state publishes; the next scrape sees it.
-    tx.send_replace(snapshot_from_status(&statuses, &names));
+    tx.send_replace(metrics::view::snapshot(&model, std::time::Instant::now()));
     let (status, _, body) = http(addr, "GET", "/metrics", "").await;
     assert_eq!(status, 200);
-    check(&fleet, &statuses, &parse(&body));
+    check(&fleet, &model, &parse(&body));
 
     // A scraper asking for OpenMetrics gets it.
     let (status, head, body) = http(
@@ -410,7 +412,7 @@ async fn headless_polling_accumulates_counts_and_marks_vanished_plugs_down() {
     let names = Names::from_pairs([(plugs[0].mac.as_str(), "Kettle")]);
     let cfg = plugfleet::cmd::args::discovery_config(&net).unwrap();
     let client = ClientConfig::with_timeout(net.port, net.timeout);
-    let task = tokio::spawn(metrics::poll_and_publish(
+    let task = tokio::spawn(status::poll_and_publish(
         cfg,
         client,
         names,

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use plugfleet::cmd::args::TargetArgs;
-use plugfleet::cmd::status::{self, DeviceStatus, MeterState};
+use plugfleet::cmd::status;
+use plugfleet::fleet::identity::Names;
+use plugfleet::fleet::model::Fleet as Model;
 use plugfleet::fleet::plausibility::Verdict;
-use plugfleet::identity::Names;
 use plugfleet::record::{
     CSV_HEADER, CSV_REASON_SEPARATOR, NotRecorded, QUEUE, ReadingRecord, RecordEvent, RecordFormat,
     RecordHandle, Recorder, unix_ms,
@@ -46,7 +47,8 @@ async fn fleet() -> Fleet {
     sim::start(spec).await.expect("fleet starts")
 }
 
-async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
+/// One `status` round (discovery pass + poll round) into a fresh fleet model.
+async fn snapshot(fleet: &Fleet, names: &Names) -> Model {
     let net = TargetArgs {
         hosts: fleet.plugs().iter().map(|p| p.addr()).collect(),
         port: fleet.port(),
@@ -55,11 +57,12 @@ async fn snapshot(fleet: &Fleet) -> Vec<DeviceStatus> {
     };
     let cfg = plugfleet::cmd::args::discovery_config(&net).unwrap();
     let client = plugfleet::net::ClientConfig::with_timeout(net.port, net.timeout);
-    let (s, _) = status::snapshot(cfg, client, &Default::default())
+    let mut model = Model::new(std::time::Instant::now());
+    status::round(&mut model, cfg, client, &Default::default(), names)
         .await
         .unwrap();
-    assert_eq!(s.len(), PROFILES.len(), "every plug answered");
-    s
+    assert_eq!(model.len(), PROFILES.len(), "every plug answered");
+    model
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -88,36 +91,33 @@ async fn record_all(path: &PathBuf, format: RecordFormat, recs: &[ReadingRecord]
 /// What the status snapshot read, per (ip, outlet id): (power, voltage, current, total, verdict).
 type Expected = Vec<(String, Option<String>, [Option<f64>; 4], Verdict)>;
 
-fn expected(statuses: &[DeviceStatus]) -> Expected {
+fn expected(model: &Model) -> Expected {
     let mut out = Vec::new();
-    for s in statuses {
-        let ip = s.device.ip.to_string();
-        if s.outlets.is_empty() {
-            if let (Some(r), Some(a)) = (&s.reading, &s.plausibility) {
-                out.push((
-                    ip.clone(),
-                    None,
-                    [r.power_w, r.voltage_v, r.current_a, r.total_kwh],
-                    a.verdict,
-                ));
-            }
+    for d in model.by_address() {
+        let ip = d.addr.ip().to_string();
+        // A strip's own row first: the sum of its outlets with the strip's judgement.
+        if d.is_strip()
+            && let (Some(sum), Some(a)) = (d.values().0, d.judged.as_ref())
+        {
+            out.push((
+                ip.clone(),
+                None,
+                [sum.power_w, sum.voltage_v, sum.current_a, sum.total_kwh],
+                a.verdict,
+            ));
         }
-        for o in &s.outlets {
-            if let MeterState::Read {
-                realtime,
-                assessment,
-            } = &o.meter
-            {
+        let meters = d.meter.iter().map(|m| (None, m)).chain(
+            d.outlets
+                .iter()
+                .filter_map(|o| Some((Some(o.id.clone()), o.meter.as_ref()?))),
+        );
+        for (outlet, m) in meters {
+            if let Some((rt, a)) = m.current() {
                 out.push((
                     ip.clone(),
-                    Some(o.info.id.clone()),
-                    [
-                        realtime.power_w,
-                        realtime.voltage_v,
-                        realtime.current_a,
-                        realtime.total_kwh,
-                    ],
-                    assessment.verdict,
+                    outlet,
+                    [rt.power_w, rt.voltage_v, rt.current_a, rt.total_kwh],
+                    a.verdict,
                 ));
             }
         }
@@ -127,13 +127,22 @@ fn expected(statuses: &[DeviceStatus]) -> Expected {
 
 fn check_against_fleet(fleet: &Fleet, recs: &[ReadingRecord], want: &Expected) {
     let plugs = fleet.plugs();
-    // 1 bogus plug + 1 milli plug + 6 outlets; the plug without a meter gives nothing.
-    assert_eq!(recs.len(), 8, "{recs:#?}");
+    // 1 bogus plug + 1 milli plug + the strip's own row + 6 outlets; the plug without a
+    // meter gives nothing.
+    assert_eq!(recs.len(), 9, "{recs:#?}");
     assert_eq!(recs.len(), want.len());
     for (r, (ip, outlet, values, verdict)) in recs.iter().zip(want) {
         assert_eq!(&r.ip, ip);
         assert_eq!(&r.outlet_id, outlet);
-        assert_eq!([r.power_w, r.voltage_v, r.current_a, r.total_kwh], *values);
+        // Equal to the last bit, but for serde_json's float parsing (not correctly rounded
+        // for every computed value, e.g. a strip's averaged voltage).
+        let got = [r.power_w, r.voltage_v, r.current_a, r.total_kwh];
+        for (g, w) in got.iter().zip(values) {
+            match (g, w) {
+                (Some(g), Some(w)) => assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{r:?}"),
+                _ => assert_eq!(g, w, "{r:?}"),
+            }
+        }
         assert_eq!(r.verdict, *verdict, "{r:?}");
         let p = plugs.iter().find(|p| p.ip.to_string() == r.ip).unwrap();
         assert_eq!(r.mac, p.mac);
@@ -159,36 +168,46 @@ fn check_against_fleet(fleet: &Fleet, recs: &[ReadingRecord], want: &Expected) {
     assert_eq!(milli.scheme, "milli");
     assert_eq!(milli.verdict, Verdict::Ok, "{milli:?}");
     assert_eq!(milli.name, None);
-    let outlets: Vec<&str> = recs[2..]
+    let strip = &recs[2];
+    assert_eq!(
+        (strip.ip.clone(), strip.outlet_id.clone()),
+        (plugs[2].ip.to_string(), None)
+    );
+    assert_eq!(strip.model, plugs[2].model);
+    let outlets: Vec<&str> = recs[3..]
         .iter()
         .map(|r| r.outlet_id.as_deref().unwrap())
         .collect();
     assert_eq!(outlets, plugs[2].children);
-    assert!(recs[2..].iter().all(|r| r.outlet_alias.is_some()));
+    assert!(recs[3..].iter().all(|r| r.outlet_alias.is_some()));
+    // The strip's row sums its outlets.
+    let sum: f64 = recs[3..].iter().filter_map(|r| r.power_w).sum();
+    assert!((strip.power_w.unwrap() - sum).abs() < 1e-6, "{strip:?}");
 }
 
-fn records(statuses: &[DeviceStatus], names: &Names) -> Vec<ReadingRecord> {
+/// The record rows of the model, as `status --record` writes them.
+fn records(model: &Model) -> Vec<ReadingRecord> {
     let now = unix_ms(SystemTime::now());
-    statuses
-        .iter()
-        .flat_map(|s| ReadingRecord::from_status(now, s))
-        .map(|r| r.with_names(names))
+    model
+        .by_address()
+        .into_iter()
+        .flat_map(|d| plugfleet::record::rows_of(d, now))
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_record_parses_back_to_the_simulators_readings() {
     let fleet = fleet().await;
-    let statuses = snapshot(&fleet).await;
     let names = Names::from_pairs([(fleet.plugs()[0].mac.as_str(), "Kettle")]);
-    let recs = records(&statuses, &names);
+    let model = snapshot(&fleet, &names).await;
+    let recs = records(&model);
     let path = tmp("fleet.jsonl");
     let ev = record_all(&path, RecordFormat::from_path(&path), &recs).await;
     assert_eq!(
         ev,
         RecordEvent::Stopped {
             path: path.clone(),
-            written: 8,
+            written: 9,
             dropped: 0
         }
     );
@@ -198,7 +217,7 @@ async fn json_lines_record_parses_back_to_the_simulators_readings() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    check_against_fleet(&fleet, &back, &expected(&statuses));
+    check_against_fleet(&fleet, &back, &expected(&model));
     // The raw JSON keys are the documented ones.
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(first["verdict"], "bogus");
@@ -208,16 +227,16 @@ async fn json_lines_record_parses_back_to_the_simulators_readings() {
     // Appending again keeps what was there.
     let ev = record_all(&path, RecordFormat::JsonLines, &recs[..1]).await;
     assert!(matches!(ev, RecordEvent::Stopped { written: 1, .. }));
-    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 9);
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 10);
     fleet.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_record_parses_back_with_the_csv_reader() {
     let fleet = fleet().await;
-    let statuses = snapshot(&fleet).await;
     let names = Names::from_pairs([(fleet.plugs()[0].mac.as_str(), "Kettle")]);
-    let recs = records(&statuses, &names);
+    let model = snapshot(&fleet, &names).await;
+    let recs = records(&model);
     let path = tmp("fleet.csv");
     record_all(&path, RecordFormat::from_path(&path), &recs).await;
     // A second session appends rows, not a second header.
@@ -229,7 +248,7 @@ async fn csv_record_parses_back_with_the_csv_reader() {
         &csv::StringRecord::from(&CSV_HEADER[..])
     );
     let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
-    assert_eq!(rows.len(), 16);
+    assert_eq!(rows.len(), 18);
     let col = |name: &str| CSV_HEADER.iter().position(|h| *h == name).unwrap();
     let num = |row: &csv::StringRecord, name: &str| -> Option<f64> {
         let cell = &row[col(name)];
@@ -239,7 +258,7 @@ async fn csv_record_parses_back_with_the_csv_reader() {
         let cell = &row[col(name)];
         (!cell.is_empty()).then(|| cell.to_string())
     };
-    let back: Vec<ReadingRecord> = rows[..8]
+    let back: Vec<ReadingRecord> = rows[..9]
         .iter()
         .map(|row| ReadingRecord {
             unix_ms: row[col("unix_ms")].parse().unwrap(),
@@ -264,8 +283,8 @@ async fn csv_record_parses_back_with_the_csv_reader() {
             scheme: row[col("scheme")].into(),
         })
         .collect();
-    check_against_fleet(&fleet, &back, &expected(&statuses));
-    assert_eq!(&rows[8][col("verdict")], "bogus");
+    check_against_fleet(&fleet, &back, &expected(&model));
+    assert_eq!(&rows[9][col("verdict")], "bogus");
     fleet.shutdown().await;
 }
 
@@ -273,8 +292,8 @@ async fn csv_record_parses_back_with_the_csv_reader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_recording_with_a_report_and_the_caller_goes_on() {
     let fleet = fleet().await;
-    let statuses = snapshot(&fleet).await;
-    let recs = records(&statuses, &Names::default());
+    let model = snapshot(&fleet, &Names::default()).await;
+    let recs = records(&model);
     let recorder = Recorder::open_as("/dev/full", RecordFormat::JsonLines).unwrap();
     let (tx, mut rx) = mpsc::channel::<RecordEvent>(4);
     let handle = RecordHandle::spawn(recorder, tx, CancellationToken::new());

@@ -324,7 +324,7 @@ mod firmware_screens {
             .map(|n| {
                 (
                     fixture::ip(*n),
-                    app.devices[&fixture::device_id(*n)]
+                    app.fleet.devices[&fixture::device_id(*n)]
                         .sysinfo
                         .clone()
                         .unwrap(),

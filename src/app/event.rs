@@ -5,54 +5,34 @@ use std::net::{IpAddr, SocketAddr};
 use ratatui::crossterm::event::KeyEvent;
 
 use crate::app::state::FirmwareConfirm;
+pub use crate::app::state::{ActionKind, DirItem};
 use crate::firmware::plan::PlanEntry;
 use crate::firmware::runner::JobEvent;
 use crate::net::poller::PollReport;
-use crate::protocol::{SysInfo, tdp::TdpInfo};
+use crate::protocol::SysInfo;
 
-/// What a device said when it was found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SeenInfo {
-    /// A legacy plug answered `get_sysinfo` on port 9999.
-    Legacy(Box<SysInfo>),
-    /// Only the newer (KLAP/AES) discovery on UDP 20002 answered.
-    Newer(Box<TdpInfo>),
-}
+pub use crate::fleet::model::{SeenInfo, Sighting};
 
-/// A device was found (by discovery, or by the first poll of a `--host`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sighting {
-    pub ip: IpAddr,
-    pub port: u16,
-    /// How it was found: `broadcast`, `host`, `sweep`, `udp20002`.
-    pub found_by: String,
-    pub info: SeenInfo,
-}
-
-/// A write the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionKind {
-    RelayOn,
-    RelayOff,
-    Reboot,
-}
-
-impl ActionKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            ActionKind::RelayOn => "turn on",
-            ActionKind::RelayOff => "turn off",
-            ActionKind::Reboot => "reboot",
-        }
+/// The poller's report as the fleet model takes it (errors as their text).
+pub fn poll_of(r: PollReport) -> crate::fleet::model::Poll {
+    let text = |e: crate::net::NetError| e.to_string();
+    crate::fleet::model::Poll {
+        key: r.key,
+        addr: r.addr,
+        misses: r.misses,
+        outcome: r
+            .outcome
+            .map(|p| crate::fleet::model::PollRead {
+                sysinfo: p.sysinfo,
+                realtime: p.realtime.map(|x| x.map_err(text)),
+                outlets: p
+                    .outlets
+                    .into_iter()
+                    .map(|(id, x)| (id, x.map_err(text)))
+                    .collect(),
+            })
+            .map_err(text),
     }
-}
-
-/// One entry of a directory, for the firmware file picker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirItem {
-    pub name: String,
-    pub is_dir: bool,
-    pub size: u64,
 }
 
 /// Everything the UI loop reacts to.
@@ -95,7 +75,7 @@ pub enum Event {
     /// The runtime is up (sent once, first): start what the command line asked for.
     Launched,
     /// The recording task ended (a write error, or stopped as asked).
-    Recording(crate::record::RecordEvent),
+    Recording(crate::app::recording::RecordEvent),
     /// A copy of the recent log lines, oldest first.
     LogLines(Vec<String>),
 }
@@ -132,10 +112,16 @@ pub enum Command {
     /// Open the file and start the recording task (stopping any running one).
     StartRecording {
         path: std::path::PathBuf,
-        format: crate::record::RecordFormat,
+        format: crate::app::recording::RecordFormat,
     },
-    /// Hand these readings to the recording task.
-    Record(Vec<crate::record::ReadingRecord>),
+    /// Hand the readings a poll just read to the recording task: the record rows of device
+    /// `key`'s meters in `read` (`None` = the plug's own, `Some(id)` = that outlet), stamped
+    /// `unix_ms` (the runtime builds them from the model: `crate::record::rows_for`).
+    Record {
+        key: String,
+        read: Vec<Option<String>>,
+        unix_ms: u64,
+    },
     /// Stop the recording task (it writes what is queued first).
     StopRecording,
     /// Publish a metrics snapshot of the app state.

@@ -8,93 +8,17 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::state::{App, Batch, Overlay};
 
 use crate::config::Config;
 use crate::firmware::image;
-use crate::firmware::job::JobTimings;
 use crate::firmware::plan::{self, PlanEntry, Policy, Verdict};
-use crate::firmware::runner::{self, BatchReport, RunnerConfig};
-use crate::net::ClientConfig;
+use crate::firmware::runner::BatchReport;
 use crate::protocol::SysInfo;
 
-/// How the TUI runs firmware batches (fixed at start).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FirmwareSettings {
-    /// Plugs updated at once.
-    pub concurrency: usize,
-    /// What images are judged by (`[firmware]` of the config file): version ceilings (beyond
-    /// them a plan entry is blocked), size bounds, the allowlist of known hashes.
-    pub policy: Policy,
-    pub timings: JobTimings,
-    /// The JSON-lines journal (the runner's default in the data directory).
-    pub journal: Option<PathBuf>,
-}
-
-impl Default for FirmwareSettings {
-    fn default() -> Self {
-        Self {
-            concurrency: runner::DEFAULT_CONCURRENCY,
-            policy: Policy::default(),
-            timings: JobTimings::default(),
-            journal: runner::default_journal_path(),
-        }
-    }
-}
-
-impl FirmwareSettings {
-    /// From the config file's `[firmware]` section (`concurrency`, `max_version`,
-    /// `size_limits`, `known`); the folders are read by [`start_dir`].
-    pub fn from_config(cfg: &Config) -> Result<Self, String> {
-        let policy = Policy::from_config(&cfg.firmware)?;
-        Ok(Self {
-            concurrency: cfg
-                .firmware
-                .concurrency
-                .filter(|n| (1..=256).contains(n))
-                .unwrap_or(runner::DEFAULT_CONCURRENCY),
-            policy,
-            ..Self::default()
-        })
-    }
-
-    /// For the demo's simulated plugs (time scale [`DEMO_TIME_SCALE`]): they report their
-    /// flash and reboot times already scaled, so only the runner's own waits are shortened.
-    pub fn demo() -> Self {
-        Self {
-            timings: JobTimings {
-                poll_interval: Duration::from_millis(250),
-                download_stall: Duration::from_secs(15),
-                download_deadline: Duration::from_secs(120),
-                request_deadline: Duration::from_secs(10),
-                device_time_scale: 1.0,
-                default_flash_time: Duration::from_secs(4),
-                default_reboot_time: Duration::from_secs(2),
-                quiet_margin: Duration::from_millis(500),
-                verify_poll: Duration::from_millis(250),
-                back_deadline: Duration::from_secs(30),
-            },
-            ..Self::default()
-        }
-    }
-
-    /// The runner's configuration for one batch. `force` is the explicit override (`--force`).
-    pub fn runner_config(&self, client: ClientConfig, force: bool) -> RunnerConfig {
-        RunnerConfig {
-            client,
-            timings: self.timings,
-            concurrency: self.concurrency.max(1),
-            canary: false,
-            stop_on_failure: false,
-            force,
-            serve_addr: None,
-            serve_port: 0,
-            journal: self.journal.clone(),
-        }
-    }
-}
+pub use super::settings::FirmwareSettings;
 
 /// Inspects the image file or folder at `path` and matches it to `plugs` under the policy
 /// (blocking file I/O: the runtime calls it off the UI loop). Errors are plain sentences.
@@ -269,6 +193,7 @@ pub fn toggle_force(app: &mut App, now: Instant) {
 /// The table keys of the devices a batch report names (by address).
 pub fn devices_in(app: &App, report: &BatchReport) -> Vec<String> {
     let mut keys: Vec<String> = app
+        .fleet
         .devices
         .values()
         .filter(|d| report.plugs.iter().any(|p| p.ip == d.addr.ip()))
@@ -419,7 +344,7 @@ mod tests {
         let s = FirmwareSettings::from_config(&cfg).unwrap();
         assert_eq!(s.concurrency, 2);
         assert!(s.policy.ceilings.for_model("HS110(US)").is_some());
-        let rc = s.runner_config(ClientConfig::default(), true);
+        let rc = s.runner_config(crate::net::ClientConfig::default(), true);
         assert!(rc.force);
         assert_eq!(rc.concurrency, 2);
         assert_eq!(FirmwareSettings::default().concurrency, 4);

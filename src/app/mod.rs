@@ -4,13 +4,16 @@
 //! Only the UI loop mutates [`App`]; discovery, the poller and write actions send [`Event`]s that
 //! carry their data. [`update`] is synchronous and takes `now`, so every transition is a unit test.
 
-pub mod assess;
 pub mod event;
 pub mod export;
 pub mod firmware;
 pub mod fixture;
 pub mod keymap;
+pub mod leaving;
 pub mod quit;
+pub mod recording;
+pub mod rows;
+pub mod settings;
 pub mod state;
 pub mod update;
 

@@ -1,272 +1,42 @@
 //! The application state: the devices as the UI knows them, and the view (sorting, filter,
 //! marks, selection, overlays). Mutated only by [`crate::app::update`].
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-pub use super::assess::{Check, ValueFlags, Verdict};
-use super::event::{ActionKind, DirItem};
+pub use super::settings::Settings;
 use crate::firmware::job::JobSnapshot;
 use crate::firmware::plan::PlanEntry;
 use crate::firmware::runner::BatchReport;
-use crate::fleet::plausibility;
-use crate::protocol::tdp::TdpInfo;
-use crate::protocol::{Realtime, SysInfo};
+pub use crate::fleet::meter::{Check, FINDINGS_LEN, Meter, STICKY, ValueFlags, Verdict};
+pub use crate::fleet::model::{Device, Fleet, Health, Link, OFFLINE_AFTER, Outlet};
 use std::path::PathBuf;
 
-/// Recent plausibility findings kept per meter for the detail pane.
-pub const FINDINGS_LEN: usize = 8;
-/// How long a flagged reading keeps its meter's row flagged.
-pub const STICKY: Duration = Duration::from_secs(60);
-/// Consecutive failed polls before a device is shown offline.
-pub const OFFLINE_AFTER: u32 = 3;
-
-/// One meter (a plug's, or one outlet's of a strip): last reading, its check, and the
-/// plausibility engine's per-meter state (history ring, counts, pending jump).
-#[derive(Debug, Clone, Default)]
-pub struct Meter {
-    pub reading: Option<Realtime>,
-    pub check: Check,
-    /// Created with the device's model at the first reading.
-    pub engine: Option<plausibility::Meter>,
-    /// Recent findings, newest last: (when, verdict, reason).
-    pub findings: VecDeque<(Instant, Verdict, String)>,
-    /// The worst verdict of the readings of the last [`STICKY`], and when it was last seen: a
-    /// one-reading glitch keeps the row flagged long enough to be seen.
-    pub recent: Verdict,
-    pub recent_at: Option<Instant>,
-    /// The last read error of this meter (the device itself answered).
-    pub error: Option<String>,
+/// A write the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    RelayOn,
+    RelayOff,
+    Reboot,
 }
 
-impl Meter {
-    /// Judges and records one reading taken at `now` (`now_ms` on the engine's clock).
-    /// The model's rating comes from the embedded table with the config file's `ratings`
-    /// overrides.
-    pub fn record(
-        &mut self,
-        model: &str,
-        ratings: &crate::fleet::ratings::Overrides,
-        r: Realtime,
-        now: Instant,
-        now_ms: u64,
-    ) {
-        let engine = self
-            .engine
-            .get_or_insert_with(|| plausibility::Meter::new(ratings.limits_for(model)));
-        let check = Check::from(&engine.assess_realtime(&r, now_ms));
-        let expired = self
-            .recent_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= STICKY);
-        if check.verdict != Verdict::Ok {
-            self.recent = if expired {
-                check.verdict
-            } else {
-                self.recent.max(check.verdict)
-            };
-            self.recent_at = Some(now);
-        } else if expired {
-            self.recent = Verdict::Ok;
-            self.recent_at = None;
-        }
-        for reason in &check.reasons {
-            if self.findings.len() == FINDINGS_LEN {
-                self.findings.pop_front();
-            }
-            self.findings
-                .push_back((now, check.verdict, reason.clone()));
-        }
-        self.reading = Some(r);
-        self.check = check;
-        self.error = None;
-    }
-
-    /// The row verdict: the last reading's, or worse if a recent one was worse.
-    pub fn verdict(&self) -> Verdict {
-        self.check.verdict.max(self.recent)
-    }
-
-    /// Readings flagged suspect or bogus since the app started.
-    pub fn flagged(&self) -> u64 {
-        self.engine.as_ref().map_or(0, |e| e.counts().flagged())
-    }
-
-    pub fn readings(&self) -> u64 {
-        self.engine.as_ref().map_or(0, |e| e.counts().total())
-    }
-
-    /// The last `n` power values for a sparkline (`None` where absent or flagged).
-    pub fn power_sparkline(&self, n: usize) -> Vec<Option<u64>> {
-        self.engine
-            .as_ref()
-            .map(|e| e.history().power_sparkline(n))
-            .unwrap_or_default()
-    }
-}
-
-/// One outlet of a strip.
-#[derive(Debug, Clone, Default)]
-pub struct Outlet {
-    /// Full child id (parent deviceId + index).
-    pub id: String,
-    pub alias: String,
-    pub relay_on: bool,
-    pub meter: Option<Meter>,
-}
-
-/// Whether a device answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Link {
-    /// Seen, not polled yet.
-    Pending,
-    Online,
-    /// Failing, not yet offline: misses so far.
-    Failing(u32),
-    Offline(String),
-}
-
-/// The one-glance state of a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Health {
-    Ok,
-    Pending,
-    Suspect,
-    Failing,
-    Bogus,
-    Offline,
-    /// Speaks only the newer (KLAP/AES) protocol: listed, not pollable on 9999.
-    Newer,
-}
-
-impl Health {
+impl ActionKind {
     pub fn label(self) -> &'static str {
         match self {
-            Health::Ok => "ok",
-            Health::Pending => "new",
-            Health::Suspect => "suspect",
-            Health::Failing => "failing",
-            Health::Bogus => "BOGUS",
-            Health::Offline => "offline",
-            Health::Newer => "klap",
+            ActionKind::RelayOn => "turn on",
+            ActionKind::RelayOff => "turn off",
+            ActionKind::Reboot => "reboot",
         }
     }
 }
 
-/// A device as the UI knows it.
-#[derive(Debug, Clone)]
-pub struct Device {
-    /// Identity: deviceId (legacy) or `mac:<MAC>` (newer-protocol devices).
-    pub key: String,
-    pub addr: SocketAddr,
-    pub found_by: BTreeSet<String>,
-    pub sysinfo: Option<SysInfo>,
-    pub tdp: Option<TdpInfo>,
-    pub meter: Option<Meter>,
-    pub outlets: Vec<Outlet>,
-    pub link: Link,
-    pub last_seen: Option<Instant>,
-    pub first_seen: Instant,
-    pub last_error: Option<String>,
-    /// The address changed at least once (identity follows deviceId/MAC).
-    pub previous_addr: Option<SocketAddr>,
-    /// The local name from the config, which wins over the device's alias.
-    pub local_name: Option<String>,
-}
-
-impl Device {
-    pub fn is_newer(&self) -> bool {
-        self.sysinfo.is_none() && self.tdp.is_some()
-    }
-
-    pub fn is_strip(&self) -> bool {
-        !self.outlets.is_empty()
-    }
-
-    pub fn alias(&self) -> &str {
-        if let Some(n) = &self.local_name {
-            return n;
-        }
-        self.sysinfo
-            .as_ref()
-            .map(|s| s.alias.as_str())
-            .unwrap_or("")
-    }
-
-    pub fn model(&self) -> &str {
-        match (&self.sysinfo, &self.tdp) {
-            (Some(s), _) => &s.model,
-            (None, Some(t)) => &t.model,
-            _ => "",
-        }
-    }
-
-    pub fn hw_ver(&self) -> &str {
-        match (&self.sysinfo, &self.tdp) {
-            (Some(s), _) => &s.hw_ver,
-            (None, Some(t)) => t.hw_ver.as_deref().unwrap_or(""),
-            _ => "",
-        }
-    }
-
-    pub fn sw_version(&self) -> &str {
-        self.sysinfo.as_ref().map(|s| s.version()).unwrap_or("")
-    }
-
-    pub fn mac(&self) -> &str {
-        match (&self.sysinfo, &self.tdp) {
-            (Some(s), _) => &s.mac,
-            (None, Some(t)) => &t.mac,
-            _ => "",
-        }
-    }
-
-    pub fn relay(&self) -> Option<bool> {
-        self.sysinfo.as_ref().and_then(|s| s.relay_on)
-    }
-
-    pub fn rssi(&self) -> Option<i64> {
-        self.sysinfo.as_ref().and_then(|s| s.rssi)
-    }
-
-    /// The worst verdict among this device's meters' last readings.
-    pub fn verdict(&self) -> Verdict {
-        self.meters()
-            .map(Meter::verdict)
-            .max()
-            .unwrap_or(Verdict::Ok)
-    }
-
-    pub fn meters(&self) -> impl Iterator<Item = &Meter> {
-        self.meter
-            .iter()
-            .chain(self.outlets.iter().filter_map(|o| o.meter.as_ref()))
-    }
-
-    /// Flagged readings across all meters of the device.
-    pub fn flagged(&self) -> u64 {
-        self.meters().map(Meter::flagged).sum()
-    }
-
-    pub fn health(&self) -> Health {
-        if self.is_newer() {
-            return Health::Newer;
-        }
-        match &self.link {
-            Link::Offline(_) => Health::Offline,
-            Link::Pending => Health::Pending,
-            Link::Failing(_) => Health::Failing,
-            Link::Online => match self.verdict() {
-                Verdict::Ok => Health::Ok,
-                Verdict::Suspect => Health::Suspect,
-                Verdict::Bogus => Health::Bogus,
-            },
-        }
-    }
-
-    pub fn is_online(&self) -> bool {
-        matches!(self.link, Link::Online | Link::Failing(_))
-    }
+/// One entry of a directory, for the firmware file picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirItem {
+    pub name: String,
+    pub is_dir: bool,
+    pub size: u64,
 }
 
 /// A table row: a device, or one outlet of a strip.
@@ -539,36 +309,6 @@ impl Default for View {
     }
 }
 
-/// Settings fixed at start.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub read_only: bool,
-    /// Shown in the title and status bar (`DEMO`), when set.
-    pub label: Option<String>,
-    pub interval: Duration,
-    /// How long a status message stays.
-    pub status_ttl: Duration,
-    /// Draw with colours (off when `NO_COLOR` is set).
-    pub color: bool,
-    /// Where the firmware file picker starts (then the folder last chosen, for the session).
-    pub firmware_dir: PathBuf,
-    /// How firmware batches run (concurrency, ceilings, timings, journal).
-    pub firmware: super::firmware::FirmwareSettings,
-    /// Local names by MAC (config `[names]`): shown instead of the device's alias.
-    pub names: crate::identity::Names,
-    /// Rating overrides per model (config `[ratings]`), used by the plausibility checks.
-    pub ratings: crate::fleet::ratings::Overrides,
-    /// `--record FILE`: recording starts with the app, to this file in this format.
-    pub record: Option<(PathBuf, crate::record::RecordFormat)>,
-    /// Where the record key writes when no `--record` was given.
-    pub record_default: PathBuf,
-    /// `http://…/metrics` when `--metrics` serves the readings.
-    pub metrics_url: Option<String>,
-    /// Wall-clock time (ms since the Unix epoch) of the app's start: records are stamped
-    /// with it plus the time passed in to `update`, so update never reads a clock.
-    pub epoch_unix_ms: u64,
-}
-
 /// Recording of readings (`--record`, or the record key).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recording {
@@ -581,31 +321,12 @@ pub struct Recording {
     pub error: Option<String>,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            read_only: false,
-            label: None,
-            interval: Duration::from_secs(2),
-            status_ttl: Duration::from_secs(6),
-            color: true,
-            firmware_dir: PathBuf::from("."),
-            firmware: super::firmware::FirmwareSettings::default(),
-            names: crate::identity::Names::default(),
-            ratings: crate::fleet::ratings::Overrides::default(),
-            record: None,
-            record_default: PathBuf::from("readings.jsonl"),
-            metrics_url: None,
-            epoch_unix_ms: 0,
-        }
-    }
-}
-
 /// The whole application state.
 #[derive(Debug, Clone)]
 pub struct App {
     pub settings: Settings,
-    pub devices: HashMap<String, Device>,
+    /// The fleet model: every device, its identity, liveness, readings and their judgement.
+    pub fleet: Fleet,
     pub view: View,
     /// Discovery still running.
     pub discovering: bool,
@@ -614,7 +335,7 @@ pub struct App {
     pub now: Instant,
     pub quit: bool,
     /// Leaving while a firmware batch runs (`app::quit`), and the exit status decided.
-    pub leaving: super::quit::Leaving,
+    pub leaving: super::leaving::Leaving,
     /// Notes from discovery (hostile replies …), newest last, bounded.
     pub notes: VecDeque<String>,
     /// The current or last firmware batch.
@@ -626,146 +347,11 @@ pub struct App {
     pub log_lines: Vec<String>,
 }
 
-/// One visible row, resolved.
-#[derive(Debug, Clone, Copy)]
-pub struct RowRef<'a> {
-    pub device: &'a Device,
-    pub outlet: Option<&'a Outlet>,
-}
-
-impl RowRef<'_> {
-    pub fn id(&self) -> RowId {
-        RowId {
-            key: self.device.key.clone(),
-            child: self.outlet.map(|o| o.id.clone()),
-        }
-    }
-
-    pub fn meter(&self) -> Option<&Meter> {
-        match self.outlet {
-            Some(o) => o.meter.as_ref(),
-            None => self.device.meter.as_ref(),
-        }
-    }
-
-    pub fn alias(&self) -> &str {
-        match self.outlet {
-            Some(o) => &o.alias,
-            None => self.device.alias(),
-        }
-    }
-
-    pub fn relay(&self) -> Option<bool> {
-        match self.outlet {
-            Some(o) => Some(o.relay_on),
-            None => self.device.relay(),
-        }
-    }
-
-    pub fn health(&self) -> Health {
-        let h = self.device.health();
-        match (self.outlet, h) {
-            (Some(o), Health::Ok | Health::Suspect | Health::Bogus) => {
-                match o.meter.as_ref().map(Meter::verdict).unwrap_or_default() {
-                    Verdict::Ok => Health::Ok,
-                    Verdict::Suspect => Health::Suspect,
-                    Verdict::Bogus => Health::Bogus,
-                }
-            }
-            _ => h,
-        }
-    }
-
-    /// Flagged: the last reading is suspect or bogus (for a strip: any outlet's).
-    pub fn is_flagged(&self) -> bool {
-        match self.outlet {
-            Some(_) => self.meter().is_some_and(|m| m.verdict() != Verdict::Ok),
-            None => self.device.verdict() != Verdict::Ok,
-        }
-    }
-
-    /// Values shown for W / V / A / kWh: a strip's parent row sums its outlets (voltage averaged).
-    pub fn values(&self) -> Values {
-        if self.outlet.is_none() && self.device.is_strip() {
-            let ms: Vec<&Meter> = self
-                .device
-                .outlets
-                .iter()
-                .filter_map(|o| o.meter.as_ref())
-                .collect();
-            let rs: Vec<&Realtime> = ms.iter().filter_map(|m| m.reading.as_ref()).collect();
-            if rs.is_empty() {
-                return Values::default();
-            }
-            let sum = |f: fn(&Realtime) -> Option<f64>| {
-                let v: Vec<f64> = rs.iter().filter_map(|r| f(r)).collect();
-                (!v.is_empty()).then(|| v.iter().sum::<f64>())
-            };
-            let n_v = rs.iter().filter(|r| r.voltage_v.is_some()).count();
-            let worst = |f: fn(&ValueFlags) -> Verdict| {
-                ms.iter()
-                    .map(|m| f(&m.check.flags))
-                    .max()
-                    .unwrap_or_default()
-            };
-            return Values {
-                power: sum(|r| r.power_w),
-                voltage: sum(|r| r.voltage_v).map(|v| v / n_v.max(1) as f64),
-                current: sum(|r| r.current_a),
-                total: sum(|r| r.total_kwh),
-                flags: ValueFlags {
-                    power: worst(|f| f.power),
-                    voltage: worst(|f| f.voltage),
-                    current: worst(|f| f.current),
-                    total: worst(|f| f.total),
-                },
-            };
-        }
-        match self
-            .meter()
-            .and_then(|m| m.reading.as_ref().map(|r| (r, m)))
-        {
-            Some((r, m)) => Values {
-                power: r.power_w,
-                voltage: r.voltage_v,
-                current: r.current_a,
-                total: r.total_kwh,
-                flags: m.check.flags,
-            },
-            None => Values::default(),
-        }
-    }
-}
-
-/// The readings shown on a row.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Values {
-    pub power: Option<f64>,
-    pub voltage: Option<f64>,
-    pub current: Option<f64>,
-    pub total: Option<f64>,
-    pub flags: ValueFlags,
-}
-
-/// Fleet totals for the summary line.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Summary {
-    pub devices: usize,
-    pub online: usize,
-    pub offline: usize,
-    pub flagged: usize,
-    pub newer: usize,
-    pub marked: usize,
-    /// (version, count), most used first.
-    pub versions: Vec<(String, usize)>,
-    pub power_w: f64,
-}
-
 impl App {
     pub fn new(settings: Settings, now: Instant) -> Self {
         Self {
             settings,
-            devices: HashMap::new(),
+            fleet: Fleet::new(now),
             view: View::default(),
             discovering: true,
             started: now,
@@ -780,222 +366,6 @@ impl App {
         }
     }
 
-    fn row_matches(&self, r: &RowRef<'_>) -> bool {
-        let f = self.view.filter.trim().to_lowercase();
-        if f.is_empty() {
-            return true;
-        }
-        let d = r.device;
-        let hay = [
-            r.alias(),
-            d.alias(),
-            d.model(),
-            d.hw_ver(),
-            d.sw_version(),
-            d.mac(),
-            &d.key,
-            r.health().label(),
-        ];
-        hay.iter().any(|h| h.to_lowercase().contains(&f))
-            || d.addr.ip().to_string().contains(&f)
-            || d.found_by.iter().any(|s| s.contains(&f))
-    }
-
-    fn sort_cmp(&self, a: &Device, b: &Device) -> std::cmp::Ordering {
-        use std::cmp::Ordering;
-        let ra = RowRef {
-            device: a,
-            outlet: None,
-        };
-        let rb = RowRef {
-            device: b,
-            outlet: None,
-        };
-        let desc = self.view.descending;
-        // Missing values sort last in either direction (the reversal below is undone).
-        let num = |x: Option<f64>, y: Option<f64>| -> Ordering {
-            let missing_last = |o: Ordering| if desc { o.reverse() } else { o };
-            match (x, y) {
-                (Some(x), Some(y)) => x.total_cmp(&y),
-                (Some(_), None) => missing_last(Ordering::Less),
-                (None, Some(_)) => missing_last(Ordering::Greater),
-                (None, None) => Ordering::Equal,
-            }
-        };
-        let vals = || (ra.values(), rb.values());
-        let ord = match self.view.sort {
-            Column::Mark => self
-                .view
-                .marked
-                .contains(&ra.id())
-                .cmp(&self.view.marked.contains(&rb.id()))
-                .reverse(),
-            Column::Health => b.health().cmp(&a.health()),
-            Column::Alias => a.alias().to_lowercase().cmp(&b.alias().to_lowercase()),
-            Column::Ip => a.addr.cmp(&b.addr),
-            Column::Model => a.model().cmp(b.model()),
-            Column::Hw => a.hw_ver().cmp(b.hw_ver()),
-            Column::Sw => version_key(a.sw_version()).cmp(&version_key(b.sw_version())),
-            Column::Relay => b.relay().cmp(&a.relay()),
-            Column::Watts => {
-                let (va, vb) = vals();
-                num(va.power, vb.power)
-            }
-            Column::Volts => {
-                let (va, vb) = vals();
-                num(va.voltage, vb.voltage)
-            }
-            Column::Amps => {
-                let (va, vb) = vals();
-                num(va.current, vb.current)
-            }
-            Column::Kwh => {
-                let (va, vb) = vals();
-                num(va.total, vb.total)
-            }
-            Column::Rssi => num(a.rssi().map(|x| x as f64), b.rssi().map(|x| x as f64)),
-            Column::Seen => b.last_seen.cmp(&a.last_seen),
-            Column::Found => a.found_by.cmp(&b.found_by),
-        };
-        let ord = if self.view.descending {
-            ord.reverse()
-        } else {
-            ord
-        };
-        ord.then_with(|| a.addr.cmp(&b.addr))
-            .then_with(|| a.key.cmp(&b.key))
-    }
-
-    /// The rows of the table, in order: sorted devices, each expanded strip followed by its
-    /// outlets; filtered and restricted to flagged rows when asked.
-    pub fn rows(&self) -> Vec<RowRef<'_>> {
-        let mut devs: Vec<&Device> = self.devices.values().collect();
-        devs.sort_by(|a, b| self.sort_cmp(a, b));
-        let mut out = Vec::with_capacity(devs.len());
-        for d in devs {
-            let parent = RowRef {
-                device: d,
-                outlet: None,
-            };
-            let outlets = || {
-                d.outlets.iter().map(|o| RowRef {
-                    device: d,
-                    outlet: Some(o),
-                })
-            };
-            let an_outlet_matches = outlets().any(|r| self.row_matches(&r));
-            let children: Vec<RowRef<'_>> = if self.view.expanded.contains(&d.key) {
-                d.outlets
-                    .iter()
-                    .map(|o| RowRef {
-                        device: d,
-                        outlet: Some(o),
-                    })
-                    .filter(|r| self.row_matches(r) || self.row_matches(&parent))
-                    .filter(|r| !self.view.flagged_only || r.is_flagged())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let parent_shown = (self.row_matches(&parent) || an_outlet_matches)
-                && (!self.view.flagged_only || parent.is_flagged());
-            if parent_shown {
-                out.push(parent);
-                out.extend(children);
-            }
-        }
-        out
-    }
-
-    /// Is this row shown in the table (without building the whole list)?
-    pub fn is_visible(&self, id: &RowId) -> bool {
-        let Some(r) = self.row(id) else {
-            return false;
-        };
-        let parent = RowRef {
-            device: r.device,
-            outlet: None,
-        };
-        let outlet_matches = || {
-            r.device.outlets.iter().any(|o| {
-                self.row_matches(&RowRef {
-                    device: r.device,
-                    outlet: Some(o),
-                })
-            })
-        };
-        let parent_shown = (self.row_matches(&parent) || outlet_matches())
-            && (!self.view.flagged_only || parent.is_flagged());
-        match r.outlet {
-            None => parent_shown,
-            Some(_) => {
-                parent_shown
-                    && self.view.expanded.contains(&r.device.key)
-                    && (self.row_matches(&r) || self.row_matches(&parent))
-                    && (!self.view.flagged_only || r.is_flagged())
-            }
-        }
-    }
-
-    /// Index of the selected row among `rows`, if it is visible.
-    pub fn selected_index(&self, rows: &[RowRef<'_>]) -> Option<usize> {
-        let sel = self.view.selected.as_ref()?;
-        rows.iter()
-            .position(|r| r.device.key == sel.key && r.outlet.map(|o| &o.id) == sel.child.as_ref())
-    }
-
-    pub fn row(&self, id: &RowId) -> Option<RowRef<'_>> {
-        let device = self.devices.get(&id.key)?;
-        let outlet = match &id.child {
-            Some(c) => Some(device.outlets.iter().find(|o| &o.id == c)?),
-            None => None,
-        };
-        Some(RowRef { device, outlet })
-    }
-
-    /// The selected row, if any and if it still exists.
-    pub fn selected(&self) -> Option<RowRef<'_>> {
-        self.view.selected.as_ref().and_then(|id| self.row(id))
-    }
-
-    pub fn summary(&self) -> Summary {
-        let mut s = Summary {
-            devices: self.devices.len(),
-            marked: self.view.marked.len(),
-            ..Summary::default()
-        };
-        let mut versions: HashMap<String, usize> = HashMap::new();
-        for d in self.devices.values() {
-            if d.is_newer() {
-                s.newer += 1;
-            } else if d.is_online() {
-                s.online += 1;
-            } else if matches!(d.link, Link::Offline(_)) {
-                s.offline += 1;
-            }
-            if d.verdict() != Verdict::Ok && d.is_online() {
-                s.flagged += 1;
-            }
-            if let Some(sys) = &d.sysinfo {
-                *versions.entry(sys.version().to_owned()).or_default() += 1;
-            }
-            if d.is_online() {
-                s.power_w += d
-                    .meters()
-                    .filter(|m| m.check.verdict == Verdict::Ok)
-                    .filter_map(|m| m.reading.as_ref().and_then(|r| r.power_w))
-                    .sum::<f64>();
-            }
-        }
-        let mut v: Vec<(String, usize)> = versions.into_iter().collect();
-        v.sort_by(|a, b| {
-            b.1.cmp(&a.1)
-                .then_with(|| version_key(&a.0).cmp(&version_key(&b.0)))
-        });
-        s.versions = v;
-        s
-    }
-
     /// The status message, if still fresh.
     pub fn status(&self) -> Option<&str> {
         self.view
@@ -1008,11 +378,4 @@ impl App {
     pub fn set_status(&mut self, msg: impl Into<String>, now: Instant) {
         self.view.status = Some((msg.into(), now));
     }
-}
-
-/// `1.2.10` sorts after `1.2.9`.
-pub fn version_key(v: &str) -> Vec<u64> {
-    v.split('.')
-        .map(|p| p.trim().parse().unwrap_or(0))
-        .collect()
 }

@@ -261,7 +261,7 @@ pub fn run() -> anyhow::Result<()> {
         fill += t.elapsed();
     }
     let rss_after = rss_bytes();
-    let meters: usize = app.devices.values().map(|d| d.meters().count()).sum();
+    let meters: usize = app.fleet.devices.values().map(|d| d.meters().count()).sum();
     println!(
         "history: {HISTORY_ROUNDS} readings per meter ({meters} meters) applied through update() in {:.2} s ({:.1} µs per poll report)",
         fill.as_secs_f64(),
@@ -287,6 +287,7 @@ pub fn run() -> anyhow::Result<()> {
     }
     // The detail pane of a strip, with every strip expanded.
     let strips: Vec<String> = app
+        .fleet
         .devices
         .values()
         .filter(|d| d.is_strip())

@@ -2,31 +2,36 @@
 //! meter (per outlet on strips) and the plausibility verdict — as an aligned table or, with
 //! `--json`, one JSON object per line per device.
 //!
-//! Three steps, one way: find devices with the discovery engine ([`find`]: the same probes as
-//! `plugfleet discover`, merged by the fleet registry), read each one's meters with bounded
-//! concurrency and a timeout per request ([`read_device`]), then render ([`json_line`],
-//! [`render_table`]). Rendering is pure and unit-tested.
+//! One model, one read path: a discovery pass ([`find`]: the same probes as
+//! `plugfleet discover`) and one poll round with the poller's [`poll_device`] go into the fleet
+//! model ([`round`]); the JSON lines and the table are views of it (`status/view.rs`), like the
+//! `--record` rows and `/metrics` (which, with `--metrics`, reads a round every `--interval`
+//! into the same model).
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use clap::Args;
-use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::args::{TargetArgs, UsageError, discovery_config};
-use crate::fleet::plausibility::{Assessment, Meter, Verdict, strip_summary, strip_total};
-use crate::fleet::ratings::{Limits, Overrides};
-use crate::fleet::reading::{Field, Reading};
-use crate::fleet::registry::{Device, Registry};
+use crate::fleet::identity::Names;
+use crate::fleet::model::{Fleet, Link, OFFLINE_AFTER, Sighting};
+use crate::fleet::ratings::Overrides;
+use crate::net::ClientConfig;
 use crate::net::discovery::{self, DiscoveryConfig};
-use crate::net::{Client, ClientConfig};
+use crate::net::poller::{PollReport, poll_device};
 use crate::protocol::sighting::DiscoveryEvent;
 use crate::protocol::tdp::TDP_PORT;
-use crate::protocol::{ChildInfo, Realtime};
+
+pub use view::{json_line, render_table};
+
+mod view;
 
 /// Devices read at once.
 const CONCURRENCY: usize = 32;
@@ -54,7 +59,7 @@ pub struct StatusArgs {
     pub interval: std::time::Duration,
     /// Local names by MAC (from the config file), for --record and --metrics.
     #[arg(skip)]
-    pub names: crate::identity::Names,
+    pub names: crate::fleet::identity::Names,
     /// Rating overrides per model (from the config file).
     #[arg(skip)]
     pub ratings: Overrides,
@@ -67,74 +72,6 @@ impl StatusArgs {
         cfg.tdp_port = self.tdp_port;
         cfg.validate(self.net.force)?;
         Ok(cfg)
-    }
-}
-
-/// What became of one meter.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MeterState {
-    /// The device has no energy meter.
-    Absent,
-    Read {
-        realtime: Realtime,
-        assessment: Assessment,
-    },
-    /// The meter could not be read (timeout, device error, …).
-    Failed(String),
-}
-
-impl MeterState {
-    fn reading(&self) -> Option<(Reading, &Assessment)> {
-        match self {
-            MeterState::Read {
-                realtime,
-                assessment,
-            } => Some((Reading::from(realtime), assessment)),
-            _ => None,
-        }
-    }
-}
-
-/// One outlet of a strip.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutletStatus {
-    pub info: ChildInfo,
-    pub meter: MeterState,
-}
-
-/// Everything `status` knows about one device.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceStatus {
-    /// The device as discovery knows it (sysinfo for port-9999 devices, the UDP 20002 answer
-    /// for newer ones).
-    pub device: Device,
-    /// A plug's own meter; for strips, the sum of the outlets (python-kasa's way).
-    pub reading: Option<Reading>,
-    pub meter_error: Option<String>,
-    pub plausibility: Option<Assessment>,
-    /// A plug's reply as sent (not kept for strips: see the outlets).
-    pub raw: Option<Value>,
-    pub outlets: Vec<OutletStatus>,
-}
-
-impl DeviceStatus {
-    fn is_strip(&self) -> bool {
-        self.device
-            .sysinfo
-            .as_ref()
-            .is_some_and(|s| !s.children.is_empty())
-    }
-
-    /// A device that was found but not read (a newer-protocol device).
-    pub fn unread(device: Device) -> Self {
-        Self {
-            device,
-            reading: None,
-            meter_error: None,
-            plausibility: None,
-            raw: None,
-            outlets: Vec::new(),
-        }
     }
 }
 
@@ -167,15 +104,13 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Some((path, format)) => Some(crate::record::Recorder::open_as(path, format)?),
         None => None,
     };
-    let (statuses, report) = rt.block_on(snapshot(cfg, client, &args.ratings))?;
+    let mut fleet = Fleet::new(Instant::now());
+    let report = rt.block_on(round(&mut fleet, cfg, client, &args.ratings, &args.names))?;
+    let devices = fleet.by_address();
     if let Some(rec) = recorder.as_mut() {
         let at = crate::record::unix_ms(std::time::SystemTime::now());
-        for s in &statuses {
-            let recs: Vec<_> = crate::record::ReadingRecord::from_status(at, s)
-                .into_iter()
-                .map(|r| r.with_names(&args.names))
-                .collect();
-            rec.write_all(&recs)?;
+        for d in &devices {
+            rec.write_all(&crate::record::rows_of(d, at))?;
         }
         rec.flush()?;
     }
@@ -199,21 +134,21 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     if args.json {
-        for s in &statuses {
-            writeln!(out, "{}", json_line(s))?;
+        for d in &devices {
+            writeln!(out, "{}", json_line(d, &fleet))?;
         }
-    } else if statuses.is_empty() {
+    } else if devices.is_empty() {
         writeln!(out, "no devices found")?;
     } else {
-        write!(out, "{}", render_table(&statuses))?;
+        write!(out, "{}", render_table(&devices))?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `status --metrics ADDR`: serves `/metrics` on `addr` and reads every device each
-/// `--interval` (the first round at once) until SIGINT/SIGTERM. The URL goes to stdout first
-/// (with the bound port when ADDR asked for port 0).
+/// `status --metrics ADDR`: serves `/metrics` on `addr` and reads a round into one fleet model
+/// every `--interval` (the first round at once) until SIGINT/SIGTERM. The URL goes to stdout
+/// first (with the bound port when ADDR asked for port 0).
 async fn serve_metrics(
     addr: std::net::SocketAddr,
     args: &StatusArgs,
@@ -231,7 +166,7 @@ async fn serve_metrics(
         out.flush()?;
     }
     eprintln!("plugfleet: reading every {:?}; Ctrl-C stops", args.interval);
-    let poll = tokio::spawn(crate::metrics::poll_and_publish(
+    let poll = tokio::spawn(poll_and_publish(
         cfg,
         client,
         args.names.clone(),
@@ -247,38 +182,110 @@ async fn serve_metrics(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Finds the devices, then reads each one's meters (at most [`CONCURRENCY`] devices at once;
-/// every request under `client`'s timeouts).
-pub async fn snapshot(
+/// Headless publishing: a [`round`] into one fleet model every `interval`, each published on
+/// `tx` as a metrics view of the model, until `token` is cancelled. Counts carry on in the
+/// model; a device that vanished stays, down. A round that fails (discovery could not start)
+/// publishes nothing.
+pub async fn poll_and_publish(
+    cfg: DiscoveryConfig,
+    client: ClientConfig,
+    names: Names,
+    ratings: Overrides,
+    interval: std::time::Duration,
+    tx: tokio::sync::watch::Sender<crate::metrics::MetricsSnapshot>,
+    token: CancellationToken,
+) {
+    let mut fleet = Fleet::new(Instant::now());
+    loop {
+        let done = tokio::select! {
+            _ = token.cancelled() => return,
+            r = round(&mut fleet, cfg.clone(), client, &ratings, &names) => r,
+        };
+        match done {
+            Ok(_) => {
+                tx.send_replace(crate::metrics::view::snapshot(&fleet, Instant::now()));
+            }
+            Err(e) => tracing::warn!("metrics round failed: {e:#}"),
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One discovery pass, then one poll of every port-9999 device of `fleet` (at most
+/// [`CONCURRENCY`] at once; every request under `client`'s timeouts) with the poller's
+/// [`poll_device`], all into the model. A device the pass did not find and that does not
+/// answer is offline at once (one pass is all `status` has).
+pub async fn round(
+    fleet: &mut Fleet,
     cfg: DiscoveryConfig,
     client: ClientConfig,
     ratings: &Overrides,
-) -> anyhow::Result<(Vec<DeviceStatus>, FindReport)> {
-    let (devices, report) = find(cfg).await?;
+    names: &Names,
+) -> anyhow::Result<FindReport> {
+    let started = Instant::now();
+    let (sightings, report) = find(cfg).await?;
+    for s in sightings {
+        fleet.observe(s, names, Instant::now());
+    }
+    let seen: HashSet<String> = fleet
+        .devices
+        .values()
+        .filter(|d| d.last_seen.is_some_and(|t| t >= started))
+        .map(|d| d.key.clone())
+        .collect();
     let sem = Arc::new(Semaphore::new(CONCURRENCY));
     let mut set = JoinSet::new();
-    for d in devices {
+    for d in fleet.devices.values().filter(|d| d.sysinfo.is_some()) {
         let sem = sem.clone();
-        let ratings = ratings.clone();
+        let (key, addr) = (d.key.clone(), d.addr);
+        let misses = if seen.contains(&d.key) {
+            match d.link {
+                Link::Failing(n) => n.saturating_add(1),
+                Link::Offline(_) => OFFLINE_AFTER,
+                _ => 1,
+            }
+        } else {
+            OFFLINE_AFTER
+        };
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            read_device(d, client, &ratings).await
+            let t = tokio::time::Instant::now();
+            let outcome = poll_device(addr, &client).await;
+            PollReport {
+                key,
+                addr,
+                misses: if outcome.is_ok() { 0 } else { misses },
+                outcome,
+                elapsed: t.elapsed(),
+            }
         });
     }
-    let mut out = Vec::new();
+    let mut reports = Vec::new();
     while let Some(r) = set.join_next().await {
         match r {
-            Ok(s) => out.push(s),
+            Ok(r) => reports.push(r),
             Err(e) => tracing::error!("status task failed: {e}"),
         }
     }
-    out.sort_by_key(|s| (s.device.ip, s.device.port));
-    Ok((out, report))
+    reports.sort_by_key(|r| r.addr);
+    for r in reports {
+        fleet.apply_poll(
+            crate::app::event::poll_of(r),
+            ratings,
+            names,
+            Instant::now(),
+        );
+    }
+    Ok(report)
 }
 
 /// One discovery pass (broadcast targets, known hosts, sweeps, UDP 20002 — exactly what
-/// `plugfleet discover` does), merged by MAC in the fleet registry. Ctrl-C ends it early.
-pub async fn find(cfg: DiscoveryConfig) -> anyhow::Result<(Vec<Device>, FindReport)> {
+/// `plugfleet discover` does): the sightings, for the fleet model to merge. Ctrl-C ends it
+/// early.
+pub async fn find(cfg: DiscoveryConfig) -> anyhow::Result<(Vec<Sighting>, FindReport)> {
     let hosts = cfg.hosts.clone();
     let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(1024);
     let token = CancellationToken::new();
@@ -289,10 +296,10 @@ pub async fn find(cfg: DiscoveryConfig) -> anyhow::Result<(Vec<Device>, FindRepo
             ctrl_c.cancel();
         }
     });
-    let mut registry = Registry::new(1);
+    let mut sightings = Vec::new();
     let mut report = FindReport::default();
     while let Some(ev) = rx.recv().await {
-        match &ev {
+        match ev {
             DiscoveryEvent::Hostile { from, reason } => {
                 report.hostile += 1;
                 tracing::info!(%from, %reason, "ignored a reply");
@@ -301,686 +308,26 @@ pub async fn find(cfg: DiscoveryConfig) -> anyhow::Result<(Vec<Device>, FindRepo
                 }
             }
             DiscoveryEvent::RoundDone { send_errors, .. } => {
-                report.send_errors.extend(send_errors.iter().cloned());
-                // One pass only: liveness does not apply.
-                continue;
+                report.send_errors.extend(send_errors);
             }
+            DiscoveryEvent::Found(s) => sightings.push(Sighting::from(s)),
             _ => {}
         }
-        registry.apply(&ev);
     }
     watcher.abort();
     task.await??;
-    let devices = registry.devices().to_vec();
     report.silent_hosts = hosts
         .into_iter()
         .map(IpAddr::V4)
-        .filter(|ip| !devices.iter().any(|d| d.ip == *ip))
+        .filter(|ip| !sightings.iter().any(|s| s.ip == *ip))
         .collect();
-    Ok((devices, report))
-}
-
-/// One reading of one meter (an outlet's when `child` is given), assessed against `limits`. A
-/// snapshot has no history: the stateless rules apply (rating, negative values, P > V × I,
-/// mains band, 0 V with current, the unit-scale bug by V × I) plus what the reply itself shows.
-/// The flag says whether a failure was the transport's (as opposed to the device saying no).
-async fn read_meter(client: &Client, child: Option<&str>, limits: &Limits) -> (MeterState, bool) {
-    match client.realtime(child).await {
-        Ok(realtime) => {
-            let assessment = Meter::new(limits.clone()).assess_realtime(&realtime, 0);
-            (
-                MeterState::Read {
-                    realtime,
-                    assessment,
-                },
-                false,
-            )
-        }
-        Err(e) => (MeterState::Failed(e.to_string()), e.is_transport()),
-    }
-}
-
-/// Reads one reading per meter of a found device: the plug's own, or each outlet's in turn on a
-/// strip (gently, one at a time), and assesses them against the model's rating. Devices that
-/// only answered on UDP 20002 (newer protocol) are not read.
-pub async fn read_device(device: Device, cfg: ClientConfig, ratings: &Overrides) -> DeviceStatus {
-    let Some(info) = device.sysinfo.clone() else {
-        return DeviceStatus::unread(device);
-    };
-    let client = Client::new(
-        device.ip,
-        ClientConfig {
-            port: device.port,
-            ..cfg
-        },
-    );
-    let info = &info;
-    let limits = ratings.limits_for(&info.model);
-    if info.children.is_empty() {
-        let meter = if info.has_emeter() {
-            read_meter(&client, None, &limits).await.0
-        } else {
-            MeterState::Absent
-        };
-        let (reading, plausibility, meter_error, raw) = match meter {
-            MeterState::Read {
-                realtime,
-                assessment,
-            } => (
-                Some(Reading::from(&realtime)),
-                Some(assessment),
-                None,
-                Some(realtime.raw),
-            ),
-            MeterState::Failed(e) => (None, None, Some(e), None),
-            MeterState::Absent => (None, None, None, None),
-        };
-        return DeviceStatus {
-            device,
-            reading,
-            meter_error,
-            plausibility,
-            raw,
-            outlets: Vec::new(),
-        };
-    }
-
-    let mut outlets = Vec::with_capacity(info.children.len());
-    // After a transport failure (timeout, refused, reset) the other outlets would only wait out
-    // the same timeout: they are reported with that error instead.
-    let mut broken: Option<String> = None;
-    for child in &info.children {
-        let meter = match (&broken, info.has_emeter()) {
-            (_, false) => MeterState::Absent,
-            (Some(e), true) => MeterState::Failed(e.clone()),
-            (None, true) => {
-                let (meter, transport) = read_meter(&client, Some(&child.id), &limits).await;
-                if transport && let MeterState::Failed(e) = &meter {
-                    broken = Some(e.clone());
-                }
-                meter
-            }
-        };
-        outlets.push(OutletStatus {
-            info: child.clone(),
-            meter,
-        });
-    }
-    let read: Vec<(Reading, &Assessment, &str)> = outlets
-        .iter()
-        .filter_map(|o| {
-            o.meter
-                .reading()
-                .map(|(r, a)| (r, a, o.info.alias.as_str()))
-        })
-        .collect();
-    let (reading, plausibility, meter_error) = if read.is_empty() {
-        let err = outlets.iter().find_map(|o| match &o.meter {
-            MeterState::Failed(e) => Some(e.clone()),
-            _ => None,
-        });
-        (None, None, err)
-    } else {
-        let total = strip_total(&limits, read.iter().map(|(r, a, _)| (r, *a)));
-        let summary = strip_summary(&total, read.iter().map(|(_, a, name)| (*name, *a)));
-        (
-            Some(Reading::strip_sum(read.iter().map(|(r, _, _)| r))),
-            Some(summary),
-            None,
-        )
-    };
-    DeviceStatus {
-        device,
-        reading,
-        meter_error,
-        plausibility,
-        raw: None,
-        outlets,
-    }
-}
-
-fn round(v: Option<f64>, digits: i32) -> Value {
-    match v {
-        Some(v) => {
-            let m = 10f64.powi(digits);
-            json!((v * m).round() / m)
-        }
-        None => Value::Null,
-    }
-}
-
-fn emeter_json(r: Option<&Reading>) -> Value {
-    match r {
-        Some(r) => json!({
-            "power_w": round(r.power_w, 3),
-            "voltage_v": round(r.voltage_v, 3),
-            "current_a": round(r.current_a, 4),
-            "total_kwh": round(r.total_kwh, 4),
-        }),
-        None => Value::Null,
-    }
-}
-
-/// The verdict, its reasons and flagged fields; for a reading that is not believed, the raw
-/// reply too (PROTOCOL.md §9.3: keep the raw JSON of every rejected sample).
-fn plausibility_json(a: Option<&Assessment>, raw: Option<&Value>) -> Value {
-    match a {
-        Some(a) => {
-            let mut v = json!({
-                "verdict": a.verdict,
-                "reasons": a.texts(),
-                "flagged": a.flagged,
-            });
-            if let Some(raw) = raw.filter(|_| a.verdict > Verdict::Ok) {
-                v["raw"] = raw.clone();
-            }
-            v
-        }
-        None => Value::Null,
-    }
-}
-
-/// One device as a JSON object (one line of `status --json`).
-pub fn json_line(s: &DeviceStatus) -> Value {
-    let i = s.device.sysinfo.as_ref();
-    let children: Vec<Value> = s
-        .outlets
-        .iter()
-        .map(|o| {
-            let (reading, assessment, error) = match &o.meter {
-                MeterState::Read {
-                    realtime,
-                    assessment,
-                } => (Some(Reading::from(realtime)), Some(assessment), None),
-                MeterState::Failed(e) => (None, None, Some(e.as_str())),
-                MeterState::Absent => (None, None, None),
-            };
-            let mut v = json!({
-                "id": o.info.id,
-                "alias": o.info.alias,
-                "relay_state": u8::from(o.info.relay_on),
-                "emeter": emeter_json(reading.as_ref()),
-                "plausibility": plausibility_json(
-                    assessment,
-                    match &o.meter {
-                        MeterState::Read { realtime, .. } => Some(&realtime.raw),
-                        _ => None,
-                    },
-                ),
-            });
-            if let Some(e) = error {
-                v["emeter_error"] = json!(e);
-            }
-            v
-        })
-        .collect();
-    // The `discover --json` object, then what status adds; `children` becomes the outlet list.
-    let mut v = s.device.to_json();
-    v["children"] = match i {
-        Some(_) => Value::Array(children),
-        None => Value::Null,
-    };
-    v["relay_state"] = json!(i.and_then(|i| i.relay_on).map(u8::from));
-    v["rssi"] = json!(i.and_then(|i| i.rssi));
-    v["emeter"] = emeter_json(s.reading.as_ref());
-    v["plausibility"] = plausibility_json(s.plausibility.as_ref(), s.raw.as_ref());
-    if let Some(e) = &s.meter_error {
-        v["emeter_error"] = json!(e);
-    }
-    v
-}
-
-/// Keeps device-supplied text printable and bounded for a table cell.
-fn cell(s: &str, max: usize) -> String {
-    crate::text::printable(s, max)
-}
-
-/// A value with its glyph when flagged (`28000‼`), `-` when absent.
-fn value_cell(r: Option<&Reading>, a: Option<&Assessment>, field: Field) -> String {
-    let Some(v) = r.and_then(|r| r.get(field)) else {
-        return "-".into();
-    };
-    let text = field.fmt(v);
-    let num = text.trim_end_matches(field.unit()).trim_end();
-    let glyph = a.map_or("", |a| {
-        if a.is_flagged(field) {
-            a.field_verdict(field).glyph()
-        } else {
-            ""
-        }
-    });
-    format!("{num}{glyph}")
-}
-
-fn relay(on: Option<bool>) -> &'static str {
-    match on {
-        Some(true) => "on",
-        Some(false) => "off",
-        None => "-",
-    }
-}
-
-fn verdict_cell(a: Option<&Assessment>, error: Option<&String>) -> String {
-    match (a, error) {
-        (Some(a), _) => format!("{}{}", a.verdict, a.verdict.glyph()),
-        (None, Some(_)) => "no reading".into(),
-        (None, None) => "no meter".into(),
-    }
-}
-
-/// The human table: one row per device (outlets indented under their strip), flagged values
-/// marked with `?` (suspect) or `‼` (bogus), and the reasons listed below.
-pub fn render_table(statuses: &[DeviceStatus]) -> String {
-    const HEAD: [&str; 12] = [
-        "IP", "ALIAS", "MODEL", "HW", "SW", "RELAY", "W", "V", "A", "kWh", "RSSI", "VERDICT",
-    ];
-    let mut rows: Vec<[String; 12]> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-    for s in statuses {
-        let d = &s.device;
-        let i = d.sysinfo.as_ref();
-        let ip = if d.port == crate::protocol::DEFAULT_PORT {
-            d.ip.to_string()
-        } else {
-            format!("{}:{}", d.ip, d.port)
-        };
-        let a = s.plausibility.as_ref();
-        let r = s.reading.as_ref();
-        let Some(i) = i else {
-            // Found on UDP 20002 only: a newer-protocol device this tool cannot read.
-            let protocol = d.protocol();
-            rows.push([
-                ip.clone(),
-                "-".into(),
-                cell(d.model().unwrap_or("?"), 12),
-                cell(d.hw_ver().unwrap_or("-"), 5),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                format!("{protocol}, not read"),
-            ]);
-            notes.push(format!(
-                "{ip}: newer protocol ({protocol}): no port-9999 access, so no reading"
-            ));
-            continue;
-        };
-        rows.push([
-            ip.clone(),
-            cell(&i.alias, 24),
-            cell(&i.model, 12),
-            cell(&i.hw_ver, 5),
-            cell(i.version(), 10),
-            relay(i.relay_on).into(),
-            value_cell(r, a, Field::Power),
-            value_cell(r, a, Field::Voltage),
-            value_cell(r, a, Field::Current),
-            value_cell(r, a, Field::Total),
-            i.rssi.map_or("-".into(), |v| v.to_string()),
-            verdict_cell(a, s.meter_error.as_ref()),
-        ]);
-        let who = format!("{ip} {}", cell(&i.alias, 24));
-        if let Some(e) = &s.meter_error {
-            notes.push(format!("{who}: meter not read: {e}"));
-        }
-        if !s.is_strip()
-            && let Some(a) = a
-        {
-            for reason in &a.reasons {
-                notes.push(format!("{who}: {} {}", mark(reason.severity), reason.text));
-            }
-        } else if let Some(a) = a {
-            // The strip's own (total) reasons; outlets list theirs below.
-            for reason in a
-                .reasons
-                .iter()
-                .filter(|r| r.rule != crate::fleet::plausibility::Rule::Outlet)
-            {
-                notes.push(format!("{who}: {} {}", mark(reason.severity), reason.text));
-            }
-        }
-        let n = s.outlets.len();
-        for (k, o) in s.outlets.iter().enumerate() {
-            let branch = if k + 1 == n { "└" } else { "├" };
-            let (or, oa, oe) = match &o.meter {
-                MeterState::Read {
-                    realtime,
-                    assessment,
-                } => (Some(Reading::from(realtime)), Some(assessment), None),
-                MeterState::Failed(e) => (None, None, Some(e)),
-                MeterState::Absent => (None, None, None),
-            };
-            rows.push([
-                format!(" {branch} outlet {}", k + 1),
-                cell(&o.info.alias, 24),
-                String::new(),
-                String::new(),
-                String::new(),
-                relay(Some(o.info.relay_on)).into(),
-                value_cell(or.as_ref(), oa, Field::Power),
-                value_cell(or.as_ref(), oa, Field::Voltage),
-                value_cell(or.as_ref(), oa, Field::Current),
-                value_cell(or.as_ref(), oa, Field::Total),
-                String::new(),
-                verdict_cell(oa, oe),
-            ]);
-            let owho = format!("{who} outlet {} {}", k + 1, cell(&o.info.alias, 24));
-            if let Some(e) = oe {
-                notes.push(format!("{owho}: meter not read: {e}"));
-            }
-            if let Some(a) = oa {
-                for reason in &a.reasons {
-                    notes.push(format!("{owho}: {} {}", mark(reason.severity), reason.text));
-                }
-            }
-        }
-    }
-
-    let mut width = HEAD.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, c) in width.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    // Numbers right-aligned, text left-aligned.
-    let right = |col: usize| (6..=10).contains(&col);
-    let line = |cells: &[String]| {
-        let mut out = String::new();
-        for (col, c) in cells.iter().enumerate() {
-            let pad = width[col].saturating_sub(c.chars().count());
-            if col > 0 {
-                out.push_str("  ");
-            }
-            if right(col) {
-                out.push_str(&" ".repeat(pad));
-                out.push_str(c);
-            } else {
-                out.push_str(c);
-                if col + 1 < cells.len() {
-                    out.push_str(&" ".repeat(pad));
-                }
-            }
-        }
-        out.trim_end().to_string()
-    };
-    let mut out = String::new();
-    out.push_str(&line(&HEAD.map(String::from)));
-    out.push('\n');
-    for row in &rows {
-        out.push_str(&line(row));
-        out.push('\n');
-    }
-    let flagged = statuses
-        .iter()
-        .filter(|s| {
-            s.plausibility
-                .as_ref()
-                .is_some_and(|a| a.verdict > Verdict::Ok)
-        })
-        .count();
-    out.push_str(&format!(
-        "\n{} device{}, {flagged} flagged\n",
-        statuses.len(),
-        if statuses.len() == 1 { "" } else { "s" }
-    ));
-    if !notes.is_empty() {
-        out.push('\n');
-        for n in notes {
-            out.push_str(&n);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-fn mark(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Ok => crate::text::glyph::NOTE,
-        other => other.glyph(),
-    }
+    Ok((sightings, report))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::SysInfo;
-    use crate::protocol::sighting::{DeviceReply, FoundBy, Sighting};
     use std::time::Duration;
-
-    fn sysinfo(model: &str, extra: Value) -> SysInfo {
-        let mut v = json!({
-            "model": model, "hw_ver": "1.0", "sw_ver": "1.2.6 Build 200727 Rel.121701",
-            "mac": "50:c7:bf:00:00:01", "deviceId": "8006AA", "alias": "Kitchen",
-            "feature": "TIM:ENE", "relay_state": 1, "rssi": -38, "hwId": "H", "fwId": "F",
-            "oemId": "O",
-        });
-        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-            for (k, x) in e {
-                o.insert(k.clone(), x.clone());
-            }
-        }
-        SysInfo::from_result(&v).expect("sysinfo")
-    }
-
-    fn found(info: SysInfo) -> Device {
-        let mut reg = Registry::new(1);
-        reg.observe(&Sighting {
-            ip: "127.0.0.5".parse().expect("ip"),
-            port: 9999,
-            found_by: FoundBy::Host,
-            at: 12,
-            reply: DeviceReply::Legacy(info),
-        });
-        reg.devices()[0].clone()
-    }
-
-    fn read(model: &str, rt: Value) -> MeterState {
-        let realtime = Realtime::from_result(&rt).expect("rt");
-        let assessment = Meter::for_model(model).assess_realtime(&realtime, 0);
-        MeterState::Read {
-            realtime,
-            assessment,
-        }
-    }
-
-    fn plug(model: &str, rt: Value) -> DeviceStatus {
-        let MeterState::Read {
-            realtime,
-            assessment,
-        } = read(model, rt)
-        else {
-            unreachable!()
-        };
-        DeviceStatus {
-            device: found(sysinfo(model, json!({}))),
-            reading: Some(Reading::from(&realtime)),
-            meter_error: None,
-            plausibility: Some(assessment),
-            raw: Some(realtime.raw),
-            outlets: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn json_of_a_bogus_plug_has_every_key() {
-        let s = plug(
-            "HS110(US)",
-            json!({"power": 28000.0, "voltage": 118.9, "current": 0.128, "total": 30.404}),
-        );
-        let j = json_line(&s);
-        for key in [
-            "ip",
-            "port",
-            "mac",
-            "device_id",
-            "alias",
-            "model",
-            "hw_ver",
-            "sw_ver",
-            "hw_id",
-            "fw_id",
-            "oem_id",
-            "has_emeter",
-            "children",
-            "protocol",
-            "found_by",
-            "t_ms",
-            "relay_state",
-            "rssi",
-            "emeter",
-            "plausibility",
-        ] {
-            assert!(j.get(key).is_some(), "missing {key}: {j}");
-        }
-        assert_eq!(j["ip"], "127.0.0.5");
-        assert_eq!(j["mac"], "50:C7:BF:00:00:01");
-        assert_eq!(j["protocol"], "legacy");
-        assert_eq!(j["found_by"], json!(["host"]));
-        assert_eq!(j["relay_state"], 1);
-        assert_eq!(j["emeter"]["power_w"], 28000.0);
-        assert_eq!(j["emeter"]["voltage_v"], 118.9);
-        assert_eq!(j["plausibility"]["verdict"], "bogus");
-        assert_eq!(
-            j["plausibility"]["reasons"][0],
-            "28000 W is above 1.25 × 1800 W rated (HS110 US)"
-        );
-        assert_eq!(j["children"], json!([]));
-        // The rejected sample's raw reply is kept.
-        assert_eq!(j["plausibility"]["raw"]["power"], 28000.0);
-    }
-
-    #[test]
-    fn plugs_without_a_meter_have_null_emeter() {
-        let s = DeviceStatus {
-            device: found(sysinfo("HS100(US)", json!({"feature": "TIM"}))),
-            reading: None,
-            meter_error: None,
-            plausibility: None,
-            raw: None,
-            outlets: Vec::new(),
-        };
-        let j = json_line(&s);
-        assert_eq!(j["has_emeter"], false);
-        assert!(j["emeter"].is_null() && j["plausibility"].is_null());
-        assert!(j.get("emeter_error").is_none());
-        let t = render_table(&[s]);
-        assert!(t.contains("no meter"), "{t}");
-    }
-
-    fn strip() -> DeviceStatus {
-        let info = sysinfo(
-            "HS300(US)",
-            json!({"children": [
-                {"id": "00", "alias": "Lamp", "state": 1},
-                {"id": "01", "alias": "Heater", "state": 1},
-                {"id": "02", "alias": "TV", "state": 0},
-            ], "relay_state": null}),
-        );
-        let rts = [
-            json!({"power_mw": 10000, "voltage_mv": 120000, "current_ma": 90, "total_wh": 100}),
-            json!({"power_mw": 28000000, "voltage_mv": 120000, "current_ma": 100, "total_wh": 200}),
-            json!({"power_mw": 0, "voltage_mv": 121000, "current_ma": 0, "total_wh": 300}),
-        ];
-        let outlets: Vec<OutletStatus> = info
-            .children
-            .iter()
-            .zip(rts)
-            .map(|(c, rt)| OutletStatus {
-                info: c.clone(),
-                meter: read("HS300(US)", rt),
-            })
-            .collect();
-        let limits = crate::fleet::ratings::limits_for("HS300(US)");
-        let read: Vec<(Reading, &Assessment, &str)> = outlets
-            .iter()
-            .filter_map(|o| {
-                o.meter
-                    .reading()
-                    .map(|(r, a)| (r, a, o.info.alias.as_str()))
-            })
-            .collect();
-        let total = strip_total(&limits, read.iter().map(|(r, a, _)| (r, *a)));
-        let summary = strip_summary(&total, read.iter().map(|(_, a, n)| (*n, *a)));
-        DeviceStatus {
-            reading: Some(Reading::strip_sum(read.iter().map(|(r, _, _)| r))),
-            device: found(info),
-            meter_error: None,
-            plausibility: Some(summary),
-            raw: None,
-            outlets,
-        }
-    }
-
-    #[test]
-    fn strips_list_their_outlets_with_their_own_verdicts() {
-        let j = json_line(&strip());
-        let children = j["children"].as_array().expect("list");
-        assert_eq!(children.len(), 3);
-        assert_eq!(children[0]["id"], "8006AA00");
-        assert_eq!(children[0]["alias"], "Lamp");
-        assert_eq!(children[0]["plausibility"]["verdict"], "ok");
-        assert_eq!(children[1]["plausibility"]["verdict"], "bogus");
-        assert_eq!(children[1]["emeter"]["power_w"], 28000.0);
-        assert_eq!(children[2]["relay_state"], 0);
-        assert_eq!(j["plausibility"]["verdict"], "bogus");
-        assert!(
-            j["plausibility"]["reasons"][0]
-                .as_str()
-                .expect("s")
-                .starts_with("outlet \"Heater\": bogus")
-        );
-        assert!(j["relay_state"].is_null());
-    }
-
-    #[test]
-    fn table_marks_the_flagged_cell_and_lists_reasons() {
-        let s = plug(
-            "HS110(US)",
-            json!({"power": 28000.0, "voltage": 118.9, "current": 0.128, "total": 30.404}),
-        );
-        let ok = {
-            let mut p = plug(
-                "HS110(EU)",
-                json!({"power": 0.928, "voltage": 231.06, "current": 0.0149, "total": 55.139}),
-            );
-            p.device.ip = "127.0.0.6".parse().expect("ip");
-            if let Some(i) = p.device.sysinfo.as_mut() {
-                i.alias = "Desk\u{1b}[31m".into();
-            }
-            p
-        };
-        let t = render_table(&[s, ok, strip()]);
-        let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].starts_with("IP "), "{t}");
-        assert!(lines[1].contains("28000‼"), "{t}");
-        assert!(lines[1].contains("bogus‼"), "{t}");
-        assert!(!lines[1].contains("119‼"), "{t}");
-        assert!(
-            lines[2].contains("0.93 ") && lines[2].contains(" ok"),
-            "{t}"
-        );
-        assert!(
-            !t.contains('\u{1b}'),
-            "control characters must not reach the terminal"
-        );
-        assert!(t.contains(" ├ outlet 1"), "{t}");
-        assert!(t.contains(" └ outlet 3"), "{t}");
-        assert!(t.contains("3 devices, 2 flagged"), "{t}");
-        assert!(
-            t.contains("127.0.0.5 Kitchen: ‼ 28000 W is above 1.25 × 1800 W rated (HS110 US)"),
-            "{t}"
-        );
-        assert!(t.contains("outlet 2 Heater: ‼ 28000 W is above"), "{t}");
-        // Columns line up: every data row's W column ends at the same place as its header.
-        let w_end = lines[0].find(" W ").expect("W header") + 2;
-        for l in &lines[1..3] {
-            let c = l.chars().nth(w_end - 1);
-            assert!(c.is_some_and(|c| !c.is_whitespace()), "misaligned: {l:?}");
-        }
-    }
 
     #[test]
     fn bad_args_are_usage_errors() {

@@ -169,7 +169,7 @@ pub fn run(mut args: TuiArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         args.view.interval(),
     );
     let mut settings = args.view.settings(None);
-    settings.names = crate::identity::Names::from_config(cfg);
+    settings.names = crate::fleet::identity::Names::from_config(cfg);
     settings.ratings = crate::fleet::ratings::Overrides::from_config(cfg);
     // Firmware: the picker starts in the first `[firmware] folders` entry (else here);
     // `concurrency` and the `max_version` ceilings apply to batches as in `plugfleet update`.

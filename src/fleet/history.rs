@@ -5,8 +5,8 @@
 //! milliseconds after the ring's base time; verdict and flags as bytes), and the ring never
 //! allocates more than its capacity. 250 plugs × 10 minutes at 1 s ≈ 3.6 MB.
 
-use crate::fleet::plausibility::Verdict;
 use crate::fleet::reading::{Flags, Reading};
+use crate::fleet::verdict::Verdict;
 
 /// 10 minutes at one reading per second.
 pub const DEFAULT_CAPACITY: usize = 600;

@@ -1,7 +1,14 @@
-//! Pure state of the fleet: device identity and merging, readings history, plausibility.
+//! Pure state of the fleet: the one fleet model ([`model`]) with identity ([`identity`]),
+//! meters ([`meter`]) and the judgement of every reading ([`plausibility`], [`judge`]);
+//! readings history, ratings, and the discovery registry of `plugfleet discover`.
 
 pub mod history;
+pub mod identity;
+pub mod judge;
+pub mod meter;
+pub mod model;
 pub mod plausibility;
 pub mod ratings;
 pub mod reading;
 pub mod registry;
+pub mod verdict;

@@ -36,11 +36,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::fleet::history::History;
 use crate::fleet::ratings::Limits;
 use crate::fleet::reading::{Field, Flags, Reading};
+pub use crate::fleet::verdict::{Counts, Verdict};
 use crate::protocol::Realtime;
 
 /// Values above this multiple of the rating are impossible (PROTOCOL.md §9.2).
@@ -86,45 +87,6 @@ pub const TOTAL_SLACK_KWH: f64 = 0.01;
 /// How many flagged assessments a meter keeps for the detail pane.
 pub const RECENT_REASONS: usize = 32;
 
-/// How believable a reading is. Ordered: `Ok < Suspect < Bogus`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    #[default]
-    Ok,
-    Suspect,
-    Bogus,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Suspect => "suspect",
-            Verdict::Bogus => "bogus",
-        }
-    }
-
-    /// The marker drawn next to a flagged value (readable without colour): none, `?`, `‼`
-    /// (the one table, [`crate::text::glyph`]).
-    pub fn glyph(self) -> &'static str {
-        use crate::text::glyph;
-        match self {
-            Verdict::Ok => glyph::VERDICT_OK,
-            Verdict::Suspect => glyph::SUSPECT,
-            Verdict::Bogus => glyph::BOGUS,
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Which rule produced a reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -146,6 +108,18 @@ pub enum Rule {
     StripAboveRatedCurrent,
     /// A strip's summary of one flagged outlet.
     Outlet,
+    /// The device sent a value of the wrong type (`"power":"28000"`, `null`, `true`).
+    Unreadable,
+}
+
+impl Rule {
+    /// The kebab-case name (`above-rated-power`), as it serialises.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
 }
 
 /// One finding: a short human sentence, the rule, the field it points at and how bad it is
@@ -448,6 +422,22 @@ pub fn check_with(limits: &Limits, r: &Reading, ctx: &Context) -> Vec<Reason> {
     out
 }
 
+/// One bogus finding per value the device sent with the wrong type.
+pub fn unreadable_reasons(r: &Realtime) -> Vec<Reason> {
+    r.unreadable
+        .iter()
+        .map(|u| {
+            let field = match u.quantity() {
+                "power" => Field::Power,
+                "voltage" => Field::Voltage,
+                "current" => Field::Current,
+                _ => Field::Total,
+            };
+            Reason::new(Rule::Unreadable, Some(field), Verdict::Bogus, u.to_string())
+        })
+        .collect()
+}
+
 fn field_name(field: Field) -> &'static str {
     match field {
         Field::Power => "power",
@@ -501,33 +491,6 @@ pub fn check_energy(limits: &Limits, kwh: f64, hours: f64) -> Option<Reason> {
             ),
         )
     })
-}
-
-/// Readings counted per verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Counts {
-    pub ok: u64,
-    pub suspect: u64,
-    pub bogus: u64,
-}
-
-impl Counts {
-    pub fn add(&mut self, v: Verdict) {
-        match v {
-            Verdict::Ok => self.ok += 1,
-            Verdict::Suspect => self.suspect += 1,
-            Verdict::Bogus => self.bogus += 1,
-        }
-    }
-
-    /// Suspect + bogus.
-    pub fn flagged(&self) -> u64 {
-        self.suspect + self.bogus
-    }
-
-    pub fn total(&self) -> u64 {
-        self.ok + self.suspect + self.bogus
-    }
 }
 
 /// A flagged (or annotated) assessment kept for the detail pane.
@@ -604,8 +567,14 @@ impl Meter {
     }
 
     /// Assesses a device reading taken at `now_ms`.
+    /// Values sent with the wrong type are findings (bogus), never a silent "absent".
     pub fn assess_realtime(&mut self, r: &Realtime, now_ms: u64) -> Assessment {
-        self.assess_in(&Reading::from(r), Context::of(r), now_ms)
+        self.assess_with(
+            &Reading::from(r),
+            Context::of(r),
+            unreadable_reasons(r),
+            now_ms,
+        )
     }
 
     /// Assesses `r` taken at `now_ms`, records it in the history and the counts.
@@ -616,6 +585,18 @@ impl Meter {
     /// [`assess`](Self::assess) with what the reply itself told (its [`Context`]; the power
     /// factor hint is filled in from the history).
     pub fn assess_in(&mut self, r: &Reading, ctx: Context, now_ms: u64) -> Assessment {
+        self.assess_with(r, ctx, Vec::new(), now_ms)
+    }
+
+    /// [`assess_in`](Self::assess_in) with findings made before the rules ran (unreadable
+    /// values).
+    fn assess_with(
+        &mut self,
+        r: &Reading,
+        ctx: Context,
+        found: Vec<Reason>,
+        now_ms: u64,
+    ) -> Assessment {
         // The most recent believable reading (power not flagged) within the baseline age.
         let recent = self
             .history
@@ -630,7 +611,8 @@ impl Meter {
             pf_hint: pf_hint.or(ctx.pf_hint),
             ..ctx
         };
-        let mut reasons = check_with(&self.limits, r, &ctx);
+        let mut reasons = found;
+        reasons.extend(check_with(&self.limits, r, &ctx));
         let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
         let r = &Reading {
             power_w: finite(r.power_w),
@@ -773,82 +755,6 @@ impl Meter {
         }
         self.last = Some(a.clone());
         a
-    }
-}
-
-/// Every meter of a fleet, keyed by the caller (a deviceId for a plug, a child id for an
-/// outlet): created on first reading with the model's rating, then kept with its history.
-#[derive(Debug, Clone, Default)]
-pub struct MeterBank {
-    meters: std::collections::HashMap<String, Meter>,
-}
-
-impl MeterBank {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Assesses a reading of meter `key` of a device of `model` (a strip's model for its
-    /// outlets: an outlet is checked against the strip's rating).
-    pub fn assess(&mut self, key: &str, model: &str, r: &Reading, now_ms: u64) -> Assessment {
-        if !self.meters.contains_key(key) {
-            self.meters.insert(key.to_owned(), Meter::for_model(model));
-        }
-        match self.meters.get_mut(key) {
-            Some(m) => m.assess(r, now_ms),
-            None => Assessment::default(),
-        }
-    }
-
-    /// Inserts a meter with explicit limits (e.g. a config override), replacing any other.
-    pub fn insert(&mut self, key: &str, meter: Meter) {
-        self.meters.insert(key.to_owned(), meter);
-    }
-
-    pub fn get(&self, key: &str) -> Option<&Meter> {
-        self.meters.get(key)
-    }
-
-    pub fn remove(&mut self, key: &str) -> Option<Meter> {
-        self.meters.remove(key)
-    }
-
-    pub fn len(&self) -> usize {
-        self.meters.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.meters.is_empty()
-    }
-
-    /// Heap bytes held by the histories (for the memory benchmark).
-    pub fn history_bytes(&self) -> usize {
-        self.meters.values().map(|m| m.history().heap_bytes()).sum()
-    }
-
-    /// A strip's overall assessment from its outlets' newest readings: the total checked
-    /// against `limits` (the strip's rating) and one line per flagged outlet, named by the
-    /// given labels. `None` when no outlet has been read yet.
-    pub fn strip<'a>(
-        &self,
-        limits: &Limits,
-        outlets: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Option<Assessment> {
-        let latest: Vec<(&str, Reading, &Assessment)> = outlets
-            .into_iter()
-            .filter_map(|(key, label)| {
-                let m = self.meters.get(key)?;
-                Some((label, m.history().latest()?.reading, m.last_assessment()?))
-            })
-            .collect();
-        if latest.is_empty() {
-            return None;
-        }
-        let total = strip_total(limits, latest.iter().map(|(_, r, a)| (r, *a)));
-        Some(strip_summary(
-            &total,
-            latest.iter().map(|(label, _, a)| (*label, *a)),
-        ))
     }
 }
 
@@ -1487,51 +1393,25 @@ mod tests {
     }
 
     #[test]
-    fn the_bank_keeps_one_meter_per_key_and_checks_strips() {
-        let mut bank = MeterBank::new();
-        assert!(bank.is_empty());
-        bank.assess("plug", "HS110(US)", &us(80.0), 0);
-        let a = bank.assess("plug", "HS110(US)", &us(1450.0), 1_000);
-        assert_eq!(
-            a.verdict,
-            Verdict::Suspect,
-            "the jump rule sees the first reading"
-        );
-        let limits = limits_for("HS300(US)");
-        assert_eq!(bank.strip(&limits, [("s00", "Lamp")]), None);
-        for k in ["s00", "s01", "s02", "s03", "s04", "s05"] {
-            bank.assess(k, "HS300(US)", &us(400.0), 0);
+    fn a_value_of_the_wrong_type_is_a_bogus_finding_not_ok() {
+        for raw in [
+            serde_json::json!({"power": "28000", "voltage": 120.0, "current": 0.2, "total": 1.0}),
+            serde_json::json!({"power": null, "voltage": 120.0}),
+            serde_json::json!({"power": true, "voltage": 120.0}),
+            serde_json::json!({"power_mw": "28000000", "voltage_mv": 120000}),
+        ] {
+            let rt = Realtime::from_result(&raw).expect("read");
+            let a = meter("HS110(US)").assess_realtime(&rt, 0);
+            assert_eq!(a.verdict, Verdict::Bogus, "{raw}");
+            assert_eq!(rules(&a), vec![Rule::Unreadable], "{raw}");
+            assert!(a.is_flagged(Field::Power));
+            assert!(a.reasons[0].text.starts_with("unreadable power"), "{raw}");
         }
-        bank.assess(
-            "s01",
-            "HS300(US)",
-            &Reading::new(28000.0, 120.0, 0.1, 10.0),
-            1_000,
-        );
-        let keys = [
-            ("s00", "a"),
-            ("s01", "b"),
-            ("s02", "c"),
-            ("s03", "d"),
-            ("s04", "e"),
-            ("s05", "f"),
-        ];
-        let strip = bank.strip(&limits, keys).expect("read");
-        assert_eq!(strip.verdict, Verdict::Bogus);
-        // Five outlets at 400 W = 2000 W is within 1.25 × 1800 W; the 28 kW outlet is named.
-        assert_eq!(rules(&strip), vec![Rule::Outlet]);
-        bank.assess("s01", "HS300(US)", &us(400.0), 2_000);
-        let strip = bank.strip(&limits, keys).expect("read");
+        let rt = Realtime::from_result(&serde_json::json!({"power": "28000"})).expect("read");
         assert_eq!(
-            rules(&strip),
-            vec![Rule::StripAboveRatedPower, Rule::StripAboveRatedCurrent]
+            meter("HS110(US)").assess_realtime(&rt, 0).reasons[0].text,
+            "unreadable power: \"28000\""
         );
-        assert_eq!(bank.len(), 7);
-        assert_eq!(
-            bank.history_bytes(),
-            7 * crate::fleet::history::DEFAULT_CAPACITY * 24
-        );
-        assert!(bank.remove("plug").is_some() && bank.get("plug").is_none());
     }
 
     #[test]

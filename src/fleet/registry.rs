@@ -391,8 +391,67 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::discovery::loopback::FakePlug;
     use std::net::Ipv4Addr;
+
+    /// The replies of `net::discovery::loopback`'s fake plugs, built here: the fleet model's
+    /// tests do not import `net`.
+    struct FakePlug {
+        sysinfo: Value,
+        tdp: Option<Value>,
+    }
+
+    /// A MAC derived from `n` (`50:C7:BF:nn:nn:nn`).
+    fn mac_of(n: u32) -> String {
+        let b = n.to_be_bytes();
+        format!("50:C7:BF:{:02X}:{:02X}:{:02X}", b[1], b[2], b[3])
+    }
+
+    impl FakePlug {
+        fn legacy(_ip: Ipv4Addr, n: u32) -> Self {
+            let sysinfo = json!({
+                "sw_ver": "1.0.4 Build 191111 Rel.143500", "hw_ver": "4.0", "model": "HS110(EU)",
+                "deviceId": format!("80060000000000000000000000000000{n:08X}"),
+                "oemId": "1998A14DAA86E4E001FD7CAF42868B5E",
+                "hwId": "2448AB56FB7E126DE5CF876F84D8ADD2",
+                "fwId": "00000000000000000000000000000000", "rssi": -60,
+                "alias": format!("plug {n}"), "dev_name": "Smart Wi-Fi Plug With Energy Monitoring",
+                "mic_type": "IOT.SMARTPLUGSWITCH", "feature": "TIM:ENE", "mac": mac_of(n),
+                "updating": 0, "led_off": 0, "relay_state": 1, "on_time": 1234,
+                "latitude_i": 0, "longitude_i": 0, "status": "new", "err_code": 0
+            });
+            Self { sysinfo, tdp: None }
+        }
+
+        fn strip(ip: Ipv4Addr, n: u32, outlets: u32) -> Self {
+            let mut p = Self::legacy(ip, n);
+            let id = format!("80060000000000000000000000000000{n:08X}");
+            let children: Vec<Value> = (0..outlets)
+                .map(|i| json!({"id": format!("{id}{i:02}"), "state": 1, "alias": format!("outlet {i}"), "on_time": 10, "next_action": {"type": -1}}))
+                .collect();
+            if let Some(o) = p.sysinfo.as_object_mut() {
+                o.insert("model".into(), json!("HS300(US)"));
+                o.insert("hw_ver".into(), json!("1.0"));
+                o.insert("sw_ver".into(), json!("1.0.21 Build 210524 Rel.161309"));
+                o.insert("child_num".into(), json!(outlets));
+                o.insert("children".into(), Value::Array(children));
+                o.remove("relay_state");
+            }
+            p
+        }
+
+        fn newer(ip: Ipv4Addr, n: u32) -> Self {
+            Self {
+                sysinfo: Value::Null,
+                tdp: Some(json!({
+                    "device_id": format!("{n:032X}"), "device_model": "HS100(UK)",
+                    "device_type": "IOT.SMARTPLUGSWITCH", "factory_default": false,
+                    "hw_ver": "4.1", "ip": ip.to_string(), "mac": mac_of(n).replace(':', "-"),
+                    "mgt_encrypt_schm": {"encrypt_type": "KLAP", "http_port": 80, "is_support_https": false},
+                    "owner": "00000000000000000000000000000000"
+                })),
+            }
+        }
+    }
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(127, 9, 0, last))
@@ -692,7 +751,7 @@ mod tests {
             }
             proptest::prop_assert_eq!(r.len(), last_ip.len());
             for (n, want_ip) in &last_ip {
-                let d = &r.devices()[r.find_by_mac(&crate::net::discovery::loopback::mac_of(*n)).unwrap()];
+                let d = &r.devices()[r.find_by_mac(&mac_of(*n)).unwrap()];
                 proptest::prop_assert_eq!(d.ip, *want_ip);
                 let got: std::collections::BTreeSet<FoundBy> = d.found_by.iter().copied().collect();
                 proptest::prop_assert_eq!(&got, &by[n]);

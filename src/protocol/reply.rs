@@ -317,8 +317,61 @@ pub struct Realtime {
     pub total_kwh: Option<f64>,
     pub slot_id: Option<i64>,
     pub scheme: UnitScheme,
+    /// Values that were sent but cannot be read as numbers (`"power":"28000"`, `null`,
+    /// `true`): kept so the judge reports them instead of taking the value as absent.
+    pub unreadable: Vec<Unreadable>,
     /// The method object as the device sent it (err_code included).
     pub raw: Value,
+}
+
+/// A meter value the device sent with the wrong type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// The key as sent (`power`, `power_mw`, …).
+    pub key: String,
+    /// The value as JSON text, shortened and printable (`"28000"`, `null`, `true`).
+    pub value: String,
+}
+
+impl Unreadable {
+    /// The quantity the key names: `power`, `voltage`, `current` or `total`.
+    pub fn quantity(&self) -> &'static str {
+        match self.key.as_str() {
+            "power" | "power_mw" => "power",
+            "voltage" | "voltage_mv" => "voltage",
+            "current" | "current_ma" => "current",
+            _ => "total",
+        }
+    }
+}
+
+impl std::fmt::Display for Unreadable {
+    /// `unreadable power: "28000"` (`unreadable power (power_mw): "28000000"` for a milli key).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let q = self.quantity();
+        if self.key == q {
+            write!(f, "unreadable {q}: {}", self.value)
+        } else {
+            write!(f, "unreadable {q} ({}): {}", self.key, self.value)
+        }
+    }
+}
+
+/// A present value that is not a finite number, as short printable JSON text.
+fn unreadable(o: &Map<String, Value>, key: &str) -> Option<Unreadable> {
+    let v = o.get(key)?;
+    if v.as_f64().is_some_and(f64::is_finite) {
+        return None;
+    }
+    let text = v.to_string();
+    let mut value: String = text.chars().filter(|c| !c.is_control()).take(40).collect();
+    if text.chars().count() > 40 {
+        value.push('…');
+    }
+    Some(Unreadable {
+        key: key.to_owned(),
+        value,
+    })
 }
 
 impl Realtime {
@@ -334,6 +387,26 @@ impl Realtime {
             .ok_or_else(|| ReplyError::Shape("realtime is not an object".into()))?;
         let mut base = false;
         let mut milli = false;
+        let mut bad = Vec::new();
+        for key in [
+            "power",
+            "power_mw",
+            "voltage",
+            "voltage_mv",
+            "current",
+            "current_ma",
+            "total",
+            "total_wh",
+        ] {
+            if let Some(u) = unreadable(o, key) {
+                if key.contains('_') {
+                    milli = true;
+                } else {
+                    base = true;
+                }
+                bad.push(u);
+            }
+        }
         let mut pick = |key: &str, milli_key: &str| match (num(o, key), num(o, milli_key)) {
             (Some(v), m) => {
                 base = true;
@@ -367,6 +440,7 @@ impl Realtime {
             total_kwh,
             slot_id: int(o, "slot_id"),
             scheme,
+            unreadable: bad,
             raw: v.clone(),
         })
     }
@@ -525,6 +599,38 @@ mod tests {
             Some(0)
         );
         assert!(Realtime::from_result(&json!({"err_code":0})).is_err());
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_kept_as_unreadable() {
+        let r = Realtime::from_result(
+            &json!({"power":"28000","voltage":120.1,"current":0.2,"total":1.0}),
+        )
+        .expect("read");
+        assert_eq!(r.power_w, None);
+        assert_eq!(r.voltage_v, Some(120.1));
+        assert_eq!(r.unreadable.len(), 1);
+        assert_eq!(r.unreadable[0].to_string(), "unreadable power: \"28000\"");
+        for (v, text) in [(json!(null), "null"), (json!(true), "true")] {
+            let r = Realtime::from_result(&json!({"power": v, "voltage": 120.0})).expect("read");
+            assert_eq!(
+                r.unreadable[0].to_string(),
+                format!("unreadable power: {text}")
+            );
+        }
+        let r = Realtime::from_result(&json!({"power_mw":"28000000","voltage_mv":120000}))
+            .expect("read");
+        assert_eq!(r.scheme, UnitScheme::Milli);
+        assert_eq!(
+            r.unreadable[0].to_string(),
+            "unreadable power (power_mw): \"28000000\""
+        );
+        // Only wrong-type values: still a reading (to be judged), not a shape error.
+        let r = Realtime::from_result(&json!({"power":"x"})).expect("read");
+        assert_eq!(r.unreadable.len(), 1);
+        // Well-typed replies have none.
+        let r = Realtime::from_result(&json!({"power":1.0})).expect("read");
+        assert!(r.unreadable.is_empty());
     }
 
     #[test]

@@ -455,11 +455,12 @@ where
                             }
                         }
                     }
-                    Command::Record(recs) => {
-                        if let Some(h) = &recorder {
+                    Command::Record { key, read, unix_ms } => {
+                        if let (Some(h), Some(d)) = (&recorder, app.fleet.get(&key)) {
+                            // The rows are a view of the model (the verdicts every view shows).
                             // Never waits: a full queue drops (and counts) the reading; a
                             // stopped writer reports why on its own.
-                            for r in recs {
+                            for r in crate::record::rows_for(d, &read, unix_ms) {
                                 if h.record(r).is_err() {
                                     break;
                                 }
@@ -473,7 +474,7 @@ where
                     }
                     Command::PublishMetrics => {
                         if let Some(m) = &setup.metrics {
-                            m.send_replace(crate::app::export::metrics_snapshot(&app));
+                            m.send_replace(crate::metrics::view::snapshot(&app.fleet, app.now));
                         }
                     }
                     Command::ReadLog => {

@@ -7,7 +7,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 
 use super::theme::{Theme, verdict_glyph};
 use super::{age, clean};
-use crate::app::state::{App, Link, Meter, RowRef, Verdict};
+use crate::app::rows::RowRef;
+use crate::app::state::{App, Link, Meter, Verdict};
 use crate::text::{self, Unit};
 
 fn kv<'a>(k: &str, v: String, theme: &Theme) -> Line<'a> {
@@ -55,6 +56,7 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
         Link::Online => "online".to_owned(),
         Link::Failing(n) => format!("failing ({n} missed polls)"),
         Link::Offline(why) => format!("offline: {}", clean(why, 60)),
+        Link::Updating => "updating firmware".to_owned(),
     };
     l.push(kv("link", link, theme));
     if let Some(s) = &d.sysinfo {
@@ -140,6 +142,33 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
             Span::styled(format!("{:>10} ", "error"), theme.dim()),
             Span::styled(clean(e, 80), theme.error()),
         ]));
+    }
+    if let Some(c) = &d.conflict {
+        l.push(kv("conflict", clean(c, 80), theme));
+    }
+    // A strip's own judgement (its total against the strip's rating, its flagged outlets):
+    // the same verdict and reasons `status`, the records and /metrics carry.
+    if r.outlet.is_none()
+        && d.is_strip()
+        && let Some(a) = &d.judged
+    {
+        l.push(Line::from(vec![
+            Span::styled(format!("{:>10} ", "verdict"), theme.dim()),
+            Span::styled(
+                format!("{}{}", verdict_glyph(a.verdict).trim(), a.verdict.as_str()),
+                theme.verdict(a.verdict),
+            ),
+        ]));
+        for reason in &a.reasons {
+            l.push(Line::styled(
+                format!(
+                    "  {} {}",
+                    verdict_glyph(reason.severity),
+                    clean(&reason.text, 100)
+                ),
+                theme.verdict(reason.severity),
+            ));
+        }
     }
     l
 }

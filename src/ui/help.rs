@@ -29,6 +29,8 @@ pub fn help_lines(read_only: bool, theme: &Theme) -> Vec<Line<'static>> {
         Health::Failing,
         Health::Offline,
         Health::Pending,
+        Health::NoReading,
+        Health::Updating,
         Health::Newer,
     ] {
         let what = match h {
@@ -38,6 +40,8 @@ pub fn help_lines(read_only: bool, theme: &Theme) -> Vec<Line<'static>> {
             Health::Failing => "missed recent polls, retrying with backoff",
             Health::Offline => "missed 3 polls in a row; last values dimmed",
             Health::Pending => "found, not polled yet",
+            Health::NoReading => "answers, but its meter gave no reading (timeout, device error)",
+            Health::Updating => "being flashed: not answering is expected",
             Health::Newer => "newer authenticated protocol only: listed, not pollable on 9999",
         };
         lines.push(Line::from(vec![

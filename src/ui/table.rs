@@ -8,7 +8,8 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 
 use super::theme::{Theme, health_glyph, verdict_glyph};
 use super::{age, clean};
-use crate::app::state::{App, Column, Health, Link, RowRef, Values, Verdict};
+use crate::app::rows::{RowRef, Values};
+use crate::app::state::{App, Column, Health, Link, Verdict};
 use crate::text::{self, Unit};
 
 /// Width of each column.
@@ -238,7 +239,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             format!(
                 " {} of {} rows · sort: {} {} ",
                 rows.len(),
-                app.devices
+                app.fleet
+                    .devices
                     .values()
                     .map(|d| 1 + d.outlets.len())
                     .sum::<usize>(),
@@ -248,7 +250,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             theme.dim(),
         ));
     if rows.is_empty() {
-        let msg = if app.devices.is_empty() {
+        let msg = if app.fleet.devices.is_empty() {
             if app.discovering {
                 vec![
                     Line::raw(""),

@@ -20,6 +20,8 @@ pub fn health_glyph(h: Health) -> &'static str {
     match h {
         Health::Ok => glyph::OK,
         Health::Pending => glyph::NEW,
+        Health::Updating => glyph::UPDATING,
+        Health::NoReading => glyph::NO_READING,
         Health::Suspect => glyph::SUSPECT,
         Health::Failing => glyph::FAILING,
         Health::Bogus => glyph::BOGUS,
@@ -103,6 +105,8 @@ impl Theme {
         match h {
             Health::Ok => self.fg(Color::Green),
             Health::Pending => self.dim(),
+            Health::Updating => self.fg(Color::Blue),
+            Health::NoReading => self.fg(Color::Yellow),
             Health::Suspect => self.verdict(Verdict::Suspect),
             Health::Bogus => self.verdict(Verdict::Bogus),
             Health::Failing => self.fg(Color::Yellow),

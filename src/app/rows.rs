@@ -1,0 +1,338 @@
+//! The table's rows, resolved from the fleet model and the view: which devices and outlets are
+//! shown (filter, flagged only, expanded strips), in which order (the sort column), what each
+//! row shows, and the fleet totals of the summary line. The one function per view that turns
+//! the model into what the TUI draws.
+
+use std::collections::HashMap;
+
+use crate::app::state::{App, Column, RowId};
+use crate::fleet::meter::{Meter, ValueFlags, Verdict};
+use crate::fleet::model::{Device, Health, Link, Outlet};
+
+/// One visible row, resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    pub device: &'a Device,
+    pub outlet: Option<&'a Outlet>,
+}
+
+impl RowRef<'_> {
+    pub fn id(&self) -> RowId {
+        RowId {
+            key: self.device.key.clone(),
+            child: self.outlet.map(|o| o.id.clone()),
+        }
+    }
+
+    pub fn meter(&self) -> Option<&Meter> {
+        match self.outlet {
+            Some(o) => o.meter.as_ref(),
+            None => self.device.meter.as_ref(),
+        }
+    }
+
+    pub fn alias(&self) -> &str {
+        match self.outlet {
+            Some(o) => &o.alias,
+            None => self.device.alias(),
+        }
+    }
+
+    pub fn relay(&self) -> Option<bool> {
+        match self.outlet {
+            Some(o) => Some(o.relay_on),
+            None => self.device.relay(),
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        match self.outlet {
+            Some(o) => self.device.outlet_health(o),
+            None => self.device.health(),
+        }
+    }
+
+    /// Flagged: the last reading is suspect or bogus (for a strip: its judgement, its total
+    /// against the strip's rating included).
+    pub fn is_flagged(&self) -> bool {
+        match self.outlet {
+            Some(_) => self.meter().is_some_and(|m| m.verdict() != Verdict::Ok),
+            None => self.device.verdict() != Verdict::Ok,
+        }
+    }
+
+    /// Values shown for W / V / A / kWh: a strip's parent row sums its outlets (voltage
+    /// averaged) and marks what the strip's judgement flags.
+    pub fn values(&self) -> Values {
+        let (r, flags) = match self.outlet {
+            None => self.device.values(),
+            Some(o) => match o
+                .meter
+                .as_ref()
+                .and_then(|m| Some((m.values()?, m.check.flags)))
+            {
+                Some((r, f)) => (Some(r), f),
+                None => (None, ValueFlags::default()),
+            },
+        };
+        match r {
+            Some(r) => Values {
+                power: r.power_w,
+                voltage: r.voltage_v,
+                current: r.current_a,
+                total: r.total_kwh,
+                flags,
+            },
+            None => Values::default(),
+        }
+    }
+}
+
+/// The readings shown on a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Values {
+    pub power: Option<f64>,
+    pub voltage: Option<f64>,
+    pub current: Option<f64>,
+    pub total: Option<f64>,
+    pub flags: ValueFlags,
+}
+
+/// Fleet totals for the summary line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub devices: usize,
+    pub online: usize,
+    pub offline: usize,
+    pub flagged: usize,
+    pub newer: usize,
+    pub marked: usize,
+    /// (version, count), most used first.
+    pub versions: Vec<(String, usize)>,
+    pub power_w: f64,
+}
+
+impl App {
+    fn row_matches(&self, r: &RowRef<'_>) -> bool {
+        let f = self.view.filter.trim().to_lowercase();
+        if f.is_empty() {
+            return true;
+        }
+        let d = r.device;
+        let hay = [
+            r.alias(),
+            d.alias(),
+            d.model(),
+            d.hw_ver(),
+            d.sw_version(),
+            d.mac(),
+            &d.key,
+            r.health().label(),
+        ];
+        hay.iter().any(|h| h.to_lowercase().contains(&f))
+            || d.addr.ip().to_string().contains(&f)
+            || d.found_by.iter().any(|s| s.contains(&f))
+    }
+
+    fn sort_cmp(&self, a: &Device, b: &Device) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let ra = RowRef {
+            device: a,
+            outlet: None,
+        };
+        let rb = RowRef {
+            device: b,
+            outlet: None,
+        };
+        let desc = self.view.descending;
+        // Missing values sort last in either direction (the reversal below is undone).
+        let num = |x: Option<f64>, y: Option<f64>| -> Ordering {
+            let missing_last = |o: Ordering| if desc { o.reverse() } else { o };
+            match (x, y) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (Some(_), None) => missing_last(Ordering::Less),
+                (None, Some(_)) => missing_last(Ordering::Greater),
+                (None, None) => Ordering::Equal,
+            }
+        };
+        let vals = || (ra.values(), rb.values());
+        let ord = match self.view.sort {
+            Column::Mark => self
+                .view
+                .marked
+                .contains(&ra.id())
+                .cmp(&self.view.marked.contains(&rb.id()))
+                .reverse(),
+            Column::Health => b.health().cmp(&a.health()),
+            Column::Alias => a.alias().to_lowercase().cmp(&b.alias().to_lowercase()),
+            Column::Ip => a.addr.cmp(&b.addr),
+            Column::Model => a.model().cmp(b.model()),
+            Column::Hw => a.hw_ver().cmp(b.hw_ver()),
+            Column::Sw => version_key(a.sw_version()).cmp(&version_key(b.sw_version())),
+            Column::Relay => b.relay().cmp(&a.relay()),
+            Column::Watts => {
+                let (va, vb) = vals();
+                num(va.power, vb.power)
+            }
+            Column::Volts => {
+                let (va, vb) = vals();
+                num(va.voltage, vb.voltage)
+            }
+            Column::Amps => {
+                let (va, vb) = vals();
+                num(va.current, vb.current)
+            }
+            Column::Kwh => {
+                let (va, vb) = vals();
+                num(va.total, vb.total)
+            }
+            Column::Rssi => num(a.rssi().map(|x| x as f64), b.rssi().map(|x| x as f64)),
+            Column::Seen => b.last_seen.cmp(&a.last_seen),
+            Column::Found => a.found_by.cmp(&b.found_by),
+        };
+        let ord = if self.view.descending {
+            ord.reverse()
+        } else {
+            ord
+        };
+        ord.then_with(|| a.addr.cmp(&b.addr))
+            .then_with(|| a.key.cmp(&b.key))
+    }
+
+    /// The rows of the table, in order: sorted devices, each expanded strip followed by its
+    /// outlets; filtered and restricted to flagged rows when asked.
+    pub fn rows(&self) -> Vec<RowRef<'_>> {
+        let mut devs: Vec<&Device> = self.fleet.devices.values().collect();
+        devs.sort_by(|a, b| self.sort_cmp(a, b));
+        let mut out = Vec::with_capacity(devs.len());
+        for d in devs {
+            let parent = RowRef {
+                device: d,
+                outlet: None,
+            };
+            let outlets = || {
+                d.outlets.iter().map(|o| RowRef {
+                    device: d,
+                    outlet: Some(o),
+                })
+            };
+            let an_outlet_matches = outlets().any(|r| self.row_matches(&r));
+            let children: Vec<RowRef<'_>> = if self.view.expanded.contains(&d.key) {
+                d.outlets
+                    .iter()
+                    .map(|o| RowRef {
+                        device: d,
+                        outlet: Some(o),
+                    })
+                    .filter(|r| self.row_matches(r) || self.row_matches(&parent))
+                    .filter(|r| !self.view.flagged_only || r.is_flagged())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let parent_shown = (self.row_matches(&parent) || an_outlet_matches)
+                && (!self.view.flagged_only || parent.is_flagged());
+            if parent_shown {
+                out.push(parent);
+                out.extend(children);
+            }
+        }
+        out
+    }
+
+    /// Is this row shown in the table (without building the whole list)?
+    pub fn is_visible(&self, id: &RowId) -> bool {
+        let Some(r) = self.row(id) else {
+            return false;
+        };
+        let parent = RowRef {
+            device: r.device,
+            outlet: None,
+        };
+        let outlet_matches = || {
+            r.device.outlets.iter().any(|o| {
+                self.row_matches(&RowRef {
+                    device: r.device,
+                    outlet: Some(o),
+                })
+            })
+        };
+        let parent_shown = (self.row_matches(&parent) || outlet_matches())
+            && (!self.view.flagged_only || parent.is_flagged());
+        match r.outlet {
+            None => parent_shown,
+            Some(_) => {
+                parent_shown
+                    && self.view.expanded.contains(&r.device.key)
+                    && (self.row_matches(&r) || self.row_matches(&parent))
+                    && (!self.view.flagged_only || r.is_flagged())
+            }
+        }
+    }
+
+    /// Index of the selected row among `rows`, if it is visible.
+    pub fn selected_index(&self, rows: &[RowRef<'_>]) -> Option<usize> {
+        let sel = self.view.selected.as_ref()?;
+        rows.iter()
+            .position(|r| r.device.key == sel.key && r.outlet.map(|o| &o.id) == sel.child.as_ref())
+    }
+
+    pub fn row(&self, id: &RowId) -> Option<RowRef<'_>> {
+        let device = self.fleet.devices.get(&id.key)?;
+        let outlet = match &id.child {
+            Some(c) => Some(device.outlets.iter().find(|o| &o.id == c)?),
+            None => None,
+        };
+        Some(RowRef { device, outlet })
+    }
+
+    /// The selected row, if any and if it still exists.
+    pub fn selected(&self) -> Option<RowRef<'_>> {
+        self.view.selected.as_ref().and_then(|id| self.row(id))
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            devices: self.fleet.devices.len(),
+            marked: self.view.marked.len(),
+            ..Summary::default()
+        };
+        let mut versions: HashMap<String, usize> = HashMap::new();
+        for d in self.fleet.devices.values() {
+            if d.is_newer() {
+                s.newer += 1;
+            } else if d.is_online() {
+                s.online += 1;
+            } else if matches!(d.link, Link::Offline(_)) {
+                s.offline += 1;
+            }
+            if d.verdict() != Verdict::Ok && d.is_online() {
+                s.flagged += 1;
+            }
+            if let Some(sys) = &d.sysinfo {
+                *versions.entry(sys.version().to_owned()).or_default() += 1;
+            }
+            if d.is_online() {
+                s.power_w += d
+                    .meters()
+                    .filter(|m| m.check.verdict == Verdict::Ok)
+                    .filter_map(|m| m.values().and_then(|r| r.power_w))
+                    .sum::<f64>();
+            }
+        }
+        let mut v: Vec<(String, usize)> = versions.into_iter().collect();
+        v.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| version_key(&a.0).cmp(&version_key(&b.0)))
+        });
+        s.versions = v;
+        s
+    }
+}
+
+/// `1.2.10` sorts after `1.2.9`.
+pub fn version_key(v: &str) -> Vec<u64> {
+    v.split('.')
+        .map(|p| p.trim().parse().unwrap_or(0))
+        .collect()
+}

@@ -1,0 +1,134 @@
+//! Writes the user asks for (relay, reboot): which rows they apply to, the confirmation, the
+//! commands.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use crate::app::event::{ActionKind, Command};
+use crate::app::rows::RowRef;
+use crate::app::state::{App, Confirm, Overlay, RowId};
+
+pub(super) fn describe(r: &RowRef<'_>) -> String {
+    let alias = r.alias();
+    let ip = r.device.addr.ip();
+    match (alias.is_empty(), r.outlet) {
+        (true, _) => ip.to_string(),
+        (false, Some(_)) => format!("{alias} ({ip} outlet)"),
+        (false, None) => format!("{alias} ({ip})"),
+    }
+}
+
+/// The rows an action applies to: the marked ones, else the selected one.
+pub(super) fn action_rows(app: &App) -> Vec<RowId> {
+    if app.view.marked.is_empty() {
+        app.view.selected.iter().cloned().collect()
+    } else {
+        app.view.marked.iter().cloned().collect()
+    }
+}
+
+pub(super) fn toggle_relay(app: &mut App, now: Instant) -> Vec<Command> {
+    let mut rows = Vec::new();
+    let mut skipped = 0;
+    for id in action_rows(app) {
+        match app.row(&id) {
+            Some(r) if r.device.is_online() && r.relay().is_some() => rows.push(r),
+            _ => skipped += 1,
+        }
+    }
+    if rows.is_empty() {
+        app.set_status(
+            "nothing to toggle: select or mark an online plug or outlet (a strip's relays are per outlet)",
+            now,
+        );
+        return Vec::new();
+    }
+    let on = !rows.iter().all(|r| r.relay() == Some(true));
+    let kind = if on {
+        ActionKind::RelayOn
+    } else {
+        ActionKind::RelayOff
+    };
+    let ids: Vec<RowId> = rows.iter().map(RowRef::id).collect();
+    if ids.len() == 1 && skipped == 0 {
+        return perform(app, kind, &ids, now);
+    }
+    let mut lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let from = if r.relay() == Some(true) { "on" } else { "off" };
+            let to = if on { "on" } else { "off" };
+            format!("{}  {from} → {to}", describe(r))
+        })
+        .collect();
+    if skipped > 0 {
+        lines.push(format!(
+            "({skipped} marked rows skipped: offline or no relay)"
+        ));
+    }
+    app.view.overlay = Overlay::Confirm(Confirm {
+        kind,
+        rows: ids,
+        lines,
+    });
+    Vec::new()
+}
+
+pub(super) fn ask_reboot(app: &mut App, now: Instant) {
+    let keys: BTreeSet<String> = action_rows(app).into_iter().map(|r| r.key).collect();
+    let rows: Vec<RowRef<'_>> = keys
+        .iter()
+        .filter_map(|k| app.row(&RowId::device(k)))
+        .filter(|r| r.device.is_online())
+        .collect();
+    if rows.is_empty() {
+        app.set_status("nothing to reboot: select or mark an online device", now);
+        return;
+    }
+    let ids = rows.iter().map(RowRef::id).collect();
+    let lines = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}  {}  {}",
+                describe(r),
+                r.device.model(),
+                r.device.sw_version()
+            )
+        })
+        .collect();
+    app.view.overlay = Overlay::Confirm(Confirm {
+        kind: ActionKind::Reboot,
+        rows: ids,
+        lines,
+    });
+}
+
+pub(super) fn perform(
+    app: &mut App,
+    kind: ActionKind,
+    rows: &[RowId],
+    now: Instant,
+) -> Vec<Command> {
+    if app.settings.read_only {
+        app.set_status("read-only mode: writes are disabled", now);
+        return Vec::new();
+    }
+    let cmds: Vec<Command> = rows
+        .iter()
+        .filter_map(|id| {
+            let d = app.fleet.devices.get(&id.key)?;
+            Some(Command::Act {
+                key: id.key.clone(),
+                addr: d.addr,
+                child: id.child.clone(),
+                kind,
+            })
+        })
+        .collect();
+    app.set_status(
+        format!("{}: sent to {} device(s)…", kind.label(), cmds.len()),
+        now,
+    );
+    cmds
+}

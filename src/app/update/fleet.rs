@@ -1,0 +1,55 @@
+//! Discovery sightings and poll reports go to the fleet model, the one place that decides
+//! identity and judges readings; what it read is recorded while recording.
+
+use std::time::Instant;
+
+use crate::app::event::{Command, Sighting};
+use crate::app::state::App;
+use crate::net::poller::PollReport;
+
+/// A sighting goes to the fleet model, which decides identity; a new or moved device is
+/// (re)tracked by the poller.
+pub(super) fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Command> {
+    app.metrics_dirty = true;
+    app.fleet
+        .observe(s, &app.settings.names, now)
+        .map(|t| Command::Track {
+            key: t.key,
+            addr: t.addr,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// A poll report goes to the fleet model (liveness, readings judged); what it read is
+/// recorded while recording, a jump is re-read at once.
+pub(super) fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
+    app.metrics_dirty = true;
+    let key = r.key.clone();
+    let applied = app.fleet.apply_poll(
+        crate::app::event::poll_of(r),
+        &app.settings.ratings,
+        &app.settings.names,
+        now,
+    );
+    let mut cmds = Vec::new();
+    if let Some(t) = applied.track {
+        cmds.push(Command::Track {
+            key: t.key,
+            addr: t.addr,
+        });
+    }
+    if applied.reread {
+        // The engine saw a jump: read again at once to confirm or dismiss it.
+        cmds.push(Command::PollNow(vec![key.clone()]));
+    }
+    if app.recording.active && !applied.read.is_empty() {
+        app.recording.count += applied.read.len() as u64;
+        cmds.push(Command::Record {
+            key,
+            read: applied.read,
+            unix_ms: crate::app::export::unix_ms_at(app, now),
+        });
+    }
+    cmds
+}

@@ -1,0 +1,812 @@
+//! The fleet model (pure): every device once, fed by discovery sightings and poll reports with
+//! `now` passed in. The TUI's `App` holds one; `plugfleet status` builds one from a discovery
+//! pass and a poll round; the JSON lines, the text table, `--record` rows and `/metrics` are
+//! views of it.
+//!
+//! Per device it owns:
+//! - identity ([`crate::fleet::identity`]): merged in [`Fleet::observe`] only; an address
+//!   change keeps the entry (marks, history) and remembers `previous_ips`; two devices reporting
+//!   one MAC stay two, each with a [`Device::conflict`] note;
+//! - how it was found (every way), liveness ([`Link`], since when; a plug being flashed is
+//!   [`Link::Updating`], not failing);
+//! - its meters ([`Meter`]) with their history, and the judgement of the device as a whole
+//!   ([`Device::judged`]): a plug's meter's, or a strip's total checked against the strip's
+//!   rating plus one line per flagged outlet ([`crate::fleet::judge`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use crate::fleet::identity::{Names, legacy_key, newer_key, valid_mac};
+use crate::fleet::meter::{Check, Meter, ValueFlags, Verdict};
+use crate::fleet::plausibility::Assessment;
+use crate::fleet::ratings::{Limits, Overrides};
+use crate::fleet::reading::Reading;
+use crate::protocol::tdp::TdpInfo;
+use crate::protocol::{Realtime, SysInfo};
+
+/// Consecutive failed polls before a device is shown offline.
+pub const OFFLINE_AFTER: u32 = 3;
+
+/// What a device said when it was found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeenInfo {
+    /// A legacy plug answered `get_sysinfo` on port 9999.
+    Legacy(Box<SysInfo>),
+    /// Only the newer (KLAP/AES) discovery on UDP 20002 answered.
+    Newer(Box<TdpInfo>),
+}
+
+/// A device was found (by discovery, or by the first poll of a `--host`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting {
+    pub ip: IpAddr,
+    pub port: u16,
+    /// How it was found: `broadcast`, `host`, `sweep`, `udp20002`.
+    pub found_by: String,
+    pub info: SeenInfo,
+}
+
+impl From<crate::protocol::sighting::Sighting> for Sighting {
+    fn from(s: crate::protocol::sighting::Sighting) -> Self {
+        use crate::protocol::sighting::DeviceReply;
+        Self {
+            ip: s.ip,
+            port: s.port,
+            found_by: s.found_by.as_str().to_owned(),
+            info: match s.reply {
+                DeviceReply::Legacy(sys) => SeenInfo::Legacy(Box::new(sys)),
+                DeviceReply::Newer(tdp) => SeenInfo::Newer(Box::new(tdp)),
+            },
+        }
+    }
+}
+
+/// One outlet of a strip.
+#[derive(Debug, Clone, Default)]
+pub struct Outlet {
+    /// Full child id (parent deviceId + index): the outlet's identity.
+    pub id: String,
+    pub alias: String,
+    pub relay_on: bool,
+    pub meter: Option<Meter>,
+}
+
+/// Whether a device answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Seen, not polled yet.
+    Pending,
+    Online,
+    /// Failing, not yet offline: misses so far.
+    Failing(u32),
+    Offline(String),
+    /// Being flashed: not answering is expected, not a failure.
+    Updating,
+}
+
+/// The one-glance state of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Health {
+    Ok,
+    Pending,
+    Updating,
+    /// Answers, but its meter gave no reading (timeout, device error): never "ok".
+    NoReading,
+    Suspect,
+    Failing,
+    Bogus,
+    Offline,
+    /// Speaks only the newer (KLAP/AES) protocol: listed, not pollable on 9999.
+    Newer,
+}
+
+impl Health {
+    pub fn label(self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Pending => "new",
+            Health::Updating => "updating",
+            Health::NoReading => "no data",
+            Health::Suspect => "suspect",
+            Health::Failing => "failing",
+            Health::Bogus => "BOGUS",
+            Health::Offline => "offline",
+            Health::Newer => "klap",
+        }
+    }
+
+    /// The health of an answering device's meter with this verdict.
+    fn of(v: Verdict, no_reading: bool) -> Health {
+        match v {
+            Verdict::Ok if no_reading => Health::NoReading,
+            Verdict::Ok => Health::Ok,
+            Verdict::Suspect => Health::Suspect,
+            Verdict::Bogus => Health::Bogus,
+        }
+    }
+}
+
+/// A device of the fleet.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Identity ([`crate::fleet::identity`]): deviceId (legacy) or `mac:<MAC>` (newer-protocol
+    /// devices).
+    pub key: String,
+    pub addr: SocketAddr,
+    /// Every way it was found.
+    pub found_by: BTreeSet<String>,
+    pub sysinfo: Option<SysInfo>,
+    pub tdp: Option<TdpInfo>,
+    pub meter: Option<Meter>,
+    pub outlets: Vec<Outlet>,
+    pub link: Link,
+    /// When the link last changed state.
+    pub link_since: Instant,
+    pub last_seen: Option<Instant>,
+    pub first_seen: Instant,
+    pub last_error: Option<String>,
+    /// The address before the last move.
+    pub previous_addr: Option<SocketAddr>,
+    /// Every earlier address, oldest first, without repeats.
+    pub previous_ips: Vec<IpAddr>,
+    /// The local name from the config, which wins over the device's alias.
+    pub local_name: Option<String>,
+    /// Another device reports the same MAC (kept apart; this says with whom).
+    pub conflict: Option<String>,
+    /// The judgement of the device as a whole after its last poll: a plug's meter's, a strip's
+    /// total and outlets ([`crate::fleet::judge::device`]). `None` without a current reading.
+    pub judged: Option<Assessment>,
+    /// The rating its readings are judged against (the model's, with config overrides).
+    pub limits: Option<Limits>,
+}
+
+impl Device {
+    fn new(key: String, addr: SocketAddr, link: Link, now: Instant) -> Self {
+        Self {
+            key,
+            addr,
+            found_by: BTreeSet::new(),
+            sysinfo: None,
+            tdp: None,
+            meter: None,
+            outlets: Vec::new(),
+            link,
+            link_since: now,
+            last_seen: None,
+            first_seen: now,
+            last_error: None,
+            previous_addr: None,
+            previous_ips: Vec::new(),
+            local_name: None,
+            conflict: None,
+            judged: None,
+            limits: None,
+        }
+    }
+
+    pub fn is_newer(&self) -> bool {
+        self.sysinfo.is_none() && self.tdp.is_some()
+    }
+
+    pub fn is_strip(&self) -> bool {
+        !self.outlets.is_empty()
+    }
+
+    /// The local name, else the device's alias.
+    pub fn alias(&self) -> &str {
+        if let Some(n) = &self.local_name {
+            return n;
+        }
+        self.sysinfo
+            .as_ref()
+            .map(|s| s.alias.as_str())
+            .unwrap_or("")
+    }
+
+    /// The alias the device itself reports.
+    pub fn own_alias(&self) -> &str {
+        self.sysinfo
+            .as_ref()
+            .map(|s| s.alias.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn model(&self) -> &str {
+        match (&self.sysinfo, &self.tdp) {
+            (Some(s), _) => &s.model,
+            (None, Some(t)) => &t.model,
+            _ => "",
+        }
+    }
+
+    pub fn hw_ver(&self) -> &str {
+        match (&self.sysinfo, &self.tdp) {
+            (Some(s), _) => &s.hw_ver,
+            (None, Some(t)) => t.hw_ver.as_deref().unwrap_or(""),
+            _ => "",
+        }
+    }
+
+    pub fn sw_version(&self) -> &str {
+        self.sysinfo.as_ref().map(|s| s.version()).unwrap_or("")
+    }
+
+    pub fn mac(&self) -> &str {
+        match (&self.sysinfo, &self.tdp) {
+            (Some(s), _) => &s.mac,
+            (None, Some(t)) => &t.mac,
+            _ => "",
+        }
+    }
+
+    /// The device id: sysinfo `deviceId`, else the UDP 20002 `device_id`.
+    pub fn device_id(&self) -> Option<&str> {
+        self.sysinfo
+            .as_ref()
+            .map(|s| s.device_id.as_str())
+            .or_else(|| self.tdp.as_ref().and_then(|t| t.device_id.as_deref()))
+    }
+
+    /// `legacy` when it answered on port 9999, else the newer transport (`klap`, …).
+    pub fn protocol(&self) -> &'static str {
+        match (&self.sysinfo, &self.tdp) {
+            (Some(_), _) => "legacy",
+            (None, Some(t)) => t.protocol_label(),
+            (None, None) => "unknown",
+        }
+    }
+
+    pub fn relay(&self) -> Option<bool> {
+        self.sysinfo.as_ref().and_then(|s| s.relay_on)
+    }
+
+    pub fn rssi(&self) -> Option<i64> {
+        self.sysinfo.as_ref().and_then(|s| s.rssi)
+    }
+
+    pub fn has_emeter(&self) -> Option<bool> {
+        self.sysinfo.as_ref().map(SysInfo::has_emeter)
+    }
+
+    /// The device's verdict: its judgement, or worse if one of its meters read worse in the
+    /// last [`crate::fleet::meter::STICKY`].
+    pub fn verdict(&self) -> Verdict {
+        let judged = self.judged.as_ref().map_or(Verdict::Ok, |a| a.verdict);
+        self.meters().map(|m| m.recent).fold(judged, Verdict::max)
+    }
+
+    /// The device-level check (a strip's includes its total against the strip's rating).
+    pub fn check(&self) -> Check {
+        self.judged.as_ref().map(Check::from).unwrap_or_default()
+    }
+
+    pub fn meters(&self) -> impl Iterator<Item = &Meter> {
+        self.meter
+            .iter()
+            .chain(self.outlets.iter().filter_map(|o| o.meter.as_ref()))
+    }
+
+    /// Why a meter of this device gave no reading on the last poll, if one did not.
+    pub fn no_reading(&self) -> Option<&str> {
+        self.meters().find_map(Meter::no_reading)
+    }
+
+    /// Flagged readings across all meters of the device.
+    pub fn flagged(&self) -> u64 {
+        self.meters().map(Meter::flagged).sum()
+    }
+
+    pub fn health(&self) -> Health {
+        if self.is_newer() {
+            return Health::Newer;
+        }
+        match &self.link {
+            Link::Offline(_) => Health::Offline,
+            Link::Pending => Health::Pending,
+            Link::Failing(_) => Health::Failing,
+            Link::Updating => Health::Updating,
+            Link::Online => Health::of(self.verdict(), self.no_reading().is_some()),
+        }
+    }
+
+    /// The health of one outlet's row.
+    pub fn outlet_health(&self, o: &Outlet) -> Health {
+        match self.health() {
+            Health::Ok | Health::Suspect | Health::Bogus | Health::NoReading => match &o.meter {
+                Some(m) => Health::of(m.verdict(), m.no_reading().is_some()),
+                None => Health::Ok,
+            },
+            h => h,
+        }
+    }
+
+    pub fn is_online(&self) -> bool {
+        matches!(self.link, Link::Online | Link::Failing(_))
+    }
+
+    /// The values a row shows: a plug's current reading, a strip's outlets summed
+    /// (python-kasa's way: power, current and total added, voltage averaged), each with how
+    /// bad it is by the device's judgement.
+    pub fn values(&self) -> (Option<Reading>, ValueFlags) {
+        let flags = self.check().flags;
+        if self.is_strip() {
+            let read: Vec<Reading> = self
+                .outlets
+                .iter()
+                .filter_map(|o| o.meter.as_ref()?.values())
+                .collect();
+            if read.is_empty() {
+                return (None, ValueFlags::default());
+            }
+            return (Some(Reading::strip_sum(read.iter())), flags);
+        }
+        match self.meter.as_ref().and_then(Meter::values) {
+            Some(r) => (Some(r), flags),
+            None => (None, ValueFlags::default()),
+        }
+    }
+
+    fn set_link(&mut self, link: Link, now: Instant) {
+        if std::mem::discriminant(&self.link) != std::mem::discriminant(&link) {
+            self.link_since = now;
+        }
+        self.link = link;
+    }
+
+    fn move_to(&mut self, addr: SocketAddr) -> bool {
+        if self.addr == addr {
+            return false;
+        }
+        let from = self.addr;
+        self.previous_ips
+            .retain(|p| *p != from.ip() && *p != addr.ip());
+        if from.ip() != addr.ip() {
+            self.previous_ips.push(from.ip());
+        }
+        self.previous_addr = Some(from);
+        self.addr = addr;
+        true
+    }
+
+    fn set_outlets(&mut self, sys: &SysInfo) {
+        let old = std::mem::take(&mut self.outlets);
+        self.outlets = sys
+            .children
+            .iter()
+            .map(|c| Outlet {
+                id: c.id.clone(),
+                alias: c.alias.clone(),
+                relay_on: c.relay_on,
+                meter: old
+                    .iter()
+                    .find(|o| o.id == c.id)
+                    .and_then(|o| o.meter.clone()),
+            })
+            .collect();
+    }
+}
+
+/// One poll of one device, as the model takes it: the poller's report with its errors as
+/// text (the model is pure and knows no sockets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Poll {
+    pub key: String,
+    pub addr: SocketAddr,
+    /// Consecutive failed polls of this device, this one included (0 after a success).
+    pub misses: u32,
+    pub outcome: Result<PollRead, String>,
+}
+
+/// What one successful poll read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollRead {
+    pub sysinfo: SysInfo,
+    /// The plug's meter (`None` when it has none or is a strip); `Err` = why it gave no
+    /// reading.
+    pub realtime: Option<Result<Realtime, String>>,
+    /// A metered strip's outlets, by full child id.
+    pub outlets: Vec<(String, Result<Realtime, String>)>,
+}
+
+/// The poller should (re)start polling this device at this address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    pub key: String,
+    pub addr: SocketAddr,
+}
+
+/// What a poll report changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applied {
+    /// The meters read successfully this time (`None` = the plug's own, `Some(id)` = that
+    /// outlet), judged.
+    pub read: Vec<Option<String>>,
+    /// A meter saw a jump: read again at once to confirm or dismiss it.
+    pub reread: bool,
+    /// Another device answered at the polled address: track it.
+    pub track: Option<Track>,
+}
+
+/// Every device, by key.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    pub devices: HashMap<String, Device>,
+    /// The model's clock origin: readings are stamped with milliseconds since then.
+    pub started: Instant,
+}
+
+impl Fleet {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            devices: HashMap::new(),
+            started: now,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Device> {
+        self.devices.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// Every device in address order (then key): the order of the headless views.
+    pub fn by_address(&self) -> Vec<&Device> {
+        let mut v: Vec<&Device> = self.devices.values().collect();
+        v.sort_by(|a, b| a.addr.cmp(&b.addr).then_with(|| a.key.cmp(&b.key)));
+        v
+    }
+
+    fn ms(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Merges one sighting: the one place where identity is decided. Returns what to poll.
+    pub fn observe(&mut self, s: Sighting, names: &Names, now: Instant) -> Option<Track> {
+        let addr = SocketAddr::new(s.ip, s.port);
+        match s.info {
+            SeenInfo::Newer(tdp) => {
+                let mac = valid_mac(&tdp.mac);
+                // A device that also answers on 9999 is listed once, as legacy.
+                if let Some(mac) = &mac
+                    && let Some(d) = self
+                        .devices
+                        .values_mut()
+                        .find(|d| d.sysinfo.is_some() && valid_mac(d.mac()).as_ref() == Some(mac))
+                {
+                    d.found_by.insert(s.found_by);
+                    d.tdp = Some(*tdp);
+                    return None;
+                }
+                let key = newer_key(&tdp.mac, tdp.device_id.as_deref(), s.ip);
+                let d = self
+                    .devices
+                    .entry(key.clone())
+                    .or_insert_with(|| Device::new(key, addr, Link::Online, now));
+                d.move_to(addr);
+                d.found_by.insert(s.found_by);
+                d.local_name = mac.and_then(|m| names.name_for(&m).map(str::to_owned));
+                d.tdp = Some(*tdp);
+                d.last_seen = Some(now);
+                None
+            }
+            SeenInfo::Legacy(sys) => {
+                let key = legacy_key(&sys.device_id, &sys.mac, s.ip);
+                // A newer-protocol entry of the same device merges into this one.
+                let newer: Vec<String> = [
+                    valid_mac(&sys.mac).map(|m| format!("mac:{m}")),
+                    Some(format!("id:{}", sys.device_id)),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|k| *k != key)
+                .collect();
+                let merged: Vec<Device> = newer
+                    .iter()
+                    .filter_map(|k| self.devices.remove(k))
+                    .collect();
+                let d = self
+                    .devices
+                    .entry(key.clone())
+                    .or_insert_with(|| Device::new(key.clone(), addr, Link::Pending, now));
+                d.local_name = names.name_for(&sys.mac).map(str::to_owned);
+                for m in merged {
+                    d.found_by.extend(m.found_by);
+                    d.tdp = m.tdp.or(d.tdp.take());
+                    d.first_seen = d.first_seen.min(m.first_seen);
+                }
+                d.found_by.insert(s.found_by);
+                let moved = d.move_to(addr);
+                let fresh = d.sysinfo.is_none();
+                d.set_outlets(&sys);
+                if sys.has_emeter() && sys.children.is_empty() && d.meter.is_none() {
+                    d.meter = Some(Meter::default());
+                }
+                if sys.has_emeter() {
+                    for o in d.outlets.iter_mut().filter(|o| o.meter.is_none()) {
+                        o.meter = Some(Meter::default());
+                    }
+                }
+                d.sysinfo = Some(*sys);
+                d.last_seen = Some(now);
+                if matches!(d.link, Link::Offline(_)) {
+                    d.set_link(Link::Pending, now);
+                }
+                self.note_conflicts(&key);
+                (fresh || moved).then_some(Track { key, addr })
+            }
+        }
+    }
+
+    /// Two port-9999 devices reporting one valid MAC are two devices: each says so.
+    fn note_conflicts(&mut self, key: &str) {
+        let Some(d) = self.devices.get(key) else {
+            return;
+        };
+        let Some(mac) = valid_mac(d.mac()) else {
+            return;
+        };
+        let others: Vec<(String, String)> = self
+            .devices
+            .values()
+            .filter(|o| o.key != key && o.sysinfo.is_some())
+            .filter(|o| valid_mac(o.mac()).as_ref() == Some(&mac))
+            .map(|o| (o.key.clone(), format!("{} at {}", o.model(), o.addr.ip())))
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        let me = format!("{} at {}", d.model(), d.addr.ip());
+        let list: Vec<&str> = others.iter().map(|(_, w)| w.as_str()).collect();
+        let text = format!("MAC {mac} is also reported by {}", list.join(", "));
+        if let Some(d) = self.devices.get_mut(key) {
+            d.conflict = Some(text);
+        }
+        for (k, _) in others {
+            if let Some(o) = self.devices.get_mut(&k) {
+                o.conflict = Some(format!("MAC {mac} is also reported by {me}"));
+            }
+        }
+    }
+
+    /// Marks the devices at `ip` as being flashed (or no longer).
+    pub fn set_updating(&mut self, ip: IpAddr, updating: bool, now: Instant) {
+        for d in self.devices.values_mut().filter(|d| d.addr.ip() == ip) {
+            if updating {
+                d.set_link(Link::Updating, now);
+            } else if d.link == Link::Updating {
+                d.set_link(Link::Pending, now);
+            }
+        }
+    }
+
+    /// Applies one poll report: liveness, sysinfo, every meter's reading judged, then the
+    /// device as a whole. `ratings` gives the rating of a model (config overrides included).
+    pub fn apply_poll(
+        &mut self,
+        r: Poll,
+        ratings: &Overrides,
+        names: &Names,
+        now: Instant,
+    ) -> Applied {
+        let now_ms = self.ms(now);
+        let Some(d) = self.devices.get_mut(&r.key) else {
+            return Applied::default();
+        };
+        if d.addr != r.addr {
+            // A poll of an address the device has since left.
+            return Applied::default();
+        }
+        match r.outcome {
+            Err(e) => {
+                let link = if d.link == Link::Updating {
+                    Link::Updating
+                } else if r.misses >= OFFLINE_AFTER {
+                    Link::Offline(e.clone())
+                } else {
+                    Link::Failing(r.misses)
+                };
+                d.last_error = Some(e);
+                d.set_link(link, now);
+                Applied::default()
+            }
+            Ok(p) if legacy_key(&p.sysinfo.device_id, &p.sysinfo.mac, r.addr.ip()) != d.key => {
+                // Someone else answers at this address now: the tracked device is gone from it.
+                let msg = format!(
+                    "another device ({}) answers at {}",
+                    p.sysinfo.device_id, r.addr
+                );
+                d.set_link(Link::Offline(msg.clone()), now);
+                d.last_error = Some(msg);
+                let s = Sighting {
+                    ip: r.addr.ip(),
+                    port: r.addr.port(),
+                    found_by: d
+                        .found_by
+                        .iter()
+                        .next()
+                        .cloned()
+                        .unwrap_or_else(|| "host".into()),
+                    info: SeenInfo::Legacy(Box::new(p.sysinfo)),
+                };
+                Applied {
+                    track: self.observe(s, names, now),
+                    ..Applied::default()
+                }
+            }
+            Ok(p) => record_poll(d, p, ratings, now, now_ms),
+        }
+    }
+}
+
+/// Records a successful poll.
+fn record_poll(
+    d: &mut Device,
+    p: PollRead,
+    ratings: &Overrides,
+    now: Instant,
+    now_ms: u64,
+) -> Applied {
+    let updating = d.link == Link::Updating && p.sysinfo.updating;
+    if !updating {
+        d.set_link(Link::Online, now);
+    }
+    d.last_seen = Some(now);
+    d.last_error = None;
+    d.set_outlets(&p.sysinfo);
+    let limits = d
+        .limits
+        .get_or_insert_with(|| ratings.limits_for(&p.sysinfo.model))
+        .clone();
+    let mut out = Applied::default();
+    let mut apply = |m: &mut Meter, rt: Result<Realtime, String>| match rt {
+        Ok(reading) => {
+            m.record(&limits, reading, now, now_ms);
+            out.reread |= m.check.reread;
+            true
+        }
+        Err(e) => {
+            m.failed(e);
+            false
+        }
+    };
+    if let Some(rt) = p.realtime
+        && apply(d.meter.get_or_insert_with(Meter::default), rt)
+    {
+        out.read.push(None);
+    }
+    for (id, rt) in p.outlets {
+        if let Some(o) = d.outlets.iter_mut().find(|o| o.id == id)
+            && apply(o.meter.get_or_insert_with(Meter::default), rt)
+        {
+            out.read.push(Some(id));
+        }
+    }
+    d.sysinfo = Some(p.sysinfo);
+    d.judged = if d.is_strip() {
+        d.limits.as_ref().and_then(|l| {
+            crate::fleet::judge::strip(
+                l,
+                d.outlets
+                    .iter()
+                    .filter_map(|o| Some((o.alias.as_str(), o.meter.as_ref()?))),
+            )
+        })
+    } else {
+        d.meter.as_ref().and_then(crate::fleet::judge::plug)
+    };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn sys(model: &str, mac: &str, id: &str) -> SysInfo {
+        SysInfo::from_result(&serde_json::json!({
+            "model": model, "hw_ver": "1.0", "sw_ver": "1.2.6 Build 200727 Rel.121701",
+            "mac": mac, "deviceId": id, "alias": "a", "feature": "TIM:ENE", "relay_state": 1,
+        }))
+        .expect("sysinfo")
+    }
+
+    fn seen(ip: &str, info: SysInfo) -> Sighting {
+        Sighting {
+            ip: ip.parse().expect("ip"),
+            port: 9999,
+            found_by: "host".into(),
+            info: SeenInfo::Legacy(Box::new(info)),
+        }
+    }
+
+    fn failed(key: &str, addr: SocketAddr, misses: u32) -> Poll {
+        Poll {
+            key: key.into(),
+            addr,
+            misses,
+            outcome: Err("connection refused".into()),
+        }
+    }
+
+    #[test]
+    fn liveness_fails_then_goes_offline_with_the_reason_and_since_when() {
+        let t0 = Instant::now();
+        let mut f = Fleet::new(t0);
+        let t = f
+            .observe(
+                seen("127.0.9.1", sys("HS110(US)", "50:C7:BF:00:09:01", "D1")),
+                &Names::default(),
+                t0,
+            )
+            .expect("tracked");
+        assert_eq!(f.get("D1").map(|d| d.link.clone()), Some(Link::Pending));
+        let t1 = t0 + Duration::from_secs(2);
+        f.apply_poll(
+            failed("D1", t.addr, 1),
+            &Overrides::default(),
+            &Names::default(),
+            t1,
+        );
+        let d = f.get("D1").expect("d");
+        assert_eq!((d.link.clone(), d.link_since), (Link::Failing(1), t1));
+        let t2 = t1 + Duration::from_secs(2);
+        f.apply_poll(
+            failed("D1", t.addr, 2),
+            &Overrides::default(),
+            &Names::default(),
+            t2,
+        );
+        assert_eq!(
+            f.get("D1").map(|d| d.link_since),
+            Some(t1),
+            "still failing since t1"
+        );
+        let t3 = t2 + Duration::from_secs(2);
+        f.apply_poll(
+            failed("D1", t.addr, OFFLINE_AFTER),
+            &Overrides::default(),
+            &Names::default(),
+            t3,
+        );
+        let d = f.get("D1").expect("d");
+        assert_eq!(d.link, Link::Offline("connection refused".into()));
+        assert_eq!((d.link_since, d.health()), (t3, Health::Offline));
+    }
+
+    #[test]
+    fn a_plug_being_flashed_is_updating_not_failing() {
+        let t0 = Instant::now();
+        let mut f = Fleet::new(t0);
+        let t = f
+            .observe(
+                seen("127.0.9.2", sys("HS110(US)", "50:C7:BF:00:09:02", "D2")),
+                &Names::default(),
+                t0,
+            )
+            .expect("tracked");
+        f.set_updating(t.addr.ip(), true, t0);
+        for misses in 1..=OFFLINE_AFTER + 2 {
+            f.apply_poll(
+                failed("D2", t.addr, misses),
+                &Overrides::default(),
+                &Names::default(),
+                t0,
+            );
+        }
+        let d = f.get("D2").expect("d");
+        assert_eq!(
+            (d.link.clone(), d.health()),
+            (Link::Updating, Health::Updating)
+        );
+        f.set_updating(t.addr.ip(), false, t0);
+        assert_eq!(f.get("D2").map(|d| d.link.clone()), Some(Link::Pending));
+    }
+}

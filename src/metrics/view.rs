@@ -1,0 +1,74 @@
+//! `/metrics` as a view of the fleet model: one [`DeviceMetrics`] per device, its meters'
+//! current readings with the verdicts and counts the model keeps. A meter without a current
+//! reading exports none (and no verdict): never an "ok" for a meter that did not answer.
+
+use std::time::Instant;
+
+use super::{DeviceMetrics, MeterMetrics, MetricsSnapshot, OutletMetrics};
+use crate::fleet::meter::Meter;
+use crate::fleet::model::{Device, Fleet};
+use crate::fleet::reading::Reading;
+
+fn meter_metrics(m: &Meter) -> Option<MeterMetrics> {
+    let (r, a) = m.current()?;
+    Some(MeterMetrics {
+        findings: super::findings_of(a),
+        ..MeterMetrics::new(Reading::from(r), a.verdict, m.counts())
+    })
+}
+
+/// One device as the metrics server exports it (`now` for its last-seen age).
+pub fn device_metrics(d: &Device, now: Instant) -> DeviceMetrics {
+    let mut m = match &d.sysinfo {
+        Some(info) => DeviceMetrics::from_sysinfo(d.addr.ip(), info),
+        None => DeviceMetrics {
+            ip: d.addr.ip().to_string(),
+            mac: crate::protocol::normalise_mac(d.mac()),
+            model: d.model().to_owned(),
+            hw_ver: d.hw_ver().to_owned(),
+            sw_ver: d.sw_version().to_owned(),
+            device_id: d.device_id().unwrap_or(&d.key).to_owned(),
+            alias: d.alias().to_owned(),
+            ..DeviceMetrics::default()
+        },
+    };
+    m.protocol = d.protocol().to_owned();
+    m.name = d.local_name.clone();
+    m.online = d.is_online();
+    m.last_seen_age = d.last_seen.map(|t| now.saturating_duration_since(t));
+    m.meter = d.meter.as_ref().and_then(meter_metrics);
+    for o in &d.outlets {
+        if let Some(om) = m.outlet_mut(&o.id) {
+            om.relay_on = Some(o.relay_on);
+            om.meter = o.meter.as_ref().and_then(meter_metrics);
+        } else {
+            let index = m.outlets.len();
+            m.outlets.push(OutletMetrics {
+                index,
+                id: o.id.clone(),
+                alias: o.alias.clone(),
+                relay_on: Some(o.relay_on),
+                meter: o.meter.as_ref().and_then(meter_metrics),
+            });
+        }
+    }
+    // The device's judgement: a strip's includes its total against the strip's rating.
+    m.verdict = d.judged.as_ref().map(|a| a.verdict);
+    m.findings = d
+        .judged
+        .as_ref()
+        .map(super::findings_of)
+        .unwrap_or_default();
+    m
+}
+
+/// Every device of the model, sorted by IP (a stable order for scrapers and tests).
+pub fn snapshot(fleet: &Fleet, now: Instant) -> MetricsSnapshot {
+    let mut devices: Vec<DeviceMetrics> = fleet
+        .devices
+        .values()
+        .map(|d| device_metrics(d, now))
+        .collect();
+    devices.sort_by(|a, b| a.ip.cmp(&b.ip).then_with(|| a.mac.cmp(&b.mac)));
+    MetricsSnapshot { devices }
+}
