@@ -1,7 +1,8 @@
-//! Sockets: the device client, discovery, and the poller.
+//! Sockets: the device client, discovery, the poller, and the KLAP client (`klap`).
 
 pub mod client;
 pub mod discovery;
+pub mod klap;
 pub mod poller;
 
 pub use client::{Client, ClientConfig, NetError, Stage};
