@@ -290,6 +290,26 @@ async fn a_403_mid_session_gets_a_fresh_handshake() {
 }
 
 #[tokio::test]
+async fn the_session_is_renewed_before_its_timeout_cookie_lapses() {
+    // TIMEOUT=1: the client's renewal margin leaves no usable time, so every request starts
+    // with a fresh handshake instead of meeting the device's 403; with the default day, one.
+    let short = |_| KlapSpec {
+        session_secs: 1,
+        ..KlapSpec::default()
+    };
+    let (f, k) = fleet(&[IOT], short).await;
+    let ip = f.plugs()[0].ip;
+    let mut c = client(&k, ip, AuthVersion::V1, Some(account()));
+    for _ in 0..3 {
+        bounded(c.query(&Request::SysInfo.to_value()))
+            .await
+            .expect("sysinfo");
+    }
+    assert_eq!(c.handshakes(), 3);
+    assert_eq!(k.device(ip).expect("device").handshakes(), 3);
+}
+
+#[tokio::test]
 async fn a_hanging_handshake_is_a_timeout() {
     let spec = |b| KlapSpec {
         faults: vec![(b, KlapFault::HandshakeHang)],

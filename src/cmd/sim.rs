@@ -146,6 +146,7 @@ pub fn klap_spec_from_args(args: &SimArgs) -> Result<sim::klap::KlapSpec, UsageE
         username: args.username.clone(),
         password: args.password.clone(),
         faults,
+        ..sim::klap::KlapSpec::default()
     })
 }
 

@@ -6,8 +6,10 @@
 //!   `emeter.get_realtime`, `system.set_relay_state`, …) answered by the plug's dispatcher.
 //! - `SMART.*` profiles (KP125M): KLAP v2 with JSON-RPC inside: `get_device_info` (nickname and
 //!   ssid base64), `get_energy_usage` (mW, Wh), `get_current_power` (W), `get_emeter_data`
-//!   (mV/mA/mW/Wh), `set_device_info {device_on}`, `multipleRequest`; the readings come from the
-//!   plug's meter (`emeter.get_realtime`, `get_daystat`, `get_monthstat`).
+//!   (mV/mA/mW/Wh), `set_device_info {device_on}`, `multipleRequest`, and the `component_nego`
+//!   (device, energy_monitoring), `get_connect_cloud_state` and `get_emeter_vgain_igain` that
+//!   python-kasa asks for; the readings come from the plug's meter (`emeter.get_realtime`,
+//!   `get_daystat`, `get_monthstat`).
 //!
 //! The device holds one account (`--username`/`--password`, defaults [`DEFAULT_USERNAME`] /
 //! [`DEFAULT_PASSWORD`]). Sessions: `TP_SESSIONID` + `TIMEOUT=86400` cookies set by handshake1;
@@ -54,7 +56,7 @@ pub const DEFAULT_PASSWORD: &str = "plugfleet-sim";
 pub const MAX_SESSIONS: usize = 4;
 /// Requests a session serves under `session-expiry` before the 403.
 pub const EXPIRY_REQUESTS: u32 = 2;
-/// Session lifetime announced in the `TIMEOUT` cookie.
+/// Session lifetime announced in the `TIMEOUT` cookie by default.
 pub const SESSION_SECS: u64 = 86_400;
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -123,6 +125,8 @@ pub struct KlapSpec {
     pub username: String,
     pub password: String,
     pub faults: Vec<(Ipv4Addr, KlapFault)>,
+    /// Session lifetime announced in the `TIMEOUT` cookie (seconds).
+    pub session_secs: u64,
 }
 
 impl Default for KlapSpec {
@@ -132,6 +136,7 @@ impl Default for KlapSpec {
             username: DEFAULT_USERNAME.into(),
             password: DEFAULT_PASSWORD.into(),
             faults: Vec::new(),
+            session_secs: SESSION_SECS,
         }
     }
 }
@@ -238,6 +243,7 @@ struct Device {
     version: AuthVersion,
     auth: AuthHash,
     faults: Vec<KlapFault>,
+    session_secs: u64,
     /// Cookie → (age stamp, state).
     sessions: Mutex<HashMap<String, (u64, SessState)>>,
     stamp: AtomicU64,
@@ -335,6 +341,7 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
             version,
             auth,
             faults: faults.clone(),
+            session_secs: spec.session_secs,
             sessions: Mutex::new(HashMap::new()),
             stamp: AtomicU64::new(0),
             handshakes: AtomicU64::new(0),
@@ -387,16 +394,25 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
+/// The session cookie of a request. A request that echoes the `TIMEOUT` cookie has none (real
+/// devices misbehave on it, so the simulated one refuses it).
 fn cookie_of(headers: &HeaderMap) -> Option<String> {
-    headers
+    let pairs: Vec<(String, String)> = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
+        .filter_map(|kv| {
             let (n, v) = kv.split_once('=')?;
-            (n.trim() == SESSION_COOKIE).then(|| v.trim().to_owned())
+            Some((n.trim().to_owned(), v.trim().to_owned()))
         })
+        .collect();
+    if pairs.iter().any(|(n, _)| n == TIMEOUT_COOKIE) {
+        return None;
+    }
+    pairs
+        .into_iter()
+        .find_map(|(n, v)| (n == SESSION_COOKIE).then_some(v))
 }
 
 fn status(code: StatusCode) -> Response {
@@ -434,7 +450,10 @@ async fn handshake1(State(dev): State<Arc<Device>>, body: Bytes) -> Response {
     (
         [(
             header::SET_COOKIE,
-            format!("{SESSION_COOKIE}={cookie};{TIMEOUT_COOKIE}={SESSION_SECS}"),
+            format!(
+                "{SESSION_COOKIE}={cookie};{TIMEOUT_COOKIE}={}",
+                dev.session_secs
+            ),
         )],
         out,
     )
@@ -572,6 +591,14 @@ fn ok(result: Value) -> Value {
 fn smart_method(plug: &Arc<PlugShared>, method: &str, params: &Value, now: f64) -> Value {
     match method {
         "get_device_info" => ok(device_info(plug, now)),
+        // What the simulated device has: python-kasa asks for this first and then only
+        // queries these modules.
+        "component_nego" => ok(json!({"component_list": [
+            {"id": "device", "ver_code": 1},
+            {"id": "energy_monitoring", "ver_code": 2},
+        ]})),
+        "get_connect_cloud_state" => ok(json!({"status": 0})),
+        "get_emeter_vgain_igain" => ok(json!({"igain": 10861, "vgain": 118657})),
         "get_energy_usage" => {
             let rt = iot(plug, "emeter", "get_realtime", json!({}), now);
             let day = (now / 86_400.0).floor() as i64;
