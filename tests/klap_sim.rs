@@ -8,16 +8,19 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
+use plugfleet::net::aes::{AesClient, AesConfig, AesNetError, AesStage};
 use plugfleet::net::klap::{Credentials, KlapClient, KlapConfig, KlapNetError, KlapStage};
 use plugfleet::net::{Client, ClientConfig};
+use plugfleet::protocol::aes_passthrough::AesError;
 use plugfleet::protocol::klap::{AuthVersion, CredentialSource, KlapError};
 use plugfleet::protocol::{Realtime, Request, SysInfo};
-use plugfleet::sim::klap::{self as simklap, Dialect, KlapFault, KlapFleet, KlapSpec};
+use plugfleet::sim::klap::{self as simklap, Dialect, KlapFault, KlapFleet, KlapSpec, Transport};
 use plugfleet::sim::{self, Fleet, FleetSpec, PlugHandle};
 use serde_json::{Value, json};
 
 const IOT: &str = "hs100-uk-hw4-klap";
 const SMART: &str = "kp125m-us-hw1-smart";
+const AES: &str = "p110-eu-hw1-aes";
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 fn base() -> Ipv4Addr {
@@ -382,4 +385,111 @@ fn klap_faults_parse_by_name() {
         assert_eq!(f.name().parse::<KlapFault>(), Ok(f));
     }
     assert!("explode".parse::<KlapFault>().is_err());
+}
+
+fn aes_client(k: &KlapFleet, ip: Ipv4Addr, acct: Option<Credentials>) -> AesClient {
+    let d = k.device(ip).expect("an AES device");
+    assert_eq!(d.transport, Transport::Aes);
+    AesClient::new(AesConfig {
+        timeout: TIMEOUT,
+        ..AesConfig::new(d.addr(), acct, d.login_v2)
+    })
+}
+
+fn aes_fault(f: KlapFault) -> impl FnOnce(Ipv4Addr) -> KlapSpec {
+    move |b| KlapSpec {
+        faults: vec![(b, f)],
+        ..KlapSpec::default()
+    }
+}
+
+#[tokio::test]
+async fn aes_profile_answers_device_info_and_energy_through_secure_passthrough() {
+    let (f, k) = fleet(&[AES], |_| KlapSpec::default()).await;
+    let p = &f.plugs()[0];
+    let d = k.device(p.ip).expect("device");
+    assert_eq!((d.transport, d.dialect), (Transport::Aes, Dialect::Smart));
+    let mut c = aes_client(&k, p.ip, Some(account()));
+    let info = bounded(c.query(&smart("get_device_info", Value::Null)))
+        .await
+        .expect("info");
+    let r = &info["result"];
+    assert_eq!(r["model"], "P110");
+    assert_eq!(r["type"], "SMART.TAPOPLUG");
+    assert_eq!(r["fw_ver"], p.sw_ver.as_str());
+    assert_eq!(r["mac"], p.mac.replace(':', "-"));
+    let nick = base64::engine::general_purpose::STANDARD
+        .decode(r["nickname"].as_str().expect("nickname"))
+        .expect("base64 nickname");
+    assert_eq!(String::from_utf8(nick).expect("utf-8"), p.alias);
+    let m = bounded(c.query(&smart("get_emeter_data", Value::Null)))
+        .await
+        .expect("emeter");
+    let v = m["result"]["voltage_mv"].as_i64().expect("mV");
+    assert!(
+        (200_000..=260_000).contains(&v),
+        "{v} mV on a 230 V profile"
+    );
+    let want = !p.relays()[0];
+    bounded(c.query(&smart("set_device_info", json!({"device_on": want}))))
+        .await
+        .expect("set");
+    assert_eq!(p.relays(), vec![want]);
+    // One key exchange and one login for the lot.
+    assert_eq!(c.handshakes(), 1);
+    assert_eq!(d.handshakes(), 1);
+    assert_eq!(d.requests(), 3);
+}
+
+#[tokio::test]
+async fn aes_wrong_credentials_are_auth_failed_or_needs_credentials() {
+    let (f, k) = fleet(&[AES], aes_fault(KlapFault::WrongCredentials)).await;
+    let ip = f.plugs()[0].ip;
+    let mut c = aes_client(&k, ip, Some(account()));
+    assert_eq!(
+        bounded(c.query(&smart("get_device_info", Value::Null))).await,
+        Err(AesNetError::AuthFailed)
+    );
+    // The account, then the default TAPO setup credentials: two key exchanges.
+    assert_eq!(c.handshakes(), 2);
+    let mut c = aes_client(&k, ip, None);
+    assert_eq!(
+        bounded(c.query(&smart("get_device_info", Value::Null))).await,
+        Err(AesNetError::NeedsCredentials)
+    );
+}
+
+#[tokio::test]
+async fn aes_session_expiry_gets_a_fresh_login() {
+    let (f, k) = fleet(&[AES], aes_fault(KlapFault::SessionExpiry)).await;
+    let ip = f.plugs()[0].ip;
+    let mut c = aes_client(&k, ip, Some(account()));
+    for i in 0..3 {
+        let r = bounded(c.query(&smart("get_current_power", Value::Null)))
+            .await
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(r["error_code"], 0);
+    }
+    assert_eq!(c.handshakes(), 2);
+    assert_eq!(k.device(ip).expect("device").handshakes(), 2);
+}
+
+#[tokio::test]
+async fn aes_faults_are_typed() {
+    let (f, k) = fleet(&[AES], aes_fault(KlapFault::HandshakeHang)).await;
+    let mut c = aes_client(&k, f.plugs()[0].ip, Some(account()));
+    assert_eq!(
+        bounded(c.query(&smart("get_device_info", Value::Null))).await,
+        Err(AesNetError::Timeout {
+            stage: AesStage::Handshake,
+            after: TIMEOUT
+        })
+    );
+    drop((f, k));
+    let (f, k) = fleet(&[AES], aes_fault(KlapFault::GarbageCiphertext)).await;
+    let mut c = aes_client(&k, f.plugs()[0].ip, Some(account()));
+    assert_eq!(
+        bounded(c.query(&smart("get_device_info", Value::Null))).await,
+        Err(AesNetError::BadCiphertext(AesError::BadCiphertext))
+    );
 }

@@ -32,7 +32,8 @@ pub struct SimArgs {
     /// Profile to use (repeatable; plugs cycle through the list). Default: a mixed fleet.
     /// Known: hs110-eu-hw1, hs110-us-hw1, hs110-eu-hw4, kp115-us-hw1, hs100-us-hw2,
     /// hs300-us-hw2, hs105-us-hw1, kp303-us-hw2, hs100-uk-hw4-klap (or a model such as HS110(EU));
-    /// outside the default fleet: kp125m-us-hw1-smart (SMART over KLAP v2).
+    /// outside the default fleet: kp125m-us-hw1-smart (SMART over KLAP v2), p110-eu-hw1-aes
+    /// (SMART over AES securePassthrough).
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Multiplies every simulated duration (reboot, flash, download, slow, flaky): 0.1 = 10× faster.
@@ -48,7 +49,7 @@ pub struct SimArgs {
     /// {"images":[{"sha256","model","hw","sw_ver"}]}); the demo images are always accepted.
     #[arg(long = "accept-images", value_name = "FILE")]
     pub accept_images: Option<std::path::PathBuf>,
-    /// HTTP port of the newer-protocol (KLAP) plugs (0 = pick a free one; printed as
+    /// HTTP port of the newer-protocol (KLAP/AES) plugs (0 = pick a free one; printed as
     /// `http_port` in their JSON lines).
     #[arg(long, default_value_t = 0, value_name = "P")]
     pub klap_port: u16,

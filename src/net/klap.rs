@@ -147,10 +147,10 @@ impl std::fmt::Debug for KlapClient {
 
 /// One HTTP response.
 #[derive(Debug)]
-struct HttpReply {
-    status: u16,
-    set_cookies: Vec<String>,
-    body: Vec<u8>,
+pub(crate) struct HttpReply {
+    pub status: u16,
+    pub set_cookies: Vec<String>,
+    pub body: Vec<u8>,
 }
 
 impl KlapClient {
@@ -326,17 +326,20 @@ impl KlapClient {
         body: &[u8],
     ) -> Result<HttpReply, KlapNetError> {
         let after = self.cfg.timeout;
-        timeout(after, post(self.cfg.addr, path, cookie, body))
+        timeout(after, post(self.cfg.addr, path, OCTETS, cookie, body))
             .await
             .map_err(|_| KlapNetError::Timeout { stage, after })?
             .map_err(|msg| KlapNetError::Io { stage, msg })
     }
 }
 
-/// One HTTP/1.1 POST on a fresh connection.
-async fn post(
+const OCTETS: &str = "application/octet-stream";
+
+/// One HTTP/1.1 POST on a fresh connection (shared with `net::aes`); not timed here.
+pub(crate) async fn post(
     addr: SocketAddr,
     path: &str,
+    content_type: &str,
     cookie: Option<&str>,
     body: &[u8],
 ) -> Result<HttpReply, String> {
@@ -345,7 +348,7 @@ async fn post(
         .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = s.set_nodelay(true);
     let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
          Accept: */*\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );

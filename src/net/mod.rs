@@ -1,5 +1,6 @@
-//! Sockets: the device client, discovery, the poller, and the KLAP client (`klap`).
+//! Sockets: the device client, discovery, the poller, and the KLAP and AES clients (`klap`, `aes`).
 
+pub mod aes;
 pub mod client;
 pub mod discovery;
 pub mod klap;

@@ -1,5 +1,10 @@
-//! Simulated KLAP devices: an HTTP server (axum) on `PLUG_IP:KLAP_PORT` for every
-//! newer-protocol plug of a [`Fleet`], answering from the plug's own simulated state.
+//! Simulated KLAP and AES devices: an HTTP server (axum) on `PLUG_IP:KLAP_PORT` for every
+//! newer-protocol plug of a [`Fleet`], answering from the plug's own simulated state. The
+//! transport follows the profile's discovery template (`mgt_encrypt_schm.encrypt_type`).
+//!
+//! - AES profiles (P110 older firmware): `POST /app` `handshake` (RSA PKCS#1 v1.5 key exchange),
+//!   `securePassthrough` with `login_device` (v1 or, with `lv: 2`, v2 params; anything else is
+//!   -1501), then requests on `/app?token=…`; an expired session answers `error_code` 9999.
 //!
 //! - `IOT.*` profiles (HS100(UK) hw 4.1): KLAP v1 (v2 when the discovery template says `lv >= 2`
 //!   or `new_klap: 1`), the same JSON as port 9999 inside (`system.get_sysinfo`,
@@ -44,6 +49,7 @@ use super::error::SimError;
 use super::load::{self, now_unix};
 use super::plug::PlugShared;
 use super::{Fleet, server};
+use crate::protocol::aes_passthrough::{self as aes, AesSession};
 use crate::protocol::klap::{
     self, AuthHash, AuthVersion, SEED_LEN, SESSION_COOKIE, Session, TIMEOUT_COOKIE,
 };
@@ -156,8 +162,11 @@ pub enum Dialect {
 pub struct KlapDeviceInfo {
     pub ip: Ipv4Addr,
     pub http_port: u16,
+    pub transport: Transport,
+    /// AES transport: `login_device` takes `password2` (discovery `lv: 2`).
+    pub login_v2: bool,
     pub dialect: Dialect,
-    /// 1 or 2.
+    /// KLAP auth-hash version, 1 or 2.
     pub klap_version: u8,
     pub faults: Vec<KlapFault>,
     #[serde(skip)]
@@ -235,6 +244,12 @@ enum SessState {
         session: Session,
         requests: u32,
     },
+    /// AES transport: key exchanged; `token` once logged in.
+    Aes {
+        session: AesSession,
+        token: Option<String>,
+        requests: u32,
+    },
 }
 
 struct Device {
@@ -242,6 +257,8 @@ struct Device {
     dialect: Dialect,
     version: AuthVersion,
     auth: AuthHash,
+    /// The `login_device` params the device accepts (AES transport).
+    aes_login: Value,
     faults: Vec<KlapFault>,
     session_secs: u64,
     /// Cookie → (age stamp, state).
@@ -268,6 +285,33 @@ impl Device {
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, SessState)>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The transport of a newer-protocol profile, from its discovery template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Klap,
+    Aes,
+}
+
+fn transport_of(plug: &PlugShared) -> (Transport, bool) {
+    let schm = plug
+        .id
+        .profile
+        .discovery
+        .as_ref()
+        .and_then(|d| d.get("mgt_encrypt_schm"));
+    let ty = schm
+        .and_then(|s| s.get("encrypt_type"))
+        .and_then(Value::as_str)
+        .unwrap_or("KLAP");
+    let lv2 = schm.and_then(|s| s.get("lv")).and_then(Value::as_i64) == Some(2);
+    if ty.eq_ignore_ascii_case("AES") {
+        (Transport::Aes, lv2)
+    } else {
+        (Transport::Klap, lv2)
     }
 }
 
@@ -330,16 +374,20 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
             .collect();
         faults.sort();
         faults.dedup();
-        let auth = if faults.contains(&KlapFault::WrongCredentials) {
-            AuthHash::new(version, "someone-else@plugfleet.invalid", "not-yours")
+        let (user, pw) = if faults.contains(&KlapFault::WrongCredentials) {
+            ("someone-else@plugfleet.invalid", "not-yours")
         } else {
-            AuthHash::new(version, &spec.username, &spec.password)
+            (spec.username.as_str(), spec.password.as_str())
         };
+        let auth = AuthHash::new(version, user, pw);
+        let (transport, login_v2) = transport_of(&plug);
+        let aes_login = aes::login_params(login_v2, user, pw);
         let dev = Arc::new(Device {
             plug,
             dialect,
             version,
             auth,
+            aes_login,
             faults: faults.clone(),
             session_secs: spec.session_secs,
             sessions: Mutex::new(HashMap::new()),
@@ -348,11 +396,14 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
             requests: AtomicU64::new(0),
             token: token.clone(),
         });
-        let app = Router::new()
-            .route("/app/handshake1", post(handshake1))
-            .route("/app/handshake2", post(handshake2))
-            .route("/app/request", post(request))
-            .with_state(dev.clone());
+        let app = match transport {
+            Transport::Klap => Router::new()
+                .route("/app/handshake1", post(handshake1))
+                .route("/app/handshake2", post(handshake2))
+                .route("/app/request", post(request)),
+            Transport::Aes => Router::new().route("/app", post(aes_app)),
+        }
+        .with_state(dev.clone());
         let stop = token.clone();
         tasks.push(tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -365,6 +416,8 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
         devices.push(KlapDeviceInfo {
             ip: p.ip,
             http_port: port,
+            transport,
+            login_v2,
             dialect,
             klap_version: match version {
                 AuthVersion::V1 => 1,
@@ -546,6 +599,171 @@ async fn request(
         .into_response()
 }
 
+fn aes_err(code: i64) -> Response {
+    (StatusCode::OK, json!({"error_code": code}).to_string()).into_response()
+}
+
+/// The AES transport's one endpoint: `handshake`, then `securePassthrough` carrying
+/// `login_device` and, with `?token=`, the JSON-RPC requests.
+async fn aes_app(
+    State(dev): State<Arc<Device>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if body.len() > MAX_BODY {
+        return status(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return aes_err(-1003);
+    };
+    match req.get("method").and_then(Value::as_str) {
+        Some("handshake") => aes_handshake(&dev, &req).await,
+        Some("securePassthrough") => {
+            let token = query
+                .as_deref()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+                .map(str::to_owned);
+            aes_passthrough(&dev, &headers, token, &req).await
+        }
+        _ => aes_err(-1002),
+    }
+}
+
+async fn aes_handshake(dev: &Arc<Device>, req: &Value) -> Response {
+    use rsa::pkcs8::DecodePublicKey;
+    if dev.has(KlapFault::HandshakeHang) || dev.plug.hanging.load(Ordering::Relaxed) {
+        dev.token.cancelled().await;
+        return status(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let Some(pem) = req.pointer("/params/key").and_then(Value::as_str) else {
+        return aes_err(-1008);
+    };
+    let Ok(public) = rsa::RsaPublicKey::from_public_key_pem(pem) else {
+        return aes_err(-1010);
+    };
+    let key: [u8; 16] = random();
+    let iv: [u8; 16] = random();
+    let mut both = key.to_vec();
+    both.extend_from_slice(&iv);
+    let Ok(ct) = public.encrypt(&mut rsa::rand_core::OsRng, rsa::Pkcs1v15Encrypt, &both) else {
+        return aes_err(-1010);
+    };
+    let cookie = hex::encode_upper(random::<16>());
+    {
+        let mut s = dev.sessions();
+        while s.len() >= MAX_SESSIONS {
+            let oldest = s
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => s.remove(&k),
+                None => break,
+            };
+        }
+        let t = dev.stamp.fetch_add(1, Ordering::Relaxed);
+        let state = SessState::Aes {
+            session: AesSession::new(key, iv),
+            token: None,
+            requests: 0,
+        };
+        s.insert(cookie.clone(), (t, state));
+    }
+    let reply = json!({"error_code": 0, "result": {"key": B64.encode(ct)}});
+    (
+        [(
+            header::SET_COOKIE,
+            format!(
+                "{SESSION_COOKIE}={cookie};{TIMEOUT_COOKIE}={}",
+                dev.session_secs
+            ),
+        )],
+        reply.to_string(),
+    )
+        .into_response()
+}
+
+async fn aes_passthrough(
+    dev: &Arc<Device>,
+    headers: &HeaderMap,
+    token: Option<String>,
+    req: &Value,
+) -> Response {
+    let Some(cookie) = cookie_of(headers) else {
+        return status(StatusCode::FORBIDDEN);
+    };
+    let Some(inner) = req.pointer("/params/request").and_then(Value::as_str) else {
+        return aes_err(-1008);
+    };
+    let (session, logged_in) = {
+        let mut s = dev.sessions();
+        let Some((
+            _,
+            SessState::Aes {
+                session,
+                token: held,
+                requests,
+            },
+        )) = s.get_mut(&cookie)
+        else {
+            return status(StatusCode::FORBIDDEN);
+        };
+        let logged_in = match (&token, held.as_ref()) {
+            (Some(t), Some(h)) if t == h => true,
+            (Some(_), _) => return aes_err(9999),
+            (None, _) => false,
+        };
+        if logged_in {
+            if dev.has(KlapFault::SessionExpiry) && *requests >= EXPIRY_REQUESTS {
+                s.remove(&cookie);
+                return aes_err(9999);
+            }
+            *requests += 1;
+        }
+        (session.clone(), logged_in)
+    };
+    let Ok(plain) = session.decrypt(inner) else {
+        return aes_err(-1005);
+    };
+    let Ok(inner_req) = serde_json::from_slice::<Value>(&plain) else {
+        return aes_err(-1003);
+    };
+    let reply = if logged_in {
+        if dev.has(KlapFault::GarbageCiphertext) {
+            // Not even base64: fails to decrypt every time.
+            let junk = format!("%%{}%%", hex::encode(random::<24>()));
+            return (
+                StatusCode::OK,
+                json!({"error_code": 0, "result": {"response": junk}}).to_string(),
+            )
+                .into_response();
+        }
+        dev.requests.fetch_add(1, Ordering::Relaxed);
+        smart_reply(&dev.plug, &inner_req, now_unix())
+    } else if inner_req.get("method").and_then(Value::as_str) == Some("login_device") {
+        let given = inner_req.get("params").cloned().unwrap_or(Value::Null);
+        if given == dev.aes_login {
+            let t = hex::encode_upper(random::<16>());
+            if let Some((_, SessState::Aes { token, .. })) = dev.sessions().get_mut(&cookie) {
+                *token = Some(t.clone());
+            }
+            dev.handshakes.fetch_add(1, Ordering::Relaxed);
+            json!({"error_code": 0, "result": {"token": t}})
+        } else {
+            json!({"error_code": aes::LOGIN_ERROR})
+        }
+    } else {
+        json!({"error_code": 9999})
+    };
+    let wire = session.encrypt(reply.to_string().as_bytes());
+    (
+        StatusCode::OK,
+        json!({"error_code": 0, "result": {"response": wire}}).to_string(),
+    )
+        .into_response()
+}
+
 /// SMART error codes used here (python-kasa `SmartErrorCode`).
 const UNKNOWN_METHOD: i64 = -1002;
 const PARAMS_ERROR: i64 = -1008;
@@ -685,7 +903,15 @@ fn device_info(plug: &Arc<PlugShared>, now: f64) -> Value {
     m.insert("device_id".into(), g("deviceId"));
     m.insert("fw_ver".into(), g("sw_ver"));
     m.insert("hw_ver".into(), g("hw_ver"));
-    m.insert("type".into(), json!("SMART.KASAPLUG"));
+    let ty = plug
+        .id
+        .profile
+        .discovery
+        .as_ref()
+        .and_then(|d| d.get("device_type"))
+        .cloned()
+        .unwrap_or_else(|| json!("SMART.KASAPLUG"));
+    m.insert("type".into(), ty);
     m.insert("model".into(), json!(base));
     m.insert("mac".into(), json!(s("mac").replace(':', "-")));
     m.insert("hw_id".into(), g("hwId"));

@@ -18,9 +18,10 @@
 //!   (`assets/profiles/images.json`); `fetch`: the plug's own HTTP client; `load`: readings as a
 //!   function of time; `server`: the sockets.
 //! - [`Fleet`]: N plugs on consecutive 127.x.y.z addresses sharing one port.
-//! - [`klap`]: an HTTP KLAP server for each newer-protocol plug of a fleet (IOT JSON over KLAP
-//!   v1 for HS100(UK) hw 4.1, SMART JSON-RPC over KLAP v2 for KP125M — the latter profile is
-//!   outside the default mixed fleet, see [`profile::extra`]), with its own faults.
+//! - [`klap`]: an HTTP server for each newer-protocol plug of a fleet: IOT JSON over KLAP v1 for
+//!   HS100(UK) hw 4.1, SMART JSON-RPC over KLAP v2 for KP125M and over AES securePassthrough for
+//!   P110 (the SMART profiles are outside the default mixed fleet, see [`profile::extra`]), with
+//!   its own faults.
 //!
 //! # Identity
 //!

@@ -33,7 +33,7 @@ pub struct Profile {
     pub description: String,
     /// The real dump the profile is shaped on (file in `tests/fixtures/`).
     pub fixture: String,
-    /// `legacy` (port 9999) or the label of a newer protocol (`klap`).
+    /// `legacy` (port 9999) or the label of a newer protocol (`klap`, `aes`).
     pub protocol: String,
     pub meter: MeterScheme,
     /// Meter replies carry `slot_id` (HS300 hw 2.0).
@@ -128,9 +128,10 @@ const PROFILE_FILES: [&str; 9] = [
 ];
 /// Profiles `--profile` finds that the default mixed fleet leaves out: SMART devices whose
 /// dialect only `sim::klap` serves (their `sysinfo` is internal state in port-9999 shape).
-const EXTRA_PROFILE_FILES: [&str; 1] = [include_str!(
-    "../../assets/profiles/kp125m-us-hw1-smart.json"
-)];
+const EXTRA_PROFILE_FILES: [&str; 2] = [
+    include_str!("../../assets/profiles/kp125m-us-hw1-smart.json"),
+    include_str!("../../assets/profiles/p110-eu-hw1-aes.json"),
+];
 const LOADS_FILE: &str = include_str!("../../assets/profiles/loads.json");
 
 struct Embedded {
