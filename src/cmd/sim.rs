@@ -160,7 +160,16 @@ fn plug_line(
     let mut v = serde_json::to_value(p).unwrap_or_default();
     if let (Some(o), Some(d)) = (v.as_object_mut(), klap.device(p.ip)) {
         o.insert("http_port".into(), serde_json::json!(d.http_port));
-        o.insert("klap_version".into(), serde_json::json!(d.klap_version));
+        o.insert("transport".into(), serde_json::json!(d.transport));
+        match d.transport {
+            sim::klap::Transport::Klap => {
+                o.insert("klap_version".into(), serde_json::json!(d.klap_version));
+            }
+            sim::klap::Transport::Aes => {
+                let lv = if d.login_v2 { 2 } else { 1 };
+                o.insert("login_version".into(), serde_json::json!(lv));
+            }
+        }
         o.insert("dialect".into(), serde_json::json!(d.dialect));
         o.insert("username".into(), serde_json::json!(spec.username));
         o.insert("password".into(), serde_json::json!(spec.password));

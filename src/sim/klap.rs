@@ -639,7 +639,18 @@ async fn aes_handshake(dev: &Arc<Device>, req: &Value) -> Response {
     let Some(pem) = req.pointer("/params/key").and_then(Value::as_str) else {
         return aes_err(-1008);
     };
-    let Ok(public) = rsa::RsaPublicKey::from_public_key_pem(pem) else {
+    // Lenient PEM: python-kasa sends the base64 on one line, which strict RFC 7468 parsers
+    // refuse; real devices take it.
+    let der: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
+        .collect();
+    let Some(public) = B64
+        .decode(der)
+        .ok()
+        .and_then(|d| rsa::RsaPublicKey::from_public_key_der(&d).ok())
+    else {
         return aes_err(-1010);
     };
     let key: [u8; 16] = random();
