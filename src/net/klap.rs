@@ -502,4 +502,12 @@ mod tests {
         let c = Credentials::new("me@example.com", "s3cret");
         assert!(!format!("{c:?}").contains("s3cret"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_replies_never_panic(data: Vec<u8>) {
+            let _ = parse_reply(&data);
+            let _ = parse_at_eof(&data);
+        }
+    }
 }

@@ -310,4 +310,14 @@ mod tests {
             Ok("K")
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_passthrough_never_panics(text: String) {
+            let (k, iv) = key_iv();
+            let s = AesSession::new(k, iv);
+            let _ = s.decrypt(&text);
+            let _ = s.unwrap_reply(&json!({"error_code": 0, "result": {"response": text}}));
+        }
+    }
 }

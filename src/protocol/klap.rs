@@ -611,4 +611,23 @@ mod tests {
         assert_eq!(usable_secs(86_400), 86_400 - 1200);
         assert_eq!(usable_secs(60), 30);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_bodies_never_panic_and_never_open(data: Vec<u8>, seq: i32) {
+            let (l, r) = seeds();
+            let s = Session::new(&l, &r, &AuthHash::new(AuthVersion::V2, USER, PW));
+            // Without the signature key nothing verifies.
+            proptest::prop_assert!(s.open(seq, &data).is_err());
+            let _ = parse_handshake1_reply(&data);
+            let _ = aes_cbc_decrypt(&[1u8; 16], &[2u8; 16], &data);
+        }
+
+        #[test]
+        fn bodies_round_trip(data: Vec<u8>, seq: i32) {
+            let (l, r) = seeds();
+            let s = Session::new(&l, &r, &AuthHash::new(AuthVersion::V1, USER, PW));
+            proptest::prop_assert_eq!(s.open(seq, &s.seal(seq, &data)).ok(), Some(data));
+        }
+    }
 }
