@@ -31,7 +31,9 @@ pub struct SimArgs {
     pub tdp_port: u16,
     /// Profile to use (repeatable; plugs cycle through the list). Default: a mixed fleet.
     /// Known: hs110-eu-hw1, hs110-us-hw1, hs110-eu-hw4, kp115-us-hw1, hs100-us-hw2,
-    /// hs300-us-hw2, hs105-us-hw1, kp303-us-hw2, hs100-uk-hw4-klap (or a model such as HS110(EU)).
+    /// hs300-us-hw2, hs105-us-hw1, kp303-us-hw2, hs100-uk-hw4-klap (or a model such as HS110(EU));
+    /// outside the default fleet: kp125m-us-hw1-smart (SMART over KLAP v2), p110-eu-hw1-aes
+    /// (SMART over AES securePassthrough).
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Multiplies every simulated duration (reboot, flash, download, slow, flaky): 0.1 = 10× faster.
@@ -47,6 +49,20 @@ pub struct SimArgs {
     /// {"images":[{"sha256","model","hw","sw_ver"}]}); the demo images are always accepted.
     #[arg(long = "accept-images", value_name = "FILE")]
     pub accept_images: Option<std::path::PathBuf>,
+    /// HTTP port of the newer-protocol (KLAP/AES) plugs (0 = pick a free one; printed as
+    /// `http_port` in their JSON lines).
+    #[arg(long, default_value_t = 0, value_name = "P")]
+    pub klap_port: u16,
+    /// The TP-Link account the KLAP plugs are bound to (printed in their JSON lines).
+    #[arg(long, default_value = sim::klap::DEFAULT_USERNAME, value_name = "EMAIL")]
+    pub username: String,
+    /// The account's password (a simulator's, printed in the KLAP plugs' JSON lines).
+    #[arg(long, default_value = sim::klap::DEFAULT_PASSWORD, value_name = "PW")]
+    pub password: String,
+    /// Give the KLAP plug at IP a fault (repeatable). Kinds: wrong-credentials, session-expiry,
+    /// handshake-hang, garbage-ciphertext.
+    #[arg(long = "klap-fault", value_name = "IP=KIND")]
+    pub klap_faults: Vec<String>,
 }
 
 impl Default for SimArgs {
@@ -60,6 +76,10 @@ impl Default for SimArgs {
             time_scale: 1.0,
             faults: Vec::new(),
             accept_images: None,
+            klap_port: 0,
+            username: sim::klap::DEFAULT_USERNAME.into(),
+            password: sim::klap::DEFAULT_PASSWORD.into(),
+            klap_faults: Vec::new(),
         }
     }
 }
@@ -100,6 +120,64 @@ pub fn parse_fault(s: &str) -> Result<(Ipv4Addr, FaultKind), UsageError> {
         .parse()
         .map_err(|e| UsageError(format!("--fault `{s}`: {e}")))?;
     Ok((ip, kind))
+}
+
+/// Builds the KLAP side's spec from the flags.
+pub fn klap_spec_from_args(args: &SimArgs) -> Result<sim::klap::KlapSpec, UsageError> {
+    let faults = args
+        .klap_faults
+        .iter()
+        .map(|f| {
+            let (ip, kind) = f.split_once('=').ok_or_else(|| {
+                UsageError(format!(
+                    "--klap-fault `{f}` must be IP=KIND, e.g. 127.0.0.10=wrong-credentials"
+                ))
+            })?;
+            let ip: Ipv4Addr = ip.trim().parse().map_err(|_| {
+                UsageError(format!("--klap-fault `{f}`: `{ip}` is not an IPv4 address"))
+            })?;
+            let kind: sim::klap::KlapFault = kind
+                .parse()
+                .map_err(|e| UsageError(format!("--klap-fault `{f}`: {e}")))?;
+            Ok((ip, kind))
+        })
+        .collect::<Result<Vec<_>, UsageError>>()?;
+    Ok(sim::klap::KlapSpec {
+        port: args.klap_port,
+        username: args.username.clone(),
+        password: args.password.clone(),
+        faults,
+        ..sim::klap::KlapSpec::default()
+    })
+}
+
+/// A plug's JSON line: the plug, plus for a KLAP plug its HTTP port, dialect and the account.
+fn plug_line(
+    p: &PlugHandle,
+    klap: &sim::klap::KlapFleet,
+    spec: &sim::klap::KlapSpec,
+) -> serde_json::Value {
+    let mut v = serde_json::to_value(p).unwrap_or_default();
+    if let (Some(o), Some(d)) = (v.as_object_mut(), klap.device(p.ip)) {
+        o.insert("http_port".into(), serde_json::json!(d.http_port));
+        o.insert("transport".into(), serde_json::json!(d.transport));
+        match d.transport {
+            sim::klap::Transport::Klap => {
+                o.insert("klap_version".into(), serde_json::json!(d.klap_version));
+            }
+            sim::klap::Transport::Aes => {
+                let lv = if d.login_v2 { 2 } else { 1 };
+                o.insert("login_version".into(), serde_json::json!(lv));
+            }
+        }
+        o.insert("dialect".into(), serde_json::json!(d.dialect));
+        o.insert("username".into(), serde_json::json!(spec.username));
+        o.insert("password".into(), serde_json::json!(spec.password));
+        if !d.faults.is_empty() {
+            o.insert("klap_faults".into(), serde_json::json!(d.faults));
+        }
+    }
+    v
 }
 
 /// Builds the fleet spec from the flags (usage errors are [`UsageError`]).
@@ -146,6 +224,7 @@ fn map_err(e: SimError) -> anyhow::Error {
 
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     let spec = spec_from_args(&args)?;
+    let klap_spec = klap_spec_from_args(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -155,10 +234,13 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         // lines still ends the simulator cleanly.
         let signals = Signals::new()?;
         let fleet = sim::start(spec).await.map_err(map_err)?;
+        let klap = sim::klap::serve(&fleet, &klap_spec)
+            .await
+            .map_err(map_err)?;
         {
             let mut out = std::io::stdout().lock();
             for p in fleet.plugs() {
-                serde_json::to_writer(&mut out, p)?;
+                serde_json::to_writer(&mut out, &plug_line(p, &klap, &klap_spec))?;
                 out.write_all(b"\n")?;
             }
             out.flush()?;
@@ -172,6 +254,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
                 Some(()) = requests.recv() => print_stats(&plugs)?,
             }
         }
+        klap.shutdown().await;
         fleet.shutdown().await;
         print_stats(&plugs)?;
         Ok(ExitCode::SUCCESS)

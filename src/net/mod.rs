@@ -1,7 +1,9 @@
-//! Sockets: the device client, discovery, and the poller.
+//! Sockets: the device client, discovery, the poller, and the KLAP and AES clients (`klap`, `aes`).
 
+pub mod aes;
 pub mod client;
 pub mod discovery;
+pub mod klap;
 pub mod poller;
 
 pub use client::{Client, ClientConfig, NetError, Stage};

@@ -1,8 +1,11 @@
 //! The port-9999 protocol, pure: cipher, framing, typed requests and replies, and the UDP 20002
-//! probe of newer devices. Nothing here does I/O.
+//! probe of newer devices; the newer transports' crypto and framing (`klap`, `aes_passthrough`).
+//! Nothing here does I/O.
 
+pub mod aes_passthrough;
 pub mod cipher;
 pub mod codec;
+pub mod klap;
 pub mod reply;
 pub mod request;
 pub mod sighting;

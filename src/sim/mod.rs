@@ -18,6 +18,10 @@
 //!   (`assets/profiles/images.json`); `fetch`: the plug's own HTTP client; `load`: readings as a
 //!   function of time; `server`: the sockets.
 //! - [`Fleet`]: N plugs on consecutive 127.x.y.z addresses sharing one port.
+//! - [`klap`]: an HTTP server for each newer-protocol plug of a fleet: IOT JSON over KLAP v1 for
+//!   HS100(UK) hw 4.1, SMART JSON-RPC over KLAP v2 for KP125M and over AES securePassthrough for
+//!   P110 (the SMART profiles are outside the default mixed fleet, see [`profile::extra`]), with
+//!   its own faults.
 //!
 //! # Identity
 //!
@@ -120,6 +124,7 @@ mod fetch;
 mod flash;
 mod identity;
 pub mod images;
+pub mod klap;
 pub mod load;
 mod outlets;
 mod plug;

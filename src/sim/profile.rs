@@ -33,7 +33,7 @@ pub struct Profile {
     pub description: String,
     /// The real dump the profile is shaped on (file in `tests/fixtures/`).
     pub fixture: String,
-    /// `legacy` (port 9999) or the label of a newer protocol (`klap`).
+    /// `legacy` (port 9999) or the label of a newer protocol (`klap`, `aes`).
     pub protocol: String,
     pub meter: MeterScheme,
     /// Meter replies carry `slot_id` (HS300 hw 2.0).
@@ -126,10 +126,17 @@ const PROFILE_FILES: [&str; 9] = [
     include_str!("../../assets/profiles/kp303-us-hw2.json"),
     include_str!("../../assets/profiles/hs100-uk-hw4-klap.json"),
 ];
+/// Profiles `--profile` finds that the default mixed fleet leaves out: SMART devices whose
+/// dialect only `sim::klap` serves (their `sysinfo` is internal state in port-9999 shape).
+const EXTRA_PROFILE_FILES: [&str; 2] = [
+    include_str!("../../assets/profiles/kp125m-us-hw1-smart.json"),
+    include_str!("../../assets/profiles/p110-eu-hw1-aes.json"),
+];
 const LOADS_FILE: &str = include_str!("../../assets/profiles/loads.json");
 
 struct Embedded {
     profiles: Vec<Profile>,
+    extra: Vec<Profile>,
     catalogue: Catalogue,
 }
 
@@ -142,12 +149,17 @@ fn embedded() -> &'static Embedded {
             .iter()
             .filter_map(|s| serde_json::from_str::<Profile>(s).ok())
             .collect();
+        let extra = EXTRA_PROFILE_FILES
+            .iter()
+            .filter_map(|s| serde_json::from_str::<Profile>(s).ok())
+            .collect();
         let catalogue = serde_json::from_str(LOADS_FILE).unwrap_or(Catalogue {
             rooms: vec!["Room".into()],
             appliances: Vec::new(),
         });
         Embedded {
             profiles,
+            extra,
             catalogue,
         }
     })
@@ -163,13 +175,19 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|p| p.name.as_str()).collect()
 }
 
-/// A profile by name (`hs110-eu-hw1`) or by model (`HS110(EU)`, first match), case-insensitive.
+/// Profiles outside the default mixed fleet (found by [`find`]).
+pub fn extra() -> &'static [Profile] {
+    &embedded().extra
+}
+
+/// A profile by name (`hs110-eu-hw1`) or by model (`HS110(EU)`, first match), case-insensitive;
+/// the default fleet's profiles first, then [`extra`].
 pub fn find(name: &str) -> Option<&'static Profile> {
     let name = name.trim();
-    all()
-        .iter()
+    let every = || all().iter().chain(extra());
+    every()
         .find(|p| p.name.eq_ignore_ascii_case(name))
-        .or_else(|| all().iter().find(|p| p.model().eq_ignore_ascii_case(name)))
+        .or_else(|| every().find(|p| p.model().eq_ignore_ascii_case(name)))
 }
 
 /// An appliance by name; an always-on 10 W load if the name is unknown.
@@ -223,6 +241,31 @@ mod tests {
             assert!(p.is_strip() || !p.loads.is_empty(), "{}", p.name);
         }
         assert!(!rooms().is_empty());
+    }
+
+    #[test]
+    fn extra_profiles_parse_and_are_found_but_not_in_the_default_fleet() {
+        assert_eq!(
+            extra().len(),
+            EXTRA_PROFILE_FILES.len(),
+            "an extra profile failed to parse"
+        );
+        for p in extra() {
+            assert!(!p.is_legacy() && p.discovery.is_some(), "{}", p.name);
+            assert!(find(&p.name).is_some());
+            assert!(all().iter().all(|q| q.name != p.name));
+            for l in &p.loads {
+                assert!(
+                    embedded().catalogue.appliances.iter().any(|a| &a.name == l),
+                    "{}: unknown load {l}",
+                    p.name
+                );
+            }
+        }
+        assert_eq!(
+            find("KP125M(US)").map(|p| p.name.as_str()),
+            Some("kp125m-us-hw1-smart")
+        );
     }
 
     #[test]
