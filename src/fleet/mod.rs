@@ -2,6 +2,7 @@
 
 pub mod history;
 pub mod plausibility;
+pub mod quiet;
 pub mod ratings;
 pub mod reading;
 pub mod registry;
