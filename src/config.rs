@@ -25,6 +25,224 @@ pub struct Config {
     pub ratings: BTreeMap<String, RatingOverride>,
     /// Local names keyed by MAC (any separator, any case).
     pub names: BTreeMap<String, String>,
+    /// The quiet cross-checks over history and the fleet (`fleet::quiet`): each rule's switch
+    /// and thresholds.
+    pub plausibility: QuietRules,
+}
+
+/// `[plausibility]`: the rules that catch meters lying quietly (issue 15), one sub-table each.
+/// Every key is optional; the defaults are the ones in the commented default file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuietRules {
+    pub counter: CounterRule,
+    pub frozen: FrozenRule,
+    pub fleet_voltage: FleetVoltageRule,
+    pub phantom: PhantomRule,
+    pub power_factor: PowerFactorRule,
+}
+
+/// `[plausibility.counter]`: the rise of `total` against the energy integrated from the polled
+/// power.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CounterRule {
+    pub enabled: bool,
+    /// The window judged must span at least this many seconds of usable polls …
+    pub min_window_s: f64,
+    /// … and is the last this many seconds of history at most.
+    pub max_window_s: f64,
+    /// Below this much integrated energy the counter's resolution is too coarse to judge.
+    pub min_expected_kwh: f64,
+    /// Counter rise / integrated energy outside [ratio_min, ratio_max] is suspect.
+    pub ratio_min: f64,
+    pub ratio_max: f64,
+    /// A gap between two polls longer than this is not integrated (nor its counter rise).
+    pub max_gap_s: f64,
+}
+
+impl Default for CounterRule {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_window_s: 600.0,
+            max_window_s: 3600.0,
+            min_expected_kwh: 0.05,
+            ratio_min: 0.8,
+            ratio_max: 1.25,
+            max_gap_s: 300.0,
+        }
+    }
+}
+
+/// `[plausibility.frozen]`: the same P, V and I to the last digit poll after poll.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FrozenRule {
+    pub enabled: bool,
+    /// Consecutive identical polls that make a meter frozen.
+    pub polls: usize,
+    /// Only a load of at least this many watts must jitter (an idle outlet reads 0 W steadily).
+    pub min_w: f64,
+}
+
+impl Default for FrozenRule {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            polls: 10,
+            min_w: 5.0,
+        }
+    }
+}
+
+/// `[plausibility.fleet_voltage]`: a plug's voltage against the median of the other plugs of
+/// its region polled at about the same time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetVoltageRule {
+    pub enabled: bool,
+    /// Allowed difference from the median, percent of the median.
+    pub margin_pct: f64,
+    /// Other metered plugs of the region needed for a median.
+    pub min_others: usize,
+    /// Readings further apart than this (seconds) are not "the same time".
+    pub window_s: f64,
+}
+
+impl Default for FleetVoltageRule {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            margin_pct: 4.0,
+            min_others: 3,
+            window_s: 120.0,
+        }
+    }
+}
+
+/// `[plausibility.phantom]`: power or current while the relay reports off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhantomRule {
+    pub enabled: bool,
+    pub min_w: f64,
+    pub min_a: f64,
+    /// Consecutive polls with the relay off and a load (one alone may straddle a switch).
+    pub polls: usize,
+}
+
+impl Default for PhantomRule {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_w: 2.0,
+            min_a: 0.02,
+            polls: 2,
+        }
+    }
+}
+
+/// `[plausibility.power_factor]`: a power factor too low for a load known to be resistive.
+/// Off for every plug not listed in `resistive` (motors and chargers have low power factors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PowerFactorRule {
+    pub enabled: bool,
+    /// P / (V × I) below this is suspect on a resistive load.
+    pub min_pf: f64,
+    /// Below this many watts the meter is too coarse for a power factor.
+    pub min_w: f64,
+    /// MACs of plugs that feed a resistive load (kettle, heater, lamp with a filament).
+    pub resistive: Vec<String>,
+}
+
+impl Default for PowerFactorRule {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_pf: 0.85,
+            min_w: 20.0,
+            resistive: Vec::new(),
+        }
+    }
+}
+
+impl QuietRules {
+    /// Whether the config names the plug with this MAC as feeding a resistive load.
+    pub fn is_resistive(&self, mac: &str) -> bool {
+        let mac = crate::protocol::normalise_mac(mac);
+        self.power_factor
+            .resistive
+            .iter()
+            .any(|m| crate::protocol::normalise_mac(m) == mac)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: &str| Err((format!("plausibility.{k}"), m.to_owned()));
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let c = &self.counter;
+        for (k, v) in [
+            ("counter.min_window_s", c.min_window_s),
+            ("counter.max_window_s", c.max_window_s),
+            ("counter.min_expected_kwh", c.min_expected_kwh),
+            ("counter.max_gap_s", c.max_gap_s),
+            ("frozen.min_w", self.frozen.min_w),
+            ("fleet_voltage.window_s", self.fleet_voltage.window_s),
+            ("phantom.min_w", self.phantom.min_w),
+            ("phantom.min_a", self.phantom.min_a),
+            ("power_factor.min_w", self.power_factor.min_w),
+        ] {
+            if !positive(v) {
+                return bad(k, "must be a number above 0");
+            }
+        }
+        if c.min_window_s > c.max_window_s {
+            return bad(
+                "counter.min_window_s",
+                "must not exceed counter.max_window_s",
+            );
+        }
+        if !(positive(c.ratio_min)
+            && c.ratio_min < 1.0
+            && c.ratio_max > 1.0
+            && c.ratio_max.is_finite())
+        {
+            return bad(
+                "counter.ratio_min",
+                "and ratio_max must satisfy 0 < ratio_min < 1 < ratio_max",
+            );
+        }
+        if !(2..=10_000).contains(&self.frozen.polls) {
+            return bad("frozen.polls", "must be between 2 and 10000");
+        }
+        if !(1..=10_000).contains(&self.phantom.polls) {
+            return bad("phantom.polls", "must be between 1 and 10000");
+        }
+        if !(1..=10_000).contains(&self.fleet_voltage.min_others) {
+            return bad("fleet_voltage.min_others", "must be between 1 and 10000");
+        }
+        let m = self.fleet_voltage.margin_pct;
+        if !(positive(m) && m < 100.0) {
+            return bad(
+                "fleet_voltage.margin_pct",
+                "must be a percentage above 0 and below 100",
+            );
+        }
+        let pf = self.power_factor.min_pf;
+        if !(positive(pf) && pf <= 1.0) {
+            return bad("power_factor.min_pf", "must be above 0 and at most 1");
+        }
+        for (i, mac) in self.power_factor.resistive.iter().enumerate() {
+            if mac.chars().filter(char::is_ascii_hexdigit).count() != 12 {
+                return bad(
+                    &format!("power_factor.resistive[{i}]"),
+                    "is not a MAC address (12 hex digits)",
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -234,6 +452,9 @@ impl Config {
                 }
             }
         }
+        if let Err((key, message)) = self.plausibility.validate() {
+            return Err(bad(&key, &message));
+        }
         for mac in self.names.keys() {
             let hexes = mac.chars().filter(char::is_ascii_hexdigit).count();
             if hexes != 12 {
@@ -435,6 +656,45 @@ pub const DEFAULT_FILE: &str = r#"# plugfleet configuration. Command-line flags 
 # Local names, keyed by MAC: they follow the plug when DHCP moves it.
 # [names]
 # "B0:95:75:00:00:01" = "Kitchen kettle"
+
+# Quiet cross-checks over each meter's history and the whole fleet (meters that lie quietly).
+# Every rule has `enabled = true|false`; the values shown are the defaults.
+[plausibility.counter]
+# The rise of `total` against the energy integrated from the polled power.
+# enabled = true
+# min_window_s = 600         # judge at least 10 minutes of polls …
+# max_window_s = 3600        # … and at most the last hour
+# min_expected_kwh = 0.05    # too little energy drawn: the counter is too coarse to judge
+# ratio_min = 0.8            # rise / drawn outside [ratio_min, ratio_max] is suspect
+# ratio_max = 1.25
+# max_gap_s = 300            # a longer gap between polls is left out
+
+[plausibility.frozen]
+# The same power, voltage and current to the last digit poll after poll (real meters jitter).
+# enabled = true
+# polls = 10                 # consecutive identical polls
+# min_w = 5.0                # only a load of at least this must jitter
+
+[plausibility.fleet_voltage]
+# A voltage away from the median of the region's other plugs polled at about the same time.
+# enabled = true
+# margin_pct = 4.0
+# min_others = 3             # other metered plugs needed for a median
+# window_s = 120             # readings further apart are not compared
+
+[plausibility.phantom]
+# Power or current while the relay reports off.
+# enabled = true
+# min_w = 2.0
+# min_a = 0.02
+# polls = 2                  # consecutive polls (one alone may straddle a switch)
+
+[plausibility.power_factor]
+# A power factor too low for a resistive load; only for the plugs listed here by MAC.
+# enabled = true
+# min_pf = 0.85
+# min_w = 20.0
+# resistive = ["B0:95:75:00:00:01"]
 "#;
 
 /// Writes the commented default file to `path`, refusing to overwrite an existing one.
@@ -565,6 +825,75 @@ amps = 15.0
             .expect_err("range")
             .to_string();
         assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn plausibility_section_tunes_and_switches_rules() {
+        let cfg = parse(
+            "[poll]\ninterval = 2.0\n[plausibility.counter]\nenabled = false\nratio_min = 0.7\n\
+             [plausibility.fleet_voltage]\nmargin_pct = 6\n\
+             [plausibility.power_factor]\nresistive = [\"b0-95-75-00-00-01\"]\n",
+        )
+        .expect("parses");
+        let q = &cfg.plausibility;
+        assert!(!q.counter.enabled && q.frozen.enabled);
+        assert_eq!(q.counter.ratio_min, 0.7);
+        assert_eq!(
+            q.counter.ratio_max, 1.25,
+            "untouched keys keep their default"
+        );
+        assert_eq!(q.fleet_voltage.margin_pct, 6.0);
+        assert!(q.is_resistive("B0:95:75:00:00:01"));
+        assert_eq!(cfg.poll.interval, Some(2.0));
+        let again = toml::to_string(&cfg).expect("serialise");
+        assert_eq!(parse(&again).expect("round trip"), cfg);
+        let d = QuietRules::default();
+        assert_eq!(
+            (
+                d.counter.min_window_s,
+                d.counter.min_expected_kwh,
+                d.frozen.polls
+            ),
+            (600.0, 0.05, 10)
+        );
+        assert_eq!(d.fleet_voltage.margin_pct, 4.0);
+        for (text, key) in [
+            (
+                "[plausibility.counter]\nratio_min = 1.1\n",
+                "plausibility.counter.ratio_min",
+            ),
+            (
+                "[plausibility.counter]\nmin_window_s = 7200\n",
+                "plausibility.counter.min_window_s",
+            ),
+            (
+                "[plausibility.frozen]\npolls = 1\n",
+                "plausibility.frozen.polls",
+            ),
+            (
+                "[plausibility.fleet_voltage]\nmargin_pct = 0\n",
+                "plausibility.fleet_voltage.margin_pct",
+            ),
+            (
+                "[plausibility.phantom]\nmin_w = -1\n",
+                "plausibility.phantom.min_w",
+            ),
+            (
+                "[plausibility.power_factor]\nmin_pf = 1.5\n",
+                "plausibility.power_factor.min_pf",
+            ),
+            (
+                "[plausibility.power_factor]\nresistive = [\"kettle\"]\n",
+                "plausibility.power_factor.resistive[0]",
+            ),
+        ] {
+            let msg = parse(text).expect_err(text).to_string();
+            assert!(msg.contains(key), "{text}: {msg}");
+        }
+        let msg = parse("[plausibility.frozen]\npols = 3\n")
+            .expect_err("typo")
+            .to_string();
+        assert!(msg.contains("pols") && msg.contains("line 2"), "{msg}");
     }
 
     #[test]

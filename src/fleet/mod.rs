@@ -8,6 +8,7 @@ pub mod judge;
 pub mod meter;
 pub mod model;
 pub mod plausibility;
+pub mod quiet;
 pub mod ratings;
 pub mod reading;
 pub mod registry;

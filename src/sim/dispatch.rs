@@ -250,6 +250,68 @@ mod tests {
         assert!((999.0..1001.0).contains(&ratio), "{ratio}");
     }
 
+    /// A faulty plug and a healthy twin (same address, so the same load), relay on at T0.
+    fn twins(profile: &str, fault: FaultKind) -> (Arc<PlugShared>, Arc<PlugShared>) {
+        let (bad, good) = (plug(profile, &[fault]), plug(profile, &[]));
+        for p in [&bad, &good] {
+            call(p, json!({"system":{"set_relay_state":{"state":1}}}), T0);
+        }
+        (bad, good)
+    }
+
+    #[test]
+    fn quiet_faults_show_in_the_reply() {
+        // stuck-meter: P, V and I repeat to the last digit while the healthy twin jitters.
+        let (bad, good) = twins("hs110-eu-hw1", FaultKind::StuckMeter);
+        let key = |r: &crate::protocol::Realtime| (r.power_w, r.voltage_v, r.current_a);
+        let stuck: Vec<_> = (1..=12)
+            .map(|k| key(&realtime(&bad, T0 + f64::from(k) * 10.0)))
+            .collect();
+        assert!(stuck.iter().all(|r| *r == stuck[0]), "{stuck:?}");
+        assert!(stuck[0].0.expect("w") > 0.0);
+        let live: Vec<_> = (1..=12)
+            .map(|k| key(&realtime(&good, T0 + f64::from(k) * 10.0)))
+            .collect();
+        assert!(live.iter().any(|r| *r != live[0]), "{live:?}");
+        // The counter still counts.
+        let a = realtime(&bad, T0 + 200.0).total_kwh.expect("t");
+        let b = realtime(&bad, T0 + 3800.0).total_kwh.expect("t");
+        assert!(b > a, "{a} {b}");
+
+        // counter-lag: the total grows at 30 % of the twin's.
+        let (bad, good) = twins("hs110-eu-hw4", FaultKind::CounterLag);
+        let grown = |p: &Arc<PlugShared>| {
+            let a = realtime(p, T0 + 1.0).total_kwh.expect("t");
+            realtime(p, T0 + 1.0 + 7200.0).total_kwh.expect("t") - a
+        };
+        let (lag, ok) = (grown(&bad), grown(&good));
+        assert!(ok > 0.01, "{ok}");
+        let ratio = lag / ok;
+        assert!((0.25..0.35).contains(&ratio), "{lag} / {ok} = {ratio}");
+
+        // voltage-drift:-6: the voltage reads 6 % low, the current stays true.
+        let (bad, good) = twins("hs110-eu-hw1", FaultKind::VoltageDrift { pct: -6 });
+        let (b, g) = (realtime(&bad, T0 + 5.0), realtime(&good, T0 + 5.0));
+        let ratio = b.voltage_v.expect("v") / g.voltage_v.expect("v");
+        assert!((ratio - 0.94).abs() < 1e-6, "{ratio}");
+        assert_eq!(b.current_a, g.current_a);
+        assert_eq!(b.power_w, g.power_w);
+
+        // phantom-load: a few watts with the relay off; a healthy plug reads 0 W.
+        let (bad, good) = twins("hs110-us-hw1", FaultKind::PhantomLoad);
+        for p in [&bad, &good] {
+            call(
+                p,
+                json!({"system":{"set_relay_state":{"state":0}}}),
+                T0 + 1.0,
+            );
+        }
+        let b = realtime(&bad, T0 + 2.0);
+        assert!((3.0..5.0).contains(&b.power_w.expect("w")), "{b:?}");
+        assert!(b.current_a.expect("a") > 0.02, "{b:?}");
+        assert_eq!(realtime(&good, T0 + 2.0).power_w, Some(0.0));
+    }
+
     #[test]
     fn strips_answer_per_outlet() {
         let p = plug("hs300-us-hw2", &[]);

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::fault::FaultKind;
+use super::fault::{self, FaultKind};
 use super::load;
 use super::outlets::Ctx;
 use super::plug::{PlugShared, PlugState};
@@ -76,10 +76,30 @@ impl PlugShared {
             return err(-14, "entry not exist");
         };
         o.advance(now);
-        let volts = o.load.voltage_v(now);
-        let mut watts = if o.relay_on { o.load.power_w(now) } else { 0.0 };
-        let amps = o.load.current_a(watts, volts);
-        let total_wh = o.total_wh;
+        // `stuck-meter`: the meter shows what it read when the relay last closed.
+        let at = if self.id.has(FaultKind::StuckMeter) && o.relay_on {
+            o.on_since.min(now)
+        } else {
+            now
+        };
+        let true_volts = o.load.voltage_v(at);
+        let mut watts = if o.relay_on { o.load.power_w(at) } else { 0.0 };
+        if !o.relay_on && self.id.has(FaultKind::PhantomLoad) {
+            watts = fault::PHANTOM_W * (0.9 + 0.2 * load::unit(self.id.seed ^ 0xF0, n));
+        }
+        let amps = o.load.current_a(watts, true_volts);
+        // `voltage-drift`: only the voltage sensor is off.
+        let volts = true_volts
+            * self
+                .id
+                .faults
+                .iter()
+                .find_map(FaultKind::voltage_factor)
+                .unwrap_or(1.0);
+        let mut total_wh = o.total_wh;
+        if self.id.has(FaultKind::CounterLag) {
+            total_wh *= fault::COUNTER_LAG_FRACTION;
+        }
         drop(st);
         if self.id.has(FaultKind::Bogus28kw) || (self.id.has(FaultKind::Glitch28kw) && n % 3 == 0) {
             watts = 28_000.0 + load::unit(self.id.seed, n) * 400.0;

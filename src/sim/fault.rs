@@ -44,11 +44,27 @@ pub enum FaultKind {
     HangAfterFlash,
     /// Goes offline now and then (listeners closed for a while), comes back by itself.
     Flaky,
+    /// The meter is stuck: power, voltage and current repeat the values of the moment the relay
+    /// last closed, to the last digit (the counter still counts).
+    StuckMeter,
+    /// The energy counter grows at [`COUNTER_LAG_FRACTION`] of the power drawn.
+    CounterLag,
+    /// The voltage sensor reads `pct` percent off (current and power stay true).
+    VoltageDrift { pct: i8 },
+    /// A small load shows while the relay is off.
+    PhantomLoad,
 }
+
+/// The `counter-lag` fault: the share of the energy drawn that the counter shows.
+pub const COUNTER_LAG_FRACTION: f64 = 0.3;
+/// The `voltage-drift` fault's percentage without parameter.
+pub const DEFAULT_DRIFT_PCT: i8 = 8;
+/// The `phantom-load` fault's watts (± a little noise) with the relay off.
+pub const PHANTOM_W: f64 = 4.0;
 
 impl FaultKind {
     /// Every fault, with `slow` at its default delay.
-    pub const ALL: [FaultKind; 17] = [
+    pub const ALL: [FaultKind; 21] = [
         FaultKind::Bogus28kw,
         FaultKind::Glitch28kw,
         FaultKind::UnitScale,
@@ -68,6 +84,12 @@ impl FaultKind {
         FaultKind::OldVersion,
         FaultKind::HangAfterFlash,
         FaultKind::Flaky,
+        FaultKind::StuckMeter,
+        FaultKind::CounterLag,
+        FaultKind::VoltageDrift {
+            pct: DEFAULT_DRIFT_PCT,
+        },
+        FaultKind::PhantomLoad,
     ];
 
     /// The kebab-case name without parameter.
@@ -90,6 +112,18 @@ impl FaultKind {
             FaultKind::OldVersion => "old-version",
             FaultKind::HangAfterFlash => "hang-after-flash",
             FaultKind::Flaky => "flaky",
+            FaultKind::StuckMeter => "stuck-meter",
+            FaultKind::CounterLag => "counter-lag",
+            FaultKind::VoltageDrift { .. } => "voltage-drift",
+            FaultKind::PhantomLoad => "phantom-load",
+        }
+    }
+
+    /// The `voltage-drift` factor on the voltage reading (1.08 for `voltage-drift:8`).
+    pub fn voltage_factor(&self) -> Option<f64> {
+        match self {
+            FaultKind::VoltageDrift { pct } => Some(1.0 + f64::from(*pct) / 100.0),
+            _ => None,
         }
     }
 
@@ -107,6 +141,9 @@ impl fmt::Display for FaultKind {
         match self {
             FaultKind::Slow { nominal_ms } if *nominal_ms != DEFAULT_SLOW_MS => {
                 write!(f, "slow:{nominal_ms}")
+            }
+            FaultKind::VoltageDrift { pct } if *pct != DEFAULT_DRIFT_PCT => {
+                write!(f, "voltage-drift:{pct}")
             }
             other => f.write_str(other.name()),
         }
@@ -139,7 +176,7 @@ impl FromStr for FaultKind {
                 .map(|f| f.name())
                 .collect::<Vec<_>>()
                 .join(", ")
-                + " (slow:MS sets the delay)",
+                + " (slow:MS sets the delay, voltage-drift:PCT the drift, -50 to 50, not 0)",
         };
         if let Some(ms) = s.strip_prefix("slow:") {
             let nominal_ms: u32 = ms.parse().map_err(|_| unknown())?;
@@ -147,6 +184,13 @@ impl FromStr for FaultKind {
                 return Err(unknown());
             }
             return Ok(FaultKind::Slow { nominal_ms });
+        }
+        if let Some(pct) = s.strip_prefix("voltage-drift:") {
+            let pct: i8 = pct.parse().map_err(|_| unknown())?;
+            if pct == 0 || !(-50..=50).contains(&pct) {
+                return Err(unknown());
+            }
+            return Ok(FaultKind::VoltageDrift { pct });
         }
         FaultKind::ALL
             .iter()
@@ -175,6 +219,26 @@ mod tests {
         );
         assert!("slow:0".parse::<FaultKind>().is_err());
         assert!("slow:abc".parse::<FaultKind>().is_err());
+        assert_eq!(
+            "voltage-drift:-6".parse::<FaultKind>(),
+            Ok(FaultKind::VoltageDrift { pct: -6 })
+        );
+        assert_eq!(
+            FaultKind::VoltageDrift { pct: -6 }.to_string(),
+            "voltage-drift:-6"
+        );
+        assert_eq!(
+            "voltage-drift".parse::<FaultKind>(),
+            Ok(FaultKind::VoltageDrift { pct: 8 })
+        );
+        for bad in [
+            "voltage-drift:0",
+            "voltage-drift:51",
+            "voltage-drift:x",
+            "voltage-drift:",
+        ] {
+            assert!(bad.parse::<FaultKind>().is_err(), "{bad}");
+        }
         let e = "melt".parse::<FaultKind>().expect_err("unknown");
         assert!(e.to_string().contains("bogus-28kw"), "{e}");
     }
