@@ -2,7 +2,8 @@
 //! bounded in-memory ring of the most recent lines that the TUI shows on a key ([`recent`]).
 //!
 //! The file is `$PLUGFLEET_LOG_DIR/plugfleet.log`, else under `$XDG_STATE_HOME/plugfleet/`,
-//! else `~/.local/state/plugfleet/`, else the temporary directory.
+//! else `~/.local/state/plugfleet/`, else the temporary directory; `plugfleet demo` logs into its
+//! own temporary folder instead ([`init_in`]).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -176,7 +177,9 @@ pub fn init(level: &str) -> anyhow::Result<LogGuard> {
     init_in(level, &log_dir())
 }
 
-fn init_in(level: &str, dir: &Path) -> anyhow::Result<LogGuard> {
+/// [`init`] with the log file in `dir` instead of [`log_dir`] (the demo logs into its own
+/// temporary folder).
+pub fn init_in(level: &str, dir: &Path) -> anyhow::Result<LogGuard> {
     let filter =
         EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("bad --log-level `{level}`: {e}"))?;
     let ring = RING.get_or_init(|| LogRing::new(RING_LINES)).clone();

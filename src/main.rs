@@ -15,9 +15,24 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // The demo writes only into its own temporary folder, its log file included.
+    let demo = match &cli.command {
+        Some(Command::Demo(_)) => match cmd::demo::DemoFolder::create() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("plugfleet: error: cannot create the demo's temporary folder: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     // Logs go to a file, never to the screen; the guard flushes them at exit. Without a log file
     // the program still runs: one warning now, before the TUI takes the screen.
-    let _log = match plugfleet::logging::init(&cli.log_level) {
+    let logging = match &demo {
+        Some(f) => plugfleet::logging::init_in(&cli.log_level, f.path()),
+        None => plugfleet::logging::init(&cli.log_level),
+    };
+    let _log = match logging {
         Ok(guard) => {
             if let Some(why) = &guard.no_file {
                 eprintln!("plugfleet: warning: {why}; running without a log file");
@@ -29,7 +44,7 @@ fn main() -> ExitCode {
             None
         }
     };
-    match run(cli, &matches) {
+    match run(cli, &matches, demo.as_ref()) {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
@@ -49,7 +64,11 @@ fn main() -> ExitCode {
 
 /// Runs the command with the config file applied under the flags: a flag always wins, and a
 /// bad config file stops everything before any plug is contacted.
-fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
+fn run(
+    cli: Cli,
+    matches: &ArgMatches,
+    demo: Option<&cmd::demo::DemoFolder>,
+) -> anyhow::Result<ExitCode> {
     let explicit = cli.config.clone();
     let config = || -> anyhow::Result<Config> {
         let (path, is_explicit) = cmd::config::resolve(explicit.clone())?;
@@ -66,7 +85,8 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Some(Command::Demo(mut a)) => {
             // The demo's fleet is its own (loopback); only how it is viewed comes from the file.
             a.view.apply_config(&config()?);
-            cmd::demo::run(a)
+            let folder = demo.ok_or_else(|| anyhow::anyhow!("the demo has no folder"))?;
+            cmd::demo::run(a, folder)
         }
         Some(Command::Discover(mut a)) => {
             a.net.apply_config(&config()?, sub("discover"));

@@ -1,8 +1,15 @@
 //! `plugfleet demo`: the TUI on an embedded simulated fleet on loopback, found the way a real
 //! fleet is (broadcast to 127.255.255.255 plus a sweep of the fleet's range). Nothing is sent
 //! off loopback; busy loopback addresses or ports are skipped.
+//!
+//! Everything the demo writes (its log, the update journal, recordings of the record key, the
+//! demo firmware images) goes into its own fresh temporary folder, [`DemoFolder`], never into
+//! the user's data, state or config folders; the status bar says where at start and the exit
+//! message again after the terminal is handed back. The folder is kept (minus the images) so a
+//! recording made in the demo is not lost; it lives in the system's temporary directory.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,6 +28,55 @@ use crate::sim::{self, FaultKind, Fleet, FleetSpec, SimError};
 pub struct DemoArgs {
     #[command(flatten)]
     pub view: ViewArgs,
+}
+
+/// The demo's own folder, `<tmp>/plugfleet-demo-<pid>-<n>`, created new (private to the user
+/// on Unix): the only place the demo writes to.
+#[derive(Debug)]
+pub struct DemoFolder {
+    root: PathBuf,
+}
+
+impl DemoFolder {
+    /// Creates a fresh folder in the system's temporary directory (never one that exists).
+    pub fn create() -> std::io::Result<DemoFolder> {
+        Self::create_in(&std::env::temp_dir())
+    }
+
+    /// Creates a fresh `plugfleet-demo-<pid>-<n>` folder in `base`.
+    pub fn create_in(base: &Path) -> std::io::Result<DemoFolder> {
+        let mut last = None;
+        for n in 0..100u32 {
+            let root = base.join(format!("plugfleet-demo-{}-{n}", std::process::id()));
+            let mut b = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt as _;
+                b.mode(0o700);
+            }
+            match b.create(&root) {
+                Ok(()) => return Ok(DemoFolder { root }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no temporary directory")))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The update journal of the demo's firmware batches.
+    pub fn journal(&self) -> PathBuf {
+        self.root.join("journal.jsonl")
+    }
+
+    /// Where the record key writes (no `--record`): `readings-YYYY-MM-DD.jsonl` in the folder.
+    pub fn record_path(&self, unix_ms: u64) -> PathBuf {
+        self.root
+            .join(crate::app::export::default_record_name(unix_ms))
+    }
 }
 
 /// The demo fleet's profiles, in address order.
@@ -132,10 +188,21 @@ pub fn demo_discovery(fleet: &Fleet) -> anyhow::Result<DiscoveryConfig> {
     Ok(cfg)
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    // The demo firmware images are embedded: written to a private temp folder (removed on
-    // exit) where the picker starts, whatever the current directory.
-    let images = crate::app::firmware::DemoImages::write()
+/// Runs the demo; everything it writes goes into `folder` (`main` created it first, for the log).
+pub fn run(args: DemoArgs, folder: &DemoFolder) -> anyhow::Result<ExitCode> {
+    let result = run_in(args, folder);
+    // After the terminal is handed back, so it stays on the screen.
+    eprintln!(
+        "plugfleet demo: its files (log, update journal, recordings) are in {}",
+        folder.path().display()
+    );
+    result
+}
+
+fn run_in(args: DemoArgs, folder: &DemoFolder) -> anyhow::Result<ExitCode> {
+    // The demo firmware images are embedded: written to the demo's folder (removed on exit)
+    // where the picker starts, whatever the current directory.
+    let images = crate::app::firmware::DemoImages::write_in(folder.path())
         .map_err(|e| anyhow::anyhow!("cannot write the demo firmware images: {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -171,6 +238,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     settings.metrics_url = metrics.as_ref().map(|m| m.url.clone());
     settings.firmware_dir = images.dir();
     settings.firmware = crate::app::firmware::FirmwareSettings::demo();
+    // Never the user's data folder: the journal and the record key's file go to the demo's.
+    settings.firmware.journal = Some(folder.journal());
+    settings.record_default = folder.record_path(settings.epoch_unix_ms);
     let timeout = Duration::from_secs(2);
     let setup = Setup {
         poll: crate::net::poller::PollConfig {
@@ -182,11 +252,43 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         metrics: metrics.as_ref().map(|m| m.tx.clone()),
     };
     let sources = discovery_source(disc, rediscovery_interval(args.view.interval()));
-    let app = App::new(settings, std::time::Instant::now());
+    let now = std::time::Instant::now();
+    let mut app = App::new(settings, now);
+    app.set_status(
+        format!(
+            "demo files (journal, recordings, log) go to {}",
+            folder.path().display()
+        ),
+        now,
+    );
     let result = run_tui(&rt, app, setup, sources);
     drop(metrics);
     rt.block_on(fleet.shutdown());
     rt.shutdown_timeout(Duration::from_secs(1));
     drop(images);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_demo_gets_a_fresh_private_folder_holding_all_it_writes() {
+        let base = std::env::temp_dir().join(format!("pf-demo-folder-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let a = DemoFolder::create_in(&base).unwrap();
+        let b = DemoFolder::create_in(&base).unwrap();
+        assert_ne!(a.path(), b.path());
+        assert!(a.path().starts_with(&base) && a.path().is_dir());
+        assert!(a.journal().starts_with(a.path()));
+        assert_eq!(a.record_path(0), a.path().join("readings-1970-01-01.jsonl"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "private to the user: {mode:o}");
+        }
+        let _ = std::fs::remove_dir_all(base);
+    }
 }
