@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use plugfleet::cli::{Cli, Command};
 use plugfleet::cmd;
-use plugfleet::cmd::args::UsageError;
+use plugfleet::cmd::args::{UsageError, given};
 use plugfleet::config::Config;
 
 fn main() -> ExitCode {
@@ -80,6 +80,7 @@ fn run(
             let cfg = config()?;
             let mut a = cli.tui;
             a.net.apply_config(&cfg, matches);
+            a.net.resolve_hosts(given(matches, "port"))?;
             cmd::tui::run(a, &cfg)
         }
         Some(Command::Demo(mut a)) => {
@@ -90,21 +91,27 @@ fn run(
         }
         Some(Command::Discover(mut a)) => {
             a.net.apply_config(&config()?, sub("discover"));
+            a.net.resolve_hosts(given(sub("discover"), "port"))?;
             cmd::discover::run(a)
         }
         Some(Command::Status(mut a)) => {
             let cfg = config()?;
             a.net.apply_config(&cfg, sub("status"));
+            a.net.resolve_hosts(given(sub("status"), "port"))?;
             a.names = plugfleet::identity::Names::from_config(&cfg);
             a.ratings = plugfleet::fleet::ratings::Overrides::from_config(&cfg);
             cmd::status::run(a)
         }
         // `update` reads the file itself (ceilings, firmware folders, concurrency).
-        Some(Command::Update(a)) => cmd::update::run(a, cli.config),
+        Some(Command::Update(mut a)) => {
+            a.net.resolve_hosts(given(sub("update"), "port"))?;
+            cmd::update::run(a, cli.config)
+        }
         Some(Command::Sim(a)) => cmd::sim::run(a),
         Some(Command::Bench(a)) => cmd::bench::run(a),
         Some(Command::Config(a)) => cmd::config::run(a, cli.config),
         Some(Command::Completions(a)) => cmd::completions::run(a, Cli::command()),
+        Some(Command::Man(a)) => cmd::man::run(a, Cli::command()),
     }
 }
 
