@@ -48,12 +48,16 @@ impl DemoFolder {
         let mut last = None;
         for n in 0..100u32 {
             let root = base.join(format!("plugfleet-demo-{}-{n}", std::process::id()));
-            let mut b = std::fs::DirBuilder::new();
+            // Private to the user on Unix; on Windows the temporary folder is already per user.
             #[cfg(unix)]
-            {
+            let b = {
                 use std::os::unix::fs::DirBuilderExt as _;
+                let mut b = std::fs::DirBuilder::new();
                 b.mode(0o700);
-            }
+                b
+            };
+            #[cfg(not(unix))]
+            let b = std::fs::DirBuilder::new();
             match b.create(&root) {
                 Ok(()) => return Ok(DemoFolder { root }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
@@ -117,10 +121,12 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
     }
 }
 
-/// Loopback /28 blocks tried in turn (derived from the process id, so two demos differ).
+/// Loopback /28 blocks tried in turn (derived from the process id, so two demos differ), then
+/// 127.0.0.2–127.0.0.13: where only 127.0.0.1 is up by default (macOS), those are the
+/// addresses to alias (README, "Platforms").
 fn candidate_bases() -> impl Iterator<Item = Ipv4Addr> {
     let seed = std::process::id();
-    (0..64u32).map(move |i| {
+    let derived = (0..64u32).map(move |i| {
         let n = seed
             .wrapping_mul(2_654_435_761)
             .wrapping_add(i.wrapping_mul(40_503));
@@ -131,7 +137,8 @@ fn candidate_bases() -> impl Iterator<Item = Ipv4Addr> {
             (n >> 8) as u8,
             ((n >> 16) % 15) as u8 * 16 + 2,
         )
-    })
+    });
+    derived.chain(std::iter::once(Ipv4Addr::new(127, 0, 0, 2)))
 }
 
 /// Starts the demo fleet on the first loopback block where it can bind.
