@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use plugfleet::firmware::header::ImageHeader;
 use plugfleet::net::{Client, ClientConfig};
-use plugfleet::sim::{Fleet, FleetSpec};
+use plugfleet::sim::{Fleet, FleetSpec, KnownImage};
 use serde_json::Value;
 
 const OLD_SW: &str = "1.2.6";
@@ -45,11 +45,13 @@ fn temp_dir() -> PathBuf {
     d
 }
 
+fn image_bytes() -> Vec<u8> {
+    ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[5u8; 50_000])
+}
+
 fn image_file(dir: &Path) -> PathBuf {
-    let img =
-        ImageHeader::new("HS110", "1", "US", "1.2.9", "220101", "101010").build(&[5u8; 50_000]);
     let path = dir.join("hs110v1_us_1.2.9_Build_220101_Rel.101010.bin");
-    std::fs::write(&path, img).unwrap();
+    std::fs::write(&path, image_bytes()).unwrap();
     path
 }
 
@@ -59,6 +61,13 @@ async fn fleet(count: usize) -> Fleet {
     let mut spec = FleetSpec::on_free_port(base(), count);
     spec.profiles = vec!["hs110-us-hw1".into()];
     spec.time_scale = 0.01;
+    // The simulated plugs accept the test image (as if signed by their vendor).
+    spec.images = vec![KnownImage::for_bytes(
+        &image_bytes(),
+        "HS110(US)",
+        "1",
+        NEW_SW,
+    )];
     let fleet = Fleet::start(spec).await.unwrap();
     for p in fleet.plugs() {
         let c = Client::new(
@@ -142,8 +151,8 @@ impl Run {
         (stream, line)
     }
 
-    /// Reads output until a line of `stream` satisfies `pred` (fails after 30 s).
-    fn wait_line(&mut self, what: &str, stream: Stream, pred: impl Fn(&str) -> bool) {
+    /// Reads output until a line of `stream` satisfies `pred` (fails after 30 s); returns it.
+    fn wait_line(&mut self, what: &str, stream: Stream, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -157,7 +166,7 @@ impl Run {
             };
             let (s, line) = self.take(got);
             if s == stream && pred(&line) {
-                return;
+                return line;
             }
         }
     }
@@ -220,7 +229,6 @@ fn journal_stages(journal: &Path, ip: IpAddr) -> Vec<String> {
 async fn sigterm_while_flashing_verifies_the_plug_restores_its_relay_and_exits_130() {
     let dir = temp_dir();
     let fleet = fleet(2).await;
-    let (first, second) = (&fleet.plugs()[0], &fleet.plugs()[1]);
     let journal = dir.join("journal.jsonl");
     // One plug at a time: the second waits its turn while the first flashes.
     let mut run = Run::start(
@@ -234,10 +242,20 @@ async fn sigterm_while_flashing_verifies_the_plug_restores_its_relay_and_exits_1
             journal.to_str().unwrap(),
         ],
     );
-    run.wait_line("the first plug flashing", Stream::Out, |l| {
-        is_transition_to(l, first.addr(), "flashing")
+    let line = run.wait_line("a plug flashing", Stream::Out, |l| {
+        fleet
+            .plugs()
+            .iter()
+            .any(|p| is_transition_to(l, p.addr(), "flashing"))
     });
     run.signal("TERM");
+    // The batch runs in the order of discovery: whichever flashes first is "first".
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let (first, second) = if v["ip"] == fleet.plugs()[0].ip.to_string().as_str() {
+        (&fleet.plugs()[0], &fleet.plugs()[1])
+    } else {
+        (&fleet.plugs()[1], &fleet.plugs()[0])
+    };
     let status = run.finish();
     let stderr = run.stderr.join("\n");
     assert_eq!(status.code(), Some(130), "{stderr}");
@@ -248,7 +266,8 @@ async fn sigterm_while_flashing_verifies_the_plug_restores_its_relay_and_exits_1
     );
     assert!(
         stderr.contains("interrupted: 1 updated, 1 cancelled or not started"),
-        "{stderr}"
+        "{stderr}\n{}\nmatched: {line}",
+        run.stdout.join("\n")
     );
 
     // The summary: the flashing plug updated and verified, the other never started.

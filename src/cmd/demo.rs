@@ -4,8 +4,8 @@
 //!
 //! Everything the demo writes (its log, the update journal, recordings of the record key, the
 //! demo firmware images) goes into its own fresh temporary folder, [`DemoFolder`], never into
-//! the user's data, state or config folders; the status bar says where at start and the exit
-//! message again after the terminal is handed back. The folder is kept (minus the images) so a
+//! the user's data, state or config folders; the exit message says where, after the terminal
+//! is handed back (the status bar too at start, until discovery's first message replaces it). The folder is kept (minus the images) so a
 //! recording made in the demo is not lost; it lives in the system's temporary directory.
 
 use std::net::{IpAddr, Ipv4Addr};
