@@ -20,7 +20,11 @@ fn main() -> ExitCode {
         Some(Command::Demo(_)) => match cmd::demo::DemoFolder::create() {
             Ok(f) => Some(f),
             Err(e) => {
-                eprintln!("plugfleet: error: cannot create the demo's temporary folder: {e}");
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "plugfleet: error: cannot create the demo's temporary folder: {e}"
+                );
                 return ExitCode::FAILURE;
             }
         },

@@ -198,8 +198,11 @@ pub fn demo_discovery(fleet: &Fleet) -> anyhow::Result<DiscoveryConfig> {
 /// Runs the demo; everything it writes goes into `folder` (`main` created it first, for the log).
 pub fn run(args: DemoArgs, folder: &DemoFolder) -> anyhow::Result<ExitCode> {
     let result = run_in(args, folder);
-    // After the terminal is handed back, so it stays on the screen.
-    eprintln!(
+    // After the terminal is handed back, so it stays on the screen. Not `eprintln!`, which
+    // panics when the terminal hung up.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
         "plugfleet demo: its files (log, update journal, recordings) are in {}",
         folder.path().display()
     );
