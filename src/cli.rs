@@ -26,11 +26,17 @@ pub struct Cli {
     pub tui: cmd::tui::TuiArgs,
 
     /// Config file to use instead of the platform default (see `plugfleet config path`).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", env = "PLUGFLEET_CONFIG")]
     pub config: Option<std::path::PathBuf>,
 
     /// Log verbosity (error, warn, info, debug, trace); logs go to a file, never to the screen.
-    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        value_name = "LEVEL",
+        env = "PLUGFLEET_LOG_LEVEL"
+    )]
     pub log_level: String,
 }
 
@@ -52,6 +58,8 @@ pub enum Command {
     Config(cmd::config::ConfigArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions(cmd::completions::CompletionsArgs),
+    /// Print the manual page (roff) of plugfleet or of one command: `plugfleet man | man -l -`.
+    Man(cmd::man::ManArgs),
 }
 
 #[cfg(test)]
@@ -69,7 +77,7 @@ mod tests {
         let cli = Cli::try_parse_from(["plugfleet", "--host", "127.0.0.5", "--port", "9998"])
             .expect("parse");
         assert_eq!(cli.tui.net.port, 9998);
-        assert_eq!(cli.tui.net.hosts.len(), 1);
+        assert_eq!(cli.tui.net.host_specs.len(), 1);
         assert!(cli.command.is_none());
     }
 }

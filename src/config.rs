@@ -564,7 +564,15 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, ConfigError> {
         Ok(())
     };
     check(&std::fs::metadata(path).map_err(read_err)?)?;
-    let file = std::fs::File::open(path).map_err(read_err)?;
+    // Without blocking on a FIFO swapped in after the check (no effect on a regular file).
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = open.open(path).map_err(read_err)?;
     check(&file.metadata().map_err(read_err)?)?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)

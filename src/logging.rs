@@ -2,7 +2,9 @@
 //! bounded in-memory ring of the most recent lines that the TUI shows on a key ([`recent`]).
 //!
 //! The file is `$PLUGFLEET_LOG_DIR/plugfleet.log`, else under `$XDG_STATE_HOME/plugfleet/`,
-//! else `~/.local/state/plugfleet/`, else the temporary directory.
+//! else `~/.local/state/plugfleet/` (on Windows `%LOCALAPPDATA%\plugfleet\data\logs\`), else
+//! the temporary directory; `plugfleet demo` logs into its
+//! own temporary folder instead ([`init_in`]).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -38,8 +40,14 @@ pub fn log_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("plugfleet");
     }
+    #[cfg(unix)]
     if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(h).join(".local/state/plugfleet");
+    }
+    // Windows: %LOCALAPPDATA%\plugfleet\data\logs (HOME is not its convention).
+    #[cfg(not(unix))]
+    if let Some(d) = directories::ProjectDirs::from("", "", "plugfleet") {
+        return d.data_local_dir().join("logs");
     }
     std::env::temp_dir().join("plugfleet")
 }
@@ -176,7 +184,9 @@ pub fn init(level: &str) -> anyhow::Result<LogGuard> {
     init_in(level, &log_dir())
 }
 
-fn init_in(level: &str, dir: &Path) -> anyhow::Result<LogGuard> {
+/// [`init`] with the log file in `dir` instead of [`log_dir`] (the demo logs into its own
+/// temporary folder).
+pub fn init_in(level: &str, dir: &Path) -> anyhow::Result<LogGuard> {
     let filter =
         EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("bad --log-level `{level}`: {e}"))?;
     let ring = RING.get_or_init(|| LogRing::new(RING_LINES)).clone();

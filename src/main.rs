@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use plugfleet::cli::{Cli, Command};
 use plugfleet::cmd;
-use plugfleet::cmd::args::UsageError;
+use plugfleet::cmd::args::{UsageError, given};
 use plugfleet::config::Config;
 
 fn main() -> ExitCode {
@@ -15,9 +15,28 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // The demo writes only into its own temporary folder, its log file included.
+    let demo = match &cli.command {
+        Some(Command::Demo(_)) => match cmd::demo::DemoFolder::create() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "plugfleet: error: cannot create the demo's temporary folder: {e}"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     // Logs go to a file, never to the screen; the guard flushes them at exit. Without a log file
     // the program still runs: one warning now, before the TUI takes the screen.
-    let _log = match plugfleet::logging::init(&cli.log_level) {
+    let logging = match &demo {
+        Some(f) => plugfleet::logging::init_in(&cli.log_level, f.path()),
+        None => plugfleet::logging::init(&cli.log_level),
+    };
+    let _log = match logging {
         Ok(guard) => {
             if let Some(why) = &guard.no_file {
                 say(&format!(
@@ -33,7 +52,7 @@ fn main() -> ExitCode {
             None
         }
     };
-    match run(cli, &matches) {
+    match run(cli, &matches, demo.as_ref()) {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
@@ -53,7 +72,11 @@ fn main() -> ExitCode {
 
 /// Runs the command with the config file applied under the flags: a flag always wins, and a
 /// bad config file stops everything before any plug is contacted.
-fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
+fn run(
+    cli: Cli,
+    matches: &ArgMatches,
+    demo: Option<&cmd::demo::DemoFolder>,
+) -> anyhow::Result<ExitCode> {
     let explicit = cli.config.clone();
     let config = || -> anyhow::Result<Config> {
         let (path, is_explicit) = cmd::config::resolve(explicit.clone())?;
@@ -65,30 +88,38 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             let cfg = config()?;
             let mut a = cli.tui;
             a.net.apply_config(&cfg, matches);
+            a.net.resolve_hosts(given(matches, "port"))?;
             cmd::tui::run(a, &cfg)
         }
         Some(Command::Demo(mut a)) => {
             // The demo's fleet is its own (loopback); only how it is viewed comes from the file.
             a.view.apply_config(&config()?);
-            cmd::demo::run(a)
+            let folder = demo.ok_or_else(|| anyhow::anyhow!("the demo has no folder"))?;
+            cmd::demo::run(a, folder)
         }
         Some(Command::Discover(mut a)) => {
             a.net.apply_config(&config()?, sub("discover"));
+            a.net.resolve_hosts(given(sub("discover"), "port"))?;
             cmd::discover::run(a)
         }
         Some(Command::Status(mut a)) => {
             let cfg = config()?;
             a.net.apply_config(&cfg, sub("status"));
+            a.net.resolve_hosts(given(sub("status"), "port"))?;
             a.names = plugfleet::fleet::identity::Names::from_config(&cfg);
             a.ratings = plugfleet::fleet::ratings::Overrides::from_config(&cfg);
             cmd::status::run(a)
         }
         // `update` reads the file itself (ceilings, firmware folders, concurrency).
-        Some(Command::Update(a)) => cmd::update::run(a, cli.config),
+        Some(Command::Update(mut a)) => {
+            a.net.resolve_hosts(given(sub("update"), "port"))?;
+            cmd::update::run(a, cli.config)
+        }
         Some(Command::Sim(a)) => cmd::sim::run(a),
         Some(Command::Bench(a)) => cmd::bench::run(a),
         Some(Command::Config(a)) => cmd::config::run(a, cli.config),
         Some(Command::Completions(a)) => cmd::completions::run(a, Cli::command()),
+        Some(Command::Man(a)) => cmd::man::run(a, Cli::command()),
     }
 }
 

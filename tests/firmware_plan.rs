@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use plugfleet::firmware::container::{self, Structure};
 use plugfleet::firmware::header::ImageHeader;
-use plugfleet::firmware::image::{
-    FileSource, ImageError, ImageInfo, NameTarget, Version, load_path,
-};
+#[cfg(unix)]
+use plugfleet::firmware::image::FileSource;
+use plugfleet::firmware::image::{ImageError, ImageInfo, NameTarget, Version, load_path};
 use plugfleet::firmware::limits::{KnownHashes, KnownImage, SizeBounds, SizeLimits};
 use plugfleet::firmware::plan::{
     Policy, Verdict, allow_downgrades, assess, assess_with, best_match, plan, plan_in,

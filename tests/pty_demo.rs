@@ -23,6 +23,7 @@ fn demo_runs_reacts_to_keys_and_quits_to_a_clean_terminal() {
         tui.parser.screen().alternate_screen(),
         "the TUI uses the alternate screen"
     );
+    #[cfg(unix)]
     if let Some(t) = tui.master.get_termios() {
         let flags = format!("{:?}", t.local_flags);
         assert!(!flags.contains("ICANON"), "raw mode while running: {flags}");
@@ -76,6 +77,7 @@ fn demo_runs_reacts_to_keys_and_quits_to_a_clean_terminal() {
         "cursor shown again"
     );
     assert!(!tui.parser.screen().hide_cursor(), "cursor visible");
+    #[cfg(unix)]
     if let Some(t) = tui.master.get_termios() {
         let flags = format!("{:?}", t.local_flags);
         assert!(

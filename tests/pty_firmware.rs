@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! End to end in a pseudo-terminal: `plugfleet demo`, mark a plug, `U`, choose the demo image
 //! folder, see the plan, Enter does nothing, `y` confirms; the progress pane follows the update
-//! to "updated", the table shows the new version, the journal in the data directory has the
-//! transitions, and the terminal is handed back clean.
+//! to "updated", the table shows the new version, the journal has the
+//! transitions (in the demo's own folder, not the data directory), and the terminal is handed back clean.
 
 #[path = "common/pty.rs"]
 mod pty;
@@ -42,8 +42,13 @@ fn a_firmware_update_from_the_demo_runs_end_to_end() {
     let status = tui.wait_exit();
     assert!(status.success(), "exit status {status:?}");
     assert!(!tui.parser.screen().alternate_screen());
-    let journal = tui.dir().join("data/plugfleet/journal.jsonl");
-    let text = std::fs::read_to_string(&journal).expect("the journal in the data directory");
+    // The demo keeps its journal in its own folder, never in the data directory.
+    assert!(!tui.dir().join("data/plugfleet/journal.jsonl").exists());
+    let journal = tui
+        .demo_folder()
+        .expect("the demo folder")
+        .join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).expect("the journal in the demo folder");
     assert!(text.contains("\"stage\":\"flash-requested\""), "{text}");
     assert!(text.contains("\"stage\":\"done\""), "{text}");
 }

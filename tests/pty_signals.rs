@@ -55,7 +55,10 @@ fn sighup_sigterm_and_sigquit_restore_the_terminal() {
         tui.signal(sig);
         let status = tui.wait_exit();
         // It ended by itself (a process killed by the signal does not exit successfully).
-        let log = std::fs::read_to_string(tui.dir().join("plugfleet.log")).unwrap_or_default();
+        let log = tui
+            .demo_folder()
+            .and_then(|d| std::fs::read_to_string(d.join("plugfleet.log")).ok())
+            .unwrap_or_default();
         assert!(status.success(), "SIG{sig}: exit status {status:?}\n{log}");
         assert_terminal_restored(&tui, &format!("SIG{sig}"));
     }
@@ -81,10 +84,10 @@ fn update_until_flashing() -> Tui {
     tui
 }
 
-/// The journal of the run's data directory: the last stage recorded.
+/// The journal of the run's demo folder: the last stage recorded.
 fn last_journal_stage(tui: &Tui) -> String {
-    let text = std::fs::read_to_string(tui.dir().join("data/plugfleet/journal.jsonl"))
-        .expect("the journal");
+    let folder = tui.demo_folder().expect("the demo folder");
+    let text = std::fs::read_to_string(folder.join("journal.jsonl")).expect("the journal");
     let last = text.lines().last().expect("a line");
     let v: serde_json::Value = serde_json::from_str(last).unwrap();
     v["stage"].as_str().unwrap().to_owned()

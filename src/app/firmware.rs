@@ -236,7 +236,10 @@ pub const DEMO_IMAGES: &[(&str, &[u8])] = &[
 /// The demo images written out to a fresh private directory; removed when dropped.
 #[derive(Debug)]
 pub struct DemoImages {
-    root: PathBuf,
+    /// The folder holding the images.
+    dir: PathBuf,
+    /// What is removed on drop: the images' folder, or the fresh folder made for it.
+    owned: PathBuf,
 }
 
 impl DemoImages {
@@ -249,11 +252,12 @@ impl DemoImages {
             let root = base.join(format!("plugfleet-demo-{}-{n}", std::process::id()));
             match std::fs::create_dir(&root) {
                 Ok(()) => {
-                    let images = DemoImages { root };
-                    std::fs::create_dir(images.dir())?;
-                    for (name, bytes) in DEMO_IMAGES {
-                        std::fs::write(images.dir().join(name), bytes)?;
-                    }
+                    let images = DemoImages {
+                        dir: root.join("firmware"),
+                        owned: root,
+                    };
+                    std::fs::create_dir(&images.dir)?;
+                    images.fill()?;
                     return Ok(images);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
@@ -263,15 +267,37 @@ impl DemoImages {
         Err(last.unwrap_or_else(|| std::io::Error::other("no temporary directory")))
     }
 
+    /// Writes [`DEMO_IMAGES`] to `<parent>/firmware/` (created new: an existing folder is an
+    /// error); only that folder is removed on drop.
+    pub fn write_in(parent: &Path) -> std::io::Result<DemoImages> {
+        let dir = parent.join("firmware");
+        // Created before the guard exists, so a folder that was there is never removed.
+        std::fs::create_dir(&dir)?;
+        let images = DemoImages {
+            owned: dir.clone(),
+            dir,
+        };
+        images.fill()?;
+        Ok(images)
+    }
+
+    /// Writes the images into the (existing) folder.
+    fn fill(&self) -> std::io::Result<()> {
+        for (name, bytes) in DEMO_IMAGES {
+            std::fs::write(self.dir.join(name), bytes)?;
+        }
+        Ok(())
+    }
+
     /// The folder holding the images.
     pub fn dir(&self) -> PathBuf {
-        self.root.join("firmware")
+        self.dir.clone()
     }
 }
 
 impl Drop for DemoImages {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
+        let _ = std::fs::remove_dir_all(&self.owned);
     }
 }
 
@@ -308,6 +334,27 @@ mod tests {
         drop(images);
         assert!(!dir.exists());
         assert!(other.dir().exists());
+    }
+
+    #[test]
+    fn demo_images_written_into_a_folder_remove_only_their_own_subfolder() {
+        let parent = std::env::temp_dir().join(format!("pf-demo-in-{}", std::process::id()));
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::write(parent.join("keep.txt"), b"mine").unwrap();
+        let images = DemoImages::write_in(&parent).unwrap();
+        assert_eq!(images.dir(), parent.join("firmware"));
+        assert_eq!(
+            crate::firmware::image::load_path(&images.dir())
+                .unwrap()
+                .len(),
+            DEMO_IMAGES.len()
+        );
+        // A second set into the same folder is refused rather than mixed in.
+        assert!(DemoImages::write_in(&parent).is_err());
+        drop(images);
+        assert!(!parent.join("firmware").exists());
+        assert!(parent.join("keep.txt").exists());
+        let _ = std::fs::remove_dir_all(parent);
     }
 
     #[test]

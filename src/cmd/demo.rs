@@ -1,8 +1,15 @@
 //! `plugfleet demo`: the TUI on an embedded simulated fleet on loopback, found the way a real
 //! fleet is (broadcast to 127.255.255.255 plus a sweep of the fleet's range). Nothing is sent
 //! off loopback; busy loopback addresses or ports are skipped.
+//!
+//! Everything the demo writes (its log, the update journal, recordings of the record key, the
+//! demo firmware images) goes into its own fresh temporary folder, [`DemoFolder`], never into
+//! the user's data, state or config folders; the exit message says where, after the terminal
+//! is handed back (the status bar too at start, until discovery's first message replaces it). The folder is kept (minus the images) so a
+//! recording made in the demo is not lost; it lives in the system's temporary directory.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,6 +28,59 @@ use crate::sim::{self, FaultKind, Fleet, FleetSpec, SimError};
 pub struct DemoArgs {
     #[command(flatten)]
     pub view: ViewArgs,
+}
+
+/// The demo's own folder, `<tmp>/plugfleet-demo-<pid>-<n>`, created new (private to the user
+/// on Unix): the only place the demo writes to.
+#[derive(Debug)]
+pub struct DemoFolder {
+    root: PathBuf,
+}
+
+impl DemoFolder {
+    /// Creates a fresh folder in the system's temporary directory (never one that exists).
+    pub fn create() -> std::io::Result<DemoFolder> {
+        Self::create_in(&std::env::temp_dir())
+    }
+
+    /// Creates a fresh `plugfleet-demo-<pid>-<n>` folder in `base`.
+    pub fn create_in(base: &Path) -> std::io::Result<DemoFolder> {
+        let mut last = None;
+        for n in 0..100u32 {
+            let root = base.join(format!("plugfleet-demo-{}-{n}", std::process::id()));
+            // Private to the user on Unix; on Windows the temporary folder is already per user.
+            #[cfg(unix)]
+            let b = {
+                use std::os::unix::fs::DirBuilderExt as _;
+                let mut b = std::fs::DirBuilder::new();
+                b.mode(0o700);
+                b
+            };
+            #[cfg(not(unix))]
+            let b = std::fs::DirBuilder::new();
+            match b.create(&root) {
+                Ok(()) => return Ok(DemoFolder { root }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no temporary directory")))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The update journal of the demo's firmware batches.
+    pub fn journal(&self) -> PathBuf {
+        self.root.join("journal.jsonl")
+    }
+
+    /// Where the record key writes (no `--record`): `readings-YYYY-MM-DD.jsonl` in the folder.
+    pub fn record_path(&self, unix_ms: u64) -> PathBuf {
+        self.root
+            .join(crate::app::export::default_record_name(unix_ms))
+    }
 }
 
 /// The demo fleet's profiles, in address order.
@@ -61,10 +121,12 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
     }
 }
 
-/// Loopback /28 blocks tried in turn (derived from the process id, so two demos differ).
+/// Loopback /28 blocks tried in turn (derived from the process id, so two demos differ), then
+/// 127.0.0.2–127.0.0.13: where only 127.0.0.1 is up by default (macOS), those are the
+/// addresses to alias (README, "Platforms").
 fn candidate_bases() -> impl Iterator<Item = Ipv4Addr> {
     let seed = std::process::id();
-    (0..64u32).map(move |i| {
+    let derived = (0..64u32).map(move |i| {
         let n = seed
             .wrapping_mul(2_654_435_761)
             .wrapping_add(i.wrapping_mul(40_503));
@@ -75,7 +137,8 @@ fn candidate_bases() -> impl Iterator<Item = Ipv4Addr> {
             (n >> 8) as u8,
             ((n >> 16) % 15) as u8 * 16 + 2,
         )
-    })
+    });
+    derived.chain(std::iter::once(Ipv4Addr::new(127, 0, 0, 2)))
 }
 
 /// Starts the demo fleet on the first loopback block where it can bind.
@@ -132,10 +195,24 @@ pub fn demo_discovery(fleet: &Fleet) -> anyhow::Result<DiscoveryConfig> {
     Ok(cfg)
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    // The demo firmware images are embedded: written to a private temp folder (removed on
-    // exit) where the picker starts, whatever the current directory.
-    let images = crate::app::firmware::DemoImages::write()
+/// Runs the demo; everything it writes goes into `folder` (`main` created it first, for the log).
+pub fn run(args: DemoArgs, folder: &DemoFolder) -> anyhow::Result<ExitCode> {
+    let result = run_in(args, folder);
+    // After the terminal is handed back, so it stays on the screen. Not `eprintln!`, which
+    // panics when the terminal hung up.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "plugfleet demo: its files (log, update journal, recordings) are in {}",
+        folder.path().display()
+    );
+    result
+}
+
+fn run_in(args: DemoArgs, folder: &DemoFolder) -> anyhow::Result<ExitCode> {
+    // The demo firmware images are embedded: written to the demo's folder (removed on exit)
+    // where the picker starts, whatever the current directory.
+    let images = crate::app::firmware::DemoImages::write_in(folder.path())
         .map_err(|e| anyhow::anyhow!("cannot write the demo firmware images: {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -171,6 +248,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     settings.metrics_url = metrics.as_ref().map(|m| m.url.clone());
     settings.firmware_dir = images.dir();
     settings.firmware = crate::app::firmware::FirmwareSettings::demo();
+    // Never the user's data folder: the journal and the record key's file go to the demo's.
+    settings.firmware.journal = Some(folder.journal());
+    settings.record_default = folder.record_path(settings.epoch_unix_ms);
     let timeout = Duration::from_secs(2);
     let setup = Setup {
         poll: crate::net::poller::PollConfig {
@@ -182,11 +262,43 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         metrics: metrics.as_ref().map(|m| m.tx.clone()),
     };
     let sources = discovery_source(disc, rediscovery_interval(args.view.interval()));
-    let app = App::new(settings, std::time::Instant::now());
+    let now = std::time::Instant::now();
+    let mut app = App::new(settings, now);
+    app.set_status(
+        format!(
+            "demo files (journal, recordings, log) go to {}",
+            folder.path().display()
+        ),
+        now,
+    );
     let result = run_tui(&rt, app, setup, sources);
     drop(metrics);
     rt.block_on(fleet.shutdown());
     rt.shutdown_timeout(Duration::from_secs(1));
     drop(images);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_demo_gets_a_fresh_private_folder_holding_all_it_writes() {
+        let base = std::env::temp_dir().join(format!("pf-demo-folder-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let a = DemoFolder::create_in(&base).unwrap();
+        let b = DemoFolder::create_in(&base).unwrap();
+        assert_ne!(a.path(), b.path());
+        assert!(a.path().starts_with(&base) && a.path().is_dir());
+        assert!(a.journal().starts_with(a.path()));
+        assert_eq!(a.record_path(0), a.path().join("readings-1970-01-01.jsonl"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "private to the user: {mode:o}");
+        }
+        let _ = std::fs::remove_dir_all(base);
+    }
 }

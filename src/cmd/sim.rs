@@ -362,14 +362,20 @@ impl Signals {
         Ok(Self {})
     }
 
-    pub(crate) async fn wait(mut self) {
+    pub(crate) async fn wait(self) {
         #[cfg(unix)]
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
+        {
+            let mut s = self;
+            tokio::select! {
+                _ = s.int.recv() => {}
+                _ = s.term.recv() => {}
+            }
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        {
+            let _ = self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -18,10 +18,15 @@ use crate::ui::Theme;
 #[derive(Debug, Clone, Args, Default)]
 pub struct ViewArgs {
     /// Seconds between reading refreshes [default: 2, or `poll.interval` of the config].
-    #[arg(long, value_parser = parse_seconds, value_name = "SECONDS")]
+    #[arg(long, value_parser = parse_seconds, value_name = "SECONDS", env = "PLUGFLEET_INTERVAL")]
     pub interval: Option<Duration>,
     /// Disable every write (relay, reboot, firmware); the status bar says so.
-    #[arg(long)]
+    /// PLUGFLEET_READ_ONLY=1 (or true, yes, on) sets it; 0, false, no or off leave it off.
+    #[arg(
+        long,
+        env = "PLUGFLEET_READ_ONLY",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub read_only: bool,
     #[command(flatten)]
     pub record: RecordArgs,

@@ -1,6 +1,8 @@
 //! Every way out of a firmware update, handled alike: SIGINT, SIGTERM, SIGHUP and SIGQUIT on
-//! unix (Ctrl-C elsewhere) arrive as one stream of [`ExitSignal`]s, and [`Drain`] decides what
-//! each one (or a quit in the TUI) means while plugs are being updated.
+//! unix (on Windows the console's Ctrl-C, Ctrl-Break, close and shutdown events, taken as
+//! SIGINT, SIGQUIT, SIGHUP and SIGTERM; Ctrl-C alone elsewhere) arrive as one stream of
+//! [`ExitSignal`]s, and [`Drain`] decides what each one (or a quit in the TUI) means while plugs
+//! are being updated.
 //!
 //! The rule (README, "Exit status of `update`"): the first way out stops starting plugs and
 //! cancels those not yet flashing, while plugs already flashing are seen through to verified and
@@ -58,6 +60,18 @@ impl fmt::Display for ExitSignal {
 pub struct ExitSignals {
     #[cfg(unix)]
     unix: [(ExitSignal, tokio::signal::unix::Signal); 4],
+    #[cfg(windows)]
+    windows: WindowsEvents,
+}
+
+/// The console events of Windows that end a program. Windows kills the process a few seconds
+/// after a close, logoff or shutdown event whatever the handler does: the drain gets that long.
+#[cfg(windows)]
+struct WindowsEvents {
+    c: tokio::signal::windows::CtrlC,
+    brk: tokio::signal::windows::CtrlBreak,
+    close: tokio::signal::windows::CtrlClose,
+    shutdown: tokio::signal::windows::CtrlShutdown,
 }
 
 impl ExitSignals {
@@ -75,7 +89,19 @@ impl ExitSignals {
                 ],
             })
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
+        {
+            use tokio::signal::windows as w;
+            Ok(Self {
+                windows: WindowsEvents {
+                    c: w::ctrl_c()?,
+                    brk: w::ctrl_break()?,
+                    close: w::ctrl_close()?,
+                    shutdown: w::ctrl_shutdown()?,
+                },
+            })
+        }
+        #[cfg(not(any(unix, windows)))]
         {
             Ok(Self {})
         }
@@ -93,7 +119,17 @@ impl ExitSignals {
                 _ = s4.recv() => *d,
             }
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
+        {
+            let w = &mut self.windows;
+            tokio::select! {
+                _ = w.c.recv() => ExitSignal::Interrupt,
+                _ = w.brk.recv() => ExitSignal::Quit,
+                _ = w.close.recv() => ExitSignal::Hangup,
+                _ = w.shutdown.recv() => ExitSignal::Terminate,
+            }
+        }
+        #[cfg(not(any(unix, windows)))]
         {
             // Without a Ctrl-C handler there is nothing to wait for: never resolve.
             if tokio::signal::ctrl_c().await.is_err() {

@@ -351,18 +351,12 @@ fn kind_of(ft: std::fs::FileType) -> &'static str {
 fn open_for_read(path: &Path) -> std::io::Result<std::fs::File> {
     let mut o = std::fs::OpenOptions::new();
     o.read(true);
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        )
-    ))]
+    // Every Unix (the flag's value differs between them: libc has each one's). Windows has no
+    // FIFOs in the file system: a named pipe lives under \\.\pipe\, never in an image folder.
+    #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        const O_NONBLOCK: i32 = 0o4000;
-        o.custom_flags(O_NONBLOCK);
+        o.custom_flags(libc::O_NONBLOCK);
     }
     o.open(path)
 }

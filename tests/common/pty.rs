@@ -60,10 +60,13 @@ impl Tui {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
+        // The demo's own folder goes to TMPDIR: this run's `tmp/`.
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_plugfleet"));
         cmd.args(args);
         cmd.env("TERM", "xterm-256color");
         cmd.env("PLUGFLEET_LOG_DIR", &dir);
+        cmd.env("TMPDIR", dir.join("tmp"));
         cmd.env("XDG_DATA_HOME", dir.join("data"));
         cmd.env("XDG_CONFIG_HOME", dir.join("config"));
         cmd.env_remove("NO_COLOR");
@@ -106,9 +109,21 @@ impl Tui {
         }
     }
 
-    /// The private directory: log file, `data/` (XDG_DATA_HOME), `config/` (XDG_CONFIG_HOME).
+    /// The private directory: log file, `data/` (XDG_DATA_HOME), `config/` (XDG_CONFIG_HOME),
+    /// `tmp/` (TMPDIR, where the demo keeps its files).
     pub fn dir(&self) -> &Path {
         &self.dir.0
+    }
+
+    /// The folder `plugfleet demo` wrote into (`tmp/plugfleet-demo-*`), once it has started.
+    pub fn demo_folder(&self) -> Option<PathBuf> {
+        std::fs::read_dir(self.dir.0.join("tmp"))
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("plugfleet-demo-"))
+            })
     }
 
     pub fn screen(&self) -> String {
