@@ -433,7 +433,7 @@ fn waiting_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)], left: u32) -> St
         return format!("{sig}: already stopping; finishing the summary");
     }
     format!(
-        "{sig}: still waiting for {} plug(s) to be verified and their relays restored: {};          {left} more to stop waiting and leave them unverified",
+        "{sig}: still waiting for {} plug(s) to be verified and their relays restored: {}; {left} more to stop waiting and leave them unverified",
         in_flight.len(),
         list_in_flight(in_flight)
     )
@@ -449,7 +449,7 @@ fn abandon_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)]) -> String {
         .map(|(ip, _)| format!("--host {ip}"))
         .collect();
     format!(
-        "{sig}: abandoned {} plug(s) mid-update: {}; they finish flashing by themselves but were          NOT verified and their relays NOT restored; check them with `plugfleet status {}`",
+        "{sig}: abandoned {} plug(s) mid-update: {}; they finish flashing by themselves but were NOT verified and their relays NOT restored; check them with `plugfleet status {}`",
         in_flight.len(),
         list_in_flight(in_flight),
         check.join(" ")
@@ -974,6 +974,13 @@ mod tests {
         let n = waiting_note(ExitSignal::Interrupt, &flying, 1);
         assert!(n.contains("still waiting for 1 plug(s)"), "{n}");
         assert!(n.contains("1 more to stop waiting"), "{n}");
+        for n in [
+            cancel_note(ExitSignal::Terminate, &flying),
+            waiting_note(ExitSignal::Quit, &flying, 1),
+            abandon_note(ExitSignal::Hangup, &flying),
+        ] {
+            assert!(!n.contains("  "), "a run of spaces in {n:?}");
+        }
         let n = abandon_note(ExitSignal::Quit, &flying);
         assert!(n.contains("NOT verified"), "{n}");
         assert!(n.contains("plugfleet status --host 127.0.0.5"), "{n}");
