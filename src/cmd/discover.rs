@@ -74,14 +74,19 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
     let mut hostile = 0usize;
     let mut elapsed = 0u64;
     let mut send_errors = Vec::new();
+    // A named host is probed several ways (and retried): each reason is told once per address.
+    let mut told: std::collections::HashSet<(std::net::IpAddr, String)> =
+        std::collections::HashSet::new();
     while let Some(ev) = rx.recv().await {
         match &ev {
             DiscoveryEvent::Hostile { from, reason } => {
                 hostile += 1;
                 tracing::info!(%from, %reason, "ignored a reply");
                 // A named host that answered something unusable is told with the reason.
-                if hosts.iter().any(|h| std::net::IpAddr::V4(*h) == from.ip()) {
-                    let error = reason.to_string();
+                let error = reason.to_string();
+                if hosts.iter().any(|h| std::net::IpAddr::V4(*h) == from.ip())
+                    && told.insert((from.ip(), error.clone()))
+                {
                     if json {
                         let line = serde_json::json!({
                             "ip": from.ip().to_string(),
