@@ -464,3 +464,18 @@ fn an_unknown_value_is_not_drawn_with_the_suspect_glyph() {
         .collect();
     assert!(!row.contains('?'), "{row}");
 }
+
+#[test]
+fn the_help_says_that_space_moves_down() {
+    // Found by QA: space marks the row and moves to the next one (so space space marks two
+    // rows), but the help said only "mark/unmark the selected row".
+    let (mut app, now) = fleet();
+    let before = app.view.selected.clone();
+    keys(&mut app, " ", now);
+    assert_ne!(app.view.selected, before, "space moves the selection");
+    let mark = KEYMAP
+        .iter()
+        .find(|b| b.action == plugfleet::app::keymap::Action::Mark)
+        .expect("a mark binding");
+    assert!(mark.help.contains("move"), "{}", mark.help);
+}
