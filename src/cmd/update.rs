@@ -427,6 +427,9 @@ fn cancel_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)]) -> String {
     )
 }
 
+/// Width of the plan's VERDICT column: the longest verdict label, so the IMAGE column lines up.
+const VERDICT_W: usize = 20;
+
 /// What a later way out says.
 fn waiting_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)], left: u32) -> String {
     if in_flight.is_empty() {
@@ -612,8 +615,14 @@ impl Output {
         }
         self.human("Plan:");
         self.human(&format!(
-            "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<16} IMAGE",
-            "PLUG", "ALIAS", "MODEL", "HW", "VERSION", "VERDICT"
+            "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<w$} IMAGE",
+            "PLUG",
+            "ALIAS",
+            "MODEL",
+            "HW",
+            "VERSION",
+            "VERDICT",
+            w = VERDICT_W
         ));
         for e in entries {
             let (from, to) = e.versions();
@@ -623,7 +632,7 @@ impl Output {
                 " (skipped)"
             };
             self.human(&format!(
-                "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<16} {}{}",
+                "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<w$} {}{}",
                 e.plug.ip,
                 clean(&e.plug.alias),
                 clean(&e.plug.model),
@@ -634,7 +643,8 @@ impl Output {
                     .as_ref()
                     .map(|i| clean_long(&i.file_name))
                     .unwrap_or_else(|| "-".into()),
-                mark
+                mark,
+                w = VERDICT_W
             ));
             if e.awaits_downgrade_consent(force) {
                 self.human(&format!(
@@ -962,6 +972,28 @@ mod tests {
         );
         assert!(w.due(t0 + Duration::from_secs(600)).is_empty());
         assert_eq!(w.in_flight(), vec![(ip(5), Stage::Rebooting)]);
+    }
+
+    #[test]
+    fn every_verdict_label_fits_the_plan_column() {
+        // Found by QA: "size-out-of-bounds" and "unrecognised-content" pushed IMAGE out of line.
+        use plan::Verdict as V;
+        let r = || String::from("r");
+        for v in [
+            V::Compatible,
+            V::ProtocolChange { reason: r() },
+            V::Downgrade,
+            V::SameVersion,
+            V::UnknownTarget { reason: r() },
+            V::WrongTarget { reason: r() },
+            V::AboveCeiling { reason: r() },
+            V::Corrupt { reason: r() },
+            V::UnrecognisedContent { reason: r() },
+            V::SizeOutOfBounds { reason: r() },
+            V::Refused { reason: r() },
+        ] {
+            assert!(v.label().chars().count() <= VERDICT_W, "{}", v.label());
+        }
     }
 
     #[test]
