@@ -131,8 +131,11 @@ fn say(line: &str) {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    // A JSON writer (`serde_json::to_writer` on stdout) wraps the I/O error in its own type.
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
 }

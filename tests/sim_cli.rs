@@ -500,3 +500,43 @@ async fn sim_accepts_the_images_listed_with_accept_images() {
     running.shutdown().await;
     let _ = std::fs::remove_file(&list);
 }
+
+#[test]
+fn a_reader_gone_before_the_exit_stats_is_not_an_error() {
+    // Found by QA: `plugfleet sim | head -1`, then Ctrl-C, ended with "plugfleet: error: Broken
+    // pipe" and exit status 1: the broken pipe of the (large) exit stats line, written through
+    // serde_json, was not recognised as the reader going away.
+    let count = 40;
+    let child = plugfleet(&[
+        "--base".into(),
+        base().to_string(),
+        "--port".into(),
+        "0".into(),
+        "--tdp-port".into(),
+        "0".into(),
+        "--count".into(),
+        count.to_string(),
+    ])
+    .env("PLUGFLEET_LOG_DIR", std::env::temp_dir())
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut g = Guard(child);
+    let mut lines = BufReader::new(g.0.stdout.take().unwrap()).lines();
+    for _ in 0..count {
+        let line = lines.next().expect("a JSON line per plug").unwrap();
+        assert!(line.starts_with('{'), "{line}");
+    }
+    // The reader goes away, then the simulator is asked to stop (and prints its stats).
+    drop(lines);
+    let pid = g.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = wait_exit(&mut g.0, Duration::from_secs(30));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(g.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert!(status.success(), "{status:?}: {stderr}");
+}

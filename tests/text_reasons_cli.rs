@@ -113,3 +113,40 @@ async fn status_says_why_a_named_host_was_unusable() {
     assert!(stderr.contains(&format!("{ip}: {REASON}")), "{stderr}");
     assert!(!stderr.contains("no answer"), "{stderr}");
 }
+
+/// A UDP "plug" at `ip:port` that answers every datagram with bytes that are not the protocol.
+async fn garbage_udp(ip: IpAddr, port: u16) {
+    let s = tokio::net::UdpSocket::bind(SocketAddr::new(ip, port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1024];
+        // Bounded: a handful of probes is all one discovery pass sends.
+        for _ in 0..32 {
+            let Ok((_, from)) = s.recv_from(&mut buf).await else {
+                return;
+            };
+            let _ = s.send_to(b"\x00\x01garbage\xff", from).await;
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_says_each_reason_of_a_named_host_once() {
+    // Found by QA: a plug that answers garbage on UDP and TCP was reported four times, the same
+    // line repeated for each probe and retry.
+    let ip = addr(3);
+    let port = hostile_plug(ip).await;
+    garbage_udp(ip, port).await;
+    for json in [false, true] {
+        let out = plugfleet(args("discover", ip, port, json)).await;
+        let text = String::from_utf8(if json { out.stdout } else { out.stderr }).unwrap();
+        let mine: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&ip.to_string()))
+            .collect();
+        assert!(!mine.is_empty(), "no reason for {ip}: {text}");
+        let distinct: std::collections::HashSet<&&str> = mine.iter().collect();
+        assert_eq!(distinct.len(), mine.len(), "a reason repeated: {text}");
+    }
+}

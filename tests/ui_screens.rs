@@ -450,3 +450,32 @@ fn status_bar_shows_recording_and_the_metrics_url() {
     let t = draw(&app, 140, 20);
     assert!(find(t.backend().buffer(), "REC stopped: disk full").is_some());
 }
+
+#[test]
+fn an_unknown_value_is_not_drawn_with_the_suspect_glyph() {
+    // Found by QA: the newer-protocol plug's unknown firmware version was drawn as `?`, the
+    // glyph the legend reserves for a suspect value.
+    let (app, _) = fleet();
+    let t = draw(&app, 140, 20);
+    let buf = t.backend().buffer();
+    let (_, y) = find(buf, "◇ klap").expect("the newer-protocol row");
+    let row: String = (0..buf.area.width)
+        .map(|x| buf[(x, y)].symbol().to_owned())
+        .collect();
+    assert!(!row.contains('?'), "{row}");
+}
+
+#[test]
+fn the_help_says_that_space_moves_down() {
+    // Found by QA: space marks the row and moves to the next one (so space space marks two
+    // rows), but the help said only "mark/unmark the selected row".
+    let (mut app, now) = fleet();
+    let before = app.view.selected.clone();
+    keys(&mut app, " ", now);
+    assert_ne!(app.view.selected, before, "space moves the selection");
+    let mark = KEYMAP
+        .iter()
+        .find(|b| b.action == plugfleet::app::keymap::Action::Mark)
+        .expect("a mark binding");
+    assert!(mark.help.contains("move"), "{}", mark.help);
+}

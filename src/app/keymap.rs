@@ -243,7 +243,12 @@ pub const KEYMAP: &[Binding] = &[
         "sort by the previous column",
     ),
     b(T, &[k('o')], Action::SortReverse, "reverse the sort order"),
-    b(T, &[k(' ')], Action::Mark, "mark/unmark the selected row"),
+    b(
+        T,
+        &[k(' ')],
+        Action::Mark,
+        "mark/unmark the selected row and move down",
+    ),
     b(
         T,
         &[k('a')],

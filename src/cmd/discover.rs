@@ -74,14 +74,19 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
     let mut hostile = 0usize;
     let mut elapsed = 0u64;
     let mut send_errors = Vec::new();
+    // A named host is probed several ways (and retried): each reason is told once per address.
+    let mut told: std::collections::HashSet<(std::net::IpAddr, String)> =
+        std::collections::HashSet::new();
     while let Some(ev) = rx.recv().await {
         match &ev {
             DiscoveryEvent::Hostile { from, reason } => {
                 hostile += 1;
                 tracing::info!(%from, %reason, "ignored a reply");
                 // A named host that answered something unusable is told with the reason.
-                if hosts.iter().any(|h| std::net::IpAddr::V4(*h) == from.ip()) {
-                    let error = reason.to_string();
+                let error = reason.to_string();
+                if hosts.iter().any(|h| std::net::IpAddr::V4(*h) == from.ip())
+                    && told.insert((from.ip(), error.clone()))
+                {
                     if json {
                         let line = serde_json::json!({
                             "ip": from.ip().to_string(),
@@ -202,15 +207,15 @@ fn table_row(d: &Device) -> String {
     let outlets = match d.children() {
         Some(0) => "-".to_owned(),
         Some(n) => n.to_string(),
-        None => "?".to_owned(),
+        None => "-".to_owned(),
     };
     let found: Vec<&str> = d.found_by.iter().map(|f| f.as_str()).collect();
     let cells = [
         d.ip.to_string(),
         d.port.to_string(),
         d.mac.clone(),
-        d.model().unwrap_or("?").to_owned(),
-        d.hw_ver().unwrap_or("?").to_owned(),
+        d.model().unwrap_or("-").to_owned(),
+        d.hw_ver().unwrap_or("-").to_owned(),
         firmware,
         d.protocol().to_owned(),
         outlets,
@@ -280,6 +285,30 @@ mod tests {
         assert_eq!(fit("ab", 4), "ab  ");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("é\u{1b}[31m", 4), "é\u{FFFD}  ");
+    }
+
+    #[test]
+    fn an_unknown_outlet_count_is_not_the_suspect_glyph() {
+        // Found by QA: a newer-protocol plug's OUTLETS read `?`, the glyph for a suspect value.
+        let mut r = Registry::new(1);
+        let p = crate::net::discovery::loopback::FakePlug::newer(std::net::Ipv4Addr::LOCALHOST, 4);
+        let json = serde_json::json!({"error_code": 0, "result": p.tdp.unwrap()}).to_string();
+        let info = crate::protocol::tdp::decode_reply(&crate::protocol::tdp::encode_packet(
+            json.as_bytes(),
+            0,
+            0,
+        ))
+        .unwrap();
+        r.observe(&crate::protocol::sighting::Sighting {
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 20002,
+            found_by: FoundBy::Udp20002,
+            at: 3,
+            reply: crate::protocol::sighting::DeviceReply::Newer(info),
+        });
+        let row = table_row(&r.devices()[0]);
+        assert!(row.contains("klap"), "{row}");
+        assert!(!row.contains('?'), "{row}");
     }
 
     #[test]

@@ -427,13 +427,16 @@ fn cancel_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)]) -> String {
     )
 }
 
+/// Width of the plan's VERDICT column: the longest verdict label, so the IMAGE column lines up.
+const VERDICT_W: usize = 20;
+
 /// What a later way out says.
 fn waiting_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)], left: u32) -> String {
     if in_flight.is_empty() {
         return format!("{sig}: already stopping; finishing the summary");
     }
     format!(
-        "{sig}: still waiting for {} plug(s) to be verified and their relays restored: {};          {left} more to stop waiting and leave them unverified",
+        "{sig}: still waiting for {} plug(s) to be verified and their relays restored: {}; {left} more to stop waiting and leave them unverified",
         in_flight.len(),
         list_in_flight(in_flight)
     )
@@ -449,7 +452,7 @@ fn abandon_note(sig: ExitSignal, in_flight: &[(IpAddr, Stage)]) -> String {
         .map(|(ip, _)| format!("--host {ip}"))
         .collect();
     format!(
-        "{sig}: abandoned {} plug(s) mid-update: {}; they finish flashing by themselves but were          NOT verified and their relays NOT restored; check them with `plugfleet status {}`",
+        "{sig}: abandoned {} plug(s) mid-update: {}; they finish flashing by themselves but were NOT verified and their relays NOT restored; check them with `plugfleet status {}`",
         in_flight.len(),
         list_in_flight(in_flight),
         check.join(" ")
@@ -612,8 +615,14 @@ impl Output {
         }
         self.human("Plan:");
         self.human(&format!(
-            "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<16} IMAGE",
-            "PLUG", "ALIAS", "MODEL", "HW", "VERSION", "VERDICT"
+            "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<w$} IMAGE",
+            "PLUG",
+            "ALIAS",
+            "MODEL",
+            "HW",
+            "VERSION",
+            "VERDICT",
+            w = VERDICT_W
         ));
         for e in entries {
             let (from, to) = e.versions();
@@ -623,7 +632,7 @@ impl Output {
                 " (skipped)"
             };
             self.human(&format!(
-                "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<16} {}{}",
+                "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<w$} {}{}",
                 e.plug.ip,
                 clean(&e.plug.alias),
                 clean(&e.plug.model),
@@ -634,7 +643,8 @@ impl Output {
                     .as_ref()
                     .map(|i| clean_long(&i.file_name))
                     .unwrap_or_else(|| "-".into()),
-                mark
+                mark,
+                w = VERDICT_W
             ));
             if e.awaits_downgrade_consent(force) {
                 self.human(&format!(
@@ -965,6 +975,28 @@ mod tests {
     }
 
     #[test]
+    fn every_verdict_label_fits_the_plan_column() {
+        // Found by QA: "size-out-of-bounds" and "unrecognised-content" pushed IMAGE out of line.
+        use plan::Verdict as V;
+        let r = || String::from("r");
+        for v in [
+            V::Compatible,
+            V::ProtocolChange { reason: r() },
+            V::Downgrade,
+            V::SameVersion,
+            V::UnknownTarget { reason: r() },
+            V::WrongTarget { reason: r() },
+            V::AboveCeiling { reason: r() },
+            V::Corrupt { reason: r() },
+            V::UnrecognisedContent { reason: r() },
+            V::SizeOutOfBounds { reason: r() },
+            V::Refused { reason: r() },
+        ] {
+            assert!(v.label().chars().count() <= VERDICT_W, "{}", v.label());
+        }
+    }
+
+    #[test]
     fn the_signal_notes_name_the_plugs_still_flashing() {
         let flying = [(ip(5), Stage::Rebooting)];
         let n = cancel_note(ExitSignal::Terminate, &flying);
@@ -974,6 +1006,13 @@ mod tests {
         let n = waiting_note(ExitSignal::Interrupt, &flying, 1);
         assert!(n.contains("still waiting for 1 plug(s)"), "{n}");
         assert!(n.contains("1 more to stop waiting"), "{n}");
+        for n in [
+            cancel_note(ExitSignal::Terminate, &flying),
+            waiting_note(ExitSignal::Quit, &flying, 1),
+            abandon_note(ExitSignal::Hangup, &flying),
+        ] {
+            assert!(!n.contains("  "), "a run of spaces in {n:?}");
+        }
         let n = abandon_note(ExitSignal::Quit, &flying);
         assert!(n.contains("NOT verified"), "{n}");
         assert!(n.contains("plugfleet status --host 127.0.0.5"), "{n}");

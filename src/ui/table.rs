@@ -183,7 +183,7 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
         Column::Sw if r.outlet.is_some() => Cell::from(""),
         Column::Sw => {
             if d.is_newer() {
-                Cell::from("?").style(theme.dim())
+                Cell::from("—").style(theme.dim())
             } else {
                 text(clean(d.sw_version(), 12))
             }
