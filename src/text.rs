@@ -277,9 +277,14 @@ fn fit(v: f64, unit: Unit, decimals: usize, width: usize, with_unit: bool) -> St
         return s;
     }
     for d in (0..=2usize).rev() {
-        let s = plain(format!("{v:.d$e}"));
-        if fits(&s) {
-            return s;
+        let n = format!("{v:.d$e}");
+        // Rounding near f64::MAX can overflow (`-1.68e308` → `-2e308`, which reads as -inf):
+        // such a form names another value, so it is never shown.
+        if n.parse::<f64>().is_ok_and(f64::is_finite) {
+            let s = plain(n);
+            if fits(&s) {
+                return s;
+            }
         }
     }
     ellipsis(width)

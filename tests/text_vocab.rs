@@ -279,3 +279,14 @@ proptest! {
         }
     }
 }
+
+/// Found by the property above: rounding `-1.68e308` to one significant digit gives `-2e308`,
+/// which is beyond f64 and reads back as -inf. The cell keeps digits that name the value.
+#[test]
+fn a_value_near_f64_max_never_rounds_into_infinity() {
+    for v in [-1.681_287_709_070_531_5e308, 1.7e308, f64::MAX, f64::MIN] {
+        let s = plugfleet::text::fmt_fit(v, plugfleet::text::Unit::KilowattHour, 10);
+        let n: f64 = s.trim_end_matches(" kWh").parse().unwrap_or(f64::NAN);
+        assert!(n.is_finite() || s == "…", "{v} shown as {s:?}");
+    }
+}
