@@ -40,7 +40,7 @@ pub struct SimArgs {
     /// Give the plug at IP a fault (repeatable), e.g. 127.0.0.3=bogus-28kw. Kinds: bogus-28kw,
     /// glitch-28kw, unit-scale, hang, garbage, truncated, oversized, slow (or slow:MS), refuse,
     /// ignore-broadcast, download-drop, download-stall, image-reject, never-back, old-version,
-    /// hang-after-flash, flaky.
+    /// hang-after-flash, flaky, close-after-reply.
     #[arg(long = "fault", value_name = "IP=KIND")]
     pub faults: Vec<String>,
     /// Also accept the images listed in FILE (JSON, the shape of assets/profiles/images.json:

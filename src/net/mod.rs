@@ -3,5 +3,6 @@
 pub mod client;
 pub mod discovery;
 pub mod poller;
+pub mod pool;
 
 pub use client::{Client, ClientConfig, NetError, Stage};

@@ -44,11 +44,14 @@ pub enum FaultKind {
     HangAfterFlash,
     /// Goes offline now and then (listeners closed for a while), comes back by itself.
     Flaky,
+    /// Closes the TCP connection after every reply (firmware that serves one request per
+    /// connection): a client keeping connections must reconnect each time.
+    CloseAfterReply,
 }
 
 impl FaultKind {
     /// Every fault, with `slow` at its default delay.
-    pub const ALL: [FaultKind; 17] = [
+    pub const ALL: [FaultKind; 18] = [
         FaultKind::Bogus28kw,
         FaultKind::Glitch28kw,
         FaultKind::UnitScale,
@@ -68,6 +71,7 @@ impl FaultKind {
         FaultKind::OldVersion,
         FaultKind::HangAfterFlash,
         FaultKind::Flaky,
+        FaultKind::CloseAfterReply,
     ];
 
     /// The kebab-case name without parameter.
@@ -90,6 +94,7 @@ impl FaultKind {
             FaultKind::OldVersion => "old-version",
             FaultKind::HangAfterFlash => "hang-after-flash",
             FaultKind::Flaky => "flaky",
+            FaultKind::CloseAfterReply => "close-after-reply",
         }
     }
 

@@ -111,6 +111,7 @@
 //! | `old-version` | after a flash the plug comes back with its old `sw_ver` |
 //! | `hang-after-flash` | after a flash the plug comes back, accepts connections, never replies |
 //! | `flaky` | goes offline for 4–8 s every 20–40 s (scaled), comes back unchanged |
+//! | `close-after-reply` | closes the TCP connection after every reply (one request per connection) |
 
 mod dispatch;
 mod emeter;
