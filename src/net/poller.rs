@@ -690,11 +690,17 @@ mod tests {
             assert_eq!(r.requests.load(Ordering::SeqCst), 1);
         }
 
+        /// A short interval; timeouts generous enough that a loaded machine never makes a
+        /// healthy plug fail (these tests count connections).
         fn fast(client: ClientConfig) -> PollConfig {
             PollConfig {
                 interval: Duration::from_millis(30),
                 concurrency: 4,
-                client,
+                client: ClientConfig {
+                    connect_timeout: Duration::from_secs(3),
+                    reply_timeout: Duration::from_secs(3),
+                    ..client
+                },
                 max_backoff: Duration::from_millis(200),
                 strip_gap: Duration::from_millis(1),
                 ..PollConfig::default()
