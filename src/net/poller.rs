@@ -317,8 +317,9 @@ pub async fn poll_link(
         return Ok(polled);
     }
     if !link.strip {
-        polled.realtime = Some(if simple {
-            // Was a strip or meterless at the last poll: ask the meter now.
+        // Asked sysinfo alone (a strip or meterless at the last poll), or a responder that
+        // answered only the first module: ask the meter on its own.
+        polled.realtime = Some(if simple || root.get("emeter").is_none() {
             let r = exchange(
                 link,
                 addr,
