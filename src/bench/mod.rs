@@ -2,4 +2,5 @@
 
 pub mod discovery;
 pub mod firmware;
+pub mod poll;
 pub mod tui;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::codec::Framed;
@@ -216,6 +216,28 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 after: self.reply_timeout,
             })??;
         Ok(reply::parse_json(&frame)?)
+    }
+
+    /// Sends an already encoded TCP frame (header + obfuscated payload, as
+    /// [`Request::encode_tcp`] builds it, so a poller can encrypt its requests once) and returns
+    /// the whole reply as JSON (errors not yet checked). Same reply timeout as [`Self::call_raw`].
+    pub async fn call_frame(&mut self, frame: &[u8]) -> Result<Value, NetError> {
+        let exchange = async {
+            // Nothing is buffered for writing: every send above flushes.
+            self.framed.get_mut().write_all(frame).await?;
+            match self.framed.next().await {
+                Some(frame) => Ok::<_, NetError>(frame?),
+                None => Err(NetError::Reset),
+            }
+        };
+        let reply =
+            timeout(self.reply_timeout, exchange)
+                .await
+                .map_err(|_| NetError::Timeout {
+                    stage: Stage::Reply,
+                    after: self.reply_timeout,
+                })??;
+        Ok(reply::parse_json(&reply)?)
     }
 
     /// Sends one request and returns the reply with `err_code` checked at both levels.

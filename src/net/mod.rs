@@ -5,5 +5,6 @@ pub mod client;
 pub mod discovery;
 pub mod klap;
 pub mod poller;
+pub mod pool;
 
 pub use client::{Client, ClientConfig, NetError, Stage};

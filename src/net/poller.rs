@@ -1,23 +1,26 @@
 //! The poller: refreshes readings of every tracked plug on an interval, with bounded
-//! concurrency, a timeout per request, backoff for failing devices, and one connection per poll
-//! (a strip's outlets are read one after another over it, gently). One slow plug never delays
-//! the others: each device has its own due time and at most one poll in flight.
+//! concurrency, a timeout per request, backoff for failing devices, and one kept connection per
+//! device ([`crate::net::pool`]) over which one request per cycle reads sysinfo and the meter (a
+//! strip's outlets are read one after another over it, gently). One slow plug never delays the
+//! others: each device has its own due time and at most one poll in flight.
 //!
 //! [`Schedule`] is the pure part (time passed in); [`run`] is the task that performs the polls
 //! and sends a [`PollReport`] per poll over the app's event channel.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::net::client::{ClientConfig, Connection, NetError, Stage};
+use crate::net::pool::{Kept, Link, Pool, PoolStats};
+use crate::protocol::codec::encode_frame;
 use crate::protocol::{Realtime, Request, SysInfo};
 
 /// How the poller behaves.
@@ -30,6 +33,12 @@ pub struct PollConfig {
     pub client: ClientConfig,
     /// Longest wait between retries of a failing device.
     pub max_backoff: Duration,
+    /// Keep one connection per device across polls (false: a fresh connection per poll).
+    pub keep_connections: bool,
+    /// At most this many sockets open at once; the least recently used idle one is closed first.
+    pub max_open: usize,
+    /// Pause between two requests to one strip (strips are fragile).
+    pub strip_gap: Duration,
 }
 
 impl Default for PollConfig {
@@ -42,9 +51,15 @@ impl Default for PollConfig {
                 Duration::from_secs(3),
             ),
             max_backoff: Duration::from_secs(30),
+            keep_connections: true,
+            max_open: 4096,
+            strip_gap: DEFAULT_STRIP_GAP,
         }
     }
 }
+
+/// Default pause between two requests to one strip.
+pub const DEFAULT_STRIP_GAP: Duration = Duration::from_millis(5);
 
 /// A device to poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +106,15 @@ struct Entry {
     in_flight: bool,
 }
 
-/// Per-device due times, misses and backoff. Pure: time is passed in.
+/// Per-device due times, misses and backoff. Pure: time is passed in. Idle devices sit in a
+/// queue ordered by due time, so every event costs O(log n), not a scan of the fleet.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     interval: Duration,
     max_backoff: Duration,
     entries: HashMap<String, Entry>,
+    /// `(next_due, key)` of every device with no poll in flight.
+    queue: BTreeSet<(Instant, String)>,
 }
 
 impl Schedule {
@@ -105,6 +123,7 @@ impl Schedule {
             interval,
             max_backoff: max_backoff.max(interval),
             entries: HashMap::new(),
+            queue: BTreeSet::new(),
         }
     }
 
@@ -118,49 +137,57 @@ impl Schedule {
 
     /// Starts tracking a device (due at once), or updates its address.
     pub fn track(&mut self, t: Target, now: Instant) {
-        self.entries
-            .entry(t.key)
-            .and_modify(|e| e.addr = t.addr)
-            .or_insert(Entry {
+        if let Some(e) = self.entries.get_mut(&t.key) {
+            e.addr = t.addr;
+            return;
+        }
+        self.queue.insert((now, t.key.clone()));
+        self.entries.insert(
+            t.key,
+            Entry {
                 addr: t.addr,
                 next_due: now,
                 misses: 0,
                 in_flight: false,
-            });
+            },
+        );
     }
 
     pub fn untrack(&mut self, key: &str) {
-        self.entries.remove(key);
+        if let Some(e) = self.entries.remove(key) {
+            if !e.in_flight {
+                self.queue.remove(&(e.next_due, key.to_owned()));
+            }
+        }
     }
 
     /// Makes the given devices (all when empty) due now.
     pub fn poll_now(&mut self, keys: &[String], now: Instant) {
         for (k, e) in self.entries.iter_mut() {
-            if keys.is_empty() || keys.contains(k) {
-                e.next_due = e.next_due.min(now);
+            if (keys.is_empty() || keys.contains(k)) && e.next_due > now {
+                if !e.in_flight {
+                    self.queue.remove(&(e.next_due, k.clone()));
+                    self.queue.insert((now, k.clone()));
+                }
+                e.next_due = now;
             }
         }
     }
 
-    /// The devices due at `now` that have no poll in flight; they are marked in flight.
+    /// The devices due at `now` that have no poll in flight, earliest first; they are marked
+    /// in flight.
     pub fn take_due(&mut self, now: Instant) -> Vec<Target> {
-        let mut due: Vec<_> = self
-            .entries
-            .iter_mut()
-            .filter(|(_, e)| !e.in_flight && e.next_due <= now)
-            .map(|(k, e)| {
+        let mut due = Vec::new();
+        while self.queue.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, key)) = self.queue.pop_first() else {
+                break;
+            };
+            if let Some(e) = self.entries.get_mut(&key) {
                 e.in_flight = true;
-                (
-                    e.next_due,
-                    Target {
-                        key: k.clone(),
-                        addr: e.addr,
-                    },
-                )
-            })
-            .collect();
-        due.sort_by_key(|(at, t)| (*at, t.key.clone()));
-        due.into_iter().map(|(_, t)| t).collect()
+                due.push(Target { key, addr: e.addr });
+            }
+        }
+        due
     }
 
     /// Records the end of a poll; returns the consecutive misses (0 after a success).
@@ -169,14 +196,19 @@ impl Schedule {
         let Some(e) = self.entries.get_mut(key) else {
             return 0;
         };
+        if !e.in_flight {
+            // Untracked and tracked again while the poll ran: it is queued already.
+            self.queue.remove(&(e.next_due, key.to_owned()));
+        }
         e.in_flight = false;
         if ok {
             e.misses = 0;
-            e.next_due = now + self.interval;
+            e.next_due = now + interval;
         } else {
             e.misses = e.misses.saturating_add(1);
             e.next_due = now + backoff(interval, max_backoff, e.misses);
         }
+        self.queue.insert((e.next_due, key.to_owned()));
         e.misses
     }
 
@@ -187,11 +219,7 @@ impl Schedule {
 
     /// When the next idle device becomes due.
     pub fn next_due(&self) -> Option<Instant> {
-        self.entries
-            .values()
-            .filter(|e| !e.in_flight)
-            .map(|e| e.next_due)
-            .min()
+        self.queue.first().map(|(at, _)| *at)
     }
 }
 
@@ -200,36 +228,86 @@ fn backoff(interval: Duration, max: Duration, misses: u32) -> Duration {
     (interval * factor).min(max)
 }
 
-/// One exchange over `conn`, reconnecting once if the plug closed the connection after its
-/// previous reply (some firmware does).
-async fn call_on(
-    conn: &mut Option<Connection<TcpStream>>,
+/// `{"system":{"get_sysinfo":{}},"emeter":{"get_realtime":{}}}`: both in one exchange.
+const COMBINED: &str = r#"{"system":{"get_sysinfo":{}},"emeter":{"get_realtime":{}}}"#;
+
+/// The request frames every poll sends, encrypted once per process.
+fn combined_frame() -> &'static [u8] {
+    static F: OnceLock<Vec<u8>> = OnceLock::new();
+    F.get_or_init(|| encode_frame(COMBINED.as_bytes()))
+}
+
+fn sysinfo_frame() -> &'static [u8] {
+    static F: OnceLock<Vec<u8>> = OnceLock::new();
+    F.get_or_init(|| Request::SysInfo.encode_tcp())
+}
+
+/// One exchange over the link's kept connection, or a fresh one. A kept connection the plug
+/// has closed since (some firmware closes idle connections or after every reply) is replaced
+/// transparently, once, and counted. On a transport error the connection is dropped: a late
+/// reply must never be read as the answer to the next request.
+async fn exchange(
+    link: &mut Link,
     addr: SocketAddr,
     cfg: &ClientConfig,
-    req: &Request,
+    frame: &[u8],
+    stats: &Arc<PoolStats>,
 ) -> Result<serde_json::Value, NetError> {
-    if let Some(c) = conn.as_mut() {
-        match c.call(req).await {
-            Err(NetError::Reset) => {}
-            other => return other,
+    if let Some(k) = link.conn.as_mut() {
+        match k.conn.call_frame(frame).await {
+            Ok(v) => return Ok(v),
+            Err(NetError::Reset) => {
+                link.conn = None;
+                stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                link.conn = None;
+                return Err(e);
+            }
         }
     }
-    let mut fresh = Connection::connect(addr.ip(), cfg).await?;
-    let r = fresh.call(req).await;
-    *conn = Some(fresh);
+    let mut fresh = Kept::new(Connection::connect(addr.ip(), cfg).await?, stats);
+    let r = fresh.conn.call_frame(frame).await;
+    if r.is_ok() {
+        link.conn = Some(fresh);
+    }
     r
 }
 
-/// Polls one device: sysinfo, then its meter, or each outlet's meter of a metered strip, one
-/// after another over one connection. Bounded by `cfg`'s timeouts, and overall by a budget of
-/// (2 + outlets) reply timeouts.
+/// Polls one device over a fresh connection, closed at the end: sysinfo and the meter in one
+/// request, or for a metered strip sysinfo then each outlet's meter, one after another over the
+/// same connection. Bounded by `cfg`'s timeouts, and overall by a budget of (2 + outlets)
+/// reply timeouts for the outlets.
 pub async fn poll_device(addr: SocketAddr, cfg: &ClientConfig) -> Result<Polled, NetError> {
+    let stats = Arc::new(PoolStats::default());
+    poll_link(&mut Link::default(), addr, cfg, DEFAULT_STRIP_GAP, &stats).await
+}
+
+/// Polls one device over its [`Link`] (kept connection and what the last poll learnt): one
+/// request for a plug (`system.get_sysinfo` + `emeter.get_realtime`; a plug without a meter
+/// answers the meter part with an error, which is ignored); a strip is asked sysinfo, then
+/// each outlet's reading with at most one request in flight and `gap` between requests.
+pub async fn poll_link(
+    link: &mut Link,
+    addr: SocketAddr,
+    cfg: &ClientConfig,
+    gap: Duration,
+    stats: &Arc<PoolStats>,
+) -> Result<Polled, NetError> {
     let cfg = ClientConfig {
         port: addr.port(),
         ..*cfg
     };
-    let mut conn = Some(Connection::connect(addr.ip(), &cfg).await?);
-    let sysinfo = SysInfo::from_reply(&call_on(&mut conn, addr, &cfg, &Request::SysInfo).await?)?;
+    let simple = link.strip || link.no_meter;
+    let frame = if simple {
+        sysinfo_frame()
+    } else {
+        combined_frame()
+    };
+    let root = exchange(link, addr, &cfg, frame, stats).await?;
+    let sysinfo = SysInfo::from_reply(&root)?;
+    link.strip = !sysinfo.children.is_empty();
+    link.no_meter = !sysinfo.has_emeter();
     let mut polled = Polled {
         realtime: None,
         outlets: Vec::new(),
@@ -238,27 +316,57 @@ pub async fn poll_device(addr: SocketAddr, cfg: &ClientConfig) -> Result<Polled,
     if !polled.sysinfo.has_emeter() {
         return Ok(polled);
     }
+    if !link.strip {
+        // Asked sysinfo alone (a strip or meterless at the last poll), or a responder that
+        // answered only the first module: ask the meter on its own.
+        polled.realtime = Some(if simple || root.get("emeter").is_none() {
+            let r = exchange(
+                link,
+                addr,
+                &cfg,
+                &Request::realtime(None).encode_tcp(),
+                stats,
+            )
+            .await;
+            r.and_then(|v| Ok(Realtime::from_reply(&v)?))
+        } else {
+            Realtime::from_reply(&root).map_err(NetError::from)
+        });
+        return Ok(polled);
+    }
+    drop(root);
+    let same = link.outlet_frames.len() == polled.sysinfo.children.len()
+        && link
+            .outlet_frames
+            .iter()
+            .zip(&polled.sysinfo.children)
+            .all(|((id, _), c)| *id == c.id);
+    if !same {
+        link.outlet_frames = polled
+            .sysinfo
+            .children
+            .iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    Request::realtime(Some(&c.id)).encode_tcp().into(),
+                )
+            })
+            .collect();
+    }
     let budget = cfg.reply_timeout * (2 + polled.sysinfo.children.len() as u32);
     let read = async {
-        if polled.sysinfo.children.is_empty() {
-            let r = call_on(&mut conn, addr, &cfg, &Request::realtime(None)).await;
-            polled.realtime = Some(r.and_then(|v| Ok(Realtime::from_reply(&v)?)));
-        } else {
-            let ids: Vec<String> = polled
-                .sysinfo
-                .children
-                .iter()
-                .map(|c| c.id.clone())
-                .collect();
-            for id in ids {
-                let r = call_on(&mut conn, addr, &cfg, &Request::realtime(Some(&id))).await;
-                polled
-                    .outlets
-                    .push((id, r.and_then(|v| Ok(Realtime::from_reply(&v)?))));
-            }
+        for i in 0..link.outlet_frames.len() {
+            let (id, frame) = link.outlet_frames[i].clone();
+            tokio::time::sleep(gap).await;
+            let r = exchange(link, addr, &cfg, &frame, stats).await;
+            polled
+                .outlets
+                .push((id, r.and_then(|v| Ok(Realtime::from_reply(&v)?))));
         }
     };
     if timeout(budget, read).await.is_err() {
+        link.conn = None;
         return Err(NetError::Timeout {
             stage: Stage::Reply,
             after: budget,
@@ -267,35 +375,56 @@ pub async fn poll_device(addr: SocketAddr, cfg: &ClientConfig) -> Result<Polled,
     Ok(polled)
 }
 
+type Job = (String, SocketAddr, Link, Result<Polled, NetError>, Duration);
+
 /// Runs the poller until `token` is cancelled or the app's channel closes.
 pub async fn run<E>(
     cfg: PollConfig,
-    mut ctl: mpsc::Receiver<Control>,
+    ctl: mpsc::Receiver<Control>,
     tx: mpsc::Sender<E>,
     token: CancellationToken,
 ) where
     E: From<PollReport> + Send + 'static,
 {
+    run_with_stats(cfg, ctl, tx, token, Arc::new(PoolStats::default())).await;
+}
+
+/// [`run`], counting connections in `stats` (open sockets, connects, reconnects, evictions).
+pub async fn run_with_stats<E>(
+    cfg: PollConfig,
+    mut ctl: mpsc::Receiver<Control>,
+    tx: mpsc::Sender<E>,
+    token: CancellationToken,
+    stats: Arc<PoolStats>,
+) where
+    E: From<PollReport> + Send + 'static,
+{
     let mut schedule = Schedule::new(cfg.interval, cfg.max_backoff);
+    let mut pool = Pool::new(cfg.max_open, stats.clone());
     let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    let mut jobs: JoinSet<(String, SocketAddr, Result<Polled, NetError>, Duration)> =
-        JoinSet::new();
+    let mut jobs: JoinSet<Job> = JoinSet::new();
     let mut ctl_open = true;
     loop {
         for t in schedule.take_due(Instant::now()) {
+            let mut link = pool.checkout(&t.key, t.addr);
             let permits = permits.clone();
             let client = cfg.client;
             let token = token.clone();
+            let stats = stats.clone();
+            let (keep, gap) = (cfg.keep_connections, cfg.strip_gap);
             jobs.spawn(async move {
                 let started = Instant::now();
                 let outcome = tokio::select! {
                     _ = token.cancelled() => Err(NetError::Io("cancelled".into())),
                     outcome = async {
                         let _permit = permits.acquire_owned().await;
-                        poll_device(t.addr, &client).await
+                        poll_link(&mut link, t.addr, &client, gap, &stats).await
                     } => outcome,
                 };
-                (t.key, t.addr, outcome, started.elapsed())
+                if !keep {
+                    link.conn = None;
+                }
+                (t.key, t.addr, link, outcome, started.elapsed())
             });
         }
         let wake = schedule
@@ -305,16 +434,23 @@ pub async fn run<E>(
             _ = token.cancelled() => break,
             c = ctl.recv(), if ctl_open => match c {
                 Some(Control::Track(t)) => schedule.track(t, Instant::now()),
-                Some(Control::Untrack(k)) => schedule.untrack(&k),
+                Some(Control::Untrack(k)) => {
+                    schedule.untrack(&k);
+                    pool.remove(&k);
+                }
                 Some(Control::PollNow(keys)) => schedule.poll_now(&keys, Instant::now()),
                 None => ctl_open = false,
             },
             Some(done) = jobs.join_next(), if !jobs.is_empty() => {
-                let Ok((key, addr, outcome, elapsed)) = done else {
-                    // A poll task panicked: that is a bug, not a device failure.
-                    tracing::error!("a poll task failed: {done:?}");
-                    break;
+                let (key, addr, link, outcome, elapsed) = match done {
+                    Ok(job) => job,
+                    Err(e) => {
+                        // A poll task panicked: that is a bug, not a device failure.
+                        tracing::error!("a poll task failed: {e}");
+                        break;
+                    }
                 };
+                pool.checkin(&key, link);
                 let misses = schedule.finished(&key, outcome.is_ok(), Instant::now());
                 if let Err(e) = &outcome {
                     tracing::debug!(%addr, misses, "poll failed: {e}");
@@ -431,19 +567,37 @@ mod tests {
             v
         }
 
-        fn answer(req: &Value, outlets: usize) -> Value {
+        /// Answers every module of `req`, as the firmware does; a plug (no outlets) whose
+        /// `meter` is false answers the meter part with an error.
+        fn answer(req: &Value, outlets: usize, meter: bool) -> Value {
+            let mut out = json!({});
             if req.pointer("/system/get_sysinfo").is_some() {
-                return json!({"system":{"get_sysinfo": sysinfo(outlets)}});
+                let mut info = sysinfo(outlets);
+                if !meter {
+                    info["feature"] = json!("TIM");
+                }
+                out["system"] = json!({ "get_sysinfo": info });
             }
-            let child = req
-                .pointer("/context/child_ids/0")
-                .and_then(Value::as_str)
-                .map(|c| c[c.len() - 2..].parse::<u64>().unwrap_or(99));
-            let p = 1000 * (child.unwrap_or(0) + 1);
-            json!({"emeter":{"get_realtime":{"power_mw": p, "voltage_mv": 120000, "current_ma": 10, "total_wh": 5, "err_code": 0}}})
+            if req.pointer("/emeter/get_realtime").is_some() {
+                if !meter {
+                    out["emeter"] = json!({"err_code": -1, "err_msg": "module not support"});
+                    return out;
+                }
+                let child = req
+                    .pointer("/context/child_ids/0")
+                    .and_then(Value::as_str)
+                    .map(|c| c[c.len() - 2..].parse::<u64>().unwrap_or(99));
+                let p = 1000 * (child.unwrap_or(0) + 1);
+                out["emeter"] = json!({"get_realtime":{"power_mw": p, "voltage_mv": 120000, "current_ma": 10, "total_wh": 5, "err_code": 0}});
+            }
+            out
         }
 
         async fn start(outlets: usize, mode: Mode) -> Responder {
+            start_with(outlets, mode, true).await
+        }
+
+        async fn start_with(outlets: usize, mode: Mode, meter: bool) -> Responder {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let connections = Arc::new(AtomicUsize::new(0));
@@ -474,7 +628,7 @@ mod tests {
                             }
                             let req: Value =
                                 serde_json::from_slice(&cipher::decrypt(&body)).unwrap();
-                            let reply = answer(&req, outlets).to_string();
+                            let reply = answer(&req, outlets, meter).to_string();
                             if s.write_all(&encode_frame(reply.as_bytes())).await.is_err() {
                                 break;
                             }
@@ -519,11 +673,173 @@ mod tests {
         }
 
         #[tokio::test]
-        async fn a_plug_that_closes_after_each_reply_is_still_read() {
-            let r = start(0, Mode::CloseAfterReply).await;
+        async fn a_plug_is_read_with_one_request() {
+            let r = start(0, Mode::Normal).await;
             let p = poll_device(r.addr, &client()).await.unwrap();
             assert_eq!(p.realtime.unwrap().unwrap().power_w, Some(1.0));
-            assert_eq!(r.connections.load(Ordering::SeqCst), 2);
+            assert_eq!(p.sysinfo.model, "HS300(US)");
+            assert_eq!(r.connections.load(Ordering::SeqCst), 1);
+            assert_eq!(r.requests.load(Ordering::SeqCst), 1);
+        }
+
+        #[tokio::test]
+        async fn a_plug_without_a_meter_keeps_its_sysinfo() {
+            let r = start_with(0, Mode::Normal, false).await;
+            let p = poll_device(r.addr, &client()).await.unwrap();
+            assert_eq!(p.sysinfo.alias, "x");
+            assert_eq!(p.realtime, None);
+            assert_eq!(r.requests.load(Ordering::SeqCst), 1);
+        }
+
+        /// A short interval; timeouts generous enough that a loaded machine never makes a
+        /// healthy plug fail (these tests count connections).
+        fn fast(client: ClientConfig) -> PollConfig {
+            PollConfig {
+                interval: Duration::from_millis(30),
+                concurrency: 4,
+                client: ClientConfig {
+                    connect_timeout: Duration::from_secs(3),
+                    reply_timeout: Duration::from_secs(3),
+                    ..client
+                },
+                max_backoff: Duration::from_millis(200),
+                strip_gap: Duration::from_millis(1),
+                ..PollConfig::default()
+            }
+        }
+
+        /// Runs the poller over `targets` until `n` reports came; returns them and the stats
+        /// after the poller stopped.
+        async fn poll_n(
+            cfg: PollConfig,
+            targets: Vec<(&str, SocketAddr)>,
+            n: usize,
+        ) -> (Vec<PollReport>, Arc<PoolStats>) {
+            let (ctl_tx, ctl_rx) = mpsc::channel(8);
+            let (tx, mut rx) = mpsc::channel::<PollReport>(64);
+            let token = CancellationToken::new();
+            let stats = Arc::new(PoolStats::default());
+            let task = tokio::spawn(run_with_stats(
+                cfg,
+                ctl_rx,
+                tx,
+                token.clone(),
+                stats.clone(),
+            ));
+            for (key, addr) in targets {
+                ctl_tx
+                    .send(Control::Track(Target {
+                        key: key.into(),
+                        addr,
+                    }))
+                    .await
+                    .unwrap();
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let mut reports = Vec::new();
+            while reports.len() < n {
+                let rep = tokio::time::timeout_at(deadline, rx.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                reports.push(rep);
+            }
+            token.cancel();
+            task.await.unwrap();
+            (reports, stats)
+        }
+
+        #[tokio::test]
+        async fn a_plug_that_closes_after_each_reply_is_read_every_cycle() {
+            let r = start(0, Mode::CloseAfterReply).await;
+            let (reports, stats) = poll_n(fast(client()), vec![("c", r.addr)], 5).await;
+            for rep in &reports {
+                let p = rep.outcome.as_ref().unwrap();
+                assert_eq!(p.realtime.clone().unwrap().unwrap().power_w, Some(1.0));
+                assert_eq!(rep.misses, 0);
+            }
+            // Every poll after the first found its kept connection closed and reconnected.
+            assert!(stats.reconnects() >= 4, "{stats:?}");
+            assert!(r.connections.load(Ordering::SeqCst) >= 5);
+            assert_eq!(stats.open(), 0, "sockets left open");
+        }
+
+        #[tokio::test]
+        async fn connections_are_kept_across_cycles_for_plugs_and_strips() {
+            let plug = start(0, Mode::Normal).await;
+            let strip = start(3, Mode::Normal).await;
+            let (reports, stats) = poll_n(
+                fast(client()),
+                vec![("p", plug.addr), ("s", strip.addr)],
+                10,
+            )
+            .await;
+            let strip_polls = reports.iter().filter(|r| r.key == "s").count();
+            for rep in &reports {
+                let p = rep.outcome.as_ref().unwrap();
+                if rep.key == "s" {
+                    let w: Vec<f64> = p
+                        .outlets
+                        .iter()
+                        .map(|(_, x)| x.as_ref().unwrap().power_w.unwrap())
+                        .collect();
+                    assert_eq!(w, vec![1.0, 2.0, 3.0]);
+                } else {
+                    assert!(p.outlets.is_empty());
+                    assert_eq!(p.realtime.clone().unwrap().unwrap().power_w, Some(1.0));
+                }
+            }
+            assert!(strip_polls >= 2);
+            assert_eq!(plug.connections.load(Ordering::SeqCst), 1);
+            assert_eq!(strip.connections.load(Ordering::SeqCst), 1);
+            assert_eq!(stats.connects(), 2);
+            assert_eq!(stats.reconnects(), 0);
+            // The plug: one request per poll (a poll may have been cut by the stop).
+            let plug_polls = reports.len() - strip_polls;
+            let n = plug.requests.load(Ordering::SeqCst);
+            assert!(
+                n == plug_polls || n == plug_polls + 1,
+                "{n} vs {plug_polls}"
+            );
+            // The strip: sysinfo then its 3 outlets, every poll.
+            let n = strip.requests.load(Ordering::SeqCst);
+            assert!(n >= 4 * strip_polls && n <= 4 * (strip_polls + 1), "{n}");
+            assert_eq!(stats.open(), 0, "sockets left open");
+        }
+
+        #[tokio::test]
+        async fn fresh_connections_when_not_kept() {
+            let plug = start(0, Mode::Normal).await;
+            let cfg = PollConfig {
+                keep_connections: false,
+                ..fast(client())
+            };
+            let (reports, stats) = poll_n(cfg, vec![("p", plug.addr)], 3).await;
+            assert!(reports.iter().all(|r| r.outcome.is_ok()));
+            assert!(plug.connections.load(Ordering::SeqCst) >= 3);
+            assert_eq!(stats.reconnects(), 0);
+            assert_eq!(stats.open(), 0);
+        }
+
+        #[tokio::test]
+        async fn the_socket_cap_evicts_the_least_recently_used() {
+            let a = start(0, Mode::Normal).await;
+            let b = start(0, Mode::Normal).await;
+            let c = start(0, Mode::Normal).await;
+            let cfg = PollConfig {
+                max_open: 1,
+                concurrency: 1,
+                ..fast(client())
+            };
+            let (reports, stats) =
+                poll_n(cfg, vec![("a", a.addr), ("b", b.addr), ("c", c.addr)], 9).await;
+            assert!(reports.iter().all(|r| r.outcome.is_ok()));
+            for k in ["a", "b", "c"] {
+                assert!(reports.iter().filter(|r| r.key == k).count() >= 2, "{k}");
+            }
+            assert!(stats.evictions() >= 3, "{stats:?}");
+            assert_eq!(stats.reconnects(), 0, "an evicted link connects afresh");
+            assert_eq!(stats.open(), 0);
         }
 
         #[tokio::test]
@@ -535,6 +851,7 @@ mod tests {
                 concurrency: 4,
                 client: client(),
                 max_backoff: Duration::from_millis(200),
+                ..PollConfig::default()
             };
             let (ctl_tx, ctl_rx) = mpsc::channel(8);
             let (tx, mut rx) = mpsc::channel::<PollReport>(64);

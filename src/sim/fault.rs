@@ -53,6 +53,9 @@ pub enum FaultKind {
     VoltageDrift { pct: i8 },
     /// A small load shows while the relay is off.
     PhantomLoad,
+    /// Closes the TCP connection after every reply (firmware that serves one request per
+    /// connection): a client keeping connections must reconnect each time.
+    CloseAfterReply,
 }
 
 /// The `counter-lag` fault: the share of the energy drawn that the counter shows.
@@ -64,7 +67,7 @@ pub const PHANTOM_W: f64 = 4.0;
 
 impl FaultKind {
     /// Every fault, with `slow` at its default delay.
-    pub const ALL: [FaultKind; 21] = [
+    pub const ALL: [FaultKind; 22] = [
         FaultKind::Bogus28kw,
         FaultKind::Glitch28kw,
         FaultKind::UnitScale,
@@ -90,6 +93,7 @@ impl FaultKind {
             pct: DEFAULT_DRIFT_PCT,
         },
         FaultKind::PhantomLoad,
+        FaultKind::CloseAfterReply,
     ];
 
     /// The kebab-case name without parameter.
@@ -116,6 +120,7 @@ impl FaultKind {
             FaultKind::CounterLag => "counter-lag",
             FaultKind::VoltageDrift { .. } => "voltage-drift",
             FaultKind::PhantomLoad => "phantom-load",
+            FaultKind::CloseAfterReply => "close-after-reply",
         }
     }
 

@@ -119,6 +119,7 @@
 //! | `counter-lag` | `total` grows at 30 % of the energy drawn |
 //! | `voltage-drift` / `voltage-drift:PCT` | the voltage reads 8 % (or PCT %, −50 to 50) off; current and power stay true |
 //! | `phantom-load` | ~4 W (and its current) shows while the relay is off |
+//! | `close-after-reply` | closes the TCP connection after every reply (one request per connection) |
 
 mod dispatch;
 mod emeter;

@@ -358,6 +358,10 @@ async fn serve_connection(plug: Arc<PlugShared>, stream: TcpStream) {
         if framed.send(&plain[..]).await.is_err() {
             return;
         }
+        if id.has(FaultKind::CloseAfterReply) {
+            let _ = framed.get_mut().shutdown().await;
+            return;
+        }
     }
 }
 
