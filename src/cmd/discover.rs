@@ -143,17 +143,9 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
         let line = match host_outcome(&fleet, ip, refused.get(&ip)) {
             HostOutcome::Listed => continue,
             HostOutcome::SameAs(d) => {
-                let same = same_device_text(d);
+                let same = crate::cmd::status::same_device_text(d);
                 if json {
-                    serde_json::json!({
-                        "ip": ip.to_string(),
-                        "port": port,
-                        "online": true,
-                        "mac": mac_of(d),
-                        "device_id": d.device_id(),
-                        "same_device_as": d.addr.ip().to_string(),
-                    })
-                    .to_string()
+                    crate::cmd::status::same_device_json(ip, d).to_string()
                 } else {
                     offline_row(ip, port, &same)
                 }
@@ -233,11 +225,6 @@ fn host_outcome<'a>(fleet: &'a Fleet, ip: IpAddr, refused: Option<&String>) -> H
         return HostOutcome::SameAs(d);
     }
     HostOutcome::NoAnswer(refused.cloned().unwrap_or_else(|| "no answer".to_owned()))
-}
-
-/// "same device as 127.0.0.5 (50:C7:…)".
-fn same_device_text(d: &Device) -> String {
-    format!("same device as {} ({})", d.addr.ip(), clean(&mac_of(d)))
 }
 
 /// The normalised MAC when it is one, else what the device sent.
