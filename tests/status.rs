@@ -581,3 +581,20 @@ async fn meter_errors_are_reported_per_meter_and_do_not_stop_the_rest() {
     assert!(t.contains("no reading"), "{t}");
     assert!(t.contains("meter not read: device error -1"), "{t}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_that_finds_nothing_exits_1() {
+    let r = range();
+    // Nothing listens on this /30 at this port.
+    let port = start(r, Vec::new()).await;
+    let mut args = vec![
+        "status".to_string(),
+        "--sweep".into(),
+        format!("{}/30", ip(r, 8)),
+        "--json".into(),
+    ];
+    args.extend(common_args(port));
+    let out = plugfleet(args).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
