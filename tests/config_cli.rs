@@ -122,8 +122,17 @@ async fn config_hosts_and_port_are_used_and_flags_override_them() {
         "0.5".into(),
     ])
     .await;
-    assert!(out.status.success());
-    assert!(ips(&out).is_empty(), "port 1 was used, not the file's");
+    // The file's hosts are named hosts: each is a line, offline, on port 1; exit 1.
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty(), "{out:?}");
+    assert!(
+        lines.iter().all(|o| o["online"] == false && o["port"] == 1),
+        "port 1 was used, not the file's: {lines:?}"
+    );
     fleet.shutdown().await;
 }
 

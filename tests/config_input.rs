@@ -263,3 +263,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn check_without_a_file_says_there_is_none_instead_of_ok() {
+    let dir = temp_dir();
+    let out = plugfleet(&dir, &["config", "check"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("no config file"), "{stdout}");
+    assert!(!stdout.contains(": ok"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use plugfleet::fleet::registry::{Change, Registry};
+use plugfleet::fleet::identity::valid_mac;
 use plugfleet::net::discovery::loopback::{
     FakePlug, LOOPBACK_BROADCAST, LoopbackFleet, TcpMode, UdpMode, mac_of,
 };
@@ -16,6 +16,10 @@ use plugfleet::net::discovery::{
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+#[path = "common/seen.rs"]
+mod seen;
+use seen::{Seen, ways};
 
 /// A /24 of 127/8 for this test: random per process, distinct per test in the process.
 fn subnet() -> (u8, u8) {
@@ -214,26 +218,26 @@ async fn duplicates_merge_into_one_device_with_every_provenance() {
         ..cfg(&fleet)
     })
     .await;
-    let mut reg = Registry::new(3);
+    let mut reg = Seen::default();
     for ev in &out.events {
         reg.apply(ev);
     }
     assert_eq!(reg.len(), 2, "{:#?}", reg.devices());
-    let plug = &reg.devices()[reg.find_by_mac(&mac_of(5)).unwrap()];
+    let plug = reg.by_mac(&mac_of(5)).unwrap();
     assert_eq!(
         plug.found_by,
-        vec![FoundBy::Broadcast, FoundBy::Host, FoundBy::Sweep]
+        ways(&[FoundBy::Broadcast, FoundBy::Host, FoundBy::Sweep])
     );
-    let strip = &reg.devices()[reg.find_by_mac(&mac_of(6)).unwrap()];
-    assert_eq!(strip.found_by, vec![FoundBy::Broadcast, FoundBy::Sweep]);
-    assert_eq!(strip.children(), Some(3));
+    let strip = reg.by_mac(&mac_of(6)).unwrap();
+    assert_eq!(strip.found_by, ways(&[FoundBy::Broadcast, FoundBy::Sweep]));
+    assert_eq!(strip.outlets.len(), 3);
     fleet.shutdown().await;
 }
 
 #[tokio::test]
 async fn an_ip_change_keeps_identity() {
     let net = subnet();
-    let mut reg = Registry::new(3);
+    let mut reg = Seen::default();
     // Pass 1: plug 1 at .1.
     let fleet = LoopbackFleet::start(vec![FakePlug::legacy(addr(net, 1), 1)])
         .await
@@ -261,26 +265,20 @@ async fn an_ip_change_keeps_identity() {
     })
     .await;
     fleet.shutdown().await;
-    let mut changes = Vec::new();
     for ev in &out.events {
-        changes.extend(reg.apply(ev));
+        reg.apply(ev);
     }
     assert_eq!(reg.len(), 2);
-    let moved = reg.find_by_mac(&mac_of(1)).unwrap();
-    let d = &reg.devices()[moved];
-    assert_eq!(d.ip, IpAddr::V4(addr(net, 2)));
+    let d = reg.by_mac(&mac_of(1)).unwrap();
+    assert_eq!(d.addr.ip(), IpAddr::V4(addr(net, 2)));
     assert_eq!(d.previous_ips, vec![IpAddr::V4(addr(net, 1))]);
-    assert!(changes.contains(&Change::Moved {
-        idx: moved,
-        from: IpAddr::V4(addr(net, 1)),
-        to: IpAddr::V4(addr(net, 2))
-    }));
-    assert!(
-        changes
-            .iter()
-            .any(|c| matches!(c, Change::AddressReused { previous, .. } if *previous == moved)),
-        "{changes:?}"
+    assert_eq!(
+        d.previous_addr.map(|a| a.ip()),
+        Some(IpAddr::V4(addr(net, 1)))
     );
+    // The address it left is now another device's.
+    let other = reg.by_ip(IpAddr::V4(addr(net, 1))).unwrap();
+    assert_eq!(valid_mac(other.mac()), Some(mac_of(2)));
 }
 
 #[tokio::test]
@@ -304,17 +302,14 @@ async fn newer_protocol_plugs_are_listed_with_their_protocol() {
         [mac_of(10), mac_of(11)].into_iter().collect()
     );
     assert_eq!(out.macs(FoundBy::Sweep), [mac_of(12)].into_iter().collect());
-    let mut reg = Registry::new(3);
+    let mut reg = Seen::default();
     for ev in &out.events {
         reg.apply(ev);
     }
-    let d = &reg.devices()[reg.find_by_mac(&mac_of(10)).unwrap()];
+    let d = reg.by_mac(&mac_of(10)).unwrap();
     assert_eq!(d.protocol(), "klap");
-    assert_eq!(d.model(), Some("HS100(UK)"));
-    assert_eq!(
-        reg.devices()[reg.find_by_mac(&mac_of(12)).unwrap()].protocol(),
-        "legacy"
-    );
+    assert_eq!(d.model(), "HS100(UK)");
+    assert_eq!(reg.by_mac(&mac_of(12)).unwrap().protocol(), "legacy");
 
     // By broadcast: the 20002 probe goes to the broadcast target too.
     let out = discover(DiscoveryConfig {
@@ -523,7 +518,7 @@ impl From<DiscoveryEvent> for AppEvent {
 }
 
 #[tokio::test]
-async fn continuous_mode_marks_a_vanished_plug_offline_and_keeps_it() {
+async fn continuous_mode_stops_sighting_a_vanished_plug_and_the_model_keeps_it() {
     let net = subnet();
     let stays = FakePlug::legacy(addr(net, 1), 1);
     let goes = FakePlug::legacy(addr(net, 2), 2);
@@ -544,38 +539,42 @@ async fn continuous_mode_marks_a_vanished_plug_offline_and_keeps_it() {
         tx,
         token.clone(),
     );
-    let mut reg = Registry::new(2);
-    let mut offline_at_round = None;
+    let mut reg = Seen::default();
+    let mut this_round = BTreeSet::new();
+    let mut gone_in_round = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while let Some(AppEvent::Discovery(ev)) = tokio::time::timeout_at(deadline, rx.recv())
         .await
-        .expect("offline within the deadline")
+        .expect("a round without it within the deadline")
     {
-        let changes = reg.apply(&ev);
+        reg.apply(&ev);
+        if let DiscoveryEvent::Found(s) = &ev {
+            this_round.insert(s.ip);
+        }
         if let DiscoveryEvent::RoundDone { round, .. } = ev {
+            let seen = std::mem::take(&mut this_round);
             if round == 0 {
                 assert_eq!(reg.len(), 2);
+                assert!(seen.contains(&IpAddr::V4(addr(net, 2))));
                 // The second plug goes away.
                 fleet.set_present(addr(net, 2), false);
+            } else if !seen.contains(&IpAddr::V4(addr(net, 2))) {
+                assert!(seen.contains(&IpAddr::V4(addr(net, 1))), "{seen:?}");
+                gone_in_round = Some(round);
+                token.cancel();
             }
-        }
-        if changes.contains(&Change::Offline { idx: 1 }) {
-            offline_at_round = Some(reg.rounds());
-            token.cancel();
         }
         if matches!(ev, DiscoveryEvent::Finished { .. }) {
             break;
         }
     }
-    // Seen in round 1; missed rounds 2 and 3 (or 3 and 4 if the second pass began before it
-    // went away).
-    assert!(
-        matches!(offline_at_round, Some(3 | 4)),
-        "{offline_at_round:?}"
+    // Gone from round 1 on (or round 2 if the second pass began before it went away).
+    assert!(matches!(gone_in_round, Some(1 | 2)), "{gone_in_round:?}");
+    assert_eq!(
+        reg.len(),
+        2,
+        "kept: liveness comes from polls, not discovery rounds"
     );
-    assert_eq!(reg.len(), 2, "kept");
-    assert!(!reg.devices()[1].online);
-    assert!(reg.devices()[0].online);
     task.await.unwrap().unwrap();
     fleet.shutdown().await;
 }

@@ -178,7 +178,7 @@ async fn human_output_is_an_aligned_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_found_is_still_success() {
+async fn nothing_found_exits_1() {
     let net = subnet();
     let out = plugfleet(args(&[
         "discover",
@@ -193,8 +193,181 @@ async fn nothing_found_is_still_success() {
         "0.5",
     ]))
     .await;
-    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stdout.is_empty());
+}
+
+/// Forwards every TCP connection on `listen` to `to` (the same plug at a second address).
+async fn relay(
+    listen: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_host_that_does_not_answer_is_a_line_a_row_and_exit_1() {
+    let net = subnet();
+    let fleet = LoopbackFleet::start(vec![FakePlug::legacy(addr(net, 1), 1)])
+        .await
+        .unwrap();
+    // Nothing listens on .9.
+    let silent = addr(net, 9).to_string();
+    let base = |json: bool| {
+        let mut a = args(&[
+            "discover",
+            "--host",
+            &addr(net, 1).to_string(),
+            "--host",
+            &silent,
+            "--port",
+            &fleet.port().to_string(),
+            "--tdp-port",
+            &fleet.tdp_port().to_string(),
+            "--timeout",
+            "1",
+        ]);
+        if json {
+            a.push("--json".into());
+        }
+        a
+    };
+    let out = plugfleet(base(true)).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let objs = lines(&out);
+    assert_eq!(objs.len(), 2, "{objs:?}");
+    let gone = objs.iter().find(|o| o["ip"] == silent.as_str()).unwrap();
+    assert_eq!(gone["online"], false);
+    assert!(
+        gone["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{gone}"
+    );
+    let found = objs
+        .iter()
+        .find(|o| o["ip"] == addr(net, 1).to_string().as_str())
+        .unwrap();
+    assert_eq!(found["online"], true);
+
+    let out = plugfleet(base(false)).await;
+    fleet.shutdown().await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&silent))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains("offline: no answer"), "{row}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("1 named host did not answer"), "{stderr}");
+    assert!(
+        !stderr.contains("try --host"),
+        "no hint when --host was given: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_silent_named_hosts_exit_1_with_a_line_each() {
+    let net = subnet();
+    let out = plugfleet(args(&[
+        "discover",
+        "--json",
+        "--host",
+        &addr(net, 7).to_string(),
+        "--host",
+        &addr(net, 8).to_string(),
+        "--port",
+        "9",
+        "--tdp-port",
+        "9",
+        "--timeout",
+        "0.5",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let objs = lines(&out);
+    let ips: BTreeSet<&str> = objs.iter().map(|o| o["ip"].as_str().unwrap()).collect();
+    assert_eq!(
+        ips,
+        [addr(net, 7).to_string(), addr(net, 8).to_string()]
+            .iter()
+            .map(String::as_str)
+            .collect()
+    );
+    assert!(
+        objs.iter()
+            .all(|o| o["online"] == false && o["error"].is_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_plug_at_a_second_named_address_is_the_same_device_not_unreachable() {
+    let net = subnet();
+    let fleet = LoopbackFleet::start(vec![FakePlug::legacy(addr(net, 1), 1)])
+        .await
+        .unwrap();
+    let port = fleet.port();
+    let second = std::net::SocketAddr::new(addr(net, 5).into(), port);
+    let relay = relay(second, std::net::SocketAddr::new(addr(net, 1).into(), port)).await;
+    let run = |json: bool| {
+        let mut a = args(&[
+            "discover",
+            "--host",
+            &addr(net, 1).to_string(),
+            "--host",
+            &addr(net, 5).to_string(),
+            "--port",
+            &port.to_string(),
+            "--tdp-port",
+            &fleet.tdp_port().to_string(),
+            "--timeout",
+            "2",
+        ]);
+        if json {
+            a.push("--json".into());
+        }
+        plugfleet(a)
+    };
+    let out = run(true).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let objs = lines(&out);
+    let listed: Vec<&Value> = objs
+        .iter()
+        .filter(|o| o.get("same_device_as").is_none())
+        .collect();
+    let main_ip = listed.last().unwrap()["ip"].as_str().unwrap().to_owned();
+    let other = if main_ip == addr(net, 1).to_string() {
+        addr(net, 5)
+    } else {
+        addr(net, 1)
+    };
+    let same = objs
+        .iter()
+        .find(|o| o["ip"] == other.to_string().as_str() && o.get("same_device_as").is_some())
+        .unwrap_or_else(|| panic!("{objs:?}"));
+    assert_eq!(same["same_device_as"], main_ip.as_str());
+    assert_eq!(same["online"], true);
+    assert_eq!(same["mac"], mac_of(1).as_str());
+    assert!(objs.iter().all(|o| o["online"] == true), "{objs:?}");
+
+    let out = run(false).await;
+    relay.abort();
+    fleet.shutdown().await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("same device as"), "{text}");
+    assert!(
+        !text.contains("unreachable") && !text.contains("offline"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,13 +8,17 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use plugfleet::fleet::registry::Registry;
+use plugfleet::fleet::identity::valid_mac;
 use plugfleet::net::discovery::loopback::LOOPBACK_BROADCAST;
 use plugfleet::net::discovery::{self, DiscoveryConfig, DiscoveryEvent, FoundBy, HostileReason};
 use plugfleet::protocol::normalise_mac;
 use plugfleet::sim::{FaultKind, Fleet, FleetSpec, profile};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+#[path = "common/seen.rs"]
+mod seen;
+use seen::{Seen, ways};
 
 /// A 127.A.B.0/24 for this test (random per process, distinct per test).
 fn subnet() -> (u8, u8) {
@@ -60,10 +64,10 @@ fn sweep24(net: (u8, u8)) -> ipnet::Ipv4Net {
     format!("127.{}.{}.0/24", net.0, net.1).parse().unwrap()
 }
 
-async fn run(cfg: DiscoveryConfig) -> (Registry, Vec<DiscoveryEvent>) {
+async fn run(cfg: DiscoveryConfig) -> (Seen, Vec<DiscoveryEvent>) {
     let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(256);
     let task = discovery::spawn(cfg, tx, CancellationToken::new());
-    let mut reg = Registry::new(3);
+    let mut reg = Seen::default();
     let mut events = Vec::new();
     while let Some(ev) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
         .await
@@ -77,21 +81,21 @@ async fn run(cfg: DiscoveryConfig) -> (Registry, Vec<DiscoveryEvent>) {
 }
 
 /// Every plug of the fleet is in the registry with the simulator's identity and protocol.
-fn assert_every_plug_known(f: &Fleet, reg: &Registry) {
+fn assert_every_plug_known(f: &Fleet, reg: &Seen) {
     assert_eq!(reg.len(), f.plugs().len(), "{:#?}", reg.devices());
     for p in f.plugs() {
-        let idx = reg
-            .find_by_mac(&p.mac)
+        let d = reg
+            .by_mac(&p.mac)
             .unwrap_or_else(|| panic!("{} ({}) not found", p.ip, p.model));
-        let d = &reg.devices()[idx];
-        assert_eq!(d.ip, IpAddr::V4(p.ip));
-        assert_eq!(d.mac, normalise_mac(&p.mac));
-        assert_eq!(d.model(), Some(p.model.as_str()));
+        assert_eq!(d.addr.ip(), IpAddr::V4(p.ip));
+        assert_eq!(valid_mac(d.mac()), Some(normalise_mac(&p.mac)));
+        assert_eq!(d.model(), p.model.as_str());
         assert_eq!(d.protocol(), p.protocol, "{}", p.model);
         if p.protocol == "legacy" {
             assert_eq!(d.device_id(), Some(p.device_id.as_str()));
-            assert_eq!(d.sw_ver(), Some(p.sw_ver.as_str()));
-            assert_eq!(d.children(), Some(p.children.len()));
+            let sys = d.sysinfo.as_ref().expect("sysinfo");
+            assert_eq!(sys.sw_ver, p.sw_ver);
+            assert_eq!(sys.children.len(), p.children.len());
         }
     }
 }
@@ -114,10 +118,10 @@ async fn broadcast_finds_a_fleet_of_every_profile() {
         } else {
             FoundBy::Udp20002
         };
-        assert_eq!(d.found_by, vec![want], "{}", d.mac);
+        assert_eq!(d.found_by, ways(&[want]), "{}", d.mac());
     }
     assert!(
-        reg.devices().iter().any(|d| d.protocol() == "klap"),
+        reg.devices().into_iter().any(|d| d.protocol() == "klap"),
         "the default mix has a newer-protocol plug"
     );
     f.shutdown().await;
@@ -140,7 +144,7 @@ async fn sweep_finds_a_fleet_of_every_profile_and_merges_with_broadcast() {
             // Refused on 9999, answered the UDP 20002 probe.
             FoundBy::Udp20002
         };
-        assert_eq!(d.found_by, vec![want], "{}", d.mac);
+        assert_eq!(d.found_by, ways(&[want]), "{}", d.mac());
     }
     // Both at once: still one device per plug, two provenances for the legacy ones.
     let (reg, _) = run(DiscoveryConfig {
@@ -150,8 +154,12 @@ async fn sweep_finds_a_fleet_of_every_profile_and_merges_with_broadcast() {
     })
     .await;
     assert_every_plug_known(&f, &reg);
-    for d in reg.devices().iter().filter(|d| d.protocol() == "legacy") {
-        assert_eq!(d.found_by, vec![FoundBy::Broadcast, FoundBy::Sweep]);
+    for d in reg
+        .devices()
+        .into_iter()
+        .filter(|d| d.protocol() == "legacy")
+    {
+        assert_eq!(d.found_by, ways(&[FoundBy::Broadcast, FoundBy::Sweep]));
     }
     f.shutdown().await;
 }
@@ -173,7 +181,7 @@ async fn known_host_finds_a_plug_that_ignores_broadcasts() {
     })
     .await;
     assert_eq!(reg.len(), 2, "broadcast alone misses it");
-    assert!(reg.find_by_ip(IpAddr::V4(quiet)).is_none());
+    assert!(reg.by_ip(IpAddr::V4(quiet)).is_none());
     let (reg, _) = run(DiscoveryConfig {
         targets: vec![LOOPBACK_BROADCAST],
         hosts: vec![quiet],
@@ -181,8 +189,8 @@ async fn known_host_finds_a_plug_that_ignores_broadcasts() {
     })
     .await;
     assert_every_plug_known(&f, &reg);
-    let d = &reg.devices()[reg.find_by_ip(IpAddr::V4(quiet)).unwrap()];
-    assert_eq!(d.found_by, vec![FoundBy::Host]);
+    let d = reg.by_ip(IpAddr::V4(quiet)).unwrap();
+    assert_eq!(d.found_by, ways(&[FoundBy::Host]));
     f.shutdown().await;
 }
 
@@ -214,7 +222,7 @@ async fn faulty_plugs_are_survived_and_the_rest_found() {
         .collect();
     // Garbage by UDP and TCP, a truncated datagram and frame: hostile, never found.
     for last in [1, 2] {
-        assert!(reg.find_by_ip(ip(last)).is_none(), ".{last}");
+        assert!(reg.by_ip(ip(last)).is_none(), ".{last}");
         assert!(hostile.iter().any(|(f, _)| *f == ip(last)), ".{last}");
     }
     // Oversized frame: hostile on TCP; its UDP answer is fine, so it is found by broadcast.
@@ -223,17 +231,17 @@ async fn faulty_plugs_are_survived_and_the_rest_found() {
             .iter()
             .any(|(f, r)| *f == ip(3) && matches!(r, HostileReason::BadFrame { .. }))
     );
-    let d = &reg.devices()[reg.find_by_ip(ip(3)).unwrap()];
-    assert_eq!(d.found_by, vec![FoundBy::Broadcast]);
+    let d = reg.by_ip(ip(3)).unwrap();
+    assert_eq!(d.found_by, ways(&[FoundBy::Broadcast]));
     // Hang and (very) slow: silent, not found.
-    assert!(reg.find_by_ip(ip(4)).is_none());
+    assert!(reg.by_ip(ip(4)).is_none());
     // Refuse: TCP refused, UDP broadcast still answers.
-    let d = &reg.devices()[reg.find_by_ip(ip(6)).unwrap()];
-    assert_eq!(d.found_by, vec![FoundBy::Broadcast]);
+    let d = reg.by_ip(ip(6)).unwrap();
+    assert_eq!(d.found_by, ways(&[FoundBy::Broadcast]));
     // The healthy ones are found both ways.
     for last in [7, 8] {
-        let d = &reg.devices()[reg.find_by_ip(ip(last)).unwrap()];
-        assert_eq!(d.found_by, vec![FoundBy::Broadcast, FoundBy::Sweep]);
+        let d = reg.by_ip(ip(last)).unwrap();
+        assert_eq!(d.found_by, ways(&[FoundBy::Broadcast, FoundBy::Sweep]));
     }
     assert!(matches!(
         events.last(),

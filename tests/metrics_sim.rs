@@ -467,3 +467,62 @@ async fn headless_polling_accumulates_counts_and_marks_vanished_plugs_down() {
         .expect("stops on the token")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_host_that_does_not_answer_is_device_up_0() {
+    let fleet = fleet().await;
+    let plugs = fleet.plugs().to_vec();
+    let last = match plugs.last().unwrap().addr() {
+        std::net::IpAddr::V4(a) => a,
+        std::net::IpAddr::V6(_) => unreachable!("the simulator is on 127/8"),
+    };
+    // Nothing of the simulator listens here.
+    let silent = Ipv4Addr::from(u32::from(last) + 50);
+    let mut hosts: Vec<std::net::IpAddr> = plugs.iter().map(|p| p.addr()).collect();
+    hosts.push(silent.into());
+    let net = TargetArgs {
+        hosts,
+        port: fleet.port(),
+        timeout: Duration::from_secs(1),
+        ..TargetArgs::default()
+    };
+    let (tx, mut rx) = watch::channel(MetricsSnapshot::default());
+    let token = CancellationToken::new();
+    let cfg = plugfleet::cmd::args::discovery_config(&net).unwrap();
+    let client = ClientConfig::with_timeout(net.port, net.timeout);
+    let task = tokio::spawn(status::poll_and_publish(
+        cfg,
+        client,
+        Names::default(),
+        Default::default(),
+        Duration::from_millis(20),
+        tx,
+        token.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    tokio::time::timeout_at(deadline, rx.changed())
+        .await
+        .expect("a round")
+        .unwrap();
+    let samples = parse(&metrics::render(&rx.borrow_and_update()));
+    let ip = silent.to_string();
+    assert_eq!(
+        value(&samples, "plugfleet_device_up", &[("ip", &ip)]),
+        Some(0.0),
+        "the silent host is listed, down"
+    );
+    assert_eq!(
+        value(&samples, "plugfleet_device_up", &[("mac", &plugs[0].mac)]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&samples, "plugfleet_devices", &[]),
+        Some((plugs.len() + 1) as f64)
+    );
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops on the token")
+        .unwrap();
+    fleet.shutdown().await;
+}

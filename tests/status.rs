@@ -387,14 +387,121 @@ async fn a_sweep_finds_the_plugs_and_a_silent_host_is_reported() {
         "--json".into(),
     ];
     args.extend(common_args(port));
-    let out = plugfleet(args).await;
-    assert!(out.status.success(), "{out:?}");
+    let out = plugfleet(args.clone()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a named host did not answer: {out:?}"
+    );
     let devs = by_ip(&out);
-    assert_eq!(devs.len(), 2, "{devs:?}");
+    assert_eq!(devs.len(), 3, "{devs:?}");
     assert_eq!(devs[&ip(r, 1).to_string()]["found_by"], json!(["sweep"]));
     assert_eq!(devs[&ip(r, 2).to_string()]["plausibility"]["verdict"], "ok");
+    let silent = &devs[&ip(r, 7).to_string()];
+    assert_eq!(silent["online"], false, "{silent}");
+    assert_eq!(silent["error"], "no answer", "{silent}");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains(&format!("{}: no answer", ip(r, 7))), "{err}");
+
+    // The text table has a row for it too.
+    args.retain(|a| a != "--json");
+    let out = plugfleet(args).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let t = String::from_utf8(out.stdout).unwrap();
+    let row = t
+        .lines()
+        .find(|l| l.starts_with(&format!("{}:{port} ", ip(r, 7))))
+        .unwrap_or_else(|| panic!("no row for .7:\n{t}"));
+    assert!(row.ends_with("offline"), "{row}");
+    assert!(
+        t.contains(&format!("{}:{port}: offline: no answer", ip(r, 7))),
+        "{t}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_named_host_answering_exits_0_and_none_answering_exits_1() {
+    let r = range();
+    let port = start(r, fleet().into_iter().take(2).collect()).await;
+    let out = plugfleet(host_args(r, 1..=2, port)).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // Nothing listens on .8 and .9.
+    let mut args = host_args(r, 8..=9, port);
+    args.push("--json".into());
+    let out = plugfleet(args).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let devs = by_ip(&out);
+    assert_eq!(devs.len(), 2, "{devs:?}");
+    assert!(
+        devs.values()
+            .all(|d| d["online"] == false && d["error"].is_string()),
+        "{devs:?}"
+    );
+}
+
+/// Forwards every TCP connection on `listen` to `to` (the same plug at a second address).
+async fn relay(
+    listen: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut out) = TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_plug_at_a_second_named_address_is_the_same_device_not_unreachable() {
+    let r = range();
+    let port = start(r, fleet().into_iter().take(1).collect()).await;
+    let relay = relay(
+        std::net::SocketAddr::new(ip(r, 6), port),
+        std::net::SocketAddr::new(ip(r, 1), port),
+    )
+    .await;
+    let mut args = vec![
+        "status".to_string(),
+        "--host".into(),
+        ip(r, 1).to_string(),
+        "--host".into(),
+        ip(r, 6).to_string(),
+    ];
+    args.extend(common_args(port));
+    let mut json_args = args.clone();
+    json_args.push("--json".into());
+    let out = plugfleet(json_args).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let devs = by_ip(&out);
+    assert_eq!(devs.len(), 2, "{devs:?}");
+    let (listed, other) = match devs.values().find(|d| d.get("same_device_as").is_some()) {
+        Some(same) => (
+            same["same_device_as"].as_str().unwrap().to_owned(),
+            same["ip"].as_str().unwrap().to_owned(),
+        ),
+        None => panic!("no same-device line: {devs:?}"),
+    };
+    assert_ne!(listed, other);
+    assert_eq!(devs[&listed]["online"], true);
+    assert_eq!(devs[&other]["online"], true);
+    assert!(devs.values().all(|d| d.get("error").is_none()), "{devs:?}");
+
+    let out = plugfleet(args).await;
+    relay.abort();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let t = String::from_utf8(out.stdout).unwrap();
+    // Which address ends up listed depends on which answered last.
+    assert!(
+        t.contains(&format!("{other}: same device as {listed} "))
+            || t.contains(&format!("{listed}: same device as {other} ")),
+        "{t}"
+    );
+    assert!(!t.contains("unreachable") && !t.contains("offline"), "{t}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -473,4 +580,21 @@ async fn meter_errors_are_reported_per_meter_and_do_not_stop_the_rest() {
     let t = String::from_utf8(out.stdout).unwrap();
     assert!(t.contains("no reading"), "{t}");
     assert!(t.contains("meter not read: device error -1"), "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_that_finds_nothing_exits_1() {
+    let r = range();
+    // Nothing listens on this /30 at this port.
+    let port = start(r, Vec::new()).await;
+    let mut args = vec![
+        "status".to_string(),
+        "--sweep".into(),
+        format!("{}/30", ip(r, 8)),
+        "--json".into(),
+    ];
+    args.extend(common_args(port));
+    let out = plugfleet(args).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
 }

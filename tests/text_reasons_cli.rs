@@ -140,7 +140,13 @@ async fn discover_says_each_reason_of_a_named_host_once() {
     garbage_udp(ip, port).await;
     for json in [false, true] {
         let out = plugfleet(args("discover", ip, port, json)).await;
-        let text = String::from_utf8(if json { out.stdout } else { out.stderr }).unwrap();
+        // The named host's line: a JSON line, or an offline row in the table (stdout), plus
+        // whatever stderr says about it.
+        let text = format!(
+            "{}{}",
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap()
+        );
         let mine: Vec<&str> = text
             .lines()
             .filter(|l| l.contains(&ip.to_string()))

@@ -46,6 +46,14 @@ pub fn run(args: ConfigArgs, explicit: Option<PathBuf>) -> anyhow::Result<ExitCo
             }
         }
         ConfigAction::Check => {
+            if !is_explicit && std::fs::symlink_metadata(&path).is_err() {
+                // Nothing to check: say so rather than "ok".
+                println!(
+                    "{}: no config file; the defaults apply (`plugfleet config init` writes one)",
+                    path.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             // Exit 2 like every command that meets a bad file, the cause printed once.
             Config::load(&path, is_explicit).map_err(|e| UsageError(e.to_string()))?;
             println!("{}: ok", path.display());

@@ -2,15 +2,21 @@
 //! with `--json` one object per line (repeated with the grown `found_by` list when a device is
 //! found another way).
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Instant;
+
+use serde_json::{Value, json};
 
 use clap::Args;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::args::{TargetArgs, UsageError, discovery_config};
-use crate::fleet::registry::{Change, Device, Registry};
+use crate::fleet::identity::{Names, valid_mac};
+use crate::fleet::model::{Device, Fleet};
 use crate::net::discovery::{self, DEFAULT_CONCURRENCY, DiscoveryConfig};
 use crate::protocol::sighting::{DiscoveryEvent, FoundBy};
 use crate::protocol::tdp::TDP_PORT;
@@ -59,6 +65,7 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
 async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> {
     let swept = !cfg.sweeps.is_empty();
     let hosts = cfg.hosts.clone();
+    let port = cfg.port;
     let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(1024);
     let token = CancellationToken::new();
     let task = discovery::spawn(cfg, tx, token.clone());
@@ -68,95 +75,208 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
             ctrl_c.cancel();
         }
     });
-    let mut registry = Registry::new(1);
+    let mut fleet = Fleet::new(Instant::now());
+    let names = Names::default();
     let mut out = std::io::stdout();
     let mut header_done = false;
     let mut hostile = 0usize;
     let mut elapsed = 0u64;
     let mut send_errors = Vec::new();
-    // A named host is probed several ways (and retried): each reason is told once per address.
-    let mut told: std::collections::HashSet<(std::net::IpAddr, String)> =
-        std::collections::HashSet::new();
+    // Named hosts that answered something unusable, with the reason.
+    let mut refused: BTreeMap<IpAddr, String> = BTreeMap::new();
     while let Some(ev) = rx.recv().await {
-        match &ev {
+        let sighting = match ev {
             DiscoveryEvent::Hostile { from, reason } => {
                 hostile += 1;
                 tracing::info!(%from, %reason, "ignored a reply");
                 // A named host that answered something unusable is told with the reason.
-                let error = reason.to_string();
-                if hosts.iter().any(|h| std::net::IpAddr::V4(*h) == from.ip())
-                    && told.insert((from.ip(), error.clone()))
-                {
-                    if json {
-                        let line = serde_json::json!({
-                            "ip": from.ip().to_string(),
-                            "port": from.port(),
-                            "online": false,
-                            "error": error,
-                        });
-                        writeln!(out, "{line}")?;
-                    } else {
-                        eprintln!("plugfleet: {}: {error}", from.ip());
-                    }
+                if hosts.iter().any(|h| IpAddr::V4(*h) == from.ip()) {
+                    refused.insert(from.ip(), reason.to_string());
                 }
+                continue;
             }
             DiscoveryEvent::RoundDone { send_errors: e, .. } => {
-                send_errors.extend(e.iter().cloned())
-            }
-            DiscoveryEvent::Finished { at, .. } => elapsed = *at,
-            DiscoveryEvent::Found(_) => {}
-        }
-        if matches!(ev, DiscoveryEvent::RoundDone { .. }) {
-            // One pass only: liveness does not apply.
-            continue;
-        }
-        for change in registry.apply(&ev) {
-            let line = match change {
-                Change::Added { idx } => registry.get(idx).map(|d| (d, true)),
-                Change::NewProvenance { idx, .. }
-                | Change::Moved { idx, .. }
-                | Change::Updated { idx } => registry.get(idx).map(|d| (d, false)),
-                Change::AddressReused { ip, previous, now } => {
-                    if let (Some(p), Some(n)) = (registry.get(previous), registry.get(now)) {
-                        eprintln!(
-                            "plugfleet: note: {ip} was {} and is now answered by {}",
-                            clean(&p.mac),
-                            clean(&n.mac)
-                        );
-                    }
-                    None
-                }
-                Change::Online { .. } | Change::Offline { .. } => None,
-            };
-            let Some((device, added)) = line else {
+                send_errors.extend(e.iter().cloned());
                 continue;
-            };
+            }
+            DiscoveryEvent::Finished { at, .. } => {
+                elapsed = at;
+                continue;
+            }
+            DiscoveryEvent::Found(s) => s,
+        };
+        let before: HashMap<String, (SocketAddr, usize)> = fleet
+            .devices
+            .values()
+            .map(|d| (d.key.clone(), (d.addr, d.found_by.len())))
+            .collect();
+        fleet.observe(sighting.into(), &names, Instant::now());
+        let mut changed: Vec<(&Device, bool)> = fleet
+            .by_address()
+            .into_iter()
+            .filter_map(|d| match before.get(&d.key) {
+                None => Some((d, true)),
+                Some(&(addr, n)) if addr != d.addr || n != d.found_by.len() => Some((d, false)),
+                Some(_) => None,
+            })
+            .collect();
+        changed.sort_by_key(|(d, _)| d.first_seen);
+        for (d, added) in changed {
             if json {
-                writeln!(out, "{}", device.to_json())?;
+                writeln!(out, "{}", device_json(d, fleet.started))?;
             } else if added {
                 if !header_done {
                     writeln!(out, "{}", table_header())?;
                     header_done = true;
                 }
-                writeln!(out, "{}", table_row(device))?;
+                writeln!(out, "{}", table_row(d))?;
             }
-            out.flush()?;
         }
+        out.flush()?;
     }
     task.await??;
+    // Every named host gets an answer: its device, the same device as another address, or
+    // why it gave none.
+    let mut missing = 0usize;
+    for h in &hosts {
+        let ip = IpAddr::V4(*h);
+        let line = match host_outcome(&fleet, ip, refused.get(&ip)) {
+            HostOutcome::Listed => continue,
+            HostOutcome::SameAs(d) => {
+                let same = crate::cmd::status::same_device_text(d);
+                if json {
+                    crate::cmd::status::same_device_json(ip, d).to_string()
+                } else {
+                    offline_row(ip, port, &same)
+                }
+            }
+            HostOutcome::NoAnswer(error) => {
+                missing += 1;
+                if json {
+                    serde_json::json!({
+                        "ip": ip.to_string(),
+                        "port": port,
+                        "online": false,
+                        "error": error,
+                    })
+                    .to_string()
+                } else {
+                    offline_row(ip, port, &format!("offline: {error}"))
+                }
+            }
+        };
+        if !json && !header_done {
+            writeln!(out, "{}", table_header())?;
+            header_done = true;
+        }
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
     for e in &send_errors {
         eprintln!("plugfleet: warning: could not send to {e}");
     }
     if !json {
-        eprintln!("{}", summary(&registry, hostile, elapsed));
-        if registry.is_empty() && !swept {
+        eprintln!("{}", summary(&fleet, hostile, elapsed));
+        if missing > 0 {
+            eprintln!(
+                "plugfleet: {missing} named host{} did not answer",
+                if missing == 1 { "" } else { "s" }
+            );
+        }
+        if fleet.is_empty() && !swept && hosts.is_empty() {
             eprintln!(
                 "hint: plugs on another subnet, VLAN or behind AP isolation do not hear \
                  broadcasts; try --host ADDR or --sweep CIDR (e.g. --sweep 192.168.1.0/24)"
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_code(fleet.is_empty(), missing))
+}
+
+/// 0 when every named host answered and something was found; 1 otherwise (2, usage errors,
+/// is returned before discovery starts).
+fn exit_code(nothing_found: bool, missing: usize) -> ExitCode {
+    if nothing_found || missing > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// What became of a named host after the pass.
+enum HostOutcome<'a> {
+    /// A device of the fleet is listed at this address.
+    Listed,
+    /// The device answered here too but is listed at another address.
+    SameAs(&'a Device),
+    /// It did not answer (or answered something unusable), with why.
+    NoAnswer(String),
+}
+
+fn host_outcome<'a>(fleet: &'a Fleet, ip: IpAddr, refused: Option<&String>) -> HostOutcome<'a> {
+    if fleet.devices.values().any(|d| d.addr.ip() == ip) {
+        return HostOutcome::Listed;
+    }
+    if let Some(d) = fleet
+        .by_address()
+        .into_iter()
+        .find(|d| d.previous_ips.contains(&ip))
+    {
+        return HostOutcome::SameAs(d);
+    }
+    HostOutcome::NoAnswer(refused.cloned().unwrap_or_else(|| "no answer".to_owned()))
+}
+
+/// The normalised MAC when it is one, else what the device sent.
+fn mac_of(d: &Device) -> String {
+    valid_mac(d.mac()).unwrap_or_else(|| d.mac().to_owned())
+}
+
+/// A text row for an address with no device of its own: the note in the ALIAS column.
+fn offline_row(ip: IpAddr, port: u16, note: &str) -> String {
+    let mut cells = vec![ip.to_string(), port.to_string()];
+    cells.extend(std::iter::repeat_n("-".to_owned(), COLUMNS.len() - 3));
+    cells.push("host".to_owned());
+    let mut s = cells
+        .iter()
+        .zip(COLUMNS)
+        .map(|(c, (_, w))| fit(c, w))
+        .collect::<Vec<_>>()
+        .join("  ");
+    s.push_str("  ");
+    s.push_str(&clean(note));
+    s
+}
+
+/// The `plugfleet discover --json` object of a device (an interface: tests/discovery_cli.rs).
+fn device_json(d: &Device, started: Instant) -> Value {
+    let s = d.sysinfo.as_ref();
+    let t_ms = u64::try_from(d.first_seen.saturating_duration_since(started).as_millis())
+        .unwrap_or(u64::MAX);
+    let opt = |v: &str| (!v.is_empty() || s.is_some()).then(|| v.to_owned());
+    json!({
+        "ip": d.addr.ip().to_string(),
+        "port": d.addr.port(),
+        "mac": mac_of(d),
+        "device_id": d.device_id(),
+        "alias": s.map(|s| s.alias.as_str()),
+        "model": opt(d.model()),
+        "hw_ver": opt(d.hw_ver()),
+        "sw_ver": s.map(|s| s.sw_ver.as_str()),
+        "hw_id": s.and_then(|s| s.hw_id.as_deref()),
+        "fw_id": s.and_then(|s| s.fw_id.as_deref()),
+        "oem_id": s.and_then(|s| s.oem_id.as_deref()),
+        "has_emeter": d.has_emeter(),
+        "children": s.map(|s| s.children.len()),
+        "protocol": d.protocol(),
+        "device_type": s.and_then(|s| s.device_type.as_deref())
+            .or_else(|| d.tdp.as_ref().map(|t| t.device_type.as_str())),
+        "http_port": d.tdp.as_ref().and_then(|t| t.http_port),
+        "found_by": d.found_by,
+        "previous_ips": d.previous_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "online": true,
+        "t_ms": t_ms,
+    })
 }
 
 /// Device-supplied text, made safe for a terminal.
@@ -200,22 +320,30 @@ fn table_header() -> String {
 }
 
 fn table_row(d: &Device) -> String {
-    let firmware = d
-        .sw_ver()
-        .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
-        .unwrap_or_else(|| "-".into());
-    let outlets = match d.children() {
-        Some(0) => "-".to_owned(),
-        Some(n) => n.to_string(),
-        None => "-".to_owned(),
+    let (firmware, outlets) = match &d.sysinfo {
+        Some(s) => (
+            s.sw_ver.split_whitespace().next().unwrap_or("").to_owned(),
+            match s.children.len() {
+                0 => "-".to_owned(),
+                n => n.to_string(),
+            },
+        ),
+        None => ("-".to_owned(), "-".to_owned()),
     };
-    let found: Vec<&str> = d.found_by.iter().map(|f| f.as_str()).collect();
+    let or_unknown = |v: &str| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.to_owned()
+        }
+    };
+    let found: Vec<&str> = d.found_by.iter().map(String::as_str).collect();
     let cells = [
-        d.ip.to_string(),
-        d.port.to_string(),
-        d.mac.clone(),
-        d.model().unwrap_or("-").to_owned(),
-        d.hw_ver().unwrap_or("-").to_owned(),
+        d.addr.ip().to_string(),
+        d.addr.port().to_string(),
+        mac_of(d),
+        or_unknown(d.model()),
+        or_unknown(d.hw_ver()),
         firmware,
         d.protocol().to_owned(),
         outlets,
@@ -228,12 +356,13 @@ fn table_row(d: &Device) -> String {
         .collect::<Vec<_>>()
         .join("  ");
     s.push_str("  ");
-    s.push_str(&fit(d.alias().unwrap_or("-"), 32));
+    let alias = d.sysinfo.as_ref().map_or("-", |s| s.alias.as_str());
+    s.push_str(&fit(alias, 32));
     s.trim_end().to_owned()
 }
 
-fn summary(r: &Registry, hostile: usize, elapsed_ms: u64) -> String {
-    let n = r.len();
+fn summary(f: &Fleet, hostile: usize, elapsed_ms: u64) -> String {
+    let n = f.len();
     let mut parts = Vec::new();
     for by in [
         FoundBy::Broadcast,
@@ -241,18 +370,18 @@ fn summary(r: &Registry, hostile: usize, elapsed_ms: u64) -> String {
         FoundBy::Sweep,
         FoundBy::Udp20002,
     ] {
-        let c = r
-            .devices()
-            .iter()
-            .filter(|d| d.found_by.contains(&by))
+        let c = f
+            .devices
+            .values()
+            .filter(|d| d.found_by.contains(by.as_str()))
             .count();
         if c > 0 {
             parts.push(format!("{c} by {by}"));
         }
     }
-    let newer = r
-        .devices()
-        .iter()
+    let newer = f
+        .devices
+        .values()
         .filter(|d| d.protocol() != "legacy")
         .count();
     let mut s = format!(
@@ -288,9 +417,37 @@ mod tests {
     }
 
     #[test]
+    fn header_and_rows_align() {
+        let mut r = Fleet::new(Instant::now());
+        let p = crate::net::discovery::loopback::FakePlug::strip(
+            std::net::Ipv4Addr::new(127, 0, 0, 1),
+            3,
+            6,
+        );
+        let info = crate::protocol::SysInfo::from_result(&p.sysinfo).unwrap();
+        r.observe(
+            crate::protocol::sighting::Sighting {
+                ip: "127.0.0.1".parse().unwrap(),
+                port: 9999,
+                found_by: FoundBy::Sweep,
+                at: 3,
+                reply: crate::protocol::sighting::DeviceReply::Legacy(info),
+            }
+            .into(),
+            &Names::default(),
+            Instant::now(),
+        );
+        let h = table_header();
+        let row = table_row(r.by_address()[0]);
+        assert_eq!(h.find("ALIAS"), row.find("plug 3"));
+        assert_eq!(h.find("OUTLETS"), row.find("6 "));
+        assert!(summary(&r, 2, 40).starts_with("1 device in 40 ms (1 by sweep)"));
+    }
+
+    #[test]
     fn an_unknown_outlet_count_is_not_the_suspect_glyph() {
         // Found by QA: a newer-protocol plug's OUTLETS read `?`, the glyph for a suspect value.
-        let mut r = Registry::new(1);
+        let mut r = Fleet::new(Instant::now());
         let p = crate::net::discovery::loopback::FakePlug::newer(std::net::Ipv4Addr::LOCALHOST, 4);
         let json = serde_json::json!({"error_code": 0, "result": p.tdp.unwrap()}).to_string();
         let info = crate::protocol::tdp::decode_reply(&crate::protocol::tdp::encode_packet(
@@ -299,38 +456,20 @@ mod tests {
             0,
         ))
         .unwrap();
-        r.observe(&crate::protocol::sighting::Sighting {
-            ip: "127.0.0.1".parse().unwrap(),
-            port: 20002,
-            found_by: FoundBy::Udp20002,
-            at: 3,
-            reply: crate::protocol::sighting::DeviceReply::Newer(info),
-        });
-        let row = table_row(&r.devices()[0]);
+        r.observe(
+            crate::protocol::sighting::Sighting {
+                ip: "127.0.0.1".parse().unwrap(),
+                port: 20002,
+                found_by: FoundBy::Udp20002,
+                at: 3,
+                reply: crate::protocol::sighting::DeviceReply::Newer(info),
+            }
+            .into(),
+            &Names::default(),
+            Instant::now(),
+        );
+        let row = table_row(r.by_address()[0]);
         assert!(row.contains("klap"), "{row}");
         assert!(!row.contains('?'), "{row}");
-    }
-
-    #[test]
-    fn header_and_rows_align() {
-        let mut r = Registry::new(1);
-        let p = crate::net::discovery::loopback::FakePlug::strip(
-            std::net::Ipv4Addr::new(127, 0, 0, 1),
-            3,
-            6,
-        );
-        let info = crate::protocol::SysInfo::from_result(&p.sysinfo).unwrap();
-        r.observe(&crate::protocol::sighting::Sighting {
-            ip: "127.0.0.1".parse().unwrap(),
-            port: 9999,
-            found_by: FoundBy::Sweep,
-            at: 3,
-            reply: crate::protocol::sighting::DeviceReply::Legacy(info),
-        });
-        let h = table_header();
-        let row = table_row(&r.devices()[0]);
-        assert_eq!(h.find("ALIAS"), row.find("plug 3"));
-        assert_eq!(h.find("OUTLETS"), row.find("6 "));
-        assert!(summary(&r, 2, 40).starts_with("1 device in 40 ms (1 by sweep)"));
     }
 }

@@ -29,7 +29,7 @@ use crate::net::poller::{PollReport, poll_device};
 use crate::protocol::sighting::DiscoveryEvent;
 use crate::protocol::tdp::TDP_PORT;
 
-pub use view::{json_line, render_table};
+pub use view::{json_line, render_table, same_device_json, same_device_text};
 
 mod view;
 
@@ -88,8 +88,19 @@ pub struct FindReport {
     pub send_errors: Vec<String>,
 }
 
+impl FindReport {
+    /// Why a silent `--host` gave nothing: its unusable reply, else "no answer".
+    pub fn reason_for(&self, ip: IpAddr) -> String {
+        self.bad_replies
+            .iter()
+            .find(|(bad, _)| *bad == ip)
+            .map_or_else(|| "no answer".to_owned(), |(_, r)| r.clone())
+    }
+}
+
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.config()?;
+    let hosts = cfg.hosts.clone();
     let client = ClientConfig::with_timeout(cfg.port, cfg.timeout);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -116,10 +127,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     for ip in &report.silent_hosts {
         // A reply that came but could not be used says why; "no answer" is for silence.
-        match report.bad_replies.iter().find(|(bad, _)| bad == ip) {
-            Some((_, reason)) => eprintln!("plugfleet: {ip}: {reason}"),
-            None => eprintln!("plugfleet: {ip}: no answer"),
-        }
+        eprintln!("plugfleet: {ip}: {}", report.reason_for(*ip));
     }
     for e in &report.send_errors {
         eprintln!("plugfleet: warning: could not send to {e}");
@@ -133,17 +141,37 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     use std::io::Write;
+    // Named hosts where the plug listed at another address answered too.
+    let same: Vec<(IpAddr, &crate::fleet::model::Device)> = hosts
+        .iter()
+        .map(|h| IpAddr::V4(*h))
+        .filter(|ip| !devices.iter().any(|d| d.addr.ip() == *ip))
+        .filter_map(|ip| fleet.same_device_as(ip).map(|d| (ip, d)))
+        .collect();
     if args.json {
         for d in &devices {
             writeln!(out, "{}", json_line(d, &fleet))?;
+        }
+        for (ip, d) in &same {
+            writeln!(out, "{}", same_device_json(*ip, d))?;
         }
     } else if devices.is_empty() {
         writeln!(out, "no devices found")?;
     } else {
         write!(out, "{}", render_table(&devices))?;
+        for (ip, d) in &same {
+            writeln!(out, "{ip}: {}", same_device_text(d))?;
+        }
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    let answered = devices
+        .iter()
+        .any(|d| d.sysinfo.is_some() || d.tdp.is_some());
+    Ok(if answered && report.silent_hosts.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `status --metrics ADDR`: serves `/metrics` on `addr` and reads a round into one fleet model
@@ -226,9 +254,18 @@ pub async fn round(
     names: &Names,
 ) -> anyhow::Result<FindReport> {
     let started = Instant::now();
+    let port = cfg.port;
     let (sightings, report) = find(cfg).await?;
     for s in sightings {
         fleet.observe(s, names, Instant::now());
+    }
+    // A named host that did not answer is listed, offline, with why.
+    for ip in &report.silent_hosts {
+        fleet.unanswered(
+            std::net::SocketAddr::new(*ip, port),
+            report.reason_for(*ip),
+            Instant::now(),
+        );
     }
     let seen: HashSet<String> = fleet
         .devices

@@ -1,6 +1,6 @@
 //! Pure state of the fleet: the one fleet model ([`model`]) with identity ([`identity`]),
 //! meters ([`meter`]) and the judgement of every reading ([`plausibility`], [`judge`]);
-//! readings history, ratings, and the discovery registry of `plugfleet discover`.
+//! readings history and ratings.
 
 pub mod history;
 pub mod identity;
@@ -11,5 +11,4 @@ pub mod plausibility;
 pub mod quiet;
 pub mod ratings;
 pub mod reading;
-pub mod registry;
 pub mod verdict;

@@ -428,6 +428,11 @@ pub struct Applied {
     pub track: Option<Track>,
 }
 
+/// The key of a named host that did not answer (no identity known): `host:<IP>`.
+pub fn unanswered_key(ip: IpAddr) -> String {
+    format!("host:{ip}")
+}
+
 /// Every device, by key.
 #[derive(Debug, Clone)]
 pub struct Fleet {
@@ -467,9 +472,42 @@ impl Fleet {
         u64::try_from(now.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// A named host (`--host`) that did not answer: an offline entry keyed by its address
+    /// ([`unanswered_key`]) with why, so every view lists it. Replaced by the real device as
+    /// soon as one is seen there; nothing is added when a device of the model is already at
+    /// that address.
+    pub fn unanswered(&mut self, addr: SocketAddr, error: String, now: Instant) {
+        if self
+            .devices
+            .values()
+            .any(|d| d.addr.ip() == addr.ip() && d.sysinfo.is_some())
+        {
+            return;
+        }
+        let key = unanswered_key(addr.ip());
+        let d = self
+            .devices
+            .entry(key.clone())
+            .or_insert_with(|| Device::new(key, addr, Link::Offline(error.clone()), now));
+        d.found_by.insert("host".into());
+        if d.link != Link::Offline(error.clone()) {
+            d.set_link(Link::Offline(error.clone()), now);
+        }
+        d.last_error = Some(error);
+    }
+
+    /// The device listed at `ip`'s address-only entry was seen elsewhere: the one that now
+    /// has `ip` among its earlier addresses (the same plug answering at a second address).
+    pub fn same_device_as(&self, ip: IpAddr) -> Option<&Device> {
+        self.by_address()
+            .into_iter()
+            .find(|d| d.addr.ip() != ip && d.previous_ips.contains(&ip))
+    }
+
     /// Merges one sighting: the one place where identity is decided. Returns what to poll.
     pub fn observe(&mut self, s: Sighting, names: &Names, now: Instant) -> Option<Track> {
         let addr = SocketAddr::new(s.ip, s.port);
+        self.devices.remove(&unanswered_key(s.ip));
         match s.info {
             SeenInfo::Newer(tdp) => {
                 let mac = valid_mac(&tdp.mac);
@@ -808,5 +846,25 @@ mod tests {
         );
         f.set_updating(t.addr.ip(), false, t0);
         assert_eq!(f.get("D2").map(|d| d.link.clone()), Some(Link::Pending));
+    }
+
+    #[test]
+    fn a_named_host_that_did_not_answer_is_offline_until_a_device_is_seen_there() {
+        let t0 = Instant::now();
+        let mut f = Fleet::new(t0);
+        let at: SocketAddr = "127.0.9.3:9999".parse().expect("addr");
+        f.unanswered(at, "no answer".into(), t0);
+        let d = f.get(&unanswered_key(at.ip())).expect("listed");
+        assert_eq!((d.health(), d.is_online()), (Health::Offline, false));
+        assert_eq!(d.last_error.as_deref(), Some("no answer"));
+        f.observe(
+            seen("127.0.9.3", sys("HS110(US)", "50:C7:BF:00:09:03", "D3")),
+            &Names::default(),
+            t0,
+        );
+        assert_eq!(f.len(), 1, "replaced by the device");
+        assert!(f.get("D3").is_some());
+        f.unanswered(at, "no answer".into(), t0);
+        assert_eq!(f.len(), 1, "a device is at that address");
     }
 }

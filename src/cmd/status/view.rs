@@ -135,7 +135,28 @@ pub fn json_line(d: &Device, fleet: &Fleet) -> Value {
     if let Some(c) = &d.conflict {
         v["conflict"] = json!(c);
     }
+    if let (false, Some(e)) = (d.is_online(), d.last_error.as_deref()) {
+        v["error"] = json!(e);
+    }
     v
+}
+
+/// The line for a named address where the plug listed at another address answered too.
+pub fn same_device_json(ip: std::net::IpAddr, d: &Device) -> Value {
+    json!({
+        "ip": ip.to_string(),
+        "port": d.addr.port(),
+        "online": true,
+        "mac": crate::fleet::identity::valid_mac(d.mac()).unwrap_or_else(|| d.mac().to_owned()),
+        "device_id": d.device_id(),
+        "same_device_as": d.addr.ip().to_string(),
+    })
+}
+
+/// "same device as 127.0.0.5 (50:C7:…)": never "unreachable" for a plug that answered.
+pub fn same_device_text(d: &Device) -> String {
+    let mac = crate::fleet::identity::valid_mac(d.mac()).unwrap_or_else(|| d.mac().to_owned());
+    crate::text::sanitize(&format!("same device as {} ({mac})", d.addr.ip())).into_owned()
 }
 
 /// Keeps device-supplied text printable and bounded for a table cell.
@@ -201,6 +222,16 @@ pub fn render_table(devices: &[&Device]) -> String {
         let a = d.judged.as_ref();
         let (r, _) = d.values();
         let r = r.as_ref();
+        if i.is_none() && d.tdp.is_none() {
+            // A named host that did not answer.
+            let why = d.last_error.as_deref().unwrap_or("no answer");
+            let mut row: [String; 12] = std::array::from_fn(|_| "-".to_owned());
+            row[0] = ip.clone();
+            row[11] = "offline".into();
+            rows.push(row);
+            notes.push(format!("{ip}: offline: {}", cell(why, 120)));
+            continue;
+        }
         let Some(i) = i else {
             // Found on UDP 20002 only: a newer-protocol device this tool cannot read.
             let protocol = d.protocol();
