@@ -173,3 +173,47 @@ fn a_rediscovery_on_the_new_firmware_splits_the_history_too() {
     let s = screen(&app, 120, 40);
     line_with(&s, "since the firmware update: 0 flagged of 1 readings");
 }
+
+/// The first view (issue 14, item 5): the cursor is on row 1 whichever plug answered first,
+/// until the user moves it.
+#[test]
+fn the_cursor_starts_on_row_one_not_on_the_first_plug_that_answered() {
+    let t0 = Instant::now();
+    let mut app = App::new(Settings::default(), t0);
+    let late = Plug::new(9, "answers first", "HS110(EU)", "4.0", OLD);
+    let early = Plug::new(3, "answers later", "HS110(EU)", "4.0", OLD);
+    update(&mut app, sighting(&late, "broadcast"), t0);
+    update(&mut app, sighting(&early, "broadcast"), t0);
+    let sel = || {
+        let rows = app.rows();
+        (
+            app.selected_index(&rows),
+            app.selected().map(|r| r.alias().to_owned()),
+        )
+    };
+    // Sorted by IP, the later answer (127.77.0.3) is row 1.
+    assert_eq!(sel(), (Some(0), Some("answers later".into())));
+    key(&mut app, KeyCode::Down, t0);
+    let another = Plug::new(1, "even earlier", "HS110(EU)", "4.0", OLD);
+    update(&mut app, sighting(&another, "broadcast"), t0);
+    // Once moved, the cursor stays on the plug the user chose.
+    let rows = app.rows();
+    assert_eq!(app.selected_index(&rows), Some(2));
+    assert_eq!(
+        app.selected().map(|r| r.alias().to_owned()),
+        Some("answers first".into())
+    );
+}
+
+#[test]
+fn status_messages_expire() {
+    let t0 = Instant::now();
+    let mut app = App::new(Settings::default(), t0);
+    app.set_status("hello", t0);
+    update(&mut app, Event::Tick, t0 + Duration::from_secs(1));
+    assert_eq!(app.status(), Some("hello"));
+    let ttl = app.settings.status_ttl;
+    update(&mut app, Event::Tick, t0 + ttl);
+    assert_eq!(app.status(), None);
+    assert!(!screen(&app, 100, 10).contains("hello"));
+}

@@ -272,6 +272,22 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
     }
 }
 
+/// The table's title counts devices (outlets of collapsed strips are not "hidden rows"):
+/// `12 devices`, `3 of 12 devices` when filtered, `12 devices, 21 rows with outlets`.
+pub fn row_count(rows: &[RowRef<'_>], devices: usize) -> String {
+    let shown = rows.iter().filter(|r| r.outlet.is_none()).count();
+    let noun = if devices == 1 { "device" } else { "devices" };
+    let mut s = if shown == devices {
+        format!("{devices} {noun}")
+    } else {
+        format!("{shown} of {devices} {noun}")
+    };
+    if rows.len() > shown {
+        s.push_str(&format!(", {} rows with outlets", rows.len()));
+    }
+    s
+}
+
 pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let rows = app.rows();
     let block = Block::default()
@@ -279,13 +295,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .border_style(theme.border())
         .title(Span::styled(
             format!(
-                " {} of {} rows · sort: {} {} ",
-                rows.len(),
-                app.fleet
-                    .devices
-                    .values()
-                    .map(|d| 1 + d.outlets.len())
-                    .sum::<usize>(),
+                " {} · sort: {} {} ",
+                row_count(&rows, app.fleet.devices.len()),
                 app.view.sort.name(),
                 if app.view.descending { "▼" } else { "▲" }
             ),
