@@ -217,3 +217,41 @@ fn status_messages_expire() {
     assert_eq!(app.status(), None);
     assert!(!screen(&app, 100, 10).contains("hello"));
 }
+
+/// The mixed fleet with the heater's glitch one poll old: its row is flagged by an earlier
+/// reading, drawn at every size the issue names (40×10 is below the minimum: a notice, not a
+/// cut table).
+#[test]
+fn screens_at_80x24_60x20_40x10_and_200x60() {
+    let t0 = Instant::now();
+    let settings = Settings {
+        interval: Duration::from_secs(2),
+        ..Settings::default()
+    };
+    let (mut app, mut now) = plugfleet::app::fixture::mixed_fleet(settings, t0);
+    now += Duration::from_secs(4);
+    update(
+        &mut app,
+        polled(
+            &heater(OLD),
+            Some(reading(1485.0, 121.3, 12.4, 3.2)),
+            vec![],
+        ),
+        now,
+    );
+    for (w, h) in [(80, 24), (60, 20), (40, 10), (200, 60)] {
+        let s = screen(&app, w, h);
+        if w >= plugfleet::ui::MIN_WIDTH {
+            assert!(
+                line_with(&s, "garage heater").contains("‼ BOGUS 4s ago"),
+                "{s}"
+            );
+        } else {
+            assert!(
+                s.contains("terminal too small") && s.contains("needs 60×12"),
+                "{s}"
+            );
+        }
+        insta::assert_snapshot!(format!("sizes_{w}x{h}"), s);
+    }
+}
