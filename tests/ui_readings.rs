@@ -248,7 +248,7 @@ fn screens_at_80x24_60x20_40x10_and_200x60() {
             );
         } else {
             assert!(
-                s.contains("terminal too small") && s.contains("needs 60×12"),
+                s.contains("terminal too small") && s.contains("needs 60×8"),
                 "{s}"
             );
         }

@@ -25,7 +25,7 @@ pub use theme::Theme;
 /// The smallest terminal the screens are drawn in: the table's essential columns (health,
 /// alias, IP, W) and a few rows. Below it a plain notice is drawn instead of a cut table.
 pub const MIN_WIDTH: u16 = 60;
-pub const MIN_HEIGHT: u16 = 12;
+pub const MIN_HEIGHT: u16 = 8;
 
 /// Draws the whole screen.
 pub fn render(frame: &mut Frame, app: &App) {
