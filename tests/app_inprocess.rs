@@ -369,6 +369,8 @@ async fn t_switches_the_selected_plugs_relay_on_the_simulated_plug() {
             // to the simulated plug.
             d.key(KeyCode::Char('g'));
             d.key(KeyCode::Char('t'));
+            // Off asks (`y` only); on acts at once and `y` is then unbound in the table.
+            d.key(KeyCode::Char('y'));
             let deadline = Instant::now() + PATIENCE;
             while first.relays() == before {
                 assert!(

@@ -260,7 +260,7 @@ pub const KEYMAP: &[Binding] = &[
         T,
         &[k('t')],
         Action::ToggleRelay,
-        "toggle the relay (marked rows, else the selected one)",
+        "toggle the relay (marked rows, else the selected one); off always asks",
     ),
     w(
         T,

@@ -4,6 +4,7 @@
 //! the model into what the TUI draws.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use crate::app::state::{App, Column, RowId};
 use crate::fleet::meter::{Meter, ValueFlags, Verdict};
@@ -50,6 +51,36 @@ impl RowRef<'_> {
             Some(o) => self.device.outlet_health(o),
             None => self.device.health(),
         }
+    }
+
+    /// The row is flagged by an earlier reading, not its current one (kept for
+    /// [`crate::fleet::meter::STICKY`]): that verdict and when it was read. `None` when the
+    /// current reading carries the row's verdict.
+    pub fn sticky(&self) -> Option<(Verdict, Instant)> {
+        match self.outlet {
+            Some(o) => o.meter.as_ref()?.sticky(),
+            None => {
+                let d = self.device;
+                let current = d.judged.as_ref().map_or(Verdict::Ok, |a| a.verdict);
+                let shown = d.verdict();
+                if shown <= current {
+                    return None;
+                }
+                d.meters()
+                    .filter(|m| m.recent == shown)
+                    .filter_map(|m| m.recent_at)
+                    .max()
+                    .map(|at| (shown, at))
+            }
+        }
+    }
+
+    /// The meter whose earlier reading flags the row (see [`RowRef::sticky`]).
+    pub fn sticky_meter(&self) -> Option<&Meter> {
+        let (v, at) = self.sticky()?;
+        self.device
+            .meters()
+            .find(|m| m.recent == v && m.recent_at == Some(at))
     }
 
     /// Flagged: the last reading is suspect or bogus (for a strip: its judgement, its total

@@ -275,6 +275,9 @@ pub struct View {
     pub editing_filter: bool,
     pub flagged_only: bool,
     pub selected: Option<RowId>,
+    /// The user has moved the cursor: until then it stays on row 1, whichever plug answered
+    /// first.
+    pub chosen: bool,
     pub expanded: BTreeSet<String>,
     pub marked: BTreeSet<RowId>,
     pub detail: bool,
@@ -297,6 +300,7 @@ impl Default for View {
             editing_filter: false,
             flagged_only: false,
             selected: None,
+            chosen: false,
             expanded: BTreeSet::new(),
             marked: BTreeSet::new(),
             detail: false,

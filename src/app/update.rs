@@ -21,7 +21,12 @@ use recording::{on_recording, on_tick, start_recording, toggle_recording};
 pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
     app.now = now;
     let cmds = match ev {
-        Event::Key(k) => on_key(app, k, now),
+        Event::Key(k) => {
+            let before = app.view.selected.clone();
+            let cmds = on_key(app, k, now);
+            app.view.chosen |= before.is_some() && app.view.selected != before;
+            cmds
+        }
         Event::Resize(_, h) => {
             app.view.page = usize::from(h.saturating_sub(8)).max(1);
             Vec::new()
@@ -155,8 +160,16 @@ fn note(app: &mut App, n: String, now: Instant) {
     app.notes.push_back(n);
 }
 
-/// Keeps the selection on a visible row (the first one when it was lost).
+/// Keeps the selection on a visible row (the first one when it was lost, and row 1 until
+/// the user moves the cursor).
 fn fix_selection(app: &mut App) {
+    if !app.view.chosen {
+        let first = app.rows().first().map(RowRef::id);
+        if first.is_some() {
+            app.view.selected = first;
+            return;
+        }
+    }
     if app
         .view
         .selected

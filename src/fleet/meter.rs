@@ -91,9 +91,55 @@ pub struct Meter {
     /// Why the last read of this meter failed (the device answered sysinfo, the meter did
     /// not: a timeout, `device error -9`, …). While set there is no current reading.
     pub error: Option<String>,
+    /// The counts when the device's firmware last changed ([`Meter::split_at_update`]): the
+    /// readings since are [`Meter::since_update`].
+    pub before_update: Option<plausibility::Counts>,
+    /// When that change was seen.
+    pub updated_at: Option<Instant>,
 }
 
 impl Meter {
+    /// The device's firmware changed: readings from here on are counted apart, and a flag
+    /// raised by the old firmware no longer keeps the row flagged (the row shows whether the
+    /// new version still glitches).
+    pub fn split_at_update(&mut self, now: Instant) {
+        self.before_update = Some(self.counts());
+        self.updated_at = Some(now);
+        self.recent = Verdict::Ok;
+        self.recent_at = None;
+    }
+
+    /// Readings per verdict since the last firmware change, if there was one.
+    pub fn since_update(&self) -> Option<plausibility::Counts> {
+        let b = self.before_update?;
+        let now = self.counts();
+        Some(plausibility::Counts {
+            ok: now.ok.saturating_sub(b.ok),
+            suspect: now.suspect.saturating_sub(b.suspect),
+            bogus: now.bogus.saturating_sub(b.bogus),
+        })
+    }
+
+    /// The row is flagged by an earlier reading, not the current one: that verdict and when
+    /// it was read.
+    pub fn sticky(&self) -> Option<(Verdict, Instant)> {
+        // While the last read failed there is no current reading: any flag is an earlier one.
+        let current = if self.error.is_some() {
+            Verdict::Ok
+        } else {
+            self.check.verdict
+        };
+        if self.recent <= current {
+            return None;
+        }
+        Some((self.recent, self.recent_at?))
+    }
+
+    /// The newest finding with this verdict (the one that flagged the row).
+    pub fn finding(&self, v: Verdict) -> Option<&(Instant, Verdict, String)> {
+        self.findings.iter().rev().find(|f| f.1 == v)
+    }
+
     /// Judges and records one reading taken at `now` (`now_ms` on the engine's clock) against
     /// `limits` (the device's rating, a strip's for its outlets).
     pub fn record(&mut self, limits: &Limits, r: Realtime, now: Instant, now_ms: u64) {

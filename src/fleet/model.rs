@@ -159,6 +159,9 @@ pub struct Device {
     pub judged: Option<Assessment>,
     /// The rating its readings are judged against (the model's, with config overrides).
     pub limits: Option<Limits>,
+    /// The last firmware change seen: (from version, to version, when). The meters' history
+    /// is split there ([`Meter::split_at_update`]).
+    pub updated: Option<(String, String, Instant)>,
 }
 
 impl Device {
@@ -182,7 +185,28 @@ impl Device {
             conflict: None,
             judged: None,
             limits: None,
+            updated: None,
         }
+    }
+
+    /// Before `sys` replaces the sysinfo: a changed firmware version splits the history.
+    fn note_version(&mut self, sys: &SysInfo, now: Instant) {
+        let Some(old) = &self.sysinfo else {
+            return;
+        };
+        if old.version().is_empty() || old.version() == sys.version() {
+            return;
+        }
+        self.updated = Some((old.version().to_owned(), sys.version().to_owned(), now));
+        for m in self
+            .meter
+            .iter_mut()
+            .chain(self.outlets.iter_mut().filter_map(|o| o.meter.as_mut()))
+        {
+            m.split_at_update(now);
+        }
+        // The old firmware's judgement is not the new one's.
+        self.judged = None;
     }
 
     pub fn is_newer(&self) -> bool {
@@ -563,6 +587,7 @@ impl Fleet {
                 let moved = d.move_to(addr);
                 let fresh = d.sysinfo.is_none();
                 d.set_outlets(&sys);
+                d.note_version(&sys, now);
                 if sys.has_emeter() && sys.children.is_empty() && d.meter.is_none() {
                     d.meter = Some(Meter::default());
                 }
@@ -698,6 +723,8 @@ fn record_poll(
     d.last_seen = Some(now);
     d.last_error = None;
     d.set_outlets(&p.sysinfo);
+    // Before this poll's readings are recorded: they are the new firmware's.
+    d.note_version(&p.sysinfo, now);
     let limits = d
         .limits
         .get_or_insert_with(|| ratings.limits_for(&p.sysinfo.model))

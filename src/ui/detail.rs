@@ -66,6 +66,18 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
         l.push(kv("model", clean(&s.model, 32), theme));
         l.push(kv("hw_ver", clean(&s.hw_ver, 16), theme));
         l.push(kv("sw_ver", clean(&s.sw_ver, 48), theme));
+        if let Some((from, to, at)) = &d.updated {
+            l.push(kv(
+                "firmware",
+                format!(
+                    "{} → {} {} (history split there)",
+                    clean(from, 24),
+                    clean(to, 24),
+                    ago(app.now.saturating_duration_since(*at))
+                ),
+                theme,
+            ));
+        }
         l.push(kv("dev_name", opt(s.dev_name.as_deref()), theme));
         l.push(kv("type", opt(s.device_type.as_deref()), theme));
         l.push(kv("mac", clean(&s.mac, 24), theme));
@@ -175,6 +187,40 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
 
 fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
     let mut l = Vec::new();
+    // The pane opens on the finding when the row's verdict comes from an earlier reading:
+    // the values below may all look fine.
+    if let Some((v, at)) = m.sticky() {
+        l.push(Line::styled(
+            format!(
+                "  {} row flagged by a {} reading {} (kept {} s):",
+                verdict_glyph(v).trim(),
+                v.as_str(),
+                ago(app.now.saturating_duration_since(at)),
+                crate::app::state::STICKY.as_secs()
+            ),
+            theme.verdict(v),
+        ));
+        if let Some((_, _, reason)) = m.finding(v) {
+            l.push(Line::styled(
+                format!("  • {}", clean(reason, 120)),
+                theme.verdict(v),
+            ));
+        }
+    }
+    if let Some(c) = m.since_update() {
+        l.push(Line::styled(
+            format!(
+                "  since the firmware update: {} flagged of {} readings",
+                c.flagged(),
+                c.total()
+            ),
+            if c.flagged() > 0 {
+                theme.verdict(Verdict::Suspect)
+            } else {
+                theme.dim()
+            },
+        ));
+    }
     if let Some(r) = &m.reading {
         let f = m.check.flags;
         let val = |name: &str, v: Option<f64>, unit: Unit, d: usize, verdict: Verdict| {
@@ -219,20 +265,6 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
                 theme.dim(),
             ),
         ]));
-        if m.recent > verdict {
-            let when = m
-                .recent_at
-                .map(|t| ago(app.now.saturating_duration_since(t)))
-                .unwrap_or_default();
-            l.push(Line::styled(
-                format!(
-                    "  row stays flagged: a {} reading {when} (kept {} s)",
-                    m.recent.as_str(),
-                    crate::app::state::STICKY.as_secs()
-                ),
-                theme.verdict(m.recent),
-            ));
-        }
         for reason in &m.check.reasons {
             l.push(Line::styled(
                 format!("  • {}", clean(reason, 120)),
@@ -260,6 +292,14 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
                 Span::styled(
                     format!("{} {}", verdict_glyph(*v), clean(reason, 100)),
                     theme.verdict(*v),
+                ),
+                Span::styled(
+                    if m.updated_at.is_some_and(|u| *at < u) {
+                        " (old fw)"
+                    } else {
+                        ""
+                    },
+                    theme.dim(),
                 ),
             ]));
         }

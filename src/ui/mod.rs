@@ -22,10 +22,19 @@ pub use format::{age, clean};
 pub use layout::centered;
 pub use theme::Theme;
 
+/// The smallest terminal the screens are drawn in: the table's essential columns (health,
+/// alias, IP, W) and a few rows. Below it a plain notice is drawn instead of a cut table.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 8;
+
 /// Draws the whole screen.
 pub fn render(frame: &mut Frame, app: &App) {
     let theme = Theme::new(app.settings.color);
     let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        render_too_small(frame, area, app, &theme);
+        return;
+    }
     let filter_line = app.view.editing_filter || !app.view.filter.is_empty();
     let [title, summary, body, filter, status] = Layout::vertical([
         Constraint::Length(1),
@@ -65,6 +74,43 @@ pub fn render(frame: &mut Frame, app: &App) {
         Overlay::FirmwareConfirm(c) => firmware::render_confirm(frame, body, c, &theme),
         Overlay::Log { .. } => log::render_log(frame, body, app, &theme),
     }
+}
+
+/// Below [`MIN_WIDTH`]×[`MIN_HEIGHT`]: what size is needed, and that a question is waiting
+/// (its `y` still needs the dialog seen: n/Esc cancels it blind).
+fn render_too_small(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut notes: Vec<(String, ratatui::style::Style)> = vec![
+        ("terminal too small".into(), theme.title()),
+        (
+            format!(
+                "{}×{}, needs {MIN_WIDTH}×{MIN_HEIGHT}",
+                area.width, area.height
+            ),
+            ratatui::style::Style::new(),
+        ),
+        ("enlarge it, or q quits".into(), theme.dim()),
+    ];
+    if !matches!(app.view.overlay, Overlay::None) {
+        notes.push((
+            "a dialog is open: Esc closes it".into(),
+            theme.verdict(crate::app::Verdict::Suspect),
+        ));
+    }
+    if app.firmware.is_some() {
+        notes.push(("a firmware batch is running".into(), theme.dim()));
+    }
+    let w = usize::from(area.width);
+    let lines: Vec<Line> = notes
+        .iter()
+        .map(|(t, st)| Line::styled(crate::text::clip(t, w).into_owned(), *st).centered())
+        .collect();
+    let top = area.height.saturating_sub(lines.len() as u16) / 2;
+    let body = Rect {
+        y: area.y + top,
+        height: area.height - top,
+        ..area
+    };
+    frame.render_widget(Paragraph::new(lines), body);
 }
 
 fn render_title(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {

@@ -47,12 +47,35 @@ const DROP_ORDER: [Column; 10] = [
     Column::Relay,
 ];
 
+/// The widest health cell: `? suspect 59s ago`.
+const HEALTH_MAX: u16 = 17;
+
+/// The width of `c` when the health cells need `health` cells.
+fn width_with(c: Column, health: u16) -> u16 {
+    if c == Column::Health {
+        health.clamp(width(c), HEALTH_MAX)
+    } else {
+        width(c)
+    }
+}
+
 /// The columns that fit in `avail` cells (one cell of spacing between columns).
 pub fn visible_columns(avail: u16) -> Vec<Column> {
+    visible_columns_with(avail, width(Column::Health))
+}
+
+/// [`visible_columns`] when the health cells need `health` cells.
+pub fn visible_columns_with(avail: u16, health: u16) -> Vec<Column> {
     let mut cols: Vec<Column> = Column::ALL.to_vec();
     let need = |cols: &[Column]| -> u16 {
         cols.iter()
-            .map(|c| if *c == Column::Alias { 14 } else { width(*c) })
+            .map(|c| {
+                if *c == Column::Alias {
+                    14
+                } else {
+                    width_with(*c, health)
+                }
+            })
             .sum::<u16>()
             + cols.len().saturating_sub(1) as u16
     };
@@ -67,14 +90,14 @@ pub fn visible_columns(avail: u16) -> Vec<Column> {
 
 /// The width given to `c` when the table is `avail` cells wide: the alias column takes what
 /// is left (at least 14).
-fn width_in(c: Column, cols: &[Column], avail: u16) -> u16 {
+fn width_in(c: Column, cols: &[Column], avail: u16, health: u16) -> u16 {
     if c != Column::Alias {
-        return width(c);
+        return width_with(c, health);
     }
     let others: u16 = cols
         .iter()
         .filter(|c| **c != Column::Alias)
-        .map(|c| width(*c) + 1)
+        .map(|c| width_with(*c, health) + 1)
         .sum();
     avail.saturating_sub(others).clamp(14, 40)
 }
@@ -117,6 +140,26 @@ fn found_label(s: &str) -> &str {
     }
 }
 
+/// The health cell: glyph and label, and when the verdict comes from an earlier reading than
+/// the one shown (a glitch keeps the row flagged for a while), how long ago that was:
+/// `‼ BOGUS 42s ago`, so a BOGUS row with no flagged value in sight is not a riddle.
+pub fn health_text(app: &App, r: &RowRef<'_>, health: Health) -> String {
+    let base = format!("{} {}", health_glyph(health), health.label());
+    if !matches!(health, Health::Suspect | Health::Bogus) {
+        return base;
+    }
+    match r.sticky() {
+        Some((_, at)) => {
+            let a = match age(app.now.saturating_duration_since(at)).as_str() {
+                "now" => "1s".to_owned(),
+                a => a.to_owned(),
+            };
+            format!("{base} {a} ago")
+        }
+        None => base,
+    }
+}
+
 /// What a row's cells share, computed once per row.
 pub struct RowFacts {
     pub health: Health,
@@ -149,8 +192,7 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
                 Cell::from(" ")
             }
         }
-        Column::Health => Cell::from(format!("{} {}", health_glyph(health), health.label()))
-            .style(theme.health(health)),
+        Column::Health => Cell::from(health_text(app, r, health)).style(theme.health(health)),
         Column::Alias => match r.outlet {
             Some(o) => {
                 let last = d.outlets.last().is_some_and(|l| l.id == o.id);
@@ -230,6 +272,22 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
     }
 }
 
+/// The table's title counts devices (outlets of collapsed strips are not "hidden rows"):
+/// `12 devices`, `3 of 12 devices` when filtered, `12 devices, 21 rows with outlets`.
+pub fn row_count(rows: &[RowRef<'_>], devices: usize) -> String {
+    let shown = rows.iter().filter(|r| r.outlet.is_none()).count();
+    let noun = if devices == 1 { "device" } else { "devices" };
+    let mut s = if shown == devices {
+        format!("{devices} {noun}")
+    } else {
+        format!("{shown} of {devices} {noun}")
+    };
+    if rows.len() > shown {
+        s.push_str(&format!(", {} rows with outlets", rows.len()));
+    }
+    s
+}
+
 pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let rows = app.rows();
     let block = Block::default()
@@ -237,13 +295,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .border_style(theme.border())
         .title(Span::styled(
             format!(
-                " {} of {} rows · sort: {} {} ",
-                rows.len(),
-                app.fleet
-                    .devices
-                    .values()
-                    .map(|d| 1 + d.outlets.len())
-                    .sum::<usize>(),
+                " {} · sort: {} {} ",
+                row_count(&rows, app.fleet.devices.len()),
                 app.view.sort.name(),
                 if app.view.descending { "▼" } else { "▲" }
             ),
@@ -291,7 +344,22 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         frame.render_widget(Paragraph::new(Text::from(msg)).block(block), area);
         return;
     }
-    let cols = visible_columns(area.width);
+    // Only the rows that fit are built: the window keeps the selection in view.
+    let body_h = usize::from(area.height.saturating_sub(2)).max(1);
+    let selected = app.selected_index(&rows);
+    let offset = match selected {
+        Some(i) if i >= body_h => i + 1 - body_h,
+        _ => 0,
+    };
+    let window = &rows[offset..rows.len().min(offset + body_h)];
+    let health_w = window
+        .iter()
+        .map(|r| Line::from(health_text(app, r, r.health())).width())
+        .max()
+        .map_or(width(Column::Health), |w| {
+            u16::try_from(w).unwrap_or(HEALTH_MAX)
+        });
+    let cols = visible_columns_with(area.width, health_w);
     let header = Row::new(cols.iter().map(|c| {
         let mut t = c.title().to_owned();
         if *c == app.view.sort {
@@ -313,14 +381,6 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
     }))
     .style(theme.header());
-    // Only the rows that fit are built: the window keeps the selection in view.
-    let body_h = usize::from(area.height.saturating_sub(2)).max(1);
-    let selected = app.selected_index(&rows);
-    let offset = match selected {
-        Some(i) if i >= body_h => i + 1 - body_h,
-        _ => 0,
-    };
-    let window = &rows[offset..rows.len().min(offset + body_h)];
     let body = window.iter().map(|r| {
         let facts = RowFacts::of(r);
         let row = Row::new(cols.iter().map(|c| cell(app, r, &facts, *c, theme)));
@@ -332,7 +392,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     });
     let widths = cols
         .iter()
-        .map(|c| Constraint::Length(width_in(*c, &cols, area.width)));
+        .map(|c| Constraint::Length(width_in(*c, &cols, area.width, health_w)));
     let table = Table::new(body, widths)
         .header(header)
         .block(block)

@@ -49,18 +49,24 @@ pub(super) fn toggle_relay(app: &mut App, now: Instant) -> Vec<Command> {
     } else {
         ActionKind::RelayOff
     };
+    // Rows already in the target state are left out: the list is what will change.
+    let (rows, same): (Vec<RowRef<'_>>, Vec<RowRef<'_>>) =
+        rows.into_iter().partition(|r| r.relay() != Some(on));
     let ids: Vec<RowId> = rows.iter().map(RowRef::id).collect();
-    if ids.len() == 1 && skipped == 0 {
+    // Switching one plug on acts at once; off always asks (a fridge or a router is one key
+    // away), as does any batch.
+    if on && ids.len() == 1 && skipped == 0 && same.is_empty() {
         return perform(app, kind, &ids, now);
     }
+    let to = if on { "on" } else { "off" };
+    let from = if on { "off" } else { "on" };
     let mut lines: Vec<String> = rows
         .iter()
-        .map(|r| {
-            let from = if r.relay() == Some(true) { "on" } else { "off" };
-            let to = if on { "on" } else { "off" };
-            format!("{}  {from} → {to}", describe(r))
-        })
+        .map(|r| format!("{}  {from} → {to}", describe(r)))
         .collect();
+    if !same.is_empty() {
+        lines.push(format!("({} already {to}: left alone)", same.len()));
+    }
     if skipped > 0 {
         lines.push(format!(
             "({skipped} marked rows skipped: offline or no relay)"

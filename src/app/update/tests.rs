@@ -191,9 +191,16 @@ mod keys_and_fleet {
     }
 
     #[test]
-    fn one_toggle_acts_at_once_several_ask_and_enter_never_confirms() {
+    fn one_plug_off_asks_like_a_batch_several_ask_and_enter_never_confirms() {
         let (mut app, now) = fleet();
-        let cmds = chars(&mut app, "t", now);
+        // The kitchen plug is on: switching it off asks, `y` only.
+        assert!(chars(&mut app, "t", now).is_empty());
+        let Overlay::Confirm(c) = &app.view.overlay else {
+            panic!("switching one plug off did not ask")
+        };
+        assert_eq!(c.kind, ActionKind::RelayOff);
+        assert!(key(&mut app, KeyCode::Enter, now).is_empty());
+        let cmds = chars(&mut app, "y", now);
         assert!(matches!(
             &cmds[..],
             [Command::Act {
@@ -217,12 +224,44 @@ mod keys_and_fleet {
     }
 
     #[test]
+    fn one_plug_on_acts_at_once_and_a_batch_leaves_out_the_rows_that_would_not_change() {
+        let (mut app, now) = fleet();
+        // Row 4, the hall lamp, is off: switching it on needs no question.
+        chars(&mut app, "jjj", now);
+        assert_eq!(app.selected().unwrap().alias(), "hall lamp");
+        let cmds = chars(&mut app, "t", now);
+        assert!(matches!(
+            &cmds[..],
+            [Command::Act {
+                kind: ActionKind::RelayOn,
+                ..
+            }]
+        ));
+        // Kitchen (on) and hall lamp (off) marked: "on" changes only the lamp.
+        chars(&mut app, "g ", now);
+        chars(&mut app, "jj ", now);
+        assert_eq!(app.view.marked.len(), 2);
+        assert!(chars(&mut app, "t", now).is_empty());
+        let Overlay::Confirm(c) = &app.view.overlay else {
+            panic!("no dialog")
+        };
+        assert_eq!(c.kind, ActionKind::RelayOn);
+        assert_eq!(c.rows.len(), 1);
+        assert!(c.lines[0].contains("hall lamp") && c.lines[0].contains("off → on"));
+        assert!(!c.lines.iter().any(|l| l.contains("on → on")));
+        assert!(c.lines.iter().any(|l| l.contains("1 already on")));
+        let cmds = chars(&mut app, "y", now);
+        assert_eq!(cmds.len(), 1);
+    }
+
+    #[test]
     fn a_strip_outlet_is_toggled_with_its_child_id() {
         let (mut app, now) = fleet();
         chars(&mut app, "jjjj", now);
         key(&mut app, KeyCode::Right, now);
         chars(&mut app, "j", now);
-        let cmds = chars(&mut app, "t", now);
+        assert!(chars(&mut app, "t", now).is_empty(), "switching off asks");
+        let cmds = chars(&mut app, "y", now);
         let want = format!("{}00", device_id(5));
         assert!(
             matches!(&cmds[..], [Command::Act { child: Some(c), kind: ActionKind::RelayOff, .. }] if *c == want)
