@@ -81,6 +81,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
             a.net.apply_config(&cfg, sub("status"));
             a.names = plugfleet::fleet::identity::Names::from_config(&cfg);
             a.ratings = plugfleet::fleet::ratings::Overrides::from_config(&cfg);
+            a.plausibility = Box::new(cfg.plausibility.clone());
             cmd::status::run(a)
         }
         // `update` reads the file itself (ceilings, firmware folders, concurrency).

@@ -13,3 +13,4 @@ pub mod ratings;
 pub mod reading;
 pub mod registry;
 pub mod verdict;
+pub mod watch;

@@ -13,13 +13,14 @@
 //!   ([`Device::judged`]): a plug's meter's, or a strip's total checked against the strip's
 //!   rating plus one line per flagged outlet ([`crate::fleet::judge`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::fleet::identity::{Names, legacy_key, newer_key, valid_mac};
 use crate::fleet::meter::{Check, Meter, ValueFlags, Verdict};
 use crate::fleet::plausibility::Assessment;
+use crate::fleet::quiet::{Finding, QuietRule, QuietRules};
 use crate::fleet::ratings::{Limits, Overrides};
 use crate::fleet::reading::Reading;
 use crate::protocol::tdp::TdpInfo;
@@ -159,6 +160,10 @@ pub struct Device {
     pub judged: Option<Assessment>,
     /// The rating its readings are judged against (the model's, with config overrides).
     pub limits: Option<Limits>,
+    /// The fleet-voltage finding of the last poll round ([`Fleet::judge_voltages`]).
+    pub voltage_finding: Option<Finding>,
+    /// [`Device::judged`] before the quiet findings were merged into it.
+    pub judged_engine: Option<Assessment>,
 }
 
 impl Device {
@@ -182,6 +187,8 @@ impl Device {
             conflict: None,
             judged: None,
             limits: None,
+            voltage_finding: None,
+            judged_engine: None,
         }
     }
 
@@ -434,6 +441,12 @@ pub struct Fleet {
     pub devices: HashMap<String, Device>,
     /// The model's clock origin: readings are stamped with milliseconds since then.
     pub started: Instant,
+    /// The config's `[plausibility]`: the quiet rules every poll is judged by.
+    pub rules: QuietRules,
+    /// Quiet findings so far, by rule (one per meter and poll that raised it).
+    pub quiet_counts: BTreeMap<QuietRule, u64>,
+    /// When [`Fleet::judge_voltages`] last ran.
+    pub voltages_at: Option<Instant>,
 }
 
 impl Fleet {
@@ -441,6 +454,9 @@ impl Fleet {
         Self {
             devices: HashMap::new(),
             started: now,
+            rules: QuietRules::default(),
+            quiet_counts: BTreeMap::new(),
+            voltages_at: None,
         }
     }
 
@@ -640,7 +656,10 @@ impl Fleet {
                     ..Applied::default()
                 }
             }
-            Ok(p) => record_poll(d, p, ratings, now, now_ms),
+            Ok(p) => {
+                let quiet = (&self.rules, &mut self.quiet_counts);
+                record_poll(d, p, ratings, quiet, now, now_ms)
+            }
         }
     }
 }
@@ -650,6 +669,7 @@ fn record_poll(
     d: &mut Device,
     p: PollRead,
     ratings: &Overrides,
+    (rules, counts): (&QuietRules, &mut BTreeMap<QuietRule, u64>),
     now: Instant,
     now_ms: u64,
 ) -> Applied {
@@ -665,9 +685,13 @@ fn record_poll(
         .get_or_insert_with(|| ratings.limits_for(&p.sysinfo.model))
         .clone();
     let mut out = Applied::default();
-    let mut apply = |m: &mut Meter, rt: Result<Realtime, String>| match rt {
+    let resistive = rules.is_resistive(&p.sysinfo.mac);
+    let mut apply = |m: &mut Meter, rt: Result<Realtime, String>, relay: Option<bool>| match rt {
         Ok(reading) => {
             m.record(&limits, reading, now, now_ms);
+            for f in m.judge_quiet(relay, now, now_ms, rules, resistive) {
+                *counts.entry(f.rule).or_default() += 1;
+            }
             out.reread |= m.check.reread;
             true
         }
@@ -677,13 +701,21 @@ fn record_poll(
         }
     };
     if let Some(rt) = p.realtime
-        && apply(d.meter.get_or_insert_with(Meter::default), rt)
+        && apply(
+            d.meter.get_or_insert_with(Meter::default),
+            rt,
+            p.sysinfo.relay_on,
+        )
     {
         out.read.push(None);
     }
     for (id, rt) in p.outlets {
         if let Some(o) = d.outlets.iter_mut().find(|o| o.id == id)
-            && apply(o.meter.get_or_insert_with(Meter::default), rt)
+            && apply(
+                o.meter.get_or_insert_with(Meter::default),
+                rt,
+                Some(o.relay_on),
+            )
         {
             out.read.push(Some(id));
         }
@@ -701,6 +733,7 @@ fn record_poll(
     } else {
         d.meter.as_ref().and_then(crate::fleet::judge::plug)
     };
+    crate::fleet::watch::merge_quiet(d);
     out
 }
 
