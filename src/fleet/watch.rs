@@ -130,3 +130,148 @@ impl Fleet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::fleet::identity::Names;
+    use crate::fleet::model::{Poll, PollRead, SeenInfo, Sighting};
+    use crate::fleet::quiet::QuietRule;
+    use crate::fleet::ratings::Overrides;
+    use crate::fleet::verdict::Verdict;
+    use crate::protocol::{Realtime, SysInfo};
+
+    fn sys(i: u8) -> SysInfo {
+        SysInfo::from_result(&serde_json::json!({
+            "model": "HS110(EU)", "hw_ver": "1.0", "sw_ver": "1.2.6 Build 200727 Rel.121701",
+            "mac": format!("50:C7:BF:00:0A:{i:02X}"), "deviceId": format!("Q{i}"), "alias": "a",
+            "feature": "TIM:ENE", "relay_state": 1,
+        }))
+        .expect("sysinfo")
+    }
+
+    fn track(f: &mut Model, i: u8, now: Instant) -> SocketAddr {
+        let s = Sighting {
+            ip: format!("127.0.10.{i}").parse().expect("ip"),
+            port: 9999,
+            found_by: "host".into(),
+            info: SeenInfo::Legacy(Box::new(sys(i))),
+        };
+        f.observe(s, &Names::default(), now).expect("tracked").addr
+    }
+
+    fn poll(f: &mut Model, i: u8, addr: SocketAddr, rt: serde_json::Value, now: Instant) {
+        let realtime = Realtime::from_result(&rt).expect("reading");
+        f.apply_poll(
+            Poll {
+                key: format!("Q{i}"),
+                addr,
+                misses: 0,
+                outcome: Ok(PollRead {
+                    sysinfo: sys(i),
+                    realtime: Some(Ok(realtime)),
+                    outlets: Vec::new(),
+                }),
+            },
+            &Overrides::default(),
+            &Names::default(),
+            now,
+        );
+    }
+
+    use crate::fleet::model::Fleet as Model;
+
+    #[test]
+    fn a_lagging_counter_is_found_over_the_window_and_bounded_in_memory() {
+        let t0 = Instant::now();
+        let mut f = Model::new(t0);
+        let addr = track(&mut f, 1, t0);
+        // 1000 W for 40 minutes at a 1 s poll; the counter grows at a tenth of it.
+        let mut last = t0;
+        for k in 0..2400u64 {
+            let now = t0 + Duration::from_secs(k);
+            let p = 1000.0 + (k % 7) as f64;
+            let total = 1.0 + 0.1 * k as f64 / 3600.0;
+            poll(
+                &mut f,
+                1,
+                addr,
+                serde_json::json!({"power": p, "voltage": 230.0 + (k % 3) as f64 * 0.1,
+                    "current": p / 230.0, "total": total}),
+                now,
+            );
+            last = now;
+        }
+        let d = f.get("Q1").expect("d");
+        let m = d.meter.as_ref().expect("meter");
+        assert!(m.samples.len() <= crate::fleet::meter::SAMPLES_LEN);
+        assert_eq!(m.quiet.len(), 1, "{:?}", m.quiet);
+        assert_eq!(m.quiet[0].rule, QuietRule::CounterVsPower);
+        let a = d.judged.as_ref().expect("judged");
+        assert_eq!(a.verdict, Verdict::Suspect);
+        assert!(a.flagged.contains(crate::fleet::reading::Field::Total));
+        assert!(a.texts().contains(&m.quiet[0].text), "{a:?}");
+        assert!(f.quiet_counts[&QuietRule::CounterVsPower] > 0);
+        // An hour of 1 s polls is the cap; two hours later the ring still holds at most that.
+        for k in 2400..7200u64 {
+            poll(
+                &mut f,
+                1,
+                addr,
+                serde_json::json!({"power": 10.0 + (k % 5) as f64, "voltage": 230.0,
+                    "current": 0.05, "total": 5.0 + k as f64 * 1e-5}),
+                last + Duration::from_secs(k - 2399),
+            );
+        }
+        let m = f.get("Q1").and_then(|d| d.meter.as_ref()).expect("meter");
+        assert!(
+            m.samples.len() <= crate::fleet::meter::SAMPLES_LEN,
+            "{}",
+            m.samples.len()
+        );
+    }
+
+    #[test]
+    fn the_fleet_voltage_finding_comes_and_goes_with_the_round() {
+        let t0 = Instant::now();
+        let mut f = Model::new(t0);
+        let addrs: Vec<SocketAddr> = (1..=5).map(|i| track(&mut f, i, t0)).collect();
+        let round = |f: &mut Model, low: f64, now: Instant| {
+            for (i, a) in (1..=5u8).zip(&addrs) {
+                let v = if i == 1 {
+                    low
+                } else {
+                    230.0 + f64::from(i) * 0.3
+                };
+                poll(
+                    f,
+                    i,
+                    *a,
+                    serde_json::json!({"power": 50.0, "voltage": v, "current": 0.22, "total": 1.0}),
+                    now,
+                );
+            }
+            f.judge_voltages(now);
+        };
+        round(&mut f, 211.0, t0);
+        let d = f.get("Q1").expect("d");
+        assert_eq!(
+            d.voltage_finding.as_ref().map(|f| f.rule),
+            Some(QuietRule::FleetVoltage)
+        );
+        assert_eq!(d.verdict(), Verdict::Suspect);
+        assert!(f.get("Q2").is_some_and(|d| d.voltage_finding.is_none()));
+        round(&mut f, 230.5, t0 + Duration::from_secs(10));
+        let d = f.get("Q1").expect("d");
+        assert!(d.voltage_finding.is_none());
+        assert!(
+            d.judged
+                .as_ref()
+                .is_some_and(|a| a.reasons.iter().all(|r| r.rule != Rule::Quiet)),
+            "{:?}",
+            d.judged
+        );
+    }
+}
