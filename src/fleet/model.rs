@@ -18,8 +18,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::fleet::identity::{Names, legacy_key, newer_key, valid_mac};
+use crate::fleet::meter::quiet_reason;
 use crate::fleet::meter::{Check, Meter, ValueFlags, Verdict};
-use crate::fleet::plausibility::Assessment;
+use crate::fleet::plausibility::{Assessment, Rule};
 use crate::fleet::quiet::{Finding, QuietRule, QuietRules};
 use crate::fleet::ratings::{Limits, Overrides};
 use crate::fleet::reading::Reading;
@@ -352,6 +353,50 @@ impl Device {
             Some(r) => (Some(r), flags),
             None => (None, ValueFlags::default()),
         }
+    }
+
+    /// Rebuilds the device's judgement with its meters' quiet findings (a strip's prefixed by the
+    /// outlet's alias) and its last fleet-voltage finding, as suspect reasons.
+    pub fn merge_quiet(&mut self) {
+        let d = self;
+        let mut extra = Vec::new();
+        if let Some(m) = &d.meter {
+            extra.extend(m.quiet.iter().map(|f| quiet_reason(f, "")));
+        }
+        for o in &d.outlets {
+            if let Some(m) = &o.meter {
+                let prefix = format!("{}: ", o.alias);
+                extra.extend(m.quiet.iter().map(|f| quiet_reason(f, &prefix)));
+            }
+        }
+        if let Some(f) = &d.voltage_finding {
+            extra.push(quiet_reason(f, ""));
+        }
+        // The engine's own judgement of the last poll is kept as it is (verdict, reasons, flagged
+        // cells); the quiet reasons are added on top of it, replacing those merged before.
+        if !d
+            .judged
+            .as_ref()
+            .is_some_and(|a| a.reasons.iter().any(|r| r.rule == Rule::Quiet))
+        {
+            d.judged_engine = d.judged.clone();
+        }
+        if extra.is_empty() && d.judged_engine.is_none() {
+            d.judged = None;
+            return;
+        }
+        let mut a = d
+            .judged_engine
+            .clone()
+            .unwrap_or_else(|| Assessment::from_reasons(Vec::new()));
+        for r in &extra {
+            if let Some(f) = r.field {
+                a.flagged.insert(f);
+            }
+            a.verdict = a.verdict.max(r.severity);
+        }
+        a.reasons.extend(extra);
+        d.judged = Some(a);
     }
 
     fn set_link(&mut self, link: Link, now: Instant) {
@@ -733,7 +778,7 @@ fn record_poll(
     } else {
         d.meter.as_ref().and_then(crate::fleet::judge::plug)
     };
-    crate::fleet::watch::merge_quiet(d);
+    d.merge_quiet();
     out
 }
 

@@ -5,53 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fleet::meter::quiet_reason;
 use crate::fleet::model::{Device, Fleet, Link};
-use crate::fleet::plausibility::{Assessment, Rule};
 use crate::fleet::quiet::{self, Finding, VoltagePoint};
-
-/// Rebuilds the device's judgement with its meters' quiet findings (a strip's prefixed by the
-/// outlet's alias) and its last fleet-voltage finding, as suspect reasons.
-pub fn merge_quiet(d: &mut Device) {
-    let mut extra = Vec::new();
-    if let Some(m) = &d.meter {
-        extra.extend(m.quiet.iter().map(|f| quiet_reason(f, "")));
-    }
-    for o in &d.outlets {
-        if let Some(m) = &o.meter {
-            let prefix = format!("{}: ", o.alias);
-            extra.extend(m.quiet.iter().map(|f| quiet_reason(f, &prefix)));
-        }
-    }
-    if let Some(f) = &d.voltage_finding {
-        extra.push(quiet_reason(f, ""));
-    }
-    // The engine's own judgement of the last poll is kept as it is (verdict, reasons, flagged
-    // cells); the quiet reasons are added on top of it, replacing those merged before.
-    if !d
-        .judged
-        .as_ref()
-        .is_some_and(|a| a.reasons.iter().any(|r| r.rule == Rule::Quiet))
-    {
-        d.judged_engine = d.judged.clone();
-    }
-    if extra.is_empty() && d.judged_engine.is_none() {
-        d.judged = None;
-        return;
-    }
-    let mut a = d
-        .judged_engine
-        .clone()
-        .unwrap_or_else(|| Assessment::from_reasons(Vec::new()));
-    for r in &extra {
-        if let Some(f) = r.field {
-            a.flagged.insert(f);
-        }
-        a.verdict = a.verdict.max(r.severity);
-    }
-    a.reasons.extend(extra);
-    d.judged = Some(a);
-}
 
 /// Every quiet finding of the device: its meters' and the fleet-voltage one.
 pub fn findings(d: &Device) -> impl Iterator<Item = &Finding> {
@@ -126,7 +81,7 @@ impl Fleet {
                 *self.quiet_counts.entry(f.rule).or_default() += 1;
             }
             d.voltage_finding = new;
-            merge_quiet(d);
+            d.merge_quiet();
         }
     }
 }
@@ -138,6 +93,7 @@ mod tests {
     use super::*;
     use crate::fleet::identity::Names;
     use crate::fleet::model::{Poll, PollRead, SeenInfo, Sighting};
+    use crate::fleet::plausibility::Rule;
     use crate::fleet::quiet::QuietRule;
     use crate::fleet::ratings::Overrides;
     use crate::fleet::verdict::Verdict;
