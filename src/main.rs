@@ -108,6 +108,7 @@ fn run(
             a.net.resolve_hosts(given(sub("status"), "port"))?;
             a.names = plugfleet::fleet::identity::Names::from_config(&cfg);
             a.ratings = plugfleet::fleet::ratings::Overrides::from_config(&cfg);
+            a.plausibility = Box::new(cfg.plausibility.clone());
             cmd::status::run(a)
         }
         // `update` reads the file itself (ceilings, firmware folders, concurrency).

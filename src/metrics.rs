@@ -32,6 +32,7 @@
 //! | `plugfleet_reading_finding{rule,severity}` | gauge | 1 per finding on the latest reading (the device-level series of a strip: its total and flagged outlets) |
 //! | `plugfleet_readings_total` | counter | readings assessed |
 //! | `plugfleet_flagged_readings_total{verdict}` | counter | readings flagged `suspect` / `bogus` |
+//! | `plugfleet_reading_findings_total{rule}` | counter | quiet findings (issue 15: `counter_vs_power`, `frozen_meter`, `fleet_voltage`, `phantom_load`, `low_power_factor`), one per meter and poll that raised it, fleet-wide |
 //!
 //! An offline device keeps `device_up 0`, its info, last-seen age and counters; its last
 //! reading, verdict, relay and signal are not exported (they would be stale).
@@ -206,6 +207,8 @@ impl DeviceMetrics {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MetricsSnapshot {
     pub devices: Vec<DeviceMetrics>,
+    /// Quiet findings so far by rule name (every rule listed, 0 when none).
+    pub findings_by_rule: Vec<(String, u64)>,
 }
 
 impl MetricsSnapshot {
@@ -253,6 +256,7 @@ struct Families {
     finding: Family<Labels, GaugeF>,
     readings: Family<Labels, Counter>,
     flagged: Family<Labels, Counter>,
+    quiet: Family<Labels, Counter>,
 }
 
 impl Families {
@@ -273,6 +277,7 @@ impl Families {
             finding: Family::default(),
             readings: Family::default(),
             flagged: Family::default(),
+            quiet: Family::default(),
         }
     }
 
@@ -353,6 +358,11 @@ impl Families {
             "plugfleet_flagged_readings",
             "Readings flagged suspect or bogus",
             self.flagged,
+        );
+        r.register(
+            "plugfleet_reading_findings",
+            "Quiet findings (a meter lying quietly, by rule), one per meter and poll that raised it",
+            self.quiet,
         );
         r
     }
@@ -464,6 +474,9 @@ fn registry_of(s: &MetricsSnapshot) -> Registry {
     f.devices.set(s.devices.len() as f64);
     for d in &s.devices {
         f.device(d);
+    }
+    for (rule, n) in &s.findings_by_rule {
+        f.quiet.get_or_create(&labels(&[("rule", rule)])).inc_by(*n);
     }
     f.registry()
 }
@@ -627,6 +640,7 @@ mod tests {
     fn renders_names_units_and_escaped_labels() {
         let text = render(&MetricsSnapshot {
             devices: vec![dev()],
+            ..MetricsSnapshot::default()
         });
         let l = r#"mac="50:C7:BF:00:00:09",ip="127.0.0.9",alias="kettle \"big\"\\\nline""#;
         for line in [

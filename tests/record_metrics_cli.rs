@@ -226,6 +226,7 @@ async fn status_record_writes_json_lines_and_csv_that_parse_back() {
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned)
                     .collect(),
+                findings: Vec::new(),
                 scheme: row[col("scheme")].to_owned(),
             }
         })

@@ -280,6 +280,7 @@ async fn csv_record_parses_back_with_the_csv_reader() {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            findings: Vec::new(),
             scheme: row[col("scheme")].into(),
         })
         .collect();

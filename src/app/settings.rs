@@ -30,6 +30,8 @@ pub struct Settings {
     pub names: crate::fleet::identity::Names,
     /// Rating overrides per model (config `[ratings]`), used by the plausibility checks.
     pub ratings: crate::fleet::ratings::Overrides,
+    /// The quiet rules (config `[plausibility]`), given to the fleet model.
+    pub plausibility: crate::fleet::quiet::QuietRules,
     /// `--record FILE`: recording starts with the app, to this file in this format.
     pub record: Option<(PathBuf, crate::app::recording::RecordFormat)>,
     /// Where the record key writes when no `--record` was given.
@@ -53,6 +55,7 @@ impl Default for Settings {
             firmware: FirmwareSettings::default(),
             names: crate::fleet::identity::Names::default(),
             ratings: crate::fleet::ratings::Overrides::default(),
+            plausibility: crate::fleet::quiet::QuietRules::default(),
             record: None,
             record_default: PathBuf::from("readings.jsonl"),
             metrics_url: None,

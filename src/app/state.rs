@@ -353,9 +353,11 @@ pub struct App {
 
 impl App {
     pub fn new(settings: Settings, now: Instant) -> Self {
+        let mut fleet = Fleet::new(now);
+        fleet.rules = settings.plausibility.clone();
         Self {
             settings,
-            fleet: Fleet::new(now),
+            fleet,
             view: View::default(),
             discovering: true,
             started: now,

@@ -96,7 +96,7 @@ pub const PROFILES: [&str; 12] = [
     "kp303-us-hw2",      // a strip without meter
     "hs100-uk-hw4-klap", // newer protocol only
     "kp115-us-hw1",
-    "hs110-us-hw1",
+    "hs110-us-hw1", // voltage 8 % low: a quiet fault only the fleet-voltage rule shows
 ];
 
 /// The spec for a demo fleet starting at `base`, on a free port.
@@ -115,6 +115,8 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
             (at(1), FaultKind::Glitch28kw),
             (at(2), FaultKind::UnitScale),
             (at(3), FaultKind::Flaky),
+            // Four other metered US devices read the true mains voltage to compare it with.
+            (at(11), FaultKind::VoltageDrift { pct: -8 }),
         ],
         // The demo images of `assets/firmware/` are accepted by default.
         images: Vec::new(),

@@ -63,6 +63,9 @@ pub struct StatusArgs {
     /// Rating overrides per model (from the config file).
     #[arg(skip)]
     pub ratings: Overrides,
+    /// The quiet rules (config `[plausibility]`).
+    #[arg(skip)]
+    pub plausibility: Box<crate::fleet::quiet::QuietRules>,
 }
 
 impl StatusArgs {
@@ -116,6 +119,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut fleet = Fleet::new(Instant::now());
+    fleet.rules = (*args.plausibility).clone();
     let report = rt.block_on(round(&mut fleet, cfg, client, &args.ratings, &args.names))?;
     let devices = fleet.by_address();
     if let Some(rec) = recorder.as_mut() {
@@ -198,7 +202,7 @@ async fn serve_metrics(
         cfg,
         client,
         args.names.clone(),
-        args.ratings.clone(),
+        (args.ratings.clone(), (*args.plausibility).clone()),
         args.interval,
         tx,
         token.clone(),
@@ -218,12 +222,13 @@ pub async fn poll_and_publish(
     cfg: DiscoveryConfig,
     client: ClientConfig,
     names: Names,
-    ratings: Overrides,
+    (ratings, rules): (Overrides, crate::fleet::quiet::QuietRules),
     interval: std::time::Duration,
     tx: tokio::sync::watch::Sender<crate::metrics::MetricsSnapshot>,
     token: CancellationToken,
 ) {
     let mut fleet = Fleet::new(Instant::now());
+    fleet.rules = rules;
     loop {
         let done = tokio::select! {
             _ = token.cancelled() => return,
@@ -316,6 +321,8 @@ pub async fn round(
             Instant::now(),
         );
     }
+    // Voltage against the fleet, once per round (it needs no history).
+    fleet.judge_voltages(Instant::now());
     Ok(report)
 }
 

@@ -8,7 +8,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::fleet::plausibility::{self, Assessment};
+use crate::fleet::plausibility::{self, Assessment, Reason, Rule};
+use crate::fleet::quiet::{self, Finding, QuietRules, Sample};
 use crate::fleet::ratings::Limits;
 use crate::fleet::reading::{Field, Reading};
 pub use crate::fleet::verdict::Verdict;
@@ -16,6 +17,9 @@ use crate::protocol::Realtime;
 
 /// Recent plausibility findings kept per meter for the detail pane.
 pub const FINDINGS_LEN: usize = 8;
+/// Most samples kept per meter for the quiet rules: an hour (the counter rule's default
+/// `max_window_s`) at a 1 s poll. Older samples than the longest window are dropped first.
+pub const SAMPLES_LEN: usize = 3600;
 /// How long a flagged reading keeps its meter's row flagged.
 pub const STICKY: Duration = Duration::from_secs(60);
 
@@ -96,6 +100,21 @@ pub struct Meter {
     pub before_update: Option<plausibility::Counts>,
     /// When that change was seen.
     pub updated_at: Option<Instant>,
+    /// The polls the quiet rules judge, oldest first: at most [`SAMPLES_LEN`], none older than
+    /// the longest quiet window.
+    pub samples: VecDeque<Sample>,
+    /// What the quiet rules found after the last poll (suspect, never bogus).
+    pub quiet: Vec<Finding>,
+}
+
+/// A quiet finding as a reason of an assessment (suspect, on the rule's field).
+pub fn quiet_reason(f: &Finding, prefix: &str) -> Reason {
+    Reason {
+        rule: Rule::Quiet,
+        field: Some(f.rule.field()),
+        severity: Verdict::Suspect,
+        text: format!("{prefix}{}", f.text),
+    }
 }
 
 impl Meter {
@@ -138,6 +157,63 @@ impl Meter {
     /// The newest finding with this verdict (the one that flagged the row).
     pub fn finding(&self, v: Verdict) -> Option<&(Instant, Verdict, String)> {
         self.findings.iter().rev().find(|f| f.1 == v)
+    }
+
+    /// Runs the quiet rules after a successful [`Meter::record`] at `now_ms`: keeps the poll as
+    /// a sample (relay state `relay_on`), judges the history, and merges what they find into
+    /// the check (reasons, the rule's cell, suspect at worst) and the sticky verdict.
+    pub fn judge_quiet(
+        &mut self,
+        relay_on: Option<bool>,
+        now: Instant,
+        now_ms: u64,
+        rules: &QuietRules,
+        resistive: bool,
+    ) -> &[Finding] {
+        self.quiet.clear();
+        let Some(reading) = self.reading.as_ref().map(Reading::from) else {
+            return &self.quiet;
+        };
+        self.samples.push_back(Sample {
+            at_ms: now_ms,
+            reading,
+            relay_on,
+        });
+        let keep_ms = (rules
+            .counter
+            .max_window_s
+            .max(rules.fleet_voltage.window_s)
+            .max(1.0)
+            * 1000.0) as u64;
+        while self.samples.len() > SAMPLES_LEN
+            || self
+                .samples
+                .front()
+                .is_some_and(|s| now_ms.saturating_sub(s.at_ms) > keep_ms)
+        {
+            self.samples.pop_front();
+        }
+        let samples = self.samples.make_contiguous();
+        self.quiet = quiet::check_meter(samples, now_ms, rules, resistive);
+        for f in &self.quiet {
+            self.check.reasons.push(f.text.clone());
+            let cell = match f.rule.field() {
+                Field::Power => &mut self.check.flags.power,
+                Field::Voltage => &mut self.check.flags.voltage,
+                Field::Current => &mut self.check.flags.current,
+                Field::Total => &mut self.check.flags.total,
+            };
+            *cell = (*cell).max(Verdict::Suspect);
+            self.check.verdict = self.check.verdict.max(Verdict::Suspect);
+            self.recent = self.recent.max(Verdict::Suspect);
+            self.recent_at = Some(now);
+            if self.findings.len() == FINDINGS_LEN {
+                self.findings.pop_front();
+            }
+            self.findings
+                .push_back((now, Verdict::Suspect, f.text.clone()));
+        }
+        &self.quiet
     }
 
     /// Judges and records one reading taken at `now` (`now_ms` on the engine's clock) against

@@ -12,3 +12,4 @@ pub mod quiet;
 pub mod ratings;
 pub mod reading;
 pub mod verdict;
+pub mod watch;

@@ -13,13 +13,15 @@
 //!   ([`Device::judged`]): a plug's meter's, or a strip's total checked against the strip's
 //!   rating plus one line per flagged outlet ([`crate::fleet::judge`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::fleet::identity::{Names, legacy_key, newer_key, valid_mac};
+use crate::fleet::meter::quiet_reason;
 use crate::fleet::meter::{Check, Meter, ValueFlags, Verdict};
-use crate::fleet::plausibility::Assessment;
+use crate::fleet::plausibility::{Assessment, Rule};
+use crate::fleet::quiet::{Finding, QuietRule, QuietRules};
 use crate::fleet::ratings::{Limits, Overrides};
 use crate::fleet::reading::Reading;
 use crate::protocol::tdp::TdpInfo;
@@ -162,6 +164,10 @@ pub struct Device {
     /// The last firmware change seen: (from version, to version, when). The meters' history
     /// is split there ([`Meter::split_at_update`]).
     pub updated: Option<(String, String, Instant)>,
+    /// The fleet-voltage finding of the last poll round ([`Fleet::judge_voltages`]).
+    pub voltage_finding: Option<Finding>,
+    /// [`Device::judged`] before the quiet findings were merged into it.
+    pub judged_engine: Option<Assessment>,
 }
 
 impl Device {
@@ -186,6 +192,8 @@ impl Device {
             judged: None,
             limits: None,
             updated: None,
+            voltage_finding: None,
+            judged_engine: None,
         }
     }
 
@@ -371,6 +379,50 @@ impl Device {
         }
     }
 
+    /// Rebuilds the device's judgement with its meters' quiet findings (a strip's prefixed by the
+    /// outlet's alias) and its last fleet-voltage finding, as suspect reasons.
+    pub fn merge_quiet(&mut self) {
+        let d = self;
+        let mut extra = Vec::new();
+        if let Some(m) = &d.meter {
+            extra.extend(m.quiet.iter().map(|f| quiet_reason(f, "")));
+        }
+        for o in &d.outlets {
+            if let Some(m) = &o.meter {
+                let prefix = format!("{}: ", o.alias);
+                extra.extend(m.quiet.iter().map(|f| quiet_reason(f, &prefix)));
+            }
+        }
+        if let Some(f) = &d.voltage_finding {
+            extra.push(quiet_reason(f, ""));
+        }
+        // The engine's own judgement of the last poll is kept as it is (verdict, reasons, flagged
+        // cells); the quiet reasons are added on top of it, replacing those merged before.
+        if !d
+            .judged
+            .as_ref()
+            .is_some_and(|a| a.reasons.iter().any(|r| r.rule == Rule::Quiet))
+        {
+            d.judged_engine = d.judged.clone();
+        }
+        if extra.is_empty() && d.judged_engine.is_none() {
+            d.judged = None;
+            return;
+        }
+        let mut a = d
+            .judged_engine
+            .clone()
+            .unwrap_or_else(|| Assessment::from_reasons(Vec::new()));
+        for r in &extra {
+            if let Some(f) = r.field {
+                a.flagged.insert(f);
+            }
+            a.verdict = a.verdict.max(r.severity);
+        }
+        a.reasons.extend(extra);
+        d.judged = Some(a);
+    }
+
     fn set_link(&mut self, link: Link, now: Instant) {
         if std::mem::discriminant(&self.link) != std::mem::discriminant(&link) {
             self.link_since = now;
@@ -463,6 +515,12 @@ pub struct Fleet {
     pub devices: HashMap<String, Device>,
     /// The model's clock origin: readings are stamped with milliseconds since then.
     pub started: Instant,
+    /// The config's `[plausibility]`: the quiet rules every poll is judged by.
+    pub rules: QuietRules,
+    /// Quiet findings so far, by rule (one per meter and poll that raised it).
+    pub quiet_counts: BTreeMap<QuietRule, u64>,
+    /// When [`Fleet::judge_voltages`] last ran.
+    pub voltages_at: Option<Instant>,
 }
 
 impl Fleet {
@@ -470,6 +528,9 @@ impl Fleet {
         Self {
             devices: HashMap::new(),
             started: now,
+            rules: QuietRules::default(),
+            quiet_counts: BTreeMap::new(),
+            voltages_at: None,
         }
     }
 
@@ -703,7 +764,10 @@ impl Fleet {
                     ..Applied::default()
                 }
             }
-            Ok(p) => record_poll(d, p, ratings, now, now_ms),
+            Ok(p) => {
+                let quiet = (&self.rules, &mut self.quiet_counts);
+                record_poll(d, p, ratings, quiet, now, now_ms)
+            }
         }
     }
 }
@@ -713,6 +777,7 @@ fn record_poll(
     d: &mut Device,
     p: PollRead,
     ratings: &Overrides,
+    (rules, counts): (&QuietRules, &mut BTreeMap<QuietRule, u64>),
     now: Instant,
     now_ms: u64,
 ) -> Applied {
@@ -730,9 +795,13 @@ fn record_poll(
         .get_or_insert_with(|| ratings.limits_for(&p.sysinfo.model))
         .clone();
     let mut out = Applied::default();
-    let mut apply = |m: &mut Meter, rt: Result<Realtime, String>| match rt {
+    let resistive = rules.is_resistive(&p.sysinfo.mac);
+    let mut apply = |m: &mut Meter, rt: Result<Realtime, String>, relay: Option<bool>| match rt {
         Ok(reading) => {
             m.record(&limits, reading, now, now_ms);
+            for f in m.judge_quiet(relay, now, now_ms, rules, resistive) {
+                *counts.entry(f.rule).or_default() += 1;
+            }
             out.reread |= m.check.reread;
             true
         }
@@ -742,13 +811,21 @@ fn record_poll(
         }
     };
     if let Some(rt) = p.realtime
-        && apply(d.meter.get_or_insert_with(Meter::default), rt)
+        && apply(
+            d.meter.get_or_insert_with(Meter::default),
+            rt,
+            p.sysinfo.relay_on,
+        )
     {
         out.read.push(None);
     }
     for (id, rt) in p.outlets {
         if let Some(o) = d.outlets.iter_mut().find(|o| o.id == id)
-            && apply(o.meter.get_or_insert_with(Meter::default), rt)
+            && apply(
+                o.meter.get_or_insert_with(Meter::default),
+                rt,
+                Some(o.relay_on),
+            )
         {
             out.read.push(Some(id));
         }
@@ -766,6 +843,7 @@ fn record_poll(
     } else {
         d.meter.as_ref().and_then(crate::fleet::judge::plug)
     };
+    d.merge_quiet();
     out
 }
 

@@ -110,6 +110,9 @@ pub enum Rule {
     Outlet,
     /// The device sent a value of the wrong type (`"power":"28000"`, `null`, `true`).
     Unreadable,
+    /// A quiet rule over the meter's history or the fleet (issue 15, [`crate::fleet::quiet`]);
+    /// the text says which.
+    Quiet,
 }
 
 impl Rule {

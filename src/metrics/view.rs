@@ -7,13 +7,24 @@ use std::time::Instant;
 use super::{DeviceMetrics, MeterMetrics, MetricsSnapshot, OutletMetrics};
 use crate::fleet::meter::Meter;
 use crate::fleet::model::{Device, Fleet};
+use crate::fleet::plausibility::{Rule, Verdict};
+use crate::fleet::quiet::{Finding, QuietRule};
 use crate::fleet::reading::Reading;
+
+/// The quiet findings as (rule name, suspect): the `rule` label names the quiet rule.
+fn quiet_of<'a>(fs: impl IntoIterator<Item = &'a Finding>) -> Vec<(String, Verdict)> {
+    fs.into_iter()
+        .map(|f| (f.rule.name().to_owned(), Verdict::Suspect))
+        .collect()
+}
 
 fn meter_metrics(m: &Meter) -> Option<MeterMetrics> {
     let (r, a) = m.current()?;
+    let mut findings = super::findings_of(a);
+    findings.extend(quiet_of(&m.quiet));
     Some(MeterMetrics {
-        findings: super::findings_of(a),
-        ..MeterMetrics::new(Reading::from(r), a.verdict, m.counts())
+        findings,
+        ..MeterMetrics::new(Reading::from(r), m.check.verdict, m.counts())
     })
 }
 
@@ -37,6 +48,11 @@ pub fn device_metrics(d: &Device, now: Instant) -> DeviceMetrics {
     m.online = d.is_online();
     m.last_seen_age = d.last_seen.map(|t| now.saturating_duration_since(t));
     m.meter = d.meter.as_ref().and_then(meter_metrics);
+    // A plug's series are its meter's: the fleet-voltage finding is the plug's too.
+    if let (Some(mm), Some(f)) = (m.meter.as_mut(), d.voltage_finding.as_ref()) {
+        mm.verdict = mm.verdict.max(Verdict::Suspect);
+        mm.findings.extend(quiet_of([f]));
+    }
     for o in &d.outlets {
         if let Some(om) = m.outlet_mut(&o.id) {
             om.relay_on = Some(o.relay_on);
@@ -57,8 +73,14 @@ pub fn device_metrics(d: &Device, now: Instant) -> DeviceMetrics {
     m.findings = d
         .judged
         .as_ref()
-        .map(super::findings_of)
+        .map(|a| {
+            let mut own = super::findings_of(a);
+            own.retain(|(rule, _)| *rule != Rule::Quiet.name());
+            own
+        })
         .unwrap_or_default();
+    m.findings
+        .extend(quiet_of(crate::fleet::watch::findings(d)));
     m
 }
 
@@ -70,5 +92,15 @@ pub fn snapshot(fleet: &Fleet, now: Instant) -> MetricsSnapshot {
         .map(|d| device_metrics(d, now))
         .collect();
     devices.sort_by(|a, b| a.ip.cmp(&b.ip).then_with(|| a.mac.cmp(&b.mac)));
-    MetricsSnapshot { devices }
+    let findings_by_rule = QuietRule::ALL
+        .iter()
+        .map(|r| {
+            let n = fleet.quiet_counts.get(r).copied().unwrap_or(0);
+            (r.name().to_owned(), n)
+        })
+        .collect();
+    MetricsSnapshot {
+        devices,
+        findings_by_rule,
+    }
 }

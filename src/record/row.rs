@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::fleet::meter::Meter;
 use crate::fleet::model::Device;
 use crate::fleet::plausibility::{Assessment, Verdict};
+use crate::fleet::quiet::Finding;
 use crate::protocol::{ChildInfo, Realtime, SysInfo, UnitScheme};
 
 /// One reading of one meter, as written to the record file.
@@ -36,6 +37,10 @@ pub struct ReadingRecord {
     pub total_kwh: Option<f64>,
     pub verdict: Verdict,
     pub reasons: Vec<String>,
+    /// The quiet findings among the reasons (issue 15) with their evidence, as JSON
+    /// (`{"rule", "text", "evidence": {"kind", …}, "from_ms", "to_ms"}`); JSON lines only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<serde_json::Value>,
     /// The unit scheme of the reply: `base` (W/V/A/kWh floats), `milli` (mW/mV/mA/Wh) or
     /// `mixed`.
     pub scheme: String,
@@ -99,6 +104,7 @@ impl ReadingRecord {
             total_kwh: realtime.total_kwh,
             verdict,
             reasons,
+            findings: Vec::new(),
             scheme: scheme_name(realtime.scheme).to_owned(),
         }
     }
@@ -123,8 +129,24 @@ fn row(
     m: &Meter,
     unix_ms: u64,
 ) -> Option<ReadingRecord> {
-    let (rt, a) = m.current()?;
-    let mut r = ReadingRecord::new(unix_ms, d.addr.ip(), info, outlet, rt, a);
+    let (rt, _) = m.current()?;
+    // The model's judgement, quiet findings included: a plug's is the device's (the fleet
+    // voltage too), an outlet's its meter's check.
+    let (verdict, reasons, quiet): (_, _, Vec<&Finding>) = match (outlet, d.judged.as_ref()) {
+        (None, Some(a)) => (
+            a.verdict,
+            a.texts(),
+            crate::fleet::watch::findings(d).collect(),
+        ),
+        _ => (
+            m.check.verdict,
+            m.check.reasons.clone(),
+            m.quiet.iter().collect(),
+        ),
+    };
+    let mut r =
+        ReadingRecord::with_verdict(unix_ms, d.addr.ip(), info, outlet, rt, verdict, reasons);
+    r.findings = crate::fleet::watch::findings_json(quiet);
     r.name = d.local_name.clone();
     Some(r)
 }
@@ -157,6 +179,7 @@ fn strip_row(d: &Device, info: &SysInfo, unix_ms: u64) -> Option<ReadingRecord> 
         total_kwh: sum.total_kwh,
         verdict: a.verdict,
         reasons: a.texts(),
+        findings: crate::fleet::watch::findings_json(crate::fleet::watch::findings(d)),
         scheme: scheme.to_owned(),
     })
 }

@@ -32,6 +32,8 @@ pub(super) fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Comma
         &app.settings.names,
         now,
     );
+    // Voltage against the fleet, once per poll round.
+    app.fleet.judge_voltages_due(now, app.settings.interval);
     let mut cmds = Vec::new();
     if let Some(t) = applied.track {
         cmds.push(Command::Track {

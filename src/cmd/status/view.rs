@@ -52,6 +52,23 @@ fn plausibility_json(a: Option<&Assessment>, raw: Option<&Value>) -> Value {
     }
 }
 
+/// The quiet findings (issue 15) into a `plausibility` object: their evidence under
+/// `findings`, and the verdict and reasons with them (the model's, as every view shows).
+fn quiet_json<'a>(
+    p: &mut Value,
+    verdict: Verdict,
+    reasons: &[String],
+    fs: impl IntoIterator<Item = &'a crate::fleet::quiet::Finding>,
+) {
+    let findings = crate::fleet::watch::findings_json(fs);
+    if findings.is_empty() || !p.is_object() {
+        return;
+    }
+    p["verdict"] = json!(verdict);
+    p["reasons"] = json!(reasons);
+    p["findings"] = Value::Array(findings);
+}
+
 /// A meter's current reading and judgement, or why there is none.
 fn meter_state(m: Option<&Meter>) -> (Option<(&Realtime, &Assessment)>, Option<&str>) {
     match m {
@@ -75,6 +92,14 @@ pub fn json_line(d: &Device, fleet: &Fleet) -> Value {
                 "emeter": emeter_json(cur.map(|(r, _)| Reading::from(r)).as_ref()),
                 "plausibility": plausibility_json(cur.map(|(_, a)| a), cur.map(|(r, _)| &r.raw)),
             });
+            if let Some(m) = o.meter.as_ref().filter(|m| !m.quiet.is_empty()) {
+                quiet_json(
+                    &mut v["plausibility"],
+                    m.check.verdict,
+                    &m.check.reasons,
+                    m.quiet.iter(),
+                );
+            }
             if let Some(e) = error {
                 v["emeter_error"] = json!(e);
             }
@@ -129,6 +154,14 @@ pub fn json_line(d: &Device, fleet: &Fleet) -> Value {
         "emeter": emeter_json(reading.as_ref()),
         "plausibility": plausibility_json(d.judged.as_ref(), raw),
     });
+    if let Some(a) = d.judged.as_ref() {
+        quiet_json(
+            &mut v["plausibility"],
+            a.verdict,
+            &a.texts(),
+            crate::fleet::watch::findings(d),
+        );
+    }
     if let Some(e) = error {
         v["emeter_error"] = json!(e);
     }
