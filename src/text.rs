@@ -369,6 +369,18 @@ pub mod glyph {
     /// Health: speaks only the newer authenticated protocol (needs credentials).
     pub const NEEDS_CREDENTIALS: &str = "◇";
 
+    /// Firmware plan: the image can be flashed.
+    pub const PLAN_OK: &str = "✓";
+    /// Firmware plan: flashable, but look first (a downgrade, a move to the newer protocol).
+    pub const PLAN_CAUTION: &str = "!";
+    /// Firmware plan: the plug already runs this version.
+    pub const PLAN_SAME: &str = "=";
+    /// Firmware plan: unknown target or unrecognised content, only with the override
+    /// (`--force`, `F`). Not `?`, which is the suspect reading's glyph.
+    pub const PLAN_OVERRIDE: &str = "*";
+    /// Firmware plan: blocked (wrong target, corrupt, out of bounds, refused file).
+    pub const PLAN_BLOCKED: &str = "✗";
+
     /// The legend: (glyph, name, meaning), as the README shows it.
     pub const LEGEND: [(&str, &str, &str); 10] = [
         (OK, "ok", "answers; last readings plausible"),

@@ -62,20 +62,21 @@ pub fn is_image_name(name: &str) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("bin"))
 }
 
-/// A glyph per verdict, so the meaning does not rest on colour: `✓` compatible, `!` warning
-/// (protocol change, downgrade), `=` same version and `?` unknown target or unrecognised
-/// content (need the override), `✗` blocked.
+/// A glyph per verdict, so the meaning does not rest on colour (the plan's set in
+/// [`crate::text::glyph`]): `✓` compatible, `!` caution (protocol change, downgrade), `=` same
+/// version, `*` unknown target or unrecognised content (needs the override), `✗` blocked.
 pub fn verdict_glyph(v: &Verdict) -> &'static str {
+    use crate::text::glyph;
     match v {
-        Verdict::Compatible => "✓",
-        Verdict::ProtocolChange { .. } | Verdict::Downgrade => "!",
-        Verdict::SameVersion => "=",
-        Verdict::UnknownTarget { .. } | Verdict::UnrecognisedContent { .. } => "?",
+        Verdict::Compatible => glyph::PLAN_OK,
+        Verdict::ProtocolChange { .. } | Verdict::Downgrade => glyph::PLAN_CAUTION,
+        Verdict::SameVersion => glyph::PLAN_SAME,
+        Verdict::UnknownTarget { .. } | Verdict::UnrecognisedContent { .. } => glyph::PLAN_OVERRIDE,
         Verdict::WrongTarget { .. }
         | Verdict::AboveCeiling { .. }
         | Verdict::Corrupt { .. }
         | Verdict::SizeOutOfBounds { .. }
-        | Verdict::Refused { .. } => "✗",
+        | Verdict::Refused { .. } => glyph::PLAN_BLOCKED,
     }
 }
 
@@ -471,13 +472,13 @@ mod tests {
         assert_eq!(verdict_glyph(&Verdict::Downgrade), "!");
         assert_eq!(verdict_glyph(&Verdict::ProtocolChange { reason: r() }), "!");
         assert_eq!(verdict_glyph(&Verdict::SameVersion), "=");
-        assert_eq!(verdict_glyph(&Verdict::UnknownTarget { reason: r() }), "?");
+        assert_eq!(verdict_glyph(&Verdict::UnknownTarget { reason: r() }), "*");
         assert_eq!(verdict_glyph(&Verdict::WrongTarget { reason: r() }), "✗");
         assert_eq!(verdict_glyph(&Verdict::Corrupt { reason: r() }), "✗");
         assert_eq!(verdict_glyph(&Verdict::AboveCeiling { reason: r() }), "✗");
         assert_eq!(
             verdict_glyph(&Verdict::UnrecognisedContent { reason: r() }),
-            "?"
+            "*"
         );
         assert_eq!(
             verdict_glyph(&Verdict::SizeOutOfBounds { reason: r() }),
