@@ -333,3 +333,44 @@ fn the_strips_outlets_are_each_fine_and_say_so_everywhere() {
             .any(|l| l.contains(" Rack ") && l.contains(" BOGUS "))
     );
 }
+
+/// Found by trying the demo: a plug whose voltage is off against the fleet was `? suspect` in
+/// the table (`111.2?`) while its detail pane said "verdict ok" with no reason. The pane shows
+/// the device's judgement, fleet-wide rules included.
+#[test]
+fn a_voltage_off_against_the_fleet_reads_the_same_in_the_row_and_the_detail_pane() {
+    let t0 = Instant::now();
+    let mut app = App::new(Settings::default(), t0);
+    let plugs: Vec<Plug> = (1..=5)
+        .map(|n| Plug::new(n, &format!("P{n}"), "HS110(US)", "1.0", "1.2.6"))
+        .collect();
+    for p in &plugs {
+        update(&mut app, fixture::sighting(p, "broadcast"), t0);
+    }
+    let t1 = t0 + Duration::from_secs(2);
+    for p in &plugs {
+        // P5 reads 8 % below the other four.
+        let v = if p.n == 5 { 110.4 } else { 120.0 };
+        update(
+            &mut app,
+            fixture::polled(p, Some(reading(60.0, v, 60.0 / v, 1.0)), vec![]),
+            t1,
+        );
+    }
+    app.fleet.judge_voltages(t1);
+    let key = fixture::device_id(5);
+    let d = app.fleet.get(&key).unwrap();
+    let judged = d.judged.as_ref().expect("judged");
+    assert_eq!(judged.verdict.as_str(), "suspect", "{:?}", texts(d));
+    let reason: String = texts(d)[0].chars().take(40).collect();
+
+    let rows = screen(&app);
+    let row = rows.iter().find(|l| l.contains(" P5 ")).unwrap();
+    assert!(row.contains("suspect") && row.contains("110.4?"), "{row}");
+    app.view.selected = Some(RowId::device(&key));
+    app.view.detail = true;
+    let detail = screen(&app).join("\n");
+    assert!(detail.contains("? SUSPECT"), "{detail}");
+    assert!(!detail.contains("verdict ok"), "{detail}");
+    assert!(detail.contains(&reason), "{reason:?} in\n{detail}");
+}

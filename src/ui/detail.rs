@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 use super::theme::{Theme, verdict_glyph};
 use super::{age, clean};
 use crate::app::rows::RowRef;
-use crate::app::state::{App, Link, Meter, Verdict};
+use crate::app::state::{App, Check, Link, Meter, Verdict};
 use crate::text::{self, Unit};
 
 fn kv<'a>(k: &str, v: String, theme: &Theme) -> Line<'a> {
@@ -185,7 +185,9 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
     l
 }
 
-fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
+/// `check` is the judgement the row shows: a plug's device-level one (its meter's plus the
+/// fleet-wide rules, such as the voltage against the fleet), an outlet's own meter's.
+fn meter_lines<'a>(app: &App, m: &Meter, check: &Check, theme: &Theme) -> Vec<Line<'a>> {
     let mut l = Vec::new();
     // The pane opens on the finding when the row's verdict comes from an earlier reading:
     // the values below may all look fine.
@@ -222,7 +224,7 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
         ));
     }
     if let Some(r) = &m.reading {
-        let f = m.check.flags;
+        let f = check.flags;
         let val = |name: &str, v: Option<f64>, unit: Unit, d: usize, verdict: Verdict| {
             let s = match v {
                 Some(x) => format!("{}{}", text::fmt_with(x, unit, d), verdict_glyph(verdict)),
@@ -240,7 +242,7 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
         spans.extend(val("I", r.current_a, Unit::Amp, 3, f.current));
         spans.extend(val("E", r.total_kwh, Unit::KilowattHour, 3, f.total));
         l.push(Line::from(spans));
-        let verdict = m.check.verdict;
+        let verdict = check.verdict;
         let label = match verdict {
             Verdict::Ok => "ok",
             Verdict::Suspect => "SUSPECT",
@@ -265,7 +267,7 @@ fn meter_lines<'a>(app: &App, m: &Meter, theme: &Theme) -> Vec<Line<'a>> {
                 theme.dim(),
             ),
         ]));
-        for reason in &m.check.reasons {
+        for reason in &check.reasons {
             l.push(Line::styled(
                 format!("  • {}", clean(reason, 120)),
                 theme.verdict(verdict),
@@ -326,7 +328,16 @@ pub fn render_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     // For a strip's parent row: the outlets' meters are shown on their own rows.
     let meter = r.meter();
     let meter_text = meter
-        .map(|m| meter_lines(app, m, theme))
+        .map(|m| {
+            // A plug's row is judged at the device (its meter and the fleet-wide rules): the
+            // pane shows that same judgement. An outlet's row is its own meter's.
+            let check = if r.outlet.is_none() && r.device.judged.is_some() {
+                r.device.check()
+            } else {
+                m.check.clone()
+            };
+            meter_lines(app, m, &check, theme)
+        })
         .unwrap_or_default();
     let info = info_lines(app, &r, theme);
     let (info_area, meter_col) = if inner.width >= 100 && meter.is_some() {
