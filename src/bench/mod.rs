@@ -3,4 +3,5 @@
 pub mod discovery;
 pub mod firmware;
 pub mod poll;
+pub mod sim_child;
 pub mod tui;

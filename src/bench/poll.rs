@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::bench::sim_child::{self, SimChild};
 use crate::bench::tui::rss_bytes;
 use crate::net::ClientConfig;
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
@@ -34,89 +35,41 @@ pub fn cpu_ns() -> Option<u64> {
     Some(total)
 }
 
-/// A simulated fleet in a child process.
+/// A simulated fleet in a child process, with what the poller is given of it.
 struct SimProcess {
-    child: std::process::Child,
+    /// Kept for its drop: the simulator stops with the run.
+    _sim: SimChild,
     targets: Vec<(String, SocketAddr)>,
     outlets: usize,
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `plugfleet sim --count N` on 127.(160+b).0.2…, legacy profiles only (plugs with and without
 /// a meter, a 6-outlet strip one in six); up to 2,500 plugs span ten /24 blocks.
 fn start_sim(count: usize) -> anyhow::Result<SimProcess> {
-    use std::io::BufRead;
-    let exe = std::env::current_exe()?;
-    let mut last_err = String::new();
-    for attempt in 0..8u32 {
-        let b = (std::process::id().wrapping_add(attempt * 41) % 90) as u8;
-        let base = std::net::Ipv4Addr::new(127, 160 + b, 0, 2);
-        let mut child = std::process::Command::new(&exe)
-            .args(["sim", "--count", &count.to_string()])
-            .args(["--base", &base.to_string()])
-            .args(["--port", "0", "--tdp-port", "0"])
-            .args(["--profile", "hs110-eu-hw4", "--profile", "hs110-us-hw1"])
-            .args(["--profile", "kp115-us-hw1", "--profile", "hs110-eu-hw1"])
-            .args(["--profile", "hs300-us-hw2", "--profile", "hs100-us-hw2"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout from the simulator"))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut plugs = Vec::new();
-        while plugs.len() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => plugs.push(serde_json::from_str::<serde_json::Value>(&line)?),
-                Err(_) => break,
-            }
-        }
-        if plugs.len() == count {
-            let targets = plugs
-                .iter()
-                .filter(|p| p["protocol"] == "legacy")
-                .filter_map(|p| {
-                    let ip: std::net::IpAddr = p["ip"].as_str()?.parse().ok()?;
-                    let port = u16::try_from(p["port"].as_u64()?).ok()?;
-                    Some((
-                        p["device_id"].as_str()?.to_owned(),
-                        SocketAddr::new(ip, port),
-                    ))
-                })
-                .collect();
-            let outlets = plugs
-                .iter()
-                .map(|p| p["children"].as_array().map_or(0, Vec::len))
-                .sum();
-            return Ok(SimProcess {
-                child,
-                targets,
-                outlets,
-            });
-        }
-        let _ = child.kill();
-        let out = child.wait_with_output()?;
-        last_err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    }
-    anyhow::bail!("the simulator did not start: {last_err}")
+    let sim = sim_child::start(count, 160, 90, Duration::from_secs(60))?;
+    let targets = sim
+        .plugs
+        .iter()
+        .filter(|p| p["protocol"] == "legacy")
+        .filter_map(|p| {
+            let ip: std::net::IpAddr = p["ip"].as_str()?.parse().ok()?;
+            let port = u16::try_from(p["port"].as_u64()?).ok()?;
+            Some((
+                p["device_id"].as_str()?.to_owned(),
+                SocketAddr::new(ip, port),
+            ))
+        })
+        .collect();
+    let outlets = sim
+        .plugs
+        .iter()
+        .map(|p| p["children"].as_array().map_or(0, Vec::len))
+        .sum();
+    Ok(SimProcess {
+        _sim: sim,
+        targets,
+        outlets,
+    })
 }
 
 /// The figures of one run.

@@ -9,6 +9,7 @@ use ratatui::backend::TestBackend;
 use crate::app::fixture::{big_fleet_plugs, round_events, sighting};
 use crate::app::state::{App, Settings};
 use crate::app::{Event, update};
+use crate::bench::sim_child::{self, SimChild};
 
 pub const PLUGS: u32 = 250;
 /// 10 minutes of history at a 1 s interval.
@@ -63,71 +64,9 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// A simulated fleet in a child process (`plugfleet sim`), so its CPU is not counted as ours.
-struct SimProcess {
-    child: std::process::Child,
-    plugs: Vec<serde_json::Value>,
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sim(count: usize) -> anyhow::Result<SimProcess> {
-    use std::io::BufRead;
-    let exe = std::env::current_exe()?;
-    let mut last_err = String::new();
-    for attempt in 0..8u32 {
-        let b = (std::process::id().wrapping_add(attempt * 37) % 100) as u8;
-        let base = std::net::Ipv4Addr::new(127, 150 + b, 0, 2);
-        let mut child = std::process::Command::new(&exe)
-            .args([
-                "sim",
-                "--count",
-                &count.to_string(),
-                "--base",
-                &base.to_string(),
-            ])
-            .args(["--port", "0", "--tdp-port", "0"])
-            .args(["--profile", "hs110-eu-hw4", "--profile", "hs110-us-hw1"])
-            .args(["--profile", "kp115-us-hw1", "--profile", "hs110-eu-hw1"])
-            .args(["--profile", "hs300-us-hw2", "--profile", "hs100-us-hw2"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout from the simulator"))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut plugs = Vec::new();
-        while plugs.len() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => plugs.push(serde_json::from_str::<serde_json::Value>(&line)?),
-                Err(_) => break,
-            }
-        }
-        if plugs.len() == count {
-            return Ok(SimProcess { child, plugs });
-        }
-        let _ = child.kill();
-        let out = child.wait_with_output()?;
-        last_err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    }
-    anyhow::bail!("the simulator did not start: {last_err}")
+/// The benchmark's simulated fleet: `PLUGS` plugs on 127.(150+b).0.2….
+fn start_sim(count: usize) -> anyhow::Result<SimChild> {
+    sim_child::start(count, 150, 100, Duration::from_secs(30))
 }
 
 /// Polls `PLUGS` simulated plugs at a 1 s interval for `secs` seconds through the real poller,

@@ -1,0 +1,75 @@
+//! The simulated fleet the benchmarks poll: `plugfleet sim` in a child process, so the
+//! simulator's own CPU time is not counted against plugfleet's.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// `plugfleet sim` running; killed and reaped on drop.
+pub struct SimChild {
+    child: Child,
+    /// One JSON line per plug, as the simulator printed them when ready.
+    pub plugs: Vec<Value>,
+}
+
+impl Drop for SimChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `count` simulated plugs (legacy profiles: with and without a meter, a 6-outlet strip
+/// one in six) on 127.(`first`+b).0.2…, b < `spread` picked from the process id, trying
+/// another block when one is taken; waits at most `ready` for every plug's line.
+pub fn start(count: usize, first: u8, spread: u8, ready: Duration) -> anyhow::Result<SimChild> {
+    let exe = std::env::current_exe()?;
+    let mut last_err = String::new();
+    for attempt in 0..8u32 {
+        let b = (std::process::id().wrapping_add(attempt * 37) % u32::from(spread.max(1))) as u8;
+        let base = std::net::Ipv4Addr::new(127, first.saturating_add(b), 0, 2);
+        let mut child = Command::new(&exe)
+            .args(["sim", "--count", &count.to_string()])
+            .args(["--base", &base.to_string()])
+            .args(["--port", "0", "--tdp-port", "0"])
+            .args(["--profile", "hs110-eu-hw4", "--profile", "hs110-us-hw1"])
+            .args(["--profile", "kp115-us-hw1", "--profile", "hs110-eu-hw1"])
+            .args(["--profile", "hs300-us-hw2", "--profile", "hs100-us-hw2"])
+            // The simulator reads `stats` lines on stdin: never the benchmark's terminal.
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout from the simulator"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + ready;
+        let mut plugs = Vec::new();
+        while plugs.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => plugs.push(serde_json::from_str::<Value>(&line)?),
+                Err(_) => break,
+            }
+        }
+        if plugs.len() == count {
+            return Ok(SimChild { child, plugs });
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output()?;
+        last_err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    }
+    anyhow::bail!("the simulator did not start: {last_err}")
+}
