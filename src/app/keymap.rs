@@ -3,6 +3,8 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use crate::app::state::Column;
+
 /// Where a binding applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
@@ -53,6 +55,8 @@ pub enum Action {
     SortNext,
     SortPrev,
     SortReverse,
+    /// Sort by this column; pressed again, reverse the order (like k9s and bottom).
+    SortBy(Column),
     Expand,
     Collapse,
     ToggleRelay,
@@ -243,6 +247,48 @@ pub const KEYMAP: &[Binding] = &[
         "sort by the previous column",
     ),
     b(T, &[k('o')], Action::SortReverse, "reverse the sort order"),
+    b(
+        T,
+        &[k('H')],
+        Action::SortBy(Column::Health),
+        "sort by health (again: reverse)",
+    ),
+    b(
+        T,
+        &[k('A')],
+        Action::SortBy(Column::Alias),
+        "sort by alias (again: reverse)",
+    ),
+    b(
+        T,
+        &[k('I')],
+        Action::SortBy(Column::Ip),
+        "sort by IP (again: reverse)",
+    ),
+    b(
+        T,
+        &[k('M')],
+        Action::SortBy(Column::Model),
+        "sort by model (again: reverse)",
+    ),
+    b(
+        T,
+        &[k('V')],
+        Action::SortBy(Column::Sw),
+        "sort by software version (again: reverse)",
+    ),
+    b(
+        T,
+        &[k('P')],
+        Action::SortBy(Column::Watts),
+        "sort by power (again: reverse)",
+    ),
+    b(
+        T,
+        &[k('E')],
+        Action::SortBy(Column::Kwh),
+        "sort by energy (again: reverse)",
+    ),
     b(
         T,
         &[k(' ')],

@@ -291,6 +291,18 @@ pub struct View {
     pub progress: bool,
 }
 
+impl View {
+    /// Sort by `col`: a new column sorts ascending, the sorted one reverses (k9s, bottom).
+    pub fn sort_by(&mut self, col: Column) {
+        if self.sort == col {
+            self.descending = !self.descending;
+        } else {
+            self.sort = col;
+            self.descending = false;
+        }
+    }
+}
+
 impl Default for View {
     fn default() -> Self {
         Self {

@@ -315,10 +315,11 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
             };
             app.set_status(msg, now);
         }
-        Action::SortNext | Action::SortPrev | Action::SortReverse => {
+        Action::SortNext | Action::SortPrev | Action::SortReverse | Action::SortBy(_) => {
             match action {
                 Action::SortNext => app.view.sort = app.view.sort.next(),
                 Action::SortPrev => app.view.sort = app.view.sort.prev(),
+                Action::SortBy(col) => app.view.sort_by(col),
                 _ => app.view.descending = !app.view.descending,
             }
             let dir = if app.view.descending {

@@ -177,6 +177,36 @@ mod keys_and_fleet {
     }
 
     #[test]
+    fn a_sort_key_sorts_by_its_column_and_a_second_press_reverses() {
+        let (mut app, now) = fleet();
+        chars(&mut app, "P", now);
+        assert_eq!((app.view.sort, app.view.descending), (Column::Watts, false));
+        let ascending = visible_aliases(&app);
+        chars(&mut app, "P", now);
+        assert_eq!((app.view.sort, app.view.descending), (Column::Watts, true));
+        assert_eq!(visible_aliases(&app)[..2], ["office desk", "garage heater"]);
+        assert_ne!(visible_aliases(&app), ascending);
+        assert!(app.status().is_some_and(|s| s.contains("power (descending)")));
+        // Another column starts ascending again.
+        chars(&mut app, "A", now);
+        assert_eq!((app.view.sort, app.view.descending), (Column::Alias, false));
+        let aliases = visible_aliases(&app);
+        let mut sorted = aliases.clone();
+        sorted.sort_by_key(|a| a.to_lowercase());
+        assert_eq!(aliases, sorted);
+        for (k, col) in [
+            ("H", Column::Health),
+            ("I", Column::Ip),
+            ("M", Column::Model),
+            ("V", Column::Sw),
+            ("E", Column::Kwh),
+        ] {
+            chars(&mut app, k, now);
+            assert_eq!(app.view.sort, col, "{k}");
+        }
+    }
+
+    #[test]
     fn strips_expand_and_collapse() {
         let (mut app, now) = fleet();
         chars(&mut app, "jjjj", now);
