@@ -135,17 +135,109 @@ fn skip_string(it: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     }
 }
 
-/// `s` cut to at most `max` characters, the last of them `…` when something was cut.
+/// How many terminal cells `s` takes: its display width (`unicode-width`), not its length in
+/// bytes or characters — a CJK character or an emoji takes two cells, a combining mark none.
+/// Every place that measures text for a column or a box uses this.
+///
+/// ```
+/// use plugfleet::text::width;
+/// assert_eq!(width("Kitchen"), 7);
+/// assert_eq!(width("台所"), 4);
+/// ```
+pub fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// The display width of one character (0 for a combining mark).
+pub fn char_width(c: char) -> usize {
+    unicode_width::UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
+/// `s` cut to at most `max` terminal cells ([`width`]), the last of them `…` when something
+/// was cut; a wide character that would straddle the edge is left out whole.
+///
+/// ```
+/// use plugfleet::text::clip;
+/// assert_eq!(clip("Kitchen kettle", 8), "Kitchen…");
+/// assert_eq!(clip("台所の電気ケトル", 7), "台所の…");
+/// ```
 pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
-    match s.char_indices().nth(max) {
-        None => Cow::Borrowed(s),
-        Some(_) if max == 0 => Cow::Borrowed(""),
-        Some(_) => {
-            let mut out: String = s.chars().take(max - 1).collect();
-            out.push('…');
-            Cow::Owned(out)
+    if width(s) <= max {
+        return Cow::Borrowed(s);
+    }
+    if max == 0 {
+        return Cow::Borrowed("");
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = char_width(c);
+        if used + w > max - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    Cow::Owned(out)
+}
+
+/// Where `needle` occurs in `hay`, ignoring case: non-overlapping byte ranges of `hay`, for
+/// highlighting what a filter matched. An empty needle matches nothing.
+///
+/// ```
+/// use plugfleet::text::find_ci;
+/// assert_eq!(find_ci("Kitchen kettle", "KET"), vec![8..11]);
+/// ```
+pub fn find_ci(hay: &str, needle: &str) -> Vec<std::ops::Range<usize>> {
+    let needle: Vec<char> = needle.chars().flat_map(char::to_lowercase).collect();
+    let mut out = Vec::new();
+    if needle.is_empty() {
+        return out;
+    }
+    let starts: Vec<usize> = hay.char_indices().map(|(i, _)| i).collect();
+    let mut i = 0;
+    while i < starts.len() {
+        let mut want = needle.iter();
+        let mut end = None;
+        let mut pending = want.next();
+        for (j, c) in hay[starts[i]..].char_indices() {
+            for lc in c.to_lowercase() {
+                match pending {
+                    Some(w) if *w == lc => pending = want.next(),
+                    _ => {
+                        pending = Some(&'\0');
+                        break;
+                    }
+                }
+            }
+            if pending == Some(&'\0') {
+                break;
+            }
+            if pending.is_none() {
+                end = Some(starts[i] + j + c.len_utf8());
+                break;
+            }
+        }
+        match end {
+            Some(e) => {
+                out.push(starts[i]..e);
+                while i < starts.len() && starts[i] < e {
+                    i += 1;
+                }
+            }
+            None => i += 1,
         }
     }
+    out
+}
+
+/// `s` clipped to `cells` ([`clip`]) and padded with spaces to exactly `cells` display cells:
+/// for text laid out in columns by hand.
+pub fn fit_to(s: &str, cells: usize) -> String {
+    let c = clip(s, cells);
+    let pad = cells.saturating_sub(width(&c));
+    format!("{c}{}", " ".repeat(pad))
 }
 
 /// [`sanitize`] then [`clip`]: device text for a bounded place (a table cell, a log line).
@@ -262,7 +354,7 @@ fn fit(v: f64, unit: Unit, decimals: usize, width: usize, with_unit: bool) -> St
     let plain = |s: String| {
         if with_unit { format!("{s} {sym}") } else { s }
     };
-    let fits = |s: &str| s.chars().count() <= width;
+    let fits = |s: &str| self::width(s) <= width;
     if let Some(s) = non_finite(v) {
         let s = plain(s.to_owned());
         return if fits(&s) { s } else { ellipsis(width) };
@@ -332,7 +424,7 @@ fn prefixed(v: f64, unit: Unit, width: usize) -> Option<String> {
                 break;
             }
             let s = format!("{n} {p}{base}");
-            if s.chars().count() <= width {
+            if self::width(&s) <= width {
                 return Some(s);
             }
         }
@@ -443,6 +535,23 @@ mod tests {
         assert_eq!(clip("abcdef", 4), "abc…");
         assert_eq!(clip("abcd", 4), "abcd");
         assert_eq!(clip("abc", 0), "");
+        // Display width, not characters: wide characters take two cells each.
+        assert_eq!(clip("日本語テキスト", 6), "日本…");
+        assert_eq!(width(&clip("日本語テキスト", 6)), 5);
+        assert_eq!(clip("🔌🔌🔌", 4), "🔌…");
+        assert_eq!(clip("日本", 4), "日本");
+        assert_eq!(fit_to("日本語", 5), "日本…");
+        assert_eq!(fit_to("ab", 4), "ab  ");
+    }
+
+    #[test]
+    fn find_ci_finds_every_match_ignoring_case() {
+        assert_eq!(find_ci("abcABCabc", "bC"), vec![1..3, 4..6, 7..9]);
+        assert_eq!(find_ci("aaaa", "aa"), vec![0..2, 2..4]);
+        assert_eq!(find_ci("Küche", "KÜ"), vec![0..3]);
+        assert_eq!(find_ci("台所 kettle", "KETTLE"), vec![7..13]);
+        assert!(find_ci("abc", "").is_empty());
+        assert!(find_ci("abc", "abcd").is_empty());
         assert_eq!(printable("a\x1b[2Jbcdef", 4), "a\u{FFFD}b…");
     }
 

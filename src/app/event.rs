@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use ratatui::crossterm::event::KeyEvent;
+use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
 use crate::app::state::FirmwareConfirm;
 pub use crate::app::state::{ActionKind, DirItem};
@@ -39,6 +39,8 @@ pub fn poll_of(r: PollReport) -> crate::fleet::model::Poll {
 #[derive(Debug, Clone)]
 pub enum Event {
     Key(KeyEvent),
+    /// A mouse event (only with mouse capture on: not with `--no-mouse`).
+    Mouse(MouseEvent),
     Resize(u16, u16),
     /// About once a second: ages "last seen", expires status messages.
     Tick,

@@ -10,6 +10,7 @@ pub mod firmware;
 pub mod fixture;
 pub mod keymap;
 pub mod leaving;
+pub mod mouse;
 pub mod quit;
 pub mod recording;
 pub mod rows;

@@ -201,10 +201,11 @@ impl App {
             Column::Hw => a.hw_ver().cmp(b.hw_ver()),
             Column::Sw => version_key(a.sw_version()).cmp(&version_key(b.sw_version())),
             Column::Relay => b.relay().cmp(&a.relay()),
-            Column::Watts => {
+            Column::Watts | Column::Trend => {
                 let (va, vb) = vals();
                 num(va.power, vb.power)
             }
+            Column::Ids => ids_of(a).cmp(&ids_of(b)),
             Column::Volts => {
                 let (va, vb) = vals();
                 num(va.voltage, vb.voltage)
@@ -308,6 +309,18 @@ impl App {
             .position(|r| r.device.key == sel.key && r.outlet.map(|o| &o.id) == sel.child.as_ref())
     }
 
+    /// Moves the selection `delta` rows (clamped to the first and last row).
+    pub fn move_selection(&mut self, delta: isize) {
+        let rows = self.rows();
+        if rows.is_empty() {
+            return;
+        }
+        let cur = self.selected_index(&rows).unwrap_or(0) as isize;
+        let next = cur.saturating_add(delta).clamp(0, rows.len() as isize - 1) as usize;
+        let id = rows[next].id();
+        self.view.selected = Some(id);
+    }
+
     pub fn row(&self, id: &RowId) -> Option<RowRef<'_>> {
         let device = self.fleet.devices.get(&id.key)?;
         let outlet = match &id.child {
@@ -358,6 +371,17 @@ impl App {
         });
         s.versions = v;
         s
+    }
+}
+
+/// A device's hardware and firmware ids (`hwId`, `fwId`), empty when unknown.
+pub fn ids_of(d: &Device) -> (&str, &str) {
+    match &d.sysinfo {
+        Some(s) => (
+            s.hw_id.as_deref().unwrap_or(""),
+            s.fw_id.as_deref().unwrap_or(""),
+        ),
+        None => ("", ""),
     }
 }
 

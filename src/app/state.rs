@@ -65,8 +65,12 @@ pub enum Column {
     Model,
     Hw,
     Sw,
+    /// Hardware and firmware ids (`hwId`/`fwId`, their first hex digits): wide screens only.
+    Ids,
     Relay,
     Watts,
+    /// The row's recent power as a sparkline (btop-style): wide screens only.
+    Trend,
     Volts,
     Amps,
     Kwh,
@@ -76,7 +80,7 @@ pub enum Column {
 }
 
 impl Column {
-    pub const ALL: [Column; 15] = [
+    pub const ALL: [Column; 17] = [
         Column::Mark,
         Column::Health,
         Column::Alias,
@@ -84,8 +88,10 @@ impl Column {
         Column::Model,
         Column::Hw,
         Column::Sw,
+        Column::Ids,
         Column::Relay,
         Column::Watts,
+        Column::Trend,
         Column::Volts,
         Column::Amps,
         Column::Kwh,
@@ -103,8 +109,10 @@ impl Column {
             Column::Model => "Model",
             Column::Hw => "HW",
             Column::Sw => "SW",
+            Column::Ids => "HW id/FW id",
             Column::Relay => "Relay",
             Column::Watts => "W",
+            Column::Trend => "Power trend",
             Column::Volts => "V",
             Column::Amps => "A",
             Column::Kwh => "kWh",
@@ -124,8 +132,10 @@ impl Column {
             Column::Model => "model",
             Column::Hw => "hardware version",
             Column::Sw => "software version",
+            Column::Ids => "hardware/firmware id",
             Column::Relay => "relay",
             Column::Watts => "power",
+            Column::Trend => "power trend",
             Column::Volts => "voltage",
             Column::Amps => "current",
             Column::Kwh => "energy",
@@ -266,6 +276,61 @@ pub enum Overlay {
     },
 }
 
+/// Where the last frame drew the table: the header line, the first body line and the rows
+/// shown in order, each column's first cell and width.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableHits {
+    pub header_y: u16,
+    pub body_y: u16,
+    /// The rows drawn, top to bottom.
+    pub rows: Vec<RowId>,
+    /// `(column, x, width)` of each column drawn, left to right.
+    pub cols: Vec<(Column, u16, u16)>,
+}
+
+impl TableHits {
+    /// The column whose cells (or the gap after them) cover `x`.
+    pub fn column_at(&self, x: u16) -> Option<Column> {
+        self.cols
+            .iter()
+            .find(|(_, cx, w)| x >= *cx && x <= cx.saturating_add(*w))
+            .map(|(c, _, _)| *c)
+    }
+
+    /// The row drawn at line `y`.
+    pub fn row_at(&self, y: u16) -> Option<&RowId> {
+        let i = usize::from(y.checked_sub(self.body_y)?);
+        self.rows.get(i)
+    }
+}
+
+/// The table's place in the last frame, written by the drawing code (which only reads the
+/// app otherwise), read by the mouse handling (`app::mouse`). Cloning copies the current value.
+#[derive(Debug, Default)]
+pub struct Drawn(std::sync::Mutex<Option<TableHits>>);
+
+impl Drawn {
+    pub fn set(&self, hits: Option<TableHits>) {
+        match self.0.lock() {
+            Ok(mut g) => *g = hits,
+            Err(p) => *p.into_inner() = hits,
+        }
+    }
+
+    pub fn get(&self) -> Option<TableHits> {
+        match self.0.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+impl Clone for Drawn {
+    fn clone(&self) -> Self {
+        Drawn(std::sync::Mutex::new(self.get()))
+    }
+}
+
 /// How the user looks at the fleet.
 #[derive(Debug, Clone)]
 pub struct View {
@@ -289,6 +354,8 @@ pub struct View {
     pub help_scroll: u16,
     /// The firmware progress pane is shown.
     pub progress: bool,
+    /// Where the last frame drew the table, for the mouse (`app::mouse`).
+    pub drawn: Drawn,
 }
 
 impl View {
@@ -321,6 +388,7 @@ impl Default for View {
             page: 10,
             help_scroll: 0,
             progress: false,
+            drawn: Default::default(),
         }
     }
 }

@@ -27,6 +27,10 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             app.view.chosen |= before.is_some() && app.view.selected != before;
             cmds
         }
+        Event::Mouse(m) => {
+            super::mouse::on_mouse(app, m, now);
+            Vec::new()
+        }
         Event::Resize(_, h) => {
             app.view.page = usize::from(h.saturating_sub(8)).max(1);
             Vec::new()
@@ -322,12 +326,7 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
                 Action::SortBy(col) => app.view.sort_by(col),
                 _ => app.view.descending = !app.view.descending,
             }
-            let dir = if app.view.descending {
-                "descending"
-            } else {
-                "ascending"
-            };
-            app.set_status(format!("sorted by {} ({dir})", app.view.sort.name()), now);
+            app.set_status(super::mouse::sort_status(app), now);
         }
         Action::Expand => {
             if let Some(sel) = app.selected()
@@ -479,14 +478,7 @@ fn on_job(app: &mut App, ev: JobEvent, now: Instant) -> Vec<Command> {
 }
 
 fn move_selection(app: &mut App, delta: isize) {
-    let rows = app.rows();
-    if rows.is_empty() {
-        return;
-    }
-    let cur = app.selected_index(&rows).unwrap_or(0) as isize;
-    let next = cur.saturating_add(delta).clamp(0, rows.len() as isize - 1) as usize;
-    let id = rows[next].id();
-    app.view.selected = Some(id);
+    app.move_selection(delta);
 }
 
 mod actions;

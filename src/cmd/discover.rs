@@ -284,17 +284,9 @@ fn clean(s: &str) -> String {
     crate::text::sanitize(s).into_owned()
 }
 
-/// Pads or cuts `s` to exactly `w` characters.
+/// Pads or cuts `s` to exactly `w` terminal cells (display width, `…` when cut).
 fn fit(s: &str, w: usize) -> String {
-    let s = clean(s);
-    let n = s.chars().count();
-    if n > w {
-        let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    } else {
-        format!("{s}{}", " ".repeat(w - n))
-    }
+    crate::text::fit_to(&clean(s), w)
 }
 
 const COLUMNS: [(&str, usize); 9] = [

@@ -28,6 +28,14 @@ pub struct ViewArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub read_only: bool,
+    /// Leave the mouse alone (no click to select or sort, no wheel): the terminal's own
+    /// selection and scrolling keep working. PLUGFLEET_NO_MOUSE=1 sets it.
+    #[arg(
+        long,
+        env = "PLUGFLEET_NO_MOUSE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub no_mouse: bool,
     #[command(flatten)]
     pub record: RecordArgs,
     /// Serve the readings in the Prometheus text format at http://ADDR/metrics
@@ -79,6 +87,7 @@ impl ViewArgs {
             record: self.record.target(),
             record_default: crate::app::export::default_record_path(epoch_unix_ms),
             epoch_unix_ms,
+            mouse: !self.no_mouse,
             ..Settings::default()
         }
     }
@@ -113,11 +122,39 @@ impl ViewArgs {
     }
 }
 
-/// Restores the terminal when dropped: on return, on error and on unwinding.
-pub struct TerminalGuard;
+/// Restores the terminal when dropped: on return, on error and on unwinding (mouse capture
+/// off first, when it was on, then raw mode and the alternate screen).
+pub struct TerminalGuard {
+    pub mouse: bool,
+}
+
+/// Turns crossterm's mouse capture off; errors are ignored (the terminal may be gone).
+fn release_mouse() {
+    let _ = ratatui::crossterm::execute!(
+        std::io::stdout(),
+        ratatui::crossterm::event::DisableMouseCapture
+    );
+}
+
+/// Mouse capture on, and a panic hook that turns it off before the one ratatui installed
+/// restores the rest: a panic never leaves the terminal reporting mouse moves as text.
+fn capture_mouse() -> std::io::Result<()> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        release_mouse();
+        previous(info);
+    }));
+    ratatui::crossterm::execute!(
+        std::io::stdout(),
+        ratatui::crossterm::event::EnableMouseCapture
+    )
+}
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
+        if self.mouse {
+            release_mouse();
+        }
         // Not `ratatui::restore`, which prints its error with `eprintln!`: on a terminal that
         // hung up, that print fails and panics.
         if let Err(e) = ratatui::try_restore() {
@@ -140,7 +177,11 @@ pub fn run_tui(
 ) -> anyhow::Result<ExitCode> {
     let mut terminal = ratatui::try_init()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
-    let guard = TerminalGuard;
+    let mouse = app.settings.mouse;
+    let guard = TerminalGuard { mouse };
+    if mouse && let Err(e) = capture_mouse() {
+        tracing::warn!("cannot capture the mouse: {e}");
+    }
     let result = rt.block_on(runtime::run_to_exit(
         &mut terminal,
         app,

@@ -172,6 +172,8 @@ async fn forward_keys(mut keys: Keys, tx: mpsc::Sender<Event>, token: Cancellati
             }
             Some(Ok(ct::Event::Key(k))) => Event::Key(k),
             Some(Ok(ct::Event::Resize(w, h))) => Event::Resize(w, h),
+            // Only arrives with mouse capture on (not with `--no-mouse`).
+            Some(Ok(ct::Event::Mouse(m))) => Event::Mouse(m),
             Some(Ok(_)) => continue,
             Some(Err(e)) => {
                 let _ = tx

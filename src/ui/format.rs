@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-/// Text made safe to draw ([`crate::text::sanitize`]) and bounded to `max` characters: device
-/// text is already sanitised where it enters the model; this also covers error texts, file
-/// names and log lines. (Cut as before, without an ellipsis: the panes wrap or cut at their
-/// edge.)
+/// Text made safe to draw ([`crate::text::sanitize`]) and bounded to `max` terminal cells
+/// (display width, [`crate::text::width`]), ending in `…` when it was cut
+/// ([`crate::text::clip`]): device text is already sanitised where it enters the model; this
+/// also covers error texts, file names and log lines.
 pub fn clean(s: &str, max: usize) -> String {
-    crate::text::sanitize(s).chars().take(max).collect()
+    crate::text::printable(s, max)
 }
 
 /// "now", "5s", "3m", "2h", "4d".
@@ -37,7 +37,8 @@ mod tests {
 
     #[test]
     fn clean_bounds_and_sanitises() {
-        assert_eq!(clean("abcdef", 3), "abc");
+        assert_eq!(clean("abcdef", 3), "ab…");
+        assert_eq!(clean("台所のケトル", 7), "台所の…");
         assert!(!clean("a\u{1b}[2Jb", 10).contains('\u{1b}'));
     }
 }

@@ -25,6 +25,7 @@ pub fn render_log(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         _ => 0,
     };
     let inner_h = usize::from(area.height.saturating_sub(2));
+    let inner_w = usize::from(area.width.saturating_sub(2));
     let n = app.log_lines.len();
     let end = n.saturating_sub(scroll.min(n.saturating_sub(1)));
     let start = end.saturating_sub(inner_h);
@@ -33,7 +34,8 @@ pub fn render_log(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     } else {
         app.log_lines[start..end]
             .iter()
-            .map(|l| Line::styled(super::clean(l, 500), style_of(l, theme)))
+            // Cut at the pane's edge with `…`, never mid-character.
+            .map(|l| Line::styled(super::clean(l, inner_w), style_of(l, theme)))
             .collect()
     };
     let where_ = if end < n {

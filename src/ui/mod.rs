@@ -32,6 +32,8 @@ pub fn render(frame: &mut Frame, app: &App) {
     let theme = Theme::new(app.settings.color);
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        // No table drawn: the mouse has nothing to click.
+        app.view.drawn.set(None);
         render_too_small(frame, area, app, &theme);
         return;
     }
@@ -188,13 +190,21 @@ fn render_summary(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         spans.push(Span::styled(" (flagged excluded)", theme.dim()));
     }
     if !s.versions.is_empty() {
-        spans.push(Span::styled(" · versions ", theme.dim()));
+        const LEAD: &str = " · versions ";
         let v: Vec<String> = s
             .versions
             .iter()
             .map(|(v, n)| format!("{}×{n}", clean(v, 12)))
             .collect();
-        spans.push(Span::raw(v.join(" ")));
+        // The list ends in `…` where the line ends, rather than at the terminal's edge.
+        let used = Line::from(spans.clone()).width() + crate::text::width(LEAD);
+        let room = usize::from(area.width).saturating_sub(used);
+        if room >= 8 {
+            spans.push(Span::styled(LEAD, theme.dim()));
+            spans.push(Span::raw(
+                crate::text::clip(&v.join(" "), room).into_owned(),
+            ));
+        }
     }
     frame.render_widget(Line::from(spans), area);
 }
@@ -291,14 +301,23 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// The end of `s`, at most `max` characters (`…` in front when cut).
+/// The end of `s`, at most `max` terminal cells (`…` in front when cut).
 fn tail(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
+    if crate::text::width(s) <= max {
         return s.to_owned();
     }
-    let rest: String = s.chars().skip(n - max.saturating_sub(1)).collect();
-    format!("…{rest}")
+    let room = max.saturating_sub(1);
+    let mut used = 0;
+    let mut start = s.len();
+    for (i, c) in s.char_indices().rev() {
+        let w = crate::text::char_width(c);
+        if used + w > room {
+            break;
+        }
+        used += w;
+        start = i;
+    }
+    format!("…{}", &s[start..])
 }
 
 /// Recording (file and count, or why it stopped) and the metrics URL, in the status bar.
@@ -360,7 +379,7 @@ fn render_confirm(frame: &mut Frame, area: Rect, c: &crate::app::state::Confirm,
         .map(|l| l.width() as u16)
         .max()
         .unwrap_or(20)
-        .max(title.len() as u16)
+        .max(u16::try_from(crate::text::width(&title)).unwrap_or(u16::MAX))
         + 4;
     let rect = centered(area, w, h);
     frame.render_widget(Clear, rect);

@@ -1,15 +1,15 @@
 //! The home screen: one row per device (and per outlet of an expanded strip).
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 
 use super::theme::{Theme, health_glyph, verdict_glyph};
 use super::{age, clean};
-use crate::app::rows::{RowRef, Values};
-use crate::app::state::{App, Column, Health, Link, Verdict};
+use crate::app::rows::{RowRef, Values, ids_of};
+use crate::app::state::{App, Column, Health, Link, TableHits, Verdict};
 use crate::text::{self, Unit};
 
 /// Width of each column.
@@ -22,8 +22,10 @@ pub fn width(c: Column) -> u16 {
         Column::Model => 10,
         Column::Hw => 4,
         Column::Sw => 7,
+        Column::Ids => 17,
         Column::Relay => 5,
         Column::Watts => 9,
+        Column::Trend => 16,
         Column::Volts => 7,
         Column::Amps => 7,
         Column::Kwh => 9,
@@ -33,8 +35,12 @@ pub fn width(c: Column) -> u16 {
     }
 }
 
-/// Columns dropped first when the terminal is narrow.
-const DROP_ORDER: [Column; 10] = [
+/// Columns dropped first when the terminal is narrow. The wide-screen columns (the power
+/// trend, the hardware/firmware ids) go first: at 200 columns the extra width goes to them
+/// rather than to empty space.
+const DROP_ORDER: [Column; 12] = [
+    Column::Trend,
+    Column::Ids,
     Column::Found,
     Column::Hw,
     Column::Rssi,
@@ -88,18 +94,71 @@ pub fn visible_columns_with(avail: u16, health: u16) -> Vec<Column> {
     cols
 }
 
+/// The widest the alias column grows; past it, the power trend takes the rest.
+const ALIAS_MAX: u16 = 40;
+
 /// The width given to `c` when the table is `avail` cells wide: the alias column takes what
-/// is left (at least 14).
+/// is left (at least 14, at most [`ALIAS_MAX`]), and the power trend, when shown, whatever
+/// the alias does not.
 fn width_in(c: Column, cols: &[Column], avail: u16, health: u16) -> u16 {
-    if c != Column::Alias {
-        return width_with(c, health);
+    let others = |but: &[Column]| -> u16 {
+        cols.iter()
+            .filter(|c| !but.contains(c))
+            .map(|c| width_with(*c, health) + 1)
+            .sum()
+    };
+    match c {
+        Column::Alias => avail
+            .saturating_sub(others(&[Column::Alias]))
+            .clamp(14, ALIAS_MAX),
+        Column::Trend => avail
+            .saturating_sub(others(&[Column::Alias, Column::Trend]) + ALIAS_MAX)
+            .max(width(c)),
+        _ => width_with(c, health),
     }
-    let others: u16 = cols
-        .iter()
-        .filter(|c| **c != Column::Alias)
-        .map(|c| width_with(*c, health) + 1)
-        .sum();
-    avail.saturating_sub(others).clamp(14, 40)
+}
+
+/// Recent power as a one-line sparkline (btop-style), newest at the right, scaled to the
+/// row's own peak: a flagged or missing reading is the bogus glyph, never a bar (a 28 kW
+/// glitch must not flatten the rest).
+pub fn sparkline(data: &[Option<u64>], cells: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let data = &data[data.len().saturating_sub(cells)..];
+    let max = data.iter().flatten().copied().max().unwrap_or(0);
+    let mut out = " ".repeat(cells.saturating_sub(data.len()));
+    for v in data {
+        match v {
+            None => out.push_str(verdict_glyph(Verdict::Bogus)),
+            Some(_) if max == 0 => out.push(BARS[0]),
+            Some(v) => {
+                let i = (*v as f64 / max as f64 * 7.0).round() as usize;
+                out.push(BARS[i.min(7)]);
+            }
+        }
+    }
+    out
+}
+
+/// `text` as a line whose parts matching the filter are highlighted (bold and underlined, so
+/// they still show with `NO_COLOR`).
+fn highlighted(text: String, filter: &str, theme: &Theme) -> Line<'static> {
+    let found = text::find_ci(&text, filter);
+    if found.is_empty() {
+        return Line::from(text);
+    }
+    let mut spans = Vec::with_capacity(found.len() * 2 + 1);
+    let mut at = 0;
+    for r in found {
+        if r.start > at {
+            spans.push(Span::raw(text[at..r.start].to_owned()));
+        }
+        spans.push(Span::styled(text[r.clone()].to_owned(), theme.matched()));
+        at = r.end;
+    }
+    if at < text.len() {
+        spans.push(Span::raw(text[at..].to_owned()));
+    }
+    Line::from(spans)
 }
 
 /// A meter value in its column: never cut — a value too wide for the column takes a shorter
@@ -165,6 +224,9 @@ pub struct RowFacts {
     pub health: Health,
     pub stale: bool,
     pub values: Values,
+    /// Cells for the alias (text past it ends in `…`) and for the power trend.
+    pub alias_w: usize,
+    pub trend_w: usize,
 }
 
 impl RowFacts {
@@ -173,6 +235,8 @@ impl RowFacts {
             health: r.health(),
             stale: matches!(r.device.link, Link::Offline(_)),
             values: r.values(),
+            alias_w: usize::from(ALIAS_MAX),
+            trend_w: usize::from(width(Column::Trend)),
         }
     }
 }
@@ -183,7 +247,8 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
     let health = f.health;
     let stale = f.stale;
     let values = f.values;
-    let text = |s: String| Cell::from(s);
+    // Text the filter can match: the matched parts are highlighted.
+    let text = |s: String| Cell::from(highlighted(s, &app.view.filter, theme));
     match col {
         Column::Mark => {
             if app.view.marked.contains(&r.id()) {
@@ -197,7 +262,10 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
             Some(o) => {
                 let last = d.outlets.last().is_some_and(|l| l.id == o.id);
                 let branch = if last { "└" } else { "├" };
-                text(format!("{branch} {}", clean(&o.alias, 40)))
+                text(format!(
+                    "{branch} {}",
+                    clean(&o.alias, f.alias_w.saturating_sub(2))
+                ))
             }
             None if d.is_strip() => {
                 let arrow = if app.view.expanded.contains(&d.key) {
@@ -205,9 +273,12 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
                 } else {
                     "▸"
                 };
-                text(format!("{arrow} {}", clean(d.alias(), 40)))
+                text(format!(
+                    "{arrow} {}",
+                    clean(d.alias(), f.alias_w.saturating_sub(2))
+                ))
             }
-            None => text(clean(d.alias(), 40)),
+            None => text(clean(d.alias(), f.alias_w)),
         },
         Column::Ip => {
             if r.outlet.is_some() {
@@ -219,17 +290,39 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
             }
         }
         Column::Model if r.outlet.is_some() => Cell::from(""),
-        Column::Model => text(clean(d.model(), 16)),
+        Column::Model => text(clean(d.model(), usize::from(width(col)))),
         Column::Hw if r.outlet.is_some() => Cell::from(""),
-        Column::Hw => text(clean(d.hw_ver(), 8)),
+        Column::Hw => text(clean(d.hw_ver(), usize::from(width(col)))),
         Column::Sw if r.outlet.is_some() => Cell::from(""),
         Column::Sw => {
             if d.is_newer() {
                 Cell::from("—").style(theme.dim())
             } else {
-                text(clean(d.sw_version(), 12))
+                text(clean(d.sw_version(), usize::from(width(col))))
             }
         }
+        Column::Ids if r.outlet.is_some() => Cell::from(""),
+        Column::Ids => match ids_of(d) {
+            ("", "") => Cell::from("—").style(theme.dim()),
+            (hw, fw) => {
+                // The first hex digits of each (`…` says the rest is in the detail pane).
+                let short = |s: &str| {
+                    if s.is_empty() {
+                        "—".to_owned()
+                    } else {
+                        clean(s, 8)
+                    }
+                };
+                text(format!("{}/{}", short(hw), short(fw)))
+            }
+        },
+        Column::Trend => match r.meter() {
+            Some(m) => {
+                let data = m.power_sparkline(f.trend_w);
+                Cell::from(sparkline(&data, f.trend_w)).style(theme.sparkline())
+            }
+            None => Cell::from(""),
+        },
         Column::Relay => match r.relay() {
             Some(true) => Cell::from("on"),
             Some(false) => Cell::from("off").style(theme.dim()),
@@ -303,6 +396,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             theme.dim(),
         ));
     if rows.is_empty() {
+        app.view.drawn.set(None);
         let msg = if app.fleet.devices.is_empty() {
             if app.discovering {
                 vec![
@@ -360,6 +454,36 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             u16::try_from(w).unwrap_or(HEALTH_MAX)
         });
     let cols = visible_columns_with(area.width, health_w);
+    let col_w: Vec<u16> = cols
+        .iter()
+        .map(|c| width_in(*c, &cols, area.width, health_w))
+        .collect();
+    let w_of = |c: Column| {
+        cols.iter()
+            .position(|x| *x == c)
+            .map_or(0, |i| usize::from(col_w[i]))
+    };
+    let (alias_w, trend_w) = (w_of(Column::Alias), w_of(Column::Trend));
+    // Where each column and row lands, for the mouse: the same layout the table uses.
+    let table_area = Rect {
+        y: area.y.saturating_add(1),
+        height: area.height.saturating_sub(1),
+        ..area
+    };
+    let spots = Layout::horizontal(col_w.iter().map(|w| Constraint::Length(*w)))
+        .flex(Flex::Start)
+        .spacing(1)
+        .split(table_area);
+    app.view.drawn.set(Some(TableHits {
+        header_y: table_area.y,
+        body_y: table_area.y.saturating_add(1),
+        rows: window.iter().map(RowRef::id).collect(),
+        cols: cols
+            .iter()
+            .zip(spots.iter())
+            .map(|(c, r)| (*c, r.x, r.width))
+            .collect(),
+    }));
     let header = Row::new(cols.iter().map(|c| {
         let mut t = c.title().to_owned();
         if *c == app.view.sort {
@@ -382,7 +506,9 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }))
     .style(theme.header());
     let body = window.iter().map(|r| {
-        let facts = RowFacts::of(r);
+        let mut facts = RowFacts::of(r);
+        facts.alias_w = alias_w;
+        facts.trend_w = trend_w;
         let row = Row::new(cols.iter().map(|c| cell(app, r, &facts, *c, theme)));
         if matches!(r.device.link, Link::Offline(_)) {
             row.style(theme.dim())
@@ -390,12 +516,11 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             row
         }
     });
-    let widths = cols
-        .iter()
-        .map(|c| Constraint::Length(width_in(*c, &cols, area.width, health_w)));
+    let widths = col_w.iter().map(|w| Constraint::Length(*w));
     let table = Table::new(body, widths)
         .header(header)
         .block(block)
+        .flex(Flex::Start)
         .column_spacing(1)
         .row_highlight_style(theme.selected());
     let mut state = TableState::default().with_selected(selected.map(|i| i - offset));

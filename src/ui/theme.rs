@@ -123,6 +123,12 @@ impl Theme {
         self.fg(Color::DarkGray)
     }
 
+    /// The part of a cell the filter matched: bold and underlined (seen without colour too).
+    pub fn matched(&self) -> Style {
+        self.fg(Color::Yellow)
+            .add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+    }
+
     pub fn sparkline(&self) -> Style {
         self.fg(Color::Green)
     }

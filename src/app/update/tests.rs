@@ -186,7 +186,10 @@ mod keys_and_fleet {
         assert_eq!((app.view.sort, app.view.descending), (Column::Watts, true));
         assert_eq!(visible_aliases(&app)[..2], ["office desk", "garage heater"]);
         assert_ne!(visible_aliases(&app), ascending);
-        assert!(app.status().is_some_and(|s| s.contains("power (descending)")));
+        assert!(
+            app.status()
+                .is_some_and(|s| s.contains("power (descending)"))
+        );
         // Another column starts ascending again.
         chars(&mut app, "A", now);
         assert_eq!((app.view.sort, app.view.descending), (Column::Alias, false));
