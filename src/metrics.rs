@@ -13,33 +13,41 @@
 //!
 //! # Metrics
 //!
-//! Every device series carries `mac`, `ip` and `alias`; a strip outlet's also `outlet` (its
-//! index, `0`…) and `outlet_alias`. A strip's meters are its outlets (no strip-sum series, so
-//! `sum by (mac)` adds up a strip without counting it twice).
+//! Every series is keyed by a stable id, never by what a user renames or a DHCP server
+//! re-addresses: `mac` (the device's MAC, `AA:BB:CC:DD:EE:FF`; for a named `--host` that never
+//! answered, `host:<IP>`), and on a strip outlet's series also `child_id` (the outlet's full
+//! child id). The identity labels — `ip`, `alias`, `name`, `model`, versions — are only on
+//! `plugfleet_device_info` (and an outlet's alias on `plugfleet_outlet_info`): renaming or
+//! re-addressing a plug changes one info series, not every series of the plug. Join them in
+//! where a query wants them: `… * on (mac) group_left (alias, ip) plugfleet_device_info`.
+//! A strip's meters are its outlets (no strip-sum series, so `sum by (mac)` adds up a strip
+//! without counting it twice).
 //!
-//! | name | type | what |
-//! |---|---|---|
-//! | `plugfleet_build_info{version}` | gauge | 1, plugfleet's own version |
-//! | `plugfleet_devices` | gauge | devices known |
-//! | `plugfleet_device_up` | gauge | 1 when the device answers, 0 when offline |
-//! | `plugfleet_device_info{name,device_id,model,hw_ver,sw_ver,protocol}` | gauge | 1; `name` is the local name from the config (else the alias) |
-//! | `plugfleet_device_last_seen_age_seconds` | gauge | since the device last answered |
-//! | `plugfleet_device_rssi_dbm` | gauge | Wi-Fi signal |
-//! | `plugfleet_relay_on` | gauge | 1 on, 0 off (per outlet on strips) |
-//! | `plugfleet_power_watts`, `plugfleet_voltage_volts`, `plugfleet_current_amperes` | gauge | the latest reading, as read (even when flagged: see the verdict) |
-//! | `plugfleet_energy_kwh_total` | counter | the meter's own total since its last reset |
-//! | `plugfleet_reading_verdict{verdict}` | gauge | 1 for the latest reading's verdict (`ok`/`suspect`/`bogus`), 0 for the others; the device-level series (no `outlet`) is a strip's summary |
-//! | `plugfleet_reading_finding{rule,severity}` | gauge | 1 per finding on the latest reading (the device-level series of a strip: its total and flagged outlets) |
-//! | `plugfleet_readings_total` | counter | readings assessed |
-//! | `plugfleet_flagged_readings_total{verdict}` | counter | readings flagged `suspect` / `bogus` |
-//! | `plugfleet_reading_findings_total{rule}` | counter | quiet findings (issue 15: `counter_vs_power`, `frozen_meter`, `fleet_voltage`, `phantom_load`, `low_power_factor`), one per meter and poll that raised it, fleet-wide |
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `plugfleet_build_info` | gauge | `version` | 1, plugfleet's own version |
+//! | `plugfleet_devices` | gauge | | devices known |
+//! | `plugfleet_device_info` | gauge | `mac`, `ip`, `alias`, `name`, `device_id`, `model`, `hw_ver`, `sw_ver`, `protocol` | 1; `name` is the local name from the config (else the alias) |
+//! | `plugfleet_outlet_info` | gauge | `mac`, `child_id`, `outlet`, `outlet_alias` | 1 per strip outlet; `outlet` is its position (0…) |
+//! | `plugfleet_device_up` | gauge | `mac` | 1 when the device answers, 0 when offline |
+//! | `plugfleet_device_last_seen_timestamp_seconds` | gauge | `mac` | when the device last answered (Unix time) |
+//! | `plugfleet_device_rssi_dbm` | gauge | `mac` | Wi-Fi signal |
+//! | `plugfleet_relay_on` | gauge | `mac` [, `child_id`] | 1 on, 0 off (per outlet on strips) |
+//! | `plugfleet_power_watts`, `plugfleet_voltage_volts`, `plugfleet_current_amperes` | gauge | `mac` [, `child_id`] | the latest reading, as read (even when flagged: see the verdict) |
+//! | `plugfleet_energy_joules_total` | counter | `mac` [, `child_id`] | the meter's own total since its last reset, in joules (1 kWh = 3.6 MJ; the kWh recording rules are in `assets/monitoring`) |
+//! | `plugfleet_reading_verdict` | gauge | `mac` [, `child_id`], `verdict` | 1 for the latest reading's verdict (`ok`/`suspect`/`bogus`), 0 for the others; the device-level series (no `child_id`) is a strip's summary |
+//! | `plugfleet_reading_finding` | gauge | `mac` [, `child_id`], `rule`, `severity` | 1 per finding on the latest reading (the device-level series of a strip: its total and flagged outlets) |
+//! | `plugfleet_readings_total` | counter | `mac` [, `child_id`] | readings assessed |
+//! | `plugfleet_flagged_readings_total` | counter | `mac` [, `child_id`], `verdict` | readings flagged `suspect` / `bogus` |
+//! | `plugfleet_reading_findings_total` | counter | `rule` | quiet findings (issue 15: `counter_vs_power`, `frozen_meter`, `fleet_voltage`, `phantom_load`, `low_power_factor`), one per meter and poll that raised it, fleet-wide |
 //!
-//! An offline device keeps `device_up 0`, its info, last-seen age and counters; its last
+//! An offline device keeps `device_up 0`, its info, last-seen time and counters; its last
 //! reading, verdict, relay and signal are not exported (they would be stale).
 //!
-//! Names with units follow the Prometheus conventions. Alert on bogus readings with
-//! `plugfleet_reading_verdict{verdict="bogus"} == 1`; show local names with
-//! `… * on (mac) group_left (name) plugfleet_device_info`.
+//! Names with units follow the Prometheus conventions (base units: joules, seconds, watts).
+//! Alert on bogus readings with `plugfleet_reading_verdict{verdict="bogus"} == 1`; show names
+//! with `… * on (mac) group_left (name) plugfleet_device_info`. The names and labels are an
+//! interface: the README's table and `tests/monitoring_assets.rs` check them.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
@@ -64,6 +72,9 @@ use crate::fleet::reading::Reading;
 use crate::protocol::SysInfo;
 
 pub mod view;
+
+/// Joules in one kilowatt-hour: the meters count kWh, the exporter serves base units.
+pub const JOULES_PER_KWH: f64 = 3_600_000.0;
 
 /// `Content-Type` of [`render`].
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -141,6 +152,8 @@ pub struct DeviceMetrics {
     pub protocol: String,
     pub online: bool,
     pub last_seen_age: Option<Duration>,
+    /// When the device last answered, in seconds since the Unix epoch.
+    pub last_seen_unix: Option<f64>,
     pub rssi: Option<i64>,
     pub relay_on: Option<bool>,
     /// A plug's own meter (none for strips: see `outlets`, and for plugs without one).
@@ -167,6 +180,7 @@ impl DeviceMetrics {
             protocol: "legacy".into(),
             online: true,
             last_seen_age: Some(Duration::ZERO),
+            last_seen_unix: Some(unix_now()),
             rssi: info.rssi,
             relay_on: if info.children.is_empty() {
                 info.relay_on
@@ -188,6 +202,16 @@ impl DeviceMetrics {
                     meter: None,
                 })
                 .collect(),
+        }
+    }
+
+    /// The stable id its series are keyed by (the `mac` label): the MAC, or for a device whose
+    /// MAC is not known (a named host that never answered) the model's key, `host:<IP>`.
+    pub fn series_id(&self) -> &str {
+        if self.mac.is_empty() {
+            &self.device_id
+        } else {
+            &self.mac
         }
     }
 
@@ -218,6 +242,13 @@ impl MetricsSnapshot {
     }
 }
 
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 type Labels = Vec<(String, String)>;
 type GaugeF = Gauge<f64, AtomicU64>;
 type CounterF = Counter<f64, AtomicU64>;
@@ -245,7 +276,8 @@ struct Families {
     devices: GaugeF,
     up: Family<Labels, GaugeF>,
     info: Family<Labels, GaugeF>,
-    age: Family<Labels, GaugeF>,
+    outlet_info: Family<Labels, GaugeF>,
+    seen: Family<Labels, GaugeF>,
     rssi: Family<Labels, GaugeF>,
     relay: Family<Labels, GaugeF>,
     power: Family<Labels, GaugeF>,
@@ -266,7 +298,8 @@ impl Families {
             devices: GaugeF::default(),
             up: Family::default(),
             info: Family::default(),
-            age: Family::default(),
+            outlet_info: Family::default(),
+            seen: Family::default(),
             rssi: Family::default(),
             relay: Family::default(),
             power: Family::default(),
@@ -296,14 +329,19 @@ impl Families {
         );
         r.register(
             "plugfleet_device_info",
-            "Identity and versions of a device (value 1); name is the local name, else the alias",
+            "Identity and versions of a device (value 1); name is the local name, else the alias. The only series with ip, alias, model and versions: join them in on mac",
             self.info,
         );
+        r.register(
+            "plugfleet_outlet_info",
+            "A strip outlet (value 1): its position and alias; join on mac and child_id",
+            self.outlet_info,
+        );
         r.register_with_unit(
-            "plugfleet_device_last_seen_age",
-            "Time since the device last answered",
+            "plugfleet_device_last_seen_timestamp",
+            "When the device last answered (Unix time)",
             Unit::Seconds,
-            self.age,
+            self.seen,
         );
         r.register_with_unit(
             "plugfleet_device_rssi",
@@ -334,9 +372,10 @@ impl Families {
             Unit::Amperes,
             self.current,
         );
-        r.register(
-            "plugfleet_energy_kwh",
-            "Energy the meter counted since its last reset, in kWh",
+        r.register_with_unit(
+            "plugfleet_energy",
+            "Energy the meter counted since its last reset (1 kWh = 3600000 J)",
+            Unit::Joules,
             self.energy,
         );
         r.register(
@@ -409,13 +448,16 @@ impl Families {
             self.current.get_or_create(base).set(v);
         }
         if let Some(v) = r.total_kwh {
-            self.energy.get_or_create(base).inc_by(v.max(0.0));
+            self.energy
+                .get_or_create(base)
+                .inc_by(v.max(0.0) * JOULES_PER_KWH);
         }
         self.verdict_series(base, m.verdict, &m.findings);
     }
 
     fn device(&self, d: &DeviceMetrics) {
-        let base = labels(&[("mac", &d.mac), ("ip", &d.ip), ("alias", &d.alias)]);
+        // The stable id only: identity labels are on the info series alone.
+        let base = labels(&[("mac", d.series_id())]);
         self.up
             .get_or_create(&base)
             .set(if d.online { 1.0 } else { 0.0 });
@@ -424,6 +466,8 @@ impl Families {
             .get_or_create(&with(
                 &base,
                 &[
+                    ("ip", &d.ip),
+                    ("alias", &d.alias),
                     ("name", name),
                     ("device_id", &d.device_id),
                     ("model", &d.model),
@@ -433,8 +477,8 @@ impl Families {
                 ],
             ))
             .set(1.0);
-        if let Some(age) = d.last_seen_age {
-            self.age.get_or_create(&base).set(age.as_secs_f64());
+        if let Some(t) = d.last_seen_unix {
+            self.seen.get_or_create(&base).set(t);
         }
         if let Some(rssi) = d.rssi.filter(|_| d.online) {
             self.rssi.get_or_create(&base).set(rssi as f64);
@@ -453,7 +497,13 @@ impl Families {
         }
         for o in &d.outlets {
             let index = o.index.to_string();
-            let ol = with(&base, &[("outlet", &index), ("outlet_alias", &o.alias)]);
+            let ol = with(&base, &[("child_id", &o.id)]);
+            self.outlet_info
+                .get_or_create(&with(
+                    &ol,
+                    &[("outlet", &index), ("outlet_alias", &o.alias)],
+                ))
+                .set(1.0);
             if let Some(on) = o.relay_on.filter(|_| live) {
                 self.relay
                     .get_or_create(&ol)
@@ -619,6 +669,7 @@ mod tests {
             protocol: "legacy".into(),
             online: true,
             last_seen_age: Some(Duration::from_millis(1500)),
+            last_seen_unix: Some(1_700_000_000.5),
             rssi: Some(-52),
             relay_on: Some(true),
             meter: Some(MeterMetrics::new(
@@ -642,15 +693,16 @@ mod tests {
             devices: vec![dev()],
             ..MetricsSnapshot::default()
         });
-        let l = r#"mac="50:C7:BF:00:00:09",ip="127.0.0.9",alias="kettle \"big\"\\\nline""#;
+        let l = r#"mac="50:C7:BF:00:00:09""#;
         for line in [
             format!("plugfleet_power_watts{{{l}}} 28000.0"),
             format!("plugfleet_voltage_volts{{{l}}} 120.0"),
             format!("plugfleet_current_amperes{{{l}}} 0.2"),
-            format!("plugfleet_energy_kwh_total{{{l}}} 3.5"),
+            // 3.5 kWh in joules.
+            format!("plugfleet_energy_joules_total{{{l}}} 12600000.0"),
             format!("plugfleet_device_up{{{l}}} 1.0"),
             format!("plugfleet_device_rssi_dbm{{{l}}} -52.0"),
-            format!("plugfleet_device_last_seen_age_seconds{{{l}}} 1.5"),
+            format!("plugfleet_device_last_seen_timestamp_seconds{{{l}}} 1700000000.5"),
             format!("plugfleet_reading_verdict{{{l},verdict=\"bogus\"}} 1.0"),
             format!("plugfleet_reading_verdict{{{l},verdict=\"ok\"}} 0.0"),
             format!("plugfleet_flagged_readings_total{{{l},verdict=\"bogus\"}} 2"),
@@ -659,13 +711,96 @@ mod tests {
         ] {
             assert!(text.lines().any(|x| x == line), "missing {line}\n{text}");
         }
-        assert!(text.contains("name=\"Kettle\""), "{text}");
+        // The identity, escaped, on the info series only.
+        let info = text
+            .lines()
+            .find(|x| x.starts_with("plugfleet_device_info{"))
+            .expect("info");
         assert!(
-            text.contains("# TYPE plugfleet_energy_kwh_total counter"),
+            info.contains(r#"alias="kettle \"big\"\\\nline""#) && info.contains("name=\"Kettle\""),
+            "{info}"
+        );
+        assert!(
+            text.contains("# TYPE plugfleet_energy_joules_total counter"),
             "{text}"
         );
+        assert!(!text.contains("kwh"), "{text}");
         assert!(!text.contains("# EOF"));
         assert!(render_openmetrics(&MetricsSnapshot::default()).ends_with("# EOF\n"));
+    }
+
+    /// Every series but the info ones, as `name{labels}` without the value, sorted.
+    fn series(text: &str) -> Vec<String> {
+        let mut v: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.contains("_info{"))
+            .filter_map(|l| l.rsplit_once(' ').map(|(s, _)| s.to_owned()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn renaming_or_readdressing_a_plug_starts_no_new_series() {
+        let mut strip = dev();
+        strip.mac = "50:C7:BF:00:00:0A".into();
+        strip.outlets = vec![OutletMetrics {
+            index: 0,
+            id: "ABC00".into(),
+            alias: "lamp".into(),
+            relay_on: Some(true),
+            meter: Some(MeterMetrics::new(
+                Reading::new(5.0, 120.0, 0.05, 0.1),
+                Verdict::Ok,
+                Counts::default(),
+            )),
+        }];
+        let before = MetricsSnapshot {
+            devices: vec![dev(), strip],
+            ..MetricsSnapshot::default()
+        };
+        let mut after = before.clone();
+        for d in &mut after.devices {
+            d.alias = "renamed".into();
+            d.name = Some("Renamed".into());
+            d.ip = "127.0.0.77".into();
+            d.sw_ver = "1.2.6".into();
+            for o in &mut d.outlets {
+                o.alias = "desk lamp".into();
+            }
+        }
+        let (a, b) = (render(&before), render(&after));
+        assert_eq!(series(&a), series(&b));
+        assert_ne!(a, b, "the info series did change");
+        // No identity label outside the info series; outlets keyed by their child id.
+        for s in series(&a) {
+            for label in ["ip=", "alias=", "name=", "model=", "sw_ver=", "hw_ver="] {
+                assert!(!s.contains(label), "{s}");
+            }
+        }
+        assert!(
+            a.contains(r#"plugfleet_power_watts{mac="50:C7:BF:00:00:0A",child_id="ABC00"} 5.0"#),
+            "{a}"
+        );
+        assert!(a.contains(r#"plugfleet_outlet_info{mac="50:C7:BF:00:00:0A",child_id="ABC00",outlet="0",outlet_alias="lamp"} 1.0"#), "{a}");
+    }
+
+    #[test]
+    fn a_device_without_a_mac_is_keyed_by_the_models_key() {
+        let d = DeviceMetrics {
+            ip: "127.0.0.99".into(),
+            device_id: "host:127.0.0.99".into(),
+            ..DeviceMetrics::default()
+        };
+        let text = render(&MetricsSnapshot {
+            devices: vec![d],
+            ..MetricsSnapshot::default()
+        });
+        assert!(
+            text.lines()
+                .any(|l| l == r#"plugfleet_device_up{mac="host:127.0.0.99"} 0.0"#),
+            "{text}"
+        );
     }
 
     #[test]

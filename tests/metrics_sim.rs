@@ -194,9 +194,10 @@ fn check(fleet: &Fleet, model: &Model, samples: &[Sample]) {
             assert_eq!(value(samples, "plugfleet_power_watts", &l), r.power_w);
             assert_eq!(value(samples, "plugfleet_voltage_volts", &l), r.voltage_v);
             assert_eq!(value(samples, "plugfleet_current_amperes", &l), r.current_a);
+            // Energy in the base unit: joules.
             assert_eq!(
-                value(samples, "plugfleet_energy_kwh_total", &l),
-                r.total_kwh
+                value(samples, "plugfleet_energy_joules_total", &l),
+                r.total_kwh.map(|k| k * 3_600_000.0)
             );
             assert_eq!(value(samples, "plugfleet_readings_total", &l), Some(1.0));
         }
@@ -254,11 +255,21 @@ fn check(fleet: &Fleet, model: &Model, samples: &[Sample]) {
             panic!("outlet {i} read");
         };
         let idx = i.to_string();
-        let ol = [
-            ("mac", plugs[2].mac.as_str()),
-            ("outlet", idx.as_str()),
-            ("outlet_alias", o.alias.as_str()),
-        ];
+        // Keyed by the outlet's child id; its position and alias are on the info series.
+        let ol = [("mac", plugs[2].mac.as_str()), ("child_id", o.id.as_str())];
+        assert_eq!(
+            value(
+                samples,
+                "plugfleet_outlet_info",
+                &[
+                    ("mac", plugs[2].mac.as_str()),
+                    ("child_id", o.id.as_str()),
+                    ("outlet", idx.as_str()),
+                    ("outlet_alias", o.alias.as_str()),
+                ]
+            ),
+            Some(1.0)
+        );
         assert_eq!(
             value(samples, "plugfleet_power_watts", &ol),
             realtime.power_w
@@ -506,10 +517,20 @@ async fn a_named_host_that_does_not_answer_is_device_up_0() {
         .unwrap();
     let samples = parse(&metrics::render(&rx.borrow_and_update()));
     let ip = silent.to_string();
+    let id = format!("host:{ip}");
     assert_eq!(
-        value(&samples, "plugfleet_device_up", &[("ip", &ip)]),
+        value(&samples, "plugfleet_device_up", &[("mac", &id)]),
         Some(0.0),
         "the silent host is listed, down"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "plugfleet_device_info",
+            &[("mac", &id), ("ip", &ip)]
+        ),
+        Some(1.0),
+        "its address is on its info series"
     );
     assert_eq!(
         value(&samples, "plugfleet_device_up", &[("mac", &plugs[0].mac)]),

@@ -266,6 +266,100 @@ fn the_rules_and_the_dashboard_use_only_what_the_exporter_serves() {
         .chain(TARGET_LABELS.map(String::from))
         .collect();
 
+    // Prometheus conventions: base units (joules, seconds), a last-seen timestamp, and the
+    // identity labels only on the info series, every other series keyed by its stable id
+    // (`mac`, plus `child_id` for an outlet), so renaming or re-addressing a plug starts no
+    // new series.
+    for name in [
+        "plugfleet_energy_joules_total",
+        "plugfleet_device_last_seen_timestamp_seconds",
+        "plugfleet_device_info",
+        "plugfleet_outlet_info",
+    ] {
+        assert!(served.contains_key(name), "{name} not served");
+    }
+    assert!(
+        !served
+            .keys()
+            .any(|k| k.contains("kwh") || k.contains("_age")),
+        "{:?}",
+        served.keys().collect::<Vec<_>>()
+    );
+    for (name, labels) in &served {
+        if name.ends_with("_info") {
+            continue;
+        }
+        for id in [
+            "ip",
+            "alias",
+            "name",
+            "model",
+            "hw_ver",
+            "sw_ver",
+            "device_id",
+            "outlet",
+            "outlet_alias",
+        ] {
+            assert!(
+                !labels.contains(id),
+                "{name} carries the identity label {id}"
+            );
+        }
+        if name.starts_with("plugfleet_device_")
+            || name.starts_with("plugfleet_relay")
+            || name.starts_with("plugfleet_power")
+        {
+            assert!(labels.contains("mac"), "{name} is not keyed by mac");
+        }
+    }
+    assert!(
+        served["plugfleet_power_watts"].contains("child_id"),
+        "outlets keyed by child id"
+    );
+
+    // The README's metric table lists exactly what is served, with the labels served.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut documented = BTreeSet::new();
+    for row in readme
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("| `plugfleet_"))
+    {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`');
+        let have = served
+            .get(name)
+            .unwrap_or_else(|| panic!("README documents {name}, which is not served"));
+        // `[, label]` is a label only some series have (a strip outlet's): not required here.
+        let required: String = {
+            let mut out = String::new();
+            let mut depth = 0;
+            for c in cells[3].chars() {
+                match c {
+                    '[' => depth += 1,
+                    ']' => depth -= 1,
+                    c if depth == 0 => out.push(c),
+                    _ => {}
+                }
+            }
+            out
+        };
+        for l in required.split(['`', ',', ' ']).filter(|l| !l.is_empty()) {
+            assert!(
+                have.contains(l),
+                "README: {name} has no label {l} ({have:?})"
+            );
+        }
+        documented.insert(name.to_owned());
+    }
+    for name in served.keys() {
+        assert!(
+            documented.contains(name),
+            "{name} is served but not in the README's table"
+        );
+    }
+
     let rules = read("prometheus/plugfleet-rules.yml");
     let rule_tests = read("prometheus/plugfleet-rules.test.yml");
     let dashboard = read("grafana/plugfleet-dashboard.json");
@@ -335,7 +429,7 @@ fn the_rules_and_the_dashboard_use_only_what_the_exporter_serves() {
         "plugfleet_device_up",
         "plugfleet_device_info",
         "plugfleet_power_watts",
-        "plugfleet_energy_kwh_total",
+        "plugfleet_energy_joules_total",
     ] {
         assert!(used.contains(name), "{name} is used nowhere");
     }
@@ -431,4 +525,31 @@ fn the_extractors_find_names_and_labels() {
     let s = served("# HELP x\nplugfleet_x{mac=\"a\",alias=\"q\\\"}\"} 1\nplugfleet_y 2\n");
     assert_eq!(s["plugfleet_x"], ["alias", "mac"].map(String::from).into());
     assert!(s["plugfleet_y"].is_empty());
+}
+
+/// The rules' own unit tests, with Prometheus's `promtool` when it is installed (it is on the
+/// project's machines; elsewhere the test says it did not run them).
+#[test]
+fn the_rules_pass_promtool_when_it_is_installed() {
+    let dir = assets().join("prometheus");
+    let Ok(out) = Command::new("promtool")
+        .args(["test", "rules", "plugfleet-rules.test.yml"])
+        .current_dir(&dir)
+        .output()
+    else {
+        eprintln!("promtool not installed: the rule unit tests were not run");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = Command::new("promtool")
+        .args(["check", "rules", "plugfleet-rules.yml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
 }

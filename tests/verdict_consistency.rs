@@ -266,7 +266,7 @@ fn every_view_carries_the_models_verdict_and_reasons() {
         // `/metrics`: the device-level verdict series and one finding per reason.
         let mac = plugfleet::protocol::normalise_mac(d.mac());
         let device_level = |s: &&(String, BTreeMap<String, String>, f64)| {
-            s.1.get("mac") == Some(&mac) && !s.1.contains_key("outlet")
+            s.1.get("mac") == Some(&mac) && !s.1.contains_key("child_id")
         };
         let verdicts: Vec<&str> = series
             .iter()

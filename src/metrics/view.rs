@@ -38,6 +38,8 @@ pub fn device_metrics(d: &Device, now: Instant) -> DeviceMetrics {
             model: d.model().to_owned(),
             hw_ver: d.hw_ver().to_owned(),
             sw_ver: d.sw_version().to_owned(),
+            // The model's key when there is no deviceId (`host:<IP>` for a named host that
+            // never answered): the series id when the MAC is unknown too.
             device_id: d.device_id().unwrap_or(&d.key).to_owned(),
             alias: d.alias().to_owned(),
             ..DeviceMetrics::default()
@@ -47,6 +49,10 @@ pub fn device_metrics(d: &Device, now: Instant) -> DeviceMetrics {
     m.name = d.local_name.clone();
     m.online = d.is_online();
     m.last_seen_age = d.last_seen.map(|t| now.saturating_duration_since(t));
+    // Wall-clock time of the last answer: now on the wall clock, less its age.
+    m.last_seen_unix = m
+        .last_seen_age
+        .map(|age| (super::unix_now() - age.as_secs_f64()).max(0.0));
     m.meter = d.meter.as_ref().and_then(meter_metrics);
     // A plug's series are its meter's: the fleet-voltage finding is the plug's too.
     if let (Some(mm), Some(f)) = (m.meter.as_mut(), d.voltage_finding.as_ref()) {
