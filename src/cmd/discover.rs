@@ -237,12 +237,8 @@ fn offline_row(ip: IpAddr, port: u16, note: &str) -> String {
     let mut cells = vec![ip.to_string(), port.to_string()];
     cells.extend(std::iter::repeat_n("-".to_owned(), COLUMNS.len() - 3));
     cells.push("host".to_owned());
-    let mut s = cells
-        .iter()
-        .zip(COLUMNS)
-        .map(|(c, (_, w))| fit(c, w))
-        .collect::<Vec<_>>()
-        .join("  ");
+    // The note goes where the alias would, uncut: it is the last column.
+    let mut s = crate::cmd::table::fixed_row(&cells, &column_widths()[..COLUMNS.len()]);
     s.push_str("  ");
     s.push_str(&clean(note));
     s
@@ -284,12 +280,17 @@ fn clean(s: &str) -> String {
     crate::text::sanitize(s).into_owned()
 }
 
-/// Pads or cuts `s` to exactly `w` terminal cells (display width, `…` when cut).
-fn fit(s: &str, w: usize) -> String {
-    crate::text::fit_to(&clean(s), w)
+/// The widths of [`COLUMNS`] and of the alias after them, in display cells.
+fn column_widths() -> Vec<u16> {
+    COLUMNS.iter().map(|(_, w)| *w).chain([ALIAS_W]).collect()
 }
 
-const COLUMNS: [(&str, usize); 9] = [
+/// The alias column (the last): cut to this many cells with `…`.
+const ALIAS_W: u16 = 32;
+
+/// The columns printed a row at a time as devices answer: fixed widths, laid out by display
+/// width (comfy-table, [`crate::cmd::table::fixed_row`]), so every row lines up with the header.
+const COLUMNS: [(&str, u16); 9] = [
     ("IP", 15),
     ("PORT", 5),
     ("MAC", 17),
@@ -302,13 +303,12 @@ const COLUMNS: [(&str, usize); 9] = [
 ];
 
 fn table_header() -> String {
-    let mut s: String = COLUMNS
+    let heads: Vec<String> = COLUMNS
         .iter()
-        .map(|(h, w)| fit(h, *w))
-        .collect::<Vec<_>>()
-        .join("  ");
-    s.push_str("  ALIAS");
-    s
+        .map(|(h, _)| (*h).to_owned())
+        .chain(["ALIAS".to_owned()])
+        .collect();
+    crate::cmd::table::fixed_row(&heads, &column_widths())
 }
 
 fn table_row(d: &Device) -> String {
@@ -341,16 +341,10 @@ fn table_row(d: &Device) -> String {
         outlets,
         found.join(","),
     ];
-    let mut s: String = cells
-        .iter()
-        .zip(COLUMNS)
-        .map(|(c, (_, w))| fit(c, w))
-        .collect::<Vec<_>>()
-        .join("  ");
-    s.push_str("  ");
     let alias = d.sysinfo.as_ref().map_or("-", |s| s.alias.as_str());
-    s.push_str(&fit(alias, 32));
-    s.trim_end().to_owned()
+    let mut cells = cells.to_vec();
+    cells.push(alias.to_owned());
+    crate::cmd::table::fixed_row(&cells, &column_widths())
 }
 
 fn summary(f: &Fleet, hostile: usize, elapsed_ms: u64) -> String {
@@ -402,10 +396,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fit_pads_and_cuts_by_characters() {
-        assert_eq!(fit("ab", 4), "ab  ");
-        assert_eq!(fit("abcdef", 4), "abc…");
-        assert_eq!(fit("é\u{1b}[31m", 4), "é\u{FFFD}  ");
+    fn cells_are_cut_by_display_width_and_made_safe() {
+        let row = |c: &str| crate::cmd::table::fixed_row(&[c.to_owned(), "x".into()], &[4, 1]);
+        assert_eq!(row("ab"), "ab    x");
+        assert_eq!(row("abcdef"), "abc…  x");
+        assert_eq!(row("é\u{1b}[31m"), "é\u{FFFD}    x");
+        assert_eq!(row("日本語"), "日…   x");
     }
 
     #[test]

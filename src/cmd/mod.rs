@@ -9,5 +9,6 @@ pub mod discover;
 pub mod man;
 pub mod sim;
 pub mod status;
+pub mod table;
 pub mod tui;
 pub mod update;

@@ -614,16 +614,23 @@ impl Output {
             self.human(&format!("  {}", clean_long(&i.describe())));
         }
         self.human("Plan:");
-        self.human(&format!(
-            "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<w$} IMAGE",
-            "PLUG",
-            "ALIAS",
-            "MODEL",
-            "HW",
-            "VERSION",
-            "VERDICT",
-            w = VERDICT_W
-        ));
+        // Fixed columns laid out by display width (comfy-table): a long or wide-character
+        // alias is cut with `…` in its own column and never shifts the others.
+        let row = |cells: [String; 7]| {
+            format!(
+                "  {}",
+                crate::cmd::table::fixed_row(&cells, &[15, 16, 10, 4, 18, VERDICT_W as u16, 90])
+            )
+        };
+        self.human(&row([
+            "PLUG".into(),
+            "ALIAS".into(),
+            "MODEL".into(),
+            "HW".into(),
+            "VERSION".into(),
+            "VERDICT".into(),
+            "IMAGE".into(),
+        ]));
         for e in entries {
             let (from, to) = e.versions();
             let mark = if e.will_update(force) {
@@ -631,21 +638,20 @@ impl Output {
             } else {
                 " (skipped)"
             };
-            self.human(&format!(
-                "  {:<15} {:<16} {:<10} {:<4} {:<18} {:<w$} {}{}",
-                e.plug.ip,
+            let image = e
+                .image
+                .as_ref()
+                .map(|i| clean_long(&i.file_name))
+                .unwrap_or_else(|| "-".into());
+            self.human(&row([
+                e.plug.ip.to_string(),
                 clean(&e.plug.alias),
                 clean(&e.plug.model),
                 clean(&e.plug.hw_ver),
                 format!("{} → {}", clean(&from), clean(&to)),
-                e.verdict().label(),
-                e.image
-                    .as_ref()
-                    .map(|i| clean_long(&i.file_name))
-                    .unwrap_or_else(|| "-".into()),
-                mark,
-                w = VERDICT_W
-            ));
+                e.verdict().label().to_owned(),
+                format!("{image}{mark}"),
+            ]));
             if e.awaits_downgrade_consent(force) {
                 self.human(&format!(
                     "      downgrade {} → {}: skipped (pass --allow-downgrade to allow it; --yes \

@@ -367,40 +367,11 @@ pub fn render_table(devices: &[&Device]) -> String {
         }
     }
 
-    let mut width = HEAD.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, c) in width.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    // Numbers right-aligned, text left-aligned.
-    let right = |col: usize| (6..=10).contains(&col);
-    let line = |cells: &[String]| {
-        let mut out = String::new();
-        for (col, c) in cells.iter().enumerate() {
-            let pad = width[col].saturating_sub(c.chars().count());
-            if col > 0 {
-                out.push_str("  ");
-            }
-            if right(col) {
-                out.push_str(&" ".repeat(pad));
-                out.push_str(c);
-            } else {
-                out.push_str(c);
-                if col + 1 < cells.len() {
-                    out.push_str(&" ".repeat(pad));
-                }
-            }
-        }
-        out.trim_end().to_string()
-    };
-    let mut out = String::new();
-    out.push_str(&line(&HEAD.map(String::from)));
+    // Laid out by display width (comfy-table): a wide-character alias never shifts a column;
+    // numbers right-aligned, text left-aligned.
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    let mut out = crate::cmd::table::render(&HEAD, &rows, &[6, 7, 8, 9, 10]);
     out.push('\n');
-    for row in &rows {
-        out.push_str(&line(row));
-        out.push('\n');
-    }
     let flagged = devices
         .iter()
         .filter(|d| d.judged.as_ref().is_some_and(|a| a.verdict > Verdict::Ok))
@@ -596,5 +567,47 @@ mod tests {
             let c = l.chars().nth(w_end - 1);
             assert!(c.is_some_and(|c| !c.is_whitespace()), "misaligned: {l:?}");
         }
+    }
+
+    #[test]
+    fn a_long_or_wide_character_alias_never_shifts_a_column() {
+        let plugs = [
+            Plug::new(
+                5,
+                "台所の電気ケトルと冷蔵庫とコーヒーメーカー",
+                "HS110(US)",
+                "1.0",
+                "1.2.6",
+            ),
+            Plug::new(6, "🔌🔌 desk", "HS110(EU)", "4.0", "1.0.4"),
+            Plug::new(
+                7,
+                "a very long plain alias that goes on and on",
+                "HS110(EU)",
+                "4.0",
+                "1.0.4",
+            ),
+            Plug::new(8, "x", "HS110(EU)", "4.0", "1.0.4"),
+        ];
+        let app = model(&plugs.map(|p| (p, Some(reading(12.5, 230.0, 0.06, 1.5)), vec![])));
+        let t = render_table(&app.fleet.by_address());
+        let lines: Vec<&str> = t.lines().take(5).collect();
+        // Where the MODEL column starts, in display cells, on every line.
+        let model_at = |l: &str, needle: &str| {
+            l.find(needle)
+                .map(|i| crate::text::width(&l[..i]))
+                .unwrap_or_else(|| panic!("{needle} not in {l:?}\n{t}"))
+        };
+        let at = model_at(lines[0], "MODEL");
+        for l in &lines[1..] {
+            assert_eq!(model_at(l, "HS110"), at, "shifted:\n{t}");
+        }
+        // And the right-aligned W column ends at one display column.
+        let w_end = |l: &str, n: &str| model_at(l, n) + n.len();
+        let end = w_end(lines[0], " W ") - 1;
+        for l in &lines[1..] {
+            assert_eq!(w_end(l, "12.5"), end, "W shifted:\n{t}");
+        }
+        assert!(t.contains('…'), "the long aliases are cut with …:\n{t}");
     }
 }
