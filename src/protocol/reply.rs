@@ -35,8 +35,13 @@ impl ReplyError {
     /// The device has no such module: `-1 "module not support"` (plugs, switches) or
     /// `-2001 "Module not support"` (bulbs) — the device has no meter, not a failing one.
     pub fn is_unsupported(&self) -> bool {
-        matches!(self.device_code(), Some(-1) | Some(-2001))
+        self.device_code().is_some_and(unsupported_code)
     }
+}
+
+/// `-1` / `-2001`: the device has no such module ([`ReplyError::is_unsupported`]).
+pub fn unsupported_code(code: i64) -> bool {
+    code == -1 || code == -2001
 }
 
 /// Parses a plain (de-obfuscated) payload as a JSON object.
