@@ -336,7 +336,12 @@ fn dialect_of(plug: &PlugShared) -> (Dialect, AuthVersion) {
 /// Starts a KLAP server for every newer-protocol plug of `fleet`. Must run inside a runtime.
 pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError> {
     let token = fleet.token().child_token();
-    let newer: Vec<_> = fleet.plugs().iter().filter(|p| !p.is_legacy()).collect();
+    // A discovery-only device (a camera) serves no KLAP/AES.
+    let newer: Vec<_> = fleet
+        .plugs()
+        .iter()
+        .filter(|p| !p.is_legacy() && !p.shared.id.profile.is_discovery_only())
+        .collect();
     for (ip, f) in &spec.faults {
         if !newer.iter().any(|p| p.ip == *ip) {
             return Err(SimError::Invalid(format!(

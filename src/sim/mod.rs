@@ -130,6 +130,7 @@ mod flash;
 mod identity;
 pub mod images;
 pub mod klap;
+mod light;
 pub mod load;
 mod outlets;
 mod plug;

@@ -75,6 +75,8 @@ pub(crate) struct PlugState {
     pub start_frac: f64,
     /// First day with statistics (install or last erase).
     pub stats_floor: i64,
+    /// Dimmers and lights: brightness in percent (scales the load's power).
+    pub brightness: u8,
 }
 
 /// Counters tests (and benches) can read.
@@ -231,6 +233,7 @@ impl PlugShared {
             start_day,
             start_frac: (now / 86_400.0).fract(),
             stats_floor: start_day - 200 - (id.seed % 400) as i64,
+            brightness: p.initial_brightness(),
         };
         let (epoch, _) = watch::channel(0);
         Self {
@@ -327,6 +330,10 @@ impl PlugShared {
             json!(self.id.device_id[..32].to_string()),
         );
         set(&mut r, "owner", json!(self.id.oem_id));
+        if r.contains_key("device_name") {
+            let alias = self.lock().alias.clone();
+            set(&mut r, "device_name", json!(alias));
+        }
         let body = json!({"error_code": 0, "result": r});
         let bytes = serde_json::to_vec(&body).ok()?;
         Some(crate::protocol::tdp::encode_packet(&bytes, 0, serial))
