@@ -22,6 +22,8 @@ impl PlugShared {
     ) -> Value {
         match method {
             "get_sysinfo" => self.sysinfo(now),
+            // A bulb or light strip has no relay: it is switched by its lighting service.
+            "set_relay_state" if self.id.profile.is_light() => err(-2, "member not support"),
             "set_relay_state" => {
                 let Some(on) = args.get("state").and_then(Value::as_i64) else {
                     return err(-3, "invalid argument");
