@@ -137,3 +137,28 @@ fn bad_shapes_are_typed() {
         Err(ReplyError::Shape(_))
     ));
 }
+
+#[test]
+fn the_readme_lists_every_type_the_views_show() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table = readme
+        .split("<!-- device types -->")
+        .nth(1)
+        .expect("README has the device types table");
+    let listed: Vec<String> = table
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .filter_map(|l| l.split('|').nth(1))
+        .map(|c| c.trim().trim_matches('`').to_owned())
+        .collect();
+    let labels: Vec<String> = Kind::ALL.iter().map(|k| k.label().to_owned()).collect();
+    assert_eq!(listed, labels);
+    // The JSON `type` values are the labels.
+    for k in Kind::ALL {
+        assert_eq!(serde_json::to_value(k).unwrap(), json!(k.label()));
+    }
+}

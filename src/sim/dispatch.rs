@@ -532,7 +532,10 @@ mod tests {
         );
         assert_eq!(bad[BULB_SERVICE]["transition_light_state"]["err_code"], -3);
         let relay = call(&p, json!({"system":{"set_relay_state":{"state":1}}}), T0);
-        assert_eq!(relay["system"]["set_relay_state"]["err_code"], -2, "no relay");
+        assert_eq!(
+            relay["system"]["set_relay_state"]["err_code"], -2,
+            "no relay"
+        );
         let strip = call(
             &p,
             json!({LIGHTSTRIP_SERVICE:{"set_light_state":{"on_off":1}}}),
