@@ -5,9 +5,6 @@
 
 use serde::Serialize;
 
-use super::reply::{SysInfo, split_model};
-use super::tdp::TdpInfo;
-
 /// A device family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,8 +45,31 @@ const DIMMER_MODELS: &[&str] = &[
 /// Light strips, by base-model prefix.
 const LIGHTSTRIP_PREFIXES: &[&str] = &["KL400", "KL420", "KL430", "L900", "L920", "L930"];
 
+/// `HS110` of `HS110(EU)`, upper-case.
 fn base_upper(model: &str) -> String {
-    split_model(model).0.to_ascii_uppercase()
+    model
+        .split('(')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_uppercase()
+}
+
+/// What a sysinfo says that decides the family ([`Kind::of_traits`]); filled in by
+/// `SysInfo::kind`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Traits<'a> {
+    pub model: &'a str,
+    /// `mic_type` or `type`.
+    pub device_type: Option<&'a str>,
+    pub has_children: bool,
+    /// `light_state` present (or the type says bulb).
+    pub has_light: bool,
+    /// `length` present (light strips).
+    pub has_length: bool,
+    /// Top-level `brightness` (dimmers).
+    pub has_brightness: bool,
+    pub has_relay: bool,
 }
 
 fn is_lightstrip_model(base: &str) -> bool {
@@ -99,15 +119,15 @@ impl Kind {
         }
     }
 
-    /// The kind of a device that answered `get_sysinfo` on port 9999.
-    pub fn of_sysinfo(s: &SysInfo) -> Kind {
-        if !s.children.is_empty() {
+    /// The kind of a device that answered `get_sysinfo` on port 9999, by what it said.
+    pub fn of_traits(t: Traits<'_>) -> Kind {
+        if t.has_children {
             return Kind::Strip;
         }
-        let base = base_upper(&s.model);
-        let ty = s.device_type.as_deref().unwrap_or("").to_ascii_uppercase();
-        if ty.contains("BULB") || ty.contains("LIGHT") || s.light.is_some() {
-            return if s.strip_length.is_some() || is_lightstrip_model(&base) {
+        let base = base_upper(t.model);
+        let ty = t.device_type.unwrap_or("").to_ascii_uppercase();
+        if ty.contains("BULB") || ty.contains("LIGHT") || t.has_light {
+            return if t.has_length || is_lightstrip_model(&base) {
                 Kind::Lightstrip
             } else {
                 Kind::Bulb
@@ -116,22 +136,22 @@ impl Kind {
         if ty.contains("CAMERA") {
             return Kind::Camera;
         }
-        if s.brightness.is_some() || DIMMER_MODELS.contains(&base.as_str()) {
+        if t.has_brightness || DIMMER_MODELS.contains(&base.as_str()) {
             return Kind::Dimmer;
         }
         if SWITCH_MODELS.contains(&base.as_str()) {
             return Kind::Switch;
         }
-        if ty.contains("PLUG") || s.relay_on.is_some() {
+        if ty.contains("PLUG") || t.has_relay {
             return Kind::Plug;
         }
         Kind::Unknown
     }
 
     /// The kind of a device known only by its UDP 20002 reply (`device_type`, model).
-    pub fn of_tdp(t: &TdpInfo) -> Kind {
-        let ty = t.device_type.to_ascii_uppercase();
-        let base = base_upper(&t.model);
+    pub fn of_tdp(device_type: &str, model: &str) -> Kind {
+        let ty = device_type.to_ascii_uppercase();
+        let base = base_upper(model);
         if ty.contains("CAMERA") || ty.contains("DOORBELL") {
             Kind::Camera
         } else if ty.contains("HUB") {
@@ -180,91 +200,86 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn sys(v: serde_json::Value) -> SysInfo {
-        let mut o = json!({"hw_ver":"1.0","sw_ver":"1.0.0","mac":"00:00:00:00:00:01",
-            "deviceId":"D","alias":"a"});
-        if let (Some(o), Some(v)) = (o.as_object_mut(), v.as_object()) {
-            o.extend(v.clone());
+    fn sys(model: &'static str, device_type: &'static str) -> Traits<'static> {
+        Traits {
+            model,
+            device_type: Some(device_type),
+            ..Traits::default()
         }
-        SysInfo::from_result(&o).expect("sysinfo")
     }
 
     #[test]
     fn families_from_sysinfo() {
-        let plug =
-            sys(json!({"model":"HS110(EU)","mic_type":"IOT.SMARTPLUGSWITCH","relay_state":1}));
-        assert_eq!(Kind::of_sysinfo(&plug), Kind::Plug);
-        let old = sys(json!({"model":"HS100(US)","type":"IOT.SMARTPLUGSWITCH","relay_state":0}));
-        assert_eq!(Kind::of_sysinfo(&old), Kind::Plug);
-        let switch =
-            sys(json!({"model":"HS200(US)","mic_type":"IOT.SMARTPLUGSWITCH","relay_state":0}));
-        assert_eq!(Kind::of_sysinfo(&switch), Kind::Switch);
-        let dimmer = sys(
-            json!({"model":"HS220(US)","mic_type":"IOT.SMARTPLUGSWITCH","relay_state":0,"brightness":25}),
+        let plug = Traits {
+            has_relay: true,
+            ..sys("HS110(EU)", "IOT.SMARTPLUGSWITCH")
+        };
+        assert_eq!(Kind::of_traits(plug), Kind::Plug);
+        let old = Traits {
+            device_type: None,
+            has_relay: true,
+            ..sys("HS100(US)", "")
+        };
+        assert_eq!(Kind::of_traits(old), Kind::Plug);
+        assert_eq!(
+            Kind::of_traits(sys("HS200(US)", "IOT.SMARTPLUGSWITCH")),
+            Kind::Switch
         );
-        assert_eq!(Kind::of_sysinfo(&dimmer), Kind::Dimmer);
-        let bulb =
-            sys(json!({"model":"KL130(EU)","mic_type":"IOT.SMARTBULB","light_state":{"on_off":1}}));
-        assert_eq!(Kind::of_sysinfo(&bulb), Kind::Bulb);
-        assert_eq!(bulb.kind().switching(), Switching::Bulb);
-        let strip = sys(
-            json!({"model":"KL430(US)","mic_type":"IOT.SMARTBULB","length":16,"light_state":{"on_off":1}}),
+        let dimmer = Traits {
+            has_brightness: true,
+            ..sys("XX220(US)", "IOT.SMARTPLUGSWITCH")
+        };
+        assert_eq!(Kind::of_traits(dimmer), Kind::Dimmer);
+        assert_eq!(
+            Kind::of_traits(sys("KS230(US)", "IOT.SMARTPLUGSWITCH")),
+            Kind::Dimmer
         );
-        assert_eq!(Kind::of_sysinfo(&strip), Kind::Lightstrip);
-        assert_eq!(strip.kind().switching(), Switching::Lightstrip);
-        // A bulb whose light_state is missing is still a bulb (its light state an error).
-        let bare = sys(json!({"model":"LB100(US)","mic_type":"IOT.SMARTBULB"}));
-        assert_eq!(Kind::of_sysinfo(&bare), Kind::Bulb);
-        let hs300 = sys(
-            json!({"model":"HS300(US)","mic_type":"IOT.SMARTPLUGSWITCH","children":[{"id":"00","state":1}]}),
+        let bulb = Traits {
+            has_light: true,
+            ..sys("KL130(EU)", "IOT.SMARTBULB")
+        };
+        assert_eq!(Kind::of_traits(bulb), Kind::Bulb);
+        assert_eq!(Kind::of_traits(bulb).switching(), Switching::Bulb);
+        let strip = Traits {
+            has_length: true,
+            ..bulb
+        };
+        assert_eq!(Kind::of_traits(strip), Kind::Lightstrip);
+        assert_eq!(Kind::of_traits(strip).switching(), Switching::Lightstrip);
+        // A bulb whose light_state is missing is still a bulb (by its type).
+        assert_eq!(
+            Kind::of_traits(sys("LB100(US)", "IOT.SMARTBULB")),
+            Kind::Bulb
         );
-        assert_eq!(Kind::of_sysinfo(&hs300), Kind::Strip);
-        let odd = sys(json!({"model":"XX1"}));
-        assert_eq!(Kind::of_sysinfo(&odd), Kind::Unknown);
-    }
-
-    fn tdp(ty: &str, model: &str) -> TdpInfo {
-        TdpInfo {
-            device_type: ty.into(),
-            model: model.into(),
-            ..TdpInfo::default()
-        }
+        assert_eq!(
+            Kind::of_traits(sys("KL420L5(US)", "IOT.SMARTBULB")),
+            Kind::Lightstrip
+        );
+        let hs300 = Traits {
+            has_children: true,
+            ..sys("HS300(US)", "IOT.SMARTPLUGSWITCH")
+        };
+        assert_eq!(Kind::of_traits(hs300), Kind::Strip);
+        assert_eq!(Kind::of_traits(Traits::default()), Kind::Unknown);
+        assert_eq!(Kind::of_traits(plug).switching(), Switching::Relay);
     }
 
     #[test]
     fn families_from_the_udp_20002_reply() {
-        assert_eq!(Kind::of_tdp(&tdp("SMART.IPCAMERA", "C210")), Kind::Camera);
-        assert_eq!(Kind::of_tdp(&tdp("SMART.TAPOHUB", "H200")), Kind::Hub);
-        assert_eq!(Kind::of_tdp(&tdp("SMART.KASAHUB", "KH100")), Kind::Hub);
+        assert_eq!(Kind::of_tdp("SMART.IPCAMERA", "C210"), Kind::Camera);
+        assert_eq!(Kind::of_tdp("SMART.TAPODOORBELL", "D230"), Kind::Camera);
+        assert_eq!(Kind::of_tdp("SMART.TAPOHUB", "H200"), Kind::Hub);
+        assert_eq!(Kind::of_tdp("SMART.KASAHUB", "KH100"), Kind::Hub);
+        assert_eq!(Kind::of_tdp("IOT.SMARTPLUGSWITCH", "HS100(UK)"), Kind::Plug);
         assert_eq!(
-            Kind::of_tdp(&tdp("IOT.SMARTPLUGSWITCH", "HS100(UK)")),
-            Kind::Plug
-        );
-        assert_eq!(
-            Kind::of_tdp(&tdp("IOT.SMARTPLUGSWITCH", "HS300(US)")),
+            Kind::of_tdp("IOT.SMARTPLUGSWITCH", "HS300(US)"),
             Kind::Strip
         );
-        assert_eq!(
-            Kind::of_tdp(&tdp("SMART.KASASWITCH", "KS225(US)")),
-            Kind::Dimmer
-        );
-        assert_eq!(
-            Kind::of_tdp(&tdp("SMART.KASASWITCH", "KS205(US)")),
-            Kind::Switch
-        );
-        assert_eq!(Kind::of_tdp(&tdp("SMART.TAPOBULB", "L530")), Kind::Bulb);
-        assert_eq!(
-            Kind::of_tdp(&tdp("SMART.TAPOBULB", "L900-5")),
-            Kind::Lightstrip
-        );
-        assert_eq!(
-            Kind::of_tdp(&tdp("SMART.TAPOROBOVAC", "RV30")),
-            Kind::Unknown
-        );
-        assert_eq!(
-            serde_json::to_value(Kind::Lightstrip).expect("json"),
-            json!("lightstrip")
-        );
+        assert_eq!(Kind::of_tdp("SMART.KASASWITCH", "KS225(US)"), Kind::Dimmer);
+        assert_eq!(Kind::of_tdp("SMART.KASASWITCH", "KS205(US)"), Kind::Switch);
+        assert_eq!(Kind::of_tdp("SMART.TAPOBULB", "L530"), Kind::Bulb);
+        assert_eq!(Kind::of_tdp("SMART.TAPOBULB", "L900-5"), Kind::Lightstrip);
+        assert_eq!(Kind::of_tdp("SMART.TAPOROBOVAC", "RV30"), Kind::Unknown);
         for k in Kind::ALL {
             assert_eq!(serde_json::to_value(k).expect("json"), json!(k.label()));
         }

@@ -354,9 +354,17 @@ impl SysInfo {
                 .is_some_and(|f| f.split(':').any(|x| x == "ENE"))
     }
 
-    /// What the device is ([`Kind::of_sysinfo`](super::kind::Kind::of_sysinfo)).
+    /// What the device is ([`Kind::of_traits`](super::kind::Kind::of_traits)).
     pub fn kind(&self) -> super::kind::Kind {
-        super::kind::Kind::of_sysinfo(self)
+        super::kind::Kind::of_traits(super::kind::Traits {
+            model: &self.model,
+            device_type: self.device_type.as_deref(),
+            has_children: !self.children.is_empty(),
+            has_light: self.light.is_some(),
+            has_length: self.strip_length.is_some(),
+            has_brightness: self.brightness.is_some(),
+            has_relay: self.relay_on.is_some(),
+        })
     }
 
     /// The module the device's meter answers at: `emeter`, or `smartlife.iot.common.emeter` for

@@ -73,7 +73,7 @@ impl TdpInfo {
 
     /// What the device is, by its `device_type` and model.
     pub fn kind(&self) -> super::kind::Kind {
-        super::kind::Kind::of_tdp(self)
+        super::kind::Kind::of_tdp(&self.device_type, &self.model)
     }
 
     /// The numeric part of `firmware_version` (`1.4.3` of `1.4.3 Build 241010 Rel.33858n`).

@@ -46,8 +46,9 @@ const DROP_ORDER: [Column; 12] = [
     Column::Amps,
     Column::Sw,
     Column::Volts,
-    Column::Model,
+    // The type goes before the model: the model names the family too.
     Column::Type,
+    Column::Model,
     Column::Relay,
 ];
 
