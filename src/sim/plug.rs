@@ -253,6 +253,12 @@ impl PlugShared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Now on the plug's clock (real time unless the fleet's clock rate says otherwise): what
+    /// every request is answered at.
+    pub fn now(&self) -> f64 {
+        self.id.clock(super::load::now_unix())
+    }
+
     pub fn is_hanging(&self) -> bool {
         self.hanging.load(Ordering::Relaxed) || self.id.has(FaultKind::Hang)
     }
