@@ -37,13 +37,16 @@ const PLUGS: usize = 5;
 /// A loopback block per test: 127.71.<block>.2 and up. The addresses are fixed because the
 /// simulator picks each plug's appliance from its address (checked by alias below); the port
 /// is picked free.
-async fn start_fleet(block: u8, fault: Option<FaultKind>, relay: bool) -> Fleet {
+async fn start_fleet(block: u8, faults: &[(usize, FaultKind)], relay: bool) -> Fleet {
     let base = Ipv4Addr::new(127, 71, block, 2);
     let mut last = None;
     for _ in 0..8 {
         let spec = FleetSpec {
             profiles: vec![PROFILE.into()],
-            faults: fault.map(|f| (base, f)).into_iter().collect(),
+            faults: faults
+                .iter()
+                .map(|&(i, f)| (Ipv4Addr::from(u32::from(base) + i as u32), f))
+                .collect(),
             clock_rate: RATE,
             ..FleetSpec::on_free_port(base, PLUGS)
         };
@@ -89,8 +92,9 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(block: u8, fault: Option<FaultKind>, relay: bool) -> Rig {
-        let fleet = start_fleet(block, fault, relay).await;
+    /// Plugs of `block` with `faults` (by index), every relay set to `relay`.
+    async fn start(block: u8, faults: &[(usize, FaultKind)], relay: bool) -> Rig {
+        let fleet = start_fleet(block, faults, relay).await;
         let real0 = Instant::now();
         let mut rig = Rig {
             app: App::new(settings(), real0),
@@ -278,7 +282,7 @@ fn findings(app: &App, key: &str) -> Vec<Finding> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tui_finds_a_stuck_meter_in_its_window() {
-    let mut rig = Rig::start(3, Some(FaultKind::StuckMeter), true).await;
+    let mut rig = Rig::start(3, &[(0, FaultKind::StuckMeter)], true).await;
     // An aquarium idles at 12 W (± its daily rhythm and wobble): above the rule's 5 W load
     // floor at every moment, so the stuck values are judged whenever the relay closed.
     assert!(rig.fleet.plugs()[0].alias.ends_with("aquarium"));
@@ -306,7 +310,7 @@ async fn the_tui_finds_a_stuck_meter_in_its_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tui_finds_a_phantom_load_in_its_window() {
-    let mut rig = Rig::start(23, Some(FaultKind::PhantomLoad), false).await;
+    let mut rig = Rig::start(23, &[(0, FaultKind::PhantomLoad)], false).await;
     let polls = rig.app.fleet.rules.phantom.polls;
     let f = rig.until_found(QuietRule::PhantomLoad, 3 * polls).await;
     assert_eq!(rig.rounds, polls, "{f:?}");
@@ -326,7 +330,7 @@ async fn the_tui_finds_a_phantom_load_in_its_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tui_finds_a_drifted_voltage_against_the_fleet() {
-    let mut rig = Rig::start(27, Some("voltage-drift:-8".parse().expect("fault")), true).await;
+    let mut rig = Rig::start(27, &[(0, "voltage-drift:-8".parse().expect("fault"))], true).await;
     let window_s = rig.app.fleet.rules.fleet_voltage.window_s;
     let f = rig.until_found(QuietRule::FleetVoltage, 20).await;
     // No history needed: found as soon as the others' voltages are in, within the rule's
@@ -351,7 +355,7 @@ async fn the_tui_finds_a_drifted_voltage_against_the_fleet() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tui_finds_a_lagging_counter_on_a_fast_clock() {
-    let mut rig = Rig::start(21, Some(FaultKind::CounterLag), true).await;
+    let mut rig = Rig::start(21, &[(0, FaultKind::CounterLag)], true).await;
     // A heater: about 700 W on average, ≥ 0.05 kWh in well under the window.
     assert!(rig.fleet.plugs()[0].alias.ends_with("heater"));
     let c = rig.app.fleet.rules.counter.clone();
@@ -386,7 +390,7 @@ async fn the_tui_finds_a_lagging_counter_on_a_fast_clock() {
 /// power and `total` agree on the plugs' clock, and the app's clock follows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_fleet_on_the_fast_clock_raises_nothing_for_an_hour() {
-    let mut rig = Rig::start(21, None, true).await;
+    let mut rig = Rig::start(21, &[], true).await;
     let hour = rig.app.fleet.rules.counter.max_window_s;
     let mut judged = 0;
     while rig.model_s() < hour {
@@ -397,6 +401,36 @@ async fn a_healthy_fleet_on_the_fast_clock_raises_nothing_for_an_hour() {
         }
         judged += 1;
         assert!(judged < 100_000, "bounded");
+    }
+    rig.fleet.shutdown().await;
+}
+
+/// Found in the demo: a plug whose readings glitch to 28 kW (or carry milliwatts in the watts
+/// field) had its energy counter blamed too — the bogus powers went into ∫P dt and the counter
+/// "rose 0.05 kWh while 1.9 kWh were drawn". A power judged bogus is no measurement: the quiet
+/// rules leave it out, and the loud finding (bogus) is the only one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bogus_powers_do_not_make_the_counter_look_lagging() {
+    let faults = [(0, FaultKind::Glitch28kw), (1, FaultKind::UnitScale)];
+    let mut rig = Rig::start(21, &faults, true).await;
+    // Past the counter rule's window, so it judges whatever it was given.
+    let until = 1.5 * rig.app.fleet.rules.counter.min_window_s;
+    let mut rounds = 0;
+    while rig.model_s() < until {
+        rig.round().await;
+        for (key, _) in &rig.keys {
+            let found = findings(&rig.app, key);
+            assert!(found.is_empty(), "{key}: {found:?}");
+        }
+        rounds += 1;
+        assert!(rounds < 100_000, "bounded");
+    }
+    // The faults did show, loudly.
+    let table = rig.screen();
+    for i in 0..2 {
+        let d = rig.app.fleet.get(&rig.keys[i].0).expect("device");
+        let m = d.meter.as_ref().expect("meter");
+        assert!(m.flagged() > 0, "plug {i} was flagged bogus:\n{table}");
     }
     rig.fleet.shutdown().await;
 }
