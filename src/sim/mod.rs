@@ -126,7 +126,7 @@
 //! | `never-back` | after a flash the plug never comes back |
 //! | `old-version` | after a flash the plug comes back with its old `sw_ver` |
 //! | `hang-after-flash` | after a flash the plug comes back, accepts connections, never replies |
-//! | `flaky` | goes offline for 4–8 s every 20–40 s (scaled), comes back unchanged |
+//! | `flaky` | goes offline for 4–8 s every 20–40 s (scaled), comes back unchanged (its outlets kept metering meanwhile) |
 //! | `stuck-meter` | power, voltage and current repeat the reading of the moment the relay last closed (the counter still counts) |
 //! | `counter-lag` | `total` grows at 30 % of the energy drawn |
 //! | `voltage-drift` / `voltage-drift:PCT` | the voltage reads 8 % (or PCT %, −50 to 50) off; current and power stay true |

@@ -282,13 +282,13 @@ impl PlugShared {
     /// Coming back after an outage.
     pub fn came_back(&self, cause: &Cause, now: f64) {
         let mut st = self.lock();
-        for o in &mut st.outlets {
-            // Nothing was drawn while the plug was down.
-            o.last_t = now;
-        }
         let reboot = !matches!(cause, Cause::Flaky);
         if reboot {
             for o in &mut st.outlets {
+                // Nothing was drawn while the plug was down (rebooting or flashing). A `flaky`
+                // outage is the network's: the outlets stayed on and kept metering, so the
+                // energy since going offline is counted at the next reading.
+                o.last_t = now;
                 o.total_wh = 0.0;
                 if o.relay_on {
                     o.on_since = now;
