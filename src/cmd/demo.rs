@@ -115,6 +115,7 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
         // Flash + reboot of a plug take seconds rather than a minute, so a firmware update can
         // be watched end to end in the demo.
         time_scale: crate::app::firmware::DEMO_TIME_SCALE,
+        clock_rate: 1.0,
         faults: vec![
             (at(1), FaultKind::Glitch28kw),
             (at(2), FaultKind::UnitScale),

@@ -589,7 +589,7 @@ async fn request(
             Dialect::Smart => json!({"error_code": -1003}),
         },
         Ok(req) => {
-            let now = now_unix();
+            let now = dev.plug.now();
             match dev.dialect {
                 Dialect::Iot => dev.plug.respond(&req, now),
                 Dialect::Smart => smart_reply(&dev.plug, &req, now),
@@ -756,7 +756,7 @@ async fn aes_passthrough(
                 .into_response();
         }
         dev.requests.fetch_add(1, Ordering::Relaxed);
-        smart_reply(&dev.plug, &inner_req, now_unix())
+        smart_reply(&dev.plug, &inner_req, dev.plug.now())
     } else if inner_req.get("method").and_then(Value::as_str) == Some("login_device") {
         let given = inner_req.get("params").cloned().unwrap_or(Value::Null);
         if given == dev.aes_login {

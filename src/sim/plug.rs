@@ -256,6 +256,12 @@ impl PlugShared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Now on the plug's clock (real time unless the fleet's clock rate says otherwise): what
+    /// every request is answered at.
+    pub fn now(&self) -> f64 {
+        self.id.clock(super::load::now_unix())
+    }
+
     pub fn is_hanging(&self) -> bool {
         self.hanging.load(Ordering::Relaxed) || self.id.has(FaultKind::Hang)
     }
@@ -279,13 +285,13 @@ impl PlugShared {
     /// Coming back after an outage.
     pub fn came_back(&self, cause: &Cause, now: f64) {
         let mut st = self.lock();
-        for o in &mut st.outlets {
-            // Nothing was drawn while the plug was down.
-            o.last_t = now;
-        }
         let reboot = !matches!(cause, Cause::Flaky);
         if reboot {
             for o in &mut st.outlets {
+                // Nothing was drawn while the plug was down (rebooting or flashing). A `flaky`
+                // outage is the network's: the outlets stayed on and kept metering, so the
+                // energy since going offline is counted at the next reading.
+                o.last_t = now;
                 o.total_wh = 0.0;
                 if o.relay_on {
                     o.on_since = now;
