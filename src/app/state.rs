@@ -62,12 +62,16 @@ pub enum Column {
     Health,
     Alias,
     Ip,
+    /// What the device is (plug, strip, switch, dimmer, bulb, lightstrip, camera, hub).
+    Type,
     Model,
     Hw,
     Sw,
     /// Hardware and firmware ids (`hwId`/`fwId`, their first hex digits): wide screens only.
     Ids,
     Relay,
+    /// A dimmer's or light's brightness: shown only when a device has one.
+    Bright,
     Watts,
     /// The row's recent power as a sparkline (btop-style): wide screens only.
     Trend,
@@ -80,16 +84,18 @@ pub enum Column {
 }
 
 impl Column {
-    pub const ALL: [Column; 17] = [
+    pub const ALL: [Column; 19] = [
         Column::Mark,
         Column::Health,
         Column::Alias,
         Column::Ip,
+        Column::Type,
         Column::Model,
         Column::Hw,
         Column::Sw,
         Column::Ids,
         Column::Relay,
+        Column::Bright,
         Column::Watts,
         Column::Trend,
         Column::Volts,
@@ -106,11 +112,13 @@ impl Column {
             Column::Health => "Health",
             Column::Alias => "Alias",
             Column::Ip => "IP",
+            Column::Type => "Type",
             Column::Model => "Model",
             Column::Hw => "HW",
             Column::Sw => "SW",
             Column::Ids => "HW id/FW id",
             Column::Relay => "Relay",
+            Column::Bright => "Bright",
             Column::Watts => "W",
             Column::Trend => "Power trend",
             Column::Volts => "V",
@@ -129,11 +137,13 @@ impl Column {
             Column::Health => "health",
             Column::Alias => "alias",
             Column::Ip => "IP",
+            Column::Type => "type",
             Column::Model => "model",
             Column::Hw => "hardware version",
             Column::Sw => "software version",
             Column::Ids => "hardware/firmware id",
             Column::Relay => "relay",
+            Column::Bright => "brightness",
             Column::Watts => "power",
             Column::Trend => "power trend",
             Column::Volts => "voltage",
