@@ -225,6 +225,13 @@ async fn human_output_has_a_plan_and_a_summary() {
         stdout.contains("1 of 1 plug(s) updated and verified."),
         "{stdout}"
     );
+    // Piped: the per-plug progress bars (indicatif) draw nothing, on either stream.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for text in [&stdout, &stderr] {
+        for sign in ["\r", "\u{1b}[", "█", "waiting ·"] {
+            assert!(!text.contains(sign), "{sign:?} in piped output:\n{text}");
+        }
+    }
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }

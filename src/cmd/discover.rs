@@ -64,6 +64,23 @@ pub fn run(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
 
 async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> {
     let swept = !cfg.sweeps.is_empty();
+    // Progress on stderr when it is a terminal (hidden when piped): the sweep's addresses as
+    // they are settled, else a spinner while the broadcast replies come in.
+    let progress = if swept {
+        crate::cmd::progress::sweep_bar(cfg.sweep_size())
+    } else {
+        crate::cmd::progress::spinner("listening for replies · 0 found")
+    };
+    if swept {
+        // The sweep's count moves between replies too; the ticker stops with the bar.
+        let (bar, done) = (progress.clone(), cfg.sweep_progress.clone());
+        tokio::spawn(async move {
+            while !bar.is_finished() {
+                bar.set_position(done.done());
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+    }
     let hosts = cfg.hosts.clone();
     let port = cfg.port;
     let (tx, mut rx) = mpsc::channel::<DiscoveryEvent>(1024);
@@ -121,19 +138,28 @@ async fn discover(cfg: DiscoveryConfig, json: bool) -> anyhow::Result<ExitCode> 
             })
             .collect();
         changed.sort_by_key(|(d, _)| d.first_seen);
-        for (d, added) in changed {
-            if json {
-                writeln!(out, "{}", device_json(d, fleet.started))?;
-            } else if added {
-                if !header_done {
-                    writeln!(out, "{}", table_header())?;
-                    header_done = true;
+        let found_n = fleet.len();
+        progress.suspend(|| -> std::io::Result<()> {
+            for (d, added) in changed {
+                if json {
+                    writeln!(out, "{}", device_json(d, fleet.started))?;
+                } else if added {
+                    if !header_done {
+                        writeln!(out, "{}", table_header())?;
+                        header_done = true;
+                    }
+                    writeln!(out, "{}", table_row(d))?;
                 }
-                writeln!(out, "{}", table_row(d))?;
             }
+            out.flush()
+        })?;
+        if swept {
+            progress.set_message(format!("{found_n} found"));
+        } else {
+            progress.set_message(format!("listening for replies · {found_n} found"));
         }
-        out.flush()?;
     }
+    progress.finish_and_clear();
     task.await??;
     // Every named host gets an answer: its device, the same device as another address, or
     // why it gave none.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod discover;
 pub mod man;
+pub mod progress;
 pub mod sim;
 pub mod status;
 pub mod table;

@@ -347,25 +347,36 @@ async fn run_async(
     let batch = tokio::spawn(runner::run_batch(entries.clone(), cfg, tx, handle.clone()));
     let mut drain = Drain::default();
     let mut beat = tokio::time::interval(Duration::from_secs(1));
+    // One progress bar per plug on a terminal's stderr (hidden when piped); every line printed
+    // meanwhile goes out with the bars out of the way.
+    let bars = crate::cmd::progress::PlugBars::new(
+        &entries
+            .iter()
+            .filter(|e| e.will_update(args.net.force))
+            .map(|e| (e.plug.ip, e.plug.alias.clone()))
+            .collect::<Vec<_>>(),
+    );
     loop {
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some(ev) => {
                     watch.observe(&ev, Instant::now());
-                    out.event(&ev);
+                    bars.suspend(|| out.event(&ev));
+                    bars.event(&ev);
                 }
                 None => break,
             },
             sig = signals.recv() => match drain.on_exit_request() {
                 DrainStep::Cancel => {
-                    out.note(&cancel_note(sig, &watch.in_flight()));
+                    bars.suspend(|| out.note(&cancel_note(sig, &watch.in_flight())));
                     handle.cancel_all();
                 }
                 DrainStep::KeepWaiting { left } => {
-                    out.note(&waiting_note(sig, &watch.in_flight(), left));
+                    bars.suspend(|| out.note(&waiting_note(sig, &watch.in_flight(), left)));
                 }
                 DrainStep::Abandon => {
                     let left = watch.in_flight();
+                    bars.clear();
                     out.note(&abandon_note(sig, &left));
                     return Ok(ExitCode::from(if left.is_empty() {
                         EXIT_INTERRUPTED
@@ -375,13 +386,16 @@ async fn run_async(
                 }
             },
             _ = beat.tick(), if watch.heartbeat => {
-                for line in watch.due(Instant::now()) {
-                    out.note(&line);
+                for (ip, line) in watch.due(Instant::now()) {
+                    // The plug's bar says it too, and keeps moving while the plug is away.
+                    bars.beat(ip, &line);
+                    bars.suspend(|| out.note(&line));
                 }
             }
         }
     }
     let report = batch.await??;
+    bars.clear();
     out.finals(&report, &entries, &unreachable, args.net.force);
     if drain.interrupted() {
         out.note(&format!(
@@ -534,7 +548,7 @@ impl Watch {
 
     /// Heartbeat lines due at `now` (none when stderr is not a terminal): every [`HEARTBEAT`]
     /// for each plug that is flashing, rebooting or being waited for.
-    pub fn due(&mut self, now: Instant) -> Vec<String> {
+    pub fn due(&mut self, now: Instant) -> Vec<(IpAddr, String)> {
         if !self.heartbeat {
             return Vec::new();
         }
@@ -553,11 +567,9 @@ impl Watch {
                 } else {
                     f.bound
                 };
-                lines.push(heartbeat_line(
+                lines.push((
                     *ip,
-                    f.stage,
-                    now.saturating_duration_since(f.since),
-                    bound,
+                    heartbeat_line(*ip, f.stage, now.saturating_duration_since(f.since), bound),
                 ));
             }
         }
@@ -932,7 +944,7 @@ mod tests {
         assert!(w.due(t0 + Duration::from_secs(14)).is_empty());
         assert_eq!(
             w.due(t0 + Duration::from_secs(15)),
-            vec!["127.0.0.5: flashing, 15 s of ≤ 420 s"]
+            vec![(ip(5), "127.0.0.5: flashing, 15 s of ≤ 420 s".to_owned())]
         );
         assert!(
             w.due(t0 + Duration::from_secs(16)).is_empty(),
@@ -944,7 +956,7 @@ mod tests {
         );
         assert_eq!(
             w.due(t0 + Duration::from_secs(61)),
-            vec!["127.0.0.5: rebooting, 61 s of ≤ 420 s"],
+            vec![(ip(5), "127.0.0.5: rebooting, 61 s of ≤ 420 s".to_owned())],
             "one line, not one per missed beat"
         );
         w.observe(
@@ -953,7 +965,7 @@ mod tests {
         );
         assert_eq!(
             w.due(t0 + Duration::from_secs(121)),
-            vec!["127.0.0.5: verifying, 121 s of ≤ 420 s"]
+            vec![(ip(5), "127.0.0.5: verifying, 121 s of ≤ 420 s".to_owned())]
         );
         w.observe(
             &moved(ip(5), Stage::Verifying, Stage::Done, None),

@@ -41,6 +41,45 @@ pub struct DiscoveryConfig {
     pub concurrency: usize,
     /// TCP connect timeout of the sweep and of the host fallback.
     pub connect_timeout: Duration,
+    /// Counts the sweep's addresses as each is settled, for a progress bar (`discover`).
+    pub sweep_progress: SweepProgress,
+}
+
+/// A shared count of the sweep addresses settled (answered, refused or timed out) in this run,
+/// read by whoever shows progress. Not part of what a configuration *is*: any two compare equal.
+#[derive(Debug, Clone, Default)]
+pub struct SweepProgress(pub std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl PartialEq for SweepProgress {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl SweepProgress {
+    /// Addresses settled so far.
+    pub fn done(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn tick(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl DiscoveryConfig {
+    /// Addresses the sweep probes in one pass (overlapping ranges counted once).
+    pub fn sweep_size(&self) -> u64 {
+        ipnet::Ipv4Net::aggregate(&self.sweeps)
+            .iter()
+            .map(|n| n.hosts().count() as u64)
+            .sum()
+    }
+
+    /// The sweep settled one more address.
+    pub(crate) fn sweep_tick(&self) {
+        self.sweep_progress.tick();
+    }
 }
 
 impl Default for DiscoveryConfig {
@@ -57,6 +96,7 @@ impl Default for DiscoveryConfig {
             rounds: DEFAULT_ROUNDS,
             concurrency: DEFAULT_CONCURRENCY,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            sweep_progress: SweepProgress::default(),
         }
     }
 }

@@ -475,6 +475,7 @@ where
             let p = pass.clone();
             set.spawn(async move {
                 p.tcp_probe(ip, FoundBy::Sweep).await;
+                p.run.cfg.sweep_tick();
                 drop(permit);
             });
             while set.try_join_next().is_some() {}
