@@ -334,3 +334,35 @@ async fn t_switches_a_simulated_bulb_and_light_strip_through_their_light_service
     };
     r.expect("the app ran");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulbs_meter_is_read_in_the_one_combined_poll_request() {
+    use plugfleet::net::poller::{DEFAULT_STRIP_GAP, poll_link};
+    use plugfleet::net::pool::{Link, PoolStats};
+    let fleet = fleet(&["kl130-eu-hw1"], |_| None).await;
+    switch(&fleet, 0, Switching::Bulb, true).await;
+    let p = &fleet.plugs()[0];
+    let addr = std::net::SocketAddr::new(IpAddr::V4(p.ip), fleet.port());
+    let cfg = ClientConfig::with_timeout(fleet.port(), Duration::from_secs(2));
+    let stats = Arc::new(PoolStats::default());
+    let mut link = Link::default();
+    let before = p.stats().requests;
+    // First poll: the plug request finds a bulb (its `emeter` answers -2001), so the bulb's meter
+    // is asked once on its own.
+    let first = poll_link(&mut link, addr, &cfg, DEFAULT_STRIP_GAP, &stats)
+        .await
+        .expect("polled");
+    let rt = first.realtime.expect("a bulb has a meter").expect("read");
+    assert!(rt.power_w.is_some_and(|w| w > 1.0), "{rt:?}");
+    assert_eq!(p.stats().requests - before, 2);
+    // From then on, one request per poll: sysinfo and smartlife.iot.common.emeter together.
+    for _ in 0..3 {
+        let before = p.stats().requests;
+        let again = poll_link(&mut link, addr, &cfg, DEFAULT_STRIP_GAP, &stats)
+            .await
+            .expect("polled");
+        assert!(again.realtime.is_some_and(|r| r.is_ok()));
+        assert_eq!(p.stats().requests - before, 1, "one combined request");
+    }
+    fleet.shutdown().await;
+}

@@ -837,7 +837,8 @@ fn record_poll(
         && apply(
             d.meter.get_or_insert_with(Meter::default),
             rt,
-            p.sysinfo.relay_on,
+            // A light's on/off stands in for the relay (the quiet rules ask it).
+            p.sysinfo.is_on(),
         )
     {
         out.read.push(None);
