@@ -183,7 +183,7 @@ impl DeviceMetrics {
             last_seen_unix: Some(unix_now()),
             rssi: info.rssi,
             relay_on: if info.children.is_empty() {
-                info.relay_on
+                info.is_on()
             } else {
                 None
             },
