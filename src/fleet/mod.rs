@@ -2,6 +2,7 @@
 //! meters ([`meter`]) and the judgement of every reading ([`plausibility`], [`judge`]);
 //! readings history and ratings.
 
+pub mod energy;
 pub mod history;
 pub mod identity;
 pub mod judge;
