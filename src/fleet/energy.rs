@@ -130,6 +130,8 @@ pub struct EnergyHistory {
     pub day_months: BTreeSet<(i32, u32)>,
     /// When this month's days were last fetched.
     pub fetched: Option<Instant>,
+    /// When a fetch was last asked for (a strip's on the device, not the outlets).
+    pub requested: Option<Instant>,
     /// Today's figure at the last fetch, for the live bar.
     pub today: Option<TodayBase>,
     /// Why the last fetch failed, if it did.

@@ -12,5 +12,6 @@ pub mod plausibility;
 pub mod quiet;
 pub mod ratings;
 pub mod reading;
+pub mod stats;
 pub mod verdict;
 pub mod watch;
