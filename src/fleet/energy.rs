@@ -226,16 +226,17 @@ pub fn judge_day(limits: &Limits, kwh_day: f64, month_days: &[f64]) -> Vec<Reaso
     out
 }
 
-/// The findings on one month: its figure against the rating over its days, and against the
-/// sum of its days when they were fetched (`days`).
+/// The findings on one month: its figure against the rating over its days (the days so far
+/// when `so_far` is the day of the month it was read on), and against the sum of its days when
+/// they were fetched (`days`).
 pub fn judge_month(
     limits: &Limits,
-    year: i32,
-    month: u32,
+    (year, month, so_far): (i32, u32, Option<u32>),
     kwh_month: f64,
     days: Option<&[f64]>,
 ) -> Vec<Reason> {
-    let hours = f64::from(days_in_month(year, month)) * 24.0;
+    let n = days_in_month(year, month);
+    let hours = f64::from(so_far.map_or(n, |d| d.clamp(1, n.max(1)))) * 24.0;
     let mut out: Vec<Reason> = check_energy(limits, kwh_month, hours).into_iter().collect();
     if let Some(days) = days
         && kwh_month.is_finite()
@@ -341,12 +342,17 @@ impl EnergyHistory {
                     .day_months
                     .contains(&(*y, *m))
                     .then(|| self.month_days(*y, *m));
+                // This month is judged over the days it has had so far.
+                let so_far = self
+                    .today
+                    .filter(|b| (b.date.year, b.date.month) == (*y, *m))
+                    .map(|b| b.date.day);
                 Entry::new(
                     *y,
                     *m,
                     None,
                     *v,
-                    judge_month(limits, *y, *m, *v, days.as_deref()),
+                    judge_month(limits, (*y, *m, so_far), *v, days.as_deref()),
                 )
             })
             .collect()
@@ -436,15 +442,6 @@ impl EnergyHistory {
             .into_iter()
             .map(|e| ((e.year, e.month), e.verdict))
             .collect();
-        // A month is as bad as its worst day too: the glitch shows in both charts.
-        let worst_day: BTreeMap<(i32, u32), Verdict> = self
-            .judged_days(limits, None)
-            .into_iter()
-            .fold(BTreeMap::new(), |mut acc, e| {
-                let v = acc.entry((e.year, e.month)).or_insert(Verdict::Ok);
-                *v = (*v).max(e.verdict);
-                acc
-            });
         let mut ym = (today.year, today.month);
         let mut out = Vec::with_capacity(CHART_MONTHS);
         for _ in 0..CHART_MONTHS {
@@ -454,11 +451,7 @@ impl EnergyHistory {
             {
                 v = v.max(live);
             }
-            let verdict = judged
-                .get(&ym)
-                .copied()
-                .unwrap_or(Verdict::Ok)
-                .max(worst_day.get(&ym).copied().unwrap_or(Verdict::Ok));
+            let verdict = judged.get(&ym).copied().unwrap_or(Verdict::Ok);
             out.push((ym, v, verdict));
             ym = Date::month_before(ym.0, ym.1);
         }
@@ -539,16 +532,22 @@ mod tests {
         assert_eq!(r.len(), 1, "not finite, and no glitch rule on NaN");
         assert_eq!(r[0].rule, Rule::NotFinite);
         // A 30-day month: 1800 W × 720 h = 1296 kWh; February 2026 has 28 days (1209.6 kWh).
-        assert!(judge_month(&us, 2026, 11, 1296.0, None).is_empty());
+        assert!(judge_month(&us, (2026, 11, None), 1296.0, None).is_empty());
         assert_eq!(
-            judge_month(&us, 2026, 11, 1296.02, None)[0].rule,
+            judge_month(&us, (2026, 11, None), 1296.02, None)[0].rule,
             Rule::EnergyAboveRating
         );
         assert_eq!(
-            judge_month(&us, 2026, 2, 1296.0, None)[0].rule,
+            judge_month(&us, (2026, 2, None), 1296.0, None)[0].rule,
             Rule::EnergyAboveRating
         );
-        assert!(judge_month(&us, 2026, 2, 1209.6, None).is_empty());
+        assert!(judge_month(&us, (2026, 2, None), 1209.6, None).is_empty());
+        // This month so far: 3 days of 1800 W are 129.6 kWh.
+        assert!(judge_month(&us, (2026, 12, Some(3)), 129.6, None).is_empty());
+        assert_eq!(
+            judge_month(&us, (2026, 12, Some(3)), 129.62, None)[0].rule,
+            Rule::EnergyAboveRating
+        );
     }
 
     #[test]
@@ -556,9 +555,9 @@ mod tests {
         let us = limits_for("HS110(US)");
         let days = [1.0, 1.0, 1.0];
         // Slack: 0.01 + 3 × 0.001 = 0.013 kWh.
-        assert!(judge_month(&us, 2026, 11, 3.013, Some(&days)).is_empty());
-        assert!(judge_month(&us, 2026, 11, 2.987, Some(&days)).is_empty());
-        let r = judge_month(&us, 2026, 11, 3.014, Some(&days));
+        assert!(judge_month(&us, (2026, 11, None), 3.013, Some(&days)).is_empty());
+        assert!(judge_month(&us, (2026, 11, None), 2.987, Some(&days)).is_empty());
+        let r = judge_month(&us, (2026, 11, None), 3.014, Some(&days));
         assert_eq!(
             (r[0].rule, r[0].severity),
             (Rule::DaysNotMonth, Verdict::Suspect)
@@ -568,11 +567,11 @@ mod tests {
             "the days add up to 3.000 kWh, the month says 3.014 kWh"
         );
         assert_eq!(
-            judge_month(&us, 2026, 11, 2.986, Some(&days))[0].rule,
+            judge_month(&us, (2026, 11, None), 2.986, Some(&days))[0].rule,
             Rule::DaysNotMonth
         );
         // Without the month's days there is nothing to add up.
-        assert!(judge_month(&us, 2026, 11, 9.0, None).is_empty());
+        assert!(judge_month(&us, (2026, 11, None), 9.0, None).is_empty());
     }
 
     #[test]
