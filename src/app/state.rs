@@ -19,6 +19,8 @@ pub enum ActionKind {
     RelayOn,
     RelayOff,
     Reboot,
+    /// `emeter.erase_emeter_stat`: the plug's (outlet's) day and month statistics.
+    EraseStats,
 }
 
 impl ActionKind {
@@ -27,6 +29,7 @@ impl ActionKind {
             ActionKind::RelayOn => "turn on",
             ActionKind::RelayOff => "turn off",
             ActionKind::Reboot => "reboot",
+            ActionKind::EraseStats => "erase energy statistics",
         }
     }
 }

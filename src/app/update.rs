@@ -13,6 +13,7 @@ use crate::firmware::job::Stage;
 use crate::firmware::runner::{JobEvent, PlugResult};
 
 use actions::{ask_reboot, describe, perform, toggle_relay};
+pub use energy::today_at;
 use firmware::{picker_action, start_firmware};
 use fleet::{on_polled, on_sighting};
 use recording::{on_recording, on_tick, start_recording, toggle_recording};
@@ -67,7 +68,15 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             }
             Vec::new()
         }
-        Event::Polled(r) => on_polled(app, *r, now),
+        Event::Polled(r) => {
+            let mut cmds = on_polled(app, *r, now);
+            cmds.extend(energy::fetch_due(app, now));
+            cmds
+        }
+        Event::History(r) => {
+            energy::on_history(app, *r, now);
+            Vec::new()
+        }
         Event::ActionFinished {
             key,
             child,
@@ -83,6 +92,9 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
                 .unwrap_or_else(|| key.clone());
             match result {
                 Ok(()) => {
+                    if kind == super::state::ActionKind::EraseStats {
+                        app.fleet.history_erased(&key, child.as_deref());
+                    }
                     app.set_status(format!("{}: {} done", name, kind.label()), now);
                     vec![Command::PollNow(vec![key])]
                 }
@@ -345,6 +357,7 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
         }
         Action::ToggleRelay => return toggle_relay(app, now),
         Action::Reboot => ask_reboot(app, now),
+        Action::EraseStats => energy::ask_erase(app, now),
         Action::Refresh => {
             let keys: BTreeSet<String> = app.view.marked.iter().map(|r| r.key.clone()).collect();
             let msg = if keys.is_empty() {
@@ -489,6 +502,7 @@ fn move_selection(app: &mut App, delta: isize) {
 }
 
 mod actions;
+mod energy;
 mod firmware;
 mod fleet;
 mod recording;

@@ -136,6 +136,8 @@ pub struct EnergyHistory {
     pub today: Option<TodayBase>,
     /// Why the last fetch failed, if it did.
     pub error: Option<String>,
+    /// The day the month lists were fetched on: that month is judged over its days so far.
+    pub months_as_of: Option<Date>,
 }
 
 /// One judged day or month.
@@ -344,9 +346,10 @@ impl EnergyHistory {
                     .then(|| self.month_days(*y, *m));
                 // This month is judged over the days it has had so far.
                 let so_far = self
-                    .today
-                    .filter(|b| (b.date.year, b.date.month) == (*y, *m))
-                    .map(|b| b.date.day);
+                    .months_as_of
+                    .or(self.today.map(|b| b.date))
+                    .filter(|d| (d.year, d.month) == (*y, *m))
+                    .map(|d| d.day);
                 Entry::new(
                     *y,
                     *m,

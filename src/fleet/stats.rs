@@ -22,6 +22,9 @@ pub const REFETCH: Duration = Duration::from_secs(3600);
 /// … except after a counter reset, when this much after the last fetch is enough.
 pub const AFTER_RESET: Duration = Duration::from_secs(60);
 
+/// Fetched lists as the model takes them: by period, the entries or why not (as text).
+pub type Lists<P> = Vec<(P, Result<Vec<EnergyStat>, String>)>;
+
 /// A device due a history fetch: its meters (`None` = the plug's own, `Some(id)` = outlets, in
 /// order) and the periods to ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,8 +132,8 @@ impl Fleet {
         key: &str,
         addr: SocketAddr,
         child: Option<&str>,
-        days: Vec<((i32, u32), Result<Vec<EnergyStat>, String>)>,
-        months: Vec<(i32, Result<Vec<EnergyStat>, String>)>,
+        days: Lists<(i32, u32)>,
+        months: Lists<i32>,
         today: Date,
         now: Instant,
     ) {
@@ -170,6 +173,7 @@ impl Fleet {
             match r {
                 Ok(list) => {
                     h.set_months(y, &list);
+                    h.months_as_of = Some(today);
                     any = true;
                 }
                 Err(e) => error = error.or(Some(e)),
@@ -346,8 +350,7 @@ mod tests {
 
         // What the fetch brought, judged in rows; today's figure grows with the live total.
         let addr = due[0].addr;
-        let mut list: Vec<EnergyStat> = Vec::new();
-        list.push(day(2026, 12, 1, 0.5));
+        let list = vec![day(2026, 12, 1, 0.5)];
         f.apply_history(
             "E1",
             addr,
