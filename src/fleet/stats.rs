@@ -207,6 +207,31 @@ impl Fleet {
     }
 }
 
+/// The flagged days and months of one meter's history as `--record` findings (JSON lines):
+/// `{"rule", "text", "evidence": {"kind": "energy-history", "period", "kwh", "verdict",
+/// "reasons"}}`, one per flagged entry, the rule of its worst reason.
+pub fn findings_json(h: &EnergyHistory, limits: &Limits) -> Vec<serde_json::Value> {
+    h.judged_days(limits, None)
+        .into_iter()
+        .chain(h.judged_months(limits, None))
+        .filter(|e| e.verdict > Verdict::Ok)
+        .map(|e| {
+            let worst = e.reasons.iter().max_by_key(|r| r.severity);
+            serde_json::json!({
+                "rule": worst.map(|r| r.rule.name()).unwrap_or_default(),
+                "text": format!("energy history {}: {}", e.label(), e.texts().join("; ")),
+                "evidence": {
+                    "kind": "energy-history",
+                    "period": e.label(),
+                    "kwh": e.kwh,
+                    "verdict": e.verdict,
+                    "reasons": e.texts(),
+                },
+            })
+        })
+        .collect()
+}
+
 /// One day or month of one meter's history, as `plugfleet history` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryRow {

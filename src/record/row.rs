@@ -38,7 +38,9 @@ pub struct ReadingRecord {
     pub verdict: Verdict,
     pub reasons: Vec<String>,
     /// The quiet findings among the reasons (issue 15) with their evidence, as JSON
-    /// (`{"rule", "text", "evidence": {"kind", …}, "from_ms", "to_ms"}`); JSON lines only.
+    /// (`{"rule", "text", "evidence": {"kind", …}, "from_ms", "to_ms"}`), and the flagged days
+    /// and months of the meter's energy history (`"kind": "energy-history"`, issue 16); JSON
+    /// lines only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<serde_json::Value>,
     /// The unit scheme of the reply: `base` (W/V/A/kWh floats), `milli` (mW/mV/mA/Wh) or
@@ -147,6 +149,14 @@ fn row(
     let mut r =
         ReadingRecord::with_verdict(unix_ms, d.addr.ip(), info, outlet, rt, verdict, reasons);
     r.findings = crate::fleet::watch::findings_json(quiet);
+    // The flagged days and months of this meter's energy history (issue 16).
+    if let (Some(h), Some(limits)) = (
+        crate::fleet::stats::history_of(d, outlet.map(|c| c.id.as_str())),
+        d.limits.as_ref(),
+    ) {
+        r.findings
+            .extend(crate::fleet::stats::findings_json(h, limits));
+    }
     r.name = d.local_name.clone();
     Some(r)
 }

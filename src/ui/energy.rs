@@ -39,11 +39,13 @@ fn of<'a>(r: &RowRef<'a>) -> Option<(&'a EnergyHistory, Limits, Option<f64>)> {
 
 /// How many rows the section would like in an area of `height` rows.
 pub fn wanted(r: &RowRef<'_>, height: u16) -> u16 {
-    if of(r).is_none() {
+    let Some((h, limits, _)) = of(r) else {
         return 0;
-    }
+    };
+    // A line per flagged day or month under the charts (up to 3; the rest wrap or are cut).
+    let flagged = h.summary(&limits).1.clamp(1, 3) as u16;
     match height {
-        h if h >= 2 * CHART_ROWS + 6 => 2 * CHART_ROWS + 4,
+        h if h >= 2 * CHART_ROWS + 5 + flagged => 2 * CHART_ROWS + 3 + flagged,
         h if h >= CHART_ROWS + 4 => CHART_ROWS + 2,
         h if h >= 2 => 1,
         _ => 0,
