@@ -274,7 +274,7 @@ pub const KEYMAP: &[Binding] = &[
         T,
         &[k('e')],
         Action::EraseStats,
-        "detail pane: erase the plug's (outlet's) energy history (asks first, shows what is lost)",
+        "erase the plug's energy history (detail pane; asks, shows what is lost)",
     ),
     b(
         T,

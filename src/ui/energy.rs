@@ -42,6 +42,10 @@ pub fn wanted(r: &RowRef<'_>, height: u16) -> u16 {
     let Some((h, limits, _)) = of(r) else {
         return 0;
     };
+    // Nothing read yet: no room taken; a failed read takes its one line.
+    if h.is_empty() {
+        return u16::from(h.error.is_some() && height >= 1);
+    }
     // A line per flagged day or month under the charts (up to 3; the rest wrap or are cut).
     let flagged = h.summary(&limits).1.clamp(1, 3) as u16;
     match height {
@@ -131,10 +135,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, r: &RowRef<'_>, theme: &
         .unwrap_or(Verdict::Ok);
     let mut head = vec![Span::styled(" energy history ", theme.dim())];
     if h.is_empty() {
-        let why = match (&h.error, h.requested) {
-            (Some(e), _) => format!("not read: {}", super::clean(e, 60)),
-            (None, Some(_)) => "being read…".into(),
-            (None, None) => "not read yet".into(),
+        let why = match &h.error {
+            Some(e) => format!("not read: {}", super::clean(e, 60)),
+            None => "not read yet".into(),
         };
         head.push(Span::raw(why));
         frame.render_widget(Line::from(head), area);
