@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 const PATIENCE: Duration = Duration::from_secs(30);
-const WIDTH: u16 = 160;
+const WIDTH: u16 = 200;
 const HEIGHT: u16 = 50;
 
 /// One metered plug with the `history-glitch` fault, on 127.68.<block>.2.
@@ -237,6 +237,22 @@ async fn the_glitching_plugs_poisoned_day_is_flagged_in_the_chart_and_erased_onl
             .unwrap_or_else(|| panic!("a flagged day line:\n{s}"));
         assert!(flagged.contains("600."), "{flagged}");
         assert!(s.contains("12 months from"), "{s}");
+        // A wide table shows kWh today / this month, flagged by the history's verdict.
+        let row = s
+            .lines()
+            .find(|l| l.contains("127.68.1.2") && !l.contains("address"))
+            .expect("the plug's row");
+        assert!(s.contains("kWh day/month"), "{s}");
+        let cell = row
+            .split_whitespace()
+            .find(|w| w.contains('/') && w.contains(bogus))
+            .unwrap_or_else(|| panic!("a flagged today/month cell in {row}"));
+        let month: f64 = cell
+            .split('/')
+            .nth(1)
+            .and_then(|m| m.trim_end_matches(bogus).parse().ok())
+            .expect("the month's kWh");
+        assert!(month >= 600.0, "{cell}");
 
         // `e` asks and says what will be lost; `n` leaves the history alone.
         d.key(KeyCode::Char('e'));

@@ -73,13 +73,15 @@ pub enum Column {
     Volts,
     Amps,
     Kwh,
+    /// kWh today / this month from the energy history (wide screens only).
+    Energy,
     Rssi,
     Seen,
     Found,
 }
 
 impl Column {
-    pub const ALL: [Column; 15] = [
+    pub const ALL: [Column; 16] = [
         Column::Mark,
         Column::Health,
         Column::Alias,
@@ -92,6 +94,7 @@ impl Column {
         Column::Volts,
         Column::Amps,
         Column::Kwh,
+        Column::Energy,
         Column::Rssi,
         Column::Seen,
         Column::Found,
@@ -111,6 +114,7 @@ impl Column {
             Column::Volts => "V",
             Column::Amps => "A",
             Column::Kwh => "kWh",
+            Column::Energy => "kWh day/month",
             Column::Rssi => "RSSI",
             Column::Seen => "Seen",
             Column::Found => "Found by",
@@ -132,6 +136,7 @@ impl Column {
             Column::Volts => "voltage",
             Column::Amps => "current",
             Column::Kwh => "energy",
+            Column::Energy => "energy today",
             Column::Rssi => "RSSI",
             Column::Seen => "last seen",
             Column::Found => "found by",

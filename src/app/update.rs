@@ -13,7 +13,6 @@ use crate::firmware::job::Stage;
 use crate::firmware::runner::{JobEvent, PlugResult};
 
 use actions::{ask_reboot, describe, perform, toggle_relay};
-pub use energy::today_at;
 use firmware::{picker_action, start_firmware};
 use fleet::{on_polled, on_sighting};
 use recording::{on_recording, on_tick, start_recording, toggle_recording};

@@ -80,6 +80,41 @@ pub fn live_total(d: &Device, child: Option<&str>) -> Option<f64> {
     m?.values()?.total_kwh
 }
 
+/// "kWh today / this month" of one row (a plug, an outlet, or a strip as the sum of its
+/// outlets), with the worst verdict of that history; `None` before anything was read.
+pub fn today_and_month(
+    d: &Device,
+    child: Option<&str>,
+    today: Date,
+) -> Option<(f64, f64, Verdict)> {
+    let limits = d
+        .limits
+        .clone()
+        .unwrap_or_else(|| crate::fleet::ratings::limits_for(d.model()));
+    let meters: Vec<Option<String>> = match child {
+        Some(id) => vec![Some(id.to_owned())],
+        None => metered(d),
+    };
+    let mut out: Option<(f64, f64, Verdict)> = None;
+    for m in meters {
+        let Some(h) = history_of(d, m.as_deref()) else {
+            continue;
+        };
+        if h.is_empty() {
+            continue;
+        }
+        let live = live_total(d, m.as_deref());
+        let t = h.today_kwh(today, live).unwrap_or(0.0);
+        let mo = h.month_kwh(today, live).unwrap_or(0.0);
+        let v = h.summary(&limits).0;
+        let acc = out.get_or_insert((0.0, 0.0, Verdict::Ok));
+        acc.0 += t;
+        acc.1 += mo;
+        acc.2 = acc.2.max(v);
+    }
+    out
+}
+
 impl Fleet {
     /// The devices due a history fetch now, marked as asked (so each is returned once per
     /// [`REFETCH`]): metered, answering, and never asked, asked an hour ago, or showing a

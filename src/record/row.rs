@@ -290,6 +290,46 @@ mod tests {
     }
 
     #[test]
+    fn a_flagged_day_of_the_energy_history_is_a_finding_of_the_row() {
+        let (mut app, t0) = found(Settings::default());
+        let p = kettle();
+        update(
+            &mut app,
+            fixture::polled(&p, Some(reading(100.0, 120.0, 0.9, 1.0)), vec![]),
+            t0,
+        );
+        let d = app.fleet.get(&fixture::device_id(1)).expect("kettle");
+        let day = |n: i64, kwh: f64| crate::protocol::EnergyStat {
+            year: 2026,
+            month: 11,
+            day: Some(n),
+            energy_kwh: kwh,
+        };
+        let report = crate::net::history::HistoryReport {
+            key: d.key.clone(),
+            addr: d.addr,
+            child: None,
+            days: vec![((2026, 11), Ok(vec![day(1, 0.5), day(2, 90.0)]))],
+            months: vec![],
+        };
+        update(&mut app, Event::History(Box::new(report)), t0);
+        let rows = rows_of(
+            app.fleet.get(&fixture::device_id(1)).expect("kettle"),
+            EPOCH,
+        );
+        let f: Vec<&serde_json::Value> = rows[0]
+            .findings
+            .iter()
+            .filter(|f| f["evidence"]["kind"] == "energy-history")
+            .collect();
+        assert_eq!(f.len(), 1, "{:?}", rows[0].findings);
+        assert_eq!(f[0]["evidence"]["period"], "2026-11-02");
+        assert_eq!(f[0]["evidence"]["verdict"], "bogus");
+        // The reading's own verdict is the reading's.
+        assert_eq!(rows[0].verdict, Verdict::Ok);
+    }
+
+    #[test]
     fn judged_readings_become_record_commands_only_while_recording() {
         let (mut app, t0) = found(Settings::default());
         let now = t0 + Duration::from_millis(1500);

@@ -14,11 +14,7 @@ use crate::net::history::{HistoryJob, HistoryReport};
 
 use super::actions::describe;
 
-/// Today on the app's clock (UTC days, as the plugs of the simulator keep them).
-pub fn today_at(app: &App, now: Instant) -> Date {
-    let ms = crate::app::export::unix_ms_at(app, now);
-    Date::from_unix(i64::try_from(ms / 1000).unwrap_or(0))
-}
+pub use crate::app::export::today_at;
 
 /// History fetches the model says are due (first seen, hourly, after a counter reset).
 pub(super) fn fetch_due(app: &mut App, now: Instant) -> Vec<Command> {
@@ -234,14 +230,10 @@ mod tests {
         let today = today_at(&app, t0);
         assert_eq!(today, Date::new(2026, 12, 5));
         assert!((d.energy.today_kwh(today, Some(3.1)).expect("today") - 0.5).abs() < 1e-9);
-        // The record rows carry the flagged day.
-        let rows = crate::record::rows_of(d, EPOCH);
-        let f: Vec<&serde_json::Value> = rows[0]
-            .findings
-            .iter()
-            .filter(|f| f["evidence"]["kind"] == "energy-history")
-            .collect();
-        assert_eq!(f.len(), 1, "one per flagged day {:?}", rows[0].findings);
+        // The findings the record rows carry: one per flagged day.
+        let f = crate::fleet::stats::findings_json(&d.energy, &limits);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["evidence"]["kind"], "energy-history");
         assert_eq!(f[0]["evidence"]["period"], "2026-12-03");
         assert_eq!(f[0]["rule"], "energy-above-rating");
         assert_eq!(
