@@ -329,3 +329,46 @@ async fn read_only_refuses_the_erase() {
     assert!(max_day_kwh(&fleet).await >= 600.0, "nothing was erased");
     fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_glitching_plug_shows_its_poisoned_day_in_the_chart() {
+    let base = Ipv4Addr::new(127, 68, 4, 2);
+    let mut fleet = None;
+    for _ in 0..8 {
+        match sim::start(plugfleet::cmd::demo::demo_spec(base)).await {
+            Ok(f) => {
+                fleet = Some(f);
+                break;
+            }
+            Err(SimError::AddrInUse { .. }) => continue,
+            Err(e) => panic!("demo fleet: {e}"),
+        }
+    }
+    let fleet = fleet.expect("the demo fleet starts");
+    let glitchy = fleet.plugs()[1].ip;
+    assert!(fleet.plugs()[1].faults.contains(&FaultKind::HistoryGlitch));
+    let ip = glitchy.to_string();
+    with_app(&fleet, settings(false), |d| async move {
+        d.wait_for("the glitching plug read", |s| s.contains(&ip))
+            .await;
+        d.key(KeyCode::Char('/'));
+        for c in ip.chars() {
+            d.key(KeyCode::Char(c));
+        }
+        d.key(KeyCode::Enter);
+        d.key(KeyCode::Enter);
+        let s = d
+            .wait_for("its chart with the poisoned day", |s| {
+                s.contains("30 days from") && chart_block(s).contains(plugfleet::text::glyph::BOGUS)
+            })
+            .await;
+        assert!(
+            s.lines()
+                .any(|l| l.contains("kWh in 24 h is more than") && l.contains("600.")),
+            "{s}"
+        );
+        d.key(KeyCode::Char('q'));
+    })
+    .await;
+    fleet.shutdown().await;
+}
