@@ -68,8 +68,9 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             Vec::new()
         }
         Event::Polled(r) => {
+            let key = r.key.clone();
             let mut cmds = on_polled(app, *r, now);
-            cmds.extend(energy::fetch_due(app, now));
+            cmds.extend(energy::fetch_due(app, &key, now));
             cmds
         }
         Event::History(r) => {

@@ -116,46 +116,38 @@ pub fn today_and_month(
 }
 
 impl Fleet {
-    /// The devices due a history fetch now, marked as asked (so each is returned once per
-    /// [`REFETCH`]): metered, answering, and never asked, asked an hour ago, or showing a
-    /// counter reset at least [`AFTER_RESET`] after the last ask.
-    pub fn history_due(&mut self, today: Date, now: Instant) -> Vec<Due> {
-        let (months, years) = chart_periods(today);
-        let mut out = Vec::new();
-        let mut keys: Vec<&String> = self.devices.keys().collect();
-        keys.sort();
-        let keys: Vec<String> = keys.into_iter().cloned().collect();
-        for key in keys {
-            let Some(d) = self.devices.get_mut(&key) else {
-                continue;
-            };
-            if d.link != Link::Online {
-                continue;
-            }
-            let meters = metered(d);
-            if meters.is_empty() {
-                continue;
-            }
-            let since = d.energy.requested.map(|t| now.saturating_duration_since(t));
-            let reset = saw_reset(d.meter.as_ref())
-                || d.outlets.iter().any(|o| saw_reset(o.meter.as_ref()));
-            let due = match since {
-                None => true,
-                Some(s) => s >= REFETCH || (reset && s >= AFTER_RESET),
-            };
-            if !due {
-                continue;
-            }
-            d.energy.requested = Some(now);
-            out.push(Due {
-                key: d.key.clone(),
-                addr: d.addr,
-                meters,
-                months: months.clone(),
-                years: years.clone(),
-            });
+    /// Whether device `key` is due a history fetch now; if so it is marked as asked (so it is
+    /// returned once per [`REFETCH`]): metered, answering, and never asked, asked an hour ago,
+    /// or showing a counter reset at least [`AFTER_RESET`] after the last ask. Called after
+    /// each poll of that device (costs nothing for the others).
+    pub fn history_due(&mut self, key: &str, today: Date, now: Instant) -> Option<Due> {
+        let d = self.devices.get_mut(key)?;
+        if d.link != Link::Online {
+            return None;
         }
-        out
+        let meters = metered(d);
+        if meters.is_empty() {
+            return None;
+        }
+        let since = d.energy.requested.map(|t| now.saturating_duration_since(t));
+        let reset =
+            saw_reset(d.meter.as_ref()) || d.outlets.iter().any(|o| saw_reset(o.meter.as_ref()));
+        let due = match since {
+            None => true,
+            Some(s) => s >= REFETCH || (reset && s >= AFTER_RESET),
+        };
+        if !due {
+            return None;
+        }
+        d.energy.requested = Some(now);
+        let (months, years) = chart_periods(today);
+        Some(Due {
+            key: d.key.clone(),
+            addr: d.addr,
+            meters,
+            months,
+            years,
+        })
     }
 
     /// Takes in one meter's fetch: its day lists (by (year, month)) and month lists (by year),
@@ -387,29 +379,34 @@ mod tests {
             t0,
         );
         let today = Date::new(2026, 12, 1);
-        assert!(f.history_due(today, t0).is_empty(), "not answering yet");
+        assert!(
+            f.history_due("E1", today, t0).is_none(),
+            "not answering yet"
+        );
         poll(&mut f, 10.0, t0);
-        let due = f.history_due(today, t0);
-        assert_eq!(due.len(), 1);
-        assert_eq!(due[0].meters, vec![None]);
-        assert_eq!(due[0].months, vec![(2026, 12), (2026, 11)]);
-        assert_eq!(due[0].years, vec![2026, 2025]);
+        let due = f.history_due("E1", today, t0).expect("due when first seen");
+        assert_eq!(due.meters, vec![None]);
+        assert_eq!(due.months, vec![(2026, 12), (2026, 11)]);
+        assert_eq!(due.years, vec![2026, 2025]);
         let t1 = t0 + Duration::from_secs(600);
         poll(&mut f, 10.1, t1);
-        assert!(f.history_due(today, t1).is_empty(), "asked 10 minutes ago");
+        assert!(
+            f.history_due("E1", today, t1).is_none(),
+            "asked 10 minutes ago"
+        );
         // The counter fell back to 0: a reset, fetched again.
         let t2 = t1 + Duration::from_secs(5);
         poll(&mut f, 0.0, t2);
-        assert_eq!(f.history_due(today, t2).len(), 1);
+        assert!(f.history_due("E1", today, t2).is_some());
         let t3 = t2 + Duration::from_secs(5);
         poll(&mut f, 0.01, t3);
-        assert!(f.history_due(today, t3).is_empty());
+        assert!(f.history_due("E1", today, t3).is_none());
         let t4 = t2 + REFETCH;
         poll(&mut f, 0.02, t4);
-        assert_eq!(f.history_due(today, t4).len(), 1, "an hour later");
+        assert!(f.history_due("E1", today, t4).is_some(), "an hour later");
 
         // What the fetch brought, judged in rows; today's figure grows with the live total.
-        let addr = due[0].addr;
+        let addr = due.addr;
         let list = vec![day(2026, 12, 1, 0.5)];
         f.apply_history(
             "E1",
@@ -440,9 +437,8 @@ mod tests {
         assert_eq!(r[0].mac, "50:C7:BF:00:0A:01");
         f.history_erased("E1", None);
         assert!(f.get("E1").expect("d").energy.is_empty());
-        assert_eq!(
-            f.history_due(today, t4).len(),
-            1,
+        assert!(
+            f.history_due("E1", today, t4).is_some(),
             "fetched again after an erase"
         );
     }

@@ -16,22 +16,18 @@ use super::actions::describe;
 
 pub use crate::app::export::today_at;
 
-/// History fetches the model says are due (first seen, hourly, after a counter reset).
-pub(super) fn fetch_due(app: &mut App, now: Instant) -> Vec<Command> {
+/// The history fetch of the device just polled, if the model says it is due (first seen,
+/// hourly, after a counter reset).
+pub(super) fn fetch_due(app: &mut App, key: &str, now: Instant) -> Option<Command> {
     let today = today_at(app, now);
-    app.fleet
-        .history_due(today, now)
-        .into_iter()
-        .map(|d| {
-            Command::FetchHistory(HistoryJob {
-                key: d.key,
-                addr: d.addr,
-                meters: d.meters,
-                months: d.months,
-                years: d.years,
-            })
-        })
-        .collect()
+    let d = app.fleet.history_due(key, today, now)?;
+    Some(Command::FetchHistory(HistoryJob {
+        key: d.key,
+        addr: d.addr,
+        meters: d.meters,
+        months: d.months,
+        years: d.years,
+    }))
 }
 
 /// One meter's fetch goes to the fleet model.
