@@ -33,12 +33,17 @@ const HEIGHT: u16 = 50;
 
 /// One metered plug with the `history-glitch` fault, on 127.68.<block>.2.
 async fn start_plug(block: u8) -> Fleet {
+    start_faulty(block, FaultKind::HistoryGlitch).await
+}
+
+/// One metered plug with `fault`, on 127.68.<block>.2.
+async fn start_faulty(block: u8, fault: FaultKind) -> Fleet {
     let base = Ipv4Addr::new(127, 68, block, 2);
     let mut last = None;
     for _ in 0..8 {
         let spec = FleetSpec {
             profiles: vec!["hs110-us-hw1".into()],
-            faults: vec![(base, FaultKind::HistoryGlitch)],
+            faults: vec![(base, fault)],
             ..FleetSpec::on_free_port(base, 1)
         };
         match sim::start(spec).await {
@@ -119,6 +124,15 @@ where
     F: FnOnce(Driver) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    with_app_timeout(fleet, settings, Duration::from_secs(2), script).await;
+}
+
+/// [`with_app`] with `writes` as the timeout of write actions and history fetches.
+async fn with_app_timeout<F, Fut>(fleet: &Fleet, settings: Settings, writes: Duration, script: F)
+where
+    F: FnOnce(Driver) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let (tx, rx) = mpsc::unbounded_channel();
     let keys: Keys = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|ev| (ev, rx))
@@ -130,7 +144,7 @@ where
             client,
             ..PollConfig::default()
         },
-        client,
+        client: ClientConfig::with_timeout(fleet.port(), writes),
         metrics: None,
     };
     let discovery = DiscoveryConfig {
@@ -369,6 +383,38 @@ async fn the_demos_glitching_plug_shows_its_poisoned_day_in_the_chart() {
         );
         d.key(KeyCode::Char('q'));
     })
+    .await;
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plug_hanging_on_daystat_keeps_being_polled_in_the_app() {
+    let fleet = start_faulty(5, FaultKind::HangDaystat).await;
+    let plug = fleet.plugs()[0].clone();
+    // The history fetch waits a minute for its answer; the polls (every 0.5 s) go on meanwhile.
+    with_app_timeout(
+        &fleet,
+        settings(false),
+        Duration::from_secs(60),
+        |d| async move {
+            d.wait_for("the plug read", |s| s.contains("127.68.5.2"))
+                .await;
+            d.key(KeyCode::Enter);
+            let first = plug.stats().requests;
+            let deadline = Instant::now() + PATIENCE;
+            while plug.stats().requests < first + 5 {
+                assert!(Instant::now() < deadline, "polls stopped:\n{}", d.screen());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let s = d.screen();
+            assert!(s.contains("Seen") && s.contains("127.68.5.2"), "{s}");
+            assert!(
+                !s.contains("energy history"),
+                "the daystat request was answered:\n{s}"
+            );
+            d.key(KeyCode::Char('q'));
+        },
+    )
     .await;
     fleet.shutdown().await;
 }
