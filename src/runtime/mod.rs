@@ -36,6 +36,7 @@ use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::history::{self, HistoryConfig, HistoryReport};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
+use crate::protocol::{Request, Switching};
 
 /// Capacity of the one event channel every source sends into.
 pub const EVENT_QUEUE: usize = 1024;
@@ -223,6 +224,7 @@ async fn perform(
     addr: SocketAddr,
     child: Option<String>,
     kind: ActionKind,
+    switching: Switching,
 ) -> Result<(), String> {
     let client = Client::new(
         addr.ip(),
@@ -232,8 +234,11 @@ async fn perform(
         },
     );
     let r = match kind {
-        ActionKind::RelayOn => client.set_relay(true, child.as_deref()).await,
-        ActionKind::RelayOff => client.set_relay(false, child.as_deref()).await,
+        ActionKind::RelayOn | ActionKind::RelayOff => {
+            let on = kind == ActionKind::RelayOn;
+            let req = Request::set_power(switching, on, child.as_deref());
+            client.call(&req).await.map(drop)
+        }
         ActionKind::Reboot => client.reboot(1).await,
         ActionKind::EraseStats => {
             crate::net::history::erase_stats(addr, &client.cfg, child.as_deref()).await
@@ -527,6 +532,7 @@ where
                         addr,
                         child,
                         kind,
+                        switching,
                     } => {
                         if app.settings.read_only {
                             tracing::error!(%addr, ?kind, "write refused in read-only mode");
@@ -540,7 +546,7 @@ where
                                 _ = token.cancelled() => return,
                                 r = async {
                                     let _permit = permits.acquire_owned().await;
-                                    perform(cfg, addr, child.clone(), kind).await
+                                    perform(cfg, addr, child.clone(), kind, switching).await
                                 } => r,
                             };
                             let _ = tx

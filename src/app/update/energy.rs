@@ -272,6 +272,7 @@ mod tests {
                 addr: fixture::addr(1),
                 child: None,
                 kind: ActionKind::EraseStats,
+                switching: crate::protocol::Switching::Relay,
             }]
         );
         let cmds = update(
