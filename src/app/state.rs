@@ -19,6 +19,8 @@ pub enum ActionKind {
     RelayOn,
     RelayOff,
     Reboot,
+    /// `emeter.erase_emeter_stat`: the plug's (outlet's) day and month statistics.
+    EraseStats,
 }
 
 impl ActionKind {
@@ -27,6 +29,7 @@ impl ActionKind {
             ActionKind::RelayOn => "turn on",
             ActionKind::RelayOff => "turn off",
             ActionKind::Reboot => "reboot",
+            ActionKind::EraseStats => "erase energy statistics",
         }
     }
 }
@@ -78,13 +81,15 @@ pub enum Column {
     Volts,
     Amps,
     Kwh,
+    /// kWh today / this month from the energy history (wide screens only).
+    Energy,
     Rssi,
     Seen,
     Found,
 }
 
 impl Column {
-    pub const ALL: [Column; 19] = [
+    pub const ALL: [Column; 20] = [
         Column::Mark,
         Column::Health,
         Column::Alias,
@@ -101,6 +106,7 @@ impl Column {
         Column::Volts,
         Column::Amps,
         Column::Kwh,
+        Column::Energy,
         Column::Rssi,
         Column::Seen,
         Column::Found,
@@ -124,6 +130,7 @@ impl Column {
             Column::Volts => "V",
             Column::Amps => "A",
             Column::Kwh => "kWh",
+            Column::Energy => "kWh day/month",
             Column::Rssi => "RSSI",
             Column::Seen => "Seen",
             Column::Found => "Found by",
@@ -149,6 +156,7 @@ impl Column {
             Column::Volts => "voltage",
             Column::Amps => "current",
             Column::Kwh => "energy",
+            Column::Energy => "energy today",
             Column::Rssi => "RSSI",
             Column::Seen => "last seen",
             Column::Found => "found by",

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use crate::fleet::energy::EnergyHistory;
 use crate::fleet::identity::{Names, legacy_key, newer_key, valid_mac};
 use crate::fleet::meter::quiet_reason;
 use crate::fleet::meter::{Check, Meter, ValueFlags, Verdict};
@@ -72,6 +73,8 @@ pub struct Outlet {
     pub alias: String,
     pub relay_on: bool,
     pub meter: Option<Meter>,
+    /// The energy history the outlet keeps (issue 16, [`crate::fleet::energy`]).
+    pub energy: EnergyHistory,
 }
 
 /// Whether a device answers.
@@ -168,6 +171,9 @@ pub struct Device {
     pub voltage_finding: Option<Finding>,
     /// [`Device::judged`] before the quiet findings were merged into it.
     pub judged_engine: Option<Assessment>,
+    /// The energy history the plug keeps (issue 16, [`crate::fleet::energy`]); a strip's is
+    /// per outlet, its own only says when it was last asked.
+    pub energy: EnergyHistory,
 }
 
 impl Device {
@@ -194,6 +200,7 @@ impl Device {
             updated: None,
             voltage_finding: None,
             judged_engine: None,
+            energy: EnergyHistory::default(),
         }
     }
 
@@ -487,6 +494,11 @@ impl Device {
                     .iter()
                     .find(|o| o.id == c.id)
                     .and_then(|o| o.meter.clone()),
+                energy: old
+                    .iter()
+                    .find(|o| o.id == c.id)
+                    .map(|o| o.energy.clone())
+                    .unwrap_or_default(),
             })
             .collect();
     }

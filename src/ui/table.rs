@@ -31,18 +31,20 @@ pub fn width(c: Column) -> u16 {
         Column::Volts => 7,
         Column::Amps => 7,
         Column::Kwh => 9,
+        Column::Energy => 14,
         Column::Rssi => 4,
         Column::Seen => 5,
         Column::Found => 12,
     }
 }
 
-/// Columns dropped first when the terminal is narrow. The wide-screen columns (the power
-/// trend, the hardware/firmware ids) go first: at 200 columns the extra width goes to them
-/// rather than to empty space.
-const DROP_ORDER: [Column; 14] = [
-    Column::Trend,
+/// Columns dropped first when the terminal is narrow. The wide-screen columns go first: the
+/// hardware/firmware ids, the energy history's pair, then the power trend — at 200 columns the
+/// extra width goes to them rather than to empty space.
+const DROP_ORDER: [Column; 15] = [
     Column::Ids,
+    Column::Energy,
+    Column::Trend,
     Column::Found,
     Column::Bright,
     Column::Hw,
@@ -57,6 +59,9 @@ const DROP_ORDER: [Column; 14] = [
     Column::Model,
     Column::Relay,
 ];
+
+/// Cells more than its minimum the alias column must keep for the energy pair to show.
+const ENERGY_ALIAS_ROOM: u16 = 16;
 
 /// The widest health cell: `? suspect 59s ago`.
 const HEALTH_MAX: u16 = 17;
@@ -82,9 +87,18 @@ pub fn visible_columns_with(avail: u16, health: u16) -> Vec<Column> {
 
 /// [`visible_columns_with`]; the brightness column only when `bright` (a device has one).
 pub fn visible_columns_for(avail: u16, health: u16, bright: bool) -> Vec<Column> {
+    visible_columns_in(avail, health, bright, true)
+}
+
+/// [`visible_columns_for`]; the energy history's column only when `energy` (a device has a
+/// day or month total): an all-`—` column is empty space the trend and the ids can use.
+pub fn visible_columns_in(avail: u16, health: u16, bright: bool, energy: bool) -> Vec<Column> {
     let mut cols: Vec<Column> = Column::ALL.to_vec();
     if !bright {
         cols.retain(|c| *c != Column::Bright);
+    }
+    if !energy {
+        cols.retain(|c| *c != Column::Energy);
     }
     let need = |cols: &[Column]| -> u16 {
         cols.iter()
@@ -97,6 +111,8 @@ pub fn visible_columns_for(avail: u16, health: u16, bright: bool) -> Vec<Column>
             })
             .sum::<u16>()
             + cols.len().saturating_sub(1) as u16
+            // The energy pair only when the alias keeps room to breathe (wide screens).
+            + if cols.contains(&Column::Energy) { ENERGY_ALIAS_ROOM } else { 0 }
     };
     for drop in DROP_ORDER {
         if need(&cols) <= avail {
@@ -365,6 +381,19 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
         Column::Volts => num(values.voltage, col, values.flags.voltage, theme, stale),
         Column::Amps => num(values.current, col, values.flags.current, theme, stale),
         Column::Kwh => num(values.total, col, values.flags.total, theme, stale),
+        Column::Energy => {
+            let today = crate::app::export::today_at(app, app.now);
+            match crate::fleet::stats::today_and_month(d, r.outlet.map(|o| o.id.as_str()), today) {
+                Some((t, m, v)) => Cell::from(
+                    Line::from(vec![
+                        Span::raw(format!("{t:.2}/{m:.1}")),
+                        Span::styled(verdict_glyph(v), theme.verdict(v)),
+                    ])
+                    .right_aligned(),
+                ),
+                None => Cell::from(Line::from("— ").right_aligned()).style(theme.dim()),
+            }
+        }
         Column::Rssi if r.outlet.is_some() => Cell::from(""),
         Column::Rssi => match d.rssi() {
             Some(v) => Cell::from(Line::from(v.to_string()).right_aligned()),
@@ -483,7 +512,13 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             u16::try_from(w).unwrap_or(HEALTH_MAX)
         });
     let bright = app.fleet.devices.values().any(|d| d.brightness().is_some());
-    let cols = visible_columns_for(area.width, health_w, bright);
+    let today = crate::app::export::today_at(app, app.now);
+    let energy = app.fleet.devices.values().any(|d| {
+        std::iter::once(None)
+            .chain(d.outlets.iter().map(|o| Some(o.id.as_str())))
+            .any(|o| crate::fleet::stats::today_and_month(d, o, today).is_some())
+    });
+    let cols = visible_columns_in(area.width, health_w, bright, energy);
     let col_w: Vec<u16> = cols
         .iter()
         .map(|c| width_in(*c, &cols, area.width, health_w))
