@@ -7,14 +7,15 @@
 //! [`Schedule`] is the pure part (time passed in); [`run`] is the task that performs the polls
 //! and sends a [`PollReport`] per poll over the app's event channel.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -294,10 +295,34 @@ pub async fn poll_link(
     gap: Duration,
     stats: &Arc<PoolStats>,
 ) -> Result<Polled, NetError> {
+    poll_gated(link, addr, cfg, gap, stats, None).await
+}
+
+/// Waits for one of the poller's concurrency permits (none to wait for without a semaphore).
+async fn permit(permits: Option<&Semaphore>) -> Option<SemaphorePermit<'_>> {
+    match permits {
+        // The semaphore lives as long as the poller and is never closed.
+        Some(s) => s.acquire().await.ok(),
+        None => None,
+    }
+}
+
+/// [`poll_link`], holding one of `permits` only while a request is on the wire: a strip gives
+/// its permit back for every gap between two of its requests, so a fleet of strips never
+/// holds the fleet's concurrency slots while sleeping.
+async fn poll_gated(
+    link: &mut Link,
+    addr: SocketAddr,
+    cfg: &ClientConfig,
+    gap: Duration,
+    stats: &Arc<PoolStats>,
+    permits: Option<&Semaphore>,
+) -> Result<Polled, NetError> {
     let cfg = ClientConfig {
         port: addr.port(),
         ..*cfg
     };
+    let held = permit(permits).await;
     let simple = link.strip || link.no_meter;
     let frame = if simple {
         sysinfo_frame()
@@ -335,6 +360,7 @@ pub async fn poll_link(
         return Ok(polled);
     }
     drop(root);
+    drop(held);
     let same = link.outlet_frames.len() == polled.sysinfo.children.len()
         && link
             .outlet_frames
@@ -359,7 +385,9 @@ pub async fn poll_link(
         for i in 0..link.outlet_frames.len() {
             let (id, frame) = link.outlet_frames[i].clone();
             tokio::time::sleep(gap).await;
+            let held = permit(permits).await;
             let r = exchange(link, addr, &cfg, &frame, stats).await;
+            drop(held);
             polled
                 .outlets
                 .push((id, r.and_then(|v| Ok(Realtime::from_reply(&v)?))));
@@ -375,7 +403,32 @@ pub async fn poll_link(
     Ok(polled)
 }
 
+/// A finished poll: the device, its link (handed back to the pool), the outcome, the time taken.
 type Job = (String, SocketAddr, Link, Result<Polled, NetError>, Duration);
+
+/// One poll of `t`, from the moment it is due (the latency includes waiting for a permit).
+async fn poll_job(
+    t: Target,
+    mut link: Link,
+    cfg: &PollConfig,
+    stats: &Arc<PoolStats>,
+    permits: &Semaphore,
+) -> Job {
+    let started = Instant::now();
+    let outcome = poll_gated(
+        &mut link,
+        t.addr,
+        &cfg.client,
+        cfg.strip_gap,
+        stats,
+        Some(permits),
+    )
+    .await;
+    if !cfg.keep_connections {
+        link.conn = None;
+    }
+    (t.key, t.addr, link, outcome, started.elapsed())
+}
 
 /// Runs the poller until `token` is cancelled or the app's channel closes.
 pub async fn run<E>(
@@ -390,6 +443,13 @@ pub async fn run<E>(
 }
 
 /// [`run`], counting connections in `stats` (open sockets, connects, reconnects, evictions).
+///
+/// Every poll is a future driven by this one task (no task spawned per poll, no wake-up
+/// crossing threads to hand a result back); each makes progress on its own socket's
+/// readiness, so a hanging plug never delays the others. Reports the app's channel cannot
+/// take at once wait in a local queue, so a slow consumer never stalls the polls in flight
+/// (their reply timeouts keep running); while that queue holds a report per tracked device no
+/// new poll starts.
 pub async fn run_with_stats<E>(
     cfg: PollConfig,
     mut ctl: mpsc::Receiver<Control>,
@@ -401,35 +461,26 @@ pub async fn run_with_stats<E>(
 {
     let mut schedule = Schedule::new(cfg.interval, cfg.max_backoff);
     let mut pool = Pool::new(cfg.max_open, stats.clone());
-    let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    let mut jobs: JoinSet<Job> = JoinSet::new();
+    let permits = Semaphore::new(cfg.concurrency.max(1));
+    let mut polls = FuturesUnordered::new();
+    let mut pending: VecDeque<E> = VecDeque::new();
     let mut ctl_open = true;
+    let sleep = tokio::time::sleep_until(Instant::now() + cfg.interval);
+    tokio::pin!(sleep);
     loop {
-        for t in schedule.take_due(Instant::now()) {
-            let mut link = pool.checkout(&t.key, t.addr);
-            let permits = permits.clone();
-            let client = cfg.client;
-            let token = token.clone();
-            let stats = stats.clone();
-            let (keep, gap) = (cfg.keep_connections, cfg.strip_gap);
-            jobs.spawn(async move {
-                let started = Instant::now();
-                let outcome = tokio::select! {
-                    _ = token.cancelled() => Err(NetError::Io("cancelled".into())),
-                    outcome = async {
-                        let _permit = permits.acquire_owned().await;
-                        poll_link(&mut link, t.addr, &client, gap, &stats).await
-                    } => outcome,
-                };
-                if !keep {
-                    link.conn = None;
-                }
-                (t.key, t.addr, link, outcome, started.elapsed())
-            });
+        let may_start = pending.len() <= schedule.len();
+        if may_start {
+            for t in schedule.take_due(Instant::now()) {
+                let link = pool.checkout(&t.key, t.addr);
+                polls.push(poll_job(t, link, &cfg, &stats, &permits));
+            }
         }
-        let wake = schedule
-            .next_due()
-            .unwrap_or_else(|| Instant::now() + cfg.interval);
+        let wake = schedule.next_due();
+        if let Some(at) = wake {
+            if sleep.deadline() != at {
+                sleep.as_mut().reset(at);
+            }
+        }
         tokio::select! {
             _ = token.cancelled() => break,
             c = ctl.recv(), if ctl_open => match c {
@@ -441,30 +492,31 @@ pub async fn run_with_stats<E>(
                 Some(Control::PollNow(keys)) => schedule.poll_now(&keys, Instant::now()),
                 None => ctl_open = false,
             },
-            Some(done) = jobs.join_next(), if !jobs.is_empty() => {
-                let (key, addr, link, outcome, elapsed) = match done {
-                    Ok(job) => job,
-                    Err(e) => {
-                        // A poll task panicked: that is a bug, not a device failure.
-                        tracing::error!("a poll task failed: {e}");
-                        break;
-                    }
-                };
+            Some((key, addr, link, outcome, elapsed)) = polls.next(), if !polls.is_empty() => {
                 pool.checkin(&key, link);
                 let misses = schedule.finished(&key, outcome.is_ok(), Instant::now());
                 if let Err(e) = &outcome {
                     tracing::debug!(%addr, misses, "poll failed: {e}");
                 }
-                let report = PollReport { key, addr, outcome, misses, elapsed };
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    sent = tx.send(E::from(report)) => if sent.is_err() { break },
+                let report = E::from(PollReport { key, addr, outcome, misses, elapsed });
+                if pending.is_empty() {
+                    match tx.try_send(report) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(report)) => pending.push_back(report),
+                        Err(mpsc::error::TrySendError::Closed(_)) => break,
+                    }
+                } else {
+                    pending.push_back(report);
                 }
             }
-            _ = tokio::time::sleep_until(wake) => {}
+            permit = tx.reserve(), if !pending.is_empty() => match (permit, pending.pop_front()) {
+                (Ok(permit), Some(report)) => permit.send(report),
+                (Ok(_), None) => {}
+                (Err(_), _) => break,
+            },
+            _ = &mut sleep, if may_start && wake.is_some() => {}
         }
     }
-    jobs.shutdown().await;
 }
 
 #[cfg(test)]
@@ -911,6 +963,31 @@ mod tests {
                 tokio::task::yield_now().await;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+        }
+
+        #[tokio::test]
+        async fn a_strip_gives_its_permit_back_between_requests() {
+            // One permit for the fleet and long gaps between a strip's requests: the plug is
+            // polled in those gaps, so it is read several times before the strip's poll ends.
+            let strip = start(3, Mode::Normal).await;
+            let plug = start(0, Mode::Normal).await;
+            let cfg = PollConfig {
+                concurrency: 1,
+                strip_gap: Duration::from_millis(150),
+                ..fast(client())
+            };
+            let (reports, _) = poll_n(cfg, vec![("s", strip.addr), ("p", plug.addr)], 6).await;
+            let first_strip = reports.iter().position(|r| r.key == "s");
+            let plug_before = reports
+                .iter()
+                .take(first_strip.unwrap_or(reports.len()))
+                .filter(|r| r.key == "p")
+                .count();
+            assert!(
+                plug_before >= 3,
+                "plug read {plug_before} times before the strip"
+            );
+            assert!(reports.iter().all(|r| r.outcome.is_ok()));
         }
 
         #[tokio::test]
