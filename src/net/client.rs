@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -222,6 +223,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     /// [`Request::encode_tcp`] builds it, so a poller can encrypt its requests once) and returns
     /// the whole reply as JSON (errors not yet checked). Same reply timeout as [`Self::call_raw`].
     pub async fn call_frame(&mut self, frame: &[u8]) -> Result<Value, NetError> {
+        let reply = self.exchange_frame(frame).await?;
+        Ok(reply::parse_json(&reply)?)
+    }
+
+    /// Sends an already encoded TCP frame and returns the reply's plain payload, decrypted in
+    /// place in the connection's read buffer (no copy; parse it with
+    /// [`reply::parse_lite`] to borrow from it). Same reply timeout as [`Self::call_raw`].
+    pub async fn exchange_frame(&mut self, frame: &[u8]) -> Result<Bytes, NetError> {
         let exchange = async {
             // Nothing is buffered for writing: every send above flushes.
             self.framed.get_mut().write_all(frame).await?;
@@ -230,14 +239,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 None => Err(NetError::Reset),
             }
         };
-        let reply =
-            timeout(self.reply_timeout, exchange)
-                .await
-                .map_err(|_| NetError::Timeout {
-                    stage: Stage::Reply,
-                    after: self.reply_timeout,
-                })??;
-        Ok(reply::parse_json(&reply)?)
+        timeout(self.reply_timeout, exchange)
+            .await
+            .map_err(|_| NetError::Timeout {
+                stage: Stage::Reply,
+                after: self.reply_timeout,
+            })?
     }
 
     /// Sends one request and returns the reply with `err_code` checked at both levels.

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
@@ -22,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 use crate::net::client::{ClientConfig, Connection, NetError, Stage};
 use crate::net::pool::{Kept, Link, Pool, PoolStats};
 use crate::protocol::codec::encode_frame;
+use crate::protocol::lite::JsonView;
+use crate::protocol::reply::parse_lite;
 use crate::protocol::{Realtime, Request, SysInfo};
 
 /// How the poller behaves.
@@ -253,9 +256,9 @@ async fn exchange(
     cfg: &ClientConfig,
     frame: &[u8],
     stats: &Arc<PoolStats>,
-) -> Result<serde_json::Value, NetError> {
+) -> Result<Bytes, NetError> {
     if let Some(k) = link.conn.as_mut() {
-        match k.conn.call_frame(frame).await {
+        match k.conn.exchange_frame(frame).await {
             Ok(v) => return Ok(v),
             Err(NetError::Reset) => {
                 link.conn = None;
@@ -268,7 +271,7 @@ async fn exchange(
         }
     }
     let mut fresh = Kept::new(Connection::connect(addr.ip(), cfg).await?, stats);
-    let r = fresh.conn.call_frame(frame).await;
+    let r = fresh.conn.exchange_frame(frame).await;
     if r.is_ok() {
         link.conn = Some(fresh);
     }
@@ -329,8 +332,9 @@ async fn poll_gated(
     } else {
         combined_frame()
     };
-    let root = exchange(link, addr, &cfg, frame, stats).await?;
-    let sysinfo = SysInfo::from_reply(&root)?;
+    let payload = exchange(link, addr, &cfg, frame, stats).await?;
+    let root = parse_lite(&payload)?;
+    let sysinfo = SysInfo::from_lite_reply(&root)?;
     link.strip = !sysinfo.children.is_empty();
     link.no_meter = !sysinfo.has_emeter();
     let mut polled = Polled {
@@ -353,13 +357,14 @@ async fn poll_gated(
                 stats,
             )
             .await;
-            r.and_then(|v| Ok(Realtime::from_reply(&v)?))
+            r.and_then(|p| Ok(Realtime::from_lite_reply(&parse_lite(&p)?)?))
         } else {
-            Realtime::from_reply(&root).map_err(NetError::from)
+            Realtime::from_lite_reply(&root).map_err(NetError::from)
         });
         return Ok(polled);
     }
     drop(root);
+    drop(payload);
     drop(held);
     let same = link.outlet_frames.len() == polled.sysinfo.children.len()
         && link
@@ -388,9 +393,10 @@ async fn poll_gated(
             let held = permit(permits).await;
             let r = exchange(link, addr, &cfg, &frame, stats).await;
             drop(held);
-            polled
-                .outlets
-                .push((id, r.and_then(|v| Ok(Realtime::from_reply(&v)?))));
+            polled.outlets.push((
+                id,
+                r.and_then(|p| Ok(Realtime::from_lite_reply(&parse_lite(&p)?)?)),
+            ));
         }
     };
     if timeout(budget, read).await.is_err() {

@@ -6,6 +6,7 @@ pub mod aes_passthrough;
 pub mod cipher;
 pub mod codec;
 pub mod klap;
+pub mod lite;
 pub mod reply;
 pub mod request;
 pub mod sighting;
