@@ -11,6 +11,7 @@
 //! tests) and the sources of devices ([`Io::sources`]: discovery of the real network, or of a
 //! simulated fleet on loopback). `tests/app_inprocess.rs` runs the whole app this way.
 
+pub mod pacer;
 pub mod sources;
 
 use std::net::SocketAddr;
@@ -35,13 +36,14 @@ use crate::firmware::exits::ExitSignals;
 use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
+use crate::runtime::pacer::Pacer;
 
 /// Capacity of the one event channel every source sends into.
 pub const EVENT_QUEUE: usize = 1024;
 /// At most this many events are applied before a frame is drawn.
 const DRAIN_MAX: usize = 512;
 /// Frame-rate cap.
-const MAX_FPS: u32 = 30;
+pub const MAX_FPS: u32 = 30;
 /// Write actions (relay, reboot) in flight at once.
 const ACTION_CONCURRENCY: usize = 4;
 
@@ -341,13 +343,17 @@ where
         std::time::Instant::now(),
     );
     terminal.draw(|f| draw(f, &app)).context("drawing")?;
-    let mut last_draw = Instant::now();
+    // Draws only after a change that can be seen, at most once per frame.
+    let mut pacer = Pacer::new(frame);
+    pacer.drawn(Instant::now());
 
     // False once drawing failed during a firmware batch.
     let mut screen = true;
     let result = 'ui: loop {
         let first = tokio::select! {
-            ev = rx.recv() => ev,
+            ev = rx.recv() => Some(ev),
+            // A change applied before its frame was due: draw it now.
+            _ = tokio::time::sleep_until(pacer.next_frame(Instant::now())), if pacer.pending() => None,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 match done {
                     Err(e) if e.is_panic() => break 'ui Err(anyhow::anyhow!("a background task panicked: {e}")),
@@ -361,13 +367,15 @@ where
                 }
             }
         };
-        let Some(first) = first else {
-            break Ok(app.leaving.clone());
-        };
-        let mut batch = vec![first];
+        let mut batch = Vec::new();
+        match first {
+            Some(Some(ev)) => batch.push(ev),
+            Some(None) => break Ok(app.leaving.clone()),
+            None => {}
+        }
         // Drain what else is queued, and wait out the rest of the frame budget for more.
-        let deadline = last_draw + frame;
-        while batch.len() < DRAIN_MAX {
+        let deadline = pacer.next_frame(Instant::now());
+        while !batch.is_empty() && batch.len() < DRAIN_MAX {
             match rx.try_recv() {
                 Ok(ev) => batch.push(ev),
                 Err(_) if Instant::now() < deadline => {
@@ -380,6 +388,7 @@ where
             }
         }
         for ev in batch {
+            pacer.applied(&ev);
             let cmds = update(&mut app, ev, std::time::Instant::now());
             for cmd in cmds {
                 match cmd {
@@ -529,7 +538,7 @@ where
                 break 'ui Ok(app.leaving.clone());
             }
         }
-        if screen {
+        if screen && pacer.should_draw(Instant::now()) {
             if let Err(e) = terminal.draw(|f| draw(f, &app)) {
                 if !crate::app::quit::batch_running(&app) {
                     break 'ui Err(anyhow::Error::from(e).context("drawing"));
@@ -541,8 +550,12 @@ where
                 );
                 screen = false;
             }
+            pacer.drawn(Instant::now());
         }
-        last_draw = Instant::now();
+        if !screen {
+            // Nothing to draw on: no frame is ever pending.
+            pacer.drawn(Instant::now());
+        }
     };
     if let Some(h) = recorder.take() {
         // What is queued reaches the file before we go.
