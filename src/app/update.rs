@@ -164,7 +164,7 @@ fn note(app: &mut App, n: String, now: Instant) {
 /// the user moves the cursor).
 fn fix_selection(app: &mut App) {
     if !app.view.chosen {
-        let first = app.rows().first().map(RowRef::id);
+        let first = app.first_row().map(|r| r.id());
         if first.is_some() {
             app.view.selected = first;
             return;
