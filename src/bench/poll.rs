@@ -163,7 +163,7 @@ fn measure(targets: &[(String, SocketAddr)], keep: bool, cycles: u64) -> anyhow:
 /// visible change, at most `MAX_FPS` a second. Returns the figures and the frames drawn.
 fn measure_tui(targets: &[(String, SocketAddr)], cycles: u64) -> anyhow::Result<(Figures, u64)> {
     use crate::app::state::Settings;
-    use crate::app::{App, Command, Event, SeenInfo, Sighting, update};
+    use crate::app::{App, Event, update};
     use crate::runtime::MAX_FPS;
     use crate::runtime::pacer::Pacer;
 
@@ -198,26 +198,18 @@ fn measure_tui(targets: &[(String, SocketAddr)], cycles: u64) -> anyhow::Result<
             token.clone(),
             stats.clone(),
         ));
-        let found = futures_util::future::join_all(
-            targets
-                .iter()
-                .map(|(_, addr)| poller::poll_device(*addr, &client)),
+        let tracked = sim_child::track_as_discovered(
+            &mut app,
+            targets.iter().map(|(_, addr)| *addr),
+            &client,
+            &ctl_tx,
         )
-        .await;
-        for ((_, addr), polled) in targets.iter().zip(found) {
-            let Ok(p) = polled else { continue };
-            let seen = Event::DeviceDiscovered(Sighting {
-                ip: addr.ip(),
-                port: addr.port(),
-                found_by: "sweep".into(),
-                info: SeenInfo::Legacy(Box::new(p.sysinfo)),
-            });
-            for cmd in update(&mut app, seen, Instant::now()) {
-                if let Command::Track { key, addr } = cmd {
-                    ctl_tx.send(Control::Track(Target { key, addr })).await?;
-                }
-            }
-        }
+        .await?;
+        anyhow::ensure!(
+            tracked == targets.len(),
+            "only {tracked} of {} plugs were tracked",
+            targets.len()
+        );
         let mut pacer = Pacer::new(Duration::from_secs(1) / MAX_FPS);
         let mut tick = tokio::time::interval(interval);
         let mut frames = 0u64;

@@ -207,7 +207,11 @@ impl Schedule {
         e.in_flight = false;
         if ok {
             e.misses = 0;
-            e.next_due = now + interval;
+            // Keep the device's phase (due, due + interval, …) rather than drifting by each
+            // poll's duration: a fleet tracked together stays one burst per cycle, so the UI
+            // draws one frame for it. A poll that ran past its next slot starts a new phase.
+            let next = e.next_due + interval;
+            e.next_due = if next > now { next } else { now + interval };
         } else {
             e.misses = e.misses.saturating_add(1);
             e.next_due = now + backoff(interval, max_backoff, e.misses);
@@ -547,6 +551,28 @@ mod tests {
         assert_eq!(s.finished("a", true, t0), 0);
         assert!(s.take_due(t0 + Duration::from_secs(1)).is_empty());
         assert_eq!(s.take_due(t0 + Duration::from_secs(2)).len(), 1);
+    }
+
+    #[test]
+    fn a_success_keeps_the_phase_and_a_late_one_starts_a_new_one() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = Schedule::new(Duration::from_secs(1), Duration::from_secs(30));
+        s.track(target("a", 1), t0);
+        s.take_due(t0);
+        s.finished("a", true, t0 + ms(300));
+        assert_eq!(
+            s.next_due(),
+            Some(t0 + ms(1000)),
+            "due + interval, not finish + interval"
+        );
+        s.take_due(t0 + ms(1000));
+        s.finished("a", true, t0 + ms(2500));
+        assert_eq!(
+            s.next_due(),
+            Some(t0 + ms(3500)),
+            "past its slot: a new phase"
+        );
     }
 
     #[test]
