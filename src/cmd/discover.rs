@@ -259,10 +259,13 @@ fn device_json(d: &Device, started: Instant) -> Value {
         "port": d.addr.port(),
         "mac": mac_of(d),
         "device_id": d.device_id(),
-        "alias": s.map(|s| s.alias.as_str()),
+        "alias": s.map(|s| s.alias.as_str())
+            .or_else(|| d.tdp.as_ref().and_then(|t| t.device_name.as_deref())),
+        "type": d.kind(),
         "model": opt(d.model()),
         "hw_ver": opt(d.hw_ver()),
-        "sw_ver": s.map(|s| s.sw_ver.as_str()),
+        "sw_ver": s.map(|s| s.sw_ver.as_str())
+            .or_else(|| d.tdp.as_ref().and_then(|t| t.sw_ver.as_deref())),
         "hw_id": s.and_then(|s| s.hw_id.as_deref()),
         "fw_id": s.and_then(|s| s.fw_id.as_deref()),
         "oem_id": s.and_then(|s| s.oem_id.as_deref()),
@@ -328,7 +331,15 @@ fn table_row(d: &Device) -> String {
                 n => n.to_string(),
             },
         ),
-        None => ("-".to_owned(), "-".to_owned()),
+        // Known by its UDP 20002 reply alone: the firmware it reports there.
+        None => (
+            d.tdp
+                .as_ref()
+                .and_then(|t| t.version())
+                .unwrap_or("-")
+                .to_owned(),
+            "-".to_owned(),
+        ),
     };
     let or_unknown = |v: &str| {
         if v.is_empty() {
@@ -356,7 +367,11 @@ fn table_row(d: &Device) -> String {
         .collect::<Vec<_>>()
         .join("  ");
     s.push_str("  ");
-    let alias = d.sysinfo.as_ref().map_or("-", |s| s.alias.as_str());
+    let alias = match (&d.sysinfo, &d.tdp) {
+        (Some(s), _) => s.alias.as_str(),
+        (None, Some(t)) => t.device_name.as_deref().unwrap_or("-"),
+        _ => "-",
+    };
     s.push_str(&fit(alias, 32));
     s.trim_end().to_owned()
 }

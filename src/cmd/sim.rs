@@ -207,6 +207,7 @@ pub fn spec_from_args(args: &SimArgs) -> Result<FleetSpec, UsageError> {
         tdp_port: args.tdp_port,
         profiles: args.profiles.clone(),
         time_scale: args.time_scale,
+        clock_rate: 1.0,
         faults,
         images: match &args.accept_images {
             Some(p) => read_image_list(p)?,

@@ -225,15 +225,17 @@ impl Device {
         !self.outlets.is_empty()
     }
 
-    /// The local name, else the device's alias.
+    /// The local name, else the device's alias (a camera's or hub's `device_name` when it is
+    /// known by its UDP 20002 reply alone).
     pub fn alias(&self) -> &str {
         if let Some(n) = &self.local_name {
             return n;
         }
-        self.sysinfo
-            .as_ref()
-            .map(|s| s.alias.as_str())
-            .unwrap_or("")
+        match (&self.sysinfo, &self.tdp) {
+            (Some(s), _) => &s.alias,
+            (None, Some(t)) => t.device_name.as_deref().unwrap_or(""),
+            _ => "",
+        }
     }
 
     /// The alias the device itself reports.
@@ -260,8 +262,13 @@ impl Device {
         }
     }
 
+    /// The firmware version: sysinfo's, else the UDP 20002 reply's `firmware_version`.
     pub fn sw_version(&self) -> &str {
-        self.sysinfo.as_ref().map(|s| s.version()).unwrap_or("")
+        match (&self.sysinfo, &self.tdp) {
+            (Some(s), _) => s.version(),
+            (None, Some(t)) => t.version().unwrap_or(""),
+            _ => "",
+        }
     }
 
     pub fn mac(&self) -> &str {
@@ -289,8 +296,24 @@ impl Device {
         }
     }
 
+    /// On or off: the relay, or a bulb's / light strip's `on_off`.
     pub fn relay(&self) -> Option<bool> {
-        self.sysinfo.as_ref().and_then(|s| s.relay_on)
+        self.sysinfo.as_ref().and_then(SysInfo::is_on)
+    }
+
+    /// What the device is: from its sysinfo, else its UDP 20002 reply
+    /// ([`crate::protocol::Kind`]).
+    pub fn kind(&self) -> crate::protocol::Kind {
+        match (&self.sysinfo, &self.tdp) {
+            (Some(s), _) => s.kind(),
+            (None, Some(t)) => t.kind(),
+            (None, None) => crate::protocol::Kind::Unknown,
+        }
+    }
+
+    /// A dimmer's or light's brightness in percent.
+    pub fn brightness(&self) -> Option<u8> {
+        self.sysinfo.as_ref().and_then(SysInfo::brightness_pct)
     }
 
     pub fn rssi(&self) -> Option<i64> {

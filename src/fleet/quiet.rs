@@ -17,7 +17,8 @@ use serde::Serialize;
 pub use crate::config::QuietRules;
 use crate::fleet::reading::{Field, Reading};
 
-/// One poll of one meter: when, what it read, and the relay state reported with it.
+/// One poll of one meter: when, what it read, and the relay state reported with it. The model
+/// leaves out (`None`) the values the per-reading rules judged bogus.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Sample {
     pub at_ms: u64,

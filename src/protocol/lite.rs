@@ -163,6 +163,7 @@ pub trait JsonView: Sized + fmt::Display {
     fn get(&self, key: &str) -> Option<&Self>;
     fn is_object(&self) -> bool;
     fn as_str(&self) -> Option<&str>;
+    fn as_bool(&self) -> Option<bool>;
     fn as_f64(&self) -> Option<f64>;
     fn as_i64(&self) -> Option<i64>;
     fn as_array(&self) -> Option<&[Self]>;
@@ -181,6 +182,9 @@ impl JsonView for Value {
     }
     fn as_str(&self) -> Option<&str> {
         Value::as_str(self)
+    }
+    fn as_bool(&self) -> Option<bool> {
+        Value::as_bool(self)
     }
     fn as_f64(&self) -> Option<f64> {
         Value::as_f64(self)
@@ -219,6 +223,12 @@ impl JsonView for Lite<'_> {
     fn as_str(&self) -> Option<&str> {
         match self {
             Lite::String(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            Lite::Bool(b) => Some(*b),
             _ => None,
         }
     }

@@ -5,6 +5,7 @@
 pub mod aes_passthrough;
 pub mod cipher;
 pub mod codec;
+pub mod kind;
 pub mod klap;
 pub mod lite;
 pub mod reply;
@@ -13,9 +14,10 @@ pub mod sighting;
 pub mod tdp;
 
 pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, FrameError};
+pub use kind::{Kind, Switching};
 pub use reply::{
-    ChildInfo, DownloadState, EnergyStat, Realtime, ReplyError, SysInfo, UnitScheme, normalise_mac,
-    split_model,
+    ChildInfo, DownloadState, EnergyStat, LightState, Realtime, ReplyError, SysInfo, UnitScheme,
+    normalise_mac, split_model,
 };
 pub use request::Request;
 

@@ -37,6 +37,7 @@ use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
 use crate::runtime::pacer::Pacer;
+use crate::protocol::{Request, Switching};
 
 /// Capacity of the one event channel every source sends into.
 pub const EVENT_QUEUE: usize = 1024;
@@ -214,6 +215,7 @@ async fn perform(
     addr: SocketAddr,
     child: Option<String>,
     kind: ActionKind,
+    switching: Switching,
 ) -> Result<(), String> {
     let client = Client::new(
         addr.ip(),
@@ -223,8 +225,11 @@ async fn perform(
         },
     );
     let r = match kind {
-        ActionKind::RelayOn => client.set_relay(true, child.as_deref()).await,
-        ActionKind::RelayOff => client.set_relay(false, child.as_deref()).await,
+        ActionKind::RelayOn | ActionKind::RelayOff => {
+            let on = kind == ActionKind::RelayOn;
+            let req = Request::set_power(switching, on, child.as_deref());
+            client.call(&req).await.map(drop)
+        }
         ActionKind::Reboot => client.reboot(1).await,
     };
     r.map_err(|e| e.to_string())
@@ -506,6 +511,7 @@ where
                         addr,
                         child,
                         kind,
+                        switching,
                     } => {
                         if app.settings.read_only {
                             tracing::error!(%addr, ?kind, "write refused in read-only mode");
@@ -519,7 +525,7 @@ where
                                 _ = token.cancelled() => return,
                                 r = async {
                                     let _permit = permits.acquire_owned().await;
-                                    perform(cfg, addr, child.clone(), kind).await
+                                    perform(cfg, addr, child.clone(), kind, switching).await
                                 } => r,
                             };
                             let _ = tx
