@@ -182,8 +182,13 @@ impl Schedule {
     /// The devices due at `now` that have no poll in flight, earliest first; they are marked
     /// in flight.
     pub fn take_due(&mut self, now: Instant) -> Vec<Target> {
+        self.take_due_max(now, usize::MAX)
+    }
+
+    /// [`Self::take_due`], at most `max` of them (the others stay due, first in line).
+    pub fn take_due_max(&mut self, now: Instant, max: usize) -> Vec<Target> {
         let mut due = Vec::new();
-        while self.queue.first().is_some_and(|(at, _)| *at <= now) {
+        while due.len() < max && self.queue.first().is_some_and(|(at, _)| *at <= now) {
             let Some((_, key)) = self.queue.pop_first() else {
                 break;
             };
@@ -482,7 +487,8 @@ pub async fn run<E>(
 /// readiness, so a hanging plug never delays the others. Reports the app's channel cannot
 /// take at once wait in a local queue, so a slow consumer never stalls the polls in flight
 /// (their reply timeouts keep running); while that queue holds a report per tracked device no
-/// new poll starts.
+/// new poll starts. At most 4 × `concurrency` polls are alive at once; the rest stay due in
+/// the schedule, first in line.
 pub async fn run_with_stats<E>(
     cfg: PollConfig,
     mut ctl: mpsc::Receiver<Control>,
@@ -495,15 +501,20 @@ pub async fn run_with_stats<E>(
     let mut schedule = Schedule::new(cfg.interval, cfg.max_backoff);
     let mut pool = Pool::new(cfg.max_open, stats.clone());
     let permits = Semaphore::new(cfg.concurrency.max(1));
+    // Polls started and not finished: the permits bound requests on the wire, this bounds the
+    // polls alive at once (a strip between two requests holds no permit), so a fleet due at
+    // the same instant waits in the schedule's queue, not as thousands of live futures.
+    let started_max = cfg.concurrency.max(1).saturating_mul(4);
     let mut polls = FuturesUnordered::new();
     let mut pending: VecDeque<E> = VecDeque::new();
     let mut ctl_open = true;
     let sleep = tokio::time::sleep_until(Instant::now() + cfg.interval);
     tokio::pin!(sleep);
     loop {
-        let may_start = pending.len() <= schedule.len();
+        let room = started_max.saturating_sub(polls.len());
+        let may_start = pending.len() <= schedule.len() && room > 0;
         if may_start {
-            for t in schedule.take_due(Instant::now()) {
+            for t in schedule.take_due_max(Instant::now(), room) {
                 let link = pool.checkout(&t.key, t.addr);
                 polls.push(poll_job(t, link, &cfg, &stats, &permits));
             }
@@ -574,6 +585,21 @@ mod tests {
         assert_eq!(s.finished("a", true, t0), 0);
         assert!(s.take_due(t0 + Duration::from_secs(1)).is_empty());
         assert_eq!(s.take_due(t0 + Duration::from_secs(2)).len(), 1);
+    }
+
+    #[test]
+    fn take_due_max_leaves_the_rest_first_in_line() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(1), Duration::from_secs(30));
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            s.track(target(k, 1), t0 + Duration::from_millis(i as u64));
+        }
+        let now = t0 + Duration::from_millis(5);
+        let keys = |v: Vec<Target>| v.into_iter().map(|t| t.key).collect::<Vec<_>>();
+        assert_eq!(keys(s.take_due_max(now, 2)), vec!["a", "b"]);
+        assert_eq!(s.next_due(), Some(t0 + Duration::from_millis(2)));
+        assert_eq!(keys(s.take_due_max(now, 2)), vec!["c"]);
+        assert!(s.take_due_max(now, 2).is_empty());
     }
 
     #[test]

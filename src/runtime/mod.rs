@@ -36,8 +36,8 @@ use crate::firmware::exits::ExitSignals;
 use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
-use crate::runtime::pacer::Pacer;
 use crate::protocol::{Request, Switching};
+use crate::runtime::pacer::Pacer;
 
 /// Capacity of the one event channel every source sends into.
 pub const EVENT_QUEUE: usize = 1024;
