@@ -283,11 +283,12 @@ async fn t_switches_a_simulated_bulb_and_light_strip_through_their_light_service
                 .unwrap_or_default()
         };
         let (a, b) = (fleet.plugs()[0].ip, fleet.plugs()[1].ip);
-        d.wait_for("both lights listed, off", |s| {
-            row(s, a).contains("bulb")
-                && row(s, a).contains(" off ")
-                && row(s, b).contains("lightstrip")
-                && row(s, b).contains(" off ")
+        // Listed, polled (health ok: a light not polled yet cannot be switched) and off.
+        let ready = |r: String, kind: &str| {
+            r.contains(kind) && r.contains(" off ") && r.split_whitespace().any(|w| w == "ok")
+        };
+        d.wait_for("both lights polled, off", |s| {
+            ready(row(s, a), "bulb") && ready(row(s, b), "lightstrip")
         })
         .await;
         // g selects the first row (sorted by IP: the bulb); t switches it on.
@@ -333,4 +334,108 @@ async fn t_switches_a_simulated_bulb_and_light_strip_through_their_light_service
             .expect("the app quits"),
     };
     r.expect("the app ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulbs_meter_is_read_in_the_one_combined_poll_request() {
+    use plugfleet::net::poller::{DEFAULT_STRIP_GAP, poll_link};
+    use plugfleet::net::pool::{Link, PoolStats};
+    let fleet = fleet(&["kl130-eu-hw1"], |_| None).await;
+    switch(&fleet, 0, Switching::Bulb, true).await;
+    let p = &fleet.plugs()[0];
+    let addr = std::net::SocketAddr::new(IpAddr::V4(p.ip), fleet.port());
+    let cfg = ClientConfig::with_timeout(fleet.port(), Duration::from_secs(2));
+    let stats = Arc::new(PoolStats::default());
+    let mut link = Link::default();
+    let before = p.stats().requests;
+    // First poll: the plug request finds a bulb (its `emeter` answers -2001), so the bulb's meter
+    // is asked once on its own.
+    let first = poll_link(&mut link, addr, &cfg, DEFAULT_STRIP_GAP, &stats)
+        .await
+        .expect("polled");
+    let rt = first.realtime.expect("a bulb has a meter").expect("read");
+    assert!(rt.power_w.is_some_and(|w| w > 1.0), "{rt:?}");
+    assert_eq!(p.stats().requests - before, 2);
+    // From then on, one request per poll: sysinfo and smartlife.iot.common.emeter together.
+    for _ in 0..3 {
+        let before = p.stats().requests;
+        let again = poll_link(&mut link, addr, &cfg, DEFAULT_STRIP_GAP, &stats)
+            .await
+            .expect("polled");
+        assert!(again.realtime.is_some_and(|r| r.is_ok()));
+        assert_eq!(p.stats().requests - before, 1, "one combined request");
+    }
+    fleet.shutdown().await;
+}
+
+/// A bulb without a meter (a KL60 answers its meter modules -2001): a loopback responder that
+/// counts requests.
+async fn meterless_bulb() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use plugfleet::protocol::{cipher, codec};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let n = n.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut hdr = [0u8; 4];
+                    if s.read_exact(&mut hdr).await.is_err() {
+                        break;
+                    }
+                    let mut body = vec![0u8; u32::from_be_bytes(hdr) as usize];
+                    if s.read_exact(&mut body).await.is_err() {
+                        break;
+                    }
+                    n.fetch_add(1, Ordering::SeqCst);
+                    let req: Value = serde_json::from_slice(&cipher::decrypt(&body)).unwrap();
+                    let mut out = serde_json::json!({});
+                    for (module, _) in req.as_object().unwrap() {
+                        out[module] = if module == "system" {
+                            serde_json::json!({"get_sysinfo": {"model": "KL60(UN)", "hw_ver": "1.0",
+                                "sw_ver": "1.1.4 Build 191008 Rel.134813", "mic_type": "IOT.SMARTBULB",
+                                "mic_mac": "1C3BF3000099", "deviceId": "KL60", "alias": "filament",
+                                "light_state": {"on_off": 1, "brightness": 50}, "err_code": 0}})
+                        } else {
+                            serde_json::json!({"err_code": -2001, "err_msg": "Module not support"})
+                        };
+                    }
+                    let reply = codec::encode_frame(out.to_string().as_bytes());
+                    if s.write_all(&reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulb_without_a_meter_has_none_and_is_asked_sysinfo_alone() {
+    use plugfleet::net::poller::{DEFAULT_STRIP_GAP, poll_link};
+    use plugfleet::net::pool::{Link, PoolStats};
+    let (addr, requests) = meterless_bulb().await;
+    let cfg = ClientConfig::with_timeout(addr.port(), Duration::from_secs(2));
+    let stats = Arc::new(PoolStats::default());
+    let mut link = Link::default();
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let before = requests.load(Ordering::SeqCst);
+        let p = poll_link(&mut link, addr, &cfg, DEFAULT_STRIP_GAP, &stats)
+            .await
+            .expect("polled");
+        assert!(
+            p.realtime.is_none(),
+            "no meter, not a failing one: {:?}",
+            p.realtime
+        );
+        assert_eq!(p.sysinfo.is_on(), Some(true));
+        counts.push(requests.load(Ordering::SeqCst) - before);
+    }
+    // The plug request, then the bulb's meter on its own; from then on sysinfo alone.
+    assert_eq!(counts, vec![2, 1, 1]);
 }

@@ -5,9 +5,10 @@
 //! drawn by `ui::render` on a `TestBackend`: the faulty plug's row is suspect, its detail pane
 //! shows the finding with its evidence, and the four healthy plugs beside it raise nothing.
 //!
-//! Time: the simulated plugs' clock runs [`RATE`] times as fast as real time
-//! (`FleetSpec::clock_rate`, readings and energy counter alike), and the app is given `now`
-//! advanced by the same factor, so `counter-lag` (a ≥ 10 min window) is found in seconds. Every
+//! Time: the faults that need no long history run on real time, a round of polls every 100 ms.
+//! For `counter-lag` (a ≥ 10 min window) the simulated plugs' clock runs [`FAST`] times as fast
+//! as real time (`FleetSpec::clock_rate`, readings and energy counter alike) and the app is
+//! given `now` advanced by the same factor, so ten minutes of metering take ten seconds. Every
 //! loop is bounded by a count of poll rounds; nothing asserts how long anything took.
 
 use std::collections::BTreeMap;
@@ -28,8 +29,10 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-/// Seconds of the plugs' (and the app's) clock per real second.
-const RATE: f64 = 100.0;
+/// Seconds of the plugs' (and the app's) clock per real second on the fast clock: a round of
+/// polls taking a second on a busy machine is a minute apart on it, well inside the counter
+/// rule's 300 s `max_gap_s`.
+const FAST: f64 = 60.0;
 /// Five metered US plugs (float meter); the first has the fault.
 const PROFILE: &str = "hs110-us-hw1";
 const PLUGS: usize = 5;
@@ -41,7 +44,7 @@ async fn start_fleet(
     block: u8,
     faults: &[(usize, FaultKind)],
     relay: bool,
-    time_scale: f64,
+    (rate, time_scale): (f64, f64),
 ) -> Fleet {
     let base = Ipv4Addr::new(127, 71, block, 2);
     let mut last = None;
@@ -52,7 +55,7 @@ async fn start_fleet(
                 .iter()
                 .map(|&(i, f)| (Ipv4Addr::from(u32::from(base) + i as u32), f))
                 .collect(),
-            clock_rate: RATE,
+            clock_rate: rate,
             time_scale,
             ..FleetSpec::on_free_port(base, PLUGS)
         };
@@ -87,30 +90,47 @@ fn settings() -> Settings {
     }
 }
 
-/// The app, fed as the runtime feeds it, on a clock running [`RATE`] times real time.
+/// The app, fed as the runtime feeds it, on a clock running `rate` times real time.
 struct Rig {
     fleet: Fleet,
     app: App,
     real0: Instant,
+    rate: f64,
+    /// Real time between two rounds.
+    pause: Duration,
     /// Device key of each plug, in address order.
     keys: Vec<(String, SocketAddr)>,
     rounds: usize,
 }
 
 impl Rig {
-    /// Plugs of `block` with `faults` (by index), every relay set to `relay`.
+    /// Plugs of `block` with `faults` (by index), every relay set to `relay`, on real time.
     async fn start(block: u8, faults: &[(usize, FaultKind)], relay: bool) -> Rig {
-        Self::scaled(block, faults, relay, 1.0).await
+        Self::with(block, faults, relay, (1.0, 1.0), Duration::from_millis(100)).await
     }
 
-    /// [`Rig::start`] with the simulator's durations (outages…) scaled by `time_scale`.
-    async fn scaled(block: u8, faults: &[(usize, FaultKind)], relay: bool, time_scale: f64) -> Rig {
-        let fleet = start_fleet(block, faults, relay, time_scale).await;
+    /// [`Rig::start`] on the [`FAST`] clock, the simulator's durations (outages…) scaled by
+    /// `time_scale`.
+    async fn fast(block: u8, faults: &[(usize, FaultKind)], relay: bool, time_scale: f64) -> Rig {
+        let clock = (FAST, time_scale);
+        Self::with(block, faults, relay, clock, Duration::from_millis(20)).await
+    }
+
+    async fn with(
+        block: u8,
+        faults: &[(usize, FaultKind)],
+        relay: bool,
+        clock: (f64, f64),
+        pause: Duration,
+    ) -> Rig {
+        let fleet = start_fleet(block, faults, relay, clock).await;
         let real0 = Instant::now();
         let mut rig = Rig {
             app: App::new(settings(), real0),
             fleet,
             real0,
+            rate: clock.0,
+            pause,
             keys: Vec::new(),
             rounds: 0,
         };
@@ -118,9 +138,9 @@ impl Rig {
         rig
     }
 
-    /// The app's clock: real time since the start, times [`RATE`].
+    /// The app's clock: real time since the start, times the plugs' clock rate.
     fn now(&self) -> Instant {
-        self.real0 + self.real0.elapsed().mul_f64(RATE)
+        self.real0 + self.real0.elapsed().mul_f64(self.rate)
     }
 
     /// Seconds on the app's clock since the start.
@@ -184,6 +204,7 @@ impl Rig {
             }
         }
         self.rounds += 1;
+        tokio::time::sleep(self.pause).await;
     }
 
     /// Rounds until the faulty plug has a finding of `rule` (at most `max_rounds`); returns it.
@@ -343,7 +364,7 @@ async fn the_tui_finds_a_phantom_load_in_its_window() {
 async fn the_tui_finds_a_drifted_voltage_against_the_fleet() {
     let mut rig = Rig::start(27, &[(0, "voltage-drift:-8".parse().expect("fault"))], true).await;
     let window_s = rig.app.fleet.rules.fleet_voltage.window_s;
-    let f = rig.until_found(QuietRule::FleetVoltage, 20).await;
+    let f = rig.until_found(QuietRule::FleetVoltage, 100).await;
     // No history needed: found as soon as the others' voltages are in, within the rule's
     // window on the app's clock.
     assert!(rig.model_s() <= window_s, "{:.0} s: {f:?}", rig.model_s());
@@ -366,7 +387,7 @@ async fn the_tui_finds_a_drifted_voltage_against_the_fleet() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tui_finds_a_lagging_counter_on_a_fast_clock() {
-    let mut rig = Rig::start(21, &[(0, FaultKind::CounterLag)], true).await;
+    let mut rig = Rig::fast(21, &[(0, FaultKind::CounterLag)], true, 1.0).await;
     // A heater: about 700 W on average, ≥ 0.05 kWh in well under the window.
     assert!(rig.fleet.plugs()[0].alias.ends_with("heater"));
     let c = rig.app.fleet.rules.counter.clone();
@@ -389,22 +410,25 @@ async fn the_tui_finds_a_lagging_counter_on_a_fast_clock() {
     };
     assert!(span_s >= c.min_window_s, "{f:?}");
     assert!(drawn_kwh >= c.min_expected_kwh, "{f:?}");
-    // The counter shows 30 % of the energy drawn.
+    // The counter shows 30 % of the energy drawn (about: the polls' ∫P dt of a cycling heater
+    // is an estimate).
     let lag = sim::fault::COUNTER_LAG_FRACTION;
-    assert!((ratio - lag).abs() < 0.05, "{ratio} vs {lag}: {f:?}");
+    assert!((ratio - lag).abs() < 0.1, "{ratio} vs {lag}: {f:?}");
     assert!(f.text.starts_with("total rose"), "{}", f.text);
     rig.assert_shown(&f);
     rig.fleet.shutdown().await;
 }
 
-/// The healthy plugs of the fast clock raise nothing over the counter rule's whole window:
-/// power and `total` agree on the plugs' clock, and the app's clock follows it.
+/// The healthy plugs of the fast clock (a cycling 1.4 kW heater among them) raise nothing over
+/// three times the counter rule's shortest window: power and `total` agree on the plugs'
+/// clock, and the app's clock follows it. (The pure harness of `tests/quiet_rules.rs` runs 250
+/// plugs for an hour.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_healthy_fleet_on_the_fast_clock_raises_nothing_for_an_hour() {
-    let mut rig = Rig::start(21, &[], true).await;
-    let hour = rig.app.fleet.rules.counter.max_window_s;
+async fn a_healthy_fleet_on_the_fast_clock_raises_nothing_for_half_an_hour() {
+    let mut rig = Rig::fast(21, &[], true, 1.0).await;
+    let until = 3.0 * rig.app.fleet.rules.counter.min_window_s;
     let mut judged = 0;
-    while rig.model_s() < hour {
+    while rig.model_s() < until {
         rig.round().await;
         for (key, _) in &rig.keys {
             let found = findings(&rig.app, key);
@@ -423,7 +447,7 @@ async fn a_healthy_fleet_on_the_fast_clock_raises_nothing_for_an_hour() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bogus_powers_do_not_make_the_counter_look_lagging() {
     let faults = [(0, FaultKind::Glitch28kw), (1, FaultKind::UnitScale)];
-    let mut rig = Rig::start(21, &faults, true).await;
+    let mut rig = Rig::fast(21, &faults, true, 1.0).await;
     // Past the counter rule's window, so it judges whatever it was given.
     let until = 1.5 * rig.app.fleet.rules.counter.min_window_s;
     let mut rounds = 0;
@@ -454,9 +478,13 @@ async fn bogus_powers_do_not_make_the_counter_look_lagging() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flaky_plug_keeps_counting_while_it_is_unreachable() {
     let scale = plugfleet::app::firmware::DEMO_TIME_SCALE;
-    let mut rig = Rig::scaled(21, &[(0, FaultKind::Flaky)], true, scale).await;
-    assert!(rig.fleet.plugs()[0].alias.ends_with("heater"));
-    let until = 3.0 * rig.app.fleet.rules.counter.min_window_s;
+    let mut rig = Rig::fast(49, &[(0, FaultKind::Flaky)], true, scale).await;
+    // A TV: on for 14 min, standby for 6, so the polls' ∫P dt is close to the energy drawn
+    // however the load on this machine spaces them, and the outages (48–96 s on the plugs'
+    // clock at the demo's time scale, shorter than the rule's `max_gap_s`) are integrated
+    // across.
+    assert!(rig.fleet.plugs()[0].alias.ends_with("TV"));
+    let until = 4.0 * rig.app.fleet.rules.counter.min_window_s;
     let mut rounds = 0;
     while rig.model_s() < until {
         rig.round().await;
@@ -468,25 +496,32 @@ async fn a_flaky_plug_keeps_counting_while_it_is_unreachable() {
         assert!(rounds < 100_000, "bounded");
     }
     assert!(rig.fleet.plugs()[0].outages() > 0, "the plug did go away");
-    // The counter against ∫P dt over the window, as the rule computed it (asked with a band so
-    // narrow that it always answers): about 1.
+    // The counter's rise against the polls' ∫P dt (the trapezoid, as the rule integrates)
+    // over every interval the rule would use: about 1 — it was ~0.85 when the outages lost
+    // their energy.
     let d = rig.app.fleet.get(&rig.keys[0].0).expect("device");
-    let samples: Vec<_> = d
-        .meter
-        .as_ref()
-        .expect("meter")
-        .samples
-        .iter()
-        .copied()
-        .collect();
-    let now_ms = samples.last().expect("samples").at_ms;
-    let mut narrow = rig.app.fleet.rules.clone();
-    (narrow.counter.ratio_min, narrow.counter.ratio_max) = (0.999_999, 1.000_001);
-    let f = plugfleet::fleet::quiet::counter_vs_power(&samples, now_ms, &narrow).expect("judged");
-    let Evidence::Counter { ratio, .. } = f.evidence else {
-        panic!("{f:?}")
-    };
-    assert!((0.9..1.1).contains(&ratio), "{f:?}");
+    let m = d.meter.as_ref().expect("meter");
+    let max_gap_ms = rig.app.fleet.rules.counter.max_gap_s * 1000.0;
+    let (mut rise, mut drawn) = (0.0, 0.0);
+    let samples: Vec<_> = m.samples.iter().collect();
+    for w in samples.windows(2) {
+        let (a, b) = (&w[0].reading, &w[1].reading);
+        let dt = (w[1].at_ms - w[0].at_ms) as f64;
+        if let (Some(pa), Some(pb), Some(ta), Some(tb)) =
+            (a.power_w, b.power_w, a.total_kwh, b.total_kwh)
+            && tb >= ta
+            && dt <= max_gap_ms
+        {
+            rise += tb - ta;
+            drawn += (pa + pb) / 2.0 * dt / 3_600_000.0 / 1000.0;
+        }
+    }
+    assert!(drawn > 0.02, "enough energy to compare: {drawn} kWh");
+    let ratio = rise / drawn;
+    assert!(
+        (0.94..1.06).contains(&ratio),
+        "{rise} kWh counted vs {drawn} kWh drawn"
+    );
     rig.fleet.shutdown().await;
 }
 

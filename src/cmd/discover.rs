@@ -300,10 +300,11 @@ fn fit(s: &str, w: usize) -> String {
     }
 }
 
-const COLUMNS: [(&str, usize); 9] = [
+const COLUMNS: [(&str, usize); 10] = [
     ("IP", 15),
     ("PORT", 5),
     ("MAC", 17),
+    ("TYPE", 10),
     ("MODEL", 12),
     ("HW", 4),
     ("FIRMWARE", 8),
@@ -353,6 +354,7 @@ fn table_row(d: &Device) -> String {
         d.addr.ip().to_string(),
         d.addr.port().to_string(),
         mac_of(d),
+        d.kind().label().to_owned(),
         or_unknown(d.model()),
         or_unknown(d.hw_ver()),
         firmware,
@@ -456,6 +458,7 @@ mod tests {
         let row = table_row(r.by_address()[0]);
         assert_eq!(h.find("ALIAS"), row.find("plug 3"));
         assert_eq!(h.find("OUTLETS"), row.find("6 "));
+        assert_eq!(h.find("TYPE"), row.find("strip "));
         assert!(summary(&r, 2, 40).starts_with("1 device in 40 ms (1 by sweep)"));
     }
 

@@ -33,7 +33,8 @@ pub struct SimArgs {
     /// Known: hs110-eu-hw1, hs110-us-hw1, hs110-eu-hw4, kp115-us-hw1, hs100-us-hw2,
     /// hs300-us-hw2, hs105-us-hw1, kp303-us-hw2, hs100-uk-hw4-klap (or a model such as HS110(EU));
     /// outside the default fleet: kp125m-us-hw1-smart (SMART over KLAP v2), p110-eu-hw1-aes
-    /// (SMART over AES securePassthrough).
+    /// (SMART over AES securePassthrough), kl130-eu-hw1 (bulb), kl430-us-hw2 (light strip),
+    /// hs220-us-hw1 (dimmer), c210-eu-hw2-camera (camera: UDP 20002 only).
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Multiplies every simulated duration (reboot, flash, download, slow, flaky): 0.1 = 10× faster.
@@ -43,7 +44,7 @@ pub struct SimArgs {
     /// glitch-28kw, unit-scale, hang, garbage, truncated, oversized, slow (or slow:MS), refuse,
     /// ignore-broadcast, download-drop, download-stall, image-reject, never-back, old-version,
     /// hang-after-flash, flaky, stuck-meter, counter-lag, voltage-drift (or voltage-drift:PCT),
-    /// phantom-load, close-after-reply.
+    /// phantom-load, close-after-reply, history-glitch, hang-daystat.
     #[arg(long = "fault", value_name = "IP=KIND")]
     pub faults: Vec<String>,
     /// Also accept the images listed in FILE (JSON, the shape of assets/profiles/images.json:

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use crate::fleet::energy::EnergyHistory;
 use crate::fleet::identity::{Names, legacy_key, newer_key, valid_mac};
 use crate::fleet::meter::quiet_reason;
 use crate::fleet::meter::{Check, Meter, ValueFlags, Verdict};
@@ -72,6 +73,8 @@ pub struct Outlet {
     pub alias: String,
     pub relay_on: bool,
     pub meter: Option<Meter>,
+    /// The energy history the outlet keeps (issue 16, [`crate::fleet::energy`]).
+    pub energy: EnergyHistory,
 }
 
 /// Whether a device answers.
@@ -168,6 +171,9 @@ pub struct Device {
     pub voltage_finding: Option<Finding>,
     /// [`Device::judged`] before the quiet findings were merged into it.
     pub judged_engine: Option<Assessment>,
+    /// The energy history the plug keeps (issue 16, [`crate::fleet::energy`]); a strip's is
+    /// per outlet, its own only says when it was last asked.
+    pub energy: EnergyHistory,
 }
 
 impl Device {
@@ -194,6 +200,7 @@ impl Device {
             updated: None,
             voltage_finding: None,
             judged_engine: None,
+            energy: EnergyHistory::default(),
         }
     }
 
@@ -320,8 +327,14 @@ impl Device {
         self.sysinfo.as_ref().and_then(|s| s.rssi)
     }
 
+    /// Has a meter: `feature` has `ENE`; a bulb or light strip (which lists no features) is
+    /// assumed to until a poll found none (its meter module answered "not supported").
     pub fn has_emeter(&self) -> Option<bool> {
-        self.sysinfo.as_ref().map(SysInfo::has_emeter)
+        let s = self.sysinfo.as_ref()?;
+        if s.kind().is_light() && self.link != Link::Pending {
+            return Some(self.meter.is_some());
+        }
+        Some(s.has_emeter())
     }
 
     /// The device's verdict: its judgement, or worse if one of its meters read worse in the
@@ -481,6 +494,11 @@ impl Device {
                     .iter()
                     .find(|o| o.id == c.id)
                     .and_then(|o| o.meter.clone()),
+                energy: old
+                    .iter()
+                    .find(|o| o.id == c.id)
+                    .map(|o| o.energy.clone())
+                    .unwrap_or_default(),
             })
             .collect();
     }
@@ -811,6 +829,11 @@ fn record_poll(
     d.last_seen = Some(now);
     d.last_error = None;
     d.set_outlets(&p.sysinfo);
+    // A light lists no features: one whose meter module answered "not supported" (the poller
+    // then reports no reading at all) has no meter.
+    if p.realtime.is_none() && p.sysinfo.kind().is_light() {
+        d.meter = None;
+    }
     // Before this poll's readings are recorded: they are the new firmware's.
     d.note_version(&p.sysinfo, now);
     let limits = d
@@ -837,7 +860,8 @@ fn record_poll(
         && apply(
             d.meter.get_or_insert_with(Meter::default),
             rt,
-            p.sysinfo.relay_on,
+            // A light's on/off stands in for the relay (the quiet rules ask it).
+            p.sysinfo.is_on(),
         )
     {
         out.read.push(None);
@@ -900,6 +924,74 @@ mod tests {
             misses,
             outcome: Err("connection refused".into()),
         }
+    }
+
+    fn bulb(id: &str, power_mw: Option<i64>) -> (SysInfo, Option<Result<Realtime, String>>) {
+        let s = SysInfo::from_result(&serde_json::json!({
+            "model": "KL130(EU)", "hw_ver": "1.0", "sw_ver": "1.8.8 Build 190613 Rel.123436",
+            "mic_mac": format!("1C3BF30000{:02X}", id.len() + id.as_bytes()[1] as usize), "deviceId": id, "alias": "b", "mic_type": "IOT.SMARTBULB",
+            "light_state": {"on_off": 1, "brightness": 80, "color_temp": 2700},
+        }))
+        .expect("bulb");
+        let rt = power_mw.map(|mw| {
+            Ok(
+                Realtime::from_result(&serde_json::json!({"power_mw": mw, "err_code": 0}))
+                    .expect("reading"),
+            )
+        });
+        (s, rt)
+    }
+
+    #[test]
+    fn bulbs_are_judged_like_plugs_against_their_rating() {
+        let t0 = Instant::now();
+        let mut f = Fleet::new(t0);
+        for (id, mw, ip) in [
+            ("B1", Some(10_800), "127.0.9.11"),
+            ("B2", Some(500_000), "127.0.9.12"),
+            ("B3", None, "127.0.9.13"),
+        ] {
+            let (s, rt) = bulb(id, mw);
+            let t = f
+                .observe(seen(ip, s.clone()), &Names::default(), t0)
+                .expect("tracked");
+            assert_eq!(
+                f.get(id).and_then(Device::has_emeter),
+                Some(true),
+                "assumed"
+            );
+            f.apply_poll(
+                Poll {
+                    key: id.into(),
+                    addr: t.addr,
+                    misses: 0,
+                    outcome: Ok(PollRead {
+                        sysinfo: s,
+                        realtime: rt,
+                        outlets: Vec::new(),
+                    }),
+                },
+                &Overrides::default(),
+                &Names::default(),
+                t0 + Duration::from_secs(1),
+            );
+        }
+        let ok = f.get("B1").expect("b1");
+        assert_eq!(ok.kind(), crate::protocol::Kind::Bulb);
+        assert_eq!((ok.relay(), ok.brightness()), (Some(true), Some(80)));
+        assert_eq!(ok.health(), Health::Ok);
+        let hot = f.get("B2").expect("b2");
+        assert_eq!(hot.health(), Health::Bogus);
+        let why = hot
+            .judged
+            .as_ref()
+            .map(|a| a.texts().join("; "))
+            .unwrap_or_default();
+        assert!(why.contains("10 W rated (KL130 EU)"), "{why}");
+        // Its meter module answered "not supported": no meter, not a failing one.
+        let none = f.get("B3").expect("b3");
+        assert_eq!(none.has_emeter(), Some(false));
+        assert_eq!((none.health(), none.no_reading()), (Health::Ok, None));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod aes;
 pub mod client;
 pub mod discovery;
+pub mod history;
 pub mod klap;
 pub mod poller;
 pub mod pool;

@@ -356,11 +356,21 @@ async fn poll_gated(
     let payload = exchange(link, addr, &cfg, frame, stats).await?;
     let root = parse_lite(&payload)?;
     let sysinfo = SysInfo::from_lite_reply(&root)?;
+    // A light whose meter module answered "not supported" is asked sysinfo alone from then on.
+    let light_without_meter = link.light && link.no_meter;
     link.strip = !sysinfo.children.is_empty();
     link.no_meter = !sysinfo.has_emeter();
     // A bulb's meter module differs; one found by the plug request is asked on its own once.
     let asked_light = link.light;
     link.light = sysinfo.kind().is_light();
+    if link.light && light_without_meter {
+        link.no_meter = true;
+        return Ok(Polled {
+            realtime: None,
+            outlets: Vec::new(),
+            sysinfo,
+        });
+    }
     let mut polled = Polled {
         realtime: None,
         outlets: Vec::new(),

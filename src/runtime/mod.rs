@@ -35,6 +35,7 @@ use crate::app::update::update;
 use crate::firmware::exits::ExitSignals;
 use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
+use crate::net::history::{self, HistoryConfig, HistoryReport};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
 use crate::protocol::{Request, Switching};
 use crate::runtime::pacer::Pacer;
@@ -85,6 +86,16 @@ impl From<PollReport> for Event {
         Event::Polled(Box::new(r))
     }
 }
+
+impl From<HistoryReport> for Event {
+    fn from(r: HistoryReport) -> Self {
+        Event::History(Box::new(r))
+    }
+}
+
+/// Energy history jobs waiting for the history task; more are dropped (and asked again by the
+/// model within the hour).
+const HISTORY_QUEUE: usize = 256;
 
 /// What the runtime needs besides the app.
 pub struct Setup {
@@ -231,6 +242,9 @@ async fn perform(
             client.call(&req).await.map(drop)
         }
         ActionKind::Reboot => client.reboot(1).await,
+        ActionKind::EraseStats => {
+            crate::net::history::erase_stats(addr, &client.cfg, child.as_deref()).await
+        }
     };
     r.map_err(|e| e.to_string())
 }
@@ -289,6 +303,17 @@ where
     let (ctl_bridge_tx, ctl_bridge_rx) = mpsc::channel::<Control>(64);
 
     let mut tasks: JoinSet<()> = JoinSet::new();
+    // The energy history has its own task and connections: never on the poll path.
+    let (hist_tx, hist_rx) = mpsc::channel(HISTORY_QUEUE);
+    tasks.spawn(history::run(
+        HistoryConfig {
+            client: setup.client,
+            ..HistoryConfig::default()
+        },
+        hist_rx,
+        tx.clone(),
+        token.child_token(),
+    ));
     tasks.spawn(poller::run(
         setup.poll,
         ctl_bridge_rx,
@@ -505,6 +530,11 @@ where
                     }
                     Command::PollNow(keys) => {
                         let _ = ctl_tx.send(Control::PollNow(keys));
+                    }
+                    Command::FetchHistory(job) => {
+                        if hist_tx.try_send(job).is_err() {
+                            tracing::warn!("energy history queue full: a fetch was dropped");
+                        }
                     }
                     Command::Act {
                         key,
