@@ -50,6 +50,10 @@ pub struct TdpInfo {
     pub encrypt_type: Option<String>,
     pub http_port: Option<u16>,
     pub new_klap: bool,
+    /// `mgt_encrypt_schm.lv`: login version (2 = KLAP v2 hash for IOT, `password2` for AES).
+    pub lv: Option<i64>,
+    /// `mgt_encrypt_schm.is_support_https`.
+    pub https: bool,
 }
 
 impl TdpInfo {
@@ -135,6 +139,11 @@ pub fn decode_reply(packet: &[u8]) -> Result<TdpInfo, ReplyError> {
             .and_then(|m| m.get("new_klap"))
             .and_then(Value::as_i64)
             .is_some_and(|v| v != 0),
+        lv: schm.and_then(|m| m.get("lv")).and_then(Value::as_i64),
+        https: schm
+            .and_then(|m| m.get("is_support_https"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
@@ -159,6 +168,13 @@ mod tests {
         assert_eq!(info.mac, "C0:06:C3:00:00:00");
         assert_eq!(info.protocol_label(), "klap");
         assert_eq!(info.http_port, Some(80));
+        assert_eq!((info.lv, info.https), (None, false));
+        let json = br#"{"error_code":0,"result":{"device_type":"SMART.TAPOPLUG","device_model":"P110(EU)","mac":"C0-06-C3-00-00-01","mgt_encrypt_schm":{"encrypt_type":"AES","http_port":8080,"lv":2,"is_support_https":true}}}"#;
+        let info = decode_reply(&encode_packet(json, 0, 8)).expect("reply");
+        assert_eq!(
+            (info.lv, info.https, info.http_port),
+            (Some(2), true, Some(8080))
+        );
     }
 
     #[test]
