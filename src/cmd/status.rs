@@ -25,7 +25,10 @@ use crate::fleet::model::{Fleet, Link, OFFLINE_AFTER, Sighting};
 use crate::fleet::ratings::Overrides;
 use crate::net::ClientConfig;
 use crate::net::discovery::{self, DiscoveryConfig};
+use crate::net::klap::Credentials;
+use crate::net::newer::{NewerSpec, poll_once};
 use crate::net::poller::{PollReport, poll_device};
+use crate::protocol::access::Refusal;
 use crate::protocol::sighting::DiscoveryEvent;
 use crate::protocol::tdp::TDP_PORT;
 
@@ -120,7 +123,14 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     };
     let mut fleet = Fleet::new(Instant::now());
     fleet.rules = (*args.plausibility).clone();
-    let report = rt.block_on(round(&mut fleet, cfg, client, &args.ratings, &args.names))?;
+    let account = args.net.credentials();
+    let report = rt.block_on(round_with(
+        &mut fleet,
+        cfg,
+        client,
+        (&args.ratings, &args.names),
+        account.as_ref(),
+    ))?;
     let devices = fleet.by_address();
     if let Some(rec) = recorder.as_mut() {
         let at = crate::record::unix_ms(std::time::SystemTime::now());
@@ -171,10 +181,19 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let answered = devices
         .iter()
         .any(|d| d.sysinfo.is_some() || d.tdp.is_some());
-    Ok(if answered && report.silent_hosts.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    // A newer-protocol plug that refused the account (or needs one) was not read: exit 3.
+    let refused = devices.iter().any(|d| {
+        matches!(
+            d.refusal,
+            Some(Refusal::AuthFailed | Refusal::NeedsCredentials)
+        )
+    });
+    Ok(if !answered || !report.silent_hosts.is_empty() {
         ExitCode::FAILURE
+    } else if refused {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
@@ -258,6 +277,18 @@ pub async fn round(
     ratings: &Overrides,
     names: &Names,
 ) -> anyhow::Result<FindReport> {
+    round_with(fleet, cfg, client, (ratings, names), None).await
+}
+
+/// [`round`], reading the newer-protocol (KLAP/AES) devices too with `account` (the default and
+/// blank credentials are tried after it, or alone without one): one session each.
+pub async fn round_with(
+    fleet: &mut Fleet,
+    cfg: DiscoveryConfig,
+    client: ClientConfig,
+    (ratings, names): (&Overrides, &Names),
+    account: Option<&Credentials>,
+) -> anyhow::Result<FindReport> {
     let started = Instant::now();
     let port = cfg.port;
     let (sightings, report) = find(cfg).await?;
@@ -280,7 +311,11 @@ pub async fn round(
         .collect();
     let sem = Arc::new(Semaphore::new(CONCURRENCY));
     let mut set = JoinSet::new();
-    for d in fleet.devices.values().filter(|d| d.sysinfo.is_some()) {
+    for d in fleet
+        .devices
+        .values()
+        .filter(|d| d.sysinfo.is_some() && d.access.is_none())
+    {
         let sem = sem.clone();
         let (key, addr) = (d.key.clone(), d.addr);
         let misses = if seen.contains(&d.key) {
@@ -300,6 +335,32 @@ pub async fn round(
                 key,
                 addr,
                 misses: if outcome.is_ok() { 0 } else { misses },
+                outcome,
+                elapsed: t.elapsed(),
+            }
+        });
+    }
+    // Newer-protocol devices: over the transport their UDP 20002 reply names.
+    for d in fleet.devices.values() {
+        let (Some(access), Some(tdp)) = (d.access, d.tdp.as_ref()) else {
+            continue;
+        };
+        let spec = NewerSpec {
+            access,
+            model: tdp.model.clone(),
+            account: account.cloned(),
+        };
+        let sem = sem.clone();
+        let (key, addr) = (d.key.clone(), d.addr);
+        let budget = client.reply_timeout;
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let t = tokio::time::Instant::now();
+            let outcome = poll_once(addr.ip(), spec, budget).await.map(Into::into);
+            PollReport {
+                key,
+                addr,
+                misses: if outcome.is_ok() { 0 } else { OFFLINE_AFTER },
                 outcome,
                 elapsed: t.elapsed(),
             }

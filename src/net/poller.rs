@@ -87,6 +87,16 @@ pub struct Polled {
     pub outlets: Vec<(String, Result<Realtime, NetError>)>,
 }
 
+impl From<crate::net::newer::Polled> for Polled {
+    fn from(p: crate::net::newer::Polled) -> Self {
+        Polled {
+            sysinfo: p.sysinfo,
+            realtime: p.realtime,
+            outlets: p.outlets,
+        }
+    }
+}
+
 /// The result of polling one device once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollReport {

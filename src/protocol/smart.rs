@@ -72,10 +72,13 @@ pub fn result_of<'a>(reply: &'a Value, method: &str) -> Result<&'a Value, ReplyE
     }
 }
 
+/// One sub-result of a `multipleRequest`: the method and its result or error.
+pub type SubResult = (String, Result<Value, ReplyError>);
+
 /// The sub-results of a `multipleRequest` reply, by method: each `Ok(result)` or the
 /// sub-request's own error. A method the device did not answer (some firmware stops at the
 /// first error) is absent.
-pub fn responses(reply: &Value) -> Result<Vec<(String, Result<Value, ReplyError>)>, ReplyError> {
+pub fn responses(reply: &Value) -> Result<Vec<SubResult>, ReplyError> {
     let r = result_of(reply, "multipleRequest")?;
     let list = r
         .get("responses")
