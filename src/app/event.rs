@@ -91,6 +91,12 @@ pub enum Command {
         key: String,
         addr: SocketAddr,
     },
+    /// Start polling a newer-protocol device over its KLAP/AES session.
+    TrackNewer {
+        key: String,
+        addr: SocketAddr,
+        spec: Box<crate::net::newer::NewerSpec>,
+    },
     /// Poll these devices now (empty = all).
     PollNow(Vec<String>),
     /// Read a directory for the file picker.

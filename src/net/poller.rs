@@ -75,6 +75,9 @@ pub enum Control {
     Untrack(String),
     /// Poll these now (empty = every tracked device), even if backing off.
     PollNow(Vec<String>),
+    /// Track a newer-protocol (KLAP/AES) device: polled over one kept session with its
+    /// transport and dialect ([`crate::net::newer`]) instead of port 9999.
+    TrackNewer(Target, Box<crate::net::newer::NewerSpec>),
 }
 
 /// What one successful poll read.
@@ -385,6 +388,23 @@ pub async fn poll_link(
     Ok(polled)
 }
 
+/// Polls a newer-protocol device over its link's kept session (made on the first poll, and
+/// again when how to reach it changed): one handshake per session, not per poll.
+pub async fn poll_newer(
+    link: &mut Link,
+    addr: SocketAddr,
+    spec: crate::net::newer::NewerSpec,
+    cfg: &ClientConfig,
+) -> Result<Polled, NetError> {
+    let stale = link.newer.as_ref().is_none_or(|n| *n.spec() != spec);
+    let session = match link.newer.take() {
+        Some(n) if !stale => n,
+        _ => crate::net::newer::NewerLink::new(addr.ip(), spec, cfg.reply_timeout),
+    };
+    let session = link.newer.insert(session);
+    session.poll().await.map(Polled::from)
+}
+
 type Job = (String, SocketAddr, Link, Result<Polled, NetError>, Duration);
 
 /// Runs the poller until `token` is cancelled or the app's channel closes.
@@ -414,9 +434,12 @@ pub async fn run_with_stats<E>(
     let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let mut jobs: JoinSet<Job> = JoinSet::new();
     let mut ctl_open = true;
+    // Newer-protocol devices, by key: how to reach them.
+    let mut newer: HashMap<String, crate::net::newer::NewerSpec> = HashMap::new();
     loop {
         for t in schedule.take_due(Instant::now()) {
             let mut link = pool.checkout(&t.key, t.addr);
+            let spec = newer.get(&t.key).cloned();
             let permits = permits.clone();
             let client = cfg.client;
             let token = token.clone();
@@ -428,7 +451,10 @@ pub async fn run_with_stats<E>(
                     _ = token.cancelled() => Err(NetError::Io("cancelled".into())),
                     outcome = async {
                         let _permit = permits.acquire_owned().await;
-                        poll_link(&mut link, t.addr, &client, gap, &stats).await
+                        match spec {
+                            Some(spec) => poll_newer(&mut link, t.addr, spec, &client).await,
+                            None => poll_link(&mut link, t.addr, &client, gap, &stats).await,
+                        }
                     } => outcome,
                 };
                 if !keep {
@@ -443,8 +469,16 @@ pub async fn run_with_stats<E>(
         tokio::select! {
             _ = token.cancelled() => break,
             c = ctl.recv(), if ctl_open => match c {
-                Some(Control::Track(t)) => schedule.track(t, Instant::now()),
+                Some(Control::Track(t)) => {
+                    newer.remove(&t.key);
+                    schedule.track(t, Instant::now());
+                }
+                Some(Control::TrackNewer(t, spec)) => {
+                    newer.insert(t.key.clone(), *spec);
+                    schedule.track(t, Instant::now());
+                }
                 Some(Control::Untrack(k)) => {
+                    newer.remove(&k);
                     schedule.untrack(&k);
                     pool.remove(&k);
                 }

@@ -76,6 +76,8 @@ pub struct Link {
     pub no_meter: bool,
     /// A strip's outlets and their `get_realtime` frames, encrypted once.
     pub outlet_frames: Vec<(String, Arc<[u8]>)>,
+    /// A newer-protocol device's kept KLAP/AES session (no socket is held between polls).
+    pub newer: Option<crate::net::newer::NewerLink>,
 }
 
 struct Slot {

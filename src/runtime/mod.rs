@@ -489,6 +489,9 @@ where
                     Command::Track { key, addr } => {
                         let _ = ctl_tx.send(Control::Track(Target { key, addr }));
                     }
+                    Command::TrackNewer { key, addr, spec } => {
+                        let _ = ctl_tx.send(Control::TrackNewer(Target { key, addr }, spec));
+                    }
                     Command::PollNow(keys) => {
                         let _ = ctl_tx.send(Control::PollNow(keys));
                     }

@@ -137,9 +137,34 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
             format!("{} on UDP 20002{port}", t.protocol_label()),
             theme,
         ));
-        if d.sysinfo.is_none() {
+        if let Some(a) = d.access {
+            let auth = match (a.transport, a.version) {
+                (crate::protocol::access::Transport::Aes, _) => "AES securePassthrough",
+                (_, crate::protocol::klap::AuthVersion::V1) => "KLAP v1",
+                (_, crate::protocol::klap::AuthVersion::V2) => "KLAP v2",
+            };
+            let what = match a.dialect {
+                crate::protocol::access::Dialect::Iot => "port-9999 JSON",
+                crate::protocol::access::Dialect::Smart => "SMART JSON-RPC",
+            };
+            l.push(kv(
+                "protocol",
+                format!("{} ({auth}, {what})", a.label()),
+                theme,
+            ));
+        }
+        if let Some(r) = &d.refusal {
             l.push(Line::styled(
-                "  Speaks only the authenticated protocol: listed, not pollable on 9999.",
+                format!("  {r}: {}", clean(&r.hint(), 100)),
+                theme.health(d.health()),
+            ));
+        } else if d.sysinfo.is_none() {
+            l.push(Line::styled(
+                if d.access.is_some() {
+                    "  Speaks only the authenticated protocol (not pollable on 9999): read over it."
+                } else {
+                    "  Speaks only the authenticated protocol: listed, not pollable on 9999."
+                },
                 theme.health(crate::app::Health::Newer),
             ));
         }
