@@ -276,3 +276,32 @@ async fn without_an_account_the_app_shows_needs_credentials() {
         assert!(d.last_error.as_deref().unwrap().contains("--username"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_switches_through_each_dialect() {
+    use plugfleet::net::newer::NewerLink;
+    let (fleet, _k) = fleet(|_| Vec::new()).await;
+    let (_, cmds) = discover_into(&fleet, Some(account())).await;
+    let specs: Vec<_> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            Command::TrackNewer { addr, spec, .. } => Some((addr.ip(), (**spec).clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(specs.len(), 3);
+    for (ip, spec) in specs {
+        let label = spec.access.label();
+        let mut link = NewerLink::new(ip, spec, Duration::from_secs(2));
+        for on in [false, true, false] {
+            link.set_relay(on, None).await.expect("switched");
+            let p = link.poll().await.expect("read back");
+            assert_eq!(p.sysinfo.relay_on, Some(on), "{label}");
+        }
+        assert_eq!(
+            link.handshakes(),
+            1,
+            "{label}: one session for six requests"
+        );
+    }
+}

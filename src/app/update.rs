@@ -491,6 +491,7 @@ fn move_selection(app: &mut App, delta: isize) {
 mod actions;
 mod firmware;
 mod fleet;
+pub use fleet::newer_spec;
 mod recording;
 #[cfg(test)]
 mod tests;

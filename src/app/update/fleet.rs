@@ -18,17 +18,21 @@ pub(super) fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Comma
         .collect()
 }
 
+/// How to reach device `key` over its newer transport (with the configured account), if it is
+/// read that way.
+pub fn newer_spec(app: &App, key: &str) -> Option<crate::net::newer::NewerSpec> {
+    let d = app.fleet.get(key)?;
+    Some(crate::net::newer::NewerSpec {
+        access: d.access?,
+        model: d.tdp.as_ref()?.model.clone(),
+        account: app.settings.account.clone(),
+    })
+}
+
 /// The command that (re)tracks a device: over its newer transport (with the account) when
 /// it speaks only that, else on port 9999.
 fn track(app: &App, t: crate::fleet::model::Track) -> Command {
-    let newer = app.fleet.get(&t.key).and_then(|d| {
-        Some(crate::net::newer::NewerSpec {
-            access: d.access?,
-            model: d.tdp.as_ref()?.model.clone(),
-            account: app.settings.account.clone(),
-        })
-    });
-    match newer {
+    match newer_spec(app, &t.key) {
         Some(spec) => Command::TrackNewer {
             key: t.key,
             addr: t.addr,
