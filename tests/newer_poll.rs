@@ -305,3 +305,62 @@ async fn the_relay_switches_through_each_dialect() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_newer_plugs_are_never_firmware_targets() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use plugfleet::app::state::RowId;
+    let (fleet, _k) = fleet(|_| Vec::new()).await;
+    let (mut app, cmds) = discover_into(&fleet, Some(account())).await;
+    let got = poll_rounds(&cmds, 1).await;
+    let now = std::time::Instant::now();
+    for r in got.into_values().flatten() {
+        update(&mut app, Event::Polled(Box::new(r)), now);
+    }
+    let p = fleet.plugs();
+    let key_of = |app: &App, ip: Ipv4Addr| {
+        app.fleet
+            .devices
+            .values()
+            .find(|d| d.addr.ip() == ip)
+            .unwrap()
+            .key
+            .clone()
+    };
+    let newer: Vec<String> = p[1..=3].iter().map(|plug| key_of(&app, plug.ip)).collect();
+    for k in &newer {
+        let d = app.fleet.get(k).unwrap();
+        assert!(d.sysinfo.is_some() && d.is_online(), "read: {k}");
+        assert_eq!(d.health().label(), "ok", "{k}");
+        app.view.marked.insert(RowId::device(k));
+    }
+    let cmds = update(
+        &mut app,
+        Event::Key(KeyEvent::new(KeyCode::Char('U'), KeyModifiers::SHIFT)),
+        now,
+    );
+    assert!(cmds.is_empty(), "{cmds:?}");
+    let status = app
+        .view
+        .status
+        .as_ref()
+        .map(|(s, _)| s.clone())
+        .unwrap_or_default();
+    assert!(status.contains("nothing to update"), "{status}");
+    // With the legacy plug marked too, only it is planned; the rest are named as left out.
+    let legacy = key_of(&app, p[0].ip);
+    app.view.marked.insert(RowId::device(&legacy));
+    update(
+        &mut app,
+        Event::Key(KeyEvent::new(KeyCode::Char('U'), KeyModifiers::SHIFT)),
+        now,
+    );
+    let status = app
+        .view
+        .status
+        .as_ref()
+        .map(|(s, _)| s.clone())
+        .unwrap_or_default();
+    assert!(status.contains("3 marked device(s) left out"), "{status}");
+    assert!(status.contains("cloud-only firmware"), "{status}");
+}
