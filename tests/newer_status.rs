@@ -301,3 +301,54 @@ async fn the_config_file_gives_the_account_and_warns_when_others_can_read_it() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_names_the_transport_and_that_the_account_is_needed() {
+    let (fleet, _k) = fleet(vec![], vec![]).await;
+    let mut args: Vec<String> = [
+        "discover",
+        "--json",
+        "--port",
+        &fleet.port().to_string(),
+        "--tdp-port",
+        &fleet.tdp_port().to_string(),
+        "--timeout",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for p in fleet.plugs() {
+        args.extend(["--host".into(), p.ip.to_string()]);
+    }
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_plugfleet"))
+            .args(&args)
+            .env_remove("PLUGFLEET_CONFIG")
+            .env("XDG_CONFIG_HOME", "/nonexistent/plugfleet-test")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut by_ip: HashMap<String, Value> = HashMap::new();
+    for l in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        if let Some(ip) = v["ip"].as_str() {
+            by_ip.insert(ip.to_owned(), v);
+        }
+    }
+    let p = fleet.plugs();
+    let want = [
+        ("legacy", Value::Null),
+        ("klap-iot", "required".into()),
+        ("klap-smart", "required".into()),
+        ("aes-smart", "required".into()),
+    ];
+    for (plug, (transport, creds)) in p.iter().zip(want) {
+        let d = &by_ip[&plug.ip.to_string()];
+        assert_eq!(d["transport"], transport, "{d}");
+        assert_eq!(d["credentials"], creds, "{d}");
+    }
+}

@@ -217,14 +217,14 @@ async fn serve_metrics(
         out.flush()?;
     }
     eprintln!("plugfleet: reading every {:?}; Ctrl-C stops", args.interval);
-    let poll = tokio::spawn(poll_and_publish(
+    let poll = tokio::spawn(poll_and_publish_with(
         cfg,
         client,
         args.names.clone(),
         (args.ratings.clone(), (*args.plausibility).clone()),
         args.interval,
         tx,
-        token.clone(),
+        (token.clone(), args.net.credentials()),
     ));
     signals.wait().await;
     token.cancel();
@@ -246,12 +246,36 @@ pub async fn poll_and_publish(
     tx: tokio::sync::watch::Sender<crate::metrics::MetricsSnapshot>,
     token: CancellationToken,
 ) {
+    poll_and_publish_with(
+        cfg,
+        client,
+        names,
+        (ratings, rules),
+        interval,
+        tx,
+        (token, None),
+    )
+    .await;
+}
+
+/// [`poll_and_publish`], reading newer-protocol plugs with `account` (a fresh session per
+/// round: a round every `interval` is far below a session's lifetime, but `status` keeps no
+/// sessions between rounds).
+pub async fn poll_and_publish_with(
+    cfg: DiscoveryConfig,
+    client: ClientConfig,
+    names: Names,
+    (ratings, rules): (Overrides, crate::fleet::quiet::QuietRules),
+    interval: std::time::Duration,
+    tx: tokio::sync::watch::Sender<crate::metrics::MetricsSnapshot>,
+    (token, account): (CancellationToken, Option<Credentials>),
+) {
     let mut fleet = Fleet::new(Instant::now());
     fleet.rules = rules;
     loop {
         let done = tokio::select! {
             _ = token.cancelled() => return,
-            r = round(&mut fleet, cfg.clone(), client, &ratings, &names) => r,
+            r = round_with(&mut fleet, cfg.clone(), client, (&ratings, &names), account.as_ref()) => r,
         };
         match done {
             Ok(_) => {
