@@ -395,6 +395,7 @@ pub async fn poll_newer(
     addr: SocketAddr,
     spec: crate::net::newer::NewerSpec,
     cfg: &ClientConfig,
+    stats: &Arc<PoolStats>,
 ) -> Result<Polled, NetError> {
     let stale = link.newer.as_ref().is_none_or(|n| *n.spec() != spec);
     let session = match link.newer.take() {
@@ -402,7 +403,11 @@ pub async fn poll_newer(
         _ => crate::net::newer::NewerLink::new(addr.ip(), spec, cfg.reply_timeout),
     };
     let session = link.newer.insert(session);
-    session.poll().await.map(Polled::from)
+    let before = session.handshakes();
+    let r = session.poll().await.map(Polled::from);
+    let made = session.handshakes().saturating_sub(before);
+    stats.handshakes.fetch_add(made, Ordering::Relaxed);
+    r
 }
 
 type Job = (String, SocketAddr, Link, Result<Polled, NetError>, Duration);
@@ -452,7 +457,7 @@ pub async fn run_with_stats<E>(
                     outcome = async {
                         let _permit = permits.acquire_owned().await;
                         match spec {
-                            Some(spec) => poll_newer(&mut link, t.addr, spec, &client).await,
+                            Some(spec) => poll_newer(&mut link, t.addr, spec, &client, &stats).await,
                             None => poll_link(&mut link, t.addr, &client, gap, &stats).await,
                         }
                     } => outcome,
