@@ -169,7 +169,7 @@ impl DeviceMetrics {
             last_seen_age: Some(Duration::ZERO),
             rssi: info.rssi,
             relay_on: if info.children.is_empty() {
-                info.relay_on
+                info.is_on()
             } else {
                 None
             },

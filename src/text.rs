@@ -372,8 +372,6 @@ pub mod glyph {
     pub const ACCOUNT_NEEDED: &str = "◆";
     /// Health: a newer-protocol device refuses the account given.
     pub const AUTH_FAILED: &str = "⊘";
-    /// Health: a newer-protocol device whose transport plugfleet cannot speak.
-    pub const UNSUPPORTED: &str = "⊗";
 
     /// Firmware plan: the image can be flashed.
     pub const PLAN_OK: &str = "✓";
@@ -388,7 +386,7 @@ pub mod glyph {
     pub const PLAN_BLOCKED: &str = "✗";
 
     /// The legend: (glyph, name, meaning), as the README shows it.
-    pub const LEGEND: [(&str, &str, &str); 13] = [
+    pub const LEGEND: [(&str, &str, &str); 12] = [
         (OK, "ok", "answers; last readings plausible"),
         (NEW, "new", "found, not polled yet"),
         (
@@ -423,11 +421,6 @@ pub mod glyph {
             AUTH_FAILED,
             "auth failed",
             "newer protocol: the device refuses the account given",
-        ),
-        (
-            UNSUPPORTED,
-            "unsupported",
-            "newer protocol plugfleet cannot speak (HTTPS, unknown encryption)",
         ),
         (NOTE, "note", "information only (a counter reset)"),
     ];

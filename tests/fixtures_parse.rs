@@ -38,7 +38,7 @@ fn fixture(name: &str) -> Value {
 #[test]
 fn every_fixture_parses() {
     let all = fixtures();
-    assert_eq!(all.len(), 15);
+    assert_eq!(all.len(), 17);
     for (name, root) in &all {
         // "<model>_<hw>_<sw>.json"
         let stem = name.trim_end_matches(".json");

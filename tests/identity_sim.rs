@@ -335,8 +335,7 @@ fn something_that_is_not_a_mac_is_not_an_identity() {
                 encrypt_type: Some("KLAP".into()),
                 http_port: Some(80),
                 new_klap: false,
-                lv: None,
-                https: false,
+                ..Default::default()
             })),
         }),
         t0,

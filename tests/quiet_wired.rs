@@ -3,7 +3,8 @@
 //! loopback with each quiet fault, read by headless `status` rounds into one model, are found
 //! with their evidence — and every view (`status --json`, `--record` rows, `/metrics`) gives
 //! the same reasons. (`counter-lag` needs ≥ 10 min of history on the model's clock; it is
-//! covered with a synthetic clock in `fleet::watch`'s tests.)
+//! covered with a synthetic clock in `fleet::watch`'s tests, and over the wire on the
+//! simulator's fast clock in `tests/quiet_tui.rs`.)
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The quiet meter faults (issue 15) over the wire: a simulated plug on loopback, read by the
 //! real client, shows each fault in its replies (`counter-lag` needs hours of energy and is
-//! covered with simulated time in `sim::dispatch`'s tests and `tests/quiet_rules.rs`).
+//! covered with simulated time in `sim::dispatch`'s tests and `tests/quiet_rules.rs`, and over
+//! the wire on the simulator's fast clock, `FleetSpec::clock_rate`, in `tests/quiet_tui.rs`).
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -479,3 +479,143 @@ fn the_help_says_that_space_moves_down() {
         .expect("a mark binding");
     assert!(mark.help.contains("move"), "{}", mark.help);
 }
+
+/// A real device reply from `tests/fixtures/`.
+fn dump(name: &str) -> serde_json::Value {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// A fleet of every family, fed from real replies the way the poller feeds it: a KL130 bulb
+/// (10.8 W), a KL430 light strip (11.15 W), an HS220 dimmer (no meter), a KL130 claiming
+/// 500 W, a bulb whose sysinfo lacks `light_state`, and a C210 camera known by its UDP 20002
+/// reply alone.
+fn families() -> (App, Instant) {
+    use plugfleet::app::event::{SeenInfo, Sighting};
+    use plugfleet::net::poller::{PollReport, Polled};
+    use plugfleet::protocol::reply::LIGHT_EMETER;
+    use plugfleet::protocol::{Realtime, SysInfo, tdp};
+    let t0 = Instant::now();
+    let mut app = App::new(settings(), t0);
+    let mut add = |n: u8, root: &serde_json::Value, alias: &str, id: &str| {
+        let mut sys = root["system"]["get_sysinfo"].clone();
+        sys["alias"] = serde_json::json!(alias);
+        sys["deviceId"] = serde_json::json!(id);
+        sys["mic_mac"] = serde_json::json!(format!("1C3BF30000{n:02X}"));
+        sys["mac"] = serde_json::json!(format!("50:C7:BF:00:00:{n:02X}"));
+        let info = SysInfo::from_result(&sys).unwrap();
+        let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 78, 0, n));
+        update(
+            &mut app,
+            Event::DeviceDiscovered(Sighting {
+                ip,
+                port: 9999,
+                found_by: "broadcast".into(),
+                info: SeenInfo::Legacy(Box::new(info.clone())),
+            }),
+            t0,
+        );
+        // As the poller reads it: a light's meter module, and -1/-2001 there means no meter.
+        let realtime = root
+            .get(LIGHT_EMETER)
+            .filter(|_| info.kind().is_light())
+            .map(|_| Realtime::from_reply_in(root, LIGHT_EMETER))
+            .filter(|r| !r.as_ref().is_err_and(|e| e.is_unsupported()))
+            .map(|r| r.map_err(Into::into));
+        update(
+            &mut app,
+            Event::Polled(Box::new(PollReport {
+                key: id.into(),
+                addr: std::net::SocketAddr::new(ip, 9999),
+                outcome: Ok(Polled {
+                    sysinfo: info,
+                    realtime,
+                    outlets: Vec::new(),
+                }),
+                misses: 0,
+                elapsed: Duration::from_millis(3),
+            })),
+            t0 + Duration::from_millis(5),
+        );
+    };
+    add(1, &dump("KL130(EU)_1.0_1.8.8.json"), "desk bulb", "B1");
+    add(2, &dump("KL430(US)_2.0_1.0.9.json"), "shelf strip", "B2");
+    add(3, &dump("HS220(US)_1.0_1.5.7.json"), "hall dimmer", "B3");
+    let mut hot = dump("KL130(EU)_1.0_1.8.8.json");
+    hot[LIGHT_EMETER]["get_realtime"]["power_mw"] = serde_json::json!(500_000);
+    add(4, &hot, "hot bulb", "B4");
+    let mut bare = dump("KL130(EU)_1.0_1.8.8.json");
+    if let Some(o) = bare["system"]["get_sysinfo"].as_object_mut() {
+        o.remove("light_state");
+    }
+    bare[LIGHT_EMETER] = serde_json::json!({"err_code": -2001, "err_msg": "Module not support"});
+    add(5, &bare, "odd bulb", "B5");
+    let cam = dump("discovery/C210(EU)_2.0_1.4.3.json");
+    let body = serde_json::to_vec(&cam["discovery_result"]).unwrap();
+    let t = tdp::decode_reply(&tdp::encode_packet(&body, 0, 1)).unwrap();
+    update(
+        &mut app,
+        Event::DeviceDiscovered(Sighting {
+            ip: "127.78.0.6".parse().unwrap(),
+            port: 20002,
+            found_by: "udp20002".into(),
+            info: SeenInfo::Newer(Box::new(t)),
+        }),
+        t0,
+    );
+    (app, t0 + Duration::from_millis(10))
+}
+
+#[test]
+fn every_device_family_shows_what_it_is() {
+    let (mut app, now) = families();
+    app.now = now;
+    let t = draw(&app, 160, 16);
+    let buf = t.backend().buffer();
+    for needle in [
+        "Type",
+        "Bright",
+        "bulb",
+        "lightstrip",
+        "dimmer",
+        "camera",
+        "25%",
+        "10.8",
+        "11.2",
+        "500.0‼",
+        "https",
+        "C210",
+        "1.4.3",
+    ] {
+        assert!(find(buf, needle).is_some(), "{needle} missing");
+    }
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn detail_panes_of_a_bulb_and_a_camera() {
+    let (mut app, now) = families();
+    app.now = now;
+    press(&mut app, KeyCode::Enter, now);
+    let t = draw(&app, 120, 44);
+    let buf = t.backend().buffer();
+    assert!(find(buf, "on, 100%, 2700 K, normal").is_some());
+    assert!(find(buf, "kind bulb").is_some());
+    insta::assert_snapshot!("detail_pane_of_a_bulb", t.backend());
+    press(&mut app, KeyCode::Enter, now);
+    press(&mut app, KeyCode::End, now);
+    press(&mut app, KeyCode::Enter, now);
+    let t = draw(&app, 120, 40);
+    let buf = t.backend().buffer();
+    for needle in [
+        "kind camera",
+        "1.4.3 Build 241010",
+        "SMART.IPCAMERA",
+        "https",
+    ] {
+        assert!(find(buf, needle).is_some(), "{needle} missing");
+    }
+    insta::assert_snapshot!("detail_pane_of_a_camera", t.backend());
+}

@@ -116,6 +116,8 @@ pub enum Command {
         addr: SocketAddr,
         child: Option<String>,
         kind: ActionKind,
+        /// How the device is switched (a relay, a bulb's or a light strip's light service).
+        switching: crate::protocol::Switching,
     },
     /// Open the file and start the recording task (stopping any running one).
     StartRecording {

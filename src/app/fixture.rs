@@ -165,8 +165,7 @@ pub fn newer(n: u32, model: &str) -> Event {
             encrypt_type: Some("KLAP".into()),
             http_port: Some(80),
             new_klap: false,
-            lv: None,
-            https: false,
+            ..Default::default()
         })),
     })
 }

@@ -197,10 +197,12 @@ impl App {
             Column::Health => b.health().cmp(&a.health()),
             Column::Alias => a.alias().to_lowercase().cmp(&b.alias().to_lowercase()),
             Column::Ip => a.addr.cmp(&b.addr),
+            Column::Type => a.kind().cmp(&b.kind()),
             Column::Model => a.model().cmp(b.model()),
             Column::Hw => a.hw_ver().cmp(b.hw_ver()),
             Column::Sw => version_key(a.sw_version()).cmp(&version_key(b.sw_version())),
             Column::Relay => b.relay().cmp(&a.relay()),
+            Column::Bright => num(a.brightness().map(f64::from), b.brightness().map(f64::from)),
             Column::Watts => {
                 let (va, vb) = vals();
                 num(va.power, vb.power)

@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::event::{Command, Event};
 use super::keymap::{self, Action, Context};
 use super::rows::RowRef;
-use super::state::{App, Batch, FirmwareConfirm, Overlay, RowId};
+use super::state::{App, Batch, Column, FirmwareConfirm, Overlay, RowId};
 use crate::firmware::job::Stage;
 use crate::firmware::runner::{JobEvent, PlugResult};
 
@@ -317,8 +317,22 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
         }
         Action::SortNext | Action::SortPrev | Action::SortReverse => {
             match action {
-                Action::SortNext => app.view.sort = app.view.sort.next(),
-                Action::SortPrev => app.view.sort = app.view.sort.prev(),
+                Action::SortNext | Action::SortPrev => {
+                    let step = |c: Column| {
+                        if matches!(action, Action::SortNext) {
+                            c.next()
+                        } else {
+                            c.prev()
+                        }
+                    };
+                    // The brightness column is shown (and sorted by) only when a device has one.
+                    let bright = app.fleet.devices.values().any(|d| d.brightness().is_some());
+                    let mut c = step(app.view.sort);
+                    if c == Column::Bright && !bright {
+                        c = step(c);
+                    }
+                    app.view.sort = c;
+                }
                 _ => app.view.descending = !app.view.descending,
             }
             let dir = if app.view.descending {

@@ -84,19 +84,23 @@ impl DemoFolder {
 }
 
 /// The demo fleet's profiles, in address order.
-pub const PROFILES: [&str; 12] = [
+/// Fourteen fit the /28 the demo sweeps (base .2 to .15; the camera, last, is found by the
+/// UDP 20002 broadcast).
+pub const PROFILES: [&str; 14] = [
     "hs110-eu-hw4",
     "hs110-us-hw1", // the 28 kW glitch
     "hs110-eu-hw1", // the unit-scale bug
     "kp115-us-hw1", // offline now and then
     "hs100-us-hw2",
-    "hs300-us-hw2", // a six-outlet strip, metered per outlet
-    "hs105-us-hw1",
-    "hs110-eu-hw4",
+    "hs300-us-hw2",        // a six-outlet strip, metered per outlet
+    "hs220-us-hw1",        // a wall dimmer: brightness, no meter
+    "kl130-eu-hw1",        // a colour bulb, metered at smartlife.iot.common.emeter
     "kp303-us-hw2",        // a strip without meter
     "hs100-uk-hw4-klap",   // newer protocol only: IOT JSON over KLAP v1
     "kp125m-us-hw1-smart", // newer protocol only: SMART JSON-RPC over KLAP v2
     "hs110-us-hw1",        // voltage 8 % low: a quiet fault only the fleet-voltage rule shows
+    "kl430-us-hw2",        // a light strip
+    "c210-eu-hw2-camera",  // a camera: known by its UDP 20002 reply alone
 ];
 
 /// The spec for a demo fleet starting at `base`, on a free port.
@@ -111,6 +115,7 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
         // Flash + reboot of a plug take seconds rather than a minute, so a firmware update can
         // be watched end to end in the demo.
         time_scale: crate::app::firmware::DEMO_TIME_SCALE,
+        clock_rate: 1.0,
         faults: vec![
             (at(1), FaultKind::Glitch28kw),
             (at(2), FaultKind::UnitScale),

@@ -259,10 +259,13 @@ fn device_json(d: &Device, started: Instant) -> Value {
         "port": d.addr.port(),
         "mac": mac_of(d),
         "device_id": d.device_id(),
-        "alias": s.map(|s| s.alias.as_str()),
+        "alias": s.map(|s| s.alias.as_str())
+            .or_else(|| d.tdp.as_ref().and_then(|t| t.device_name.as_deref())),
+        "type": d.kind(),
         "model": opt(d.model()),
         "hw_ver": opt(d.hw_ver()),
-        "sw_ver": s.map(|s| s.sw_ver.as_str()),
+        "sw_ver": s.map(|s| s.sw_ver.as_str())
+            .or_else(|| d.tdp.as_ref().and_then(|t| t.sw_ver.as_deref())),
         "hw_id": s.and_then(|s| s.hw_id.as_deref()),
         "fw_id": s.and_then(|s| s.fw_id.as_deref()),
         "oem_id": s.and_then(|s| s.oem_id.as_deref()),
@@ -310,10 +313,11 @@ fn fit(s: &str, w: usize) -> String {
     }
 }
 
-const COLUMNS: [(&str, usize); 9] = [
+const COLUMNS: [(&str, usize); 10] = [
     ("IP", 15),
     ("PORT", 5),
     ("MAC", 17),
+    ("TYPE", 10),
     ("MODEL", 12),
     ("HW", 4),
     ("FIRMWARE", 8),
@@ -341,7 +345,15 @@ fn table_row(d: &Device) -> String {
                 n => n.to_string(),
             },
         ),
-        None => ("-".to_owned(), "-".to_owned()),
+        // Known by its UDP 20002 reply alone: the firmware it reports there.
+        None => (
+            d.tdp
+                .as_ref()
+                .and_then(|t| t.version())
+                .unwrap_or("-")
+                .to_owned(),
+            "-".to_owned(),
+        ),
     };
     let or_unknown = |v: &str| {
         if v.is_empty() {
@@ -355,6 +367,7 @@ fn table_row(d: &Device) -> String {
         d.addr.ip().to_string(),
         d.addr.port().to_string(),
         mac_of(d),
+        d.kind().label().to_owned(),
         or_unknown(d.model()),
         or_unknown(d.hw_ver()),
         firmware,
@@ -369,7 +382,11 @@ fn table_row(d: &Device) -> String {
         .collect::<Vec<_>>()
         .join("  ");
     s.push_str("  ");
-    let alias = d.sysinfo.as_ref().map_or("-", |s| s.alias.as_str());
+    let alias = match (&d.sysinfo, &d.tdp) {
+        (Some(s), _) => s.alias.as_str(),
+        (None, Some(t)) => t.device_name.as_deref().unwrap_or("-"),
+        _ => "-",
+    };
     s.push_str(&fit(alias, 32));
     s.trim_end().to_owned()
 }
@@ -455,6 +472,7 @@ mod tests {
         let row = table_row(r.by_address()[0]);
         assert_eq!(h.find("ALIAS"), row.find("plug 3"));
         assert_eq!(h.find("OUTLETS"), row.find("6 "));
+        assert_eq!(h.find("TYPE"), row.find("strip "));
         assert!(summary(&r, 2, 40).starts_with("1 device in 40 ms (1 by sweep)"));
     }
 

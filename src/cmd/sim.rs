@@ -33,7 +33,8 @@ pub struct SimArgs {
     /// Known: hs110-eu-hw1, hs110-us-hw1, hs110-eu-hw4, kp115-us-hw1, hs100-us-hw2,
     /// hs300-us-hw2, hs105-us-hw1, kp303-us-hw2, hs100-uk-hw4-klap (or a model such as HS110(EU));
     /// outside the default fleet: kp125m-us-hw1-smart (SMART over KLAP v2), p110-eu-hw1-aes
-    /// (SMART over AES securePassthrough).
+    /// (SMART over AES securePassthrough), kl130-eu-hw1 (bulb), kl430-us-hw2 (light strip),
+    /// hs220-us-hw1 (dimmer), c210-eu-hw2-camera (camera: UDP 20002 only).
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Multiplies every simulated duration (reboot, flash, download, slow, flaky): 0.1 = 10× faster.
@@ -207,6 +208,7 @@ pub fn spec_from_args(args: &SimArgs) -> Result<FleetSpec, UsageError> {
         tdp_port: args.tdp_port,
         profiles: args.profiles.clone(),
         time_scale: args.time_scale,
+        clock_rate: 1.0,
         faults,
         images: match &args.accept_images {
             Some(p) => read_image_list(p)?,

@@ -54,8 +54,9 @@ pub struct StatusArgs {
     pub record: crate::cmd::args::RecordArgs,
     /// Keep running and serve the readings in the Prometheus text format at
     /// http://ADDR/metrics (ADDR = IP:PORT, :PORT or PORT; 127.0.0.1 unless an IP is given),
-    /// reading every device each --interval, until Ctrl-C.
-    #[arg(long, value_name = "ADDR", value_parser = crate::cmd::args::parse_metrics_addr, conflicts_with_all = ["json", "record"])]
+    /// reading every device each --interval, until Ctrl-C. With --record, every round's
+    /// readings are appended to the file too.
+    #[arg(long, value_name = "ADDR", value_parser = crate::cmd::args::parse_metrics_addr, conflicts_with_all = ["json"])]
     pub metrics: Option<std::net::SocketAddr>,
     /// Seconds between rounds with --metrics.
     #[arg(long, value_parser = crate::cmd::args::parse_seconds, value_name = "SECONDS", default_value = "10", requires = "metrics")]
@@ -124,13 +125,15 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let mut fleet = Fleet::new(Instant::now());
     fleet.rules = (*args.plausibility).clone();
     let account = args.net.credentials();
-    let report = rt.block_on(round_with(
-        &mut fleet,
-        cfg,
-        client,
-        (&args.ratings, &args.names),
-        account.as_ref(),
-    ))?;
+    let report = rt
+        .block_on(round_read_with(
+            &mut fleet,
+            cfg,
+            client,
+            (&args.ratings, &args.names),
+            account.as_ref(),
+        ))?
+        .0;
     let devices = fleet.by_address();
     if let Some(rec) = recorder.as_mut() {
         let at = crate::record::unix_ms(std::time::SystemTime::now());
@@ -207,6 +210,12 @@ async fn serve_metrics(
     client: ClientConfig,
 ) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
+    // Open the record file first: a file that cannot be written stops us before any plug is
+    // contacted (and before the endpoint is served).
+    let recorder = match args.record.target() {
+        Some((path, format)) => Some(crate::record::Recorder::open_as(path, format)?),
+        None => None,
+    };
     let signals = crate::cmd::sim::Signals::new()?;
     let (tx, rx) = tokio::sync::watch::channel(crate::metrics::MetricsSnapshot::default());
     let token = CancellationToken::new();
@@ -217,19 +226,29 @@ async fn serve_metrics(
         out.flush()?;
     }
     eprintln!("plugfleet: reading every {:?}; Ctrl-C stops", args.interval);
-    let poll = tokio::spawn(poll_and_publish_with(
+    let mut poll = tokio::spawn(poll_publish_record(
         cfg,
         client,
         args.names.clone(),
         (args.ratings.clone(), (*args.plausibility).clone()),
         args.interval,
         tx,
-        (token.clone(), args.net.credentials()),
+        token.clone(),
+        recorder,
+        args.net.credentials(),
     ));
-    signals.wait().await;
+    // Until a signal, or until the rounds stop on their own (a record write error).
+    let ended = tokio::select! {
+        () = signals.wait() => None,
+        r = &mut poll => Some(r),
+    };
     token.cancel();
-    let _ = poll.await;
+    let ended = match ended {
+        Some(r) => r,
+        None => poll.await,
+    };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server).await;
+    ended??;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -241,50 +260,58 @@ pub async fn poll_and_publish(
     cfg: DiscoveryConfig,
     client: ClientConfig,
     names: Names,
-    (ratings, rules): (Overrides, crate::fleet::quiet::QuietRules),
+    rules: (Overrides, crate::fleet::quiet::QuietRules),
     interval: std::time::Duration,
     tx: tokio::sync::watch::Sender<crate::metrics::MetricsSnapshot>,
     token: CancellationToken,
 ) {
-    poll_and_publish_with(
-        cfg,
-        client,
-        names,
-        (ratings, rules),
-        interval,
-        tx,
-        (token, None),
-    )
-    .await;
+    let r = poll_publish_record(cfg, client, names, rules, interval, tx, token, None, None).await;
+    if let Err(e) = r {
+        tracing::error!("metrics rounds stopped: {e:#}");
+    }
 }
 
-/// [`poll_and_publish`], reading newer-protocol plugs with `account` (a fresh session per
-/// round: a round every `interval` is far below a session's lifetime, but `status` keeps no
-/// sessions between rounds).
-pub async fn poll_and_publish_with(
+/// [`poll_and_publish`], and with `recorder` (`status --metrics … --record FILE`) every
+/// meter a round read is appended to it, with the model's verdict, reasons and quiet
+/// findings (history-based ones included, as the model judged them over the rounds). A write
+/// error ends the rounds with it. Newer-protocol plugs are read with `account` (a fresh
+/// session per round: `status` keeps no sessions between rounds).
+#[allow(clippy::too_many_arguments)]
+pub async fn poll_publish_record(
     cfg: DiscoveryConfig,
     client: ClientConfig,
     names: Names,
     (ratings, rules): (Overrides, crate::fleet::quiet::QuietRules),
     interval: std::time::Duration,
     tx: tokio::sync::watch::Sender<crate::metrics::MetricsSnapshot>,
-    (token, account): (CancellationToken, Option<Credentials>),
-) {
+    token: CancellationToken,
+    mut recorder: Option<crate::record::Recorder>,
+    account: Option<Credentials>,
+) -> anyhow::Result<()> {
     let mut fleet = Fleet::new(Instant::now());
     fleet.rules = rules;
     loop {
         let done = tokio::select! {
-            _ = token.cancelled() => return,
-            r = round_with(&mut fleet, cfg.clone(), client, (&ratings, &names), account.as_ref()) => r,
+            _ = token.cancelled() => return Ok(()),
+            r = round_read_with(&mut fleet, cfg.clone(), client, (&ratings, &names), account.as_ref()) => r,
         };
         match done {
-            Ok(_) => {
+            Ok((_, read)) => {
+                if let Some(rec) = recorder.as_mut() {
+                    let at = crate::record::unix_ms(std::time::SystemTime::now());
+                    for (key, meters) in &read {
+                        if let Some(d) = fleet.get(key) {
+                            rec.write_all(&crate::record::rows_for(d, meters, at))?;
+                        }
+                    }
+                    rec.flush()?;
+                }
                 tx.send_replace(crate::metrics::view::snapshot(&fleet, Instant::now()));
             }
             Err(e) => tracing::warn!("metrics round failed: {e:#}"),
         }
         tokio::select! {
-            _ = token.cancelled() => return,
+            _ = token.cancelled() => return Ok(()),
             _ = tokio::time::sleep(interval) => {}
         }
     }
@@ -301,18 +328,32 @@ pub async fn round(
     ratings: &Overrides,
     names: &Names,
 ) -> anyhow::Result<FindReport> {
-    round_with(fleet, cfg, client, (ratings, names), None).await
+    Ok(round_read(fleet, cfg, client, ratings, names).await?.0)
 }
 
-/// [`round`], reading the newer-protocol (KLAP/AES) devices too with `account` (the default and
-/// blank credentials are tried after it, or alone without one): one session each.
-pub async fn round_with(
+/// The meters one [`round`] read, by device key (what [`crate::record::rows_for`] records).
+pub type RoundRead = Vec<(String, Vec<Option<String>>)>;
+
+/// [`round`], also saying which meters of which devices it read successfully.
+pub async fn round_read(
+    fleet: &mut Fleet,
+    cfg: DiscoveryConfig,
+    client: ClientConfig,
+    ratings: &Overrides,
+    names: &Names,
+) -> anyhow::Result<(FindReport, RoundRead)> {
+    round_read_with(fleet, cfg, client, (ratings, names), None).await
+}
+
+/// [`round_read`], reading the newer-protocol (KLAP/AES) devices too with `account` (the
+/// default and blank credentials are tried after it, or alone without one): one session each.
+pub async fn round_read_with(
     fleet: &mut Fleet,
     cfg: DiscoveryConfig,
     client: ClientConfig,
     (ratings, names): (&Overrides, &Names),
     account: Option<&Credentials>,
-) -> anyhow::Result<FindReport> {
+) -> anyhow::Result<(FindReport, RoundRead)> {
     let started = Instant::now();
     let port = cfg.port;
     let (sightings, report) = find(cfg).await?;
@@ -398,17 +439,22 @@ pub async fn round_with(
         }
     }
     reports.sort_by_key(|r| r.addr);
+    let mut read = Vec::new();
     for r in reports {
-        fleet.apply_poll(
+        let key = r.key.clone();
+        let applied = fleet.apply_poll(
             crate::app::event::poll_of(r),
             ratings,
             names,
             Instant::now(),
         );
+        if !applied.read.is_empty() {
+            read.push((key, applied.read));
+        }
     }
     // Voltage against the fleet, once per round (it needs no history).
     fleet.judge_voltages(Instant::now());
-    Ok(report)
+    Ok((report, read))
 }
 
 /// One discovery pass (broadcast targets, known hosts, sweeps, UDP 20002 — exactly what

@@ -171,9 +171,23 @@ impl Meter {
         resistive: bool,
     ) -> &[Finding] {
         self.quiet.clear();
-        let Some(reading) = self.reading.as_ref().map(Reading::from) else {
+        let Some(mut reading) = self.reading.as_ref().map(Reading::from) else {
             return &self.quiet;
         };
+        // A value the reading rules judged bogus (28 kW, milliwatts in the watts field) is no
+        // measurement: the quiet rules do not see it, so a glitching power does not also make
+        // the energy counter look lagging (found in the demo).
+        let f = self.check.flags;
+        for (flag, value) in [
+            (f.power, &mut reading.power_w),
+            (f.voltage, &mut reading.voltage_v),
+            (f.current, &mut reading.current_a),
+            (f.total, &mut reading.total_kwh),
+        ] {
+            if flag == Verdict::Bogus {
+                *value = None;
+            }
+        }
         self.samples.push_back(Sample {
             at_ms: now_ms,
             reading,

@@ -106,8 +106,6 @@ pub enum Health {
     NeedsCredentials,
     /// A newer-protocol device that refuses the account given.
     AuthFailed,
-    /// A newer-protocol device whose transport or dialect plugfleet cannot speak.
-    Unsupported,
 }
 
 impl Health {
@@ -124,7 +122,6 @@ impl Health {
             Health::Newer => "klap",
             Health::NeedsCredentials => "needs creds",
             Health::AuthFailed => "auth failed",
-            Health::Unsupported => "unsupported",
         }
     }
 
@@ -242,15 +239,17 @@ impl Device {
         !self.outlets.is_empty()
     }
 
-    /// The local name, else the device's alias.
+    /// The local name, else the device's alias (a camera's or hub's `device_name` when it is
+    /// known by its UDP 20002 reply alone).
     pub fn alias(&self) -> &str {
         if let Some(n) = &self.local_name {
             return n;
         }
-        self.sysinfo
-            .as_ref()
-            .map(|s| s.alias.as_str())
-            .unwrap_or("")
+        match (&self.sysinfo, &self.tdp) {
+            (Some(s), _) => &s.alias,
+            (None, Some(t)) => t.device_name.as_deref().unwrap_or(""),
+            _ => "",
+        }
     }
 
     /// The alias the device itself reports.
@@ -277,8 +276,13 @@ impl Device {
         }
     }
 
+    /// The firmware version: sysinfo's, else the UDP 20002 reply's `firmware_version`.
     pub fn sw_version(&self) -> &str {
-        self.sysinfo.as_ref().map(|s| s.version()).unwrap_or("")
+        match (&self.sysinfo, &self.tdp) {
+            (Some(s), _) => s.version(),
+            (None, Some(t)) => t.version().unwrap_or(""),
+            _ => "",
+        }
     }
 
     pub fn mac(&self) -> &str {
@@ -307,16 +311,38 @@ impl Device {
         }
     }
 
+    /// On or off: the relay, or a bulb's / light strip's `on_off`.
     pub fn relay(&self) -> Option<bool> {
-        self.sysinfo.as_ref().and_then(|s| s.relay_on)
+        self.sysinfo.as_ref().and_then(SysInfo::is_on)
+    }
+
+    /// What the device is: from its sysinfo, else its UDP 20002 reply
+    /// ([`crate::protocol::Kind`]).
+    pub fn kind(&self) -> crate::protocol::Kind {
+        match (&self.sysinfo, &self.tdp) {
+            (Some(s), _) => s.kind(),
+            (None, Some(t)) => t.kind(),
+            (None, None) => crate::protocol::Kind::Unknown,
+        }
+    }
+
+    /// A dimmer's or light's brightness in percent.
+    pub fn brightness(&self) -> Option<u8> {
+        self.sysinfo.as_ref().and_then(SysInfo::brightness_pct)
     }
 
     pub fn rssi(&self) -> Option<i64> {
         self.sysinfo.as_ref().and_then(|s| s.rssi)
     }
 
+    /// Has a meter: `feature` has `ENE`; a bulb or light strip (which lists no features) is
+    /// assumed to until a poll found none (its meter module answered "not supported").
     pub fn has_emeter(&self) -> Option<bool> {
-        self.sysinfo.as_ref().map(SysInfo::has_emeter)
+        let s = self.sysinfo.as_ref()?;
+        if s.kind().is_light() && self.link != Link::Pending {
+            return Some(self.meter.is_some());
+        }
+        Some(s.has_emeter())
     }
 
     /// The device's verdict: its judgement, or worse if one of its meters read worse in the
@@ -356,8 +382,9 @@ impl Device {
         match &self.refusal {
             Some(Refusal::NeedsCredentials) => return Health::NeedsCredentials,
             Some(Refusal::AuthFailed) => return Health::AuthFailed,
-            Some(Refusal::Unsupported(_)) => return Health::Unsupported,
-            None => {}
+            // Listed as a newer-protocol device (its row names the protocol); the detail pane
+            // and JSON say why it is not read.
+            Some(Refusal::Unsupported(_)) | None => {}
         }
         if self.is_newer() {
             return Health::Newer;
@@ -664,7 +691,6 @@ impl Fleet {
                     }
                     Err(r) => {
                         d.access = None;
-                        d.last_error = Some(r.hint());
                         d.refusal = Some(r);
                         None
                     }
@@ -853,6 +879,11 @@ fn record_poll(
     d.last_seen = Some(now);
     d.last_error = None;
     d.set_outlets(&p.sysinfo);
+    // A light lists no features: one whose meter module answered "not supported" (the poller
+    // then reports no reading at all) has no meter.
+    if p.realtime.is_none() && p.sysinfo.kind().is_light() {
+        d.meter = None;
+    }
     // Before this poll's readings are recorded: they are the new firmware's.
     d.note_version(&p.sysinfo, now);
     let limits = d
@@ -879,7 +910,8 @@ fn record_poll(
         && apply(
             d.meter.get_or_insert_with(Meter::default),
             rt,
-            p.sysinfo.relay_on,
+            // A light's on/off stands in for the relay (the quiet rules ask it).
+            p.sysinfo.is_on(),
         )
     {
         out.read.push(None);
@@ -943,6 +975,75 @@ mod tests {
             outcome: Err("connection refused".into()),
             refusal: None,
         }
+    }
+
+    fn bulb(id: &str, power_mw: Option<i64>) -> (SysInfo, Option<Result<Realtime, String>>) {
+        let s = SysInfo::from_result(&serde_json::json!({
+            "model": "KL130(EU)", "hw_ver": "1.0", "sw_ver": "1.8.8 Build 190613 Rel.123436",
+            "mic_mac": format!("1C3BF30000{:02X}", id.len() + id.as_bytes()[1] as usize), "deviceId": id, "alias": "b", "mic_type": "IOT.SMARTBULB",
+            "light_state": {"on_off": 1, "brightness": 80, "color_temp": 2700},
+        }))
+        .expect("bulb");
+        let rt = power_mw.map(|mw| {
+            Ok(
+                Realtime::from_result(&serde_json::json!({"power_mw": mw, "err_code": 0}))
+                    .expect("reading"),
+            )
+        });
+        (s, rt)
+    }
+
+    #[test]
+    fn bulbs_are_judged_like_plugs_against_their_rating() {
+        let t0 = Instant::now();
+        let mut f = Fleet::new(t0);
+        for (id, mw, ip) in [
+            ("B1", Some(10_800), "127.0.9.11"),
+            ("B2", Some(500_000), "127.0.9.12"),
+            ("B3", None, "127.0.9.13"),
+        ] {
+            let (s, rt) = bulb(id, mw);
+            let t = f
+                .observe(seen(ip, s.clone()), &Names::default(), t0)
+                .expect("tracked");
+            assert_eq!(
+                f.get(id).and_then(Device::has_emeter),
+                Some(true),
+                "assumed"
+            );
+            f.apply_poll(
+                Poll {
+                    key: id.into(),
+                    addr: t.addr,
+                    misses: 0,
+                    outcome: Ok(PollRead {
+                        sysinfo: s,
+                        realtime: rt,
+                        outlets: Vec::new(),
+                    }),
+                    refusal: None,
+                },
+                &Overrides::default(),
+                &Names::default(),
+                t0 + Duration::from_secs(1),
+            );
+        }
+        let ok = f.get("B1").expect("b1");
+        assert_eq!(ok.kind(), crate::protocol::Kind::Bulb);
+        assert_eq!((ok.relay(), ok.brightness()), (Some(true), Some(80)));
+        assert_eq!(ok.health(), Health::Ok);
+        let hot = f.get("B2").expect("b2");
+        assert_eq!(hot.health(), Health::Bogus);
+        let why = hot
+            .judged
+            .as_ref()
+            .map(|a| a.texts().join("; "))
+            .unwrap_or_default();
+        assert!(why.contains("10 W rated (KL130 EU)"), "{why}");
+        // Its meter module answered "not supported": no meter, not a failing one.
+        let none = f.get("B3").expect("b3");
+        assert_eq!(none.has_emeter(), Some(false));
+        assert_eq!((none.health(), none.no_reading()), (Health::Ok, None));
     }
 
     #[test]

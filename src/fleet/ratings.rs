@@ -81,7 +81,10 @@ struct UnknownRegion {
 #[derive(Debug, Clone, Deserialize)]
 struct ModelEntry {
     model: String,
-    region: String,
+    /// Absent: the rating holds in every region (bulbs: their wattage does not depend on the
+    /// mains), used when no entry names the device's region.
+    #[serde(default)]
+    region: Option<String>,
     rated_a: f64,
     rated_w: f64,
     #[serde(default)]
@@ -137,13 +140,12 @@ impl Ratings {
         }
         for m in &self.models {
             if m.rated_a <= 0.0 || m.rated_w <= 0.0 {
-                return bad(format!(
-                    "{}({}) has a non-positive rating",
-                    m.model, m.region
-                ));
+                return bad(format!("{} has a non-positive rating", m.model));
             }
-            if !self.regions.contains_key(&m.region) {
-                return bad(format!("{}({}) names an unknown region", m.model, m.region));
+            if let Some(r) = &m.region
+                && !self.regions.contains_key(r)
+            {
+                return bad(format!("{}({r}) names an unknown region", m.model));
             }
         }
         Ok(())
@@ -203,10 +205,11 @@ impl Ratings {
                 if let Some(m) = self
                     .models
                     .iter()
-                    .find(|m| m.model.eq_ignore_ascii_case(&base) && m.region == r)
+                    .find(|m| m.model.eq_ignore_ascii_case(&base) && m.region.as_deref() == Some(r))
+                    .or_else(|| self.any_region(&base))
                 {
                     return Limits {
-                        label: format!("{} {}", m.model, m.region),
+                        label: format!("{} {}", m.model, m.region.as_deref().unwrap_or(r)),
                         rated_a: m.rated_a,
                         rated_w: m.rated_w,
                         bands,
@@ -224,15 +227,32 @@ impl Ratings {
                     strip: false,
                 }
             }
-            _ => Limits {
-                label: "default, region unknown".into(),
-                rated_a: self.unknown_region.default_a,
-                rated_w: self.unknown_region.default_w,
-                bands: self.bands.values().cloned().collect(),
-                known_model: false,
-                strip: false,
+            _ => match self.any_region(&base) {
+                Some(m) => Limits {
+                    label: format!("{}, any region", m.model),
+                    rated_a: m.rated_a,
+                    rated_w: m.rated_w,
+                    bands: self.bands.values().cloned().collect(),
+                    known_model: true,
+                    strip: m.strip,
+                },
+                None => Limits {
+                    label: "default, region unknown".into(),
+                    rated_a: self.unknown_region.default_a,
+                    rated_w: self.unknown_region.default_w,
+                    bands: self.bands.values().cloned().collect(),
+                    known_model: false,
+                    strip: false,
+                },
             },
         }
+    }
+
+    /// The region-free entry for a base model (bulbs, light strips, dimmers).
+    fn any_region(&self, base: &str) -> Option<&ModelEntry> {
+        self.models
+            .iter()
+            .find(|m| m.region.is_none() && m.model.eq_ignore_ascii_case(base))
     }
 }
 
@@ -360,6 +380,28 @@ mod tests {
             assert!(!l.voltage_ok(170.0) && !l.voltage_ok(0.0), "{model}");
             assert_eq!(l.bands_text(), "EU/UK 190–265 V or US 95–140 V");
         }
+    }
+
+    #[test]
+    fn bulbs_are_rated_in_every_region() {
+        for model in ["KL130(EU)", "KL130(US)", "KL130(UN)", "KL130"] {
+            let l = limits_for(model);
+            assert_eq!(l.rated_w, 10.0, "{model}");
+            assert!(l.known_model, "{model}");
+        }
+        assert_eq!(limits_for("KL130(EU)").label, "KL130 EU");
+        assert_eq!(limits_for("KL430(UN)").label, "KL430, any region");
+        assert_eq!(limits_for("KL430(US)").rated_w, 15.0);
+        assert!(limits_for("KL430(US)").voltage_ok(120.0));
+        // Plugs keep their per-region entries and defaults.
+        assert_eq!(limits_for("HS110(US)").rated_w, 1800.0);
+        let bad = r#"{"bands":{"NA":{"name":"US","nominal_v":120,"min_v":95,"max_v":140}},
+            "regions":{"US":{"band":"NA","default_a":15}},
+            "unknown_region":{"default_a":16,"default_w":3680},
+            "models":[{"model":"KL1","region":"ZZ","rated_a":1,"rated_w":1}]}"#;
+        assert!(Ratings::from_json(bad).is_err());
+        let ok = bad.replace(r#""region":"ZZ","#, "");
+        assert!(Ratings::from_json(&ok).is_ok());
     }
 
     #[test]

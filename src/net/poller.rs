@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::net::client::{ClientConfig, Connection, NetError, Stage};
 use crate::net::pool::{Kept, Link, Pool, PoolStats};
 use crate::protocol::codec::encode_frame;
+use crate::protocol::reply::unsupported_code;
 use crate::protocol::{Realtime, Request, SysInfo};
 
 /// How the poller behaves.
@@ -250,6 +251,15 @@ fn combined_frame() -> &'static [u8] {
     F.get_or_init(|| encode_frame(COMBINED.as_bytes()))
 }
 
+/// The combined request of a bulb or light strip: its meter is `smartlife.iot.common.emeter`.
+const COMBINED_LIGHT: &str =
+    r#"{"system":{"get_sysinfo":{}},"smartlife.iot.common.emeter":{"get_realtime":{}}}"#;
+
+fn combined_light_frame() -> &'static [u8] {
+    static F: OnceLock<Vec<u8>> = OnceLock::new();
+    F.get_or_init(|| encode_frame(COMBINED_LIGHT.as_bytes()))
+}
+
 fn sysinfo_frame() -> &'static [u8] {
     static F: OnceLock<Vec<u8>> = OnceLock::new();
     F.get_or_init(|| Request::SysInfo.encode_tcp())
@@ -314,13 +324,28 @@ pub async fn poll_link(
     let simple = link.strip || link.no_meter;
     let frame = if simple {
         sysinfo_frame()
+    } else if link.light {
+        combined_light_frame()
     } else {
         combined_frame()
     };
     let root = exchange(link, addr, &cfg, frame, stats).await?;
     let sysinfo = SysInfo::from_reply(&root)?;
+    // A light whose meter module answered "not supported" is asked sysinfo alone from then on.
+    let light_without_meter = link.light && link.no_meter;
     link.strip = !sysinfo.children.is_empty();
     link.no_meter = !sysinfo.has_emeter();
+    // A bulb's meter module differs; one found by the plug request is asked on its own once.
+    let asked_light = link.light;
+    link.light = sysinfo.kind().is_light();
+    if link.light && light_without_meter {
+        link.no_meter = true;
+        return Ok(Polled {
+            realtime: None,
+            outlets: Vec::new(),
+            sysinfo,
+        });
+    }
     let mut polled = Polled {
         realtime: None,
         outlets: Vec::new(),
@@ -332,19 +357,27 @@ pub async fn poll_link(
     if !link.strip {
         // Asked sysinfo alone (a strip or meterless at the last poll), or a responder that
         // answered only the first module: ask the meter on its own.
-        polled.realtime = Some(if simple || root.get("emeter").is_none() {
-            let r = exchange(
-                link,
-                addr,
-                &cfg,
-                &Request::realtime(None).encode_tcp(),
-                stats,
-            )
-            .await;
-            r.and_then(|v| Ok(Realtime::from_reply(&v)?))
+        let module = polled.sysinfo.meter_module();
+        let read = if simple || asked_light != link.light || root.get(module).is_none() {
+            let req = if link.light {
+                Request::LightRealtime
+            } else {
+                Request::realtime(None)
+            };
+            let r = exchange(link, addr, &cfg, &req.encode_tcp(), stats).await;
+            r.and_then(|v| Ok(Realtime::from_reply_in(&v, module)?))
         } else {
-            Realtime::from_reply(&root).map_err(NetError::from)
-        });
+            Realtime::from_reply_in(&root, module).map_err(NetError::from)
+        };
+        polled.realtime = match read {
+            // A bulb lists no features: one without a meter says so with -1/-2001, and is
+            // shown as having none (not as failing), and asked sysinfo alone from then on.
+            Err(NetError::Device { code, .. }) if link.light && unsupported_code(code) => {
+                link.no_meter = true;
+                None
+            }
+            r => Some(r),
+        };
         return Ok(polled);
     }
     drop(root);

@@ -79,6 +79,9 @@ pub struct Link {
     pub strip: bool,
     /// The device had no meter last time: ask sysinfo alone.
     pub no_meter: bool,
+    /// The device was a bulb or light strip last time: its meter is asked at
+    /// `smartlife.iot.common.emeter` in the combined request.
+    pub light: bool,
     /// A strip's outlets and their `get_realtime` frames, encrypted once.
     pub outlet_frames: Vec<(String, Arc<[u8]>)>,
     /// A newer-protocol device's kept KLAP/AES session (no socket is held between polls).

@@ -70,6 +70,11 @@ impl Access {
                 t.device_type
             )));
         };
+        if t.https {
+            return Err(Refusal::Unsupported(
+                "the device asks for HTTPS, which plugfleet does not speak yet".into(),
+            ));
+        }
         let transport = match t.encrypt_type.as_deref() {
             Some(e) if e.eq_ignore_ascii_case("KLAP") => Transport::Klap,
             Some(e) if e.eq_ignore_ascii_case("AES") => Transport::Aes,
@@ -84,11 +89,6 @@ impl Access {
                 ));
             }
         };
-        if t.https {
-            return Err(Refusal::Unsupported(
-                "the device asks for HTTPS, which plugfleet does not speak yet".into(),
-            ));
-        }
         if transport == Transport::Aes && dialect == Dialect::Iot {
             return Err(Refusal::Unsupported(
                 "IOT payloads over the AES transport are not known to exist".into(),
@@ -171,6 +171,7 @@ mod tests {
             new_klap: nk,
             lv,
             https: false,
+            ..TdpInfo::default()
         }
     }
 

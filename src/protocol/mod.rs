@@ -7,6 +7,7 @@ pub mod access;
 pub mod aes_passthrough;
 pub mod cipher;
 pub mod codec;
+pub mod kind;
 pub mod klap;
 pub mod reply;
 pub mod request;
@@ -15,9 +16,10 @@ pub mod smart;
 pub mod tdp;
 
 pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, FrameError};
+pub use kind::{Kind, Switching};
 pub use reply::{
-    ChildInfo, DownloadState, EnergyStat, Realtime, ReplyError, SysInfo, UnitScheme, normalise_mac,
-    split_model,
+    ChildInfo, DownloadState, EnergyStat, LightState, Realtime, ReplyError, SysInfo, UnitScheme,
+    normalise_mac, split_model,
 };
 pub use request::Request;
 

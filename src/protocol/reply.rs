@@ -31,6 +31,17 @@ impl ReplyError {
             _ => None,
         }
     }
+
+    /// The device has no such module: `-1 "module not support"` (plugs, switches) or
+    /// `-2001 "Module not support"` (bulbs) — the device has no meter, not a failing one.
+    pub fn is_unsupported(&self) -> bool {
+        self.device_code().is_some_and(unsupported_code)
+    }
+}
+
+/// `-1` / `-2001`: the device has no such module ([`ReplyError::is_unsupported`]).
+pub fn unsupported_code(code: i64) -> bool {
+    code == -1 || code == -2001
 }
 
 /// Parses a plain (de-obfuscated) payload as a JSON object.
@@ -186,6 +197,83 @@ pub struct SysInfo {
     pub longitude: Option<f64>,
     pub status: Option<String>,
     pub children: Vec<ChildInfo>,
+    /// Bulbs and light strips: `light_state`, typed (`Err` = why it cannot be read: missing on
+    /// a bulb, not an object, no `on_off`). `None` for devices that are not lights.
+    pub light: Option<Result<LightState, String>>,
+    /// Dimmers (HS220, KS230 …): the top-level `brightness`, 0–100.
+    pub brightness: Option<u8>,
+    /// Light strips: `length` (number of zones).
+    pub strip_length: Option<i64>,
+    /// `is_dimmable` / `is_color` / `is_variable_color_temp` of bulbs.
+    pub dimmable: Option<bool>,
+    pub color: Option<bool>,
+    pub variable_color_temp: Option<bool>,
+}
+
+/// A bulb's or light strip's `light_state`. When the light is off the device reports the state
+/// it will come on with under `dft_on_state`; its values are read from there
+/// (`from_default`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LightState {
+    pub on: bool,
+    /// Percent, 0–100.
+    pub brightness: Option<u8>,
+    /// Kelvin; 0 means colour mode (hue/saturation) on colour bulbs.
+    pub color_temp: Option<u32>,
+    /// Degrees, 0–360.
+    pub hue: Option<u16>,
+    /// Percent, 0–100.
+    pub saturation: Option<u8>,
+    pub mode: Option<String>,
+    /// The values are `dft_on_state`'s (the light is off).
+    pub from_default: bool,
+}
+
+fn percent(o: &Map<String, Value>, key: &str) -> Option<u8> {
+    num(o, key).map(|v| v.round().clamp(0.0, 100.0) as u8)
+}
+
+fn flag(o: &Map<String, Value>, key: &str) -> Option<bool> {
+    match o.get(key) {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(v) => v.as_i64().map(|i| i != 0),
+        None => None,
+    }
+}
+
+impl LightState {
+    /// Reads a `light_state` object (sysinfo's, or a `get_light_state` /
+    /// `transition_light_state` / `set_light_state` result).
+    pub fn from_value(v: &Value) -> Result<Self, String> {
+        let o = v
+            .as_object()
+            .ok_or_else(|| format!("light_state is {}, not an object", kind(v)))?;
+        let on = match o.get("on_off") {
+            Some(Value::Bool(b)) => *b,
+            Some(x) => x
+                .as_i64()
+                .map(|i| i != 0)
+                .ok_or_else(|| "light_state.on_off is not 0 or 1".to_owned())?,
+            None => return Err("light_state has no on_off".into()),
+        };
+        let dft = o.get("dft_on_state").and_then(Value::as_object);
+        let from_default = !on && dft.is_some();
+        let src = match dft {
+            Some(d) if !on => d,
+            _ => o,
+        };
+        Ok(LightState {
+            on,
+            brightness: percent(src, "brightness"),
+            color_temp: int(src, "color_temp")
+                .filter(|k| *k >= 0)
+                .map(|k| k.min(i64::from(u32::MAX)) as u32),
+            hue: int(src, "hue").map(|h| h.clamp(0, 360) as u16),
+            saturation: percent(src, "saturation"),
+            mode: str_field(src, "mode"),
+            from_default,
+        })
+    }
 }
 
 impl SysInfo {
@@ -212,6 +300,15 @@ impl SysInfo {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(ReplyError::Shape("`children` is not a list".into())),
         };
+        let device_type = str_field(o, "mic_type").or_else(|| str_field(o, "type"));
+        let bulb_type = device_type
+            .as_deref()
+            .is_some_and(|t| t.to_ascii_uppercase().contains("BULB"));
+        let light = match o.get("light_state") {
+            Some(v) => Some(LightState::from_value(v)),
+            None if bulb_type => Some(Err("bulb sysinfo has no light_state".into())),
+            None => None,
+        };
         let coord = |float_key: &str, int_key: &str| {
             num(o, float_key).or_else(|| int(o, int_key).map(|i| i as f64 / 10_000.0))
         };
@@ -225,8 +322,8 @@ impl SysInfo {
             fw_id: str_field(o, "fwId"),
             oem_id: str_field(o, "oemId"),
             alias: str_field(o, "alias").unwrap_or_default(),
-            dev_name: str_field(o, "dev_name"),
-            device_type: str_field(o, "mic_type").or_else(|| str_field(o, "type")),
+            dev_name: str_field(o, "dev_name").or_else(|| str_field(o, "description")),
+            device_type,
             feature: str_field(o, "feature"),
             relay_on: int(o, "relay_state").map(|s| s != 0),
             on_time: int(o, "on_time"),
@@ -237,14 +334,63 @@ impl SysInfo {
             longitude: coord("longitude", "longitude_i"),
             status: str_field(o, "status"),
             children,
+            light,
+            brightness: percent(o, "brightness"),
+            strip_length: int(o, "length"),
+            dimmable: flag(o, "is_dimmable"),
+            color: flag(o, "is_color"),
+            variable_color_temp: flag(o, "is_variable_color_temp"),
         })
     }
 
-    /// True when the `feature` list has `ENE` (an energy meter).
+    /// True when the `feature` list has `ENE` (an energy meter), or for a bulb or light strip
+    /// (they list no features; their meter is `smartlife.iot.common.emeter`, and one without
+    /// answers it -2001, read as "no meter").
     pub fn has_emeter(&self) -> bool {
-        self.feature
-            .as_deref()
-            .is_some_and(|f| f.split(':').any(|x| x == "ENE"))
+        self.kind().is_light()
+            || self
+                .feature
+                .as_deref()
+                .is_some_and(|f| f.split(':').any(|x| x == "ENE"))
+    }
+
+    /// What the device is ([`Kind::of_traits`](super::kind::Kind::of_traits)).
+    pub fn kind(&self) -> super::kind::Kind {
+        super::kind::Kind::of_traits(super::kind::Traits {
+            model: &self.model,
+            device_type: self.device_type.as_deref(),
+            has_children: !self.children.is_empty(),
+            has_light: self.light.is_some(),
+            has_length: self.strip_length.is_some(),
+            has_brightness: self.brightness.is_some(),
+            has_relay: self.relay_on.is_some(),
+        })
+    }
+
+    /// The module the device's meter answers at: `emeter`, or `smartlife.iot.common.emeter` for
+    /// bulbs and light strips.
+    pub fn meter_module(&self) -> &'static str {
+        if self.kind().is_light() {
+            LIGHT_EMETER
+        } else {
+            "emeter"
+        }
+    }
+
+    /// The readable light state, if this is a light and its state could be read.
+    pub fn light_state(&self) -> Option<&LightState> {
+        self.light.as_ref().and_then(|l| l.as_ref().ok())
+    }
+
+    /// On or off: the relay (`relay_state`), else a light's `on_off`.
+    pub fn is_on(&self) -> Option<bool> {
+        self.relay_on.or_else(|| self.light_state().map(|l| l.on))
+    }
+
+    /// Brightness in percent: a dimmer's, else a light's (when off, the one it comes on with).
+    pub fn brightness_pct(&self) -> Option<u8> {
+        self.brightness
+            .or_else(|| self.light_state().and_then(|l| l.brightness))
     }
 
     /// `HS110` of `HS110(EU)`.
@@ -374,10 +520,19 @@ fn unreadable(o: &Map<String, Value>, key: &str) -> Option<Unreadable> {
     })
 }
 
+/// The meter module of bulbs and light strips.
+pub const LIGHT_EMETER: &str = "smartlife.iot.common.emeter";
+
 impl Realtime {
     /// Reads the reply of [`Request::Realtime`](super::Request::Realtime).
     pub fn from_reply(root: &Value) -> Result<Self, ReplyError> {
-        Self::from_result(method_result(root, "emeter", "get_realtime")?)
+        Self::from_reply_in(root, "emeter")
+    }
+
+    /// Reads `root[module].get_realtime`: `emeter` for plugs, [`LIGHT_EMETER`] for bulbs
+    /// (`power_mw`, sometimes `total_wh`; normalised the same way).
+    pub fn from_reply_in(root: &Value, module: &str) -> Result<Self, ReplyError> {
+        Self::from_result(method_result(root, module, "get_realtime")?)
     }
 
     /// Reads the `get_realtime` object itself.

@@ -2,6 +2,13 @@
 
 use serde_json::{Value, json};
 
+use super::kind::Switching;
+
+/// The bulbs' lighting module.
+pub const BULB_SERVICE: &str = "smartlife.iot.smartbulb.lightingservice";
+/// The light strips' lighting module.
+pub const LIGHTSTRIP_SERVICE: &str = "smartlife.iot.lightStrip";
+
 /// One request to a plug. `child` selects a strip outlet through a sibling `context` object.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -21,6 +28,14 @@ pub enum Request {
     SetRelay {
         on: bool,
         child: Option<String>,
+    },
+    /// A bulb's or light strip's meter: `smartlife.iot.common.emeter.get_realtime`.
+    LightRealtime,
+    /// Switches a bulb (`smartlife.iot.smartbulb.lightingservice.transition_light_state`) or a
+    /// light strip (`smartlife.iot.lightStrip.set_light_state`) on or off.
+    SetLight {
+        on: bool,
+        strip: bool,
     },
     SetAlias {
         alias: String,
@@ -52,6 +67,15 @@ impl Request {
         }
     }
 
+    /// Switches a device on or off the way its family is switched ([`Switching`]).
+    pub fn set_power(how: Switching, on: bool, child: Option<&str>) -> Self {
+        match how {
+            Switching::Relay => Self::set_relay(on, child),
+            Switching::Bulb => Request::SetLight { on, strip: false },
+            Switching::Lightstrip => Request::SetLight { on, strip: true },
+        }
+    }
+
     /// `(module, method)` whose result this request's reply carries; `None` for [`Request::Raw`].
     pub fn target(&self) -> Option<(&'static str, &'static str)> {
         Some(match self {
@@ -60,6 +84,9 @@ impl Request {
             Request::DayStat { .. } => ("emeter", "get_daystat"),
             Request::MonthStat { .. } => ("emeter", "get_monthstat"),
             Request::SetRelay { .. } => ("system", "set_relay_state"),
+            Request::LightRealtime => (super::reply::LIGHT_EMETER, "get_realtime"),
+            Request::SetLight { strip: false, .. } => (BULB_SERVICE, "transition_light_state"),
+            Request::SetLight { strip: true, .. } => (LIGHTSTRIP_SERVICE, "set_light_state"),
             Request::SetAlias { .. } => ("system", "set_dev_alias"),
             Request::Reboot { .. } => ("system", "reboot"),
             Request::DownloadFirmware { .. } => ("system", "download_firmware"),
@@ -74,6 +101,7 @@ impl Request {
             Request::DayStat { year, month, .. } => json!({"year": year, "month": month}),
             Request::MonthStat { year, .. } => json!({"year": year}),
             Request::SetRelay { on, .. } => json!({"state": u8::from(*on)}),
+            Request::SetLight { on, .. } => json!({"on_off": u8::from(*on)}),
             Request::SetAlias { alias, .. } => json!({"alias": alias}),
             Request::Reboot { delay_s } => json!({"delay": delay_s}),
             Request::DownloadFirmware { url } => json!({"url": url}),
@@ -130,6 +158,7 @@ impl Request {
             self,
             Request::SysInfo
                 | Request::Realtime { .. }
+                | Request::LightRealtime
                 | Request::DayStat { .. }
                 | Request::MonthStat { .. }
                 | Request::GetDownloadState
@@ -169,6 +198,34 @@ mod tests {
             v,
             json!({"context":{"child_ids":["ABC02"]},"emeter":{"get_realtime":{}}})
         );
+    }
+
+    #[test]
+    fn lights_are_switched_and_metered_by_their_own_modules() {
+        assert_eq!(
+            Request::set_power(Switching::Bulb, true, None).to_value(),
+            json!({"smartlife.iot.smartbulb.lightingservice":{"transition_light_state":{"on_off":1}}})
+        );
+        assert_eq!(
+            Request::set_power(Switching::Lightstrip, false, None).to_value(),
+            json!({"smartlife.iot.lightStrip":{"set_light_state":{"on_off":0}}})
+        );
+        assert_eq!(
+            Request::set_power(Switching::Relay, false, Some("C01")),
+            Request::set_relay(false, Some("C01"))
+        );
+        assert!(
+            Request::SetLight {
+                on: true,
+                strip: false
+            }
+            .is_write()
+        );
+        assert_eq!(
+            Request::LightRealtime.to_value(),
+            json!({"smartlife.iot.common.emeter":{"get_realtime":{}}})
+        );
+        assert!(!Request::LightRealtime.is_write());
     }
 
     #[test]

@@ -36,8 +36,9 @@ pub fn probe() -> Vec<u8> {
     encode_packet(&[], 0, 0)
 }
 
-/// What a newer-protocol device says about itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What a newer-protocol device says about itself: every field its reply carries that a view
+/// shows (cameras and hubs are known by this alone).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TdpInfo {
     /// `IOT.SMARTPLUGSWITCH`, `SMART.KASAPLUG`, …
     pub device_type: String,
@@ -52,6 +53,10 @@ pub struct TdpInfo {
     pub new_klap: bool,
     /// `mgt_encrypt_schm.lv`: login version (2 = KLAP v2 hash for IOT, `password2` for AES).
     pub lv: Option<i64>,
+    /// `firmware_version` (cameras, hubs, newer SMART devices).
+    pub sw_ver: Option<String>,
+    /// `device_name` (the user's name on cameras and hubs).
+    pub device_name: Option<String>,
     /// `mgt_encrypt_schm.is_support_https`.
     pub https: bool,
 }
@@ -63,8 +68,21 @@ impl TdpInfo {
             Some(t) if t.eq_ignore_ascii_case("KLAP") && self.new_klap => "klap-v2",
             Some(t) if t.eq_ignore_ascii_case("KLAP") => "klap",
             Some(t) if t.eq_ignore_ascii_case("AES") => "aes",
+            _ if self.https => "https",
             _ => "tdp",
         }
+    }
+
+    /// What the device is, by its `device_type` and model.
+    pub fn kind(&self) -> super::kind::Kind {
+        super::kind::Kind::of_tdp(&self.device_type, &self.model)
+    }
+
+    /// The numeric part of `firmware_version` (`1.4.3` of `1.4.3 Build 241010 Rel.33858n`).
+    pub fn version(&self) -> Option<&str> {
+        self.sw_ver
+            .as_deref()
+            .and_then(|v| v.split_whitespace().next())
     }
 }
 
@@ -121,7 +139,7 @@ pub fn decode_reply(packet: &[u8]) -> Result<TdpInfo, ReplyError> {
             .ok_or_else(|| ReplyError::Shape("TDP reply has no `device_type`".into()))?,
         model: s("device_model")
             .ok_or_else(|| ReplyError::Shape("TDP reply has no `device_model`".into()))?,
-        hw_ver: s("hw_ver"),
+        hw_ver: s("hw_ver").or_else(|| s("hardware_version")),
         mac: s("mac")
             .map(|m| normalise_mac(&m))
             .ok_or_else(|| ReplyError::Shape("TDP reply has no `mac`".into()))?,
@@ -140,6 +158,8 @@ pub fn decode_reply(packet: &[u8]) -> Result<TdpInfo, ReplyError> {
             .and_then(Value::as_i64)
             .is_some_and(|v| v != 0),
         lv: schm.and_then(|m| m.get("lv")).and_then(Value::as_i64),
+        sw_ver: s("firmware_version").or_else(|| s("sw_ver")),
+        device_name: s("device_name"),
         https: schm
             .and_then(|m| m.get("is_support_https"))
             .and_then(Value::as_bool)
@@ -175,6 +195,32 @@ mod tests {
             (info.lv, info.https, info.http_port),
             (Some(2), true, Some(8080))
         );
+    }
+
+    #[test]
+    fn a_camera_reply_gives_every_field_it_carries() {
+        // The `discovery_result` of python-kasa's C210(EU) 2.0 1.4.3 dump.
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/discovery/C210(EU)_2.0_1.4.3.json"
+        ))
+        .expect("fixture");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        let body = serde_json::to_vec(&v["discovery_result"]).expect("bytes");
+        let info = decode_reply(&encode_packet(&body, 0, 1)).expect("reply");
+        assert_eq!(info.model, "C210");
+        assert_eq!(info.device_type, "SMART.IPCAMERA");
+        assert_eq!(info.hw_ver.as_deref(), Some("2.0"));
+        assert_eq!(
+            info.sw_ver.as_deref(),
+            Some("1.4.3 Build 241010 Rel.33858n")
+        );
+        assert_eq!(info.version(), Some("1.4.3"));
+        assert_eq!(info.device_name.as_deref(), Some("#MASKED_NAME#"));
+        assert_eq!(info.mac, "40:AE:30:00:00:00");
+        assert!(info.https);
+        assert_eq!(info.protocol_label(), "https");
+        assert_eq!(info.kind(), crate::protocol::Kind::Camera);
     }
 
     #[test]

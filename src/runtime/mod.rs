@@ -35,6 +35,7 @@ use crate::firmware::exits::ExitSignals;
 use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
+use crate::protocol::{Request, Switching};
 
 /// Capacity of the one event channel every source sends into.
 pub const EVENT_QUEUE: usize = 1024;
@@ -212,6 +213,7 @@ async fn perform(
     addr: SocketAddr,
     child: Option<String>,
     kind: ActionKind,
+    switching: Switching,
 ) -> Result<(), String> {
     let client = Client::new(
         addr.ip(),
@@ -221,8 +223,11 @@ async fn perform(
         },
     );
     let r = match kind {
-        ActionKind::RelayOn => client.set_relay(true, child.as_deref()).await,
-        ActionKind::RelayOff => client.set_relay(false, child.as_deref()).await,
+        ActionKind::RelayOn | ActionKind::RelayOff => {
+            let on = kind == ActionKind::RelayOn;
+            let req = Request::set_power(switching, on, child.as_deref());
+            client.call(&req).await.map(drop)
+        }
         ActionKind::Reboot => client.reboot(1).await,
     };
     r.map_err(|e| e.to_string())
@@ -521,6 +526,7 @@ where
                         addr,
                         child,
                         kind,
+                        switching,
                     } => {
                         if app.settings.read_only {
                             tracing::error!(%addr, ?kind, "write refused in read-only mode");
@@ -537,7 +543,7 @@ where
                                     let _permit = permits.acquire_owned().await;
                                     match newer {
                                         Some(spec) => perform_newer(cfg, addr, spec, child.clone(), kind).await,
-                                        None => perform(cfg, addr, child.clone(), kind).await,
+                                        None => perform(cfg, addr, child.clone(), kind, switching).await,
                                     }
                                 } => r,
                             };

@@ -7,10 +7,14 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Map, Value, json};
 
+use super::light::DIMMER;
 use super::load;
 use super::outlets::{self, Ctx};
 use super::plug::PlugShared;
+use super::profile::MeterScheme;
 use super::reply::err;
+use crate::protocol::reply::LIGHT_EMETER;
+use crate::protocol::request::{BULB_SERVICE, LIGHTSTRIP_SERVICE};
 
 impl PlugShared {
     /// Answers one request object (all modules and methods in it).
@@ -46,7 +50,14 @@ impl PlugShared {
             "system" | "time" | "cnCloud" | "schedule" | "count_down" | "anti_theft" | "netif" => {
                 true
             }
+            "emeter" if p.meter == MeterScheme::Bulb => {
+                return err(-2001, "Module not support");
+            }
             "emeter" => p.has_meter(),
+            LIGHT_EMETER => p.meter == MeterScheme::Bulb,
+            BULB_SERVICE => p.is_light(),
+            LIGHTSTRIP_SERVICE => p.is_lightstrip(),
+            DIMMER => p.is_dimmer(),
             "smartlife.iot.smartpowerstrip.manage" => p.is_strip(),
             _ => false,
         };
@@ -57,7 +68,9 @@ impl PlugShared {
         for (method, args) in methods {
             let r = match module {
                 "system" => self.system(method, args, ctx, now),
-                "emeter" => self.emeter(method, args, ctx, now),
+                "emeter" | LIGHT_EMETER => self.emeter(method, args, ctx, now),
+                BULB_SERVICE | LIGHTSTRIP_SERVICE => self.light(module, method, args, now),
+                DIMMER => self.dimmer(method, args),
                 "time" => time_module(method, now),
                 "cnCloud" => match method.as_str() {
                     "get_info" => json!({"binded": 0, "cld_connection": 0, "fwDlPage": "",
@@ -468,5 +481,103 @@ mod tests {
         assert_ne!(a.device_id, b.device_id);
         assert_eq!(a.mac, "50:C7:BF:00:00:02");
         assert_eq!(a.hw_id, b.hw_id, "same hardware SKU");
+    }
+
+    #[test]
+    fn a_bulb_answers_its_lighting_service_and_its_own_meter() {
+        use crate::protocol::{Kind, Realtime, SysInfo};
+        let p = plug("kl130-eu-hw1", &[]);
+        let on = call(
+            &p,
+            json!({BULB_SERVICE:{"transition_light_state":{"on_off":1,"brightness":100}}}),
+            T0,
+        );
+        assert_eq!(on[BULB_SERVICE]["transition_light_state"]["on_off"], 1);
+        assert_eq!(on[BULB_SERVICE]["transition_light_state"]["err_code"], 0);
+        let r = call(
+            &p,
+            json!({"system":{"get_sysinfo":{}},LIGHT_EMETER:{"get_realtime":{}},"emeter":{"get_realtime":{}}}),
+            T0 + 1.0,
+        );
+        let s = SysInfo::from_reply(&r).expect("sysinfo");
+        assert_eq!(s.kind(), Kind::Bulb);
+        assert_eq!(s.is_on(), Some(true));
+        assert_eq!(s.mac.len(), 17);
+        assert_eq!(r["emeter"]["err_code"], -2001, "bulbs have no `emeter`");
+        let rt = Realtime::from_reply_in(&r, LIGHT_EMETER).expect("bulb meter");
+        let w = rt.power_w.expect("power");
+        assert!(w > 5.0 && w < 12.5, "{w} W");
+        assert!(rt.voltage_v.is_none() && rt.total_kwh.is_some());
+        // Off: the state it comes on with sits under dft_on_state, and it draws nothing.
+        call(
+            &p,
+            json!({BULB_SERVICE:{"transition_light_state":{"on_off":0}}}),
+            T0 + 2.0,
+        );
+        let r = call(
+            &p,
+            json!({"system":{"get_sysinfo":{}},LIGHT_EMETER:{"get_realtime":{}}}),
+            T0 + 3.0,
+        );
+        let ls = &r["system"]["get_sysinfo"]["light_state"];
+        assert_eq!(ls["on_off"], 0);
+        assert_eq!(ls["dft_on_state"]["brightness"], 100);
+        let rt = Realtime::from_reply_in(&r, LIGHT_EMETER).expect("bulb meter");
+        assert_eq!(rt.power_w, Some(0.0));
+        // Bad arguments and the light strip's module, which a bulb has not.
+        let bad = call(
+            &p,
+            json!({BULB_SERVICE:{"transition_light_state":{"on_off":"on"}}}),
+            T0,
+        );
+        assert_eq!(bad[BULB_SERVICE]["transition_light_state"]["err_code"], -3);
+        let relay = call(&p, json!({"system":{"set_relay_state":{"state":1}}}), T0);
+        assert_eq!(
+            relay["system"]["set_relay_state"]["err_code"], -2,
+            "no relay"
+        );
+        let strip = call(
+            &p,
+            json!({LIGHTSTRIP_SERVICE:{"set_light_state":{"on_off":1}}}),
+            T0,
+        );
+        assert_eq!(strip[LIGHTSTRIP_SERVICE]["err_code"], -1);
+    }
+
+    #[test]
+    fn a_light_strip_and_a_dimmer() {
+        use crate::protocol::{Kind, SysInfo};
+        let p = plug("kl430-us-hw2", &[]);
+        let r = call(
+            &p,
+            json!({LIGHTSTRIP_SERVICE:{"set_light_state":{"on_off":1,"brightness":40}}}),
+            T0,
+        );
+        assert_eq!(r[LIGHTSTRIP_SERVICE]["set_light_state"]["brightness"], 40);
+        let s = SysInfo::from_reply(&call(&p, json!({"system":{"get_sysinfo":{}}}), T0))
+            .expect("sysinfo");
+        assert_eq!(s.kind(), Kind::Lightstrip);
+        assert_eq!(s.brightness_pct(), Some(40));
+        assert_eq!(s.light_state().and_then(|l| l.hue), Some(194));
+
+        let d = plug("hs220-us-hw1", &[]);
+        let r = call(&d, json!({DIMMER:{"set_brightness":{"brightness":70}}}), T0);
+        assert_eq!(r[DIMMER]["set_brightness"]["err_code"], 0);
+        let bad = call(
+            &d,
+            json!({DIMMER:{"set_brightness":{"brightness":170}}}),
+            T0,
+        );
+        assert_eq!(bad[DIMMER]["set_brightness"]["err_code"], -3);
+        let r = call(
+            &d,
+            json!({"system":{"get_sysinfo":{}},"emeter":{"get_realtime":{}},BULB_SERVICE:{"get_light_state":{}}}),
+            T0,
+        );
+        let s = SysInfo::from_reply(&r).expect("sysinfo");
+        assert_eq!(s.kind(), Kind::Dimmer);
+        assert_eq!(s.brightness, Some(70));
+        assert_eq!(r["emeter"]["err_code"], -1);
+        assert_eq!(r[BULB_SERVICE]["err_code"], -1);
     }
 }

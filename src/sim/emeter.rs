@@ -70,6 +70,7 @@ impl PlugShared {
     fn realtime(&self, i: usize, now: f64) -> Value {
         let p = self.id.profile;
         let mut st = self.lock();
+        let st_brightness = st.brightness;
         st.readings += 1;
         let n = st.readings;
         let Some(o) = st.outlets.get_mut(i) else {
@@ -83,7 +84,11 @@ impl PlugShared {
             now
         };
         let true_volts = o.load.voltage_v(at);
-        let mut watts = if o.relay_on { o.load.power_w(at) } else { 0.0 };
+        let mut watts = if o.relay_on {
+            o.load.power_w(at) * super::light::dim_factor(p, st_brightness)
+        } else {
+            0.0
+        };
         if !o.relay_on && self.id.has(FaultKind::PhantomLoad) {
             watts = fault::PHANTOM_W * (0.9 + 0.2 * load::unit(self.id.seed ^ 0xF0, n));
         }
@@ -109,6 +114,11 @@ impl PlugShared {
             MeterScheme::Float => json!({
                 "voltage": round(volts, 6), "current": round(amps, 6),
                 "power": round(watts, 6), "total": round(total_wh / 1000.0, 3),
+            }),
+            // A bulb reports power (and energy) only, in mW and Wh.
+            MeterScheme::Bulb => json!({
+                "power_mw": (watts * 1000.0).round() as i64,
+                "total_wh": total_wh.floor() as i64,
             }),
             _ => json!({
                 "voltage_mv": (volts * 1000.0).round() as i64,

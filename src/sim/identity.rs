@@ -24,6 +24,10 @@ pub(crate) struct Identity {
     pub seed: u64,
     pub faults: Vec<FaultKind>,
     pub time_scale: f64,
+    /// Seconds the plug's clock advances per real second ([`super::FleetSpec::clock_rate`]).
+    pub clock_rate: f64,
+    /// Unix time at which the plug's clock and real time agree (the fleet's start).
+    pub clock_epoch: f64,
     pub latitude: f64,
     pub longitude: f64,
     pub rssi: i64,
@@ -57,6 +61,8 @@ impl Identity {
             seed,
             faults,
             time_scale,
+            clock_rate: 1.0,
+            clock_epoch: 0.0,
             latitude: profile.latitude + (load::unit(seed, 10) - 0.5) * 0.1,
             longitude: profile.longitude + (load::unit(seed, 11) - 0.5) * 0.1,
             rssi: -35 - (load::unit(seed, 12) * 40.0) as i64,
@@ -65,6 +71,15 @@ impl Identity {
 
     pub fn has(&self, f: FaultKind) -> bool {
         self.faults.contains(&f)
+    }
+
+    /// The plug's clock (Unix seconds) at real Unix time `real`: real time at clock rate 1,
+    /// otherwise running `clock_rate` times as fast from the fleet's start.
+    pub fn clock(&self, real: f64) -> f64 {
+        if self.clock_rate == 1.0 {
+            return real;
+        }
+        self.clock_epoch + (real - self.clock_epoch) * self.clock_rate
     }
 
     /// The `slow` fault's delay, scaled.
@@ -113,5 +128,22 @@ impl Identity {
             .get(((self.seed >> 8) % loads.len().max(1) as u64) as usize)
             .cloned()
             .unwrap_or_else(|| "lamp".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_runs_at_its_rate_from_the_epoch() {
+        let p = profile::find("hs110-eu-hw1").expect("profile");
+        let mut id = Identity::new(Ipv4Addr::new(127, 0, 0, 2), 9999, 20002, p, vec![], 1.0);
+        assert_eq!(id.clock(1_700_000_123.5), 1_700_000_123.5);
+        id.clock_rate = 600.0;
+        id.clock_epoch = 1_700_000_000.0;
+        assert_eq!(id.clock(1_700_000_000.0), 1_700_000_000.0);
+        // One real second is ten minutes on the plug's clock.
+        assert_eq!(id.clock(1_700_000_001.0), 1_700_000_600.0);
     }
 }

@@ -336,7 +336,12 @@ fn dialect_of(plug: &PlugShared) -> (Dialect, AuthVersion) {
 /// Starts a KLAP server for every newer-protocol plug of `fleet`. Must run inside a runtime.
 pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError> {
     let token = fleet.token().child_token();
-    let newer: Vec<_> = fleet.plugs().iter().filter(|p| !p.is_legacy()).collect();
+    // A discovery-only device (a camera) serves no KLAP/AES.
+    let newer: Vec<_> = fleet
+        .plugs()
+        .iter()
+        .filter(|p| !p.is_legacy() && !p.shared.id.profile.is_discovery_only())
+        .collect();
     for (ip, f) in &spec.faults {
         if !newer.iter().any(|p| p.ip == *ip) {
             return Err(SimError::Invalid(format!(
@@ -586,7 +591,7 @@ async fn request(
             Dialect::Smart => json!({"error_code": -1003}),
         },
         Ok(req) => {
-            let now = now_unix();
+            let now = dev.plug.now();
             match dev.dialect {
                 Dialect::Iot => dev.plug.respond(&req, now),
                 Dialect::Smart => smart_reply(&dev.plug, &req, now),
@@ -753,7 +758,7 @@ async fn aes_passthrough(
                 .into_response();
         }
         dev.requests.fetch_add(1, Ordering::Relaxed);
-        smart_reply(&dev.plug, &inner_req, now_unix())
+        smart_reply(&dev.plug, &inner_req, dev.plug.now())
     } else if inner_req.get("method").and_then(Value::as_str) == Some("login_device") {
         let given = inner_req.get("params").cloned().unwrap_or(Value::Null);
         if given == dev.aes_login {

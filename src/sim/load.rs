@@ -3,9 +3,11 @@
 //! statistics. Everything here is pure: time is passed in as Unix seconds (`f64`).
 //!
 //! Readings are computed lazily when a request asks for them; nothing ticks in the background.
-//! Energy runs on real time (a 60 W lamp adds 60 Wh per real hour whatever the time scale), so a
-//! plausibility check comparing `total` increments with elapsed time stays meaningful; the time
-//! scale only shrinks the simulated *durations* (reboot, flash, download, slow replies, flaky).
+//! Energy runs on the plug's clock, real time by default (a 60 W lamp adds 60 Wh per real hour
+//! whatever the time scale), so a plausibility check comparing `total` increments with elapsed
+//! time stays meaningful; the time scale only shrinks the simulated *durations* (reboot, flash,
+//! download, slow replies, flaky). A fleet's `clock_rate` (a test knob) runs that clock faster,
+//! readings and energy alike.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -56,8 +56,9 @@
 //!
 //! Readings follow the relay and the appliance: duty cycles (a fridge's compressor), a daily
 //! rhythm, a slow wobble and noise; voltage near the profile's mains (120/230 V) with drift;
-//! current from power and power factor. `total` integrates power in real time (the time scale
-//! does not speed up energy, so totals stay physically plausible). `get_daystat`/`get_monthstat`
+//! current from power and power factor. `total` integrates power on the plug's clock, real time
+//! unless [`FleetSpec::clock_rate`] says otherwise (the time scale does not speed up energy, so
+//! totals stay physically plausible). `get_daystat`/`get_monthstat`
 //! return deterministic history since an install date plus today's measured energy; they
 //! survive reboots. Reboot (`system.reboot{delay}`) takes the plug offline — listeners closed, so
 //! connections are refused, open connections dropped — for its reboot time, then it is back
@@ -93,6 +94,17 @@
 //!
 //! `time_scale` multiplies every simulated duration: reboot and flash times, the reboot delay,
 //! the download rate (divided), `slow` delays and `flaky` periods. 0.01 = 100× faster.
+//! It does not touch the meter: energy accrues on the plug's clock, real time by default.
+//!
+//! # Clock rate
+//!
+//! [`FleetSpec::clock_rate`] (a test knob, 1 by default) runs each plug's clock that many times
+//! as fast as real time from the fleet's start: readings (duty cycles, noise, drift), the
+//! energy counter, `on_time`, the day statistics and the `time` module all follow it, so a
+//! test can watch an hour of metering in half a minute. Power and `total` stay consistent on
+//! the plug's clock only: whoever judges them over time (the quiet `counter_vs_power` rule)
+//! must advance its own clock by the same factor. Timeouts, outages and the time scale's
+//! durations stay on real time.
 //!
 //! # Faults (`--fault IP=KIND`, [`FaultKind`])
 //!
@@ -114,7 +126,7 @@
 //! | `never-back` | after a flash the plug never comes back |
 //! | `old-version` | after a flash the plug comes back with its old `sw_ver` |
 //! | `hang-after-flash` | after a flash the plug comes back, accepts connections, never replies |
-//! | `flaky` | goes offline for 4–8 s every 20–40 s (scaled), comes back unchanged |
+//! | `flaky` | goes offline for 4–8 s every 20–40 s (scaled), comes back unchanged (its outlets kept metering meanwhile) |
 //! | `stuck-meter` | power, voltage and current repeat the reading of the moment the relay last closed (the counter still counts) |
 //! | `counter-lag` | `total` grows at 30 % of the energy drawn |
 //! | `voltage-drift` / `voltage-drift:PCT` | the voltage reads 8 % (or PCT %, −50 to 50) off; current and power stay true |
@@ -130,6 +142,7 @@ mod flash;
 mod identity;
 pub mod images;
 pub mod klap;
+mod light;
 pub mod load;
 mod outlets;
 mod plug;
@@ -174,6 +187,13 @@ pub struct FleetSpec {
     pub profiles: Vec<String>,
     /// Multiplies every simulated duration (0.01 = 100× faster).
     pub time_scale: f64,
+    /// Seconds the plugs' clock advances per real second; 1 (the default) is real time. The
+    /// readings, the energy counter, `on_time` and the `time` module all run on this clock, so
+    /// power and `total` stay consistent with each other on it. A test knob, not on the
+    /// command line: at 100, ten minutes of energy pass in six real seconds, and a client
+    /// judging the readings over time must advance its own clock by the same factor (a client
+    /// on real time sees every counter run 100× too fast). See "Clock rate" above.
+    pub clock_rate: f64,
     pub faults: Vec<(Ipv4Addr, FaultKind)>,
     /// Images the plugs accept besides the demo images of `assets/profiles/images.json`
     /// (tests and benches that build their own).
@@ -189,6 +209,7 @@ impl Default for FleetSpec {
             tdp_port: crate::protocol::tdp::TDP_PORT,
             profiles: Vec::new(),
             time_scale: 1.0,
+            clock_rate: 1.0,
             faults: Vec::new(),
             images: Vec::new(),
         }
@@ -242,6 +263,12 @@ impl FleetSpec {
             return Err(SimError::Invalid(format!(
                 "time scale must be more than 0 and at most 1000, not {}",
                 self.time_scale
+            )));
+        }
+        if !(self.clock_rate.is_finite() && self.clock_rate > 0.0 && self.clock_rate <= 10_000.0) {
+            return Err(SimError::Invalid(format!(
+                "clock rate must be more than 0 and at most 10000, not {}",
+                self.clock_rate
             )));
         }
         let addrs = self.addresses()?;
@@ -486,7 +513,9 @@ impl Fleet {
         for (i, &ip) in addrs.iter().enumerate() {
             let p = pick(i);
             let (tx, rx) = mpsc::unbounded_channel();
-            let id = Identity::new(ip, port, tdp_port, p, fault_of(ip), spec.time_scale);
+            let mut id = Identity::new(ip, port, tdp_port, p, fault_of(ip), spec.time_scale);
+            id.clock_rate = spec.clock_rate;
+            id.clock_epoch = now;
             let plug = Arc::new(PlugShared::new(
                 id,
                 accepted.clone(),

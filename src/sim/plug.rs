@@ -75,6 +75,8 @@ pub(crate) struct PlugState {
     pub start_frac: f64,
     /// First day with statistics (install or last erase).
     pub stats_floor: i64,
+    /// Dimmers and lights: brightness in percent (scales the load's power).
+    pub brightness: u8,
 }
 
 /// Counters tests (and benches) can read.
@@ -234,6 +236,7 @@ impl PlugShared {
             start_day,
             start_frac: (now / 86_400.0).fract(),
             stats_floor: start_day - 200 - (id.seed % 400) as i64,
+            brightness: p.initial_brightness(),
         };
         let (epoch, _) = watch::channel(0);
         Self {
@@ -255,6 +258,12 @@ impl PlugShared {
         // A panic while holding the lock cannot leave the state half-written in a way that
         // matters to a simulator; keep serving.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Now on the plug's clock (real time unless the fleet's clock rate says otherwise): what
+    /// every request is answered at.
+    pub fn now(&self) -> f64 {
+        self.id.clock(super::load::now_unix())
     }
 
     pub fn is_hanging(&self) -> bool {
@@ -280,13 +289,13 @@ impl PlugShared {
     /// Coming back after an outage.
     pub fn came_back(&self, cause: &Cause, now: f64) {
         let mut st = self.lock();
-        for o in &mut st.outlets {
-            // Nothing was drawn while the plug was down.
-            o.last_t = now;
-        }
         let reboot = !matches!(cause, Cause::Flaky);
         if reboot {
             for o in &mut st.outlets {
+                // Nothing was drawn while the plug was down (rebooting or flashing). A `flaky`
+                // outage is the network's: the outlets stayed on and kept metering, so the
+                // energy since going offline is counted at the next reading.
+                o.last_t = now;
                 o.total_wh = 0.0;
                 if o.relay_on {
                     o.on_since = now;
@@ -337,6 +346,10 @@ impl PlugShared {
             && let Some(schm) = r.get_mut("mgt_encrypt_schm").and_then(Value::as_object_mut)
         {
             schm.insert("http_port".into(), json!(http));
+        }
+        if r.contains_key("device_name") {
+            let alias = self.lock().alias.clone();
+            set(&mut r, "device_name", json!(alias));
         }
         let body = json!({"error_code": 0, "result": r});
         let bytes = serde_json::to_vec(&body).ok()?;

@@ -17,6 +17,9 @@ pub enum MeterScheme {
     Milli,
     /// No meter: `emeter` answers err -1 "module not support".
     None,
+    /// A bulb's or light strip's meter: `smartlife.iot.common.emeter` with `power_mw` and
+    /// `total_wh`; `emeter` answers err -2001 "Module not support" (KL130, KL430).
+    Bulb,
 }
 
 /// One outlet of a strip.
@@ -94,6 +97,41 @@ impl Profile {
     pub fn has_meter(&self) -> bool {
         self.meter != MeterScheme::None
     }
+
+    /// A bulb or light strip: its template has `light_state`.
+    pub fn is_light(&self) -> bool {
+        self.sysinfo.contains_key("light_state")
+    }
+
+    /// A light strip: a light whose template has `length`.
+    pub fn is_lightstrip(&self) -> bool {
+        self.is_light() && self.sysinfo.contains_key("length")
+    }
+
+    /// A dimmer: its template has a top-level `brightness`.
+    pub fn is_dimmer(&self) -> bool {
+        self.sysinfo.contains_key("brightness")
+    }
+
+    /// Answers the UDP 20002 probe only (a camera: its own HTTPS API is not simulated).
+    pub fn is_discovery_only(&self) -> bool {
+        self.protocol == "discovery"
+    }
+
+    /// The brightness a new device starts at: the template's.
+    pub fn initial_brightness(&self) -> u8 {
+        let b = self
+            .sysinfo
+            .get("light_state")
+            .and_then(|l| {
+                l.get("brightness")
+                    .or_else(|| l.pointer("/dft_on_state/brightness"))
+            })
+            .or_else(|| self.sysinfo.get("brightness"))
+            .and_then(Value::as_u64)
+            .unwrap_or(100);
+        b.min(100) as u8
+    }
 }
 
 /// An appliance's consumption pattern.
@@ -128,9 +166,15 @@ const PROFILE_FILES: [&str; 9] = [
 ];
 /// Profiles `--profile` finds that the default mixed fleet leaves out: SMART devices whose
 /// dialect only `sim::klap` serves (their `sysinfo` is internal state in port-9999 shape).
-const EXTRA_PROFILE_FILES: [&str; 2] = [
+/// Also the device families beyond plugs and strips (issue 11), in the demo fleet:
+/// a bulb, a light strip, a dimmer and a camera known by its UDP 20002 reply alone.
+const EXTRA_PROFILE_FILES: [&str; 6] = [
     include_str!("../../assets/profiles/kp125m-us-hw1-smart.json"),
     include_str!("../../assets/profiles/p110-eu-hw1-aes.json"),
+    include_str!("../../assets/profiles/kl130-eu-hw1.json"),
+    include_str!("../../assets/profiles/kl430-us-hw2.json"),
+    include_str!("../../assets/profiles/hs220-us-hw1.json"),
+    include_str!("../../assets/profiles/c210-eu-hw2-camera.json"),
 ];
 const LOADS_FILE: &str = include_str!("../../assets/profiles/loads.json");
 
@@ -251,7 +295,7 @@ mod tests {
             "an extra profile failed to parse"
         );
         for p in extra() {
-            assert!(!p.is_legacy() && p.discovery.is_some(), "{}", p.name);
+            assert!(p.is_legacy() || p.discovery.is_some(), "{}", p.name);
             assert!(find(&p.name).is_some());
             assert!(all().iter().all(|q| q.name != p.name));
             for l in &p.loads {
@@ -266,6 +310,34 @@ mod tests {
             find("KP125M(US)").map(|p| p.name.as_str()),
             Some("kp125m-us-hw1-smart")
         );
+    }
+
+    #[test]
+    fn the_device_family_profiles_are_what_their_dumps_are() {
+        use crate::protocol::{Kind, SysInfo};
+        for (name, kind) in [
+            ("kl130-eu-hw1", Kind::Bulb),
+            ("kl430-us-hw2", Kind::Lightstrip),
+            ("hs220-us-hw1", Kind::Dimmer),
+        ] {
+            let p = find(name).expect(name);
+            assert!(p.is_legacy(), "{name}");
+            let s = SysInfo::from_result(&Value::Object(p.sysinfo.clone())).expect(name);
+            assert_eq!(s.kind(), kind, "{name}");
+        }
+        let bulb = find("KL130(EU)").expect("by model");
+        assert!(bulb.is_light() && !bulb.is_lightstrip() && bulb.meter == MeterScheme::Bulb);
+        assert!(find("kl430-us-hw2").is_some_and(Profile::is_lightstrip));
+        assert!(find("hs220-us-hw1").is_some_and(|p| p.is_dimmer() && !p.has_meter()));
+        assert_eq!(bulb.initial_brightness(), 100);
+        assert_eq!(
+            find("hs220-us-hw1").map(Profile::initial_brightness),
+            Some(25)
+        );
+        let cam = find("c210-eu-hw2-camera").expect("camera");
+        assert!(cam.is_discovery_only() && !cam.is_legacy());
+        let d = cam.discovery.as_ref().expect("discovery");
+        assert_eq!(d["device_type"], "SMART.IPCAMERA");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::SimError;
 use super::fault::FaultKind;
-use super::load::{self, now_unix};
+use super::load;
 use super::plug::{Cause, Counters, Outage, PlugShared};
 use crate::protocol::codec::{HEADER_LEN, decode_datagram, encode_datagram, encode_frame};
 use crate::protocol::reply::parse_json;
@@ -162,7 +162,7 @@ pub(crate) async fn run_plug(
         *plug.udp.lock().unwrap_or_else(|e| e.into_inner()) = None;
         plug.epoch.send_modify(|e| *e += 1);
         plug.counters.outages.fetch_add(1, Ordering::Relaxed);
-        plug.went_offline(now_unix());
+        plug.went_offline(plug.now());
         tracing::debug!(ip = %plug.id.ip, cause = ?outage.cause, down = ?outage.down, "plug offline");
         let never_back =
             matches!(outage.cause, Cause::Flash { .. }) && plug.id.has(FaultKind::NeverBack);
@@ -176,7 +176,7 @@ pub(crate) async fn run_plug(
         }
         // Requests queued while down are void.
         while ctl.try_recv().is_ok() {}
-        plug.came_back(&outage.cause, now_unix());
+        plug.came_back(&outage.cause, plug.now());
         sockets = rebind(&plug).await;
     }
     plug.online.store(false, Ordering::SeqCst);
@@ -255,7 +255,7 @@ pub(crate) fn answer_udp(
     let Ok(req) = parse_json(&decode_datagram(data)) else {
         return;
     };
-    let reply = plug.respond(&req, now_unix());
+    let reply = plug.respond(&req, plug.now());
     let plain = serde_json::to_vec(&reply).unwrap_or_default();
     let mut out = encode_datagram(&plain);
     if plug.id.has(FaultKind::Garbage) {
@@ -322,7 +322,7 @@ async fn serve_connection(plug: Arc<PlugShared>, stream: TcpStream) {
             // Read and ignore everything until the client gives up.
             continue;
         }
-        let reply = plug.respond(&req, now_unix());
+        let reply = plug.respond(&req, plug.now());
         let plain = serde_json::to_vec(&reply).unwrap_or_default();
         if let Some(d) = plug.id.slow_delay() {
             tokio::select! {

@@ -22,6 +22,8 @@ impl PlugShared {
     ) -> Value {
         match method {
             "get_sysinfo" => self.sysinfo(now),
+            // A bulb or light strip has no relay: it is switched by its lighting service.
+            "set_relay_state" if self.id.profile.is_light() => err(-2, "member not support"),
             "set_relay_state" => {
                 let Some(on) = args.get("state").and_then(Value::as_i64) else {
                     return err(-3, "invalid argument");
@@ -94,6 +96,10 @@ impl PlugShared {
     pub(crate) fn sysinfo(&self, now: f64) -> Value {
         let p = self.id.profile;
         let mut s = p.sysinfo.clone();
+        let bare_mic = s
+            .get("mic_mac")
+            .and_then(Value::as_str)
+            .is_some_and(|m| !m.contains(':'));
         let st = self.lock();
         let mut set = |k: &str, v: Value| {
             if s.contains_key(k) {
@@ -105,6 +111,13 @@ impl PlugShared {
         set("hwId", json!(self.id.hw_id));
         set("oemId", json!(self.id.oem_id));
         set("mac", json!(self.id.mac));
+        // Bulbs: `mic_mac`, as the template spells it (bare hex or colon-separated).
+        let mic = if bare_mic {
+            self.id.mac.replace(':', "")
+        } else {
+            self.id.mac.clone()
+        };
+        set("mic_mac", json!(mic));
         set("sw_ver", json!(st.sw_ver));
         set("led_off", json!(u8::from(st.led_off)));
         set("updating", json!(0));
@@ -142,6 +155,13 @@ impl PlugShared {
         } else if let Some(o) = st.outlets.first() {
             set("relay_state", json!(u8::from(o.relay_on)));
             set("on_time", json!(on_time(o)));
+            set("brightness", json!(st.brightness));
+            if p.is_light() {
+                s.insert(
+                    "light_state".into(),
+                    super::light::light_state(p, o.relay_on, st.brightness),
+                );
+            }
         }
         s.insert("err_code".into(), json!(0));
         Value::Object(s)

@@ -9,6 +9,7 @@ use super::theme::{Theme, verdict_glyph};
 use super::{age, clean};
 use crate::app::rows::RowRef;
 use crate::app::state::{App, Check, Link, Meter, Verdict};
+use crate::protocol::access::Refusal;
 use crate::text::{self, Unit};
 
 fn kv<'a>(k: &str, v: String, theme: &Theme) -> Line<'a> {
@@ -27,6 +28,29 @@ fn ago(d: std::time::Duration) -> String {
 
 fn opt(v: Option<&str>) -> String {
     v.map(|s| clean(s, 64)).unwrap_or_else(|| "—".into())
+}
+
+/// `on, 100%, 2700 K, normal` / `off (comes on at 45%, hue 275° sat 50%)`.
+fn light_text(l: &crate::protocol::LightState) -> String {
+    let mut parts = Vec::new();
+    if let Some(b) = l.brightness {
+        parts.push(format!("{b}%"));
+    }
+    match (l.color_temp, l.hue, l.saturation) {
+        (Some(k), _, _) if k > 0 => parts.push(format!("{k} K")),
+        (_, Some(h), Some(sat)) => parts.push(format!("hue {h}° sat {sat}%")),
+        _ => {}
+    }
+    if let Some(m) = &l.mode {
+        parts.push(clean(m, 16));
+    }
+    let rest = parts.join(", ");
+    match (l.on, l.from_default) {
+        (true, _) => format!("on, {rest}"),
+        (false, true) => format!("off (comes on at {rest})"),
+        (false, false) if rest.is_empty() => "off".into(),
+        (false, false) => format!("off, {rest}"),
+    }
 }
 
 fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
@@ -59,6 +83,9 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
         Link::Updating => "updating firmware".to_owned(),
     };
     l.push(kv("link", link, theme));
+    if r.outlet.is_none() {
+        l.push(kv("kind", d.kind().label().into(), theme));
+    }
     if let Some(s) = &d.sysinfo {
         if r.outlet.is_none() {
             l.push(kv("alias", clean(&s.alias, 48), theme));
@@ -91,9 +118,23 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
                 Some(true) => "on",
                 Some(false) => "off",
                 None if d.is_strip() => "per outlet",
+                None if s.light.is_some() => "— (a light: see light)",
                 None => "—",
             };
             l.push(kv("relay", relay.into(), theme));
+            if let Some(b) = s.brightness {
+                l.push(kv("brightness", format!("{b}%"), theme));
+            }
+            match &s.light {
+                Some(Ok(ls)) => {
+                    l.push(kv("light", light_text(ls), theme));
+                }
+                Some(Err(e)) => l.push(Line::from(vec![
+                    Span::styled(format!("{:>10} ", "light"), theme.dim()),
+                    Span::styled(format!("not read: {}", clean(e, 60)), theme.error()),
+                ])),
+                None => {}
+            }
         }
         if let Some(t) = s.on_time {
             l.push(kv("on_time", format!("{t} s"), theme));
@@ -122,8 +163,10 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
     }
     if let Some(t) = &d.tdp {
         if d.sysinfo.is_none() {
+            l.push(kv("name", opt(t.device_name.as_deref()), theme));
             l.push(kv("model", clean(&t.model, 32), theme));
             l.push(kv("hw_ver", opt(t.hw_ver.as_deref()), theme));
+            l.push(kv("sw_ver", opt(t.sw_ver.as_deref()), theme));
             l.push(kv("mac", clean(&t.mac, 24), theme));
             l.push(kv("deviceId", opt(t.device_id.as_deref()), theme));
             l.push(kv("type", clean(&t.device_type, 32), theme));
@@ -154,10 +197,11 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
             ));
         }
         if let Some(r) = &d.refusal {
-            l.push(Line::styled(
-                format!("  {r}: {}", clean(&r.hint(), 100)),
-                theme.health(d.health()),
-            ));
+            let text = match r {
+                Refusal::Unsupported(_) => format!("  {r} (listed, not read)"),
+                _ => format!("  {r}: {}", r.hint()),
+            };
+            l.push(Line::styled(clean(&text, 110), theme.health(d.health())));
         } else if d.sysinfo.is_none() {
             l.push(Line::styled(
                 if d.access.is_some() {

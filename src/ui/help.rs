@@ -34,7 +34,6 @@ pub fn help_lines(read_only: bool, theme: &Theme) -> Vec<Line<'static>> {
         Health::Newer,
         Health::NeedsCredentials,
         Health::AuthFailed,
-        Health::Unsupported,
     ] {
         let what = match h {
             Health::Ok => "answers; last readings plausible",
@@ -48,7 +47,6 @@ pub fn help_lines(read_only: bool, theme: &Theme) -> Vec<Line<'static>> {
             Health::Newer => "newer authenticated protocol only: listed, not read yet",
             Health::NeedsCredentials => "newer protocol: give the TP-Link account (c, --username)",
             Health::AuthFailed => "newer protocol: the device refuses the account given",
-            Health::Unsupported => "newer protocol plugfleet cannot speak (HTTPS, …)",
         };
         lines.push(Line::from(vec![
             Span::styled(

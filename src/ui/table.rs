@@ -19,10 +19,12 @@ pub fn width(c: Column) -> u16 {
         Column::Health => 9,
         Column::Alias => 18,
         Column::Ip => 15,
+        Column::Type => 10,
         Column::Model => 10,
         Column::Hw => 4,
         Column::Sw => 7,
         Column::Relay => 5,
+        Column::Bright => 6,
         Column::Watts => 9,
         Column::Volts => 7,
         Column::Amps => 7,
@@ -34,8 +36,9 @@ pub fn width(c: Column) -> u16 {
 }
 
 /// Columns dropped first when the terminal is narrow.
-const DROP_ORDER: [Column; 10] = [
+const DROP_ORDER: [Column; 12] = [
     Column::Found,
+    Column::Bright,
     Column::Hw,
     Column::Rssi,
     Column::Seen,
@@ -43,6 +46,8 @@ const DROP_ORDER: [Column; 10] = [
     Column::Amps,
     Column::Sw,
     Column::Volts,
+    // The type goes before the model: the model names the family too.
+    Column::Type,
     Column::Model,
     Column::Relay,
 ];
@@ -66,7 +71,15 @@ pub fn visible_columns(avail: u16) -> Vec<Column> {
 
 /// [`visible_columns`] when the health cells need `health` cells.
 pub fn visible_columns_with(avail: u16, health: u16) -> Vec<Column> {
+    visible_columns_for(avail, health, true)
+}
+
+/// [`visible_columns_with`]; the brightness column only when `bright` (a device has one).
+pub fn visible_columns_for(avail: u16, health: u16, bright: bool) -> Vec<Column> {
     let mut cols: Vec<Column> = Column::ALL.to_vec();
+    if !bright {
+        cols.retain(|c| *c != Column::Bright);
+    }
     let need = |cols: &[Column]| -> u16 {
         cols.iter()
             .map(|c| {
@@ -144,7 +157,12 @@ fn found_label(s: &str) -> &str {
 /// the one shown (a glitch keeps the row flagged for a while), how long ago that was:
 /// `‼ BOGUS 42s ago`, so a BOGUS row with no flagged value in sight is not a riddle.
 pub fn health_text(app: &App, r: &RowRef<'_>, health: Health) -> String {
-    let base = format!("{} {}", health_glyph(health), health.label());
+    // A device known by its UDP 20002 reply alone shows its transport (`klap`, `aes`, `https`).
+    let label = match health {
+        Health::Newer if r.device.protocol() != "tdp" => r.device.protocol(),
+        h => h.label(),
+    };
+    let base = format!("{} {}", health_glyph(health), label);
     if !matches!(health, Health::Suspect | Health::Bogus) {
         return base;
     }
@@ -218,13 +236,24 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
                 text(d.addr.ip().to_string())
             }
         }
+        Column::Type if r.outlet.is_some() => Cell::from("outlet").style(theme.dim()),
+        Column::Type => text(d.kind().label().to_owned()),
+        Column::Bright if r.outlet.is_some() => Cell::from(""),
+        Column::Bright => match d.brightness() {
+            // Off: the brightness it comes on with, dimmed.
+            Some(b) if !r.relay().unwrap_or(true) => {
+                Cell::from(Line::from(format!("{b}%")).right_aligned()).style(theme.dim())
+            }
+            Some(b) => Cell::from(Line::from(format!("{b}%")).right_aligned()),
+            None => Cell::from(Line::from("—").right_aligned()).style(theme.dim()),
+        },
         Column::Model if r.outlet.is_some() => Cell::from(""),
         Column::Model => text(clean(d.model(), 16)),
         Column::Hw if r.outlet.is_some() => Cell::from(""),
         Column::Hw => text(clean(d.hw_ver(), 8)),
         Column::Sw if r.outlet.is_some() => Cell::from(""),
         Column::Sw => {
-            if d.is_newer() {
+            if d.sw_version().is_empty() {
                 Cell::from("—").style(theme.dim())
             } else {
                 text(clean(d.sw_version(), 12))
@@ -359,7 +388,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .map_or(width(Column::Health), |w| {
             u16::try_from(w).unwrap_or(HEALTH_MAX)
         });
-    let cols = visible_columns_with(area.width, health_w);
+    let bright = app.fleet.devices.values().any(|d| d.brightness().is_some());
+    let cols = visible_columns_for(area.width, health_w, bright);
     let header = Row::new(cols.iter().map(|c| {
         let mut t = c.title().to_owned();
         if *c == app.view.sort {
@@ -367,7 +397,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
         let right = matches!(
             c,
-            Column::Watts
+            Column::Bright
+                | Column::Watts
                 | Column::Volts
                 | Column::Amps
                 | Column::Kwh

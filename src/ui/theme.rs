@@ -29,7 +29,6 @@ pub fn health_glyph(h: Health) -> &'static str {
         Health::Newer => glyph::NEEDS_CREDENTIALS,
         Health::NeedsCredentials => glyph::ACCOUNT_NEEDED,
         Health::AuthFailed => glyph::AUTH_FAILED,
-        Health::Unsupported => glyph::UNSUPPORTED,
     }
 }
 
@@ -118,7 +117,6 @@ impl Theme {
                 self.fg(Color::Blue).add_modifier(Modifier::BOLD)
             }
             Health::AuthFailed => self.fg(Color::LightRed).add_modifier(Modifier::BOLD),
-            Health::Unsupported => self.dim(),
         }
     }
 

@@ -124,11 +124,17 @@ pub(super) fn perform(
         .iter()
         .filter_map(|id| {
             let d = app.fleet.devices.get(&id.key)?;
+            // An outlet is a relay; a whole device is switched the way its family is.
+            let switching = match id.child {
+                Some(_) => crate::protocol::Switching::Relay,
+                None => d.kind().switching(),
+            };
             Some(Command::Act {
                 key: id.key.clone(),
                 addr: d.addr,
                 child: id.child.clone(),
                 kind,
+                switching,
             })
         })
         .collect();

@@ -9,7 +9,7 @@ use crate::fleet::meter::Meter;
 use crate::fleet::model::{Device, Fleet};
 use crate::fleet::plausibility::{Assessment, Rule, Verdict};
 use crate::fleet::reading::{Field, Reading};
-use crate::protocol::Realtime;
+use crate::protocol::{LightState, Realtime, SysInfo};
 
 fn round(v: Option<f64>, digits: i32) -> Value {
     match v {
@@ -129,10 +129,13 @@ pub fn json_line(d: &Device, fleet: &Fleet) -> Value {
         "port": d.addr.port(),
         "mac": d.mac(),
         "device_id": d.device_id(),
-        "alias": i.map(|s| s.alias.as_str()),
+        "alias": i.map(|s| s.alias.as_str())
+            .or_else(|| tdp.and_then(|t| t.device_name.as_deref())),
+        "type": d.kind(),
         "model": (!d.model().is_empty()).then(|| d.model()),
         "hw_ver": (!d.hw_ver().is_empty()).then(|| d.hw_ver()),
-        "sw_ver": i.map(|s| s.sw_ver.as_str()),
+        "sw_ver": i.map(|s| s.sw_ver.as_str())
+            .or_else(|| tdp.and_then(|t| t.sw_ver.as_deref())),
         "hw_id": i.and_then(|s| s.hw_id.as_deref()),
         "fw_id": i.and_then(|s| s.fw_id.as_deref()),
         "oem_id": i.and_then(|s| s.oem_id.as_deref()),
@@ -151,7 +154,8 @@ pub fn json_line(d: &Device, fleet: &Fleet) -> Value {
         "previous_ips": d.previous_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "online": d.is_online(),
         "t_ms": t_ms,
-        "relay_state": i.and_then(|i| i.relay_on).map(u8::from),
+        "relay_state": i.and_then(SysInfo::is_on).map(u8::from),
+        "brightness": d.brightness(),
         "rssi": i.and_then(|i| i.rssi),
         "emeter": emeter_json(reading.as_ref()),
         "plausibility": plausibility_json(d.judged.as_ref(), raw),
@@ -170,6 +174,12 @@ pub fn json_line(d: &Device, fleet: &Fleet) -> Value {
     if let Some(c) = &d.conflict {
         v["conflict"] = json!(c);
     }
+    if let Some(l) = i.and_then(|i| i.light.as_ref()) {
+        v["light"] = light_json(l);
+    }
+    if let Some(name) = tdp.and_then(|t| t.device_name.as_deref()) {
+        v["device_name"] = json!(name);
+    }
     if let (false, Some(e)) = (d.is_online(), d.last_error.as_deref()) {
         v["error"] = json!(e);
     }
@@ -178,6 +188,24 @@ pub fn json_line(d: &Device, fleet: &Fleet) -> Value {
         v["hint"] = json!(r.hint());
     }
     v
+}
+
+/// A light's state: `on`, brightness, colour temperature or hue/saturation, mode, and
+/// `default` when the values are the ones it comes on with (it is off); or why it could not
+/// be read (`{"error": "bulb sysinfo has no light_state"}`).
+fn light_json(l: &Result<LightState, String>) -> Value {
+    match l {
+        Ok(l) => json!({
+            "on": l.on,
+            "brightness": l.brightness,
+            "color_temp": l.color_temp,
+            "hue": l.hue,
+            "saturation": l.saturation,
+            "mode": l.mode,
+            "default": l.from_default,
+        }),
+        Err(e) => json!({ "error": e }),
+    }
 }
 
 /// The line for a named address where the plug listed at another address answered too.
@@ -228,6 +256,15 @@ fn relay(on: Option<bool>) -> &'static str {
     }
 }
 
+/// `25%` for a dimmer or a light (`45%*` when off: the brightness it comes on with), `-`.
+fn brightness_cell(i: &SysInfo) -> String {
+    match i.brightness_pct() {
+        Some(b) if i.light_state().is_some_and(|l| l.from_default) => format!("{b}%*"),
+        Some(b) => format!("{b}%"),
+        None => "-".into(),
+    }
+}
+
 fn verdict_cell(a: Option<&Assessment>, error: Option<&str>) -> String {
     match (a, error) {
         (Some(a), _) => format!("{}{}", a.verdict, a.verdict.glyph()),
@@ -246,10 +283,13 @@ fn mark(v: Verdict) -> &'static str {
 /// The human table: one row per device (outlets indented under their strip), flagged values
 /// marked with their verdict's glyph, and the reasons listed below.
 pub fn render_table(devices: &[&Device]) -> String {
-    const HEAD: [&str; 12] = [
-        "IP", "ALIAS", "MODEL", "HW", "SW", "RELAY", "W", "V", "A", "kWh", "RSSI", "VERDICT",
+    const HEAD: [&str; 14] = [
+        "IP", "ALIAS", "TYPE", "MODEL", "HW", "SW", "RELAY", "BRIGHT", "W", "V", "A", "kWh",
+        "RSSI", "VERDICT",
     ];
-    let mut rows: Vec<[String; 12]> = Vec::new();
+    // BRIGHT (a dimmer's or light's brightness) only when a device has one.
+    const BRIGHT: usize = 7;
+    let mut rows: Vec<[String; 14]> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     for d in devices {
         let i = d.sysinfo.as_ref();
@@ -264,9 +304,9 @@ pub fn render_table(devices: &[&Device]) -> String {
         if i.is_none() && d.tdp.is_none() {
             // A named host that did not answer.
             let why = d.last_error.as_deref().unwrap_or("no answer");
-            let mut row: [String; 12] = std::array::from_fn(|_| "-".to_owned());
+            let mut row: [String; 14] = std::array::from_fn(|_| "-".to_owned());
             row[0] = ip.clone();
-            row[11] = "offline".into();
+            row[13] = "offline".into();
             rows.push(row);
             notes.push(format!("{ip}: offline: {}", cell(why, 120)));
             continue;
@@ -280,11 +320,19 @@ pub fn render_table(devices: &[&Device]) -> String {
             } else {
                 d.hw_ver()
             };
+            let sw = if d.sw_version().is_empty() {
+                "-"
+            } else {
+                d.sw_version()
+            };
+            let name = if d.alias().is_empty() { "-" } else { d.alias() };
             rows.push([
                 ip.clone(),
-                "-".into(),
+                cell(name, 24),
+                d.kind().label().into(),
                 cell(model, 12),
                 cell(hw, 5),
+                cell(sw, 10),
                 "-".into(),
                 "-".into(),
                 "-".into(),
@@ -324,10 +372,12 @@ pub fn render_table(devices: &[&Device]) -> String {
         rows.push([
             ip.clone(),
             cell(&i.alias, 24),
+            i.kind().label().into(),
             cell(&i.model, 12),
             cell(&i.hw_ver, 5),
             cell(i.version(), 10),
-            relay(i.relay_on).into(),
+            relay(i.is_on()).into(),
+            brightness_cell(i),
             value_cell(r, a, Field::Power),
             value_cell(r, a, Field::Voltage),
             value_cell(r, a, Field::Current),
@@ -341,6 +391,9 @@ pub fn render_table(devices: &[&Device]) -> String {
         }
         if let Some(c) = &d.conflict {
             notes.push(format!("{who}: {}", cell(c, 120)));
+        }
+        if let Some(Err(e)) = &i.light {
+            notes.push(format!("{who}: light state not read: {}", cell(e, 120)));
         }
         if let Some(a) = a {
             // A strip's own (total) reasons; outlets list theirs below.
@@ -357,10 +410,12 @@ pub fn render_table(devices: &[&Device]) -> String {
             rows.push([
                 format!(" {branch} outlet {}", k + 1),
                 cell(&o.alias, 24),
+                "outlet".into(),
                 String::new(),
                 String::new(),
                 String::new(),
                 relay(Some(o.relay_on)).into(),
+                String::new(),
                 value_cell(or.as_ref(), oa, Field::Power),
                 value_cell(or.as_ref(), oa, Field::Voltage),
                 value_cell(or.as_ref(), oa, Field::Current),
@@ -380,14 +435,26 @@ pub fn render_table(devices: &[&Device]) -> String {
         }
     }
 
-    let mut width = HEAD.map(|h| h.chars().count());
+    let bright = devices.iter().any(|d| d.brightness().is_some());
+    let keep = |col: &usize| bright || *col != BRIGHT;
+    let pick = |row: &[String]| -> Vec<String> {
+        row.iter()
+            .enumerate()
+            .filter(|(c, _)| keep(c))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let head = pick(&HEAD.map(String::from));
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| pick(r)).collect();
+    let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, c) in width.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
     }
-    // Numbers right-aligned, text left-aligned.
-    let right = |col: usize| (6..=10).contains(&col);
+    // Numbers right-aligned (brightness when shown, W, V, A, kWh, RSSI), text left-aligned.
+    let last_num = if bright { 12 } else { 11 };
+    let right = |col: usize| (BRIGHT..=last_num).contains(&col);
     let line = |cells: &[String]| {
         let mut out = String::new();
         for (col, c) in cells.iter().enumerate() {
@@ -408,7 +475,7 @@ pub fn render_table(devices: &[&Device]) -> String {
         out.trim_end().to_string()
     };
     let mut out = String::new();
-    out.push_str(&line(&HEAD.map(String::from)));
+    out.push_str(&line(&head));
     out.push('\n');
     for row in &rows {
         out.push_str(&line(row));
