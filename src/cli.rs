@@ -50,6 +50,8 @@ pub enum Command {
     Discover(cmd::discover::DiscoverArgs),
     /// A one-shot snapshot: sysinfo, one reading per meter and its plausibility verdict.
     Status(cmd::status::StatusArgs),
+    /// The energy history the plugs keep (days and months of kWh), judged; `--erase` clears it.
+    History(cmd::history::HistoryArgs),
     /// Update plugs' firmware from a local image or folder of images.
     Update(cmd::update::UpdateArgs),
     /// Measure discovery, rendering, polling and firmware throughput on simulated fleets.

@@ -115,6 +115,17 @@ fn run(
             a.plausibility = Box::new(cfg.plausibility.clone());
             cmd::status::run(a)
         }
+        Some(Command::History(mut a)) => {
+            let cfg = config()?;
+            a.net.apply_config(&cfg, sub("history"));
+            a.net.resolve_hosts(given(sub("history"), "port"))?;
+            a.names = plugfleet::fleet::identity::Names::from_config(&cfg);
+            a.ratings = plugfleet::fleet::ratings::Overrides::from_config(&cfg);
+            if cfg.safety.read_only == Some(true) {
+                a.read_only = true;
+            }
+            cmd::history::run(a)
+        }
         // `update` reads the file itself (ceilings, firmware folders, concurrency).
         Some(Command::Update(mut a)) => {
             a.net.resolve_hosts(given(sub("update"), "port"))?;

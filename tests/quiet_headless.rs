@@ -272,7 +272,9 @@ async fn headless_status_finds_the_quiet_faults_with_their_evidence() {
             let e = &f["evidence"];
             assert_eq!(e["others"], COUNT - 1, "{l}");
             let diff = e["diff_pct"].as_f64().expect("diff");
-            assert!((-9.5..-6.5).contains(&diff), "8 % low: {l}");
+            // Each plug's mains voltage wanders ~±1.2 % with noise, the fleet median with it:
+            // 8 % low reads between about -10.5 % and -5.5 %, always past the 4 % margin.
+            assert!((-11.0..-4.5).contains(&diff), "8 % low: {l}");
             let reasons = l["plausibility"]["reasons"].as_array().expect("reasons");
             assert!(reasons.iter().any(|r| *r == f["text"]), "{l}");
         } else {

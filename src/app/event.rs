@@ -8,6 +8,7 @@ use crate::app::state::FirmwareConfirm;
 pub use crate::app::state::{ActionKind, DirItem};
 use crate::firmware::plan::PlanEntry;
 use crate::firmware::runner::JobEvent;
+use crate::net::history::{HistoryJob, HistoryReport};
 use crate::net::poller::PollReport;
 use crate::protocol::SysInfo;
 
@@ -56,6 +57,8 @@ pub enum Event {
     },
     /// One poll of one device finished (readings or an error).
     Polled(Box<PollReport>),
+    /// One meter's energy history was fetched (or why not).
+    History(Box<HistoryReport>),
     /// A write finished.
     ActionFinished {
         key: String,
@@ -138,4 +141,6 @@ pub enum Command {
     PublishMetrics,
     /// Read the recent log lines (answered with `Event::LogLines`).
     ReadLog,
+    /// Fetch a device's energy history on the history task (never on the poll path).
+    FetchHistory(HistoryJob),
 }

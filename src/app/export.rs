@@ -14,6 +14,12 @@ pub fn unix_ms_at(app: &App, now: Instant) -> u64 {
         .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
 }
 
+/// Today on the app's clock (UTC days, as the simulated plugs keep their energy history).
+pub fn today_at(app: &App, now: Instant) -> crate::fleet::energy::Date {
+    let ms = unix_ms_at(app, now);
+    crate::fleet::energy::Date::from_unix(i64::try_from(ms / 1000).unwrap_or(0))
+}
+
 /// `(year, month, day)` (UTC) of a day count since 1970-01-01 (H. Hinnant's civil_from_days).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;

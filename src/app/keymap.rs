@@ -77,6 +77,8 @@ pub enum Action {
     ToggleRecording,
     ShowLog,
     CloseLog,
+    /// Erase the selected plug's energy statistics (detail pane; asks first).
+    EraseStats,
 }
 
 /// A key, as written in the table.
@@ -267,6 +269,12 @@ pub const KEYMAP: &[Binding] = &[
         &[k('R')],
         Action::Reboot,
         "reboot (marked devices, else the selected one; asks first)",
+    ),
+    w(
+        T,
+        &[k('e')],
+        Action::EraseStats,
+        "erase the plug's energy history (detail pane; asks, shows what is lost)",
     ),
     b(
         T,

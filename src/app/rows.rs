@@ -219,6 +219,18 @@ impl App {
                 let (va, vb) = vals();
                 num(va.total, vb.total)
             }
+            Column::Energy => {
+                let today = crate::app::export::today_at(self, self.now);
+                let e = |r: &RowRef<'_>| {
+                    crate::fleet::stats::today_and_month(
+                        r.device,
+                        r.outlet.map(|o| o.id.as_str()),
+                        today,
+                    )
+                    .map(|(t, _, _)| t)
+                };
+                num(e(&ra), e(&rb))
+            }
             Column::Rssi => num(a.rssi().map(|x| x as f64), b.rssi().map(|x| x as f64)),
             Column::Seen => b.last_seen.cmp(&a.last_seen),
             Column::Found => a.found_by.cmp(&b.found_by),

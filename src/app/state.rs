@@ -19,6 +19,8 @@ pub enum ActionKind {
     RelayOn,
     RelayOff,
     Reboot,
+    /// `emeter.erase_emeter_stat`: the plug's (outlet's) day and month statistics.
+    EraseStats,
 }
 
 impl ActionKind {
@@ -27,6 +29,7 @@ impl ActionKind {
             ActionKind::RelayOn => "turn on",
             ActionKind::RelayOff => "turn off",
             ActionKind::Reboot => "reboot",
+            ActionKind::EraseStats => "erase energy statistics",
         }
     }
 }
@@ -74,13 +77,15 @@ pub enum Column {
     Volts,
     Amps,
     Kwh,
+    /// kWh today / this month from the energy history (wide screens only).
+    Energy,
     Rssi,
     Seen,
     Found,
 }
 
 impl Column {
-    pub const ALL: [Column; 17] = [
+    pub const ALL: [Column; 18] = [
         Column::Mark,
         Column::Health,
         Column::Alias,
@@ -95,6 +100,7 @@ impl Column {
         Column::Volts,
         Column::Amps,
         Column::Kwh,
+        Column::Energy,
         Column::Rssi,
         Column::Seen,
         Column::Found,
@@ -116,6 +122,7 @@ impl Column {
             Column::Volts => "V",
             Column::Amps => "A",
             Column::Kwh => "kWh",
+            Column::Energy => "kWh day/month",
             Column::Rssi => "RSSI",
             Column::Seen => "Seen",
             Column::Found => "Found by",
@@ -139,6 +146,7 @@ impl Column {
             Column::Volts => "voltage",
             Column::Amps => "current",
             Column::Kwh => "energy",
+            Column::Energy => "energy today",
             Column::Rssi => "RSSI",
             Column::Seen => "last seen",
             Column::Found => "found by",

@@ -67,7 +67,16 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
             }
             Vec::new()
         }
-        Event::Polled(r) => on_polled(app, *r, now),
+        Event::Polled(r) => {
+            let key = r.key.clone();
+            let mut cmds = on_polled(app, *r, now);
+            cmds.extend(energy::fetch_due(app, &key, now));
+            cmds
+        }
+        Event::History(r) => {
+            energy::on_history(app, *r, now);
+            Vec::new()
+        }
         Event::ActionFinished {
             key,
             child,
@@ -83,6 +92,9 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
                 .unwrap_or_else(|| key.clone());
             match result {
                 Ok(()) => {
+                    if kind == super::state::ActionKind::EraseStats {
+                        app.fleet.history_erased(&key, child.as_deref());
+                    }
                     app.set_status(format!("{}: {} done", name, kind.label()), now);
                     vec![Command::PollNow(vec![key])]
                 }
@@ -359,6 +371,7 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
         }
         Action::ToggleRelay => return toggle_relay(app, now),
         Action::Reboot => ask_reboot(app, now),
+        Action::EraseStats => energy::ask_erase(app, now),
         Action::Refresh => {
             let keys: BTreeSet<String> = app.view.marked.iter().map(|r| r.key.clone()).collect();
             let msg = if keys.is_empty() {
@@ -503,6 +516,7 @@ fn move_selection(app: &mut App, delta: isize) {
 }
 
 mod actions;
+mod energy;
 mod firmware;
 mod fleet;
 pub use fleet::newer_spec;

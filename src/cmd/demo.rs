@@ -118,6 +118,9 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
         clock_rate: 1.0,
         faults: vec![
             (at(1), FaultKind::Glitch28kw),
+            // The glitch poisoned a day of its energy history too: flagged in the detail
+            // pane's chart and by `plugfleet history`.
+            (at(1), FaultKind::HistoryGlitch),
             (at(2), FaultKind::UnitScale),
             (at(3), FaultKind::Flaky),
             // Four other metered US devices read the true mains voltage to compare it with.

@@ -6,6 +6,7 @@ pub mod completions;
 pub mod config;
 pub mod demo;
 pub mod discover;
+pub mod history;
 pub mod man;
 pub mod sim;
 pub mod status;

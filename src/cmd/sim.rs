@@ -44,7 +44,7 @@ pub struct SimArgs {
     /// glitch-28kw, unit-scale, hang, garbage, truncated, oversized, slow (or slow:MS), refuse,
     /// ignore-broadcast, download-drop, download-stall, image-reject, never-back, old-version,
     /// hang-after-flash, flaky, stuck-meter, counter-lag, voltage-drift (or voltage-drift:PCT),
-    /// phantom-load, close-after-reply.
+    /// phantom-load, close-after-reply, history-glitch, hang-daystat.
     #[arg(long = "fault", value_name = "IP=KIND")]
     pub faults: Vec<String>,
     /// Also accept the images listed in FILE (JSON, the shape of assets/profiles/images.json:

@@ -2,6 +2,7 @@
 //! meters ([`meter`]) and the judgement of every reading ([`plausibility`], [`judge`]);
 //! readings history and ratings.
 
+pub mod energy;
 pub mod history;
 pub mod identity;
 pub mod judge;
@@ -11,5 +12,6 @@ pub mod plausibility;
 pub mod quiet;
 pub mod ratings;
 pub mod reading;
+pub mod stats;
 pub mod verdict;
 pub mod watch;

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use crate::fleet::energy::EnergyHistory;
 use crate::fleet::identity::{Names, legacy_key, newer_key, valid_mac};
 use crate::fleet::meter::quiet_reason;
 use crate::fleet::meter::{Check, Meter, ValueFlags, Verdict};
@@ -73,6 +74,8 @@ pub struct Outlet {
     pub alias: String,
     pub relay_on: bool,
     pub meter: Option<Meter>,
+    /// The energy history the outlet keeps (issue 16, [`crate::fleet::energy`]).
+    pub energy: EnergyHistory,
 }
 
 /// Whether a device answers.
@@ -180,6 +183,9 @@ pub struct Device {
     /// Why a newer-protocol device answered but gave nothing (no credentials, wrong ones,
     /// unsupported); cleared by a successful poll.
     pub refusal: Option<Refusal>,
+    /// The energy history the plug keeps (issue 16, [`crate::fleet::energy`]); a strip's is
+    /// per outlet, its own only says when it was last asked.
+    pub energy: EnergyHistory,
 }
 
 impl Device {
@@ -208,6 +214,7 @@ impl Device {
             judged_engine: None,
             access: None,
             refusal: None,
+            energy: EnergyHistory::default(),
         }
     }
 
@@ -514,6 +521,11 @@ impl Device {
                     .iter()
                     .find(|o| o.id == c.id)
                     .and_then(|o| o.meter.clone()),
+                energy: old
+                    .iter()
+                    .find(|o| o.id == c.id)
+                    .map(|o| o.energy.clone())
+                    .unwrap_or_default(),
             })
             .collect();
     }

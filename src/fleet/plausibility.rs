@@ -113,6 +113,11 @@ pub enum Rule {
     /// A quiet rule over the meter's history or the fleet (issue 15, [`crate::fleet::quiet`]);
     /// the text says which.
     Quiet,
+    /// A month of the device's energy history whose days do not add up to its month figure
+    /// (issue 16, [`crate::fleet::energy`]).
+    DaysNotMonth,
+    /// A day of the energy history far above the month's median day ("glitch day?").
+    GlitchDay,
 }
 
 impl Rule {

@@ -4,6 +4,7 @@
 pub mod aes;
 pub mod client;
 pub mod discovery;
+pub mod history;
 pub mod klap;
 pub mod newer;
 pub mod poller;

@@ -663,9 +663,11 @@ pub fn parse_stats(root: &Value, method: &str) -> Result<Vec<EnergyStat>, ReplyE
             let o = e
                 .as_object()
                 .ok_or_else(|| ReplyError::Shape("a stat entry is not an object".into()))?;
+            // A figure of the wrong type (or none) is not 0 kWh: NaN, which the history's
+            // rules flag as not finite.
             let energy_kwh = num(o, "energy")
                 .or_else(|| num(o, "energy_wh").map(|wh| wh / 1000.0))
-                .unwrap_or(0.0);
+                .unwrap_or(f64::NAN);
             Ok(EnergyStat {
                 year: int(o, "year").unwrap_or(0),
                 month: int(o, "month").unwrap_or(0),

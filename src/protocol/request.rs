@@ -25,6 +25,10 @@ pub enum Request {
         year: i32,
         child: Option<String>,
     },
+    /// Erases the day and month statistics (of `child` on strips).
+    EraseStats {
+        child: Option<String>,
+    },
     SetRelay {
         on: bool,
         child: Option<String>,
@@ -83,6 +87,7 @@ impl Request {
             Request::Realtime { .. } => ("emeter", "get_realtime"),
             Request::DayStat { .. } => ("emeter", "get_daystat"),
             Request::MonthStat { .. } => ("emeter", "get_monthstat"),
+            Request::EraseStats { .. } => ("emeter", "erase_emeter_stat"),
             Request::SetRelay { .. } => ("system", "set_relay_state"),
             Request::LightRealtime => (super::reply::LIGHT_EMETER, "get_realtime"),
             Request::SetLight { strip: false, .. } => (BULB_SERVICE, "transition_light_state"),
@@ -114,6 +119,7 @@ impl Request {
             Request::Realtime { child }
             | Request::DayStat { child, .. }
             | Request::MonthStat { child, .. }
+            | Request::EraseStats { child }
             | Request::SetRelay { child, .. }
             | Request::SetAlias { child, .. } => child.as_deref(),
             _ => None,
@@ -260,6 +266,14 @@ mod tests {
             .to_value(),
             json!({"emeter":{"get_daystat":{"year":2024,"month":6}}})
         );
+        assert_eq!(
+            Request::EraseStats {
+                child: Some("P01".into())
+            }
+            .to_value(),
+            json!({"context":{"child_ids":["P01"]},"emeter":{"erase_emeter_stat":{}}})
+        );
+        assert!(Request::EraseStats { child: None }.is_write());
         let raw = json!({"time":{"get_time":{}}});
         assert_eq!(Request::Raw(raw.clone()).to_value(), raw);
         assert_eq!(Request::Raw(raw).target(), None);

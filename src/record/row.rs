@@ -38,7 +38,9 @@ pub struct ReadingRecord {
     pub verdict: Verdict,
     pub reasons: Vec<String>,
     /// The quiet findings among the reasons (issue 15) with their evidence, as JSON
-    /// (`{"rule", "text", "evidence": {"kind", …}, "from_ms", "to_ms"}`); JSON lines only.
+    /// (`{"rule", "text", "evidence": {"kind", …}, "from_ms", "to_ms"}`), and the flagged days
+    /// and months of the meter's energy history (`"kind": "energy-history"`, issue 16); JSON
+    /// lines only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<serde_json::Value>,
     /// The unit scheme of the reply: `base` (W/V/A/kWh floats), `milli` (mW/mV/mA/Wh) or
@@ -147,6 +149,14 @@ fn row(
     let mut r =
         ReadingRecord::with_verdict(unix_ms, d.addr.ip(), info, outlet, rt, verdict, reasons);
     r.findings = crate::fleet::watch::findings_json(quiet);
+    // The flagged days and months of this meter's energy history (issue 16).
+    if let (Some(h), Some(limits)) = (
+        crate::fleet::stats::history_of(d, outlet.map(|c| c.id.as_str())),
+        d.limits.as_ref(),
+    ) {
+        r.findings
+            .extend(crate::fleet::stats::findings_json(h, limits));
+    }
     r.name = d.local_name.clone();
     Some(r)
 }
@@ -277,6 +287,46 @@ mod tests {
         update(&mut app, fixture::sighting(&kettle(), "broadcast"), t0);
         update(&mut app, fixture::sighting(&strip(), "broadcast"), t0);
         (app, t0)
+    }
+
+    #[test]
+    fn a_flagged_day_of_the_energy_history_is_a_finding_of_the_row() {
+        let (mut app, t0) = found(Settings::default());
+        let p = kettle();
+        update(
+            &mut app,
+            fixture::polled(&p, Some(reading(100.0, 120.0, 0.9, 1.0)), vec![]),
+            t0,
+        );
+        let d = app.fleet.get(&fixture::device_id(1)).expect("kettle");
+        let day = |n: i64, kwh: f64| crate::protocol::EnergyStat {
+            year: 2026,
+            month: 11,
+            day: Some(n),
+            energy_kwh: kwh,
+        };
+        let report = crate::net::history::HistoryReport {
+            key: d.key.clone(),
+            addr: d.addr,
+            child: None,
+            days: vec![((2026, 11), Ok(vec![day(1, 0.5), day(2, 90.0)]))],
+            months: vec![],
+        };
+        update(&mut app, Event::History(Box::new(report)), t0);
+        let rows = rows_of(
+            app.fleet.get(&fixture::device_id(1)).expect("kettle"),
+            EPOCH,
+        );
+        let f: Vec<&serde_json::Value> = rows[0]
+            .findings
+            .iter()
+            .filter(|f| f["evidence"]["kind"] == "energy-history")
+            .collect();
+        assert_eq!(f.len(), 1, "{:?}", rows[0].findings);
+        assert_eq!(f[0]["evidence"]["period"], "2026-11-02");
+        assert_eq!(f[0]["evidence"]["verdict"], "bogus");
+        // The reading's own verdict is the reading's.
+        assert_eq!(rows[0].verdict, Verdict::Ok);
     }
 
     #[test]

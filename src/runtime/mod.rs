@@ -34,6 +34,7 @@ use crate::app::update::update;
 use crate::firmware::exits::ExitSignals;
 use crate::firmware::runner::{BatchHandle, JobEvent, spawn_batch};
 use crate::net::client::{Client, ClientConfig};
+use crate::net::history::{self, HistoryConfig, HistoryReport};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
 use crate::protocol::{Request, Switching};
 
@@ -83,6 +84,16 @@ impl From<PollReport> for Event {
         Event::Polled(Box::new(r))
     }
 }
+
+impl From<HistoryReport> for Event {
+    fn from(r: HistoryReport) -> Self {
+        Event::History(Box::new(r))
+    }
+}
+
+/// Energy history jobs waiting for the history task; more are dropped (and asked again by the
+/// model within the hour).
+const HISTORY_QUEUE: usize = 256;
 
 /// What the runtime needs besides the app.
 pub struct Setup {
@@ -229,6 +240,9 @@ async fn perform(
             client.call(&req).await.map(drop)
         }
         ActionKind::Reboot => client.reboot(1).await,
+        ActionKind::EraseStats => {
+            crate::net::history::erase_stats(addr, &client.cfg, child.as_deref()).await
+        }
     };
     r.map_err(|e| e.to_string())
 }
@@ -247,8 +261,11 @@ async fn perform_newer(
     let r = match kind {
         ActionKind::RelayOn => link.set_relay(true, child.as_deref()).await,
         ActionKind::RelayOff => link.set_relay(false, child.as_deref()).await,
-        ActionKind::Reboot => {
-            return Err("reboot is not supported over the newer protocol".into());
+        ActionKind::Reboot | ActionKind::EraseStats => {
+            return Err(format!(
+                "{} is not supported over the newer protocol",
+                kind.label()
+            ));
         }
     };
     r.map_err(|e| e.to_string())
@@ -308,6 +325,17 @@ where
     let (ctl_bridge_tx, ctl_bridge_rx) = mpsc::channel::<Control>(64);
 
     let mut tasks: JoinSet<()> = JoinSet::new();
+    // The energy history has its own task and connections: never on the poll path.
+    let (hist_tx, hist_rx) = mpsc::channel(HISTORY_QUEUE);
+    tasks.spawn(history::run(
+        HistoryConfig {
+            client: setup.client,
+            ..HistoryConfig::default()
+        },
+        hist_rx,
+        tx.clone(),
+        token.child_token(),
+    ));
     tasks.spawn(poller::run(
         setup.poll,
         ctl_bridge_rx,
@@ -520,6 +548,11 @@ where
                     }
                     Command::PollNow(keys) => {
                         let _ = ctl_tx.send(Control::PollNow(keys));
+                    }
+                    Command::FetchHistory(job) => {
+                        if hist_tx.try_send(job).is_err() {
+                            tracing::warn!("energy history queue full: a fetch was dropped");
+                        }
                     }
                     Command::Act {
                         key,

@@ -418,6 +418,72 @@ mod tests {
     }
 
     #[test]
+    fn history_glitch_puts_one_bogus_day_in_this_month_until_erased() {
+        let now = T0;
+        let today = (now / 86_400.0).floor() as i64;
+        let (y, m, _) = load::civil_from_days(today);
+        assert_eq!(
+            crate::sim::plug::glitch_day(today - 14),
+            today - 14,
+            "on the 1st: today"
+        );
+        let glitch_day = crate::sim::plug::glitch_day(today);
+        let (gy, gm, gd) = load::civil_from_days(glitch_day);
+        assert_eq!((gy, gm), (y, m), "always in this month");
+        let days = |p: &Arc<PlugShared>| {
+            let r = call(
+                p,
+                json!({"emeter":{"get_daystat":{"year":y,"month":m}}}),
+                now,
+            );
+            crate::protocol::reply::parse_stats(&r, "get_daystat").expect("days")
+        };
+        let month = |p: &Arc<PlugShared>| {
+            let r = call(p, json!({"emeter":{"get_monthstat":{"year":y}}}), now);
+            let list = crate::protocol::reply::parse_stats(&r, "get_monthstat").expect("months");
+            list.iter()
+                .find(|e| e.month == i64::from(m))
+                .map(|e| e.energy_kwh)
+                .expect("this month")
+        };
+        let clean = plug("hs110-us-hw1", &[]);
+        let glitchy = plug("hs110-us-hw1", &[FaultKind::HistoryGlitch]);
+        let bogus: Vec<_> = days(&glitchy)
+            .into_iter()
+            .filter(|e| e.energy_kwh >= crate::sim::fault::HISTORY_GLITCH_KWH)
+            .collect();
+        assert_eq!(bogus.len(), 1);
+        assert_eq!(bogus[0].day, Some(i64::from(gd)));
+        assert!(
+            days(&clean).iter().all(|e| e.energy_kwh < 100.0),
+            "{:?}",
+            days(&clean)
+        );
+        // The month figure carries the glitch too (the plug sums its own days).
+        let sum: f64 = days(&glitchy).iter().map(|e| e.energy_kwh).sum();
+        assert!(
+            (month(&glitchy) - sum).abs() < 0.05,
+            "{} vs {sum}",
+            month(&glitchy)
+        );
+        let r = call(&glitchy, json!({"emeter":{"erase_emeter_stat":{}}}), now);
+        assert_eq!(r["emeter"]["erase_emeter_stat"]["err_code"], 0);
+        assert!(days(&glitchy).iter().all(|e| e.energy_kwh < 100.0));
+    }
+
+    #[test]
+    fn hang_daystat_hangs_only_on_daystat() {
+        let p = plug("hs110-us-hw1", &[FaultKind::HangDaystat]);
+        assert!(p.hangs_on(&json!({"emeter":{"get_daystat":{"year":2026,"month":1}}})));
+        assert!(p.hangs_on(
+            &json!({"system":{"get_sysinfo":{}},"emeter":{"get_daystat":{"year":2026,"month":1}}})
+        ));
+        assert!(!p.hangs_on(&json!({"emeter":{"get_realtime":{}}})));
+        assert!(!p.hangs_on(&json!({"emeter":{"get_monthstat":{"year":2026}}})));
+        assert!(!plug("hs110-us-hw1", &[]).hangs_on(&json!({"emeter":{"get_daystat":{}}})));
+    }
+
+    #[test]
     fn premature_flash_is_refused_and_counted() {
         let p = plug("hs110-us-hw1", &[]);
         let r = call(&p, json!({"system":{"flash_firmware":{}}}), T0);

@@ -56,6 +56,13 @@ pub enum FaultKind {
     /// Closes the TCP connection after every reply (firmware that serves one request per
     /// connection): a client keeping connections must reconnect each time.
     CloseAfterReply,
+    /// The energy history holds one bogus day ([`HISTORY_GLITCH_KWH`]): yesterday, or today on
+    /// the first of a month (so it is always in this month's day list); erasing the
+    /// statistics clears it.
+    HistoryGlitch,
+    /// Never answers a request that asks for `emeter.get_daystat` (the connection stays open,
+    /// unanswered); every other request is answered.
+    HangDaystat,
 }
 
 /// The `counter-lag` fault: the share of the energy drawn that the counter shows.
@@ -64,10 +71,12 @@ pub const COUNTER_LAG_FRACTION: f64 = 0.3;
 pub const DEFAULT_DRIFT_PCT: i8 = 8;
 /// The `phantom-load` fault's watts (± a little noise) with the relay off.
 pub const PHANTOM_W: f64 = 4.0;
+/// The `history-glitch` fault's bogus day, in kWh.
+pub const HISTORY_GLITCH_KWH: f64 = 600.0;
 
 impl FaultKind {
     /// Every fault, with `slow` at its default delay.
-    pub const ALL: [FaultKind; 22] = [
+    pub const ALL: [FaultKind; 24] = [
         FaultKind::Bogus28kw,
         FaultKind::Glitch28kw,
         FaultKind::UnitScale,
@@ -94,6 +103,8 @@ impl FaultKind {
         },
         FaultKind::PhantomLoad,
         FaultKind::CloseAfterReply,
+        FaultKind::HistoryGlitch,
+        FaultKind::HangDaystat,
     ];
 
     /// The kebab-case name without parameter.
@@ -121,6 +132,8 @@ impl FaultKind {
             FaultKind::VoltageDrift { .. } => "voltage-drift",
             FaultKind::PhantomLoad => "phantom-load",
             FaultKind::CloseAfterReply => "close-after-reply",
+            FaultKind::HistoryGlitch => "history-glitch",
+            FaultKind::HangDaystat => "hang-daystat",
         }
     }
 

@@ -132,6 +132,8 @@
 //! | `voltage-drift` / `voltage-drift:PCT` | the voltage reads 8 % (or PCT %, −50 to 50) off; current and power stay true |
 //! | `phantom-load` | ~4 W (and its current) shows while the relay is off |
 //! | `close-after-reply` | closes the TCP connection after every reply (one request per connection) |
+//! | `history-glitch` | the energy history holds one bogus day of 600 kWh (yesterday, or today on the 1st; outlet 0 of a strip), in the month figure too; `erase_emeter_stat` clears it |
+//! | `hang-daystat` | a request asking for `emeter.get_daystat` is never answered (its connection stays open); everything else is |
 
 mod dispatch;
 mod emeter;

@@ -75,6 +75,8 @@ pub(crate) struct PlugState {
     pub start_frac: f64,
     /// First day with statistics (install or last erase).
     pub stats_floor: i64,
+    /// The `history-glitch` fault's bogus day (outlet 0), until the statistics are erased.
+    pub glitch_day: Option<i64>,
     /// Dimmers and lights: brightness in percent (scales the load's power).
     pub brightness: u8,
 }
@@ -236,6 +238,9 @@ impl PlugShared {
             start_day,
             start_frac: (now / 86_400.0).fract(),
             stats_floor: start_day - 200 - (id.seed % 400) as i64,
+            glitch_day: id
+                .has(FaultKind::HistoryGlitch)
+                .then(|| glitch_day(start_day)),
             brightness: p.initial_brightness(),
         };
         let (epoch, _) = watch::channel(0);
@@ -258,6 +263,14 @@ impl PlugShared {
         // A panic while holding the lock cannot leave the state half-written in a way that
         // matters to a simulator; keep serving.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `hang-daystat` fault: this request is never answered.
+    pub fn hangs_on(&self, req: &Value) -> bool {
+        self.id.has(FaultKind::HangDaystat)
+            && req
+                .get("emeter")
+                .is_some_and(|e| e.get("get_daystat").is_some())
     }
 
     /// Now on the plug's clock (real time unless the fleet's clock rate says otherwise): what
@@ -354,5 +367,17 @@ impl PlugShared {
         let body = json!({"error_code": 0, "result": r});
         let bytes = serde_json::to_vec(&body).ok()?;
         Some(crate::protocol::tdp::encode_packet(&bytes, 0, serial))
+    }
+}
+
+/// The `history-glitch` day for a plug started on day `today`: yesterday, unless that was in
+/// the previous month (then today), so the bogus day is always in this month's day list.
+pub(crate) fn glitch_day(today: i64) -> i64 {
+    let (_, m_today, _) = super::load::civil_from_days(today);
+    let (_, m_before, _) = super::load::civil_from_days(today - 1);
+    if m_today == m_before {
+        today - 1
+    } else {
+        today
     }
 }

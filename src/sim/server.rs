@@ -255,6 +255,9 @@ pub(crate) fn answer_udp(
     let Ok(req) = parse_json(&decode_datagram(data)) else {
         return;
     };
+    if plug.hangs_on(&req) {
+        return;
+    }
     let reply = plug.respond(&req, plug.now());
     let plain = serde_json::to_vec(&reply).unwrap_or_default();
     let mut out = encode_datagram(&plain);
@@ -318,7 +321,7 @@ async fn serve_connection(plug: Arc<PlugShared>, stream: TcpStream) {
         // EOF, a bad frame or not JSON: the plug closes the connection.
         let Some(Ok(bytes)) = frame else { return };
         let Ok(req) = parse_json(&bytes) else { return };
-        if plug.is_hanging() {
+        if plug.is_hanging() || plug.hangs_on(&req) {
             // Read and ignore everything until the client gives up.
             continue;
         }

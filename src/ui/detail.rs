@@ -1,4 +1,5 @@
-//! The detail pane: complete hw_info, recent power, and the plausibility findings.
+//! The detail pane: complete hw_info, recent power, the energy history the plug keeps
+//! ([`super::energy`]), and the plausibility findings.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -413,7 +414,9 @@ pub fn render_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         let [a, b] = Layout::horizontal([Constraint::Length(62), Constraint::Min(30)]).areas(inner);
         (a, b)
     } else if meter.is_some() {
-        let meter_h = (meter_text.len() as u16 + 2).min(inner.height * 2 / 3);
+        // Room for the energy history's charts too, when the pane is tall enough.
+        let energy_h = super::energy::wanted(&r, inner.height / 2);
+        let meter_h = (meter_text.len() as u16 + 2 + energy_h).min(inner.height * 2 / 3);
         let [a, b] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(meter_h)]).areas(inner);
         (a, b)
@@ -452,6 +455,11 @@ pub fn render_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 .absent_value_style(theme.verdict(Verdict::Bogus)),
             s,
         );
+        // The energy history the plug keeps (issue 16), between the power and the findings.
+        let energy_h = super::energy::wanted(&r, rest.height.saturating_sub(2));
+        let [energy, rest] =
+            Layout::vertical([Constraint::Length(energy_h), Constraint::Min(0)]).areas(rest);
+        super::energy::render(frame, energy, app, &r, theme);
         frame.render_widget(Paragraph::new(meter_text).wrap(Wrap { trim: false }), rest);
     }
 }

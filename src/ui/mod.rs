@@ -1,6 +1,7 @@
 //! Drawing only: the state is read, never changed. One file per screen part.
 
 pub mod detail;
+pub mod energy;
 pub mod firmware;
 pub mod format;
 pub mod help;

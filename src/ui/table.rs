@@ -29,14 +29,17 @@ pub fn width(c: Column) -> u16 {
         Column::Volts => 7,
         Column::Amps => 7,
         Column::Kwh => 9,
+        Column::Energy => 14,
         Column::Rssi => 4,
         Column::Seen => 5,
         Column::Found => 12,
     }
 }
 
-/// Columns dropped first when the terminal is narrow.
-const DROP_ORDER: [Column; 12] = [
+/// Columns dropped first when the terminal is narrow (the energy history's pair first: it
+/// shows on wide screens only).
+const DROP_ORDER: [Column; 13] = [
+    Column::Energy,
     Column::Found,
     Column::Bright,
     Column::Hw,
@@ -51,6 +54,9 @@ const DROP_ORDER: [Column; 12] = [
     Column::Model,
     Column::Relay,
 ];
+
+/// Cells more than its minimum the alias column must keep for the energy pair to show.
+const ENERGY_ALIAS_ROOM: u16 = 16;
 
 /// The widest health cell: `? suspect 59s ago`.
 const HEALTH_MAX: u16 = 17;
@@ -91,6 +97,8 @@ pub fn visible_columns_for(avail: u16, health: u16, bright: bool) -> Vec<Column>
             })
             .sum::<u16>()
             + cols.len().saturating_sub(1) as u16
+            // The energy pair only when the alias keeps room to breathe (wide screens).
+            + if cols.contains(&Column::Energy) { ENERGY_ALIAS_ROOM } else { 0 }
     };
     for drop in DROP_ORDER {
         if need(&cols) <= avail {
@@ -272,6 +280,19 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
         Column::Volts => num(values.voltage, col, values.flags.voltage, theme, stale),
         Column::Amps => num(values.current, col, values.flags.current, theme, stale),
         Column::Kwh => num(values.total, col, values.flags.total, theme, stale),
+        Column::Energy => {
+            let today = crate::app::export::today_at(app, app.now);
+            match crate::fleet::stats::today_and_month(d, r.outlet.map(|o| o.id.as_str()), today) {
+                Some((t, m, v)) => Cell::from(
+                    Line::from(vec![
+                        Span::raw(format!("{t:.2}/{m:.1}")),
+                        Span::styled(verdict_glyph(v), theme.verdict(v)),
+                    ])
+                    .right_aligned(),
+                ),
+                None => Cell::from(Line::from("— ").right_aligned()).style(theme.dim()),
+            }
+        }
         Column::Rssi if r.outlet.is_some() => Cell::from(""),
         Column::Rssi => match d.rssi() {
             Some(v) => Cell::from(Line::from(v.to_string()).right_aligned()),
