@@ -41,6 +41,8 @@ pub struct Settings {
     /// Wall-clock time (ms since the Unix epoch) of the app's start: records are stamped
     /// with it plus the time passed in to `update`, so update never reads a clock.
     pub epoch_unix_ms: u64,
+    /// The TP-Link account for newer-protocol plugs (`Debug` hides the password).
+    pub account: Option<crate::net::klap::Credentials>,
 }
 
 impl Default for Settings {
@@ -60,6 +62,7 @@ impl Default for Settings {
             record_default: PathBuf::from("readings.jsonl"),
             metrics_url: None,
             epoch_unix_ms: 0,
+            account: None,
         }
     }
 }

@@ -519,6 +519,7 @@ mod actions;
 mod energy;
 mod firmware;
 mod fleet;
+pub use fleet::newer_spec;
 mod recording;
 #[cfg(test)]
 mod tests;

@@ -85,6 +85,10 @@ pub enum NetError {
     Reply(String),
     #[error("device error {code}: {msg}")]
     Device { code: i64, msg: String },
+    /// A newer-protocol device answered and refused (no credentials, wrong ones) or speaks
+    /// what plugfleet cannot: the message is the one-line hint.
+    #[error("{0}: {hint}", hint = .0.hint())]
+    Access(crate::protocol::access::Refusal),
 }
 
 /// Why a frame is unusable, in words a user reads: `length 2147483648 over the 64 KiB cap`,
@@ -123,12 +127,21 @@ impl NetError {
             NetError::Io(_) => "io",
             NetError::Frame(_) | NetError::Reply(_) => "protocol",
             NetError::Device { .. } => "device",
+            NetError::Access(r) => r.label(),
         }
     }
 
     /// Is the device answering at all? (A device error is an answer.)
     pub fn is_transport(&self) -> bool {
-        !matches!(self, NetError::Device { .. })
+        !matches!(self, NetError::Device { .. } | NetError::Access(_))
+    }
+
+    /// The refusal of a newer-protocol device, if this is one.
+    pub fn refusal(&self) -> Option<&crate::protocol::access::Refusal> {
+        match self {
+            NetError::Access(r) => Some(r),
+            _ => None,
+        }
     }
 }
 

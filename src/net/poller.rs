@@ -80,6 +80,9 @@ pub enum Control {
     Untrack(String),
     /// Poll these now (empty = every tracked device), even if backing off.
     PollNow(Vec<String>),
+    /// Track a newer-protocol (KLAP/AES) device: polled over one kept session with its
+    /// transport and dialect ([`crate::net::newer`]) instead of port 9999.
+    TrackNewer(Target, Box<crate::net::newer::NewerSpec>),
 }
 
 /// What one successful poll read.
@@ -90,6 +93,16 @@ pub struct Polled {
     pub realtime: Option<Result<Realtime, NetError>>,
     /// A metered strip's outlets, by full child id.
     pub outlets: Vec<(String, Result<Realtime, NetError>)>,
+}
+
+impl From<crate::net::newer::Polled> for Polled {
+    fn from(p: crate::net::newer::Polled) -> Self {
+        Polled {
+            sysinfo: p.sysinfo,
+            realtime: p.realtime,
+            outlets: p.outlets,
+        }
+    }
 }
 
 /// The result of polling one device once.
@@ -451,6 +464,28 @@ async fn poll_gated(
     Ok(polled)
 }
 
+/// Polls a newer-protocol device over its link's kept session (made on the first poll, and
+/// again when how to reach it changed): one handshake per session, not per poll.
+pub async fn poll_newer(
+    link: &mut Link,
+    addr: SocketAddr,
+    spec: crate::net::newer::NewerSpec,
+    cfg: &ClientConfig,
+    stats: &Arc<PoolStats>,
+) -> Result<Polled, NetError> {
+    let stale = link.newer.as_ref().is_none_or(|n| *n.spec() != spec);
+    let session = match link.newer.take() {
+        Some(n) if !stale => n,
+        _ => crate::net::newer::NewerLink::new(addr.ip(), spec, cfg.reply_timeout),
+    };
+    let session = link.newer.insert(session);
+    let before = session.handshakes();
+    let r = session.poll().await.map(Polled::from);
+    let made = session.handshakes().saturating_sub(before);
+    stats.handshakes.fetch_add(made, Ordering::Relaxed);
+    r
+}
+
 /// A finished poll: the device, its link (handed back to the pool), the outcome, the time taken.
 type Job = (String, SocketAddr, Link, Result<Polled, NetError>, Duration);
 
@@ -458,20 +493,30 @@ type Job = (String, SocketAddr, Link, Result<Polled, NetError>, Duration);
 async fn poll_job(
     t: Target,
     mut link: Link,
+    newer: Option<crate::net::newer::NewerSpec>,
     cfg: &PollConfig,
     stats: &Arc<PoolStats>,
     permits: &Semaphore,
 ) -> Job {
     let started = Instant::now();
-    let outcome = poll_gated(
-        &mut link,
-        t.addr,
-        &cfg.client,
-        cfg.strip_gap,
-        stats,
-        Some(permits),
-    )
-    .await;
+    let outcome = match newer {
+        Some(spec) => {
+            // One request per poll over the session: the permit is held for the whole of it.
+            let _held = permit(Some(permits)).await;
+            poll_newer(&mut link, t.addr, spec, &cfg.client, stats).await
+        }
+        None => {
+            poll_gated(
+                &mut link,
+                t.addr,
+                &cfg.client,
+                cfg.strip_gap,
+                stats,
+                Some(permits),
+            )
+            .await
+        }
+    };
     if !cfg.keep_connections {
         link.conn = None;
     }
@@ -518,6 +563,8 @@ pub async fn run_with_stats<E>(
     let mut polls = FuturesUnordered::new();
     let mut pending: VecDeque<E> = VecDeque::new();
     let mut ctl_open = true;
+    // Newer-protocol devices, by key: how to reach them.
+    let mut newer: HashMap<String, crate::net::newer::NewerSpec> = HashMap::new();
     let sleep = tokio::time::sleep_until(Instant::now() + cfg.interval);
     tokio::pin!(sleep);
     loop {
@@ -526,7 +573,8 @@ pub async fn run_with_stats<E>(
         if may_start {
             for t in schedule.take_due_max(Instant::now(), room) {
                 let link = pool.checkout(&t.key, t.addr);
-                polls.push(poll_job(t, link, &cfg, &stats, &permits));
+                let spec = newer.get(&t.key).cloned();
+                polls.push(poll_job(t, link, spec, &cfg, &stats, &permits));
             }
         }
         let wake = schedule.next_due();
@@ -538,8 +586,16 @@ pub async fn run_with_stats<E>(
         tokio::select! {
             _ = token.cancelled() => break,
             c = ctl.recv(), if ctl_open => match c {
-                Some(Control::Track(t)) => schedule.track(t, Instant::now()),
+                Some(Control::Track(t)) => {
+                    newer.remove(&t.key);
+                    schedule.track(t, Instant::now());
+                }
+                Some(Control::TrackNewer(t, spec)) => {
+                    newer.insert(t.key.clone(), *spec);
+                    schedule.track(t, Instant::now());
+                }
                 Some(Control::Untrack(k)) => {
+                    newer.remove(&k);
                     schedule.untrack(&k);
                     pool.remove(&k);
                 }

@@ -249,6 +249,30 @@ async fn perform(
     r.map_err(|e| e.to_string())
 }
 
+/// A write to a newer-protocol device through its dialect, on a session of its own (the
+/// poller's is in its task; a device that ends that one on this handshake gets a fresh one at
+/// the next poll, after the 403). Rebooting is not offered over these transports.
+async fn perform_newer(
+    cfg: ClientConfig,
+    addr: SocketAddr,
+    spec: crate::net::newer::NewerSpec,
+    child: Option<String>,
+    kind: ActionKind,
+) -> Result<(), String> {
+    let mut link = crate::net::newer::NewerLink::new(addr.ip(), spec, cfg.reply_timeout);
+    let r = match kind {
+        ActionKind::RelayOn => link.set_relay(true, child.as_deref()).await,
+        ActionKind::RelayOff => link.set_relay(false, child.as_deref()).await,
+        ActionKind::Reboot | ActionKind::EraseStats => {
+            return Err(format!(
+                "{} is not supported over the newer protocol",
+                kind.label()
+            ));
+        }
+    };
+    r.map_err(|e| e.to_string())
+}
+
 /// Runs the UI until the user quits, a signal arrives, or a background task fails.
 /// `terminal` is any backend; `io` brings the keys and the devices; `draw` renders one frame
 /// of the app (`ui::render`). The exit status is dropped: see [`run_to_exit`].
@@ -528,6 +552,9 @@ where
                     Command::Track { key, addr } => {
                         let _ = ctl_tx.send(Control::Track(Target { key, addr }));
                     }
+                    Command::TrackNewer { key, addr, spec } => {
+                        let _ = ctl_tx.send(Control::TrackNewer(Target { key, addr }, spec));
+                    }
                     Command::PollNow(keys) => {
                         let _ = ctl_tx.send(Control::PollNow(keys));
                     }
@@ -548,6 +575,7 @@ where
                             continue;
                         }
                         tracing::info!(%addr, ?child, ?kind, "write");
+                        let newer = crate::app::update::newer_spec(&app, &key);
                         let (tx, permits, cfg) = (tx.clone(), permits.clone(), setup.client);
                         let token = token.clone();
                         actions.spawn(async move {
@@ -555,7 +583,10 @@ where
                                 _ = token.cancelled() => return,
                                 r = async {
                                     let _permit = permits.acquire_owned().await;
-                                    perform(cfg, addr, child.clone(), kind, switching).await
+                                    match newer {
+                                        Some(spec) => perform_newer(cfg, addr, spec, child.clone(), kind).await,
+                                        None => perform(cfg, addr, child.clone(), kind, switching).await,
+                                    }
                                 } => r,
                             };
                             let _ = tx
