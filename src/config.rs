@@ -28,6 +28,67 @@ pub struct Config {
     /// The quiet cross-checks over history and the fleet (`fleet::quiet`): each rule's switch
     /// and thresholds.
     pub plausibility: QuietRules,
+    /// The TP-Link account newer-protocol (KLAP/AES) plugs are bound to.
+    pub credentials: CredentialsSection,
+}
+
+/// `[credentials]`: the TP-Link account for newer-protocol plugs. The password is never
+/// printed (`Debug` shows `…`), logged or written into JSON or records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CredentialsSection {
+    /// The account's e-mail address.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// A password: `Debug` and `Display` never show it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The password itself, for the handshake only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("…")
+    }
+}
+
+/// A warning when the file holding a password can be read by others (unix mode bits), else
+/// `None`.
+pub fn credentials_warning(path: &Path, cfg: &Config) -> Option<String> {
+    cfg.credentials.password.as_ref()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Some(format!(
+                "{} holds a password and is readable by others (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    None
 }
 
 /// `[plausibility]`: the rules that catch meters lying quietly (issue 15), one sub-table each.
@@ -637,6 +698,12 @@ pub const DEFAULT_FILE: &str = r#"# plugfleet configuration. Command-line flags 
 
 [safety]
 # read_only = false        # true: no relay, reboot or firmware writes
+
+[credentials]
+# The TP-Link account newer-protocol (KLAP/AES) plugs are bound to. Keep this file chmod 600;
+# --username/--password and PLUGFLEET_USERNAME/PLUGFLEET_PASSWORD win over these.
+# username = "me@example.com"
+# password = "…"
 
 [firmware]
 # folders = ["/home/me/kasa-firmware"]

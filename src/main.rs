@@ -80,7 +80,11 @@ fn run(
     let explicit = cli.config.clone();
     let config = || -> anyhow::Result<Config> {
         let (path, is_explicit) = cmd::config::resolve(explicit.clone())?;
-        Config::load(&path, is_explicit).map_err(|e| UsageError(e.to_string()).into())
+        let cfg = Config::load(&path, is_explicit).map_err(|e| UsageError(e.to_string()))?;
+        if let Some(w) = plugfleet::config::credentials_warning(&path, &cfg) {
+            eprintln!("plugfleet: warning: {w}");
+        }
+        Ok(cfg)
     };
     let sub = |name: &str| matches.subcommand_matches(name).unwrap_or(matches);
     match cli.command {

@@ -458,8 +458,12 @@ pub mod glyph {
     pub const UPDATING: &str = "↻";
     /// Health: answers, but its meter gave no reading (a timeout, a device error).
     pub const NO_READING: &str = "∅";
-    /// Health: speaks only the newer authenticated protocol (needs credentials).
+    /// Health: found over the newer authenticated protocol, not read (yet).
     pub const NEEDS_CREDENTIALS: &str = "◇";
+    /// Health: a newer-protocol device and no TP-Link account given.
+    pub const ACCOUNT_NEEDED: &str = "◆";
+    /// Health: a newer-protocol device refuses the account given.
+    pub const AUTH_FAILED: &str = "⊘";
 
     /// Firmware plan: the image can be flashed.
     pub const PLAN_OK: &str = "✓";
@@ -474,7 +478,7 @@ pub mod glyph {
     pub const PLAN_BLOCKED: &str = "✗";
 
     /// The legend: (glyph, name, meaning), as the README shows it.
-    pub const LEGEND: [(&str, &str, &str); 10] = [
+    pub const LEGEND: [(&str, &str, &str); 12] = [
         (OK, "ok", "answers; last readings plausible"),
         (NEW, "new", "found, not polled yet"),
         (
@@ -498,7 +502,17 @@ pub mod glyph {
         (
             NEEDS_CREDENTIALS,
             "klap",
-            "newer authenticated protocol only: listed, not pollable on 9999",
+            "newer authenticated protocol only: listed, not read yet",
+        ),
+        (
+            ACCOUNT_NEEDED,
+            "needs creds",
+            "newer protocol: no TP-Link account given (--username/--password)",
+        ),
+        (
+            AUTH_FAILED,
+            "auth failed",
+            "newer protocol: the device refuses the account given",
         ),
         (NOTE, "note", "information only (a counter reset)"),
     ];

@@ -145,6 +145,26 @@ fn decode_all(root: &Value) {
     let _ = reply::method_result(root, "system", "get_sysinfo");
 }
 
+/// The poller's borrowed decode ([`reply::parse_lite`] and the `from_lite_reply` readers) reads
+/// the same bytes exactly as the `Value` path does: same sysinfo, same reading (wrong-type
+/// values, `raw` included), same errors.
+fn lite_agrees(plain: &[u8]) {
+    let value = reply::parse_json(plain);
+    let lite = reply::parse_lite(plain);
+    match (&value, &lite) {
+        (Ok(v), Ok(l)) => {
+            assert_eq!(SysInfo::from_reply(v), SysInfo::from_lite_reply(l));
+            assert_eq!(Realtime::from_reply(v), Realtime::from_lite_reply(l));
+            assert_eq!(
+                reply::method_result(v, "emeter", "get_realtime").err(),
+                reply::method_result(l, "emeter", "get_realtime").err()
+            );
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        _ => panic!("value {value:?} vs lite {lite:?}"),
+    }
+}
+
 /// No C0/C1 control, no escape and no bidi override/format character.
 fn is_printable(s: &str) -> bool {
     s.chars().all(|c| {
@@ -172,6 +192,7 @@ proptest! {
         if let Ok(root) = reply::parse_json(&plain) {
             decode_all(&root);
         }
+        lite_agrees(&plain);
         let _ = tdp::decode_reply(&bytes);
     }
 
@@ -188,6 +209,7 @@ proptest! {
         prop_assert!(complete);
         let body = cipher::decrypt(&framed.split_off(4));
         // A reply that is not an object is a typed error; an object always parses.
+        lite_agrees(&body);
         match reply::parse_json(&body) {
             Ok(parsed) => decode_all(&parsed),
             Err(e) => prop_assert!(!root.is_object(), "an object was refused: {e}"),
@@ -206,7 +228,9 @@ proptest! {
         for (k, v) in fields {
             info[k] = v;
         }
-        decode_all(&json!({"system": {"get_sysinfo": info}}));
+        let root = json!({"system": {"get_sysinfo": info}});
+        lite_agrees(&serde_json::to_vec(&root).unwrap());
+        decode_all(&root);
     }
 
     /// A realtime reply of the right shape whose values are of any type.
@@ -216,8 +240,27 @@ proptest! {
         for (k, v) in fields {
             rt[k] = v;
         }
-        decode_all(&json!({"emeter": {"get_realtime": rt}}));
+        let root = json!({"emeter": {"get_realtime": rt}});
+        lite_agrees(&serde_json::to_vec(&root).unwrap());
+        decode_all(&root);
     }
+}
+
+#[test]
+fn the_borrowed_decode_agrees_on_duplicate_keys_escapes_and_nesting() {
+    for text in [
+        r#"{"emeter":{"get_realtime":{"power":1.0,"power":"x","voltage":2}}}"#,
+        r#"{"emeter":{"err_code":0,"err_code":-1,"err_msg":"no\u001b[2J"}}"#,
+        r#"{"system":{"get_sysinfo":{"model":"A\"B","hw_ver":"1","sw_ver":"1","mac":"aa-bb-cc-dd-ee-ff","deviceId":"D","alias":"\u202eevil","children":[{"id":"00"},{"id":"01","id":7}]}},"system":{"get_sysinfo":{"model":"last","hw_ver":"1","sw_ver":"1","mac":"x","deviceId":"E"}}}"#,
+        r#"{"emeter":{"get_realtime":{"power_mw":1e400}}}"#,
+        "[1,2]",
+        "",
+        "{",
+    ] {
+        lite_agrees(text.as_bytes());
+    }
+    let deep = format!("{}{}", r#"{"a":"#.repeat(200), "1");
+    lite_agrees(deep.as_bytes());
 }
 
 #[test]

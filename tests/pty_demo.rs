@@ -29,7 +29,7 @@ fn demo_runs_reacts_to_keys_and_quits_to_a_clean_terminal() {
         assert!(!flags.contains("ICANON"), "raw mode while running: {flags}");
     }
     tui.wait_for("a bogus plug", |s| {
-        s.contains("BOGUS") && s.contains("klap")
+        s.contains("BOGUS") && s.contains("HS100(UK)")
     });
 
     // Help from the key map.

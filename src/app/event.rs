@@ -17,7 +17,9 @@ pub use crate::fleet::model::{SeenInfo, Sighting};
 /// The poller's report as the fleet model takes it (errors as their text).
 pub fn poll_of(r: PollReport) -> crate::fleet::model::Poll {
     let text = |e: crate::net::NetError| e.to_string();
+    let refusal = r.outcome.as_ref().err().and_then(|e| e.refusal().cloned());
     crate::fleet::model::Poll {
+        refusal,
         key: r.key,
         addr: r.addr,
         misses: r.misses,
@@ -93,6 +95,12 @@ pub enum Command {
     Track {
         key: String,
         addr: SocketAddr,
+    },
+    /// Start polling a newer-protocol device over its KLAP/AES session.
+    TrackNewer {
+        key: String,
+        addr: SocketAddr,
+        spec: Box<crate::net::newer::NewerSpec>,
     },
     /// Poll these devices now (empty = all).
     PollNow(Vec<String>),

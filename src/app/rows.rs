@@ -256,13 +256,6 @@ impl App {
                 device: d,
                 outlet: None,
             };
-            let outlets = || {
-                d.outlets.iter().map(|o| RowRef {
-                    device: d,
-                    outlet: Some(o),
-                })
-            };
-            let an_outlet_matches = outlets().any(|r| self.row_matches(&r));
             let children: Vec<RowRef<'_>> = if self.view.expanded.contains(&d.key) {
                 d.outlets
                     .iter()
@@ -276,14 +269,45 @@ impl App {
             } else {
                 Vec::new()
             };
-            let parent_shown = (self.row_matches(&parent) || an_outlet_matches)
-                && (!self.view.flagged_only || parent.is_flagged());
-            if parent_shown {
+            if self.device_shown(d) {
                 out.push(parent);
                 out.extend(children);
             }
         }
         out
+    }
+
+    /// Is the device's own row in the table (it or one of its outlets matches the filter, and it
+    /// is flagged when only flagged rows are shown)?
+    fn device_shown(&self, d: &Device) -> bool {
+        let parent = RowRef {
+            device: d,
+            outlet: None,
+        };
+        let an_outlet_matches = || {
+            d.outlets.iter().any(|o| {
+                self.row_matches(&RowRef {
+                    device: d,
+                    outlet: Some(o),
+                })
+            })
+        };
+        (self.row_matches(&parent) || an_outlet_matches())
+            && (!self.view.flagged_only || parent.is_flagged())
+    }
+
+    /// The first row of [`Self::rows`] without sorting or building the list: one pass over the
+    /// fleet (the selection is kept on it after every event until the user moves the cursor).
+    pub fn first_row(&self) -> Option<RowRef<'_>> {
+        self.fleet
+            .devices
+            .values()
+            .filter(|d| self.device_shown(d))
+            .min_by(|a, b| self.sort_cmp(a, b))
+            .map(|d| RowRef {
+                device: d,
+                outlet: None,
+            })
     }
 
     /// Is this row shown in the table (without building the whole list)?

@@ -43,6 +43,8 @@ pub struct Settings {
     pub epoch_unix_ms: u64,
     /// Capture the mouse (click a row, click a header, the wheel); off with `--no-mouse`.
     pub mouse: bool,
+    /// The TP-Link account for newer-protocol plugs (`Debug` hides the password).
+    pub account: Option<crate::net::klap::Credentials>,
 }
 
 impl Default for Settings {
@@ -63,6 +65,7 @@ impl Default for Settings {
             metrics_url: None,
             epoch_unix_ms: 0,
             mouse: false,
+            account: None,
         }
     }
 }

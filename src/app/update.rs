@@ -180,7 +180,7 @@ fn note(app: &mut App, n: String, now: Instant) {
 /// the user moves the cursor).
 fn fix_selection(app: &mut App) {
     if !app.view.chosen {
-        let first = app.rows().first().map(RowRef::id);
+        let first = app.first_row().map(|r| r.id());
         if first.is_some() {
             app.view.selected = first;
             return;
@@ -513,6 +513,7 @@ mod actions;
 mod energy;
 mod firmware;
 mod fleet;
+pub use fleet::newer_spec;
 mod recording;
 #[cfg(test)]
 mod tests;

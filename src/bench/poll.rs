@@ -142,28 +142,192 @@ fn measure(targets: &[(String, SocketAddr)], keep: bool, cycles: u64) -> anyhow:
         let rss_mb = rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0));
         token.cancel();
         let _ = poller.await;
-        lat.sort();
-        let polls = lat.len() as u64;
-        let pct = |p: usize| {
-            lat.get((lat.len() * p / 100).min(lat.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or_default()
-        };
-        Ok(Figures {
-            plugs: targets.len(),
-            polls,
+        Ok(figures(
+            targets.len(),
+            lat,
             failed,
-            cpu_us_per_poll: cpu.map(|c| c as f64 / 1000.0 / polls.max(1) as f64),
-            core_percent: cpu.map(|c| c as f64 / 1e9 * 100.0 / wall.as_secs_f64()),
-            polls_per_s: polls as f64 / wall.as_secs_f64(),
-            p50: pct(50),
-            p99: pct(99),
+            cpu,
+            wall,
             open,
-            connects: stats.connects() - connects0,
-            reconnects: stats.reconnects() - reconnects0,
+            &stats,
+            (connects0, reconnects0),
             rss_mb,
-        })
+        ))
     })
+}
+
+/// Polls `targets` as the TUI does with kept connections: discovery's sightings first (one
+/// poll of each plug, turned into the sighting a sweep makes, so the app tracks them under its
+/// own keys), then every report and a 1 s tick applied through the real `update()`, and frames
+/// of the home screen (160×50, `TestBackend`) drawn by the UI loop's own [`Pacer`]: after a
+/// visible change, at most `MAX_FPS` a second. Returns the figures and the frames drawn.
+fn measure_tui(targets: &[(String, SocketAddr)], cycles: u64) -> anyhow::Result<(Figures, u64)> {
+    use crate::app::state::Settings;
+    use crate::app::{App, Event, update};
+    use crate::runtime::MAX_FPS;
+    use crate::runtime::pacer::Pacer;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let interval = Duration::from_secs(1);
+    rt.block_on(async {
+        let client = ClientConfig::with_timeout(0, Duration::from_secs(2));
+        let mut app = App::new(
+            Settings {
+                interval,
+                ..Settings::default()
+            },
+            Instant::now(),
+        );
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 50))?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(crate::runtime::EVENT_QUEUE);
+        let (ctl_tx, ctl_rx) = tokio::sync::mpsc::channel(4096);
+        let token = tokio_util::sync::CancellationToken::new();
+        let stats = Arc::new(PoolStats::default());
+        let cfg = PollConfig {
+            interval,
+            client,
+            ..PollConfig::default()
+        };
+        let poller = tokio::spawn(poller::run_with_stats(
+            cfg,
+            ctl_rx,
+            tx,
+            token.clone(),
+            stats.clone(),
+        ));
+        let tracked = sim_child::track_as_discovered(
+            &mut app,
+            targets.iter().map(|(_, addr)| *addr),
+            &client,
+            &ctl_tx,
+        )
+        .await?;
+        anyhow::ensure!(
+            tracked == targets.len(),
+            "only {tracked} of {} plugs were tracked",
+            targets.len()
+        );
+        let mut pacer = Pacer::new(Duration::from_secs(1) / MAX_FPS);
+        let mut tick = tokio::time::interval(interval);
+        let mut frames = 0u64;
+        let mut lat = Vec::with_capacity(targets.len() * cycles as usize);
+        let mut failed = 0u64;
+        let warm = tokio::time::Instant::now() + interval * WARM_CYCLES as u32;
+        let end = warm + interval * cycles as u32;
+        // CPU, wall clock, frames and connection counters when the measured window opened.
+        type Window = (Option<u64>, Instant, u64, (u64, u64));
+        let mut window: Option<Window> = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= end {
+                break;
+            }
+            if window.is_none() && now >= warm {
+                window = Some((
+                    cpu_ns(),
+                    Instant::now(),
+                    frames,
+                    (stats.connects(), stats.reconnects()),
+                ));
+                lat.clear();
+                failed = 0;
+            }
+            let ev = tokio::select! {
+                ev = rx.recv() => match ev { Some(ev) => Some(ev), None => break },
+                _ = tick.tick() => Some(Event::Tick),
+                _ = tokio::time::sleep_until(pacer.next_frame(now)), if pacer.pending() => None,
+                _ = tokio::time::sleep_until(warm), if window.is_none() => None,
+                _ = tokio::time::sleep_until(end) => break,
+            };
+            let mut batch: Vec<Event> = ev.into_iter().collect();
+            while !batch.is_empty() && batch.len() < 512 {
+                match rx.try_recv() {
+                    Ok(ev) => batch.push(ev),
+                    Err(_) => break,
+                }
+            }
+            for ev in batch {
+                if let Event::Polled(r) = &ev {
+                    failed += u64::from(r.outcome.is_err());
+                    lat.push(r.elapsed);
+                }
+                pacer.applied(&ev);
+                update(&mut app, ev, Instant::now());
+            }
+            let now = tokio::time::Instant::now();
+            if pacer.should_draw(now) {
+                term.draw(|f| crate::ui::render(f, &app))?;
+                frames += 1;
+                pacer.drawn(now);
+            }
+        }
+        let (cpu0, t0, frames0, conns0) = window.unwrap_or((None, Instant::now(), frames, (0, 0)));
+        let wall = t0.elapsed();
+        let cpu = cpu0.zip(cpu_ns()).map(|(a, b)| b.saturating_sub(a));
+        let open = stats.open();
+        let rss_mb = rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0));
+        token.cancel();
+        let _ = poller.await;
+        let tracked = app.fleet.len();
+        drop(app);
+        anyhow::ensure!(
+            tracked >= targets.len(),
+            "only {tracked} plugs were tracked"
+        );
+        Ok((
+            figures(
+                targets.len(),
+                lat,
+                failed,
+                cpu,
+                wall,
+                open,
+                &stats,
+                conns0,
+                rss_mb,
+            ),
+            frames - frames0,
+        ))
+    })
+}
+
+/// The figures of a measured window.
+#[allow(clippy::too_many_arguments)]
+fn figures(
+    plugs: usize,
+    mut lat: Vec<Duration>,
+    failed: u64,
+    cpu: Option<u64>,
+    wall: Duration,
+    open: usize,
+    stats: &PoolStats,
+    (connects0, reconnects0): (u64, u64),
+    rss_mb: Option<f64>,
+) -> Figures {
+    lat.sort();
+    let polls = lat.len() as u64;
+    let pct = |p: usize| {
+        lat.get((lat.len() * p / 100).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Figures {
+        plugs,
+        polls,
+        failed,
+        cpu_us_per_poll: cpu.map(|c| c as f64 / 1000.0 / polls.max(1) as f64),
+        core_percent: cpu.map(|c| c as f64 / 1e9 * 100.0 / wall.as_secs_f64()),
+        polls_per_s: polls as f64 / wall.as_secs_f64(),
+        p50: pct(50),
+        p99: pct(99),
+        open,
+        connects: stats.connects() - connects0,
+        reconnects: stats.reconnects() - reconnects0,
+        rss_mb,
+    }
 }
 
 fn opt(v: Option<f64>, prec: usize) -> String {
@@ -192,27 +356,38 @@ pub fn run(sizes: &[usize], cycles: u64) -> anyhow::Result<()> {
         };
         for keep in [false, true] {
             let f = measure(&sim.targets, keep, cycles)?;
-            println!(
-                "| {} ({} outlets) | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
-                f.plugs,
-                sim.outlets,
-                if keep { "kept" } else { "fresh" },
-                f.polls,
-                f.failed,
-                opt(f.cpu_us_per_poll, 1),
-                opt(f.core_percent, 2),
-                f.polls_per_s,
-                ms(f.p50),
-                ms(f.p99),
-                f.open,
-                f.connects,
-                f.reconnects,
-                opt(f.rss_mb, 1),
-            );
+            print_row(&f, sim.outlets, if keep { "kept" } else { "fresh" });
+        }
+        if n == TUI_PLUGS {
+            let (f, frames) = measure_tui(&sim.targets, cycles)?;
+            print_row(&f, sim.outlets, &format!("kept + TUI ({frames} frames)"));
         }
     }
     println!(
-        "targets: ≤ 25 µs per plug-poll at 250 plugs; 2,500 plugs under 10 % of one core and ≤ 60 MB resident"
+        "targets: ≤ 25 µs per plug-poll at 250 plugs; 2,500 plugs under 10 % of one core and ≤ 60 MB resident; the TUI at 250 plugs, drawing included, ≤ 2 % of a core"
     );
     Ok(())
+}
+
+/// The fleet size at which the TUI case (update + drawing) is measured too.
+pub const TUI_PLUGS: usize = 250;
+
+fn print_row(f: &Figures, outlets: usize, what: &str) {
+    println!(
+        "| {} ({} outlets) | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+        f.plugs,
+        outlets,
+        what,
+        f.polls,
+        f.failed,
+        opt(f.cpu_us_per_poll, 1),
+        opt(f.core_percent, 2),
+        f.polls_per_s,
+        ms(f.p50),
+        ms(f.p99),
+        f.open,
+        f.connects,
+        f.reconnects,
+        opt(f.rss_mb, 1),
+    );
 }

@@ -73,3 +73,38 @@ pub fn start(count: usize, first: u8, spread: u8, ready: Duration) -> anyhow::Re
     }
     anyhow::bail!("the simulator did not start: {last_err}")
 }
+
+/// What discovery would have done for these plugs: one poll of each (the sweep's
+/// `get_sysinfo`), turned into the sighting a sweep reports and applied with `update()`; the
+/// `Track` commands that come back go to the poller, so it polls the plugs under the app's own
+/// keys and every report is applied to a known device. Returns how many are tracked.
+pub async fn track_as_discovered(
+    app: &mut crate::app::App,
+    addrs: impl Iterator<Item = std::net::SocketAddr>,
+    client: &crate::net::ClientConfig,
+    ctl: &tokio::sync::mpsc::Sender<crate::net::poller::Control>,
+) -> anyhow::Result<usize> {
+    use crate::app::{Command, Event, SeenInfo, Sighting, update};
+    use crate::net::poller::{Control, Target, poll_device};
+
+    let addrs: Vec<std::net::SocketAddr> = addrs.collect();
+    let found =
+        futures_util::future::join_all(addrs.iter().map(|addr| poll_device(*addr, client))).await;
+    let mut tracked = 0;
+    for (addr, polled) in addrs.iter().zip(found) {
+        let Ok(p) = polled else { continue };
+        let seen = Event::DeviceDiscovered(Sighting {
+            ip: addr.ip(),
+            port: addr.port(),
+            found_by: "sweep".into(),
+            info: SeenInfo::Legacy(Box::new(p.sysinfo)),
+        });
+        for cmd in update(app, seen, std::time::Instant::now()) {
+            if let Command::Track { key, addr } = cmd {
+                ctl.send(Control::Track(Target { key, addr })).await?;
+                tracked += 1;
+            }
+        }
+    }
+    Ok(tracked)
+}

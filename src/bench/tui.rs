@@ -114,16 +114,21 @@ fn poll_cycles(secs: u64) -> anyhow::Result<()> {
             std::time::Instant::now(),
         );
         let mut term = Terminal::new(TestBackend::new(160, 50))?;
-        for (key, addr) in &targets {
-            ctl_tx
-                .send(crate::net::poller::Control::Track(
-                    crate::net::poller::Target {
-                        key: key.clone(),
-                        addr: *addr,
-                    },
-                ))
-                .await?;
-        }
+        // Tracked as discovery would (the app's keys), so every report is applied to a known
+        // device: update() does its full work.
+        let client = crate::net::ClientConfig::with_timeout(0, Duration::from_secs(2));
+        let tracked = sim_child::track_as_discovered(
+            &mut app,
+            targets.iter().map(|(_, addr)| *addr),
+            &client,
+            &ctl_tx,
+        )
+        .await?;
+        anyhow::ensure!(
+            tracked == targets.len(),
+            "only {tracked} of {} plugs were tracked",
+            targets.len()
+        );
         // Warm up one cycle, then measure.
         let warm = Instant::now() + Duration::from_secs(2);
         while Instant::now() < warm {

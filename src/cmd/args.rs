@@ -64,6 +64,28 @@ pub struct TargetArgs {
         env = "PLUGFLEET_TIMEOUT"
     )]
     pub timeout: Duration,
+    /// TP-Link account e-mail for newer-protocol (KLAP/AES) plugs.
+    #[arg(
+        long,
+        value_name = "EMAIL",
+        env = "PLUGFLEET_USERNAME",
+        hide_env_values = true
+    )]
+    pub username: Option<String>,
+    /// The account's password (prefer PLUGFLEET_PASSWORD or the config file: a flag shows in
+    /// the process list). Never printed, logged or recorded.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "PLUGFLEET_PASSWORD",
+        hide_env_values = true,
+        value_parser = parse_secret
+    )]
+    pub password: Option<crate::config::Secret>,
+}
+
+fn parse_secret(s: &str) -> Result<crate::config::Secret, String> {
+    Ok(crate::config::Secret::new(s))
 }
 
 /// One `--host` value: an IPv4 address or a host name, and the port if one was named.
@@ -278,6 +300,25 @@ impl TargetArgs {
         {
             self.timeout = Duration::from_secs_f64(t);
         }
+        // The account comes whole from one place: flags/env, else the file.
+        let c = &cfg.credentials;
+        if self.username.is_none() && self.password.is_none() {
+            self.username = c.username.clone();
+            self.password = c.password.clone();
+        }
+    }
+
+    /// The TP-Link account for newer-protocol plugs: a user name (with its password, blank
+    /// when none is given), or `None` when no user name is configured.
+    pub fn credentials(&self) -> Option<crate::net::klap::Credentials> {
+        let user = self.username.as_deref()?;
+        Some(crate::net::klap::Credentials::new(
+            user,
+            self.password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+        ))
     }
 }
 

@@ -14,8 +14,11 @@ pub enum Suite {
     /// A batch of firmware updates against a single one; file server throughput.
     Firmware,
     /// CPU per plug-poll, latency, sockets and memory at 50 / 250 / 2,500 plugs, fresh vs kept
-    /// connections.
+    /// connections; then the newer-protocol plugs (as `newer`).
     Poll,
+    /// KLAP/AES plugs: handshake cost, CPU per poll on a kept session, handshakes per minute,
+    /// 252 mixed plugs (legacy + KLAP + AES) at a 1 s interval.
+    Newer,
 }
 
 #[derive(Debug, Clone, Args, Default)]
@@ -54,7 +57,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             Suite::Discovery => crate::bench::discovery::run()?,
             Suite::Tui => crate::bench::tui::run()?,
             Suite::Firmware => crate::bench::firmware::run()?,
-            Suite::Poll => crate::bench::poll::run(&plugs, cycles)?,
+            Suite::Poll => {
+                crate::bench::poll::run(&plugs, cycles)?;
+                crate::bench::newer::run(cycles)?;
+            }
+            Suite::Newer => crate::bench::newer::run(cycles)?,
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -92,15 +92,15 @@ pub const PROFILES: [&str; 14] = [
     "hs110-eu-hw1", // the unit-scale bug
     "kp115-us-hw1", // offline now and then
     "hs100-us-hw2",
-    "hs300-us-hw2",      // a six-outlet strip, metered per outlet
-    "hs220-us-hw1",      // a wall dimmer: brightness, no meter
-    "kl130-eu-hw1",      // a colour bulb, metered at smartlife.iot.common.emeter
-    "kp303-us-hw2",      // a strip without meter
-    "hs100-uk-hw4-klap", // newer protocol only
-    "kp115-us-hw1",
-    "hs110-us-hw1", // voltage 8 % low: a quiet fault only the fleet-voltage rule shows
-    "kl430-us-hw2", // a light strip
-    "c210-eu-hw2-camera", // a camera: known by its UDP 20002 reply alone
+    "hs300-us-hw2",        // a six-outlet strip, metered per outlet
+    "hs220-us-hw1",        // a wall dimmer: brightness, no meter
+    "kl130-eu-hw1",        // a colour bulb, metered at smartlife.iot.common.emeter
+    "kp303-us-hw2",        // a strip without meter
+    "hs100-uk-hw4-klap",   // newer protocol only: IOT JSON over KLAP v1
+    "kp125m-us-hw1-smart", // newer protocol only: SMART JSON-RPC over KLAP v2
+    "hs110-us-hw1",        // voltage 8 % low: a quiet fault only the fleet-voltage rule shows
+    "kl430-us-hw2",        // a light strip
+    "c210-eu-hw2-camera",  // a camera: known by its UDP 20002 reply alone
 ];
 
 /// The spec for a demo fleet starting at `base`, on a free port.
@@ -229,6 +229,15 @@ fn run_in(args: DemoArgs, folder: &DemoFolder) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let fleet = rt.block_on(start_fleet())?;
+    // The newer-protocol plugs answer KLAP over HTTP, bound to the demo's account (preset
+    // below), so they read like any other plug.
+    let klap = match rt.block_on(sim::klap::serve(&fleet, &sim::klap::KlapSpec::default())) {
+        Ok(k) => k,
+        Err(e) => {
+            rt.block_on(fleet.shutdown());
+            return Err(e.into());
+        }
+    };
     // The faulty plugs' relays on, so their bad readings show (a plug that is off reads 0 W).
     rt.block_on(async {
         for p in fleet
@@ -261,6 +270,10 @@ fn run_in(args: DemoArgs, folder: &DemoFolder) -> anyhow::Result<ExitCode> {
     // Never the user's data folder: the journal and the record key's file go to the demo's.
     settings.firmware.journal = Some(folder.journal());
     settings.record_default = folder.record_path(settings.epoch_unix_ms);
+    settings.account = Some(crate::net::klap::Credentials::new(
+        sim::klap::DEFAULT_USERNAME,
+        sim::klap::DEFAULT_PASSWORD,
+    ));
     let timeout = Duration::from_secs(2);
     let setup = Setup {
         poll: crate::net::poller::PollConfig {
@@ -283,6 +296,7 @@ fn run_in(args: DemoArgs, folder: &DemoFolder) -> anyhow::Result<ExitCode> {
     );
     let result = run_tui(&rt, app, setup, sources);
     drop(metrics);
+    rt.block_on(klap.shutdown());
     rt.block_on(fleet.shutdown());
     rt.shutdown_timeout(Duration::from_secs(1));
     drop(images);

@@ -297,6 +297,19 @@ fn device_json(d: &Device, started: Instant) -> Value {
         "device_type": s.and_then(|s| s.device_type.as_deref())
             .or_else(|| d.tdp.as_ref().map(|t| t.device_type.as_str())),
         "http_port": d.tdp.as_ref().and_then(|t| t.http_port),
+        // How plugfleet reads it: `legacy` (port 9999), `klap-iot`, `klap-smart`, `aes-smart`,
+        // or `unsupported`; and whether that needs the TP-Link account.
+        "transport": match (&d.access, &d.refusal) {
+            (Some(a), _) => a.label(),
+            (None, Some(_)) => "unsupported",
+            (None, None) if d.sysinfo.is_some() => "legacy",
+            (None, None) => "unknown",
+        },
+        "credentials": match (&d.access, &d.refusal) {
+            (Some(_), _) => Some("required"),
+            (None, Some(r)) => Some(r.label()),
+            (None, None) => None,
+        },
         "found_by": d.found_by,
         "previous_ips": d.previous_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "online": true,
@@ -422,7 +435,8 @@ fn summary(f: &Fleet, hostile: usize, elapsed_ms: u64) -> String {
     }
     if newer > 0 {
         s.push_str(&format!(
-            "; {newer} {} a newer protocol only (no local control on port 9999)",
+            "; {newer} {} a newer protocol only (read over KLAP/AES with the TP-Link account: \
+             --username/--password)",
             if newer == 1 { "speaks" } else { "speak" }
         ));
     }

@@ -25,7 +25,10 @@ use crate::fleet::model::{Fleet, Link, OFFLINE_AFTER, Sighting};
 use crate::fleet::ratings::Overrides;
 use crate::net::ClientConfig;
 use crate::net::discovery::{self, DiscoveryConfig};
+use crate::net::klap::Credentials;
+use crate::net::newer::{NewerSpec, poll_once};
 use crate::net::poller::{PollReport, poll_device};
+use crate::protocol::access::Refusal;
 use crate::protocol::sighting::DiscoveryEvent;
 use crate::protocol::tdp::TDP_PORT;
 
@@ -121,7 +124,16 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     };
     let mut fleet = Fleet::new(Instant::now());
     fleet.rules = (*args.plausibility).clone();
-    let report = rt.block_on(round(&mut fleet, cfg, client, &args.ratings, &args.names))?;
+    let account = args.net.credentials();
+    let report = rt
+        .block_on(round_read_with(
+            &mut fleet,
+            cfg,
+            client,
+            (&args.ratings, &args.names),
+            account.as_ref(),
+        ))?
+        .0;
     let devices = fleet.by_address();
     if let Some(rec) = recorder.as_mut() {
         let at = crate::record::unix_ms(std::time::SystemTime::now());
@@ -172,10 +184,19 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let answered = devices
         .iter()
         .any(|d| d.sysinfo.is_some() || d.tdp.is_some());
-    Ok(if answered && report.silent_hosts.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    // A newer-protocol plug that refused the account (or needs one) was not read: exit 3.
+    let refused = devices.iter().any(|d| {
+        matches!(
+            d.refusal,
+            Some(Refusal::AuthFailed | Refusal::NeedsCredentials)
+        )
+    });
+    Ok(if !answered || !report.silent_hosts.is_empty() {
         ExitCode::FAILURE
+    } else if refused {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
@@ -214,6 +235,7 @@ async fn serve_metrics(
         tx,
         token.clone(),
         recorder,
+        args.net.credentials(),
     ));
     // Until a signal, or until the rounds stop on their own (a record write error).
     let ended = tokio::select! {
@@ -243,7 +265,7 @@ pub async fn poll_and_publish(
     tx: tokio::sync::watch::Sender<crate::metrics::MetricsSnapshot>,
     token: CancellationToken,
 ) {
-    let r = poll_publish_record(cfg, client, names, rules, interval, tx, token, None).await;
+    let r = poll_publish_record(cfg, client, names, rules, interval, tx, token, None, None).await;
     if let Err(e) = r {
         tracing::error!("metrics rounds stopped: {e:#}");
     }
@@ -252,7 +274,8 @@ pub async fn poll_and_publish(
 /// [`poll_and_publish`], and with `recorder` (`status --metrics … --record FILE`) every
 /// meter a round read is appended to it, with the model's verdict, reasons and quiet
 /// findings (history-based ones included, as the model judged them over the rounds). A write
-/// error ends the rounds with it.
+/// error ends the rounds with it. Newer-protocol plugs are read with `account` (a fresh
+/// session per round: `status` keeps no sessions between rounds).
 #[allow(clippy::too_many_arguments)]
 pub async fn poll_publish_record(
     cfg: DiscoveryConfig,
@@ -263,13 +286,14 @@ pub async fn poll_publish_record(
     tx: tokio::sync::watch::Sender<crate::metrics::MetricsSnapshot>,
     token: CancellationToken,
     mut recorder: Option<crate::record::Recorder>,
+    account: Option<Credentials>,
 ) -> anyhow::Result<()> {
     let mut fleet = Fleet::new(Instant::now());
     fleet.rules = rules;
     loop {
         let done = tokio::select! {
             _ = token.cancelled() => return Ok(()),
-            r = round_read(&mut fleet, cfg.clone(), client, &ratings, &names) => r,
+            r = round_read_with(&mut fleet, cfg.clone(), client, (&ratings, &names), account.as_ref()) => r,
         };
         match done {
             Ok((_, read)) => {
@@ -318,6 +342,18 @@ pub async fn round_read(
     ratings: &Overrides,
     names: &Names,
 ) -> anyhow::Result<(FindReport, RoundRead)> {
+    round_read_with(fleet, cfg, client, (ratings, names), None).await
+}
+
+/// [`round_read`], reading the newer-protocol (KLAP/AES) devices too with `account` (the
+/// default and blank credentials are tried after it, or alone without one): one session each.
+pub async fn round_read_with(
+    fleet: &mut Fleet,
+    cfg: DiscoveryConfig,
+    client: ClientConfig,
+    (ratings, names): (&Overrides, &Names),
+    account: Option<&Credentials>,
+) -> anyhow::Result<(FindReport, RoundRead)> {
     let started = Instant::now();
     let port = cfg.port;
     let (sightings, report) = find(cfg).await?;
@@ -340,7 +376,11 @@ pub async fn round_read(
         .collect();
     let sem = Arc::new(Semaphore::new(CONCURRENCY));
     let mut set = JoinSet::new();
-    for d in fleet.devices.values().filter(|d| d.sysinfo.is_some()) {
+    for d in fleet
+        .devices
+        .values()
+        .filter(|d| d.sysinfo.is_some() && d.access.is_none())
+    {
         let sem = sem.clone();
         let (key, addr) = (d.key.clone(), d.addr);
         let misses = if seen.contains(&d.key) {
@@ -360,6 +400,32 @@ pub async fn round_read(
                 key,
                 addr,
                 misses: if outcome.is_ok() { 0 } else { misses },
+                outcome,
+                elapsed: t.elapsed(),
+            }
+        });
+    }
+    // Newer-protocol devices: over the transport their UDP 20002 reply names.
+    for d in fleet.devices.values() {
+        let (Some(access), Some(tdp)) = (d.access, d.tdp.as_ref()) else {
+            continue;
+        };
+        let spec = NewerSpec {
+            access,
+            model: tdp.model.clone(),
+            account: account.cloned(),
+        };
+        let sem = sem.clone();
+        let (key, addr) = (d.key.clone(), d.addr);
+        let budget = client.reply_timeout;
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let t = tokio::time::Instant::now();
+            let outcome = poll_once(addr.ip(), spec, budget).await.map(Into::into);
+            PollReport {
+                key,
+                addr,
+                misses: if outcome.is_ok() { 0 } else { OFFLINE_AFTER },
                 outcome,
                 elapsed: t.elapsed(),
             }

@@ -218,6 +218,7 @@ pub fn run(mut args: TuiArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     settings.names = crate::fleet::identity::Names::from_config(cfg);
     settings.ratings = crate::fleet::ratings::Overrides::from_config(cfg);
     settings.plausibility = cfg.plausibility.clone();
+    settings.account = args.net.credentials();
     // Firmware: the picker starts in the first `[firmware] folders` entry (else here);
     // `concurrency` and the `max_version` ceilings apply to batches as in `plugfleet update`.
     let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("/"));

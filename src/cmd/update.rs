@@ -263,8 +263,8 @@ async fn find_plugs(
                         newer.push((
                             s.ip,
                             format!(
-                                "not updatable: {} speaks only the authenticated protocol ({}), \
-                                 not port 9999",
+                                "not updatable locally (cloud-only firmware on this protocol): {} \
+                                 speaks only the authenticated protocol ({}), not port 9999",
                                 t.model,
                                 t.protocol_label()
                             ),

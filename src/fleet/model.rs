@@ -25,6 +25,7 @@ use crate::fleet::plausibility::{Assessment, Rule};
 use crate::fleet::quiet::{Finding, QuietRule, QuietRules};
 use crate::fleet::ratings::{Limits, Overrides};
 use crate::fleet::reading::Reading;
+use crate::protocol::access::{Access, Refusal};
 use crate::protocol::tdp::TdpInfo;
 use crate::protocol::{Realtime, SysInfo};
 
@@ -104,6 +105,10 @@ pub enum Health {
     Offline,
     /// Speaks only the newer (KLAP/AES) protocol: listed, not pollable on 9999.
     Newer,
+    /// A newer-protocol device that needs the TP-Link account (none configured).
+    NeedsCredentials,
+    /// A newer-protocol device that refuses the account given.
+    AuthFailed,
 }
 
 impl Health {
@@ -118,6 +123,8 @@ impl Health {
             Health::Bogus => "BOGUS",
             Health::Offline => "offline",
             Health::Newer => "klap",
+            Health::NeedsCredentials => "needs creds",
+            Health::AuthFailed => "auth failed",
         }
     }
 
@@ -171,6 +178,11 @@ pub struct Device {
     pub voltage_finding: Option<Finding>,
     /// [`Device::judged`] before the quiet findings were merged into it.
     pub judged_engine: Option<Assessment>,
+    /// How a newer-protocol device is read (from its UDP 20002 reply); `None` = port 9999.
+    pub access: Option<Access>,
+    /// Why a newer-protocol device answered but gave nothing (no credentials, wrong ones,
+    /// unsupported); cleared by a successful poll.
+    pub refusal: Option<Refusal>,
     /// The energy history the plug keeps (issue 16, [`crate::fleet::energy`]); a strip's is
     /// per outlet, its own only says when it was last asked.
     pub energy: EnergyHistory,
@@ -200,6 +212,8 @@ impl Device {
             updated: None,
             voltage_finding: None,
             judged_engine: None,
+            access: None,
+            refusal: None,
             energy: EnergyHistory::default(),
         }
     }
@@ -297,6 +311,7 @@ impl Device {
     /// `legacy` when it answered on port 9999, else the newer transport (`klap`, …).
     pub fn protocol(&self) -> &'static str {
         match (&self.sysinfo, &self.tdp) {
+            (Some(_), Some(t)) if self.access.is_some() => t.protocol_label(),
             (Some(_), _) => "legacy",
             (None, Some(t)) => t.protocol_label(),
             (None, None) => "unknown",
@@ -365,7 +380,19 @@ impl Device {
         self.meters().map(Meter::flagged).sum()
     }
 
+    /// `iot` or `smart` for a device read over a newer transport, `iot` for port 9999.
+    pub fn dialect(&self) -> &'static str {
+        self.access.map_or("iot", |a| a.dialect.as_str())
+    }
+
     pub fn health(&self) -> Health {
+        match &self.refusal {
+            Some(Refusal::NeedsCredentials) => return Health::NeedsCredentials,
+            Some(Refusal::AuthFailed) => return Health::AuthFailed,
+            // Listed as a newer-protocol device (its row names the protocol); the detail pane
+            // and JSON say why it is not read.
+            Some(Refusal::Unsupported(_)) | None => {}
+        }
         if self.is_newer() {
             return Health::Newer;
         }
@@ -513,6 +540,8 @@ pub struct Poll {
     /// Consecutive failed polls of this device, this one included (0 after a success).
     pub misses: u32,
     pub outcome: Result<PollRead, String>,
+    /// A newer-protocol device refused to be read (the `outcome` error says so in words).
+    pub refusal: Option<Refusal>,
 }
 
 /// What one successful poll read.
@@ -653,12 +682,31 @@ impl Fleet {
                     .devices
                     .entry(key.clone())
                     .or_insert_with(|| Device::new(key, addr, Link::Online, now));
-                d.move_to(addr);
+                let moved = d.move_to(addr);
                 d.found_by.insert(s.found_by);
                 d.local_name = mac.and_then(|m| names.name_for(&m).map(str::to_owned));
+                let access = Access::from_tdp(&tdp);
                 d.tdp = Some(*tdp);
                 d.last_seen = Some(now);
-                None
+                match access {
+                    Ok(a) => {
+                        let fresh = d.access.is_none();
+                        d.access = Some(a);
+                        if matches!(d.refusal, Some(Refusal::Unsupported(_))) {
+                            d.refusal = None;
+                        }
+                        // Polled over its newer transport at the address it was found at.
+                        (fresh || moved).then(|| Track {
+                            key: d.key.clone(),
+                            addr: d.addr,
+                        })
+                    }
+                    Err(r) => {
+                        d.access = None;
+                        d.refusal = Some(r);
+                        None
+                    }
+                }
             }
             SeenInfo::Legacy(sys) => {
                 let key = legacy_key(&sys.device_id, &sys.mac, s.ip);
@@ -769,6 +817,14 @@ impl Fleet {
             return Applied::default();
         }
         match r.outcome {
+            // A newer-protocol device that answered and refused: reachable, not failing.
+            Err(e) if r.refusal.is_some() => {
+                d.last_error = Some(e);
+                d.refusal = r.refusal;
+                d.last_seen = Some(now);
+                d.set_link(Link::Online, now);
+                Applied::default()
+            }
             Err(e) => {
                 let link = if d.link == Link::Updating {
                     Link::Updating
@@ -781,7 +837,12 @@ impl Fleet {
                 d.set_link(link, now);
                 Applied::default()
             }
-            Ok(p) if legacy_key(&p.sysinfo.device_id, &p.sysinfo.mac, r.addr.ip()) != d.key => {
+            // (A newer-protocol device's identity is its UDP 20002 reply's; its session is
+            // with the device that proved the credentials.)
+            Ok(p)
+                if d.access.is_none()
+                    && legacy_key(&p.sysinfo.device_id, &p.sysinfo.mac, r.addr.ip()) != d.key =>
+            {
                 // Someone else answers at this address now: the tracked device is gone from it.
                 let msg = format!(
                     "another device ({}) answers at {}",
@@ -806,6 +867,7 @@ impl Fleet {
                 }
             }
             Ok(p) => {
+                d.refusal = None;
                 let quiet = (&self.rules, &mut self.quiet_counts);
                 record_poll(d, p, ratings, quiet, now, now_ms)
             }
@@ -923,6 +985,7 @@ mod tests {
             addr,
             misses,
             outcome: Err("connection refused".into()),
+            refusal: None,
         }
     }
 
@@ -970,6 +1033,7 @@ mod tests {
                         realtime: rt,
                         outlets: Vec::new(),
                     }),
+                    refusal: None,
                 },
                 &Overrides::default(),
                 &Names::default(),

@@ -348,6 +348,7 @@ mod tests {
                     realtime: Some(Ok(rt)),
                     outlets: Vec::new(),
                 }),
+                refusal: None,
             },
             &Overrides::default(),
             &Names::default(),

@@ -130,6 +130,7 @@ mod tests {
                     realtime: Some(Ok(realtime)),
                     outlets: Vec::new(),
                 }),
+                refusal: None,
             },
             &Overrides::default(),
             &Names::default(),

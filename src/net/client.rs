@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -84,6 +85,10 @@ pub enum NetError {
     Reply(String),
     #[error("device error {code}: {msg}")]
     Device { code: i64, msg: String },
+    /// A newer-protocol device answered and refused (no credentials, wrong ones) or speaks
+    /// what plugfleet cannot: the message is the one-line hint.
+    #[error("{0}: {hint}", hint = .0.hint())]
+    Access(crate::protocol::access::Refusal),
 }
 
 /// Why a frame is unusable, in words a user reads: `length 2147483648 over the 64 KiB cap`,
@@ -122,12 +127,21 @@ impl NetError {
             NetError::Io(_) => "io",
             NetError::Frame(_) | NetError::Reply(_) => "protocol",
             NetError::Device { .. } => "device",
+            NetError::Access(r) => r.label(),
         }
     }
 
     /// Is the device answering at all? (A device error is an answer.)
     pub fn is_transport(&self) -> bool {
-        !matches!(self, NetError::Device { .. })
+        !matches!(self, NetError::Device { .. } | NetError::Access(_))
+    }
+
+    /// The refusal of a newer-protocol device, if this is one.
+    pub fn refusal(&self) -> Option<&crate::protocol::access::Refusal> {
+        match self {
+            NetError::Access(r) => Some(r),
+            _ => None,
+        }
     }
 }
 
@@ -222,6 +236,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     /// [`Request::encode_tcp`] builds it, so a poller can encrypt its requests once) and returns
     /// the whole reply as JSON (errors not yet checked). Same reply timeout as [`Self::call_raw`].
     pub async fn call_frame(&mut self, frame: &[u8]) -> Result<Value, NetError> {
+        let reply = self.exchange_frame(frame).await?;
+        Ok(reply::parse_json(&reply)?)
+    }
+
+    /// Sends an already encoded TCP frame and returns the reply's plain payload, decrypted in
+    /// place in the connection's read buffer (no copy; parse it with
+    /// [`reply::parse_lite`] to borrow from it). Same reply timeout as [`Self::call_raw`].
+    pub async fn exchange_frame(&mut self, frame: &[u8]) -> Result<Bytes, NetError> {
         let exchange = async {
             // Nothing is buffered for writing: every send above flushes.
             self.framed.get_mut().write_all(frame).await?;
@@ -230,14 +252,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 None => Err(NetError::Reset),
             }
         };
-        let reply =
-            timeout(self.reply_timeout, exchange)
-                .await
-                .map_err(|_| NetError::Timeout {
-                    stage: Stage::Reply,
-                    after: self.reply_timeout,
-                })??;
-        Ok(reply::parse_json(&reply)?)
+        timeout(self.reply_timeout, exchange)
+            .await
+            .map_err(|_| NetError::Timeout {
+                stage: Stage::Reply,
+                after: self.reply_timeout,
+            })?
     }
 
     /// Sends one request and returns the reply with `err_code` checked at both levels.

@@ -1,5 +1,5 @@
-//! A KLAP client over HTTP/1.1 on a tokio `TcpStream` (one short connection per POST,
-//! `Connection: close`, sizes capped, every call under a timeout). The crypto is
+//! A KLAP client over HTTP/1.1 on a tokio `TcpStream` (one kept-alive connection per device,
+//! replaced when the device closes it; sizes capped, every call under a timeout). The crypto is
 //! [`crate::protocol::klap`]; this file only moves bytes and keeps the session.
 //!
 //! - handshake1 / handshake2, trying the credentials in python-kasa's order (the account, the
@@ -129,6 +129,9 @@ struct Live {
 /// A KLAP client for one device; keeps one session and reuses it across requests.
 pub struct KlapClient {
     cfg: KlapConfig,
+    /// The kept HTTP connection (taken out while a request is on it, so a request cut short
+    /// by its timeout never leaves a late reply to be read as the next one's).
+    conn: Option<TcpStream>,
     live: Option<Live>,
     source: Option<CredentialSource>,
     handshakes: u64,
@@ -151,12 +154,15 @@ pub(crate) struct HttpReply {
     pub status: u16,
     pub set_cookies: Vec<String>,
     pub body: Vec<u8>,
+    /// The device closes the connection after this reply (`Connection: close`, HTTP/1.0).
+    pub close: bool,
 }
 
 impl KlapClient {
     pub fn new(cfg: KlapConfig) -> Self {
         KlapClient {
             cfg,
+            conn: None,
             live: None,
             source: None,
             handshakes: 0,
@@ -319,17 +325,117 @@ impl KlapClient {
     }
 
     async fn post(
-        &self,
+        &mut self,
         stage: KlapStage,
         path: &str,
         cookie: Option<&str>,
         body: &[u8],
     ) -> Result<HttpReply, KlapNetError> {
         let after = self.cfg.timeout;
-        timeout(after, post(self.cfg.addr, path, OCTETS, cookie, body))
+        let kept = self.conn.take();
+        let (r, conn) = timeout(after, post_kept(kept, self.cfg.addr, path, cookie, body))
             .await
             .map_err(|_| KlapNetError::Timeout { stage, after })?
-            .map_err(|msg| KlapNetError::Io { stage, msg })
+            .map_err(|msg| KlapNetError::Io { stage, msg })?;
+        self.conn = conn;
+        Ok(r)
+    }
+}
+
+/// One POST over `kept` (when the device has not closed it since) or a fresh connection,
+/// with `Connection: keep-alive`; returns the connection to keep, if the device keeps it. A
+/// kept connection that fails before any byte of a reply came is replaced once (nothing was
+/// answered, so nothing is sent twice that was acted on).
+async fn post_kept(
+    kept: Option<TcpStream>,
+    addr: SocketAddr,
+    path: &str,
+    cookie: Option<&str>,
+    body: &[u8],
+) -> Result<(HttpReply, Option<TcpStream>), String> {
+    if let Some(mut s) = kept {
+        match exchange(&mut s, addr, path, OCTETS, cookie, body, true).await {
+            Ok(r) => {
+                let keep = !r.close;
+                return Ok((r, keep.then_some(s)));
+            }
+            Err(Exchange::Unanswered(_)) => {}
+            Err(Exchange::Failed(e)) => return Err(e),
+        }
+    }
+    let mut s = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = s.set_nodelay(true);
+    match exchange(&mut s, addr, path, OCTETS, cookie, body, true).await {
+        Ok(r) => {
+            let keep = !r.close;
+            Ok((r, keep.then_some(s)))
+        }
+        Err(Exchange::Unanswered(e) | Exchange::Failed(e)) => Err(e),
+    }
+}
+
+/// Why an exchange failed: before any reply byte (safe to retry on a fresh connection) or
+/// after.
+enum Exchange {
+    Unanswered(String),
+    Failed(String),
+}
+
+async fn exchange(
+    s: &mut TcpStream,
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    cookie: Option<&str>,
+    body: &[u8],
+    keep_alive: bool,
+) -> Result<HttpReply, Exchange> {
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+         Accept: */*\r\nContent-Length: {}\r\nConnection: {}\r\n",
+        body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    if let Some(c) = cookie {
+        head.push_str(&format!("Cookie: {SESSION_COOKIE}={c}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut req = head.into_bytes();
+    req.extend_from_slice(body);
+    s.write_all(&req)
+        .await
+        .map_err(|e| Exchange::Unanswered(format!("send: {e}")))?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(r) = parse_reply(&buf).map_err(Exchange::Failed)? {
+            return Ok(r);
+        }
+        let n = match s.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(e) if buf.is_empty() => return Err(Exchange::Unanswered(format!("read: {e}"))),
+            Err(e) => return Err(Exchange::Failed(format!("read: {e}"))),
+        };
+        if n == 0 {
+            if buf.is_empty() {
+                return Err(Exchange::Unanswered("closed before a reply".into()));
+            }
+            return parse_at_eof(&buf)
+                .map(|mut r| {
+                    r.close = true;
+                    r
+                })
+                .map_err(Exchange::Failed);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_HEAD + MAX_BODY {
+            return Err(Exchange::Failed(format!(
+                "reply larger than {} bytes",
+                MAX_HEAD + MAX_BODY
+            )));
+        }
     }
 }
 
@@ -347,37 +453,14 @@ pub(crate) async fn post(
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = s.set_nodelay(true);
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
-         Accept: */*\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(c) = cookie {
-        head.push_str(&format!("Cookie: {SESSION_COOKIE}={c}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut req = head.into_bytes();
-    req.extend_from_slice(body);
-    s.write_all(&req).await.map_err(|e| format!("send: {e}"))?;
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(r) = parse_reply(&buf)? {
-            return Ok(r);
-        }
-        let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return parse_at_eof(&buf);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_HEAD + MAX_BODY {
-            return Err(format!("reply larger than {} bytes", MAX_HEAD + MAX_BODY));
-        }
-    }
+    exchange(&mut s, addr, path, content_type, cookie, body, false)
+        .await
+        .map_err(|(Exchange::Unanswered(e) | Exchange::Failed(e))| e)
 }
 
 struct Head {
     status: u16,
+    close: bool,
     set_cookies: Vec<String>,
     content_length: Option<usize>,
     body_at: usize,
@@ -401,6 +484,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
         return Err("not an HTTP/1.x reply".into());
     }
     let status: u16 = code.parse().map_err(|_| "bad status code".to_owned())?;
+    let mut close = proto == "HTTP/1.0";
     let mut set_cookies = Vec::new();
     let mut content_length = None;
     for l in lines {
@@ -408,7 +492,9 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
             continue;
         };
         let value = value.trim();
-        if name.eq_ignore_ascii_case("set-cookie") {
+        if name.eq_ignore_ascii_case("connection") {
+            close = value.eq_ignore_ascii_case("close");
+        } else if name.eq_ignore_ascii_case("set-cookie") {
             set_cookies.push(value.to_owned());
         } else if name.eq_ignore_ascii_case("content-length") {
             let n: usize = value.parse().map_err(|_| "bad Content-Length".to_owned())?;
@@ -424,6 +510,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
     }
     Ok(Some(Head {
         status,
+        close,
         set_cookies,
         content_length,
         body_at: end + 4,
@@ -438,6 +525,7 @@ fn parse_reply(buf: &[u8]) -> Result<Option<HttpReply>, String> {
     match h.content_length {
         Some(n) if buf.len() >= h.body_at + n => Ok(Some(HttpReply {
             status: h.status,
+            close: h.close,
             set_cookies: h.set_cookies,
             body: buf[h.body_at..h.body_at + n].to_vec(),
         })),
@@ -457,6 +545,7 @@ fn parse_at_eof(buf: &[u8]) -> Result<HttpReply, String> {
     }
     Ok(HttpReply {
         status: h.status,
+        close: h.close,
         set_cookies: h.set_cookies,
         body: body.to_vec(),
     })
@@ -495,6 +584,78 @@ mod tests {
         assert!(parse_at_eof(b"").is_err());
         let r = parse_at_eof(b"HTTP/1.1 403 Forbidden\r\n\r\n").expect("ok");
         assert_eq!(r.status, 403);
+    }
+
+    /// A server answering every request on a connection until the client closes it (or, with
+    /// `close`, after one reply): counts the connections it accepted.
+    async fn server(close: bool) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let accepted = std::sync::Arc::new(AtomicU32::new(0));
+        let n = accepted.clone();
+        tokio::spawn(async move {
+            for _ in 0..8 {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                n.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    for _ in 0..8 {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let hdr = if close { "Connection: close\r\n" } else { "" };
+                        let r = format!("HTTP/1.1 200 OK\r\n{hdr}Content-Length: 2\r\n\r\nok");
+                        if s.write_all(r.as_bytes()).await.is_err() || close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn the_connection_is_kept_unless_the_device_closes_it() {
+        use std::sync::atomic::Ordering;
+        let (addr, accepted) = server(false).await;
+        let mut conn = None;
+        for _ in 0..3 {
+            let (r, kept) = post_kept(conn.take(), addr, "/app/request", None, b"x")
+                .await
+                .expect("reply");
+            assert_eq!(
+                (r.status, r.body.as_slice(), r.close),
+                (200, &b"ok"[..], false)
+            );
+            conn = kept;
+            assert!(conn.is_some());
+        }
+        assert_eq!(
+            accepted.load(Ordering::Relaxed),
+            1,
+            "three requests, one connection"
+        );
+        let (addr, accepted) = server(true).await;
+        let mut conn = None;
+        for _ in 0..3 {
+            let (r, kept) = post_kept(conn.take(), addr, "/app/request", None, b"x")
+                .await
+                .expect("reply");
+            assert!(r.close && kept.is_none());
+            conn = kept;
+        }
+        assert_eq!(
+            accepted.load(Ordering::Relaxed),
+            3,
+            "closed each time: reconnected"
+        );
     }
 
     #[test]

@@ -7,20 +7,24 @@
 //! [`Schedule`] is the pure part (time passed in); [`run`] is the task that performs the polls
 //! and sends a [`PollReport`] per poll over the app's event channel.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::net::client::{ClientConfig, Connection, NetError, Stage};
 use crate::net::pool::{Kept, Link, Pool, PoolStats};
 use crate::protocol::codec::encode_frame;
+use crate::protocol::lite::JsonView;
+use crate::protocol::reply::parse_lite;
 use crate::protocol::reply::unsupported_code;
 use crate::protocol::{Realtime, Request, SysInfo};
 
@@ -76,6 +80,9 @@ pub enum Control {
     Untrack(String),
     /// Poll these now (empty = every tracked device), even if backing off.
     PollNow(Vec<String>),
+    /// Track a newer-protocol (KLAP/AES) device: polled over one kept session with its
+    /// transport and dialect ([`crate::net::newer`]) instead of port 9999.
+    TrackNewer(Target, Box<crate::net::newer::NewerSpec>),
 }
 
 /// What one successful poll read.
@@ -86,6 +93,16 @@ pub struct Polled {
     pub realtime: Option<Result<Realtime, NetError>>,
     /// A metered strip's outlets, by full child id.
     pub outlets: Vec<(String, Result<Realtime, NetError>)>,
+}
+
+impl From<crate::net::newer::Polled> for Polled {
+    fn from(p: crate::net::newer::Polled) -> Self {
+        Polled {
+            sysinfo: p.sysinfo,
+            realtime: p.realtime,
+            outlets: p.outlets,
+        }
+    }
 }
 
 /// The result of polling one device once.
@@ -178,8 +195,13 @@ impl Schedule {
     /// The devices due at `now` that have no poll in flight, earliest first; they are marked
     /// in flight.
     pub fn take_due(&mut self, now: Instant) -> Vec<Target> {
+        self.take_due_max(now, usize::MAX)
+    }
+
+    /// [`Self::take_due`], at most `max` of them (the others stay due, first in line).
+    pub fn take_due_max(&mut self, now: Instant, max: usize) -> Vec<Target> {
         let mut due = Vec::new();
-        while self.queue.first().is_some_and(|(at, _)| *at <= now) {
+        while due.len() < max && self.queue.first().is_some_and(|(at, _)| *at <= now) {
             let Some((_, key)) = self.queue.pop_first() else {
                 break;
             };
@@ -204,7 +226,11 @@ impl Schedule {
         e.in_flight = false;
         if ok {
             e.misses = 0;
-            e.next_due = now + interval;
+            // Keep the device's phase (due, due + interval, …) rather than drifting by each
+            // poll's duration: a fleet tracked together stays one burst per cycle, so the UI
+            // draws one frame for it. A poll that ran past its next slot starts a new phase.
+            let next = e.next_due + interval;
+            e.next_due = if next > now { next } else { now + interval };
         } else {
             e.misses = e.misses.saturating_add(1);
             e.next_due = now + backoff(interval, max_backoff, e.misses);
@@ -262,9 +288,9 @@ async fn exchange(
     cfg: &ClientConfig,
     frame: &[u8],
     stats: &Arc<PoolStats>,
-) -> Result<serde_json::Value, NetError> {
+) -> Result<Bytes, NetError> {
     if let Some(k) = link.conn.as_mut() {
-        match k.conn.call_frame(frame).await {
+        match k.conn.exchange_frame(frame).await {
             Ok(v) => return Ok(v),
             Err(NetError::Reset) => {
                 link.conn = None;
@@ -277,7 +303,7 @@ async fn exchange(
         }
     }
     let mut fresh = Kept::new(Connection::connect(addr.ip(), cfg).await?, stats);
-    let r = fresh.conn.call_frame(frame).await;
+    let r = fresh.conn.exchange_frame(frame).await;
     if r.is_ok() {
         link.conn = Some(fresh);
     }
@@ -304,10 +330,34 @@ pub async fn poll_link(
     gap: Duration,
     stats: &Arc<PoolStats>,
 ) -> Result<Polled, NetError> {
+    poll_gated(link, addr, cfg, gap, stats, None).await
+}
+
+/// Waits for one of the poller's concurrency permits (none to wait for without a semaphore).
+async fn permit(permits: Option<&Semaphore>) -> Option<SemaphorePermit<'_>> {
+    match permits {
+        // The semaphore lives as long as the poller and is never closed.
+        Some(s) => s.acquire().await.ok(),
+        None => None,
+    }
+}
+
+/// [`poll_link`], holding one of `permits` only while a request is on the wire: a strip gives
+/// its permit back for every gap between two of its requests, so a fleet of strips never
+/// holds the fleet's concurrency slots while sleeping.
+async fn poll_gated(
+    link: &mut Link,
+    addr: SocketAddr,
+    cfg: &ClientConfig,
+    gap: Duration,
+    stats: &Arc<PoolStats>,
+    permits: Option<&Semaphore>,
+) -> Result<Polled, NetError> {
     let cfg = ClientConfig {
         port: addr.port(),
         ..*cfg
     };
+    let held = permit(permits).await;
     let simple = link.strip || link.no_meter;
     let frame = if simple {
         sysinfo_frame()
@@ -316,8 +366,9 @@ pub async fn poll_link(
     } else {
         combined_frame()
     };
-    let root = exchange(link, addr, &cfg, frame, stats).await?;
-    let sysinfo = SysInfo::from_reply(&root)?;
+    let payload = exchange(link, addr, &cfg, frame, stats).await?;
+    let root = parse_lite(&payload)?;
+    let sysinfo = SysInfo::from_lite_reply(&root)?;
     // A light whose meter module answered "not supported" is asked sysinfo alone from then on.
     let light_without_meter = link.light && link.no_meter;
     link.strip = !sysinfo.children.is_empty();
@@ -352,9 +403,9 @@ pub async fn poll_link(
                 Request::realtime(None)
             };
             let r = exchange(link, addr, &cfg, &req.encode_tcp(), stats).await;
-            r.and_then(|v| Ok(Realtime::from_reply_in(&v, module)?))
+            r.and_then(|p| Ok(Realtime::from_lite_reply_in(&parse_lite(&p)?, module)?))
         } else {
-            Realtime::from_reply_in(&root, module).map_err(NetError::from)
+            Realtime::from_lite_reply_in(&root, module).map_err(NetError::from)
         };
         polled.realtime = match read {
             // A bulb lists no features: one without a meter says so with -1/-2001, and is
@@ -368,6 +419,8 @@ pub async fn poll_link(
         return Ok(polled);
     }
     drop(root);
+    drop(payload);
+    drop(held);
     let same = link.outlet_frames.len() == polled.sysinfo.children.len()
         && link
             .outlet_frames
@@ -392,10 +445,13 @@ pub async fn poll_link(
         for i in 0..link.outlet_frames.len() {
             let (id, frame) = link.outlet_frames[i].clone();
             tokio::time::sleep(gap).await;
+            let held = permit(permits).await;
             let r = exchange(link, addr, &cfg, &frame, stats).await;
-            polled
-                .outlets
-                .push((id, r.and_then(|v| Ok(Realtime::from_reply(&v)?))));
+            drop(held);
+            polled.outlets.push((
+                id,
+                r.and_then(|p| Ok(Realtime::from_lite_reply(&parse_lite(&p)?)?)),
+            ));
         }
     };
     if timeout(budget, read).await.is_err() {
@@ -408,7 +464,64 @@ pub async fn poll_link(
     Ok(polled)
 }
 
+/// Polls a newer-protocol device over its link's kept session (made on the first poll, and
+/// again when how to reach it changed): one handshake per session, not per poll.
+pub async fn poll_newer(
+    link: &mut Link,
+    addr: SocketAddr,
+    spec: crate::net::newer::NewerSpec,
+    cfg: &ClientConfig,
+    stats: &Arc<PoolStats>,
+) -> Result<Polled, NetError> {
+    let stale = link.newer.as_ref().is_none_or(|n| *n.spec() != spec);
+    let session = match link.newer.take() {
+        Some(n) if !stale => n,
+        _ => crate::net::newer::NewerLink::new(addr.ip(), spec, cfg.reply_timeout),
+    };
+    let session = link.newer.insert(session);
+    let before = session.handshakes();
+    let r = session.poll().await.map(Polled::from);
+    let made = session.handshakes().saturating_sub(before);
+    stats.handshakes.fetch_add(made, Ordering::Relaxed);
+    r
+}
+
+/// A finished poll: the device, its link (handed back to the pool), the outcome, the time taken.
 type Job = (String, SocketAddr, Link, Result<Polled, NetError>, Duration);
+
+/// One poll of `t`, from the moment it is due (the latency includes waiting for a permit).
+async fn poll_job(
+    t: Target,
+    mut link: Link,
+    newer: Option<crate::net::newer::NewerSpec>,
+    cfg: &PollConfig,
+    stats: &Arc<PoolStats>,
+    permits: &Semaphore,
+) -> Job {
+    let started = Instant::now();
+    let outcome = match newer {
+        Some(spec) => {
+            // One request per poll over the session: the permit is held for the whole of it.
+            let _held = permit(Some(permits)).await;
+            poll_newer(&mut link, t.addr, spec, &cfg.client, stats).await
+        }
+        None => {
+            poll_gated(
+                &mut link,
+                t.addr,
+                &cfg.client,
+                cfg.strip_gap,
+                stats,
+                Some(permits),
+            )
+            .await
+        }
+    };
+    if !cfg.keep_connections {
+        link.conn = None;
+    }
+    (t.key, t.addr, link, outcome, started.elapsed())
+}
 
 /// Runs the poller until `token` is cancelled or the app's channel closes.
 pub async fn run<E>(
@@ -423,6 +536,14 @@ pub async fn run<E>(
 }
 
 /// [`run`], counting connections in `stats` (open sockets, connects, reconnects, evictions).
+///
+/// Every poll is a future driven by this one task (no task spawned per poll, no wake-up
+/// crossing threads to hand a result back); each makes progress on its own socket's
+/// readiness, so a hanging plug never delays the others. Reports the app's channel cannot
+/// take at once wait in a local queue, so a slow consumer never stalls the polls in flight
+/// (their reply timeouts keep running); while that queue holds a report per tracked device no
+/// new poll starts. At most 4 × `concurrency` polls are alive at once; the rest stay due in
+/// the schedule, first in line.
 pub async fn run_with_stats<E>(
     cfg: PollConfig,
     mut ctl: mpsc::Receiver<Control>,
@@ -434,70 +555,78 @@ pub async fn run_with_stats<E>(
 {
     let mut schedule = Schedule::new(cfg.interval, cfg.max_backoff);
     let mut pool = Pool::new(cfg.max_open, stats.clone());
-    let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    let mut jobs: JoinSet<Job> = JoinSet::new();
+    let permits = Semaphore::new(cfg.concurrency.max(1));
+    // Polls started and not finished: the permits bound requests on the wire, this bounds the
+    // polls alive at once (a strip between two requests holds no permit), so a fleet due at
+    // the same instant waits in the schedule's queue, not as thousands of live futures.
+    let started_max = cfg.concurrency.max(1).saturating_mul(4);
+    let mut polls = FuturesUnordered::new();
+    let mut pending: VecDeque<E> = VecDeque::new();
     let mut ctl_open = true;
+    // Newer-protocol devices, by key: how to reach them.
+    let mut newer: HashMap<String, crate::net::newer::NewerSpec> = HashMap::new();
+    let sleep = tokio::time::sleep_until(Instant::now() + cfg.interval);
+    tokio::pin!(sleep);
     loop {
-        for t in schedule.take_due(Instant::now()) {
-            let mut link = pool.checkout(&t.key, t.addr);
-            let permits = permits.clone();
-            let client = cfg.client;
-            let token = token.clone();
-            let stats = stats.clone();
-            let (keep, gap) = (cfg.keep_connections, cfg.strip_gap);
-            jobs.spawn(async move {
-                let started = Instant::now();
-                let outcome = tokio::select! {
-                    _ = token.cancelled() => Err(NetError::Io("cancelled".into())),
-                    outcome = async {
-                        let _permit = permits.acquire_owned().await;
-                        poll_link(&mut link, t.addr, &client, gap, &stats).await
-                    } => outcome,
-                };
-                if !keep {
-                    link.conn = None;
-                }
-                (t.key, t.addr, link, outcome, started.elapsed())
-            });
+        let room = started_max.saturating_sub(polls.len());
+        let may_start = pending.len() <= schedule.len() && room > 0;
+        if may_start {
+            for t in schedule.take_due_max(Instant::now(), room) {
+                let link = pool.checkout(&t.key, t.addr);
+                let spec = newer.get(&t.key).cloned();
+                polls.push(poll_job(t, link, spec, &cfg, &stats, &permits));
+            }
         }
-        let wake = schedule
-            .next_due()
-            .unwrap_or_else(|| Instant::now() + cfg.interval);
+        let wake = schedule.next_due();
+        if let Some(at) = wake {
+            if sleep.deadline() != at {
+                sleep.as_mut().reset(at);
+            }
+        }
         tokio::select! {
             _ = token.cancelled() => break,
             c = ctl.recv(), if ctl_open => match c {
-                Some(Control::Track(t)) => schedule.track(t, Instant::now()),
+                Some(Control::Track(t)) => {
+                    newer.remove(&t.key);
+                    schedule.track(t, Instant::now());
+                }
+                Some(Control::TrackNewer(t, spec)) => {
+                    newer.insert(t.key.clone(), *spec);
+                    schedule.track(t, Instant::now());
+                }
                 Some(Control::Untrack(k)) => {
+                    newer.remove(&k);
                     schedule.untrack(&k);
                     pool.remove(&k);
                 }
                 Some(Control::PollNow(keys)) => schedule.poll_now(&keys, Instant::now()),
                 None => ctl_open = false,
             },
-            Some(done) = jobs.join_next(), if !jobs.is_empty() => {
-                let (key, addr, link, outcome, elapsed) = match done {
-                    Ok(job) => job,
-                    Err(e) => {
-                        // A poll task panicked: that is a bug, not a device failure.
-                        tracing::error!("a poll task failed: {e}");
-                        break;
-                    }
-                };
+            Some((key, addr, link, outcome, elapsed)) = polls.next(), if !polls.is_empty() => {
                 pool.checkin(&key, link);
                 let misses = schedule.finished(&key, outcome.is_ok(), Instant::now());
                 if let Err(e) = &outcome {
                     tracing::debug!(%addr, misses, "poll failed: {e}");
                 }
-                let report = PollReport { key, addr, outcome, misses, elapsed };
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    sent = tx.send(E::from(report)) => if sent.is_err() { break },
+                let report = E::from(PollReport { key, addr, outcome, misses, elapsed });
+                if pending.is_empty() {
+                    match tx.try_send(report) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(report)) => pending.push_back(report),
+                        Err(mpsc::error::TrySendError::Closed(_)) => break,
+                    }
+                } else {
+                    pending.push_back(report);
                 }
             }
-            _ = tokio::time::sleep_until(wake) => {}
+            permit = tx.reserve(), if !pending.is_empty() => match (permit, pending.pop_front()) {
+                (Ok(permit), Some(report)) => permit.send(report),
+                (Ok(_), None) => {}
+                (Err(_), _) => break,
+            },
+            _ = &mut sleep, if may_start && wake.is_some() => {}
         }
     }
-    jobs.shutdown().await;
 }
 
 #[cfg(test)]
@@ -522,6 +651,43 @@ mod tests {
         assert_eq!(s.finished("a", true, t0), 0);
         assert!(s.take_due(t0 + Duration::from_secs(1)).is_empty());
         assert_eq!(s.take_due(t0 + Duration::from_secs(2)).len(), 1);
+    }
+
+    #[test]
+    fn take_due_max_leaves_the_rest_first_in_line() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(1), Duration::from_secs(30));
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            s.track(target(k, 1), t0 + Duration::from_millis(i as u64));
+        }
+        let now = t0 + Duration::from_millis(5);
+        let keys = |v: Vec<Target>| v.into_iter().map(|t| t.key).collect::<Vec<_>>();
+        assert_eq!(keys(s.take_due_max(now, 2)), vec!["a", "b"]);
+        assert_eq!(s.next_due(), Some(t0 + Duration::from_millis(2)));
+        assert_eq!(keys(s.take_due_max(now, 2)), vec!["c"]);
+        assert!(s.take_due_max(now, 2).is_empty());
+    }
+
+    #[test]
+    fn a_success_keeps_the_phase_and_a_late_one_starts_a_new_one() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = Schedule::new(Duration::from_secs(1), Duration::from_secs(30));
+        s.track(target("a", 1), t0);
+        s.take_due(t0);
+        s.finished("a", true, t0 + ms(300));
+        assert_eq!(
+            s.next_due(),
+            Some(t0 + ms(1000)),
+            "due + interval, not finish + interval"
+        );
+        s.take_due(t0 + ms(1000));
+        s.finished("a", true, t0 + ms(2500));
+        assert_eq!(
+            s.next_due(),
+            Some(t0 + ms(3500)),
+            "past its slot: a new phase"
+        );
     }
 
     #[test]
@@ -944,6 +1110,31 @@ mod tests {
                 tokio::task::yield_now().await;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+        }
+
+        #[tokio::test]
+        async fn a_strip_gives_its_permit_back_between_requests() {
+            // One permit for the fleet and long gaps between a strip's requests: the plug is
+            // polled in those gaps, so it is read several times before the strip's poll ends.
+            let strip = start(3, Mode::Normal).await;
+            let plug = start(0, Mode::Normal).await;
+            let cfg = PollConfig {
+                concurrency: 1,
+                strip_gap: Duration::from_millis(150),
+                ..fast(client())
+            };
+            let (reports, _) = poll_n(cfg, vec![("s", strip.addr), ("p", plug.addr)], 6).await;
+            let first_strip = reports.iter().position(|r| r.key == "s");
+            let plug_before = reports
+                .iter()
+                .take(first_strip.unwrap_or(reports.len()))
+                .filter(|r| r.key == "p")
+                .count();
+            assert!(
+                plug_before >= 3,
+                "plug read {plug_before} times before the strip"
+            );
+            assert!(reports.iter().all(|r| r.outcome.is_ok()));
         }
 
         #[tokio::test]

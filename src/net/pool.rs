@@ -26,6 +26,8 @@ pub struct PoolStats {
     pub reconnects: AtomicU64,
     /// Idle connections closed to stay under the cap.
     pub evictions: AtomicU64,
+    /// KLAP handshakes / AES key exchanges of newer-protocol sessions.
+    pub handshakes: AtomicU64,
 }
 
 impl PoolStats {
@@ -40,6 +42,9 @@ impl PoolStats {
     }
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
+    }
+    pub fn handshakes(&self) -> u64 {
+        self.handshakes.load(Ordering::Relaxed)
     }
 }
 
@@ -79,6 +84,8 @@ pub struct Link {
     pub light: bool,
     /// A strip's outlets and their `get_realtime` frames, encrypted once.
     pub outlet_frames: Vec<(String, Arc<[u8]>)>,
+    /// A newer-protocol device's kept KLAP/AES session (no socket is held between polls).
+    pub newer: Option<crate::net::newer::NewerLink>,
 }
 
 struct Slot {

@@ -1,15 +1,19 @@
 //! The port-9999 protocol, pure: cipher, framing, typed requests and replies, and the UDP 20002
-//! probe of newer devices; the newer transports' crypto and framing (`klap`, `aes_passthrough`).
+//! probe of newer devices; the newer transports' crypto and framing (`klap`, `aes_passthrough`),
+//! how to reach a newer device (`access`) and the SMART JSON-RPC dialect (`smart`).
 //! Nothing here does I/O.
 
+pub mod access;
 pub mod aes_passthrough;
 pub mod cipher;
 pub mod codec;
 pub mod kind;
 pub mod klap;
+pub mod lite;
 pub mod reply;
 pub mod request;
 pub mod sighting;
+pub mod smart;
 pub mod tdp;
 
 pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, FrameError};

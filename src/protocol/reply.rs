@@ -2,7 +2,9 @@
 //! (hw 1.x) and new firmware generations use, read by field name.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::lite::{JsonView, Lite};
 
 /// Why a reply could not be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -44,6 +46,19 @@ pub fn unsupported_code(code: i64) -> bool {
     code == -1 || code == -2001
 }
 
+/// Parses a plain (de-obfuscated) payload as a borrowed JSON object ([`Lite`]): the poller's
+/// path, with the same errors as [`parse_json`].
+pub fn parse_lite(plain: &[u8]) -> Result<Lite<'_>, ReplyError> {
+    let v = Lite::from_slice(plain).map_err(|e| ReplyError::NotJson(short(&e.to_string())))?;
+    if !v.is_object() {
+        return Err(ReplyError::Shape(format!(
+            "top level is {}, not an object",
+            v.kind()
+        )));
+    }
+    Ok(v)
+}
+
 /// Parses a plain (de-obfuscated) payload as a JSON object.
 pub fn parse_json(plain: &[u8]) -> Result<Value, ReplyError> {
     let v: Value =
@@ -58,11 +73,11 @@ pub fn parse_json(plain: &[u8]) -> Result<Value, ReplyError> {
 }
 
 /// Extracts `root[module][method]`, checking `err_code` at module and at method level.
-pub fn method_result<'a>(
-    root: &'a Value,
+pub fn method_result<'a, V: JsonView>(
+    root: &'a V,
     module: &str,
     method: &str,
-) -> Result<&'a Value, ReplyError> {
+) -> Result<&'a V, ReplyError> {
     let m = root
         .get(module)
         .ok_or_else(|| ReplyError::Shape(format!("no `{module}` in reply")))?;
@@ -74,13 +89,14 @@ pub fn method_result<'a>(
     Ok(r)
 }
 
-fn check_err(v: &Value, module: &str, method: &str) -> Result<(), ReplyError> {
-    let Some(obj) = v.as_object() else {
+fn check_err<V: JsonView>(v: &V, module: &str, method: &str) -> Result<(), ReplyError> {
+    let obj = v;
+    if !v.is_object() {
         return Err(ReplyError::Shape(format!(
             "`{module}.{method}` is {}, not an object",
-            kind(v)
+            v.kind()
         )));
-    };
+    }
     match obj.get("err_code") {
         None => Ok(()),
         Some(code) => {
@@ -96,7 +112,7 @@ fn check_err(v: &Value, module: &str, method: &str) -> Result<(), ReplyError> {
                     code,
                     msg: obj
                         .get("err_msg")
-                        .and_then(Value::as_str)
+                        .and_then(V::as_str)
                         .map(short)
                         .unwrap_or_else(|| "no message".into()),
                 })
@@ -106,14 +122,7 @@ fn check_err(v: &Value, module: &str, method: &str) -> Result<(), ReplyError> {
 }
 
 fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    JsonView::kind(v)
 }
 
 /// At most this many characters of a device-supplied string are kept.
@@ -129,19 +138,19 @@ fn short(s: &str) -> String {
     device_text(s)
 }
 
-fn str_field(o: &Map<String, Value>, key: &str) -> Option<String> {
-    o.get(key).and_then(Value::as_str).map(short)
+fn str_field<V: JsonView>(o: &V, key: &str) -> Option<String> {
+    o.get(key).and_then(V::as_str).map(short)
 }
 
-fn req_str(o: &Map<String, Value>, key: &str) -> Result<String, ReplyError> {
+fn req_str<V: JsonView>(o: &V, key: &str) -> Result<String, ReplyError> {
     str_field(o, key).ok_or_else(|| ReplyError::Shape(format!("sysinfo has no string `{key}`")))
 }
 
-fn num(o: &Map<String, Value>, key: &str) -> Option<f64> {
-    o.get(key).and_then(Value::as_f64).filter(|f| f.is_finite())
+fn num<V: JsonView>(o: &V, key: &str) -> Option<f64> {
+    o.get(key).and_then(V::as_f64).filter(|f| f.is_finite())
 }
 
-fn int(o: &Map<String, Value>, key: &str) -> Option<i64> {
+fn int<V: JsonView>(o: &V, key: &str) -> Option<i64> {
     o.get(key)
         .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
 }
@@ -229,34 +238,39 @@ pub struct LightState {
     pub from_default: bool,
 }
 
-fn percent(o: &Map<String, Value>, key: &str) -> Option<u8> {
+fn percent<V: JsonView>(o: &V, key: &str) -> Option<u8> {
     num(o, key).map(|v| v.round().clamp(0.0, 100.0) as u8)
 }
 
-fn flag(o: &Map<String, Value>, key: &str) -> Option<bool> {
-    match o.get(key) {
-        Some(Value::Bool(b)) => Some(*b),
-        Some(v) => v.as_i64().map(|i| i != 0),
-        None => None,
-    }
+fn flag<V: JsonView>(o: &V, key: &str) -> Option<bool> {
+    let v = o.get(key)?;
+    v.as_bool().or_else(|| v.as_i64().map(|i| i != 0))
 }
 
 impl LightState {
     /// Reads a `light_state` object (sysinfo's, or a `get_light_state` /
     /// `transition_light_state` / `set_light_state` result).
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| format!("light_state is {}, not an object", kind(v)))?;
+        Self::from_view(v)
+    }
+
+    /// [`Self::from_value`] of either tree.
+    fn from_view<V: JsonView>(v: &V) -> Result<Self, String> {
+        if !v.is_object() {
+            return Err(format!("light_state is {}, not an object", v.kind()));
+        }
+        let o = v;
         let on = match o.get("on_off") {
-            Some(Value::Bool(b)) => *b,
-            Some(x) => x
-                .as_i64()
-                .map(|i| i != 0)
-                .ok_or_else(|| "light_state.on_off is not 0 or 1".to_owned())?,
+            Some(x) => match x.as_bool() {
+                Some(b) => b,
+                None => x
+                    .as_i64()
+                    .map(|i| i != 0)
+                    .ok_or_else(|| "light_state.on_off is not 0 or 1".to_owned())?,
+            },
             None => return Err("light_state has no on_off".into()),
         };
-        let dft = o.get("dft_on_state").and_then(Value::as_object);
+        let dft = o.get("dft_on_state").filter(|d| d.is_object());
         let from_default = !on && dft.is_some();
         let src = match dft {
             Some(d) if !on => d,
@@ -279,33 +293,44 @@ impl LightState {
 impl SysInfo {
     /// Reads the reply of [`Request::SysInfo`](super::Request::SysInfo).
     pub fn from_reply(root: &Value) -> Result<Self, ReplyError> {
-        Self::from_result(method_result(root, "system", "get_sysinfo")?)
+        Self::from_view(method_result(root, "system", "get_sysinfo")?)
+    }
+
+    /// [`Self::from_reply`] of a borrowed reply (the poller's path, same reading).
+    pub fn from_lite_reply(root: &Lite<'_>) -> Result<Self, ReplyError> {
+        Self::from_view(method_result(root, "system", "get_sysinfo")?)
     }
 
     /// Reads the `get_sysinfo` object itself.
     pub fn from_result(v: &Value) -> Result<Self, ReplyError> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| ReplyError::Shape("sysinfo is not an object".into()))?;
+        Self::from_view(v)
+    }
+
+    /// Reads a `get_sysinfo` object of either tree: one reader for both decode paths.
+    fn from_view<V: JsonView>(v: &V) -> Result<Self, ReplyError> {
+        if !v.is_object() {
+            return Err(ReplyError::Shape("sysinfo is not an object".into()));
+        }
+        let o = v;
         let device_id = req_str(o, "deviceId")?;
         let mac = str_field(o, "mac")
             .or_else(|| str_field(o, "mic_mac"))
             .map(|m| normalise_mac(&m))
             .ok_or_else(|| ReplyError::Shape("sysinfo has no `mac`".into()))?;
-        let children = match o.get("children") {
+        let children = match o.get("children").map(V::as_array) {
             None => Vec::new(),
-            Some(Value::Array(items)) => items
+            Some(Some(items)) => items
                 .iter()
                 .map(|c| ChildInfo::from_value(c, &device_id))
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(ReplyError::Shape("`children` is not a list".into())),
+            Some(None) => return Err(ReplyError::Shape("`children` is not a list".into())),
         };
         let device_type = str_field(o, "mic_type").or_else(|| str_field(o, "type"));
         let bulb_type = device_type
             .as_deref()
             .is_some_and(|t| t.to_ascii_uppercase().contains("BULB"));
         let light = match o.get("light_state") {
-            Some(v) => Some(LightState::from_value(v)),
+            Some(v) => Some(LightState::from_view(v)),
             None if bulb_type => Some(Err("bulb sysinfo has no light_state".into())),
             None => None,
         };
@@ -421,10 +446,11 @@ pub fn split_model(model: &str) -> (&str, Option<&str>) {
 }
 
 impl ChildInfo {
-    fn from_value(v: &Value, parent_id: &str) -> Result<Self, ReplyError> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| ReplyError::Shape("a child is not an object".into()))?;
+    fn from_value<V: JsonView>(v: &V, parent_id: &str) -> Result<Self, ReplyError> {
+        if !v.is_object() {
+            return Err(ReplyError::Shape("a child is not an object".into()));
+        }
+        let o = v;
         let id =
             str_field(o, "id").ok_or_else(|| ReplyError::Shape("a child has no `id`".into()))?;
         // Some dumps show bare "00".."05"; the full id is the parent's deviceId + index.
@@ -504,7 +530,7 @@ impl std::fmt::Display for Unreadable {
 }
 
 /// A present value that is not a finite number, as short printable JSON text.
-fn unreadable(o: &Map<String, Value>, key: &str) -> Option<Unreadable> {
+fn unreadable<V: JsonView>(o: &V, key: &str) -> Option<Unreadable> {
     let v = o.get(key)?;
     if v.as_f64().is_some_and(f64::is_finite) {
         return None;
@@ -532,14 +558,30 @@ impl Realtime {
     /// Reads `root[module].get_realtime`: `emeter` for plugs, [`LIGHT_EMETER`] for bulbs
     /// (`power_mw`, sometimes `total_wh`; normalised the same way).
     pub fn from_reply_in(root: &Value, module: &str) -> Result<Self, ReplyError> {
-        Self::from_result(method_result(root, module, "get_realtime")?)
+        Self::from_view(method_result(root, module, "get_realtime")?)
+    }
+
+    /// [`Self::from_reply`] of a borrowed reply (the poller's path, same reading).
+    pub fn from_lite_reply(root: &Lite<'_>) -> Result<Self, ReplyError> {
+        Self::from_lite_reply_in(root, "emeter")
+    }
+
+    /// [`Self::from_reply_in`] of a borrowed reply (the poller's path, same reading).
+    pub fn from_lite_reply_in(root: &Lite<'_>, module: &str) -> Result<Self, ReplyError> {
+        Self::from_view(method_result(root, module, "get_realtime")?)
     }
 
     /// Reads the `get_realtime` object itself.
     pub fn from_result(v: &Value) -> Result<Self, ReplyError> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| ReplyError::Shape("realtime is not an object".into()))?;
+        Self::from_view(v)
+    }
+
+    /// Reads a `get_realtime` object of either tree: one reader for both decode paths.
+    fn from_view<V: JsonView>(v: &V) -> Result<Self, ReplyError> {
+        if !v.is_object() {
+            return Err(ReplyError::Shape("realtime is not an object".into()));
+        }
+        let o = v;
         let mut base = false;
         let mut milli = false;
         let mut bad = Vec::new();
@@ -596,7 +638,7 @@ impl Realtime {
             slot_id: int(o, "slot_id"),
             scheme,
             unreadable: bad,
-            raw: v.clone(),
+            raw: v.to_value(),
         })
     }
 }
@@ -622,9 +664,10 @@ impl DownloadState {
     /// A failed or absent download is a device error (`-7 unknown error`).
     pub fn from_reply(root: &Value) -> Result<Self, ReplyError> {
         let r = method_result(root, "system", "get_download_state")?;
-        let o = r
-            .as_object()
-            .ok_or_else(|| ReplyError::Shape("download state is not an object".into()))?;
+        if !r.is_object() {
+            return Err(ReplyError::Shape("download state is not an object".into()));
+        }
+        let o = r;
         let ratio = num(o, "ratio")
             .ok_or_else(|| ReplyError::Shape("download state has no `ratio`".into()))?;
         Ok(DownloadState {
@@ -660,9 +703,10 @@ pub fn parse_stats(root: &Value, method: &str) -> Result<Vec<EnergyStat>, ReplyE
         .ok_or_else(|| ReplyError::Shape(format!("`{method}` has no list")))?;
     list.iter()
         .map(|e| {
-            let o = e
-                .as_object()
-                .ok_or_else(|| ReplyError::Shape("a stat entry is not an object".into()))?;
+            if !e.is_object() {
+                return Err(ReplyError::Shape("a stat entry is not an object".into()));
+            }
+            let o = e;
             // A figure of the wrong type (or none) is not 0 kWh: NaN, which the history's
             // rules flag as not finite.
             let energy_kwh = num(o, "energy")

@@ -51,6 +51,8 @@ pub struct TdpInfo {
     pub encrypt_type: Option<String>,
     pub http_port: Option<u16>,
     pub new_klap: bool,
+    /// `mgt_encrypt_schm.lv`: login version (2 = KLAP v2 hash for IOT, `password2` for AES).
+    pub lv: Option<i64>,
     /// `firmware_version` (cameras, hubs, newer SMART devices).
     pub sw_ver: Option<String>,
     /// `device_name` (the user's name on cameras and hubs).
@@ -155,6 +157,7 @@ pub fn decode_reply(packet: &[u8]) -> Result<TdpInfo, ReplyError> {
             .and_then(|m| m.get("new_klap"))
             .and_then(Value::as_i64)
             .is_some_and(|v| v != 0),
+        lv: schm.and_then(|m| m.get("lv")).and_then(Value::as_i64),
         sw_ver: s("firmware_version").or_else(|| s("sw_ver")),
         device_name: s("device_name"),
         https: schm
@@ -185,6 +188,13 @@ mod tests {
         assert_eq!(info.mac, "C0:06:C3:00:00:00");
         assert_eq!(info.protocol_label(), "klap");
         assert_eq!(info.http_port, Some(80));
+        assert_eq!((info.lv, info.https), (None, false));
+        let json = br#"{"error_code":0,"result":{"device_type":"SMART.TAPOPLUG","device_model":"P110(EU)","mac":"C0-06-C3-00-00-01","mgt_encrypt_schm":{"encrypt_type":"AES","http_port":8080,"lv":2,"is_support_https":true}}}"#;
+        let info = decode_reply(&encode_packet(json, 0, 8)).expect("reply");
+        assert_eq!(
+            (info.lv, info.https, info.http_port),
+            (Some(2), true, Some(8080))
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! tests) and the sources of devices ([`Io::sources`]: discovery of the real network, or of a
 //! simulated fleet on loopback). `tests/app_inprocess.rs` runs the whole app this way.
 
+pub mod pacer;
 pub mod sources;
 
 use std::net::SocketAddr;
@@ -37,13 +38,14 @@ use crate::net::client::{Client, ClientConfig};
 use crate::net::history::{self, HistoryConfig, HistoryReport};
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
 use crate::protocol::{Request, Switching};
+use crate::runtime::pacer::Pacer;
 
 /// Capacity of the one event channel every source sends into.
 pub const EVENT_QUEUE: usize = 1024;
 /// At most this many events are applied before a frame is drawn.
 const DRAIN_MAX: usize = 512;
 /// Frame-rate cap.
-const MAX_FPS: u32 = 30;
+pub const MAX_FPS: u32 = 30;
 /// Write actions (relay, reboot) in flight at once.
 const ACTION_CONCURRENCY: usize = 4;
 
@@ -249,6 +251,30 @@ async fn perform(
     r.map_err(|e| e.to_string())
 }
 
+/// A write to a newer-protocol device through its dialect, on a session of its own (the
+/// poller's is in its task; a device that ends that one on this handshake gets a fresh one at
+/// the next poll, after the 403). Rebooting is not offered over these transports.
+async fn perform_newer(
+    cfg: ClientConfig,
+    addr: SocketAddr,
+    spec: crate::net::newer::NewerSpec,
+    child: Option<String>,
+    kind: ActionKind,
+) -> Result<(), String> {
+    let mut link = crate::net::newer::NewerLink::new(addr.ip(), spec, cfg.reply_timeout);
+    let r = match kind {
+        ActionKind::RelayOn => link.set_relay(true, child.as_deref()).await,
+        ActionKind::RelayOff => link.set_relay(false, child.as_deref()).await,
+        ActionKind::Reboot | ActionKind::EraseStats => {
+            return Err(format!(
+                "{} is not supported over the newer protocol",
+                kind.label()
+            ));
+        }
+    };
+    r.map_err(|e| e.to_string())
+}
+
 /// Runs the UI until the user quits, a signal arrives, or a background task fails.
 /// `terminal` is any backend; `io` brings the keys and the devices; `draw` renders one frame
 /// of the app (`ui::render`). The exit status is dropped: see [`run_to_exit`].
@@ -373,13 +399,17 @@ where
         std::time::Instant::now(),
     );
     terminal.draw(|f| draw(f, &app)).context("drawing")?;
-    let mut last_draw = Instant::now();
+    // Draws only after a change that can be seen, at most once per frame.
+    let mut pacer = Pacer::new(frame);
+    pacer.drawn(Instant::now());
 
     // False once drawing failed during a firmware batch.
     let mut screen = true;
     let result = 'ui: loop {
         let first = tokio::select! {
-            ev = rx.recv() => ev,
+            ev = rx.recv() => Some(ev),
+            // A change applied before its frame was due: draw it now.
+            _ = tokio::time::sleep_until(pacer.next_frame(Instant::now())), if pacer.pending() => None,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 match done {
                     Err(e) if e.is_panic() => break 'ui Err(anyhow::anyhow!("a background task panicked: {e}")),
@@ -393,13 +423,15 @@ where
                 }
             }
         };
-        let Some(first) = first else {
-            break Ok(app.leaving.clone());
-        };
-        let mut batch = vec![first];
+        let mut batch = Vec::new();
+        match first {
+            Some(Some(ev)) => batch.push(ev),
+            Some(None) => break Ok(app.leaving.clone()),
+            None => {}
+        }
         // Drain what else is queued, and wait out the rest of the frame budget for more.
-        let deadline = last_draw + frame;
-        while batch.len() < DRAIN_MAX {
+        let deadline = pacer.next_frame(Instant::now());
+        while !batch.is_empty() && batch.len() < DRAIN_MAX {
             match rx.try_recv() {
                 Ok(ev) => batch.push(ev),
                 Err(_) if Instant::now() < deadline => {
@@ -412,6 +444,7 @@ where
             }
         }
         for ev in batch {
+            pacer.applied(&ev);
             let cmds = update(&mut app, ev, std::time::Instant::now());
             for cmd in cmds {
                 match cmd {
@@ -521,6 +554,9 @@ where
                     Command::Track { key, addr } => {
                         let _ = ctl_tx.send(Control::Track(Target { key, addr }));
                     }
+                    Command::TrackNewer { key, addr, spec } => {
+                        let _ = ctl_tx.send(Control::TrackNewer(Target { key, addr }, spec));
+                    }
                     Command::PollNow(keys) => {
                         let _ = ctl_tx.send(Control::PollNow(keys));
                     }
@@ -541,6 +577,7 @@ where
                             continue;
                         }
                         tracing::info!(%addr, ?child, ?kind, "write");
+                        let newer = crate::app::update::newer_spec(&app, &key);
                         let (tx, permits, cfg) = (tx.clone(), permits.clone(), setup.client);
                         let token = token.clone();
                         actions.spawn(async move {
@@ -548,7 +585,10 @@ where
                                 _ = token.cancelled() => return,
                                 r = async {
                                     let _permit = permits.acquire_owned().await;
-                                    perform(cfg, addr, child.clone(), kind, switching).await
+                                    match newer {
+                                        Some(spec) => perform_newer(cfg, addr, spec, child.clone(), kind).await,
+                                        None => perform(cfg, addr, child.clone(), kind, switching).await,
+                                    }
                                 } => r,
                             };
                             let _ = tx
@@ -567,7 +607,7 @@ where
                 break 'ui Ok(app.leaving.clone());
             }
         }
-        if screen {
+        if screen && pacer.should_draw(Instant::now()) {
             if let Err(e) = terminal.draw(|f| draw(f, &app)) {
                 if !crate::app::quit::batch_running(&app) {
                     break 'ui Err(anyhow::Error::from(e).context("drawing"));
@@ -579,8 +619,12 @@ where
                 );
                 screen = false;
             }
+            pacer.drawn(Instant::now());
         }
-        last_draw = Instant::now();
+        if !screen {
+            // Nothing to draw on: no frame is ever pending.
+            pacer.drawn(Instant::now());
+        }
     };
     if let Some(h) = recorder.take() {
         // What is queued reaches the file before we go.

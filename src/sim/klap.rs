@@ -370,6 +370,8 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
     let mut tasks = Vec::with_capacity(newer.len());
     for (p, listener) in newer.into_iter().zip(listeners) {
         let plug = p.shared.clone();
+        // The discovery reply now names the port this server listens on.
+        plug.http_port.store(port, Ordering::Relaxed);
         let (dialect, version) = dialect_of(&plug);
         let mut faults: Vec<KlapFault> = spec
             .faults

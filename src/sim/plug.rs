@@ -4,7 +4,7 @@
 //! (routing), `system.rs` (sysinfo, relay, alias, reboot), `emeter.rs` (readings and history) and
 //! `flash.rs` (download and flash); the sockets in `server.rs`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -181,6 +181,9 @@ pub(crate) struct PlugShared {
     /// Bumped each time the plug goes offline: open connections end.
     pub epoch: watch::Sender<u64>,
     pub token: CancellationToken,
+    /// The port its simulated KLAP/AES HTTP server really listens on (0 = none started yet:
+    /// the discovery reply keeps the profile's `http_port`).
+    pub http_port: AtomicU16,
 }
 
 impl PlugShared {
@@ -252,6 +255,7 @@ impl PlugShared {
             ctl,
             epoch,
             token,
+            http_port: AtomicU16::new(0),
         }
     }
 
@@ -349,6 +353,13 @@ impl PlugShared {
             json!(self.id.device_id[..32].to_string()),
         );
         set(&mut r, "owner", json!(self.id.oem_id));
+        // The real HTTP port, so a client on loopback reaches the simulated server.
+        let http = self.http_port.load(Ordering::Relaxed);
+        if http != 0
+            && let Some(schm) = r.get_mut("mgt_encrypt_schm").and_then(Value::as_object_mut)
+        {
+            schm.insert("http_port".into(), json!(http));
+        }
         if r.contains_key("device_name") {
             let alias = self.lock().alias.clone();
             set(&mut r, "device_name", json!(alias));

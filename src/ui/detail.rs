@@ -10,6 +10,7 @@ use super::theme::{Theme, verdict_glyph};
 use super::{age, clean};
 use crate::app::rows::RowRef;
 use crate::app::state::{App, Check, Link, Meter, Verdict};
+use crate::protocol::access::Refusal;
 use crate::text::{self, Unit};
 
 fn kv<'a>(k: &str, v: String, theme: &Theme) -> Line<'a> {
@@ -180,9 +181,35 @@ fn info_lines<'a>(app: &App, r: &RowRef<'_>, theme: &Theme) -> Vec<Line<'a>> {
             format!("{} on UDP 20002{port}", t.protocol_label()),
             theme,
         ));
-        if d.sysinfo.is_none() {
+        if let Some(a) = d.access {
+            let auth = match (a.transport, a.version) {
+                (crate::protocol::access::Transport::Aes, _) => "AES securePassthrough",
+                (_, crate::protocol::klap::AuthVersion::V1) => "KLAP v1",
+                (_, crate::protocol::klap::AuthVersion::V2) => "KLAP v2",
+            };
+            let what = match a.dialect {
+                crate::protocol::access::Dialect::Iot => "port-9999 JSON",
+                crate::protocol::access::Dialect::Smart => "SMART JSON-RPC",
+            };
+            l.push(kv(
+                "protocol",
+                format!("{} ({auth}, {what})", a.label()),
+                theme,
+            ));
+        }
+        if let Some(r) = &d.refusal {
+            let text = match r {
+                Refusal::Unsupported(_) => format!("  {r} (listed, not read)"),
+                _ => format!("  {r}: {}", r.hint()),
+            };
+            l.push(Line::styled(clean(&text, 110), theme.health(d.health())));
+        } else if d.sysinfo.is_none() {
             l.push(Line::styled(
-                "  Speaks only the authenticated protocol: listed, not pollable on 9999.",
+                if d.access.is_some() {
+                    "  Speaks only the authenticated protocol (not pollable on 9999): read over it."
+                } else {
+                    "  Speaks only the authenticated protocol: listed, not pollable on 9999."
+                },
                 theme.health(crate::app::Health::Newer),
             ));
         }

@@ -32,6 +32,8 @@ pub fn help_lines(read_only: bool, theme: &Theme) -> Vec<Line<'static>> {
         Health::NoReading,
         Health::Updating,
         Health::Newer,
+        Health::NeedsCredentials,
+        Health::AuthFailed,
     ] {
         let what = match h {
             Health::Ok => "answers; last readings plausible",
@@ -42,7 +44,9 @@ pub fn help_lines(read_only: bool, theme: &Theme) -> Vec<Line<'static>> {
             Health::Pending => "found, not polled yet",
             Health::NoReading => "answers, but its meter gave no reading (timeout, device error)",
             Health::Updating => "being flashed: not answering is expected",
-            Health::Newer => "newer authenticated protocol only: listed, not pollable on 9999",
+            Health::Newer => "newer authenticated protocol only: listed, not read yet",
+            Health::NeedsCredentials => "newer protocol: give the TP-Link account (c, --username)",
+            Health::AuthFailed => "newer protocol: the device refuses the account given",
         };
         lines.push(Line::from(vec![
             Span::styled(

@@ -27,6 +27,8 @@ pub fn health_glyph(h: Health) -> &'static str {
         Health::Bogus => glyph::BOGUS,
         Health::Offline => glyph::OFFLINE,
         Health::Newer => glyph::NEEDS_CREDENTIALS,
+        Health::NeedsCredentials => glyph::ACCOUNT_NEEDED,
+        Health::AuthFailed => glyph::AUTH_FAILED,
     }
 }
 
@@ -111,7 +113,10 @@ impl Theme {
             Health::Bogus => self.verdict(Verdict::Bogus),
             Health::Failing => self.fg(Color::Yellow),
             Health::Offline => self.dim(),
-            Health::Newer => self.fg(Color::Blue).add_modifier(Modifier::BOLD),
+            Health::Newer | Health::NeedsCredentials => {
+                self.fg(Color::Blue).add_modifier(Modifier::BOLD)
+            }
+            Health::AuthFailed => self.fg(Color::LightRed).add_modifier(Modifier::BOLD),
         }
     }
 

@@ -21,7 +21,7 @@ pub(super) fn start_firmware(app: &mut App, now: Instant) -> Vec<Command> {
             app.fleet
                 .devices
                 .get(k)
-                .is_some_and(|d| d.is_online() && d.sysinfo.is_some())
+                .is_some_and(|d| d.is_online() && d.sysinfo.is_some() && d.access.is_none())
         })
         .collect();
     if targets.is_empty() {
@@ -32,7 +32,7 @@ pub(super) fn start_firmware(app: &mut App, now: Instant) -> Vec<Command> {
         let left = asked - targets.len();
         app.set_status(
             format!(
-                "{left} marked device(s) left out: offline, or newer-protocol (not updatable over port 9999)"
+                "{left} marked device(s) left out: offline, or newer-protocol (not updatable locally: cloud-only firmware on this protocol)"
             ),
             now,
         );
@@ -87,6 +87,8 @@ pub(super) fn picker_action(app: &mut App, action: Action) -> Vec<Command> {
     let mut plugs: Vec<_> = targets
         .iter()
         .filter_map(|k| app.fleet.devices.get(k))
+        // Never a newer-protocol plug: local images are for port 9999 only.
+        .filter(|d| d.access.is_none())
         .filter_map(|d| d.sysinfo.clone().map(|s| (d.addr.ip(), s)))
         .collect();
     // The plan lists plugs in address order, as the table does by default.

@@ -13,12 +13,36 @@ pub(super) fn on_sighting(app: &mut App, s: Sighting, now: Instant) -> Vec<Comma
     app.metrics_dirty = true;
     app.fleet
         .observe(s, &app.settings.names, now)
-        .map(|t| Command::Track {
-            key: t.key,
-            addr: t.addr,
-        })
+        .map(|t| track(app, t))
         .into_iter()
         .collect()
+}
+
+/// How to reach device `key` over its newer transport (with the configured account), if it is
+/// read that way.
+pub fn newer_spec(app: &App, key: &str) -> Option<crate::net::newer::NewerSpec> {
+    let d = app.fleet.get(key)?;
+    Some(crate::net::newer::NewerSpec {
+        access: d.access?,
+        model: d.tdp.as_ref()?.model.clone(),
+        account: app.settings.account.clone(),
+    })
+}
+
+/// The command that (re)tracks a device: over its newer transport (with the account) when
+/// it speaks only that, else on port 9999.
+fn track(app: &App, t: crate::fleet::model::Track) -> Command {
+    match newer_spec(app, &t.key) {
+        Some(spec) => Command::TrackNewer {
+            key: t.key,
+            addr: t.addr,
+            spec: Box::new(spec),
+        },
+        None => Command::Track {
+            key: t.key,
+            addr: t.addr,
+        },
+    }
 }
 
 /// A poll report goes to the fleet model (liveness, readings judged); what it read is
@@ -36,10 +60,7 @@ pub(super) fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Comma
     app.fleet.judge_voltages_due(now, app.settings.interval);
     let mut cmds = Vec::new();
     if let Some(t) = applied.track {
-        cmds.push(Command::Track {
-            key: t.key,
-            addr: t.addr,
-        });
+        cmds.push(track(app, t));
     }
     if applied.reread {
         // The engine saw a jump: read again at once to confirm or dismiss it.

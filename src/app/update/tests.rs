@@ -822,3 +822,37 @@ mod export_tests {
         );
     }
 }
+
+mod first_row {
+    use std::time::Instant;
+
+    use crate::app::fixture::{big_fleet, mixed_fleet};
+    use crate::app::state::{Column, Settings};
+
+    /// The selection's one-pass `first_row` is the first of the sorted, filtered `rows`, for
+    /// every sort column, both directions, a filter and flagged-only.
+    #[test]
+    fn is_the_first_of_rows_for_every_sort_and_filter() {
+        for (mut app, _) in [
+            big_fleet(40, 3, Instant::now()),
+            mixed_fleet(Settings::default(), Instant::now()),
+        ] {
+            for col in Column::ALL {
+                for desc in [false, true] {
+                    for (filter, flagged) in [("", false), ("plug 01", false), ("", true)] {
+                        app.view.sort = col;
+                        app.view.descending = desc;
+                        app.view.filter = filter.into();
+                        app.view.flagged_only = flagged;
+                        let rows = app.rows();
+                        assert_eq!(
+                            app.first_row().map(|r| r.id()),
+                            rows.first().map(|r| r.id()),
+                            "{col:?} desc={desc} filter={filter:?} flagged={flagged}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

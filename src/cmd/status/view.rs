@@ -145,6 +145,8 @@ pub fn json_line(d: &Device, fleet: &Fleet) -> Value {
             None => Value::Null,
         },
         "protocol": d.protocol(),
+        "dialect": d.dialect(),
+        "refusal": d.refusal.as_ref().map(|r| r.label()),
         "device_type": i.and_then(|s| s.device_type.as_deref())
             .or_else(|| tdp.map(|t| t.device_type.as_str())),
         "http_port": tdp.and_then(|t| t.http_port),
@@ -180,6 +182,10 @@ pub fn json_line(d: &Device, fleet: &Fleet) -> Value {
     }
     if let (false, Some(e)) = (d.is_online(), d.last_error.as_deref()) {
         v["error"] = json!(e);
+    }
+    if let Some(r) = &d.refusal {
+        v["error"] = json!(r.to_string());
+        v["hint"] = json!(r.hint());
     }
     v
 }
@@ -305,8 +311,8 @@ pub fn render_table(devices: &[&Device]) -> String {
             notes.push(format!("{ip}: offline: {}", cell(why, 120)));
             continue;
         }
-        let Some(i) = i else {
-            // Found on UDP 20002 only: a newer-protocol device this tool cannot read.
+        let Some(i) = i.filter(|_| d.refusal.is_none()) else {
+            // Found on UDP 20002 only: a newer-protocol device not read (yet, or refusing).
             let protocol = d.protocol();
             let model = if d.model().is_empty() { "?" } else { d.model() };
             let hw = if d.hw_ver().is_empty() {
@@ -334,11 +340,18 @@ pub fn render_table(devices: &[&Device]) -> String {
                 "-".into(),
                 "-".into(),
                 "-".into(),
-                format!("{protocol}, not read"),
+                match &d.refusal {
+                    Some(r) => r.to_string(),
+                    None => format!("{protocol}, not read"),
+                },
             ]);
-            notes.push(format!(
-                "{ip}: newer protocol ({protocol}): no port-9999 access, so no reading"
-            ));
+            notes.push(match &d.refusal {
+                Some(r) => format!("{ip}: {protocol}: {r}: {}", r.hint()),
+                None => format!(
+                    "{ip}: newer protocol ({protocol}): not read ({})",
+                    d.last_error.as_deref().unwrap_or("no session")
+                ),
+            });
             continue;
         };
         let meter_error = d

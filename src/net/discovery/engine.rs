@@ -293,7 +293,9 @@ impl<E: From<DiscoveryEvent> + Send + 'static> Pass<E> {
             // "Refused on 9999" is the sweep-time signature of a newer-protocol device
             // (PROTOCOL.md §8.2); a known host is worth the probe whatever happened.
             Err(NetError::Refused) => self.send_tdp(ip).await,
-            Err(NetError::Timeout { .. } | NetError::Reset | NetError::Io(_)) => {
+            Err(
+                NetError::Timeout { .. } | NetError::Reset | NetError::Io(_) | NetError::Access(_),
+            ) => {
                 if found_by == FoundBy::Host {
                     self.send_tdp(ip).await;
                 }

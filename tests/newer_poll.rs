@@ -1,0 +1,366 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The poller reads newer-protocol plugs over one kept session each: found by discovery on
+//! UDP 20002 (the transport chosen from that reply alone), the app asks to track them over
+//! KLAP/AES with the configured account, and every poll after the first reuses the session.
+//! A session the device ends (403 mid-poll) gets one fresh handshake; a device with a hanging
+//! handshake or garbage ciphertext fails with a typed error while the other plugs are read.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use plugfleet::app::event::{Command, Event};
+use plugfleet::app::settings::Settings;
+use plugfleet::app::state::App;
+use plugfleet::app::update;
+use plugfleet::net::ClientConfig;
+use plugfleet::net::discovery::{self, DiscoveryConfig};
+use plugfleet::net::klap::Credentials;
+use plugfleet::net::poller::{self, Control, PollConfig, PollReport, Target};
+use plugfleet::protocol::access::Refusal;
+use plugfleet::protocol::sighting::DiscoveryEvent;
+use plugfleet::sim::klap::{self as simklap, KlapFault, KlapFleet, KlapSpec};
+use plugfleet::sim::{self, Fleet, FleetSpec};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const PROFILES: [&str; 4] = [
+    "hs110-eu-hw4",
+    "hs100-uk-hw4-klap",
+    "kp125m-us-hw1-smart",
+    "p110-eu-hw1-aes",
+];
+
+fn base() -> Ipv4Addr {
+    static N: AtomicU8 = AtomicU8::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    Ipv4Addr::new(127, 100 + (std::process::id() % 90) as u8, 70 + n, 2)
+}
+
+async fn fleet(klap: impl Fn(Ipv4Addr) -> Vec<(Ipv4Addr, KlapFault)>) -> (Fleet, KlapFleet) {
+    let b = base();
+    let spec = FleetSpec {
+        profiles: PROFILES.iter().map(|s| s.to_string()).collect(),
+        ..FleetSpec::on_free_port(b, PROFILES.len())
+    };
+    let fleet = sim::start(spec).await.expect("fleet starts");
+    let k = simklap::serve(
+        &fleet,
+        &KlapSpec {
+            faults: klap(b),
+            ..KlapSpec::default()
+        },
+    )
+    .await
+    .expect("KLAP servers start");
+    (fleet, k)
+}
+
+fn account() -> Credentials {
+    Credentials::new(simklap::DEFAULT_USERNAME, simklap::DEFAULT_PASSWORD)
+}
+
+/// One discovery pass over the fleet's hosts, fed to an app with `account`: the commands
+/// it gave (one track per plug).
+async fn discover_into(fleet: &Fleet, account: Option<Credentials>) -> (App, Vec<Command>) {
+    let cfg = DiscoveryConfig {
+        targets: Vec::new(),
+        hosts: fleet.plugs().iter().map(|p| p.ip).collect(),
+        port: fleet.port(),
+        tdp_port: fleet.tdp_port(),
+        timeout: Duration::from_secs(2),
+        ..DiscoveryConfig::default()
+    };
+    let (tx, mut rx) = mpsc::channel(256);
+    let task = discovery::spawn(cfg, tx, CancellationToken::new());
+    let now = std::time::Instant::now();
+    let mut app = App::new(
+        Settings {
+            account,
+            ..Settings::default()
+        },
+        now,
+    );
+    let mut cmds = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        if let DiscoveryEvent::Found(s) = ev {
+            cmds.extend(update(&mut app, Event::DeviceDiscovered(s.into()), now));
+        }
+    }
+    task.await.unwrap().unwrap();
+    (app, cmds)
+}
+
+/// Runs the poller over `cmds`' tracks until each device has `n` reports.
+async fn poll_rounds(cmds: &[Command], n: usize) -> HashMap<String, Vec<PollReport>> {
+    let cfg = PollConfig {
+        interval: Duration::from_millis(30),
+        max_backoff: Duration::from_millis(60),
+        client: ClientConfig::with_timeout(9999, Duration::from_secs(2)),
+        ..PollConfig::default()
+    };
+    let (ctl_tx, ctl_rx) = mpsc::channel(64);
+    let (tx, mut rx) = mpsc::channel::<PollReport>(64);
+    let token = CancellationToken::new();
+    let task = tokio::spawn(poller::run(cfg, ctl_rx, tx, token.clone()));
+    let mut keys = Vec::new();
+    for c in cmds {
+        let ctl = match c.clone() {
+            Command::Track { key, addr } => Control::Track(Target { key, addr }),
+            Command::TrackNewer { key, addr, spec } => {
+                Control::TrackNewer(Target { key, addr }, spec)
+            }
+            _ => continue,
+        };
+        if let Control::Track(t) | Control::TrackNewer(t, _) = &ctl {
+            keys.push(t.key.clone());
+        }
+        ctl_tx.send(ctl).await.unwrap();
+    }
+    let mut got: HashMap<String, Vec<PollReport>> = HashMap::new();
+    let all = tokio::time::timeout(Duration::from_secs(60), async {
+        while keys.iter().any(|k| got.get(k).is_none_or(|v| v.len() < n)) {
+            let r = rx.recv().await.expect("poller runs");
+            got.entry(r.key.clone()).or_default().push(r);
+        }
+    })
+    .await;
+    token.cancel();
+    let _ = task.await;
+    assert!(all.is_ok(), "every device polled {n} times: {got:?}");
+    got
+}
+
+fn by_ip(got: &HashMap<String, Vec<PollReport>>, ip: Ipv4Addr) -> &[PollReport] {
+    got.values()
+        .find(|v| v[0].addr.ip() == ip)
+        .map(Vec::as_slice)
+        .expect("polled")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_plugs_are_tracked_over_their_transport_and_keep_one_session() {
+    let (fleet, k) = fleet(|_| Vec::new()).await;
+    let (app, cmds) = discover_into(&fleet, Some(account())).await;
+    let newer: Vec<_> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            Command::TrackNewer { spec, .. } => Some(spec),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(newer.len(), 3, "{cmds:?}");
+    let http: Vec<u16> = newer.iter().map(|s| s.access.http_port).collect();
+    assert!(
+        http.iter().all(|p| *p == k.port()),
+        "the sim's real HTTP port from discovery: {http:?} vs {}",
+        k.port()
+    );
+    assert!(newer.iter().all(|s| s.account == Some(account())));
+    assert_eq!(app.fleet.len(), PROFILES.len());
+
+    let got = poll_rounds(&cmds, 4).await;
+    let p = fleet.plugs();
+    for (i, model) in [(1, "HS100(UK)"), (2, "KP125M(US)"), (3, "P110(EU)")] {
+        for r in by_ip(&got, p[i].ip) {
+            let polled = r.outcome.as_ref().expect("read");
+            assert_eq!(polled.sysinfo.model, model);
+            assert_eq!(polled.sysinfo.alias, p[i].alias);
+        }
+        assert_eq!(
+            k.device(p[i].ip).unwrap().handshakes(),
+            1,
+            "one handshake for four polls: {}",
+            p[i].profile
+        );
+    }
+    // The SMART plugs' meters are read in canonical units.
+    let smart = by_ip(&got, p[2].ip).last().unwrap();
+    let rt = smart
+        .outcome
+        .as_ref()
+        .unwrap()
+        .realtime
+        .clone()
+        .unwrap()
+        .unwrap();
+    assert!(
+        rt.voltage_v.is_some_and(|v| (100.0..140.0).contains(&v)),
+        "{rt:?}"
+    );
+    // The legacy plug is polled on port 9999 as before.
+    assert!(by_ip(&got, p[0].ip).iter().all(|r| r.outcome.is_ok()));
+    assert_eq!(
+        by_ip(&got, p[0].ip)[0].addr,
+        SocketAddr::from((p[0].ip, fleet.port()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_by_the_device_gets_a_fresh_handshake() {
+    // session-expiry: every session ends with a 403 after two requests.
+    let (fleet, k) = fleet(|b| {
+        (1..=3)
+            .map(|i| (Ipv4Addr::from(u32::from(b) + i), KlapFault::SessionExpiry))
+            .collect()
+    })
+    .await;
+    let (_, cmds) = discover_into(&fleet, Some(account())).await;
+    let got = poll_rounds(&cmds, 5).await;
+    let p = fleet.plugs();
+    for plug in &p[1..=3] {
+        let reports = by_ip(&got, plug.ip);
+        assert!(
+            reports.iter().all(|r| r.outcome.is_ok()),
+            "{}: {reports:?}",
+            plug.profile
+        );
+        let hs = k.device(plug.ip).unwrap().handshakes();
+        assert!((2..=5).contains(&hs), "{}: {hs} handshakes", plug.profile);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_typed_and_leave_the_other_plugs_alone() {
+    let (fleet, _k) = fleet(|b| {
+        vec![
+            (
+                Ipv4Addr::from(u32::from(b) + 1),
+                KlapFault::GarbageCiphertext,
+            ),
+            (
+                Ipv4Addr::from(u32::from(b) + 2),
+                KlapFault::WrongCredentials,
+            ),
+            (Ipv4Addr::from(u32::from(b) + 3), KlapFault::HandshakeHang),
+        ]
+    })
+    .await;
+    let (_, cmds) = discover_into(&fleet, Some(account())).await;
+    let got = poll_rounds(&cmds, 2).await;
+    let p = fleet.plugs();
+    assert!(by_ip(&got, p[0].ip).iter().all(|r| r.outcome.is_ok()));
+    for r in by_ip(&got, p[1].ip) {
+        let e = r.outcome.as_ref().expect_err("garbage");
+        assert_eq!(e.kind(), "protocol", "{e}");
+    }
+    for r in by_ip(&got, p[2].ip) {
+        let e = r.outcome.as_ref().expect_err("wrong account");
+        assert_eq!(e.refusal(), Some(&Refusal::AuthFailed), "{e}");
+    }
+    for r in by_ip(&got, p[3].ip) {
+        let e = r.outcome.as_ref().expect_err("hang");
+        assert_eq!(e.kind(), "timeout", "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_account_the_app_shows_needs_credentials() {
+    let (fleet, _k) = fleet(|_| Vec::new()).await;
+    let (mut app, cmds) = discover_into(&fleet, None).await;
+    let got = poll_rounds(&cmds, 1).await;
+    let now = std::time::Instant::now();
+    for r in got.into_values().flatten() {
+        update(&mut app, Event::Polled(Box::new(r)), now);
+    }
+    let p = fleet.plugs();
+    for plug in &p[1..=3] {
+        let d = app
+            .fleet
+            .devices
+            .values()
+            .find(|d| d.addr.ip() == plug.ip)
+            .unwrap();
+        assert_eq!(d.health().label(), "needs creds", "{}", plug.profile);
+        assert!(d.last_error.as_deref().unwrap().contains("--username"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_switches_through_each_dialect() {
+    use plugfleet::net::newer::NewerLink;
+    let (fleet, _k) = fleet(|_| Vec::new()).await;
+    let (_, cmds) = discover_into(&fleet, Some(account())).await;
+    let specs: Vec<_> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            Command::TrackNewer { addr, spec, .. } => Some((addr.ip(), (**spec).clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(specs.len(), 3);
+    for (ip, spec) in specs {
+        let label = spec.access.label();
+        let mut link = NewerLink::new(ip, spec, Duration::from_secs(2));
+        for on in [false, true, false] {
+            link.set_relay(on, None).await.expect("switched");
+            let p = link.poll().await.expect("read back");
+            assert_eq!(p.sysinfo.relay_on, Some(on), "{label}");
+        }
+        assert_eq!(
+            link.handshakes(),
+            1,
+            "{label}: one session for six requests"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_newer_plugs_are_never_firmware_targets() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use plugfleet::app::state::RowId;
+    let (fleet, _k) = fleet(|_| Vec::new()).await;
+    let (mut app, cmds) = discover_into(&fleet, Some(account())).await;
+    let got = poll_rounds(&cmds, 1).await;
+    let now = std::time::Instant::now();
+    for r in got.into_values().flatten() {
+        update(&mut app, Event::Polled(Box::new(r)), now);
+    }
+    let p = fleet.plugs();
+    let key_of = |app: &App, ip: Ipv4Addr| {
+        app.fleet
+            .devices
+            .values()
+            .find(|d| d.addr.ip() == ip)
+            .unwrap()
+            .key
+            .clone()
+    };
+    let newer: Vec<String> = p[1..=3].iter().map(|plug| key_of(&app, plug.ip)).collect();
+    for k in &newer {
+        let d = app.fleet.get(k).unwrap();
+        assert!(d.sysinfo.is_some() && d.is_online(), "read: {k}");
+        assert_eq!(d.health().label(), "ok", "{k}");
+        app.view.marked.insert(RowId::device(k));
+    }
+    let cmds = update(
+        &mut app,
+        Event::Key(KeyEvent::new(KeyCode::Char('U'), KeyModifiers::SHIFT)),
+        now,
+    );
+    assert!(cmds.is_empty(), "{cmds:?}");
+    let status = app
+        .view
+        .status
+        .as_ref()
+        .map(|(s, _)| s.clone())
+        .unwrap_or_default();
+    assert!(status.contains("nothing to update"), "{status}");
+    // With the legacy plug marked too, only it is planned; the rest are named as left out.
+    let legacy = key_of(&app, p[0].ip);
+    app.view.marked.insert(RowId::device(&legacy));
+    update(
+        &mut app,
+        Event::Key(KeyEvent::new(KeyCode::Char('U'), KeyModifiers::SHIFT)),
+        now,
+    );
+    let status = app
+        .view
+        .status
+        .as_ref()
+        .map(|(s, _)| s.clone())
+        .unwrap_or_default();
+    assert!(status.contains("3 marked device(s) left out"), "{status}");
+    assert!(status.contains("cloud-only firmware"), "{status}");
+}
