@@ -6,7 +6,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph, Wrap};
+use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph};
 
 use super::theme::{Theme, verdict_glyph};
 use crate::app::rows::RowRef;
@@ -95,17 +95,19 @@ fn chart<'a>(values: &[(f64, Verdict)], theme: &Theme) -> BarChart<'a> {
         .max(top)
 }
 
-fn flagged_lines<'a>(entries: &[Entry], theme: &Theme) -> Vec<Line<'a>> {
+/// A line per flagged day or month, each cut to `width` with an ellipsis (a wrapped reason
+/// would lose its end below the section's last row without saying so).
+fn flagged_lines<'a>(entries: &[Entry], theme: &Theme, width: u16) -> Vec<Line<'a>> {
     entries
         .iter()
         .filter(|e| e.verdict > Verdict::Ok)
         .map(|e| {
+            let head = format!("{} {} ", verdict_glyph(e.verdict), e.label());
+            let room = usize::from(width).saturating_sub(crate::text::width(&head));
+            let body = format!("{}: {}", kwh(e.kwh), e.texts().join("; "));
             Line::from(vec![
-                Span::styled(
-                    format!("{} {} ", verdict_glyph(e.verdict), e.label()),
-                    theme.verdict(e.verdict),
-                ),
-                Span::raw(format!("{}: {}", kwh(e.kwh), e.texts().join("; "))),
+                Span::styled(head, theme.verdict(e.verdict)),
+                Span::raw(crate::text::clip(&body, room).into_owned()),
             ])
         })
         .collect()
@@ -198,7 +200,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, r: &RowRef<'_>, theme: &
         );
         frame.render_widget(chart(&month_vals, theme), mc);
         frame.render_widget(
-            Paragraph::new(flagged_lines(&judged, theme)).wrap(Wrap { trim: false }),
+            Paragraph::new(flagged_lines(&judged, theme, rest.width)),
             rest,
         );
     } else {
@@ -211,8 +213,46 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, r: &RowRef<'_>, theme: &
         frame.render_widget(Line::from(head), hd);
         frame.render_widget(chart(&day_vals, theme), dc);
         frame.render_widget(
-            Paragraph::new(flagged_lines(&judged, theme)).wrap(Wrap { trim: false }),
+            Paragraph::new(flagged_lines(&judged, theme, rest.width)),
             rest,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::plausibility::{Reason, Rule};
+
+    #[test]
+    fn a_flagged_day_too_long_for_the_pane_ends_in_an_ellipsis_within_its_width() {
+        let day = Entry {
+            year: 2026,
+            month: 12,
+            day: Some(1),
+            kwh: 600.545,
+            verdict: Verdict::Bogus,
+            reasons: vec![Reason {
+                rule: Rule::EnergyAboveRating,
+                field: None,
+                severity: Verdict::Bogus,
+                text: "600.545 kWh in 24 h is more than 1800 W rated can draw".into(),
+            }],
+        };
+        let ok = Entry {
+            verdict: Verdict::Ok,
+            reasons: vec![],
+            ..day.clone()
+        };
+        let theme = Theme::new(false);
+        let lines = flagged_lines(&[day.clone(), ok], &theme, 40);
+        assert_eq!(lines.len(), 1, "only the flagged day");
+        let text: String = lines[0].spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(crate::text::width(&text), 40, "{text}");
+        assert!(text.starts_with("‼ 2026-12-01 600.545"), "{text}");
+        assert!(text.ends_with('…'), "{text}");
+        let wide = flagged_lines(&[day], &theme, 200);
+        let text: String = wide[0].spans.iter().map(|s| s.content.as_ref()).collect();
+        assert!(text.ends_with("can draw"), "whole when it fits: {text}");
     }
 }
