@@ -52,10 +52,11 @@ const DROP_ORDER: [Column; 15] = [
     Column::Seen,
     Column::Kwh,
     Column::Amps,
+    // The type goes before the version and the volts (a suspect voltage must stay in sight at
+    // 80 columns) and before the model: the model names the family too.
+    Column::Type,
     Column::Sw,
     Column::Volts,
-    // The type goes before the model: the model names the family too.
-    Column::Type,
     Column::Model,
     Column::Relay,
 ];
