@@ -282,6 +282,8 @@ pub enum Overlay {
     Log {
         scroll: u16,
     },
+    /// The credentials prompt (`c`): the TP-Link account for this session.
+    Account(crate::app::account::AccountPrompt),
 }
 
 /// How the user looks at the fleet.
