@@ -22,6 +22,9 @@ use plugfleet::protocol::access::Refusal;
 use plugfleet::protocol::sighting::DiscoveryEvent;
 use plugfleet::sim::klap::{self as simklap, KlapFault, KlapFleet, KlapSpec};
 use plugfleet::sim::{self, Fleet, FleetSpec};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -363,4 +366,117 @@ async fn read_newer_plugs_are_never_firmware_targets() {
         .unwrap_or_default();
     assert!(status.contains("3 marked device(s) left out"), "{status}");
     assert!(status.contains("cloud-only firmware"), "{status}");
+}
+
+/// Keys typed into the app as the terminal would send them.
+fn type_keys(app: &mut App, keys: &[KeyCode]) -> Vec<Command> {
+    let now = std::time::Instant::now();
+    keys.iter()
+        .flat_map(|k| update(app, Event::Key(KeyEvent::new(*k, KeyModifiers::NONE)), now))
+        .collect()
+}
+
+fn text(s: &str) -> Vec<KeyCode> {
+    s.chars().map(KeyCode::Char).collect()
+}
+
+/// The account typed at the `c` prompt: user, Enter, password, Enter.
+fn enter_account(app: &mut App, user: &str, password: &str) -> Vec<Command> {
+    let mut keys = vec![KeyCode::Char('c')];
+    keys.extend(text(user));
+    keys.push(KeyCode::Enter);
+    keys.extend(text(password));
+    let before = type_keys(app, &keys);
+    assert!(
+        before.is_empty(),
+        "nothing is sent while typing: {before:?}"
+    );
+    type_keys(app, &[KeyCode::Enter])
+}
+
+fn screen(app: &App) -> String {
+    let mut t = Terminal::new(TestBackend::new(110, 30)).unwrap();
+    t.draw(|f| plugfleet::ui::render(f, app)).unwrap();
+    let buf = t.backend().buffer();
+    let mut s = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            s.push_str(buf[(x, y)].symbol());
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Health of the newer plugs (HS100(UK) KLAP v1, KP125M KLAP v2, P110 AES) after one poll of
+/// `cmds`' tracks.
+async fn newer_health(fleet: &Fleet, app: &mut App, cmds: &[Command]) -> Vec<&'static str> {
+    let got = poll_rounds(cmds, 1).await;
+    let now = std::time::Instant::now();
+    for r in got.into_values().flatten() {
+        update(app, Event::Polled(Box::new(r)), now);
+    }
+    fleet.plugs()[1..=3]
+        .iter()
+        .map(|plug| {
+            let d = app.fleet.devices.values().find(|d| d.addr.ip() == plug.ip);
+            d.unwrap().health().label()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_typed_at_the_prompt_gets_needs_credentials_plugs_read() {
+    let (fleet, _k) = fleet(|_| Vec::new()).await;
+    let (mut app, cmds) = discover_into(&fleet, None).await;
+    assert_eq!(
+        newer_health(&fleet, &mut app, &cmds).await,
+        ["needs creds"; 3]
+    );
+
+    // A wrong password first: the plugs refuse it (auth failed), nothing else changes.
+    let cmds = enter_account(&mut app, simklap::DEFAULT_USERNAME, "not-the-password");
+    assert_eq!(cmds.len(), 3, "the three newer plugs re-tracked: {cmds:?}");
+    assert!(cmds.iter().all(|c| matches!(c, Command::TrackNewer { .. })));
+    assert_eq!(
+        newer_health(&fleet, &mut app, &cmds).await,
+        ["auth failed"; 3]
+    );
+
+    // The prompt drawn: the user name as typed, the password only as dots.
+    let mut keys = vec![KeyCode::Char('c')];
+    keys.extend(text(simklap::DEFAULT_USERNAME));
+    keys.push(KeyCode::Enter);
+    keys.extend(text(simklap::DEFAULT_PASSWORD));
+    assert!(type_keys(&mut app, &keys).is_empty());
+    let shown = screen(&app);
+    assert!(shown.contains("TP-Link account"), "{shown}");
+    assert!(shown.contains(simklap::DEFAULT_USERNAME), "{shown}");
+    let dots = "•".repeat(simklap::DEFAULT_PASSWORD.chars().count());
+    assert!(shown.contains(&format!("{dots}▏")), "{shown}");
+    assert!(!shown.contains(simklap::DEFAULT_PASSWORD), "{shown}");
+
+    // Enter: the right account is used at once, and every newer plug is read with it.
+    let cmds = type_keys(&mut app, &[KeyCode::Enter]);
+    assert_eq!(cmds.len(), 3, "{cmds:?}");
+    let read = newer_health(&fleet, &mut app, &cmds).await;
+    assert!(
+        read.iter()
+            .all(|h| !["needs creds", "auth failed", "failing"].contains(h)),
+        "{read:?}"
+    );
+    let p = fleet.plugs();
+    for plug in &p[1..=3] {
+        let d = app.fleet.devices.values().find(|d| d.addr.ip() == plug.ip);
+        let d = d.unwrap();
+        assert!(d.sysinfo.is_some(), "read: {}", plug.profile);
+        assert_eq!(d.alias(), plug.alias, "{}", plug.profile);
+        assert!(d.last_error.is_none(), "{:?}", d.last_error);
+    }
+    let shown = screen(&app);
+    assert!(!shown.contains(simklap::DEFAULT_PASSWORD), "{shown}");
+    assert!(
+        !shown.contains("TP-Link account"),
+        "the prompt closed: {shown}"
+    );
 }

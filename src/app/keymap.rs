@@ -20,6 +20,8 @@ pub enum Context {
     Picker,
     /// The recent log lines are shown.
     Log,
+    /// The credentials prompt (`c`) is open.
+    Account,
 }
 
 impl Context {
@@ -31,6 +33,7 @@ impl Context {
             Context::Help => "This help",
             Context::Picker => "Firmware file picker",
             Context::Log => "Recent log lines",
+            Context::Account => "Account prompt (c)",
         }
     }
 }
@@ -83,6 +86,12 @@ pub enum Action {
     CloseLog,
     /// Erase the selected plug's energy statistics (detail pane; asks first).
     EraseStats,
+    /// Open the credentials prompt (the TP-Link account for newer-protocol plugs).
+    EnterAccount,
+    /// Account prompt: on from the user name to the password; on the password, use it.
+    AccountNext,
+    /// Account prompt: delete a character.
+    AccountBackspace,
 }
 
 /// A key, as written in the table.
@@ -359,6 +368,12 @@ pub const KEYMAP: &[Binding] = &[
         "start/stop recording readings to a file (--record, else the data folder)",
     ),
     b(T, &[k('L')], Action::ShowLog, "show the recent log lines"),
+    b(
+        T,
+        &[k('c')],
+        Action::EnterAccount,
+        "enter the TP-Link account for newer-protocol plugs (◆/⊘), this session only",
+    ),
     b(T, &[k('?')], Action::Help, "this help"),
     b(T, &[k('q'), ctrl('c')], Action::Quit, "quit"),
     b(
@@ -487,6 +502,25 @@ pub const KEYMAP: &[Binding] = &[
         "close the log",
     ),
     b(Context::Log, &[ctrl('c')], Action::Quit, "quit"),
+    b(
+        Context::Account,
+        &[code(KeyCode::Enter), code(KeyCode::Tab)],
+        Action::AccountNext,
+        "on to the password; on the password: use the account (kept in memory only)",
+    ),
+    b(
+        Context::Account,
+        &[code(KeyCode::Backspace)],
+        Action::AccountBackspace,
+        "delete a character",
+    ),
+    b(
+        Context::Account,
+        &[code(KeyCode::Esc)],
+        Action::Cancel,
+        "cancel (the account is unchanged)",
+    ),
+    b(Context::Account, &[ctrl('c')], Action::Quit, "quit"),
 ];
 
 /// The binding for `ev` in `ctx`, if any.
@@ -505,6 +539,7 @@ pub fn help_sections(read_only: bool) -> Vec<(&'static str, Vec<(String, String)
         Context::Confirm,
         Context::Picker,
         Context::Log,
+        Context::Account,
         Context::Help,
     ]
     .into_iter()
@@ -567,7 +602,15 @@ mod tests {
             t(KeyCode::Char('c'), KeyModifiers::CONTROL),
             Some(Action::Quit)
         );
-        assert_eq!(t(KeyCode::Char('c'), KeyModifiers::NONE), None);
+        assert_eq!(
+            t(KeyCode::Char('c'), KeyModifiers::NONE),
+            Some(Action::EnterAccount)
+        );
+        // In the prompt letters are typed, never actions (only Ctrl-c quits).
+        for c in ['q', 'y', 'c', '?', 'j'] {
+            let e = key(KeyCode::Char(c), KeyModifiers::NONE);
+            assert!(lookup(Context::Account, &e).is_none(), "{c}");
+        }
         assert_eq!(
             t(KeyCode::Char('R'), KeyModifiers::SHIFT),
             Some(Action::Reboot)

@@ -4,6 +4,7 @@
 //! Only the UI loop mutates [`App`]; discovery, the poller and write actions send [`Event`]s that
 //! carry their data. [`update`] is synchronous and takes `now`, so every transition is a unit test.
 
+pub mod account;
 pub mod event;
 pub mod export;
 pub mod firmware;

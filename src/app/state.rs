@@ -292,6 +292,8 @@ pub enum Overlay {
     Log {
         scroll: u16,
     },
+    /// The credentials prompt (`c`): the TP-Link account for this session.
+    Account(crate::app::account::AccountPrompt),
 }
 
 /// Where the last frame drew the table: the header line, the first body line and the rows

@@ -208,6 +208,7 @@ fn context(app: &App) -> Context {
         Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) => Context::Confirm,
         Overlay::Picker(_) => Context::Picker,
         Overlay::Log { .. } => Context::Log,
+        Overlay::Account(_) => Context::Account,
         Overlay::None if app.view.editing_filter => Context::Filter,
         Overlay::None => Context::Table,
     }
@@ -219,7 +220,14 @@ fn on_key(app: &mut App, key: KeyEvent, now: Instant) -> Vec<Command> {
     }
     let ctx = context(app);
     let Some(binding) = keymap::lookup(ctx, &key) else {
-        if ctx == Context::Filter
+        if ctx == Context::Account
+            && let KeyCode::Char(c) = key.code
+            && !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        {
+            account::type_char(app, c);
+        } else if ctx == Context::Filter
             && let KeyCode::Char(c) = key.code
             && !key
                 .modifiers
@@ -251,6 +259,9 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
             }
         }
         Action::ToggleRecording => return toggle_recording(app, now),
+        Action::EnterAccount => account::open(app),
+        Action::AccountNext => return account::enter(app, now),
+        Action::AccountBackspace => account::backspace(app),
         Action::ShowLog => {
             app.view.overlay = Overlay::Log { scroll: 0 };
             return vec![Command::ReadLog];
@@ -411,7 +422,10 @@ fn act(app: &mut App, action: Action, now: Instant) -> Vec<Command> {
         Action::CloseHelp | Action::Cancel => {
             if matches!(
                 app.view.overlay,
-                Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) | Overlay::Picker(_)
+                Overlay::Confirm(_)
+                    | Overlay::FirmwareConfirm(_)
+                    | Overlay::Picker(_)
+                    | Overlay::Account(_)
             ) {
                 app.set_status("cancelled", now);
             }
@@ -509,6 +523,7 @@ fn move_selection(app: &mut App, delta: isize) {
     app.move_selection(delta);
 }
 
+mod account;
 mod actions;
 mod energy;
 mod firmware;

@@ -1,5 +1,6 @@
 //! Drawing only: the state is read, never changed. One file per screen part.
 
+pub mod account;
 pub mod detail;
 pub mod energy;
 pub mod firmware;
@@ -76,6 +77,7 @@ pub fn render(frame: &mut Frame, app: &App) {
         Overlay::Picker(p) => firmware::render_picker(frame, body, p, &theme),
         Overlay::FirmwareConfirm(c) => firmware::render_confirm(frame, body, c, &theme),
         Overlay::Log { .. } => log::render_log(frame, body, app, &theme),
+        Overlay::Account(p) => account::render_account(frame, body, p, &theme),
     }
 }
 
@@ -250,6 +252,7 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Overlay::Confirm(_) | Overlay::FirmwareConfirm(_) => Context::Confirm,
             Overlay::Picker(_) => Context::Picker,
             Overlay::Log { .. } => Context::Log,
+            Overlay::Account(_) => Context::Account,
             Overlay::None if app.view.editing_filter => Context::Filter,
             Overlay::None => Context::Table,
         };

@@ -409,6 +409,92 @@ mod keys_and_fleet {
         assert_eq!(app.fleet.devices[&device_id(1)].health(), Health::Offline);
         assert!(matches!(&cmds[..], [Command::Track { key, .. }] if *key == device_id(2)));
     }
+
+    #[test]
+    fn the_account_prompt_takes_a_user_then_a_password_and_retracks_the_newer_plugs() {
+        let (mut app, now) = fleet();
+        update(&mut app, fixture::newer(30, "KP125M(US)"), now);
+        let newer: Vec<String> = app
+            .fleet
+            .devices
+            .values()
+            .filter(|d| d.access.is_some())
+            .map(|d| d.key.clone())
+            .collect();
+        assert!(newer.len() >= 2, "{newer:?}");
+        assert!(app.settings.account.is_none());
+        // `c` opens the prompt; letters are typed into it, not taken as keys ('q' does not quit).
+        assert!(key(&mut app, KeyCode::Char('c'), now).is_empty());
+        assert!(chars(&mut app, "me@example.org q", now).is_empty());
+        assert!(!app.quit);
+        key(&mut app, KeyCode::Backspace, now);
+        key(&mut app, KeyCode::Backspace, now);
+        let Overlay::Account(p) = &app.view.overlay else {
+            panic!("no prompt: {:?}", app.view.overlay)
+        };
+        assert_eq!(p.username, "me@example.org");
+        // Enter moves on to the password, which is typed blind.
+        assert!(key(&mut app, KeyCode::Enter, now).is_empty());
+        chars(&mut app, "s3cret!", now);
+        let Overlay::Account(p) = &app.view.overlay else {
+            panic!("prompt closed early")
+        };
+        assert_eq!(p.password_len(), 7);
+        assert!(!format!("{p:?}").contains("s3cret"));
+        assert!(app.settings.account.is_none());
+        // Enter on the password: the account is taken and every newer plug tracked with it.
+        let cmds = key(&mut app, KeyCode::Enter, now);
+        assert_eq!(app.view.overlay, Overlay::None);
+        let account = crate::net::klap::Credentials::new("me@example.org", "s3cret!");
+        assert_eq!(app.settings.account.as_ref(), Some(&account));
+        let mut tracked: Vec<String> = cmds
+            .iter()
+            .map(|c| match c {
+                Command::TrackNewer { key, addr, spec } => {
+                    assert_eq!(spec.account.as_ref(), Some(&account));
+                    assert_eq!(*addr, app.fleet.devices[key].addr);
+                    key.clone()
+                }
+                other => panic!("not a newer track: {other:?}"),
+            })
+            .collect();
+        tracked.sort();
+        let mut want = newer.clone();
+        want.sort();
+        assert_eq!(tracked, want);
+        let status = app.status().unwrap_or_default().to_owned();
+        assert!(
+            status.contains(&format!("reading {} newer", newer.len())),
+            "{status}"
+        );
+        assert!(!status.contains("s3cret") && !status.contains("me@example.org"));
+    }
+
+    #[test]
+    fn the_account_prompt_needs_a_user_name_and_esc_keeps_the_old_account() {
+        let (mut app, now) = fleet();
+        let old = crate::net::klap::Credentials::new("old@example.org", "pw");
+        app.settings.account = Some(old.clone());
+        key(&mut app, KeyCode::Char('c'), now);
+        chars(&mut app, "  ", now);
+        assert!(key(&mut app, KeyCode::Enter, now).is_empty());
+        let Overlay::Account(p) = &app.view.overlay else {
+            panic!("prompt closed on an empty user name")
+        };
+        assert!(p.error.is_some());
+        assert_eq!(p.field, crate::app::account::Field::Username);
+        chars(&mut app, "new@example.org", now);
+        key(&mut app, KeyCode::Enter, now);
+        chars(&mut app, "typed", now);
+        assert!(key(&mut app, KeyCode::Esc, now).is_empty());
+        assert_eq!(app.view.overlay, Overlay::None);
+        assert_eq!(app.settings.account, Some(old));
+        assert_eq!(app.status(), Some("cancelled"));
+        // Read-only mode still lets the account be given: it reads, it writes nothing.
+        app.settings.read_only = true;
+        key(&mut app, KeyCode::Char('c'), now);
+        assert!(matches!(app.view.overlay, Overlay::Account(_)));
+    }
 }
 
 mod fw_tests {
