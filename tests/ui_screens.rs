@@ -104,7 +104,7 @@ fn detail_pane_of_the_newer_protocol_plug() {
 fn help_lists_every_binding() {
     let (mut app, now) = fleet();
     keys(&mut app, "?", now);
-    let t = draw(&app, 120, 80);
+    let t = draw(&app, 120, 90);
     insta::assert_snapshot!(t.backend());
     for b in KEYMAP {
         assert!(

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table};
 
 use super::theme::Theme;
-use super::{centered, clean};
+use super::{centered, clean, fit};
 use crate::app::Verdict as Plaus;
 use crate::app::state::{Batch, FirmwareConfirm, Picker};
 use crate::firmware::job::{Outcome, Stage};
@@ -76,6 +76,8 @@ pub fn render_picker(frame: &mut Frame, area: Rect, p: &Picker, theme: &Theme) {
         };
         lines.push(line);
     }
+    let w = usize::from(inner.width);
+    let lines: Vec<Line> = lines.into_iter().map(|l| fit(l, w)).collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
@@ -333,6 +335,8 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, c: &FirmwareConfirm, theme:
     lines.push(footer);
     let h = (lines.len() as u16 + 2).min(area.height);
     let rect = centered(area, area.width.saturating_sub(4).min(130), h);
+    let inner_w = usize::from(rect.width.saturating_sub(2));
+    let lines: Vec<Line> = lines.into_iter().map(|l| fit(l, inner_w)).collect();
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines).block(
@@ -598,6 +602,8 @@ pub fn render_progress(frame: &mut Frame, area: Rect, b: &Batch, now: Instant, t
                 theme.dim(),
             );
         }
+        let w = usize::from(summary_area.width);
+        let lines: Vec<Line> = lines.into_iter().map(|l| fit(l, w)).collect();
         frame.render_widget(Paragraph::new(lines), summary_area);
     }
 }

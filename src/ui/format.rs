@@ -23,9 +23,75 @@ pub fn age(d: Duration) -> String {
     }
 }
 
+/// `line` cut to `width` terminal cells, ending in `…` when it was cut, each span keeping its
+/// style: a pane's line wider than the pane never loses its end without saying so.
+pub fn fit(line: ratatui::text::Line<'_>, width: usize) -> ratatui::text::Line<'_> {
+    let total: usize = line
+        .spans
+        .iter()
+        .map(|s| crate::text::width(&s.content))
+        .sum();
+    if total <= width {
+        return line;
+    }
+    let mut left = width;
+    let mut spans = Vec::new();
+    for span in line.spans {
+        let w = crate::text::width(&span.content);
+        if w < left {
+            left -= w;
+            spans.push(span);
+            continue;
+        }
+        // This span reaches the edge: it takes the rest, the ellipsis in its last cell.
+        let cut = crate::text::clip(&span.content, left).into_owned();
+        let cut = if cut.ends_with('…') || left == 0 {
+            cut
+        } else {
+            let mut c = crate::text::clip(&cut, left.saturating_sub(1)).into_owned();
+            c.push('…');
+            c
+        };
+        spans.push(ratatui::text::Span::styled(cut, span.style));
+        break;
+    }
+    ratatui::text::Line::from(spans).style(line.style)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_wider_than_its_pane_ends_in_an_ellipsis_and_keeps_its_styles() {
+        use ratatui::style::{Style, Stylize};
+        use ratatui::text::{Line, Span};
+        let l = Line::from(vec![
+            Span::styled("  F", Style::new().bold()),
+            Span::raw(" override: off"),
+            Span::raw(" — also updates unknown-target plugs"),
+        ]);
+        let cut = fit(l.clone(), 30);
+        let text: String = cut.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(crate::text::width(&text), 30, "{text}");
+        assert!(
+            text.ends_with('…') && text.starts_with("  F override: off"),
+            "{text}"
+        );
+        assert_eq!(cut.spans[0].style, Style::new().bold());
+        // Exactly at the edge of a span, and wide enough: untouched.
+        assert_eq!(fit(l.clone(), 17).spans.len(), 2);
+        let at_edge: String = fit(l.clone(), 17)
+            .spans
+            .iter()
+            .map(|s| s.content.as_ref())
+            .collect();
+        assert!(
+            at_edge.ends_with('…') && crate::text::width(&at_edge) == 17,
+            "{at_edge}"
+        );
+        assert_eq!(fit(l.clone(), 200), l);
+    }
 
     #[test]
     fn ages_are_short() {

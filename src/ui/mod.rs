@@ -20,7 +20,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::app::keymap::{Context, KEYMAP};
 use crate::app::state::{App, Overlay};
-pub use format::{age, clean};
+pub use format::{age, clean, fit};
 pub use layout::centered;
 pub use theme::Theme;
 
