@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn a_line_wider_than_its_pane_ends_in_an_ellipsis_and_keeps_its_styles() {
-        use ratatui::style::{Style, Stylize};
+        use ratatui::style::Style;
         use ratatui::text::{Line, Span};
         let l = Line::from(vec![
             Span::styled("  F", Style::new().bold()),
