@@ -105,7 +105,7 @@ pub fn visible_columns_in(avail: u16, health: u16, bright: bool, energy: bool) -
         cols.iter()
             .map(|c| {
                 if *c == Column::Alias {
-                    14
+                    ALIAS_MIN
                 } else {
                     width_with(*c, health)
                 }
@@ -124,11 +124,16 @@ pub fn visible_columns_in(avail: u16, health: u16, bright: bool, energy: bool) -
     cols
 }
 
+/// The narrowest the alias column gets: 12 cells keep the volts in sight at 80 columns while a
+/// health cell reads "‼ BOGUS 2s ago" (a suspect neighbour's flagged voltage matters more than
+/// two more letters of a name, which the detail pane shows whole).
+const ALIAS_MIN: u16 = 12;
+
 /// The widest the alias column grows; past it, the power trend takes the rest.
 const ALIAS_MAX: u16 = 40;
 
 /// The width given to `c` when the table is `avail` cells wide: the alias column takes what
-/// is left (at least 14, at most [`ALIAS_MAX`]), and the power trend, when shown, whatever
+/// is left (at least [`ALIAS_MIN`], at most [`ALIAS_MAX`]), and the power trend, when shown, whatever
 /// the alias does not.
 fn width_in(c: Column, cols: &[Column], avail: u16, health: u16) -> u16 {
     let others = |but: &[Column]| -> u16 {
@@ -140,7 +145,7 @@ fn width_in(c: Column, cols: &[Column], avail: u16, health: u16) -> u16 {
     match c {
         Column::Alias => avail
             .saturating_sub(others(&[Column::Alias]))
-            .clamp(14, ALIAS_MAX),
+            .clamp(ALIAS_MIN, ALIAS_MAX),
         Column::Trend => avail
             .saturating_sub(others(&[Column::Alias, Column::Trend]) + ALIAS_MAX)
             .max(width(c)),
