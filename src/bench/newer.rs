@@ -13,13 +13,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::bench::poll::cpu_ns;
+use crate::bench::sim_child::{self, SimChild};
 use crate::bench::tui::rss_bytes;
 use crate::net::ClientConfig;
 use crate::net::discovery::{self, DiscoveryConfig};
@@ -40,67 +40,9 @@ const PROFILES: [&str; 4] = [
 ];
 const WARM_CYCLES: u64 = 2;
 
-/// `plugfleet sim` in a child process; killed and reaped on drop.
-struct Sim {
-    child: std::process::Child,
-    plugs: Vec<Value>,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sim(count: usize) -> anyhow::Result<Sim> {
-    use std::io::BufRead;
-    let exe = std::env::current_exe()?;
-    let mut last = String::new();
-    for attempt in 0..8u32 {
-        let b = (std::process::id().wrapping_add(attempt * 37) % 60) as u8;
-        let base = std::net::Ipv4Addr::new(127, 170u8.saturating_add(b), 0, 2);
-        let mut cmd = Command::new(&exe);
-        cmd.args(["sim", "--count", &count.to_string()])
-            .args(["--base", &base.to_string()])
-            .args(["--port", "0", "--tdp-port", "0"]);
-        for p in PROFILES {
-            cmd.args(["--profile", p]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout from the simulator"))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut plugs = Vec::new();
-        while plugs.len() < count {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => plugs.push(serde_json::from_str::<Value>(&line)?),
-                Err(_) => break,
-            }
-        }
-        if plugs.len() == count {
-            return Ok(Sim { child, plugs });
-        }
-        let _ = child.kill();
-        let out = child.wait_with_output()?;
-        last = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    }
-    anyhow::bail!("the simulator did not start: {last}")
+/// The mixed fleet on 127.(170+b).0.2…: legacy and newer-protocol plugs, one per profile in turn.
+fn start_sim(count: usize) -> anyhow::Result<SimChild> {
+    sim_child::start_with(count, 170, 60, Duration::from_secs(60), &PROFILES)
 }
 
 /// One device to poll: how (`None` = port 9999) and under which label.
@@ -113,7 +55,7 @@ struct Tracked {
 }
 
 /// A discovery pass over the simulator's plugs, as `status` does it.
-async fn find(sim: &Sim) -> anyhow::Result<Vec<Tracked>> {
+async fn find(sim: &SimChild) -> anyhow::Result<Vec<Tracked>> {
     let num = |v: &Value, k: &str| v[k].as_u64().and_then(|p| u16::try_from(p).ok());
     let first = sim
         .plugs

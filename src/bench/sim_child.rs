@@ -25,18 +25,40 @@ impl Drop for SimChild {
 /// one in six) on 127.(`first`+b).0.2…, b < `spread` picked from the process id, trying
 /// another block when one is taken; waits at most `ready` for every plug's line.
 pub fn start(count: usize, first: u8, spread: u8, ready: Duration) -> anyhow::Result<SimChild> {
+    start_with(count, first, spread, ready, LEGACY)
+}
+
+/// The legacy profiles [`start`] cycles through.
+const LEGACY: &[&str] = &[
+    "hs110-eu-hw4",
+    "hs110-us-hw1",
+    "kp115-us-hw1",
+    "hs110-eu-hw1",
+    "hs300-us-hw2",
+    "hs100-us-hw2",
+];
+
+/// [`start`] with the simulator cycling through `profiles` instead.
+pub fn start_with(
+    count: usize,
+    first: u8,
+    spread: u8,
+    ready: Duration,
+    profiles: &[&str],
+) -> anyhow::Result<SimChild> {
     let exe = std::env::current_exe()?;
     let mut last_err = String::new();
     for attempt in 0..8u32 {
         let b = (std::process::id().wrapping_add(attempt * 37) % u32::from(spread.max(1))) as u8;
         let base = std::net::Ipv4Addr::new(127, first.saturating_add(b), 0, 2);
-        let mut child = Command::new(&exe)
-            .args(["sim", "--count", &count.to_string()])
+        let mut cmd = Command::new(&exe);
+        cmd.args(["sim", "--count", &count.to_string()])
             .args(["--base", &base.to_string()])
-            .args(["--port", "0", "--tdp-port", "0"])
-            .args(["--profile", "hs110-eu-hw4", "--profile", "hs110-us-hw1"])
-            .args(["--profile", "kp115-us-hw1", "--profile", "hs110-eu-hw1"])
-            .args(["--profile", "hs300-us-hw2", "--profile", "hs100-us-hw2"])
+            .args(["--port", "0", "--tdp-port", "0"]);
+        for p in profiles {
+            cmd.args(["--profile", p]);
+        }
+        let mut child = cmd
             // The simulator reads `stats` lines on stdin: never the benchmark's terminal.
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
