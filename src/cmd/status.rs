@@ -26,7 +26,7 @@ use crate::fleet::ratings::Overrides;
 use crate::net::ClientConfig;
 use crate::net::discovery::{self, DiscoveryConfig};
 use crate::net::klap::Credentials;
-use crate::net::newer::{NewerSpec, poll_once};
+use crate::net::newer::{NewerSpec, Sessions};
 use crate::net::poller::{PollReport, poll_device};
 use crate::protocol::access::Refusal;
 use crate::protocol::sighting::DiscoveryEvent;
@@ -131,7 +131,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             cfg,
             client,
             (&args.ratings, &args.names),
-            account.as_ref(),
+            (account.as_ref(), &Sessions::new()),
         ))?
         .0;
     let devices = fleet.by_address();
@@ -274,8 +274,8 @@ pub async fn poll_and_publish(
 /// [`poll_and_publish`], and with `recorder` (`status --metrics … --record FILE`) every
 /// meter a round read is appended to it, with the model's verdict, reasons and quiet
 /// findings (history-based ones included, as the model judged them over the rounds). A write
-/// error ends the rounds with it. Newer-protocol plugs are read with `account` (a fresh
-/// session per round: `status` keeps no sessions between rounds).
+/// error ends the rounds with it. Newer-protocol plugs are read with `account`, each over one
+/// session kept across the rounds (one handshake per plug, not one per round).
 #[allow(clippy::too_many_arguments)]
 pub async fn poll_publish_record(
     cfg: DiscoveryConfig,
@@ -290,10 +290,11 @@ pub async fn poll_publish_record(
 ) -> anyhow::Result<()> {
     let mut fleet = Fleet::new(Instant::now());
     fleet.rules = rules;
+    let sessions = Sessions::new();
     loop {
         let done = tokio::select! {
             _ = token.cancelled() => return Ok(()),
-            r = round_read_with(&mut fleet, cfg.clone(), client, (&ratings, &names), account.as_ref()) => r,
+            r = round_read_with(&mut fleet, cfg.clone(), client, (&ratings, &names), (account.as_ref(), &sessions)) => r,
         };
         match done {
             Ok((_, read)) => {
@@ -342,17 +343,25 @@ pub async fn round_read(
     ratings: &Overrides,
     names: &Names,
 ) -> anyhow::Result<(FindReport, RoundRead)> {
-    round_read_with(fleet, cfg, client, (ratings, names), None).await
+    round_read_with(
+        fleet,
+        cfg,
+        client,
+        (ratings, names),
+        (None, &Sessions::new()),
+    )
+    .await
 }
 
 /// [`round_read`], reading the newer-protocol (KLAP/AES) devices too with `account` (the
-/// default and blank credentials are tried after it, or alone without one): one session each.
+/// default and blank credentials are tried after it, or alone without one), each over its
+/// session in `sessions` (kept from an earlier round with the same store: no handshake then).
 pub async fn round_read_with(
     fleet: &mut Fleet,
     cfg: DiscoveryConfig,
     client: ClientConfig,
     (ratings, names): (&Overrides, &Names),
-    account: Option<&Credentials>,
+    (account, sessions): (Option<&Credentials>, &Sessions),
 ) -> anyhow::Result<(FindReport, RoundRead)> {
     let started = Instant::now();
     let port = cfg.port;
@@ -415,13 +424,14 @@ pub async fn round_read_with(
             model: tdp.model.clone(),
             account: account.cloned(),
         };
-        let sem = sem.clone();
+        let (sem, sessions) = (sem.clone(), sessions.clone());
         let (key, addr) = (d.key.clone(), d.addr);
         let budget = client.reply_timeout;
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
             let t = tokio::time::Instant::now();
-            let outcome = poll_once(addr.ip(), spec, budget).await.map(Into::into);
+            let (outcome, _) = sessions.poll(&key, addr.ip(), &spec, budget).await;
+            let outcome = outcome.map(Into::into);
             PollReport {
                 key,
                 addr,

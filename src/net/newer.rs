@@ -10,8 +10,16 @@
 //!
 //! Failures are [`NetError`]s; "no credentials" and "wrong credentials" are
 //! [`NetError::Access`], so every view can say so. Never logs a password.
+//!
+//! [`Sessions`] keeps those links by device key, shared by everything that talks to the
+//! devices in one process — the poller, the TUI's relay writes, `status --metrics`' rounds —
+//! so a device sees one session, not one per caller (a second handshake can end the first:
+//! python-kasa #784).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -49,6 +57,7 @@ enum Client {
 
 /// A kept session with one newer-protocol device.
 pub struct NewerLink {
+    ip: IpAddr,
     spec: NewerSpec,
     client: Client,
 }
@@ -111,11 +120,15 @@ impl NewerLink {
                 Client::Aes(Box::new(AesClient::new(c)))
             }
         };
-        NewerLink { spec, client }
+        NewerLink { ip, spec, client }
     }
 
     pub fn spec(&self) -> &NewerSpec {
         &self.spec
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.ip
     }
 
     /// Handshakes (KLAP) or RSA key exchanges (AES) so far: 1 while a session is kept.
@@ -211,7 +224,189 @@ impl NewerLink {
     }
 }
 
-/// Polls one newer-protocol device once on a fresh session (what `plugfleet status` does).
-pub async fn poll_once(ip: IpAddr, spec: NewerSpec, timeout: Duration) -> Result<Polled, NetError> {
-    NewerLink::new(ip, spec, timeout).poll().await
+/// One device's kept link, locked while a request is on it (a poll and a write to the same
+/// device take turns on its one session: KLAP's sequence numbers must not interleave).
+pub type SharedLink = Arc<tokio::sync::Mutex<NewerLink>>;
+
+/// The kept sessions of one process, by device key: what the poller, relay writes and
+/// `status --metrics`' rounds all use, so each device has one session (one handshake per
+/// session lifetime) whoever talks to it. Cloning shares the store.
+///
+/// A link is made (nothing sent) the first time a key is asked for, and made again when the
+/// device's address or [`NewerSpec`] changed (a new account typed at the `c` prompt: the old
+/// session was the old credentials'). Handshakes of every link are counted in
+/// [`Sessions::handshakes`].
+#[derive(Clone, Default)]
+pub struct Sessions {
+    links: Arc<Mutex<HashMap<String, Kept>>>,
+    handshakes: Arc<AtomicU64>,
+}
+
+/// A link and what it was made for.
+struct Kept {
+    ip: IpAddr,
+    spec: NewerSpec,
+    link: SharedLink,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("links", &self.len())
+            .field("handshakes", &self.handshakes())
+            .finish()
+    }
+}
+
+impl Sessions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
+        // Held only to look up, insert or remove (never across an await): a panic elsewhere
+        // cannot leave the map half-changed, so a poisoned lock is still usable.
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The link of `key`: the kept one, or a new one (nothing sent yet) when there is none or
+    /// it was made for another address or spec. `timeout` bounds each HTTP exchange of a new
+    /// link.
+    pub fn link(&self, key: &str, ip: IpAddr, spec: &NewerSpec, timeout: Duration) -> SharedLink {
+        let mut map = self.map();
+        if let Some(k) = map.get(key)
+            && k.ip == ip
+            && k.spec == *spec
+        {
+            return k.link.clone();
+        }
+        let link: SharedLink = Arc::new(tokio::sync::Mutex::new(NewerLink::new(
+            ip,
+            spec.clone(),
+            timeout,
+        )));
+        map.insert(
+            key.to_owned(),
+            Kept {
+                ip,
+                spec: spec.clone(),
+                link: link.clone(),
+            },
+        );
+        link
+    }
+
+    /// Forgets `key`'s session (an untracked device); a request on it finishes first.
+    pub fn remove(&self, key: &str) {
+        self.map().remove(key);
+    }
+
+    /// Links kept.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Handshakes (KLAP) and RSA key exchanges (AES) of every link so far.
+    pub fn handshakes(&self) -> u64 {
+        self.handshakes.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on `key`'s kept session (see [`Sessions::link`]); returns its result and the
+    /// handshakes it made (0 while the session is kept).
+    async fn with<T>(
+        &self,
+        key: &str,
+        ip: IpAddr,
+        spec: &NewerSpec,
+        timeout: Duration,
+        f: impl AsyncFnOnce(&mut NewerLink) -> T,
+    ) -> (T, u64) {
+        let link = self.link(key, ip, spec, timeout);
+        let mut g = link.lock().await;
+        let before = g.handshakes();
+        let r = f(&mut g).await;
+        let made = g.handshakes().saturating_sub(before);
+        self.handshakes.fetch_add(made, Ordering::Relaxed);
+        (r, made)
+    }
+
+    /// One poll of `key` over its kept session; with the handshakes it made.
+    pub async fn poll(
+        &self,
+        key: &str,
+        ip: IpAddr,
+        spec: &NewerSpec,
+        timeout: Duration,
+    ) -> (Result<Polled, NetError>, u64) {
+        self.with(key, ip, spec, timeout, async |l| l.poll().await)
+            .await
+    }
+
+    /// Switches `key`'s relay over its kept session (the poller's, when it polls the device).
+    pub async fn set_relay(
+        &self,
+        key: &str,
+        ip: IpAddr,
+        spec: &NewerSpec,
+        timeout: Duration,
+        on: bool,
+        child: Option<&str>,
+    ) -> Result<(), NetError> {
+        self.with(key, ip, spec, timeout, async |l| {
+            l.set_relay(on, child).await
+        })
+        .await
+        .0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::klap::AuthVersion;
+
+    fn spec(account: Option<Credentials>) -> NewerSpec {
+        NewerSpec {
+            access: Access {
+                transport: Transport::Klap,
+                dialect: Dialect::Smart,
+                version: AuthVersion::V2,
+                login_v2: false,
+                http_port: 80,
+            },
+            model: "KP125M(US)".into(),
+            account,
+        }
+    }
+
+    #[test]
+    fn one_link_per_key_until_the_address_or_spec_changes() {
+        let s = Sessions::new();
+        let ip: IpAddr = [127, 0, 0, 2].into();
+        let t = Duration::from_secs(1);
+        let a = s.link("k", ip, &spec(None), t);
+        assert!(Arc::ptr_eq(&a, &s.link("k", ip, &spec(None), t)));
+        // A clone shares the store.
+        assert!(Arc::ptr_eq(&a, &s.clone().link("k", ip, &spec(None), t)));
+        let other = s.link("other", ip, &spec(None), t);
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert_eq!(s.len(), 2);
+        // A new account (the `c` prompt) or address: a new session, replacing the old one.
+        let acct = Some(Credentials::new("me@example.com", "pw"));
+        let b = s.link("k", ip, &spec(acct.clone()), t);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&b, &s.link("k", ip, &spec(acct.clone()), t)));
+        let c = s.link("k", [127, 0, 0, 3].into(), &spec(acct.clone()), t);
+        assert!(!Arc::ptr_eq(&b, &c));
+        assert_eq!(s.len(), 2);
+        s.remove("k");
+        assert_eq!(s.len(), 1);
+        let d = s.link("k", [127, 0, 0, 3].into(), &spec(acct), t);
+        assert!(!Arc::ptr_eq(&c, &d), "made again after remove");
+        assert_eq!(s.handshakes(), 0, "nothing sent");
+    }
 }

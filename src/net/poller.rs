@@ -464,26 +464,20 @@ async fn poll_gated(
     Ok(polled)
 }
 
-/// Polls a newer-protocol device over its link's kept session (made on the first poll, and
-/// again when how to reach it changed): one handshake per session, not per poll.
+/// Polls a newer-protocol device over its kept session in `sessions` (made on the first poll,
+/// and again when how to reach it changed): one handshake per session, not per poll, and the
+/// same session the app's writes to the device use.
 pub async fn poll_newer(
-    link: &mut Link,
+    sessions: &crate::net::newer::Sessions,
+    key: &str,
     addr: SocketAddr,
-    spec: crate::net::newer::NewerSpec,
+    spec: &crate::net::newer::NewerSpec,
     cfg: &ClientConfig,
     stats: &Arc<PoolStats>,
 ) -> Result<Polled, NetError> {
-    let stale = link.newer.as_ref().is_none_or(|n| *n.spec() != spec);
-    let session = match link.newer.take() {
-        Some(n) if !stale => n,
-        _ => crate::net::newer::NewerLink::new(addr.ip(), spec, cfg.reply_timeout),
-    };
-    let session = link.newer.insert(session);
-    let before = session.handshakes();
-    let r = session.poll().await.map(Polled::from);
-    let made = session.handshakes().saturating_sub(before);
+    let (r, made) = sessions.poll(key, addr.ip(), spec, cfg.reply_timeout).await;
     stats.handshakes.fetch_add(made, Ordering::Relaxed);
-    r
+    r.map(Polled::from)
 }
 
 /// A finished poll: the device, its link (handed back to the pool), the outcome, the time taken.
@@ -493,17 +487,17 @@ type Job = (String, SocketAddr, Link, Result<Polled, NetError>, Duration);
 async fn poll_job(
     t: Target,
     mut link: Link,
-    newer: Option<crate::net::newer::NewerSpec>,
+    newer: Option<(crate::net::newer::NewerSpec, &crate::net::newer::Sessions)>,
     cfg: &PollConfig,
     stats: &Arc<PoolStats>,
     permits: &Semaphore,
 ) -> Job {
     let started = Instant::now();
     let outcome = match newer {
-        Some(spec) => {
+        Some((spec, sessions)) => {
             // One request per poll over the session: the permit is held for the whole of it.
             let _held = permit(Some(permits)).await;
-            poll_newer(&mut link, t.addr, spec, &cfg.client, stats).await
+            poll_newer(sessions, &t.key, t.addr, &spec, &cfg.client, stats).await
         }
         None => {
             poll_gated(
@@ -535,7 +529,23 @@ pub async fn run<E>(
     run_with_stats(cfg, ctl, tx, token, Arc::new(PoolStats::default())).await;
 }
 
-/// [`run`], counting connections in `stats` (open sockets, connects, reconnects, evictions).
+/// [`run_with_stats`] with a store of newer-protocol sessions of its own.
+pub async fn run_with_stats<E>(
+    cfg: PollConfig,
+    ctl: mpsc::Receiver<Control>,
+    tx: mpsc::Sender<E>,
+    token: CancellationToken,
+    stats: Arc<PoolStats>,
+) where
+    E: From<PollReport> + Send + 'static,
+{
+    let sessions = crate::net::newer::Sessions::new();
+    run_with_sessions(cfg, ctl, tx, token, stats, sessions).await;
+}
+
+/// [`run`], counting connections in `stats` (open sockets, connects, reconnects, evictions,
+/// handshakes), with the newer-protocol devices' sessions kept in `sessions` (shared with
+/// whatever else writes to those devices, so each device keeps one session).
 ///
 /// Every poll is a future driven by this one task (no task spawned per poll, no wake-up
 /// crossing threads to hand a result back); each makes progress on its own socket's
@@ -544,12 +554,13 @@ pub async fn run<E>(
 /// (their reply timeouts keep running); while that queue holds a report per tracked device no
 /// new poll starts. At most 4 × `concurrency` polls are alive at once; the rest stay due in
 /// the schedule, first in line.
-pub async fn run_with_stats<E>(
+pub async fn run_with_sessions<E>(
     cfg: PollConfig,
     mut ctl: mpsc::Receiver<Control>,
     tx: mpsc::Sender<E>,
     token: CancellationToken,
     stats: Arc<PoolStats>,
+    sessions: crate::net::newer::Sessions,
 ) where
     E: From<PollReport> + Send + 'static,
 {
@@ -573,7 +584,7 @@ pub async fn run_with_stats<E>(
         if may_start {
             for t in schedule.take_due_max(Instant::now(), room) {
                 let link = pool.checkout(&t.key, t.addr);
-                let spec = newer.get(&t.key).cloned();
+                let spec = newer.get(&t.key).map(|s| (s.clone(), &sessions));
                 polls.push(poll_job(t, link, spec, &cfg, &stats, &permits));
             }
         }
@@ -587,7 +598,9 @@ pub async fn run_with_stats<E>(
             _ = token.cancelled() => break,
             c = ctl.recv(), if ctl_open => match c {
                 Some(Control::Track(t)) => {
-                    newer.remove(&t.key);
+                    if newer.remove(&t.key).is_some() {
+                        sessions.remove(&t.key);
+                    }
                     schedule.track(t, Instant::now());
                 }
                 Some(Control::TrackNewer(t, spec)) => {
@@ -595,7 +608,9 @@ pub async fn run_with_stats<E>(
                     schedule.track(t, Instant::now());
                 }
                 Some(Control::Untrack(k)) => {
-                    newer.remove(&k);
+                    if newer.remove(&k).is_some() {
+                        sessions.remove(&k);
+                    }
                     schedule.untrack(&k);
                     pool.remove(&k);
                 }

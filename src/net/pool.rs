@@ -84,8 +84,6 @@ pub struct Link {
     pub light: bool,
     /// A strip's outlets and their `get_realtime` frames, encrypted once.
     pub outlet_frames: Vec<(String, Arc<[u8]>)>,
-    /// A newer-protocol device's kept KLAP/AES session (no socket is held between polls).
-    pub newer: Option<crate::net::newer::NewerLink>,
 }
 
 struct Slot {

@@ -251,20 +251,22 @@ async fn perform(
     r.map_err(|e| e.to_string())
 }
 
-/// A write to a newer-protocol device through its dialect, on a session of its own (the
-/// poller's is in its task; a device that ends that one on this handshake gets a fresh one at
-/// the next poll, after the 403). Rebooting is not offered over these transports.
+/// A write to a newer-protocol device through its dialect, over the session the poller keeps
+/// for it (`sessions` is the poller's store: a second session would cost a handshake and
+/// could end the poller's). Rebooting is not offered over these transports.
 async fn perform_newer(
+    sessions: &crate::net::newer::Sessions,
+    (key, addr): (&str, SocketAddr),
     cfg: ClientConfig,
-    addr: SocketAddr,
     spec: crate::net::newer::NewerSpec,
     child: Option<String>,
     kind: ActionKind,
 ) -> Result<(), String> {
-    let mut link = crate::net::newer::NewerLink::new(addr.ip(), spec, cfg.reply_timeout);
+    let timeout = cfg.reply_timeout;
+    let switch = |on| sessions.set_relay(key, addr.ip(), &spec, timeout, on, child.as_deref());
     let r = match kind {
-        ActionKind::RelayOn => link.set_relay(true, child.as_deref()).await,
-        ActionKind::RelayOff => link.set_relay(false, child.as_deref()).await,
+        ActionKind::RelayOn => switch(true).await,
+        ActionKind::RelayOff => switch(false).await,
         ActionKind::Reboot | ActionKind::EraseStats => {
             return Err(format!(
                 "{} is not supported over the newer protocol",
@@ -340,11 +342,15 @@ where
         tx.clone(),
         token.child_token(),
     ));
-    tasks.spawn(poller::run(
+    // The newer-protocol devices' sessions: the poller's, which writes reuse.
+    let sessions = crate::net::newer::Sessions::new();
+    tasks.spawn(poller::run_with_sessions(
         setup.poll,
         ctl_bridge_rx,
         tx.clone(),
         token.child_token(),
+        Arc::new(crate::net::pool::PoolStats::default()),
+        sessions.clone(),
     ));
     {
         // Forward the unbounded control queue into the poller's bounded one.
@@ -579,14 +585,14 @@ where
                         tracing::info!(%addr, ?child, ?kind, "write");
                         let newer = crate::app::update::newer_spec(&app, &key);
                         let (tx, permits, cfg) = (tx.clone(), permits.clone(), setup.client);
-                        let token = token.clone();
+                        let (token, sessions) = (token.clone(), sessions.clone());
                         actions.spawn(async move {
                             let result = tokio::select! {
                                 _ = token.cancelled() => return,
                                 r = async {
                                     let _permit = permits.acquire_owned().await;
                                     match newer {
-                                        Some(spec) => perform_newer(cfg, addr, spec, child.clone(), kind).await,
+                                        Some(spec) => perform_newer(&sessions, (&key, addr), cfg, spec, child.clone(), kind).await,
                                         None => perform(cfg, addr, child.clone(), kind, switching).await,
                                     }
                                 } => r,
