@@ -435,10 +435,15 @@ async fn aes_profile_answers_device_info_and_energy_through_secure_passthrough()
         .await
         .expect("set");
     assert_eq!(p.relays(), vec![want]);
-    // One key exchange and one login for the lot.
+    // One key exchange and one login for the lot, on one kept-alive connection.
     assert_eq!(c.handshakes(), 1);
     assert_eq!(d.handshakes(), 1);
     assert_eq!(d.requests(), 3);
+    assert_eq!(
+        c.connects(),
+        1,
+        "handshake, login and three requests on one connection"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,10 @@
 //! An AES "securePassthrough" client (older SMART firmware, `encrypt_type: AES`) over the same
-//! bounded HTTP/1.1 as [`super::klap`]; the crypto is [`crate::protocol::aes_passthrough`].
+//! bounded, kept-alive HTTP/1.1 as [`super::klap`] ([`super::http`]); the crypto is
+//! [`crate::protocol::aes_passthrough`].
+//!
+//! One RSA-1024 key for the whole process ([`client_key`]): made once, on the first handshake,
+//! on a blocking thread (it takes tens of ms of CPU), and then offered to every device —
+//! python-kasa too keeps one key per transport and reuses it (`aes_keys` in its config).
 //!
 //! `handshake` (RSA key exchange, `TP_SESSIONID` and `TIMEOUT` cookies) → `login_device`
 //! (the account, or blank when none is given; then the publicly known default TAPO setup
@@ -13,7 +18,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::{Instant, timeout};
 
-use super::klap::{Credentials, post};
+use super::http::{HttpConn, HttpReply};
+use super::klap::Credentials;
 use crate::protocol::aes_passthrough::{self as aes, AesError, AesSession, KeyPair};
 use crate::protocol::klap::{self as klap_proto, DEFAULT_CREDENTIALS, SESSION_COOKIE};
 
@@ -85,14 +91,49 @@ impl AesConfig {
 struct Live {
     session: AesSession,
     cookie: Option<String>,
-    token: String,
+    /// `/app?token=…`.
+    path: String,
     renew_at: Instant,
 }
 
-/// An AES client for one device; keeps its RSA key and one session.
+/// The process's RSA key and the `handshake` body offering it.
+pub struct ClientKey {
+    pair: KeyPair,
+    pem: String,
+    body: Vec<u8>,
+}
+
+impl ClientKey {
+    /// The public key as sent (SPKI PEM).
+    pub fn public_pem(&self) -> &str {
+        &self.pem
+    }
+}
+
+static KEY: tokio::sync::OnceCell<ClientKey> = tokio::sync::OnceCell::const_new();
+
+/// The process's RSA key, made on the first call on a blocking thread (never on the async
+/// executor: RSA key generation takes tens of ms); callers meanwhile wait for that one key.
+/// A failure is returned and the next call tries again.
+pub async fn client_key() -> Result<&'static ClientKey, AesError> {
+    KEY.get_or_try_init(|| async {
+        let pair = tokio::task::spawn_blocking(KeyPair::generate)
+            .await
+            .map_err(|e| AesError::KeyGen(format!("key task: {e}")))??;
+        let pem = pair.public_pem()?;
+        Ok(ClientKey {
+            body: aes::handshake_body(&pem),
+            pem,
+            pair,
+        })
+    })
+    .await
+}
+
+/// An AES client for one device; keeps one session (and the connection it runs on).
 pub struct AesClient {
     cfg: AesConfig,
-    key: Option<KeyPair>,
+    http: HttpConn,
     live: Option<Live>,
     handshakes: u64,
 }
@@ -107,11 +148,38 @@ impl std::fmt::Debug for AesClient {
     }
 }
 
+/// One POST under `after`; a 403 is an expired session, any other status but 200 an error.
+async fn post(
+    http: &mut HttpConn,
+    after: Duration,
+    stage: AesStage,
+    path: &str,
+    cookie: Option<&str>,
+    body: &[u8],
+) -> Result<HttpReply, AesNetError> {
+    let r = timeout(after, http.post(path, "application/json", cookie, body))
+        .await
+        .map_err(|_| AesNetError::Timeout { stage, after })?
+        .map_err(|msg| AesNetError::Io { stage, msg })?;
+    match r.status {
+        200 => Ok(r),
+        403 => Err(AesNetError::SessionExpired),
+        status => Err(AesNetError::Http { stage, status }),
+    }
+}
+
+fn json_of(stage: AesStage, r: &HttpReply) -> Result<Value, AesNetError> {
+    serde_json::from_slice(&r.body).map_err(|e| AesNetError::BadReply {
+        stage,
+        msg: format!("not JSON: {e}"),
+    })
+}
+
 impl AesClient {
     pub fn new(cfg: AesConfig) -> Self {
         AesClient {
+            http: HttpConn::new(cfg.addr),
             cfg,
-            key: None,
             live: None,
             handshakes: 0,
         }
@@ -122,56 +190,28 @@ impl AesClient {
         self.handshakes
     }
 
-    async fn http(
-        &self,
-        stage: AesStage,
-        path: &str,
-        cookie: Option<&str>,
-        body: &Value,
-    ) -> Result<(Value, Vec<String>), AesNetError> {
-        let after = self.cfg.timeout;
-        let bytes = body.to_string().into_bytes();
-        let r = timeout(
-            after,
-            post(self.cfg.addr, path, "application/json", cookie, &bytes),
-        )
-        .await
-        .map_err(|_| AesNetError::Timeout { stage, after })?
-        .map_err(|msg| AesNetError::Io { stage, msg })?;
-        match r.status {
-            200 => {}
-            403 => return Err(AesNetError::SessionExpired),
-            status => return Err(AesNetError::Http { stage, status }),
-        }
-        let v = serde_json::from_slice(&r.body).map_err(|e| AesNetError::BadReply {
-            stage,
-            msg: format!("not JSON: {e}"),
-        })?;
-        Ok((v, r.set_cookies))
+    /// TCP connections opened so far (1 while the device keeps the connection alive).
+    pub fn connects(&self) -> u64 {
+        self.http.connects()
     }
 
     /// The RSA key exchange; returns the session and its cookie.
     async fn key_exchange(&mut self) -> Result<(AesSession, Option<String>, u64), AesNetError> {
         let stage = AesStage::Handshake;
-        if self.key.is_none() {
-            self.key = Some(KeyPair::generate().map_err(|e| AesNetError::Io {
-                stage,
-                msg: e.to_string(),
-            })?);
-        }
-        let Some(kp) = self.key.as_ref() else {
-            return Err(AesNetError::Io {
-                stage,
-                msg: "no RSA key".into(),
-            });
-        };
-        let pem = kp.public_pem().map_err(|e| AesNetError::Io {
+        let kp = client_key().await.map_err(|e| AesNetError::Io {
             stage,
             msg: e.to_string(),
         })?;
-        let (reply, set_cookies) = self
-            .http(stage, "/app", None, &aes::handshake_request(&pem))
-            .await?;
+        let r = post(
+            &mut self.http,
+            self.cfg.timeout,
+            stage,
+            "/app",
+            None,
+            &kp.body,
+        )
+        .await?;
+        let reply = json_of(stage, &r)?;
         let key = aes::handshake_key(&reply).map_err(|e| match e {
             AesError::Device(code) => AesNetError::Device { stage, code },
             other => AesNetError::BadReply {
@@ -179,11 +219,11 @@ impl AesClient {
                 msg: other.to_string(),
             },
         })?;
-        let kp = self.key.as_ref().ok_or(AesNetError::SessionExpired)?;
         let session = kp
+            .pair
             .open_handshake_key(key)
             .map_err(AesNetError::BadCiphertext)?;
-        let cookies = klap_proto::parse_set_cookies(set_cookies.iter().map(String::as_str));
+        let cookies = klap_proto::parse_set_cookies(r.set_cookies.iter().map(String::as_str));
         let cookie = cookies
             .iter()
             .find(|(n, _)| n == SESSION_COOKIE || n == "SESSIONID")
@@ -199,7 +239,7 @@ impl AesClient {
     }
 
     async fn try_login(
-        &self,
+        &mut self,
         session: &AesSession,
         cookie: Option<&str>,
         user: &str,
@@ -210,9 +250,17 @@ impl AesClient {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let req = aes::login_request(self.cfg.login_v2, user, pw, now_ms);
-        let (reply, _) = self
-            .http(stage, "/app", cookie, &session.wrap(&req))
-            .await?;
+        let body = session.wrap_body(req.to_string().as_bytes());
+        let r = post(
+            &mut self.http,
+            self.cfg.timeout,
+            stage,
+            "/app",
+            cookie,
+            &body,
+        )
+        .await?;
+        let reply = json_of(stage, &r)?;
         // A refusal may come as the outer error_code or inside the encrypted reply.
         let inner = match session.unwrap_reply(&reply) {
             Ok(v) => v,
@@ -258,7 +306,7 @@ impl AesClient {
                     self.live = Some(Live {
                         session,
                         cookie,
-                        token,
+                        path: format!("/app?token={token}"),
                         renew_at: Instant::now()
                             + Duration::from_secs(klap_proto::usable_secs(lifetime)),
                     });
@@ -282,6 +330,17 @@ impl AesClient {
 
     /// One JSON-RPC request through `securePassthrough`; the inner reply.
     pub async fn query(&mut self, request: &Value) -> Result<Value, AesNetError> {
+        let reply = self.request(request.to_string().as_bytes()).await?;
+        serde_json::from_slice(&reply).map_err(|_| AesNetError::BadReply {
+            stage: AesStage::Request,
+            msg: "passthrough payload is not JSON".into(),
+        })
+    }
+
+    /// One request (JSON text) through `securePassthrough`; the decrypted inner reply. Makes
+    /// the session first when there is none or it is due for renewal; a session the device
+    /// calls expired gets one fresh handshake and login and one retry.
+    pub async fn request(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, AesNetError> {
         let due = self
             .live
             .as_ref()
@@ -289,45 +348,141 @@ impl AesClient {
         if due {
             self.connect().await?;
         }
-        match self.query_once(request).await {
+        match self.request_once(plaintext).await {
             Err(AesNetError::SessionExpired) => {
                 self.connect().await?;
-                self.query_once(request).await
+                self.request_once(plaintext).await
             }
             other => other,
         }
     }
 
-    async fn query_once(&mut self, request: &Value) -> Result<Value, AesNetError> {
+    /// One `securePassthrough` of `plaintext`; the decrypted inner reply.
+    async fn request_once(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, AesNetError> {
         let stage = AesStage::Request;
         let Some(live) = self.live.as_ref() else {
             return Err(AesNetError::SessionExpired);
         };
-        let path = format!("/app?token={}", live.token);
-        let wire = live.session.wrap(request);
-        let cookie = live.cookie.clone();
-        let res = self.http(stage, &path, cookie.as_deref(), &wire).await;
-        let reply = match res {
+        let wire = live.session.wrap_body(plaintext);
+        let res = post(
+            &mut self.http,
+            self.cfg.timeout,
+            stage,
+            &live.path,
+            live.cookie.as_deref(),
+            &wire,
+        )
+        .await;
+        let r = match res {
             Err(AesNetError::SessionExpired) => {
                 self.live = None;
                 return Err(AesNetError::SessionExpired);
             }
-            other => other?.0,
+            other => other?,
         };
-        if let Some(code) = reply.get("error_code").and_then(Value::as_i64)
-            && SESSION_CODES.contains(&code)
-        {
-            self.live = None;
-            return Err(AesNetError::SessionExpired);
-        }
         let live = self.live.as_ref().ok_or(AesNetError::SessionExpired)?;
-        live.session.unwrap_reply(&reply).map_err(|e| match e {
-            AesError::Device(code) => AesNetError::Device { stage, code },
-            AesError::BadCiphertext => AesNetError::BadCiphertext(e),
-            other => AesNetError::BadReply {
+        match live.session.open_body(&r.body) {
+            Ok(pt) => Ok(pt),
+            Err(AesError::Device(code)) if SESSION_CODES.contains(&code) => {
+                self.live = None;
+                Err(AesNetError::SessionExpired)
+            }
+            Err(AesError::Device(code)) => Err(AesNetError::Device { stage, code }),
+            Err(e @ AesError::BadCiphertext) => Err(AesNetError::BadCiphertext(e)),
+            Err(other) => Err(AesNetError::BadReply {
                 stage,
                 msg: other.to_string(),
-            },
-        })
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A device that records the `key` of each handshake it is offered and refuses it
+    /// (`error_code` -1010): what a client sends, nothing more.
+    async fn recording_device() -> (SocketAddr, tokio::sync::mpsc::Receiver<String>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Head, then as many body bytes as it declares (bounded by the chunk reads).
+            for _ in 0..64 {
+                let Ok(n) = s.read(&mut chunk).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    continue;
+                };
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if body.len() < len {
+                    continue;
+                }
+                let v: Value = serde_json::from_str(body).expect("JSON handshake");
+                let key = v["params"]["key"].as_str().expect("a key").to_owned();
+                let _ = tx.send(key).await;
+                let reply = r#"{"error_code":-1010}"#;
+                let r = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{reply}",
+                    reply.len()
+                );
+                let _ = s.write_all(r.as_bytes()).await;
+                return;
+            }
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_device_is_offered_the_processs_one_rsa_key() {
+        let mut keys = Vec::new();
+        for _ in 0..2 {
+            let (addr, mut rx) = recording_device().await;
+            let mut c = AesClient::new(AesConfig {
+                timeout: Duration::from_secs(10),
+                ..AesConfig::new(addr, None, false)
+            });
+            let e = c.connect().await.expect_err("refused");
+            assert_eq!(
+                e,
+                AesNetError::Device {
+                    stage: AesStage::Handshake,
+                    code: -1010
+                }
+            );
+            keys.push(rx.recv().await.expect("a handshake was sent"));
+        }
+        assert_eq!(keys[0], keys[1], "one key for both devices");
+        let want = client_key().await.expect("key").public_pem().to_owned();
+        assert_eq!(keys[0], want);
+        // An RSA-1024 public key in python-kasa's PEM form (the base64 on one line).
+        use rsa::pkcs8::DecodePublicKey;
+        use rsa::traits::PublicKeyParts;
+        let lines: Vec<&str> = want.lines().collect();
+        assert_eq!(lines.len(), 3, "{want}");
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, lines[1])
+            .expect("base64");
+        let public = rsa::RsaPublicKey::from_public_key_der(&der).expect("SPKI");
+        assert_eq!(public.n().bits(), aes::RSA_BITS);
+        assert_eq!(public.e(), &rsa::BigUint::from(65_537u32));
     }
 }

@@ -1,4 +1,4 @@
-//! A KLAP client over HTTP/1.1 on a tokio `TcpStream` (one kept-alive connection per device,
+//! A KLAP client over [`super::http`]'s HTTP/1.1 (one kept-alive connection per device,
 //! replaced when the device closes it; sizes capped, every call under a timeout). The crypto is
 //! [`crate::protocol::klap`]; this file only moves bytes and keeps the session.
 //!
@@ -14,19 +14,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
+use super::http::{HttpConn, HttpReply};
 use crate::protocol::klap::{
     self, AuthVersion, CredentialSource, KlapError, SEED_LEN, SESSION_COOKIE, Session,
     TIMEOUT_COOKIE,
 };
 
-/// Largest response head (status line and headers) read.
-const MAX_HEAD: usize = 16 * 1024;
-/// Largest response body read.
-pub const MAX_BODY: usize = 1024 * 1024;
+pub use super::http::MAX_BODY;
 
 /// The owner's TP-Link account. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -129,9 +125,8 @@ struct Live {
 /// A KLAP client for one device; keeps one session and reuses it across requests.
 pub struct KlapClient {
     cfg: KlapConfig,
-    /// The kept HTTP connection (taken out while a request is on it, so a request cut short
-    /// by its timeout never leaves a late reply to be read as the next one's).
-    conn: Option<TcpStream>,
+    /// The kept HTTP connection.
+    http: HttpConn,
     live: Option<Live>,
     source: Option<CredentialSource>,
     handshakes: u64,
@@ -148,21 +143,11 @@ impl std::fmt::Debug for KlapClient {
     }
 }
 
-/// One HTTP response.
-#[derive(Debug)]
-pub(crate) struct HttpReply {
-    pub status: u16,
-    pub set_cookies: Vec<String>,
-    pub body: Vec<u8>,
-    /// The device closes the connection after this reply (`Connection: close`, HTTP/1.0).
-    pub close: bool,
-}
-
 impl KlapClient {
     pub fn new(cfg: KlapConfig) -> Self {
         KlapClient {
+            http: HttpConn::new(cfg.addr),
             cfg,
-            conn: None,
             live: None,
             source: None,
             handshakes: 0,
@@ -172,6 +157,11 @@ impl KlapClient {
     /// Completed handshakes so far (a kept session means this stays at 1).
     pub fn handshakes(&self) -> u64 {
         self.handshakes
+    }
+
+    /// TCP connections opened so far (1 while the device keeps the connection alive).
+    pub fn connects(&self) -> u64 {
+        self.http.connects()
     }
 
     /// Which credentials the device accepted in the last handshake.
@@ -311,7 +301,7 @@ impl KlapClient {
         }
         let live = self.live.as_ref().ok_or(KlapNetError::SessionExpired)?;
         live.session
-            .open(seq, &r.body)
+            .open_owned(seq, r.body)
             .map_err(KlapNetError::BadCiphertext)
     }
 
@@ -332,343 +322,22 @@ impl KlapClient {
         body: &[u8],
     ) -> Result<HttpReply, KlapNetError> {
         let after = self.cfg.timeout;
-        let kept = self.conn.take();
-        let (r, conn) = timeout(after, post_kept(kept, self.cfg.addr, path, cookie, body))
+        timeout(after, self.http.post(path, OCTETS, cookie, body))
             .await
             .map_err(|_| KlapNetError::Timeout { stage, after })?
-            .map_err(|msg| KlapNetError::Io { stage, msg })?;
-        self.conn = conn;
-        Ok(r)
-    }
-}
-
-/// One POST over `kept` (when the device has not closed it since) or a fresh connection,
-/// with `Connection: keep-alive`; returns the connection to keep, if the device keeps it. A
-/// kept connection that fails before any byte of a reply came is replaced once (nothing was
-/// answered, so nothing is sent twice that was acted on).
-async fn post_kept(
-    kept: Option<TcpStream>,
-    addr: SocketAddr,
-    path: &str,
-    cookie: Option<&str>,
-    body: &[u8],
-) -> Result<(HttpReply, Option<TcpStream>), String> {
-    if let Some(mut s) = kept {
-        match exchange(&mut s, addr, path, OCTETS, cookie, body, true).await {
-            Ok(r) => {
-                let keep = !r.close;
-                return Ok((r, keep.then_some(s)));
-            }
-            Err(Exchange::Unanswered(_)) => {}
-            Err(Exchange::Failed(e)) => return Err(e),
-        }
-    }
-    let mut s = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = s.set_nodelay(true);
-    match exchange(&mut s, addr, path, OCTETS, cookie, body, true).await {
-        Ok(r) => {
-            let keep = !r.close;
-            Ok((r, keep.then_some(s)))
-        }
-        Err(Exchange::Unanswered(e) | Exchange::Failed(e)) => Err(e),
-    }
-}
-
-/// Why an exchange failed: before any reply byte (safe to retry on a fresh connection) or
-/// after.
-enum Exchange {
-    Unanswered(String),
-    Failed(String),
-}
-
-async fn exchange(
-    s: &mut TcpStream,
-    addr: SocketAddr,
-    path: &str,
-    content_type: &str,
-    cookie: Option<&str>,
-    body: &[u8],
-    keep_alive: bool,
-) -> Result<HttpReply, Exchange> {
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
-         Accept: */*\r\nContent-Length: {}\r\nConnection: {}\r\n",
-        body.len(),
-        if keep_alive { "keep-alive" } else { "close" }
-    );
-    if let Some(c) = cookie {
-        head.push_str(&format!("Cookie: {SESSION_COOKIE}={c}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut req = head.into_bytes();
-    req.extend_from_slice(body);
-    s.write_all(&req)
-        .await
-        .map_err(|e| Exchange::Unanswered(format!("send: {e}")))?;
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(r) = parse_reply(&buf).map_err(Exchange::Failed)? {
-            return Ok(r);
-        }
-        let n = match s.read(&mut chunk).await {
-            Ok(n) => n,
-            Err(e) if buf.is_empty() => return Err(Exchange::Unanswered(format!("read: {e}"))),
-            Err(e) => return Err(Exchange::Failed(format!("read: {e}"))),
-        };
-        if n == 0 {
-            if buf.is_empty() {
-                return Err(Exchange::Unanswered("closed before a reply".into()));
-            }
-            return parse_at_eof(&buf)
-                .map(|mut r| {
-                    r.close = true;
-                    r
-                })
-                .map_err(Exchange::Failed);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_HEAD + MAX_BODY {
-            return Err(Exchange::Failed(format!(
-                "reply larger than {} bytes",
-                MAX_HEAD + MAX_BODY
-            )));
-        }
+            .map_err(|msg| KlapNetError::Io { stage, msg })
     }
 }
 
 const OCTETS: &str = "application/octet-stream";
-
-/// One HTTP/1.1 POST on a fresh connection (shared with `net::aes`); not timed here.
-pub(crate) async fn post(
-    addr: SocketAddr,
-    path: &str,
-    content_type: &str,
-    cookie: Option<&str>,
-    body: &[u8],
-) -> Result<HttpReply, String> {
-    let mut s = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = s.set_nodelay(true);
-    exchange(&mut s, addr, path, content_type, cookie, body, false)
-        .await
-        .map_err(|(Exchange::Unanswered(e) | Exchange::Failed(e))| e)
-}
-
-struct Head {
-    status: u16,
-    close: bool,
-    set_cookies: Vec<String>,
-    content_length: Option<usize>,
-    body_at: usize,
-}
-
-fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        if buf.len() > MAX_HEAD {
-            return Err(format!("reply head larger than {MAX_HEAD} bytes"));
-        }
-        return Ok(None);
-    };
-    let text = std::str::from_utf8(&buf[..end]).map_err(|_| "reply head is not text".to_owned())?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.split_whitespace();
-    let (Some(proto), Some(code)) = (parts.next(), parts.next()) else {
-        return Err("no status line".into());
-    };
-    if !proto.starts_with("HTTP/1.") {
-        return Err("not an HTTP/1.x reply".into());
-    }
-    let status: u16 = code.parse().map_err(|_| "bad status code".to_owned())?;
-    let mut close = proto == "HTTP/1.0";
-    let mut set_cookies = Vec::new();
-    let mut content_length = None;
-    for l in lines {
-        let Some((name, value)) = l.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("connection") {
-            close = value.eq_ignore_ascii_case("close");
-        } else if name.eq_ignore_ascii_case("set-cookie") {
-            set_cookies.push(value.to_owned());
-        } else if name.eq_ignore_ascii_case("content-length") {
-            let n: usize = value.parse().map_err(|_| "bad Content-Length".to_owned())?;
-            if n > MAX_BODY {
-                return Err(format!("Content-Length {n} over the {MAX_BODY} cap"));
-            }
-            content_length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            && value.eq_ignore_ascii_case("chunked")
-        {
-            return Err("chunked replies are not supported".into());
-        }
-    }
-    Ok(Some(Head {
-        status,
-        close,
-        set_cookies,
-        content_length,
-        body_at: end + 4,
-    }))
-}
-
-/// A complete reply, once the head and `Content-Length` bytes are in.
-fn parse_reply(buf: &[u8]) -> Result<Option<HttpReply>, String> {
-    let Some(h) = parse_head(buf)? else {
-        return Ok(None);
-    };
-    match h.content_length {
-        Some(n) if buf.len() >= h.body_at + n => Ok(Some(HttpReply {
-            status: h.status,
-            close: h.close,
-            set_cookies: h.set_cookies,
-            body: buf[h.body_at..h.body_at + n].to_vec(),
-        })),
-        _ => Ok(None),
-    }
-}
-
-fn parse_at_eof(buf: &[u8]) -> Result<HttpReply, String> {
-    let Some(h) = parse_head(buf)? else {
-        return Err("connection closed before a reply".into());
-    };
-    let body = &buf[h.body_at..];
-    if let Some(n) = h.content_length
-        && body.len() < n
-    {
-        return Err(format!("reply cut short: {} of {n} bytes", body.len()));
-    }
-    Ok(HttpReply {
-        status: h.status,
-        close: h.close,
-        set_cookies: h.set_cookies,
-        body: body.to_vec(),
-    })
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn replies_parse_in_pieces() {
-        let full = b"HTTP/1.1 200 OK\r\nSet-Cookie: TP_SESSIONID=AB;TIMEOUT=86400\r\ncontent-length: 3\r\n\r\nxyz";
-        for cut in 0..full.len() {
-            assert!(
-                parse_reply(&full[..cut]).expect("no error").is_none(),
-                "{cut}"
-            );
-        }
-        let r = parse_reply(full).expect("ok").expect("complete");
-        assert_eq!(r.status, 200);
-        assert_eq!(r.body, b"xyz");
-        assert_eq!(
-            r.set_cookies,
-            vec!["TP_SESSIONID=AB;TIMEOUT=86400".to_owned()]
-        );
-    }
-
-    #[test]
-    fn bad_replies_are_errors() {
-        assert!(parse_reply(b"SSH-2.0\r\n\r\n").is_err());
-        assert!(parse_reply(b"HTTP/1.1 abc\r\n\r\n").is_err());
-        assert!(parse_reply(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n").is_err());
-        assert!(parse_reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
-        assert!(parse_reply(&vec![b'a'; MAX_HEAD + 1]).is_err());
-        assert!(parse_at_eof(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab").is_err());
-        assert!(parse_at_eof(b"").is_err());
-        let r = parse_at_eof(b"HTTP/1.1 403 Forbidden\r\n\r\n").expect("ok");
-        assert_eq!(r.status, 403);
-    }
-
-    /// A server answering every request on a connection until the client closes it (or, with
-    /// `close`, after one reply): counts the connections it accepted.
-    async fn server(close: bool) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU32>) {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = l.local_addr().expect("addr");
-        let accepted = std::sync::Arc::new(AtomicU32::new(0));
-        let n = accepted.clone();
-        tokio::spawn(async move {
-            for _ in 0..8 {
-                let Ok((mut s, _)) = l.accept().await else {
-                    return;
-                };
-                n.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    for _ in 0..8 {
-                        match s.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        let hdr = if close { "Connection: close\r\n" } else { "" };
-                        let r = format!("HTTP/1.1 200 OK\r\n{hdr}Content-Length: 2\r\n\r\nok");
-                        if s.write_all(r.as_bytes()).await.is_err() || close {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        (addr, accepted)
-    }
-
-    #[tokio::test]
-    async fn the_connection_is_kept_unless_the_device_closes_it() {
-        use std::sync::atomic::Ordering;
-        let (addr, accepted) = server(false).await;
-        let mut conn = None;
-        for _ in 0..3 {
-            let (r, kept) = post_kept(conn.take(), addr, "/app/request", None, b"x")
-                .await
-                .expect("reply");
-            assert_eq!(
-                (r.status, r.body.as_slice(), r.close),
-                (200, &b"ok"[..], false)
-            );
-            conn = kept;
-            assert!(conn.is_some());
-        }
-        assert_eq!(
-            accepted.load(Ordering::Relaxed),
-            1,
-            "three requests, one connection"
-        );
-        let (addr, accepted) = server(true).await;
-        let mut conn = None;
-        for _ in 0..3 {
-            let (r, kept) = post_kept(conn.take(), addr, "/app/request", None, b"x")
-                .await
-                .expect("reply");
-            assert!(r.close && kept.is_none());
-            conn = kept;
-        }
-        assert_eq!(
-            accepted.load(Ordering::Relaxed),
-            3,
-            "closed each time: reconnected"
-        );
-    }
-
-    #[test]
     fn credentials_debug_hides_the_password() {
         let c = Credentials::new("me@example.com", "s3cret");
         assert!(!format!("{c:?}").contains("s3cret"));
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn hostile_replies_never_panic(data: Vec<u8>) {
-            let _ = parse_reply(&data);
-            let _ = parse_at_eof(&data);
-        }
     }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::net::aes::{AesClient, AesConfig, AesNetError};
 use crate::net::client::{NetError, Stage};
@@ -60,6 +60,8 @@ pub struct NewerLink {
     ip: IpAddr,
     spec: NewerSpec,
     client: Client,
+    /// The poll's request as sent, serialised once for the link's life.
+    poll_body: Vec<u8>,
 }
 
 impl std::fmt::Debug for NewerLink {
@@ -103,6 +105,30 @@ fn aes_error(e: AesNetError) -> NetError {
     }
 }
 
+/// The IOT poll: sysinfo and the meter in one request, as the port-9999 poller asks.
+const IOT_POLL: &str = r#"{"system":{"get_sysinfo":{}},"emeter":{"get_realtime":{}}}"#;
+
+/// One request (JSON text) over `client`'s session; the reply as JSON.
+async fn send(client: &mut Client, request: &[u8]) -> Result<Value, NetError> {
+    let reply = match client {
+        Client::Klap(c) => c.request(request).await.map_err(klap_error)?,
+        Client::Aes(c) => c.request(request).await.map_err(aes_error)?,
+    };
+    serde_json::from_slice(&reply).map_err(|e| {
+        let msg = format!("not JSON: {e}");
+        match client {
+            Client::Klap(_) => klap_error(KlapNetError::BadReply {
+                stage: crate::net::klap::KlapStage::Request,
+                msg,
+            }),
+            Client::Aes(_) => aes_error(AesNetError::BadReply {
+                stage: crate::net::aes::AesStage::Request,
+                msg,
+            }),
+        }
+    })
+}
+
 impl NewerLink {
     /// A link to the device at `ip` (its HTTP port is the access's); nothing is sent yet.
     /// `timeout` bounds every HTTP exchange.
@@ -120,7 +146,16 @@ impl NewerLink {
                 Client::Aes(Box::new(AesClient::new(c)))
             }
         };
-        NewerLink { ip, spec, client }
+        let poll_body = match spec.access.dialect {
+            Dialect::Iot => IOT_POLL.as_bytes().to_vec(),
+            Dialect::Smart => smart::poll_request().to_string().into_bytes(),
+        };
+        NewerLink {
+            ip,
+            spec,
+            client,
+            poll_body,
+        }
     }
 
     pub fn spec(&self) -> &NewerSpec {
@@ -141,10 +176,7 @@ impl NewerLink {
 
     /// One JSON request over the kept session (handshaking when there is none).
     pub async fn query(&mut self, request: &Value) -> Result<Value, NetError> {
-        match &mut self.client {
-            Client::Klap(c) => c.query(request).await.map_err(klap_error),
-            Client::Aes(c) => c.query(request).await.map_err(aes_error),
-        }
+        send(&mut self.client, request.to_string().as_bytes()).await
     }
 
     /// One poll: sysinfo and the meter, the same parts as a port-9999 poll.
@@ -156,8 +188,7 @@ impl NewerLink {
     }
 
     async fn poll_iot(&mut self) -> Result<Polled, NetError> {
-        let combined = json!({"system": {"get_sysinfo": {}}, "emeter": {"get_realtime": {}}});
-        let root = self.query(&combined).await?;
+        let root = send(&mut self.client, &self.poll_body).await?;
         let sysinfo = SysInfo::from_reply(&root)?;
         let mut polled = Polled {
             realtime: None,
@@ -192,7 +223,7 @@ impl NewerLink {
     }
 
     async fn poll_smart(&mut self) -> Result<Polled, NetError> {
-        let reply = self.query(&smart::poll_request()).await?;
+        let reply = send(&mut self.client, &self.poll_body).await?;
         let (sysinfo, realtime) = smart::poll_reply(&reply, Some(&self.spec.model))?;
         Ok(Polled {
             sysinfo,

@@ -3,24 +3,33 @@
 //! AES key and IV, RSA PKCS#1 v1.5 encrypted), `login_device` parameters, and wrapping requests
 //! in `securePassthrough`. Learnt from python-kasa's `kasa/transports/aestransport.py`.
 //!
-//! - `handshake`: `{"method":"handshake","params":{"key":"<SPKI PEM of an RSA-1024 key>"}}` →
+//! - `handshake`: `{"method":"handshake","params":{"key":"<SPKI PEM of an RSA-1024 key>"}}`
+//!   (the PEM as python-kasa writes it: the base64 on one line, so the body is exactly the 314
+//!   bytes python-kasa declares as its `Content-Length`) →
 //!   `{"error_code":0,"result":{"key":"<base64 RSA(key ‖ iv)>"}}`, plus a `TP_SESSIONID` cookie.
 //! - `login_device`: `username` = base64(sha1-hex(e-mail)); `password` = base64(password), or for
 //!   login version 2 `password2` = base64(sha1-hex(password)). Answered with a `token`.
 //! - every later request: `{"method":"securePassthrough","params":{"request":"<base64
 //!   AES-128-CBC(json)>"}}` posted to `/app?token=…`; the reply's `result.response` is the same.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rsa::{Pkcs1v15Encrypt, RsaPrivateKey};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
 use super::klap::{aes_cbc_decrypt, aes_cbc_encrypt};
 
-/// RSA key size python-kasa and the devices use.
+/// RSA key size python-kasa and the devices use (`KeyPair.create_key_pair(key_size=1024)`,
+/// public exponent 65537).
 pub const RSA_BITS: usize = 1024;
+
+/// The length of a `handshake` body with an RSA-1024 key in python-kasa's PEM form
+/// (`AesTransport.KEY_PAIR_CONTENT_LENGTH`).
+pub const HANDSHAKE_BODY_LEN: usize = 314;
 
 /// Something wrong in the AES exchange.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,12 +77,18 @@ impl KeyPair {
         Ok(KeyPair { private })
     }
 
-    /// The public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), as the device expects.
+    /// The public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), as python-kasa sends it: the
+    /// base64 of the DER on one line (not wrapped at 64 columns).
     pub fn public_pem(&self) -> Result<String, AesError> {
-        self.private
+        let der = self
+            .private
             .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| AesError::KeyGen(e.to_string()))
+            .to_public_key_der()
+            .map_err(|e| AesError::KeyGen(e.to_string()))?;
+        Ok(format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            B64.encode(der.as_bytes())
+        ))
     }
 
     /// Decrypts the device's handshake `key` (base64 of RSA PKCS#1 v1.5) into a session.
@@ -99,6 +114,11 @@ impl KeyPair {
 /// The `handshake` request body for `public_pem`.
 pub fn handshake_request(public_pem: &str) -> Value {
     json!({"method": "handshake", "params": {"key": public_pem}})
+}
+
+/// The `handshake` request body for `public_pem`, as sent.
+pub fn handshake_body(public_pem: &str) -> Vec<u8> {
+    handshake_request(public_pem).to_string().into_bytes()
 }
 
 /// The device's encrypted key from a `handshake` reply.
@@ -181,6 +201,65 @@ impl AesSession {
         aes_cbc_decrypt(&self.key, &self.iv, &ct).map_err(|_| AesError::BadCiphertext)
     }
 
+    /// The wire body of a `securePassthrough` request carrying `plaintext` (the same JSON as
+    /// [`AesSession::wrap`], written directly: base64 needs no JSON escaping).
+    pub fn wrap_body(&self, plaintext: &[u8]) -> Vec<u8> {
+        const HEAD: &[u8] = br#"{"method":"securePassthrough","params":{"request":""#;
+        const TAIL: &[u8] = br#""}}"#;
+        let ct = aes_cbc_encrypt(&self.key, &self.iv, plaintext);
+        let mut out = Vec::with_capacity(HEAD.len() + ct.len().div_ceil(3) * 4 + TAIL.len());
+        out.extend_from_slice(HEAD);
+        let at = out.len();
+        out.resize(at + base64::encoded_len(ct.len(), true).unwrap_or(0), 0);
+        let n = B64.encode_slice(&ct, &mut out[at..]).unwrap_or(0);
+        out.truncate(at + n);
+        out.extend_from_slice(TAIL);
+        out
+    }
+
+    /// The decrypted inner payload of a `securePassthrough` reply body, with the same checks
+    /// as [`AesSession::unwrap_reply`] (the outer `error_code` first). The usual reply is read
+    /// into a borrowed struct, not a JSON tree; anything else takes the general path.
+    pub fn open_body(&self, body: &[u8]) -> Result<Vec<u8>, AesError> {
+        #[derive(serde::Deserialize)]
+        struct Outer<'a> {
+            error_code: i64,
+            #[serde(borrow)]
+            result: Option<Inner<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Inner<'a> {
+            #[serde(borrow)]
+            response: Option<Cow<'a, str>>,
+        }
+        match serde_json::from_slice::<Outer<'_>>(body) {
+            Ok(Outer {
+                error_code: 0,
+                result: Some(Inner {
+                    response: Some(text),
+                }),
+            }) => self.decrypt(&text),
+            Ok(Outer { error_code, .. }) if error_code != 0 => Err(AesError::Device(error_code)),
+            _ => {
+                let v: Value = serde_json::from_slice(body)
+                    .map_err(|_| AesError::Shape("passthrough reply is not JSON"))?;
+                self.payload(&v)
+            }
+        }
+    }
+
+    /// The decrypted `result.response` of a passthrough reply.
+    fn payload(&self, reply: &Value) -> Result<Vec<u8>, AesError> {
+        check_error(reply)?;
+        let inner = reply
+            .pointer("/result/response")
+            .and_then(Value::as_str)
+            .ok_or(AesError::Shape(
+                "no result.response in the passthrough reply",
+            ))?;
+        self.decrypt(inner)
+    }
+
     /// `request` wrapped for the wire.
     pub fn wrap(&self, request: &Value) -> Value {
         json!({"method": "securePassthrough",
@@ -189,14 +268,7 @@ impl AesSession {
 
     /// The inner reply of a `securePassthrough` reply.
     pub fn unwrap_reply(&self, reply: &Value) -> Result<Value, AesError> {
-        check_error(reply)?;
-        let inner = reply
-            .pointer("/result/response")
-            .and_then(Value::as_str)
-            .ok_or(AesError::Shape(
-                "no result.response in the passthrough reply",
-            ))?;
-        let pt = self.decrypt(inner)?;
+        let pt = self.payload(reply)?;
         serde_json::from_slice(&pt).map_err(|_| AesError::Shape("passthrough payload is not JSON"))
     }
 }
@@ -280,6 +352,69 @@ mod tests {
     }
 
     #[test]
+    fn the_handshake_body_is_python_kasas_314_bytes() {
+        // python-kasa writes the DER's base64 on one line between the PEM markers and declares
+        // `Content-Length: 314` (`KEY_PAIR_CONTENT_LENGTH`) for that body.
+        let der = B64.decode(PRIV_DER_B64).expect("b64");
+        let pem = KeyPair::from_pkcs8_der(&der)
+            .expect("key")
+            .public_pem()
+            .expect("pem");
+        assert_eq!(
+            pem,
+            format!("-----BEGIN PUBLIC KEY-----\n{PUB_DER_B64}\n-----END PUBLIC KEY-----\n")
+        );
+        let body = handshake_body(&pem);
+        assert_eq!(body.len(), HANDSHAKE_BODY_LEN);
+        let want = format!(
+            r#"{{"method":"handshake","params":{{"key":"-----BEGIN PUBLIC KEY-----\n{PUB_DER_B64}\n-----END PUBLIC KEY-----\n"}}}}"#
+        );
+        assert_eq!(String::from_utf8(body).expect("utf-8"), want);
+    }
+
+    #[test]
+    fn wire_bodies_are_the_json_of_wrap() {
+        let (k, iv) = key_iv();
+        let s = AesSession::new(k, iv);
+        for req in [
+            json!({"method": "get_device_info"}),
+            json!({"method": "multipleRequest", "params": {"requests": [{"method": "a"}]}}),
+            json!({}),
+        ] {
+            let text = req.to_string();
+            let body = s.wrap_body(text.as_bytes());
+            assert_eq!(
+                serde_json::from_slice::<Value>(&body).expect("JSON"),
+                s.wrap(&req)
+            );
+        }
+        // The reply path: the usual shape, an escaped `/` in the base64, and errors first.
+        let inner = s.encrypt(br#"{"error_code":0}"#);
+        let reply = json!({"error_code": 0, "result": {"response": inner}});
+        assert_eq!(
+            s.open_body(reply.to_string().as_bytes()),
+            Ok(br#"{"error_code":0}"#.to_vec())
+        );
+        let escaped = reply.to_string().replace('/', "\\/");
+        assert_eq!(
+            s.open_body(escaped.as_bytes()),
+            Ok(br#"{"error_code":0}"#.to_vec())
+        );
+        assert_eq!(
+            s.open_body(br#"{"error_code":9999,"result":5}"#),
+            Err(AesError::Device(9999))
+        );
+        assert_eq!(
+            s.open_body(b"garbage"),
+            Err(AesError::Shape("passthrough reply is not JSON"))
+        );
+        assert!(matches!(
+            s.open_body(br#"{"result":{"response":"AAAA"}}"#),
+            Err(AesError::Shape(_))
+        ));
+    }
+
+    #[test]
     fn passthrough_wrap_round_trips_and_errors_are_typed() {
         let (k, iv) = key_iv();
         let s = AesSession::new(k, iv);
@@ -318,6 +453,30 @@ mod tests {
             let s = AesSession::new(k, iv);
             let _ = s.decrypt(&text);
             let _ = s.unwrap_reply(&json!({"error_code": 0, "result": {"response": text}}));
+        }
+
+        /// The borrowed reply path says what the JSON-tree path says, on any reply.
+        #[test]
+        fn open_body_agrees_with_unwrap_reply(text: String, code: i64, plain: Vec<u8>, raw: Vec<u8>) {
+            let (k, iv) = key_iv();
+            let s = AesSession::new(k, iv);
+            let good = s.encrypt(&plain);
+            for reply in [
+                json!({"error_code": 0, "result": {"response": text}}),
+                json!({"error_code": 0, "result": {"response": good}}),
+                json!({"error_code": code, "result": {"response": good}}),
+                json!({"error_code": code}),
+                json!({"error_code": 0, "result": {"response": code}}),
+                json!({"error_code": 0, "result": text}),
+                json!({"error_code": text}),
+                json!([code]),
+            ] {
+                proptest::prop_assert_eq!(
+                    s.open_body(reply.to_string().as_bytes()),
+                    s.payload(&reply)
+                );
+            }
+            let _ = s.open_body(&raw);
         }
     }
 }
