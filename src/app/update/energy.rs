@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use crate::app::event::{ActionKind, Command};
 use crate::app::rows::RowRef;
-use crate::app::state::{App, Confirm, Overlay, RowId};
+use crate::app::state::{App, Confirm, Overlay};
 use crate::fleet::energy::{Date, EnergyHistory};
 use crate::fleet::reading::Field;
 use crate::fleet::stats::metered;
 use crate::net::history::{HistoryJob, HistoryReport};
 
-use super::actions::describe;
+use super::actions::{counted, describe};
 
 pub use crate::app::export::today_at;
 
@@ -103,32 +103,29 @@ pub(super) fn ask_erase(app: &mut App, now: Instant) {
         );
         return;
     }
-    let mut rows: Vec<RowId> = Vec::new();
-    let mut lines: Vec<String> = Vec::new();
-    match sel.outlet {
-        Some(o) => {
-            rows.push(sel.id());
-            lines.push(format!("{}  {}", describe(&sel), loss(&o.energy, today)));
-        }
-        None if d.is_strip() => {
-            for o in &d.outlets {
-                let r = RowRef {
-                    device: d,
-                    outlet: Some(o),
-                };
-                rows.push(r.id());
-                lines.push(format!("{}  {}", describe(&r), loss(&o.energy, today)));
-            }
-        }
-        None => {
-            rows.push(sel.id());
-            lines.push(format!("{}  {}", describe(&sel), loss(&d.energy, today)));
-        }
-    }
-    lines.push("every day and month is erased for good (the plug keeps no copy)".into());
+    let targets: Vec<RowRef<'_>> = match sel.outlet {
+        None if d.is_strip() => d
+            .outlets
+            .iter()
+            .map(|o| RowRef {
+                device: d,
+                outlet: Some(o),
+            })
+            .collect(),
+        _ => vec![sel],
+    };
+    let mut lines: Vec<String> = targets
+        .iter()
+        .map(|r| {
+            let energy = r.outlet.map_or(&d.energy, |o| &o.energy);
+            format!("{}  {}", describe(r), loss(energy, today))
+        })
+        .collect();
+    lines.push("every day and month is erased for good (the device keeps no copy)".into());
     app.view.overlay = Overlay::Confirm(Confirm {
         kind: ActionKind::EraseStats,
-        rows,
+        rows: targets.iter().map(RowRef::id).collect(),
+        what: counted(&targets),
         lines,
     });
 }
