@@ -512,12 +512,20 @@ impl Fleet {
         let accepted = Arc::new(Accepted::new(spec.images.clone()));
         let mut shared = Vec::with_capacity(addrs.len());
         let mut bound = Vec::with_capacity(addrs.len());
-        for (i, &ip) in addrs.iter().enumerate() {
-            let p = pick(i);
+        let mut ids: Vec<Identity> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, &ip)| {
+                let mut id =
+                    Identity::new(ip, port, tdp_port, pick(i), fault_of(ip), spec.time_scale);
+                id.clock_rate = spec.clock_rate;
+                id.clock_epoch = now;
+                id
+            })
+            .collect();
+        identity::unique_aliases(&mut ids);
+        for id in ids {
             let (tx, rx) = mpsc::unbounded_channel();
-            let mut id = Identity::new(ip, port, tdp_port, p, fault_of(ip), spec.time_scale);
-            id.clock_rate = spec.clock_rate;
-            id.clock_epoch = now;
             let plug = Arc::new(PlugShared::new(
                 id,
                 accepted.clone(),
