@@ -14,10 +14,14 @@ pub fn unix_ms_at(app: &App, now: Instant) -> u64 {
         .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
 }
 
-/// Today on the app's clock (UTC days, as the simulated plugs keep their energy history).
-pub fn today_at(app: &App, now: Instant) -> crate::fleet::energy::Date {
-    let ms = unix_ms_at(app, now);
-    crate::fleet::energy::Date::from_unix(i64::try_from(ms / 1000).unwrap_or(0))
+/// Today for the plug `d` at the app's `now`: the date on the plug's own calendar
+/// ([`Device::date_at`]), which its energy history follows.
+pub fn today_of(
+    app: &App,
+    d: &crate::fleet::model::Device,
+    now: Instant,
+) -> crate::fleet::energy::Date {
+    d.date_at(i64::try_from(unix_ms_at(app, now) / 1000).unwrap_or(0))
 }
 
 /// `readings-YYYY-MM-DD.jsonl` (UTC date of `unix_ms`).

@@ -335,6 +335,7 @@ mod tests {
             child: None,
             days: vec![((2026, 11), Ok(vec![day(1, 0.5), day(2, 90.0)]))],
             months: vec![],
+            clock: None,
         };
         update(&mut app, Event::History(Box::new(report)), t0);
         let rows = rows_of(

@@ -28,6 +28,9 @@ pub(crate) struct Identity {
     pub clock_rate: f64,
     /// Unix time at which the plug's clock and real time agree (the fleet's start).
     pub clock_epoch: f64,
+    /// The plug's local time minus UTC ([`super::FleetSpec::utc_offset_s`]): its clock reads
+    /// local time, so its calendar days (statistics, `get_time`) are local days.
+    pub utc_offset_s: i64,
     pub latitude: f64,
     pub longitude: f64,
     pub rssi: i64,
@@ -68,6 +71,7 @@ impl Identity {
             time_scale,
             clock_rate: 1.0,
             clock_epoch: 0.0,
+            utc_offset_s: 0,
             latitude: profile.latitude + (load::unit(seed, 10) - 0.5) * 0.1,
             longitude: profile.longitude + (load::unit(seed, 11) - 0.5) * 0.1,
             rssi: -35 - (load::unit(seed, 12) * 40.0) as i64,
@@ -83,10 +87,11 @@ impl Identity {
     /// The plug's clock (Unix seconds) at real Unix time `real`: real time at clock rate 1,
     /// otherwise running `clock_rate` times as fast from the fleet's start.
     pub fn clock(&self, real: f64) -> f64 {
+        let local = self.utc_offset_s as f64;
         if self.clock_rate == 1.0 {
-            return real;
+            return real + local;
         }
-        self.clock_epoch + (real - self.clock_epoch) * self.clock_rate
+        self.clock_epoch + (real - self.clock_epoch) * self.clock_rate + local
     }
 
     /// The `slow` fault's delay, scaled.
