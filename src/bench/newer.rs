@@ -3,8 +3,9 @@
 //! simulator's CPU — its RSA and AES — is not counted as ours). Found by a discovery pass
 //! exactly as the product finds them (the UDP 20002 reply picks the transport), then:
 //!
-//! - the cost of a session: the first poll of each plug (handshake included) against its second
-//!   (a kept session), per transport, one plug at a time;
+//! - the process's one RSA key for AES (made once, on a blocking thread), then the cost of a
+//!   session: the first poll of each plug (handshake included) against its second (a kept
+//!   session), per transport, one plug at a time;
 //! - the poller at a 1 s interval over each transport alone and over the whole mixed fleet:
 //!   CPU µs per poll, handshakes per minute in the measured window (target: 0 after the
 //!   first), latency.
@@ -278,7 +279,18 @@ pub fn run(cycles: u64) -> anyhow::Result<()> {
             v.join(", ")
         });
         println!();
-        println!("session cost, one plug at a time (first poll includes the handshake):");
+        let (cpu0, t0) = (cpu_ns(), Instant::now());
+        let key = crate::net::aes::client_key().await;
+        let key_cpu = cpu0.zip(cpu_ns()).map(|(a, b)| b.saturating_sub(a) as f64 / 1e6);
+        match key {
+            Ok(_) => println!(
+                "the process's RSA-1024 key for AES (once, on a blocking thread): {:.1} ms wall, {} ms CPU",
+                t0.elapsed().as_secs_f64() * 1e3,
+                opt(key_cpu)
+            ),
+            Err(e) => println!("no RSA key: {e}"),
+        }
+        println!("session cost, one plug at a time (first poll includes the handshake, not the key):");
         println!("| transport | plugs | first poll ms | first poll CPU µs | kept-session poll ms | kept-session CPU µs |");
         println!("|---|---:|---:|---:|---:|---:|");
         for (label, list) in by.iter().filter(|(k, _)| **k != "legacy") {

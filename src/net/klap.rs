@@ -277,15 +277,15 @@ impl KlapClient {
             return Err(KlapNetError::SessionExpired);
         };
         let (body, seq) = live.session.encrypt_request(plaintext);
-        let cookie = live.cookie.clone();
-        let r = self
-            .post(
-                KlapStage::Request,
-                &klap::request_path(seq),
-                cookie.as_deref(),
-                &body,
-            )
-            .await?;
+        let r = post(
+            &mut self.http,
+            self.cfg.timeout,
+            KlapStage::Request,
+            &klap::request_path(seq),
+            live.cookie.as_deref(),
+            &body,
+        )
+        .await?;
         match r.status {
             200 => {}
             403 => {
@@ -299,7 +299,6 @@ impl KlapClient {
                 });
             }
         }
-        let live = self.live.as_ref().ok_or(KlapNetError::SessionExpired)?;
         live.session
             .open_owned(seq, r.body)
             .map_err(KlapNetError::BadCiphertext)
@@ -321,12 +320,23 @@ impl KlapClient {
         cookie: Option<&str>,
         body: &[u8],
     ) -> Result<HttpReply, KlapNetError> {
-        let after = self.cfg.timeout;
-        timeout(after, self.http.post(path, OCTETS, cookie, body))
-            .await
-            .map_err(|_| KlapNetError::Timeout { stage, after })?
-            .map_err(|msg| KlapNetError::Io { stage, msg })
+        post(&mut self.http, self.cfg.timeout, stage, path, cookie, body).await
     }
+}
+
+/// One POST over `http` under `after`.
+async fn post(
+    http: &mut HttpConn,
+    after: Duration,
+    stage: KlapStage,
+    path: &str,
+    cookie: Option<&str>,
+    body: &[u8],
+) -> Result<HttpReply, KlapNetError> {
+    timeout(after, http.post(path, OCTETS, cookie, body))
+        .await
+        .map_err(|_| KlapNetError::Timeout { stage, after })?
+        .map_err(|msg| KlapNetError::Io { stage, msg })
 }
 
 const OCTETS: &str = "application/octet-stream";

@@ -487,7 +487,10 @@ type Job = (String, SocketAddr, Link, Result<Polled, NetError>, Duration);
 async fn poll_job(
     t: Target,
     mut link: Link,
-    newer: Option<(crate::net::newer::NewerSpec, &crate::net::newer::Sessions)>,
+    newer: Option<(
+        Arc<crate::net::newer::NewerSpec>,
+        &crate::net::newer::Sessions,
+    )>,
     cfg: &PollConfig,
     stats: &Arc<PoolStats>,
     permits: &Semaphore,
@@ -575,7 +578,8 @@ pub async fn run_with_sessions<E>(
     let mut pending: VecDeque<E> = VecDeque::new();
     let mut ctl_open = true;
     // Newer-protocol devices, by key: how to reach them.
-    let mut newer: HashMap<String, crate::net::newer::NewerSpec> = HashMap::new();
+    // (Shared with each poll: a poll takes a reference count, not a copy of the account.)
+    let mut newer: HashMap<String, Arc<crate::net::newer::NewerSpec>> = HashMap::new();
     let sleep = tokio::time::sleep_until(Instant::now() + cfg.interval);
     tokio::pin!(sleep);
     loop {
@@ -604,7 +608,7 @@ pub async fn run_with_sessions<E>(
                     schedule.track(t, Instant::now());
                 }
                 Some(Control::TrackNewer(t, spec)) => {
-                    newer.insert(t.key.clone(), *spec);
+                    newer.insert(t.key.clone(), Arc::from(spec));
                     schedule.track(t, Instant::now());
                 }
                 Some(Control::Untrack(k)) => {
