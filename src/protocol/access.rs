@@ -87,15 +87,12 @@ impl Access {
             .is_some_and(|e| e.eq_ignore_ascii_case("KLAP"));
         if t.https && !klap {
             return Err(Refusal::Unsupported(
-                "the device asks for HTTPS without KLAP: that is the SSL-AES login of Tapo \
-                 cameras and hubs, which plugfleet does not speak"
-                    .into(),
+                "HTTPS without KLAP: the SSL-AES login of cameras and hubs, not spoken".into(),
             ));
         }
         if t.https && dialect == Dialect::Iot {
             return Err(Refusal::Unsupported(
-                "an IOT.* device asking for KLAP over HTTPS is not known (python-kasa has no \
-                 transport for one), so plugfleet does not guess"
+                "KLAP over HTTPS with IOT.* JSON: no such device is known (nor in python-kasa)"
                     .into(),
             ));
         }
