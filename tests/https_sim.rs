@@ -4,7 +4,9 @@
 //!
 //! - our KLAP client reads it over TLS, and every KLAP fault gives the same typed error as over
 //!   HTTP; `tls-hang` (TCP accepted, TLS handshake never answered) is a typed TLS timeout, and
-//!   the client wrote nothing but its TLS hello before it;
+//!   the client wrote nothing but its TLS hello before it (that part is `net::tls`'s unit test);
+//! - the poller's link (`NewerLink`) keeps one KLAP session on one TLS connection across polls
+//!   and a relay switch;
 //! - `plugfleet status --json` reads it with the same fields as the HTTP KP125M; a `tls-hang`
 //!   plug is a timeout row while the legacy and HTTP plugs beside it are read;
 //! - `plugfleet discover --json` names its transport `klap-smart-https` and its port.
@@ -101,6 +103,11 @@ async fn the_https_plug_is_read_over_tls_and_refuses_plain_http() {
     }
     // One session, kept across requests, and one kept TLS connection under it.
     assert_eq!((c.handshakes(), d.handshakes()), (1, 1));
+    assert_eq!(
+        d.tls_handshakes(),
+        1,
+        "one TLS connection for every request"
+    );
     // Plain HTTP to a TLS port is no reply at all, never a reading.
     let mut plain = client(&k, ip, Scheme::Http);
     let e = bounded(plain.query(&smart("get_device_info")))
@@ -110,7 +117,7 @@ async fn the_https_plug_is_read_over_tls_and_refuses_plain_http() {
         matches!(e, KlapNetError::Io { .. } | KlapNetError::BadReply { .. }),
         "{e:?}"
     );
-    assert_eq!(d.handshakes(), 1);
+    assert_eq!((d.handshakes(), d.tls_handshakes()), (1, 1));
     k.shutdown().await;
     f.shutdown().await;
 }
@@ -178,7 +185,9 @@ async fn a_tls_hang_is_a_typed_tls_timeout_and_the_next_plug_is_read() {
     assert_eq!(ra, Err(KlapNetError::TlsTimeout { after: TIMEOUT }));
     assert_eq!(rb.expect("the other HTTPS plug")["error_code"], 0);
     assert_eq!(a.handshakes(), 0);
-    assert_eq!(k.device(hang).expect("device").handshakes(), 0);
+    let d = k.device(hang).expect("device");
+    assert_eq!((d.handshakes(), d.tls_handshakes()), (0, 0));
+    assert_eq!(k.device(fine).expect("device").tls_handshakes(), 1);
     // Typed all the way: the newer-protocol link reports a connect timeout.
     assert!(
         KlapNetError::TlsTimeout { after: TIMEOUT }
@@ -300,8 +309,10 @@ async fn status_json_reads_the_https_plug_like_the_http_one() {
     assert!(https["relay_state"].is_u64(), "{https}");
     assert!(https["emeter"]["power_w"].is_number(), "{https}");
     assert_eq!(https["plausibility"]["verdict"], "ok", "{https}");
-    // Read through the TLS server: its handshake count moved.
-    assert_eq!(k.device(p[2].ip).expect("device").handshakes(), 1);
+    // Read through the TLS server: one TLS connection, one KLAP session; none over TLS for HTTP.
+    let d = k.device(p[2].ip).expect("device");
+    assert_eq!((d.tls_handshakes(), d.handshakes()), (1, 1));
+    assert_eq!(k.device(p[1].ip).expect("device").tls_handshakes(), 0);
     k.shutdown().await;
     fleet.shutdown().await;
 }
@@ -357,4 +368,44 @@ async fn discover_json_names_the_https_transport() {
     );
     k.shutdown().await;
     fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_pollers_link_keeps_one_session_and_one_tls_connection_across_polls() {
+    use plugfleet::net::newer::{NewerLink, NewerSpec};
+    use plugfleet::protocol::access::{Access, Dialect as AccessDialect, Transport as Via};
+    let (f, k) = fleet(&[HTTPS], &[]).await;
+    let p = &f.plugs()[0];
+    let d = k.device(p.ip).expect("device");
+    let access = Access {
+        transport: Via::Klap,
+        dialect: AccessDialect::Smart,
+        version: AuthVersion::V2,
+        login_v2: false,
+        https: true,
+        http_port: d.http_port,
+    };
+    assert_eq!(access.label(), "klap-smart-https");
+    let spec = NewerSpec {
+        access,
+        model: "KP125M(US)".into(),
+        account: Some(account()),
+    };
+    let mut link = NewerLink::new(p.ip.into(), spec, Duration::from_secs(2));
+    for i in 0..4 {
+        let polled = bounded(link.poll())
+            .await
+            .unwrap_or_else(|e| panic!("poll {i}: {e}"));
+        assert_eq!(polled.sysinfo.alias, p.alias, "poll {i}");
+        assert!(polled.realtime.is_some_and(|r| r.is_ok()), "poll {i}");
+    }
+    bounded(link.set_relay(false, None))
+        .await
+        .expect("relay off");
+    let polled = bounded(link.poll()).await.expect("after the switch");
+    assert_eq!(polled.sysinfo.is_on(), Some(false));
+    assert_eq!(link.handshakes(), 1);
+    assert_eq!((d.handshakes(), d.tls_handshakes()), (1, 1));
+    k.shutdown().await;
+    f.shutdown().await;
 }

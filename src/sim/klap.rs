@@ -202,6 +202,11 @@ impl KlapDeviceInfo {
     pub fn requests(&self) -> u64 {
         self.dev.requests.load(Ordering::Relaxed)
     }
+
+    /// HTTPS plugs: TLS handshakes completed (one per connection; 0 over plain HTTP).
+    pub fn tls_handshakes(&self) -> u64 {
+        self.dev.tls_handshakes.load(Ordering::Relaxed)
+    }
 }
 
 /// The KLAP servers of a fleet; dropping it stops them.
@@ -277,6 +282,7 @@ struct Device {
     stamp: AtomicU64,
     handshakes: AtomicU64,
     requests: AtomicU64,
+    tls_handshakes: Arc<AtomicU64>,
     token: CancellationToken,
 }
 
@@ -434,6 +440,7 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
             stamp: AtomicU64::new(0),
             handshakes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            tls_handshakes: Arc::new(AtomicU64::new(0)),
             token: token.clone(),
         });
         let app = match transport {
@@ -451,9 +458,10 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
             (Some(a), false) if https => Some(super::tls::Mode::Tls(a.clone())),
             _ => None,
         };
+        let tls_handshakes = dev.tls_handshakes.clone();
         tasks.push(tokio::spawn(async move {
             if let Some(mode) = tls {
-                super::tls::serve(listener, app, mode, stop).await;
+                super::tls::serve(listener, app, mode, tls_handshakes, stop).await;
                 return;
             }
             let served = axum::serve(listener, app)

@@ -9,6 +9,7 @@
 //! answered (the client's hello is read and dropped) until the fleet stops.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -58,8 +59,15 @@ pub fn acceptor() -> Result<TlsAcceptor, SimError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Accepts on `listener` until `stop`; every connection on its own task.
-pub async fn serve(listener: TcpListener, app: Router, mode: Mode, stop: CancellationToken) {
+/// Accepts on `listener` until `stop`; every connection on its own task. `handshakes` counts
+/// the TLS handshakes completed (one per connection a client keeps).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    mode: Mode,
+    handshakes: Arc<AtomicU64>,
+    stop: CancellationToken,
+) {
     let held = Arc::new(tokio::sync::Semaphore::new(MAX_HELD));
     loop {
         let accepted = tokio::select! {
@@ -96,6 +104,7 @@ pub async fn serve(listener: TcpListener, app: Router, mode: Mode, stop: Cancell
             Mode::Tls(acceptor) => {
                 let acceptor = acceptor.clone();
                 let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let handshakes = handshakes.clone();
                 tokio::spawn(async move {
                     let tls = tokio::select! {
                         () = stop.cancelled() => return,
@@ -104,6 +113,7 @@ pub async fn serve(listener: TcpListener, app: Router, mode: Mode, stop: Cancell
                     let Ok(Ok(tls)) = tls else {
                         return;
                     };
+                    handshakes.fetch_add(1, Ordering::Relaxed);
                     let conn = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
                     let mut conn = std::pin::pin!(conn);
