@@ -337,14 +337,17 @@ mod tests {
     /// A device's reply to a `multipleRequest` the way python-kasa describes real firmware
     /// (`kasa/protocols/smartprotocol.py`: "Multi requests don't continue after errors so
     /// requery any missing"): the methods in order, and nothing after the first one the device
-    /// does not have (`known` maps each method it has to its result).
-    fn stops_at_first_error(methods: &[&str], known: &Value) -> Value {
+    /// does not have (`known` maps each method it has to its result). python-kasa's fake device
+    /// (`tests/fakeprotocol_smart.py`) leaves the failing one out too; `with_error` keeps it.
+    fn stops_at_first_error(methods: &[&str], known: &Value, with_error: bool) -> Value {
         let mut responses = Vec::new();
         for m in methods {
             match known.get(*m) {
                 Some(r) => responses.push(json!({"method": m, "error_code": 0, "result": r})),
                 None => {
-                    responses.push(json!({"method": m, "error_code": -1002}));
+                    if with_error {
+                        responses.push(json!({"method": m, "error_code": -1002}));
+                    }
                     break;
                 }
             }
@@ -357,29 +360,39 @@ mod tests {
         // P110(EU) fw 1.0.7 (python-kasa `tests/fixtures/smart/P110(EU)_1.0_1.0.7.json`):
         // `energy_monitoring` ver_code 1 — `get_energy_usage` only, no `get_emeter_data`
         // (python-kasa's Energy module asks a version-1 device for nothing else).
-        let mut p110 = info();
-        p110["model"] = json!("P110");
-        p110["type"] = json!("SMART.TAPOPLUG");
-        let usage = json!({"current_power": 61_250, "today_energy": 40, "month_energy": 430,
-            "today_runtime": 90, "month_runtime": 2000, "local_time": "2024-02-26 23:29:21"});
-        let known = json!({"get_device_info": p110, "get_energy_usage": usage});
-        let reply = stops_at_first_error(&POLL_METHODS, &known);
-        let (s, r) = poll_reply(&reply, Some("P110(EU)")).expect("poll");
-        assert!(s.has_emeter(), "a P110 has a meter: {reply}");
-        let r = r.expect("metered").expect("reading");
-        assert_eq!(r.power_w, Some(61.25));
-        assert_eq!((r.voltage_v, r.current_a), (None, None));
-        // Newer firmware with `get_emeter_data` still gives volts and amps from it.
-        let known = json!({"get_device_info": info(), "get_energy_usage": usage,
-            "get_emeter_data": {"power_mw": 61_300, "voltage_mv": 121_000, "current_ma": 510,
-            "energy_wh": 430}});
-        let (_, r) = poll_reply(&stops_at_first_error(&POLL_METHODS, &known), None).expect("poll");
-        let r = r.expect("metered").expect("reading");
-        assert_eq!((r.power_w, r.voltage_v), (Some(61.3), Some(121.0)));
-        // A plug without energy monitoring (a P100) is a plug without a meter.
-        let known = json!({"get_device_info": info()});
-        let (s, r) = poll_reply(&stops_at_first_error(&POLL_METHODS, &known), None).expect("poll");
-        assert!(r.is_none() && !s.has_emeter());
+        for with_error in [false, true] {
+            let mut p110 = info();
+            p110["model"] = json!("P110");
+            p110["type"] = json!("SMART.TAPOPLUG");
+            let usage = json!({"current_power": 61_250, "today_energy": 40, "month_energy": 430,
+                "today_runtime": 90, "month_runtime": 2000, "local_time": "2024-02-26 23:29:21"});
+            let known = json!({"get_device_info": p110, "get_energy_usage": usage});
+            let reply = stops_at_first_error(&POLL_METHODS, &known, with_error);
+            let (s, r) = poll_reply(&reply, Some("P110(EU)")).expect("poll");
+            assert!(s.has_emeter(), "a P110 has a meter: {reply}");
+            let r = r.expect("metered").expect("reading");
+            assert_eq!(r.power_w, Some(61.25));
+            assert_eq!((r.voltage_v, r.current_a), (None, None));
+            // Newer firmware with `get_emeter_data` still gives volts and amps from it.
+            let known = json!({"get_device_info": info(), "get_energy_usage": usage,
+                "get_emeter_data": {"power_mw": 61_300, "voltage_mv": 121_000, "current_ma": 510,
+                "energy_wh": 430}});
+            let (_, r) = poll_reply(
+                &stops_at_first_error(&POLL_METHODS, &known, with_error),
+                None,
+            )
+            .expect("poll");
+            let r = r.expect("metered").expect("reading");
+            assert_eq!((r.power_w, r.voltage_v), (Some(61.3), Some(121.0)));
+            // A plug without energy monitoring (a P100) is a plug without a meter.
+            let known = json!({"get_device_info": info()});
+            let (s, r) = poll_reply(
+                &stops_at_first_error(&POLL_METHODS, &known, with_error),
+                None,
+            )
+            .expect("poll");
+            assert!(r.is_none() && !s.has_emeter());
+        }
     }
 
     #[test]
