@@ -503,7 +503,9 @@ async fn poll_job(
         Some(spec) => {
             // One request per poll over the session: the permit is held for the whole of it.
             let _held = permit(Some(permits)).await;
-            poll_newer(&mut link, t.addr, spec, &cfg.client, stats).await
+            // Boxed: a KLAP/AES session's future is ~4× a legacy poll's, and every poll's
+            // future is as large as its largest branch (moved into the poll set each time).
+            Box::pin(poll_newer(&mut link, t.addr, spec, &cfg.client, stats)).await
         }
         None => {
             poll_gated(
@@ -786,6 +788,25 @@ mod tests {
         assert_eq!(due, vec![target("a", 2)]);
         s.untrack("a");
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_poll_future_stays_small() {
+        // Every poll's future is moved into the poll set; it is as large as its largest
+        // branch, so a rarely taken large one (a newer-protocol session) must stay boxed.
+        let stats = Arc::new(PoolStats::default());
+        let cfg = PollConfig::default();
+        let permits = Semaphore::new(1);
+        let f = poll_job(
+            target("a", 1),
+            Link::default(),
+            None,
+            &cfg,
+            &stats,
+            &permits,
+        );
+        let size = std::mem::size_of_val(&f);
+        assert!(size <= 4096, "a poll's future is {size} bytes");
     }
 
     mod loopback {
