@@ -379,7 +379,9 @@ async fn the_tui_finds_a_drifted_voltage_against_the_fleet() {
     };
     assert_eq!(others, PLUGS - 1);
     assert!((115.0..125.0).contains(&median_v), "US mains: {f:?}");
-    assert!((-9.5..-6.5).contains(&diff_pct), "8 % low: {f:?}");
+    // 8 % low, give or take the ±1.2 % each side's mains wander in the simulator (as
+    // quiet_headless allows); still past the rule's 4 % margin.
+    assert!((-11.0..-4.5).contains(&diff_pct), "8 % low: {f:?}");
     assert!(f.text.contains("vs fleet median"), "{}", f.text);
     rig.assert_shown(&f);
     rig.fleet.shutdown().await;

@@ -32,9 +32,10 @@ pub struct SimArgs {
     /// Profile to use (repeatable; plugs cycle through the list). Default: a mixed fleet.
     /// Known: hs110-eu-hw1, hs110-us-hw1, hs110-eu-hw4, kp115-us-hw1, hs100-us-hw2,
     /// hs300-us-hw2, hs105-us-hw1, kp303-us-hw2, hs100-uk-hw4-klap (or a model such as HS110(EU));
-    /// outside the default fleet: kp125m-us-hw1-smart (SMART over KLAP v2), p110-eu-hw1-aes
-    /// (SMART over AES securePassthrough), kl130-eu-hw1 (bulb), kl430-us-hw2 (light strip),
-    /// hs220-us-hw1 (dimmer), c210-eu-hw2-camera (camera: UDP 20002 only).
+    /// outside the default fleet: kp125m-us-hw1-smart (SMART over KLAP v2),
+    /// kp125m-us-hw1-smart-https (the same over TLS), p110-eu-hw1-aes (SMART over AES
+    /// securePassthrough), kl130-eu-hw1 (bulb), kl430-us-hw2 (light strip), hs220-us-hw1
+    /// (dimmer), c210-eu-hw2-camera (camera: UDP 20002 only).
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Multiplies every simulated duration (reboot, flash, download, slow, flaky): 0.1 = 10× faster.
@@ -67,7 +68,8 @@ pub struct SimArgs {
     #[arg(long, default_value = sim::klap::DEFAULT_PASSWORD, value_name = "PW")]
     pub password: String,
     /// Give the KLAP plug at IP a fault (repeatable). Kinds: wrong-credentials, session-expiry,
-    /// handshake-hang, garbage-ciphertext.
+    /// handshake-hang, garbage-ciphertext, tls-hang (an HTTPS plug: TCP accepted, TLS handshake
+    /// never answered).
     #[arg(long = "klap-fault", value_name = "IP=KIND")]
     pub klap_faults: Vec<String>,
 }
@@ -169,6 +171,10 @@ fn plug_line(
     if let (Some(o), Some(d)) = (v.as_object_mut(), klap.device(p.ip)) {
         o.insert("http_port".into(), serde_json::json!(d.http_port));
         o.insert("transport".into(), serde_json::json!(d.transport));
+        if d.https {
+            // Served over TLS (test-only self-signed certificate, assets/tls/).
+            o.insert("https".into(), serde_json::json!(true));
+        }
         match d.transport {
             sim::klap::Transport::Klap => {
                 o.insert("klap_version".into(), serde_json::json!(d.klap_version));

@@ -157,6 +157,10 @@ async fn post(
     cookie: Option<&str>,
     body: &[u8],
 ) -> Result<HttpReply, AesNetError> {
+    http.open(after).await.map_err(|e| AesNetError::Io {
+        stage,
+        msg: e.to_string(),
+    })?;
     let r = timeout(after, http.post(path, "application/json", cookie, body))
         .await
         .map_err(|_| AesNetError::Timeout { stage, after })?
@@ -178,7 +182,7 @@ fn json_of(stage: AesStage, r: &HttpReply) -> Result<Value, AesNetError> {
 impl AesClient {
     pub fn new(cfg: AesConfig) -> Self {
         AesClient {
-            http: HttpConn::new(cfg.addr),
+            http: HttpConn::new(cfg.addr, super::tls::Scheme::Http),
             cfg,
             live: None,
             handshakes: 0,

@@ -10,9 +10,11 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::tls::{self, ConnectError, Scheme, Stream};
 use crate::protocol::klap::SESSION_COOKIE;
 
 /// Largest response head (status line and headers) read.
@@ -33,11 +35,13 @@ pub struct HttpReply {
 /// One device's HTTP connection, kept alive between requests.
 pub struct HttpConn {
     addr: SocketAddr,
+    /// Plain TCP, or TLS over it ([`super::tls`]).
+    scheme: Scheme,
     /// `Host:` header value, formatted once.
     host: String,
     /// The kept connection: taken out while a request is on it, so a request cut short by its
     /// caller's timeout never leaves a late reply to be read as the next one's.
-    conn: Option<TcpStream>,
+    conn: Option<Stream>,
     /// The request buffer, reused.
     out: Vec<u8>,
     connects: u64,
@@ -54,10 +58,11 @@ impl std::fmt::Debug for HttpConn {
 }
 
 impl HttpConn {
-    /// A connection to `addr`, opened on the first request.
-    pub fn new(addr: SocketAddr) -> Self {
+    /// A connection to `addr` over `scheme`, opened on the first request.
+    pub fn new(addr: SocketAddr, scheme: Scheme) -> Self {
         HttpConn {
             addr,
+            scheme,
             host: addr.to_string(),
             conn: None,
             out: Vec::new(),
@@ -72,6 +77,17 @@ impl HttpConn {
     /// TCP connections opened so far (1 while the device keeps the connection).
     pub fn connects(&self) -> u64 {
         self.connects
+    }
+
+    /// Opens the connection when none is kept (TCP within `after`, then on HTTPS the TLS
+    /// handshake within another `after`), so that a device that accepts TCP and stalls its TLS
+    /// handshake gets a typed error of its own, before any byte of a request is written.
+    pub async fn open(&mut self, after: Duration) -> Result<(), ConnectError> {
+        if self.conn.is_none() {
+            self.conn = Some(tls::connect(self.scheme, self.addr, after).await?);
+            self.connects += 1;
+        }
+        Ok(())
     }
 
     /// Closes the kept connection (the next request opens a fresh one).
@@ -103,9 +119,9 @@ impl HttpConn {
 
     async fn send(
         &mut self,
-        kept: Option<TcpStream>,
+        kept: Option<Stream>,
         request: &[u8],
-    ) -> Result<(HttpReply, Option<TcpStream>), String> {
+    ) -> Result<(HttpReply, Option<Stream>), String> {
         if let Some(mut s) = kept {
             match exchange(&mut s, request).await {
                 Ok(r) => {
@@ -116,12 +132,11 @@ impl HttpConn {
                 Err(Exchange::Failed(e)) => return Err(e),
             }
         }
-        let addr = self.addr;
-        let mut s = TcpStream::connect(addr)
+        // Under the caller's bound on the whole exchange.
+        let mut s = tls::connect(self.scheme, self.addr, Duration::MAX)
             .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
+            .map_err(|e| e.to_string())?;
         self.connects += 1;
-        let _ = s.set_nodelay(true);
         match exchange(&mut s, request).await {
             Ok(r) => {
                 let keep = !r.close;
@@ -163,7 +178,7 @@ enum Exchange {
     Failed(String),
 }
 
-async fn exchange(s: &mut TcpStream, request: &[u8]) -> Result<HttpReply, Exchange> {
+async fn exchange(s: &mut Stream, request: &[u8]) -> Result<HttpReply, Exchange> {
     s.write_all(request)
         .await
         .map_err(|e| Exchange::Unanswered(format!("send: {e}")))?;
@@ -414,7 +429,7 @@ mod tests {
     async fn the_connection_is_kept_unless_the_device_closes_it() {
         use std::sync::atomic::Ordering;
         let (addr, accepted) = server(false).await;
-        let mut c = HttpConn::new(addr);
+        let mut c = HttpConn::new(addr, Scheme::Http);
         for _ in 0..3 {
             let r = c
                 .post("/app/request", "application/octet-stream", None, b"x")
@@ -431,7 +446,7 @@ mod tests {
             "three requests, one connection"
         );
         let (addr, accepted) = server(true).await;
-        let mut c = HttpConn::new(addr);
+        let mut c = HttpConn::new(addr, Scheme::Http);
         for _ in 0..3 {
             let r = c
                 .post("/app/request", "application/octet-stream", None, b"x")

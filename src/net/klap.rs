@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::time::{Instant, timeout};
 
 use super::http::{HttpConn, HttpReply};
+use super::tls::{ConnectError, Scheme};
 use crate::protocol::klap::{
     self, AuthVersion, CredentialSource, KlapError, SEED_LEN, SESSION_COOKIE, Session,
     TIMEOUT_COOKIE,
@@ -52,6 +53,8 @@ impl std::fmt::Debug for Credentials {
 /// Which step of the exchange failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KlapStage {
+    /// Opening the connection: TCP, and the TLS handshake on HTTPS.
+    Connect,
     Handshake1,
     Handshake2,
     Request,
@@ -60,6 +63,7 @@ pub enum KlapStage {
 impl std::fmt::Display for KlapStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            KlapStage::Connect => "connect",
             KlapStage::Handshake1 => "handshake1",
             KlapStage::Handshake2 => "handshake2",
             KlapStage::Request => "request",
@@ -84,6 +88,12 @@ pub enum KlapNetError {
     BadCiphertext(KlapError),
     #[error("{stage} timed out after {after:?}")]
     Timeout { stage: KlapStage, after: Duration },
+    /// HTTPS: the device accepted TCP and did not complete the TLS handshake in time.
+    #[error("TLS handshake timed out after {after:?}")]
+    TlsTimeout { after: Duration },
+    /// HTTPS: the TLS handshake failed (no common version or cipher suite, not TLS, …).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     #[error("{stage}: HTTP {status}")]
     Http { stage: KlapStage, status: u16 },
     #[error("{stage}: {msg}")]
@@ -98,7 +108,9 @@ pub struct KlapConfig {
     pub addr: SocketAddr,
     pub version: AuthVersion,
     pub account: Option<Credentials>,
-    /// Bound on each HTTP exchange (connect, send, read).
+    /// HTTP, or HTTPS when the discovery reply says `is_support_https`.
+    pub scheme: Scheme,
+    /// Bound on each HTTP exchange (send, read) and on opening a connection (TCP, then TLS).
     pub timeout: Duration,
     /// On a 403, handshake again and retry once (else report [`KlapNetError::SessionExpired`]).
     pub renew_on_403: bool,
@@ -110,6 +122,7 @@ impl KlapConfig {
             addr,
             version,
             account,
+            scheme: Scheme::Http,
             timeout: Duration::from_secs(5),
             renew_on_403: true,
         }
@@ -137,6 +150,7 @@ impl std::fmt::Debug for KlapClient {
         f.debug_struct("KlapClient")
             .field("addr", &self.cfg.addr)
             .field("version", &self.cfg.version)
+            .field("scheme", &self.cfg.scheme)
             .field("session", &self.live.is_some())
             .field("handshakes", &self.handshakes)
             .finish()
@@ -146,7 +160,7 @@ impl std::fmt::Debug for KlapClient {
 impl KlapClient {
     pub fn new(cfg: KlapConfig) -> Self {
         KlapClient {
-            http: HttpConn::new(cfg.addr),
+            http: HttpConn::new(cfg.addr, cfg.scheme),
             cfg,
             live: None,
             source: None,
@@ -333,10 +347,24 @@ async fn post(
     cookie: Option<&str>,
     body: &[u8],
 ) -> Result<HttpReply, KlapNetError> {
+    http.open(after).await.map_err(connect_error)?;
     timeout(after, http.post(path, OCTETS, cookie, body))
         .await
         .map_err(|_| KlapNetError::Timeout { stage, after })?
         .map_err(|msg| KlapNetError::Io { stage, msg })
+}
+
+fn connect_error(e: ConnectError) -> KlapNetError {
+    let stage = KlapStage::Connect;
+    match e {
+        ConnectError::Tcp { .. } => KlapNetError::Io {
+            stage,
+            msg: e.to_string(),
+        },
+        ConnectError::TcpTimeout { after, .. } => KlapNetError::Timeout { stage, after },
+        ConnectError::Tls { msg, .. } => KlapNetError::Tls(msg),
+        ConnectError::TlsTimeout { after, .. } => KlapNetError::TlsTimeout { after },
+    }
 }
 
 const OCTETS: &str = "application/octet-stream";

@@ -1,5 +1,6 @@
 //! One kept session per newer-protocol device ([`NewerLink`]): the KLAP or AES client chosen
-//! from the device's UDP 20002 reply ([`Access`]), one handshake per session (renewed before
+//! from the device's UDP 20002 reply ([`Access`]; KLAP over TLS when it says HTTPS — the same
+//! client on a TLS stream, [`crate::net::tls`]), one handshake per session (renewed before
 //! the `TIMEOUT` cookie lapses, fresh after a 403 — the clients do that), and the two payload
 //! dialects read into the same parts as a port-9999 poll ([`Polled`]):
 //!
@@ -26,7 +27,8 @@ use serde_json::Value;
 
 use crate::net::aes::{AesClient, AesConfig, AesNetError};
 use crate::net::client::{NetError, Stage};
-use crate::net::klap::{Credentials, KlapClient, KlapConfig, KlapNetError};
+use crate::net::klap::{Credentials, KlapClient, KlapConfig, KlapNetError, KlapStage};
+use crate::net::tls::Scheme;
 use crate::protocol::access::{Access, Dialect, Refusal, Transport};
 use crate::protocol::reply::method_result;
 use crate::protocol::{Realtime, Request, SysInfo, smart};
@@ -53,6 +55,8 @@ pub struct NewerSpec {
 enum Client {
     Klap(Box<KlapClient>),
     Aes(Box<AesClient>),
+    /// An access no client speaks (AES over HTTPS: `Access::from_tdp` never makes one).
+    Unsupported(Refusal),
 }
 
 /// A kept session with one newer-protocol device.
@@ -77,10 +81,19 @@ fn klap_error(e: KlapNetError) -> NetError {
     match e {
         KlapNetError::AuthFailed => NetError::Access(Refusal::AuthFailed),
         KlapNetError::NeedsCredentials => NetError::Access(Refusal::NeedsCredentials),
+        KlapNetError::Timeout {
+            stage: KlapStage::Connect,
+            after,
+        }
+        | KlapNetError::TlsTimeout { after } => NetError::Timeout {
+            stage: Stage::Connect,
+            after,
+        },
         KlapNetError::Timeout { after, .. } => NetError::Timeout {
             stage: Stage::Reply,
             after,
         },
+        KlapNetError::Tls(msg) => NetError::Io(format!("KLAP over HTTPS: TLS handshake: {msg}")),
         KlapNetError::Io { msg, .. } if msg.contains("refused") => NetError::Refused,
         KlapNetError::Io { stage, msg } => NetError::Io(format!("KLAP {stage}: {msg}")),
         other => NetError::Reply(format!("KLAP: {other}")),
@@ -113,6 +126,7 @@ async fn send(client: &mut Client, request: &[u8]) -> Result<Value, NetError> {
     let reply = match client {
         Client::Klap(c) => c.request(request).await.map_err(klap_error)?,
         Client::Aes(c) => c.request(request).await.map_err(aes_error)?,
+        Client::Unsupported(r) => return Err(NetError::Access(r.clone())),
     };
     serde_json::from_slice(&reply).map_err(|e| {
         let msg = format!("not JSON: {e}");
@@ -121,7 +135,7 @@ async fn send(client: &mut Client, request: &[u8]) -> Result<Value, NetError> {
                 stage: crate::net::klap::KlapStage::Request,
                 msg,
             }),
-            Client::Aes(_) => aes_error(AesNetError::BadReply {
+            _ => aes_error(AesNetError::BadReply {
                 stage: crate::net::aes::AesStage::Request,
                 msg,
             }),
@@ -138,8 +152,14 @@ impl NewerLink {
             Transport::Klap => {
                 let mut c = KlapConfig::new(addr, spec.access.version, spec.account.clone());
                 c.timeout = timeout;
+                if spec.access.https {
+                    c.scheme = Scheme::Https;
+                }
                 Client::Klap(Box::new(KlapClient::new(c)))
             }
+            Transport::Aes if spec.access.https => Client::Unsupported(Refusal::Unsupported(
+                "AES over HTTPS (the SSL-AES login) is not spoken".into(),
+            )),
             Transport::Aes => {
                 let mut c = AesConfig::new(addr, spec.account.clone(), spec.access.login_v2);
                 c.timeout = timeout;
@@ -171,6 +191,7 @@ impl NewerLink {
         match &self.client {
             Client::Klap(c) => c.handshakes(),
             Client::Aes(c) => c.handshakes(),
+            Client::Unsupported(_) => 0,
         }
     }
 
@@ -408,6 +429,7 @@ mod tests {
                 version: AuthVersion::V2,
                 login_v2: false,
                 http_port: 80,
+                https: false,
             },
             model: "KP125M(US)".into(),
             account,

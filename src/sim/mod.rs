@@ -21,7 +21,8 @@
 //! - [`klap`]: an HTTP server for each newer-protocol plug of a fleet: IOT JSON over KLAP v1 for
 //!   HS100(UK) hw 4.1, SMART JSON-RPC over KLAP v2 for KP125M and over AES securePassthrough for
 //!   P110 (the SMART profiles are outside the default mixed fleet, see [`profile::extra`]), with
-//!   its own faults.
+//!   its own faults; [`tls`]: the same server over TLS for a profile whose discovery template
+//!   says `is_support_https` (KP125M-HTTPS), with the test-only certificate in `assets/tls/`.
 //!
 //! # Identity
 //!
@@ -152,6 +153,7 @@ pub mod profile;
 mod reply;
 mod server;
 mod system;
+pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
