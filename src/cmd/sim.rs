@@ -62,7 +62,8 @@ pub struct SimArgs {
     #[arg(long, default_value = sim::klap::DEFAULT_PASSWORD, value_name = "PW")]
     pub password: String,
     /// Give the KLAP plug at IP a fault (repeatable). Kinds: wrong-credentials, session-expiry,
-    /// handshake-hang, garbage-ciphertext.
+    /// handshake-hang, garbage-ciphertext; for SMART strips children-endless, children-10000,
+    /// children-garbled (a hostile child list).
     #[arg(long = "klap-fault", value_name = "IP=KIND")]
     pub klap_faults: Vec<String>,
 }
