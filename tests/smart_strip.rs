@@ -89,6 +89,11 @@ async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 async fn status(fleet: &Fleet) -> (Output, HashMap<String, Value>) {
+    let hosts: Vec<Ipv4Addr> = fleet.plugs().iter().map(|p| p.ip).collect();
+    status_of(fleet, &hosts).await
+}
+
+async fn status_of(fleet: &Fleet, hosts: &[Ipv4Addr]) -> (Output, HashMap<String, Value>) {
     let mut args = vec![
         "status".to_string(),
         "--json".into(),
@@ -103,8 +108,8 @@ async fn status(fleet: &Fleet) -> (Output, HashMap<String, Value>) {
         "--password".into(),
         simklap::DEFAULT_PASSWORD.into(),
     ];
-    for p in fleet.plugs() {
-        args.extend(["--host".into(), p.ip.to_string()]);
+    for ip in hosts {
+        args.extend(["--host".into(), ip.to_string()]);
     }
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_plugfleet"))
@@ -490,4 +495,49 @@ async fn the_tui_shows_a_smart_strips_outlets_as_rows() {
     assert!(line_of("Fridge").contains("BOGUS"), "{s}");
     assert!(!line_of("Kettle").contains("BOGUS"), "{s}");
     assert!(line_of("P304M").contains("BOGUS"), "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_p304m_and_ep25_read_with_its_account_and_the_glitch_shows() {
+    use plugfleet::cmd::demo;
+    let mut started = None;
+    for n in 0..8u8 {
+        let b = Ipv4Addr::new(127, 100 + (std::process::id() % 90) as u8, 200 + n, 2);
+        match sim::start(demo::demo_spec(b)).await {
+            Ok(f) => {
+                started = Some(f);
+                break;
+            }
+            Err(sim::SimError::AddrInUse { .. }) => continue,
+            Err(e) => panic!("demo fleet: {e}"),
+        }
+    }
+    let fleet = started.expect("the demo fleet starts");
+    let _k = simklap::serve(&fleet, &KlapSpec::default())
+        .await
+        .expect("KLAP servers start");
+    let p = fleet.plugs();
+    let at = |profile: &str| {
+        p.iter()
+            .position(|x| x.profile == profile)
+            .unwrap_or_else(|| panic!("{profile} is in the demo"))
+    };
+    let (strip, plug) = (at("p304m-uk-hw1-smart"), at("ep25-us-hw2-smart"));
+    assert!(p[strip].faults.contains(&FaultKind::OutletGlitch28kw {
+        outlet: demo::GLITCH_OUTLET
+    }));
+    let (out, devs) = status_of(&fleet, &[p[strip].ip, p[plug].ip]).await;
+    assert_eq!(devs.len(), 2, "{out:?}");
+    let s = &devs[&p[strip].ip.to_string()];
+    let kids = s["children"].as_array().expect("children");
+    assert_eq!(kids.len(), 4, "{s}");
+    let g = &kids[usize::from(demo::GLITCH_OUTLET) - 1];
+    assert_eq!(g["plausibility"]["verdict"], "bogus", "{g}");
+    let e = &devs[&p[plug].ip.to_string()];
+    assert_eq!(
+        (&e["model"], &e["refusal"]),
+        (&"EP25(US)".into(), &Value::Null),
+        "{e}"
+    );
+    assert!(e["emeter"]["power_w"].is_number(), "{e}");
 }
