@@ -16,6 +16,7 @@ use plugfleet::app::event::{Command as AppCommand, Event};
 use plugfleet::app::settings::Settings;
 use plugfleet::app::state::{App, RowId};
 use plugfleet::app::update;
+use plugfleet::fleet::plausibility::Verdict;
 use plugfleet::net::ClientConfig;
 use plugfleet::net::client::NetError;
 use plugfleet::net::discovery::{self, DiscoveryConfig};
@@ -495,6 +496,45 @@ async fn the_tui_shows_a_smart_strips_outlets_as_rows() {
     assert!(line_of("Fridge").contains("BOGUS"), "{s}");
     assert!(!line_of("Kettle").contains("BOGUS"), "{s}");
     assert!(line_of("P304M").contains("BOGUS"), "{s}");
+
+    // `--record` rows and `/metrics` series come from the same model: the strip's own row and
+    // one per outlet, as an HS300's.
+    let strip = app
+        .fleet
+        .devices
+        .values()
+        .find(|d| d.addr.ip() == std::net::IpAddr::V4(p[P304M].ip))
+        .unwrap();
+    let rows = plugfleet::record::rows_of(strip, 1_700_000_000_000);
+    let outlet_rows: Vec<_> = rows.iter().filter(|r| r.outlet_id.is_some()).collect();
+    assert_eq!(outlet_rows.len(), 4, "{rows:#?}");
+    assert_eq!(rows.len(), 5, "the strip's row first: {rows:#?}");
+    for (j, r) in outlet_rows.iter().enumerate() {
+        assert_eq!(r.outlet_id.as_deref(), Some(p[P304M].children[j].as_str()));
+        assert_eq!(r.model, "P304M(UK)");
+        let bogus = j + 1 == usize::from(GLITCH_OUTLET);
+        assert_eq!(r.verdict == Verdict::Bogus, bogus, "{r:?}");
+        assert_eq!(!r.reasons.is_empty(), bogus, "{r:?}");
+    }
+    assert_eq!(
+        outlet_rows[1].outlet_alias.as_deref(),
+        Some("Fridge"),
+        "{rows:#?}"
+    );
+    let text = plugfleet::metrics::render(&plugfleet::metrics::view::snapshot(&app.fleet, now));
+    let mac = plugfleet::protocol::normalise_mac(&p[P304M].mac);
+    for (j, id) in p[P304M].children.iter().enumerate() {
+        let info = text.lines().find(|l| {
+            l.starts_with("plugfleet_outlet_info{")
+                && l.contains(&format!("mac=\"{mac}\""))
+                && l.contains(&format!("child_id=\"{id}\""))
+        });
+        assert!(info.is_some(), "outlet {j} info series:\n{text}");
+        let power = text.lines().find(|l| {
+            l.starts_with("plugfleet_power_watts{") && l.contains(&format!("child_id=\"{id}\""))
+        });
+        assert!(power.is_some(), "outlet {j} power series:\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -540,4 +580,90 @@ async fn the_demos_p304m_and_ep25_read_with_its_account_and_the_glitch_shows() {
         "{e}"
     );
     assert!(e["emeter"]["power_w"].is_number(), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t_on_a_smart_outlet_row_switches_that_outlet_with_the_usual_confirmation() {
+    use plugfleet::app::event::ActionKind;
+    let (fleet, _k) = fleet(&PROFILES, vec![], vec![]).await;
+    let (mut app, cmds) = discover_into(&fleet).await;
+    let specs = newer_specs(&cmds);
+    let now = std::time::Instant::now();
+    for r in poll_once(&cmds).await {
+        update(&mut app, Event::Polled(Box::new(r)), now);
+    }
+    let plug = &fleet.plugs()[P304M];
+    let key = app
+        .fleet
+        .devices
+        .values()
+        .find(|d| d.addr.ip() == std::net::IpAddr::V4(plug.ip))
+        .unwrap()
+        .key
+        .clone();
+    let key_event = |c: char| Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    for j in 0..plug.children.len() {
+        let id = plug.children[j].clone();
+        app.view.selected = Some(RowId {
+            key: key.clone(),
+            child: Some(id.clone()),
+        });
+        let before = plug.relays();
+        let mut out = update(&mut app, key_event('t'), now);
+        if before[j] {
+            // Switching off always asks first.
+            assert!(out.is_empty(), "{out:?}");
+            out = update(&mut app, key_event('y'), now);
+        }
+        let act = out
+            .iter()
+            .find_map(|c| match c {
+                AppCommand::Act {
+                    child, kind, addr, ..
+                } => Some((child.clone(), *kind, *addr)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("outlet {j}: no switch: {out:?}"));
+        assert_eq!(act.0.as_deref(), Some(id.as_str()));
+        let on = act.1 == ActionKind::RelayOn;
+        assert_eq!(on, !before[j]);
+        // What the runtime does with it for a newer-protocol device.
+        let mut link = NewerLink::new(
+            plug.ip.into(),
+            specs[&plug.ip].clone(),
+            Duration::from_secs(2),
+        );
+        bounded(link.set_relay(on, act.0.as_deref()))
+            .await
+            .expect("switched");
+        let after = plug.relays();
+        for n in 0..after.len() {
+            let want = if n == j { on } else { before[n] };
+            assert_eq!(after[n], want, "outlet {n} after switching {j}");
+        }
+        // The next poll shows it.
+        for r in poll_once(&cmds).await {
+            update(&mut app, Event::Polled(Box::new(r)), now);
+        }
+    }
+    // Read-only: the key does nothing.
+    let mut ro = App::new(
+        Settings {
+            account: Some(account()),
+            read_only: true,
+            ..Settings::default()
+        },
+        now,
+    );
+    std::mem::swap(&mut ro.fleet, &mut app.fleet);
+    ro.view.selected = Some(RowId {
+        key: key.clone(),
+        child: Some(plug.children[0].clone()),
+    });
+    let mut out = update(&mut ro, key_event('t'), now);
+    out.extend(update(&mut ro, key_event('y'), now));
+    assert!(
+        !out.iter().any(|c| matches!(c, AppCommand::Act { .. })),
+        "{out:?}"
+    );
 }
