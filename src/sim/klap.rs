@@ -863,7 +863,14 @@ fn smart_method(
         ]})),
         // A strip: its children, and each child's own methods; the parent has no meter.
         "get_child_device_list" if strip => {
-            super::smart_children::child_list(plug, params, faults, now)
+            use super::smart_children::{Hostile, child_list};
+            let hostile = faults.iter().find_map(|f| match f {
+                KlapFault::ChildrenEndless => Some(Hostile::Endless),
+                KlapFault::Children10000 => Some(Hostile::Huge),
+                KlapFault::ChildrenGarbled => Some(Hostile::Garbled),
+                _ => None,
+            });
+            child_list(plug, params, hostile, now)
         }
         "control_child" if strip => super::smart_children::control_child(plug, params, now),
         "get_energy_usage" | "get_current_power" | "get_emeter_data" | "set_device_info"

@@ -13,7 +13,8 @@
 //!   `multipleRequest` inside is answered method by method. The reply is
 //!   `{"error_code":0,"result":{"responseData":{…}}}`.
 //!
-//! The `children-*` KLAP faults make `get_child_device_list` hostile (for client tests).
+//! The `children-*` KLAP faults make `get_child_device_list` hostile ([`Hostile`], for client
+//! tests).
 
 use std::sync::Arc;
 
@@ -21,7 +22,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
-use super::klap::KlapFault;
 use super::load;
 use super::plug::PlugShared;
 
@@ -113,11 +113,22 @@ fn child_info(plug: &Arc<PlugShared>, i: usize, now: f64) -> Value {
     })
 }
 
+/// How a hostile `get_child_device_list` misbehaves (the `children-*` KLAP faults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Hostile {
+    /// Every page holds the first child again and announces [`ENDLESS_SUM`].
+    Endless,
+    /// One page of [`HOSTILE_CHILDREN`] children.
+    Huge,
+    /// Children without `device_on`, with `device_on: "on"`, with a numeric `device_id`.
+    Garbled,
+}
+
 /// `get_child_device_list`: the page from `params.start_index` (0 when absent or not a count).
 pub(super) fn child_list(
     plug: &Arc<PlugShared>,
     params: &Value,
-    faults: &[KlapFault],
+    hostile: Option<Hostile>,
     now: f64,
 ) -> Value {
     let n = plug.id.profile.outlets.len();
@@ -125,12 +136,12 @@ pub(super) fn child_list(
         .get("start_index")
         .and_then(Value::as_u64)
         .map_or(0, |s| s.min(n as u64) as usize);
-    if faults.contains(&KlapFault::ChildrenEndless) {
+    if hostile == Some(Hostile::Endless) {
         // Whatever the start: the first child again, and always more to come.
         return ok(json!({"child_device_list": [child_info(plug, 0, now)],
             "start_index": start, "sum": ENDLESS_SUM}));
     }
-    if faults.contains(&KlapFault::Children10000) {
+    if hostile == Some(Hostile::Huge) {
         // Short entries, so the page stays under a client's reply cap and reaches its parser.
         let list: Vec<Value> = (0..HOSTILE_CHILDREN)
             .map(|k| {
@@ -144,7 +155,7 @@ pub(super) fn child_list(
     let mut list: Vec<Value> = (start..n.min(start + PAGE))
         .map(|i| child_info(plug, i, now))
         .collect();
-    if faults.contains(&KlapFault::ChildrenGarbled) {
+    if hostile == Some(Hostile::Garbled) {
         for (k, c) in list.iter_mut().enumerate() {
             if let Some(o) = c.as_object_mut() {
                 match k % 3 {
