@@ -14,7 +14,9 @@
 //!   (mV/mA/mW/Wh), `set_device_info {device_on}`, `multipleRequest`, and the `component_nego`
 //!   (device, energy_monitoring), `get_connect_cloud_state` and `get_emeter_vgain_igain` that
 //!   python-kasa asks for; the readings come from the plug's meter (`emeter.get_realtime`,
-//!   `get_daystat`, `get_monthstat`).
+//!   `get_daystat`, `get_monthstat`). A SMART strip (P304M, P300) answers
+//!   `get_child_device_list`, `get_child_device_component_list` and `control_child` from its
+//!   outlets (`sim::smart_children`); its parent has no relay and no meter of its own.
 //!
 //! The device holds one account (`--username`/`--password`, defaults [`DEFAULT_USERNAME`] /
 //! [`DEFAULT_PASSWORD`]). Sessions: `TP_SESSIONID` + `TIMEOUT=86400` cookies set by handshake1;
@@ -873,6 +875,7 @@ fn smart_method(
             child_list(plug, params, hostile, now)
         }
         "control_child" if strip => super::smart_children::control_child(plug, params, now),
+        "get_child_device_component_list" if strip => super::smart_children::child_components(plug),
         "get_energy_usage" | "get_current_power" | "get_emeter_data" | "set_device_info"
             if strip =>
         {

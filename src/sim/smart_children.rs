@@ -6,12 +6,16 @@
 //!   `sum`; each child has its `device_id` (the outlet's port-9999 child id), base64
 //!   `nickname`, `device_on`, `on_time`, 1-based `position` and `slot_number` (the number of
 //!   slots), `category` `plug.powerstrip.sub-plug` and the bare-hex `mac` of the fixtures;
+//! - `get_child_device_component_list`: each child's `device` and, on a metered strip,
+//!   `energy_monitoring` components (one page);
 //! - `control_child {device_id, requestData}`: the child's own `get_device_info`,
 //!   `set_device_info {device_on}`, and on a metered strip `get_energy_usage` (Wh, no
-//!   `current_power`, as the P304M's outlets) and `get_current_power` (W); `get_emeter_data`
-//!   is unknown (-1002), as are the energy methods of an unmetered strip's outlets; a
-//!   `multipleRequest` inside is answered method by method. The reply is
-//!   `{"error_code":0,"result":{"responseData":{…}}}`.
+//!   `current_power`, as the P304M's outlets), `get_current_power` (W) and `get_emeter_data`
+//!   (mW, mV, mA, Wh) with `get_emeter_vgain_igain` (the fixture's outlets lack both, but
+//!   python-kasa 0.12 requires them of an `energy_monitoring` v2 component and reads no outlet
+//!   energy without them); an unmetered
+//!   strip's outlets answer the energy methods -1002; a `multipleRequest` inside is answered
+//!   method by method. The reply is `{"error_code":0,"result":{"responseData":{…}}}`.
 //!
 //! The `children-*` KLAP faults make `get_child_device_list` hostile ([`Hostile`], for client
 //! tests).
@@ -169,6 +173,20 @@ pub(super) fn child_list(
     ok(json!({"child_device_list": list, "start_index": start, "sum": n}))
 }
 
+/// `get_child_device_component_list`: each child's components (python-kasa asks it before
+/// the children's own methods), `energy_monitoring` on a metered strip's.
+pub(super) fn child_components(plug: &Arc<PlugShared>) -> Value {
+    let n = plug.id.profile.outlets.len();
+    let mut components = vec![json!({"id": "device", "ver_code": 2})];
+    if plug.id.profile.has_meter() {
+        components.push(json!({"id": "energy_monitoring", "ver_code": 2}));
+    }
+    let list: Vec<Value> = (0..n)
+        .map(|i| json!({"device_id": plug.id.child_id(i), "component_list": components}))
+        .collect();
+    ok(json!({"child_component_list": list, "start_index": 0, "sum": n}))
+}
+
 /// `control_child {device_id, requestData}`: the child's own reply in `responseData`.
 pub(super) fn control_child(plug: &Arc<PlugShared>, params: &Value, now: f64) -> Value {
     let n = plug.id.profile.outlets.len();
@@ -227,6 +245,15 @@ fn child_method(plug: &Arc<PlugShared>, i: usize, method: &str, params: &Value, 
             ok(json!({"current_power": (mw as f64 / 1000.0).round() as i64}))
         }
         "get_energy_usage" if metered => ok(energy_usage(plug, i, now)),
+        "get_emeter_vgain_igain" if metered => ok(json!({"igain": 10861, "vgain": 118657})),
+        "get_emeter_data" if metered => {
+            let rt = iot_child(plug, i, "emeter", "get_realtime", json!({}), now);
+            let g = |k: &str| rt.get(k).and_then(Value::as_i64).unwrap_or(0);
+            ok(
+                json!({"power_mw": g("power_mw"), "voltage_mv": g("voltage_mv"),
+                "current_ma": g("current_ma"), "energy_wh": g("total_wh")}),
+            )
+        }
         _ => code(UNKNOWN_METHOD),
     }
 }
