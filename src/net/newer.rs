@@ -191,6 +191,8 @@ impl NewerLink {
             smart::ChildList::Page(p) => Some(p),
             smart::ChildList::Unanswered => self.child_page(0).await?,
         };
+        // An empty list (`sum` 0) is a device without children: read as a plug.
+        let first = first.filter(|p| p.sum > 0 || !p.children.is_empty());
         let Some(first) = first else {
             return Ok(Polled {
                 sysinfo: parts.sysinfo,
