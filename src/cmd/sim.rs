@@ -41,6 +41,11 @@ pub struct SimArgs {
     /// Multiplies every simulated duration (reboot, flash, download, slow, flaky): 0.1 = 10× faster.
     #[arg(long, default_value_t = 1.0, value_name = "X")]
     pub time_scale: f64,
+    /// The plugs' time zone as an offset from UTC (`+01:00`, `-08:00`, `+05:45`, `0`): their
+    /// `time.get_time` and their day and month statistics follow local time, as a real
+    /// plug's do after the Kasa app set its zone.
+    #[arg(long, default_value = "0", value_name = "±HH:MM", value_parser = parse_utc_offset, allow_hyphen_values = true)]
+    pub utc_offset: i64,
     /// Give the plug at IP a fault (repeatable), e.g. 127.0.0.3=bogus-28kw. Kinds: bogus-28kw,
     /// glitch-28kw, unit-scale, hang, garbage, truncated, oversized, slow (or slow:MS), refuse,
     /// ignore-broadcast, download-drop, download-stall, image-reject, never-back, old-version,
@@ -78,6 +83,7 @@ impl Default for SimArgs {
             tdp_port: crate::protocol::tdp::TDP_PORT,
             profiles: Vec::new(),
             time_scale: 1.0,
+            utc_offset: 0,
             faults: Vec::new(),
             accept_images: None,
             klap_port: 0,
@@ -211,6 +217,7 @@ pub fn spec_from_args(args: &SimArgs) -> Result<FleetSpec, UsageError> {
         profiles: args.profiles.clone(),
         time_scale: args.time_scale,
         clock_rate: 1.0,
+        utc_offset_s: args.utc_offset,
         faults,
         images: match &args.accept_images {
             Some(p) => read_image_list(p)?,
@@ -218,6 +225,34 @@ pub fn spec_from_args(args: &SimArgs) -> Result<FleetSpec, UsageError> {
         },
     };
     Ok(spec)
+}
+
+/// `±HH:MM` (or `±HH`, or `0`) → seconds east of UTC, within −12:00 … +14:00.
+fn parse_utc_offset(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if t == "0" || t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
+        return Ok(0);
+    }
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, &t[1..]),
+        Some(b'-') => (-1, &t[1..]),
+        _ => return Err(format!("`{t}`: give a sign, e.g. +01:00 or -08:00")),
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let h: i64 = h
+        .parse()
+        .map_err(|_| format!("`{t}`: hours are not a number"))?;
+    let m: i64 = m
+        .parse()
+        .map_err(|_| format!("`{t}`: minutes are not a number"))?;
+    if !(0..60).contains(&m) || m % 15 != 0 {
+        return Err(format!("`{t}`: minutes must be 00, 15, 30 or 45"));
+    }
+    let off = sign * (h * 3600 + m * 60);
+    if !(-12 * 3600..=14 * 3600).contains(&off) {
+        return Err(format!("`{t}`: outside -12:00 … +14:00"));
+    }
+    Ok(off)
 }
 
 fn map_err(e: SimError) -> anyhow::Error {
@@ -396,6 +431,19 @@ mod tests {
         assert!(parse_fault("127.0.0.3").is_err());
         assert!(parse_fault("localhost=hang").is_err());
         assert!(parse_fault("127.0.0.3=explode").is_err());
+    }
+
+    #[test]
+    fn utc_offsets_parse_as_zones_do() {
+        assert_eq!(parse_utc_offset("0"), Ok(0));
+        assert_eq!(parse_utc_offset("+01:00"), Ok(3600));
+        assert_eq!(parse_utc_offset("-08:00"), Ok(-8 * 3600));
+        assert_eq!(parse_utc_offset("+05:45"), Ok(5 * 3600 + 45 * 60));
+        assert_eq!(parse_utc_offset("+14"), Ok(14 * 3600));
+        assert_eq!(parse_utc_offset("-12:00"), Ok(-12 * 3600));
+        for bad in ["+15:00", "-12:30", "01:00", "+1:07", "+x", "+01:60", ""] {
+            assert!(parse_utc_offset(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

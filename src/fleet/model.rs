@@ -186,6 +186,9 @@ pub struct Device {
     /// The energy history the plug keeps (issue 16, [`crate::fleet::energy`]); a strip's is
     /// per outlet, its own only says when it was last asked.
     pub energy: EnergyHistory,
+    /// The plug's clock (asked with its energy history): its calendar days are those of its
+    /// local time. `None` until it said; dates then fall back to UTC.
+    pub clock: Option<crate::protocol::calendar::DeviceClock>,
 }
 
 impl Device {
@@ -215,6 +218,7 @@ impl Device {
             access: None,
             refusal: None,
             energy: EnergyHistory::default(),
+            clock: None,
         }
     }
 
@@ -248,6 +252,12 @@ impl Device {
 
     /// The local name, else the device's alias (a camera's or hub's `device_name` when it is
     /// known by its UDP 20002 reply alone).
+    /// The date on the plug's calendar at Unix time `unix_s` (its energy history's "today"):
+    /// by its own clock when known, else UTC.
+    pub fn date_at(&self, unix_s: i64) -> crate::fleet::energy::Date {
+        self.clock.unwrap_or_default().date_at(unix_s)
+    }
+
     pub fn alias(&self) -> &str {
         if let Some(n) = &self.local_name {
             return n;

@@ -388,7 +388,7 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
         Column::Amps => num(values.current, col, values.flags.current, theme, stale),
         Column::Kwh => num(values.total, col, values.flags.total, theme, stale),
         Column::Energy => {
-            let today = crate::app::export::today_at(app, app.now);
+            let today = crate::app::export::today_of(app, d, app.now);
             match crate::fleet::stats::today_and_month(d, r.outlet.map(|o| o.id.as_str()), today) {
                 Some((t, m, v)) => Cell::from(
                     Line::from(vec![
@@ -518,8 +518,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             u16::try_from(w).unwrap_or(HEALTH_MAX)
         });
     let bright = app.fleet.devices.values().any(|d| d.brightness().is_some());
-    let today = crate::app::export::today_at(app, app.now);
     let energy = app.fleet.devices.values().any(|d| {
+        let today = crate::app::export::today_of(app, d, app.now);
         std::iter::once(None)
             .chain(d.outlets.iter().map(|o| Some(o.id.as_str())))
             .any(|o| crate::fleet::stats::today_and_month(d, o, today).is_some())
