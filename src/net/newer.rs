@@ -60,6 +60,10 @@ enum Client {
 pub struct NewerLink {
     spec: NewerSpec,
     client: Client,
+    /// The device answered `get_child_device_list` "unknown method" when asked on its own:
+    /// a plug, not a strip. Later polls whose `multipleRequest` stopped before the child list
+    /// (real firmware stops at the first method it lacks) do not ask it again.
+    no_children: bool,
 }
 
 impl std::fmt::Debug for NewerLink {
@@ -135,7 +139,11 @@ impl NewerLink {
                 Client::Aes(Box::new(AesClient::new(c)))
             }
         };
-        NewerLink { spec, client }
+        NewerLink {
+            spec,
+            client,
+            no_children: false,
+        }
     }
 
     pub fn spec(&self) -> &NewerSpec {
@@ -210,7 +218,12 @@ impl NewerLink {
         let first = match parts.children {
             smart::ChildList::None => None,
             smart::ChildList::Page(p) => Some(p),
-            smart::ChildList::Unanswered => self.child_page(0).await?,
+            smart::ChildList::Unanswered if self.no_children => None,
+            smart::ChildList::Unanswered => {
+                let page = self.child_page(0).await?;
+                self.no_children = page.is_none();
+                page
+            }
         };
         // An empty list (`sum` 0) is a device without children: read as a plug.
         let first = first.filter(|p| p.sum > 0 || !p.children.is_empty());

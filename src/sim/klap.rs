@@ -864,19 +864,23 @@ fn smart_reply(plug: &Arc<PlugShared>, faults: &[KlapFault], req: &Value, now: f
         let Some(list) = params.get("requests").and_then(Value::as_array) else {
             return json!({"error_code": PARAMS_ERROR});
         };
-        let responses: Vec<Value> = list
-            .iter()
-            .take(32)
-            .map(|r| {
-                let m = r.get("method").and_then(Value::as_str).unwrap_or("");
-                let p = r.get("params").cloned().unwrap_or(Value::Null);
-                let mut one = smart_method(plug, faults, m, &p, now);
-                if let Some(o) = one.as_object_mut() {
-                    o.insert("method".into(), json!(m));
-                }
-                one
-            })
-            .collect();
+        // Real firmware stops after the first method it fails (python-kasa's smartprotocol.py
+        // asks the unanswered ones one by one for that reason, and its fake device does the
+        // same): so does this one, the failed method's error being the last response.
+        let mut responses: Vec<Value> = Vec::new();
+        for r in list.iter().take(32) {
+            let m = r.get("method").and_then(Value::as_str).unwrap_or("");
+            let p = r.get("params").cloned().unwrap_or(Value::Null);
+            let mut one = smart_method(plug, faults, m, &p, now);
+            let failed = one.get("error_code").and_then(Value::as_i64) != Some(0);
+            if let Some(o) = one.as_object_mut() {
+                o.insert("method".into(), json!(m));
+            }
+            responses.push(one);
+            if failed {
+                break;
+            }
+        }
         return json!({"error_code": 0, "result": {"responses": responses}});
     }
     smart_method(plug, faults, method, &params, now)
