@@ -210,6 +210,7 @@ impl Fleet {
             h.fetched = Some(now);
         }
         h.error = error;
+        d.refresh();
     }
 
     /// After a successful erase of `key`'s statistics (of `child`, or every meter): the
@@ -231,6 +232,7 @@ impl Fleet {
             }
         }
         d.energy.clear();
+        d.refresh();
     }
 }
 
