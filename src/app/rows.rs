@@ -4,7 +4,10 @@
 //! the model into what the TUI draws.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Instant;
+
+use ratatui::widgets::Row;
 
 use crate::app::state::{App, Column, RowId};
 use crate::fleet::meter::{Meter, ValueFlags, Verdict};
@@ -428,4 +431,156 @@ pub fn version_key(v: &str) -> Vec<u64> {
     v.split('.')
         .map(|p| p.trim().parse().unwrap_or(0))
         .collect()
+}
+
+/// What a row's cells were formatted from. Equal keys draw equal cells: the device's
+/// [`Device::generation`], its power-history points when the trend is drawn, everything of the
+/// view the cells depend on (columns and widths, filter, marks, expanded strips, theme, the day
+/// of the energy column) and the texts drawn from `now` (ages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellsKey {
+    pub generation: u64,
+    /// [`Device::points`] when the power trend is drawn, else 0.
+    pub points: u64,
+    /// A hash of the view's part: layout, filter, marked, expanded, theme, day.
+    pub view: u64,
+    /// A hash of the row's texts drawn from `now` (the health cell's `42s ago`, the seen age).
+    pub ages: u64,
+}
+
+/// Rows whose cells were formatted once and are reused while their [`CellsKey`] holds: the
+/// table formats a row when it changed, not every frame. Only the rows of the last frame are
+/// kept. Written by the drawing code (which only reads the app otherwise); a clone starts
+/// empty.
+#[derive(Debug, Default)]
+pub struct RowCells(Mutex<CellsInner>);
+
+#[derive(Debug, Default)]
+struct CellsInner {
+    rows: HashMap<RowId, (CellsKey, Row<'static>)>,
+    formatted: u64,
+    reused: u64,
+}
+
+impl Clone for RowCells {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl RowCells {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CellsInner> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The row of `id` formatted under `key`: the kept one when its key is `key`, else
+    /// `make()`, kept for the next frame.
+    pub fn row(
+        &self,
+        id: &RowId,
+        key: CellsKey,
+        make: impl FnOnce() -> Row<'static>,
+    ) -> Row<'static> {
+        let mut g = self.lock();
+        if let Some((k, row)) = g.rows.get(id)
+            && *k == key
+        {
+            let row = row.clone();
+            g.reused += 1;
+            return row;
+        }
+        let row = make();
+        g.formatted += 1;
+        g.rows.insert(id.clone(), (key, row.clone()));
+        row
+    }
+
+    /// Forgets the rows not drawn in the last frame (`drawn`).
+    pub fn keep_only(&self, drawn: &[RowId]) {
+        let mut g = self.lock();
+        if g.rows.len() > drawn.len() {
+            let keep: std::collections::HashSet<&RowId> = drawn.iter().collect();
+            g.rows.retain(|id, _| keep.contains(id));
+        }
+    }
+
+    /// Forgets every row.
+    pub fn clear(&self) {
+        self.lock().rows.clear();
+    }
+
+    /// Rows formatted and rows reused so far.
+    pub fn counts(&self) -> (u64, u64) {
+        let g = self.lock();
+        (g.formatted, g.reused)
+    }
+
+    /// Rows kept.
+    pub fn len(&self) -> usize {
+        self.lock().rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(k: &str) -> RowId {
+        RowId {
+            key: k.into(),
+            child: None,
+        }
+    }
+
+    fn key(generation: u64) -> CellsKey {
+        CellsKey {
+            generation,
+            points: 0,
+            view: 7,
+            ages: 0,
+        }
+    }
+
+    #[test]
+    fn a_row_is_formatted_once_per_key_and_only_drawn_rows_are_kept() {
+        let cells = RowCells::default();
+        let made = std::cell::Cell::new(0);
+        let draw = |k: &str, key: CellsKey| {
+            cells.row(&id(k), key, || {
+                made.set(made.get() + 1);
+                Row::new(vec![format!("{k} {}", key.generation)])
+            })
+        };
+        let first = draw("a", key(1));
+        assert_eq!(draw("a", key(1)), first, "reused as it was");
+        draw("b", key(1));
+        assert_eq!(made.get(), 2);
+        assert_ne!(
+            draw("a", key(2)),
+            first,
+            "a new generation is formatted again"
+        );
+        draw("a", CellsKey { ages: 1, ..key(2) });
+        draw("a", CellsKey { view: 8, ..key(2) });
+        draw(
+            "a",
+            CellsKey {
+                points: 3,
+                ..key(2)
+            },
+        );
+        assert_eq!(made.get(), 6);
+        assert_eq!(cells.counts(), (6, 1));
+        cells.keep_only(&[id("a")]);
+        assert_eq!(cells.len(), 1);
+        cells.clear();
+        assert!(cells.is_empty());
+    }
 }
