@@ -460,6 +460,25 @@ struct CellsInner {
     rows: HashMap<RowId, (CellsKey, Row<'static>)>,
     formatted: u64,
     reused: u64,
+    onscreen: Option<Onscreen>,
+}
+
+/// What the last frame's table showed, as far as the UI loop's pacer needs to know whether a
+/// change can be seen (`runtime::pacer`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Onscreen {
+    /// The devices with a row (their own or an outlet's) in the table.
+    pub keys: std::collections::HashSet<String>,
+    /// Of those, the ones whose seen age is not what a poll now would show ("now"): a poll
+    /// of one changes its row.
+    pub seen_aged: std::collections::HashSet<String>,
+    /// The power trend is drawn (a new point of the power history changes the row).
+    pub trend: bool,
+    /// The earliest time an age drawn on a row reads differently (a seen age, a health
+    /// cell's `42s ago`).
+    pub ages_change: Option<Instant>,
+    /// The day the energy column was drawn for, when it is drawn.
+    pub today: Option<crate::fleet::energy::Date>,
 }
 
 impl Clone for RowCells {
@@ -509,7 +528,19 @@ impl RowCells {
 
     /// Forgets every row.
     pub fn clear(&self) {
-        self.lock().rows.clear();
+        let mut g = self.lock();
+        g.rows.clear();
+        g.onscreen = None;
+    }
+
+    /// What the frame just drawn shows of the table (`None`: no table).
+    pub fn set_onscreen(&self, o: Option<Onscreen>) {
+        self.lock().onscreen = o;
+    }
+
+    /// What the last frame showed of the table, if it drew one.
+    pub fn onscreen(&self) -> Option<Onscreen> {
+        self.lock().onscreen.clone()
     }
 
     /// Rows formatted and rows reused so far.

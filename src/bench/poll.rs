@@ -163,7 +163,7 @@ fn measure(targets: &[(String, SocketAddr)], keep: bool, cycles: u64) -> anyhow:
 /// visible change, at most `MAX_FPS` a second. Returns the figures and the frames drawn.
 fn measure_tui(targets: &[(String, SocketAddr)], cycles: u64) -> anyhow::Result<(Figures, u64)> {
     use crate::app::state::Settings;
-    use crate::app::{App, Event, update};
+    use crate::app::{App, Event};
     use crate::runtime::MAX_FPS;
     use crate::runtime::pacer::Pacer;
 
@@ -254,14 +254,14 @@ fn measure_tui(targets: &[(String, SocketAddr)], cycles: u64) -> anyhow::Result<
                     failed += u64::from(r.outcome.is_err());
                     lat.push(r.elapsed);
                 }
-                pacer.applied(&ev);
-                update(&mut app, ev, Instant::now());
+                pacer.update(&mut app, ev, Instant::now());
             }
+            pacer.settle(&app);
             let now = tokio::time::Instant::now();
             if pacer.should_draw(now) {
                 term.draw(|f| crate::ui::render(f, &app))?;
                 frames += 1;
-                pacer.drawn(now);
+                pacer.drawn_app(now, &app);
             }
         }
         let (cpu0, t0, frames0, conns0) = window.unwrap_or((None, Instant::now(), frames, (0, 0)));

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 
 use super::theme::{Theme, health_glyph, verdict_glyph};
 use super::{age, clean};
-use crate::app::rows::{CellsKey, RowRef, Values, ids_of};
+use crate::app::rows::{CellsKey, Onscreen, RowRef, Values, ids_of};
 use crate::app::state::{App, Column, Health, Link, RowId, TableHits, Verdict};
 use crate::text::{self, Unit};
 
@@ -437,6 +437,48 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
     }
 }
 
+/// What the table of this frame shows, for the pacer: its devices, which seen ages a poll
+/// would change, whether the trend is drawn, when the next drawn age changes.
+fn onscreen(
+    app: &App,
+    window: &[RowRef<'_>],
+    cols: &[Column],
+    today: crate::fleet::energy::Date,
+) -> Onscreen {
+    let seen = cols.contains(&Column::Seen);
+    let mut o = Onscreen {
+        trend: cols.contains(&Column::Trend),
+        today: cols.contains(&Column::Energy).then_some(today),
+        ..Onscreen::default()
+    };
+    let mut soonest: Option<std::time::Duration> = None;
+    let mut until = |d: std::time::Duration| {
+        let left = super::format::age_lasts(d);
+        soonest = Some(soonest.map_or(left, |s| s.min(left)));
+    };
+    for r in window {
+        let d = r.device;
+        o.keys.insert(d.key.clone());
+        if seen
+            && r.outlet.is_none()
+            && let Some(t) = d.last_seen
+        {
+            let since = app.now.saturating_duration_since(t);
+            until(since);
+            if age(since) != age(std::time::Duration::ZERO) {
+                o.seen_aged.insert(d.key.clone());
+            }
+        }
+        if matches!(r.health(), Health::Suspect | Health::Bogus)
+            && let Some((_, at)) = r.sticky()
+        {
+            until(app.now.saturating_duration_since(at));
+        }
+    }
+    o.ages_change = soonest.map(|s| app.now + s);
+    o
+}
+
 /// The table's title counts devices (outlets of collapsed strips are not "hidden rows"):
 /// `12 devices`, `3 of 12 devices` when filtered, `12 devices, 21 rows with outlets`.
 pub fn row_count(rows: &[RowRef<'_>], devices: usize) -> String {
@@ -632,6 +674,9 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         })
         .collect();
     app.view.cells.keep_only(&ids);
+    app.view
+        .cells
+        .set_onscreen(Some(onscreen(app, window, &cols, today)));
     let widths = col_w.iter().map(|w| Constraint::Length(*w));
     let table = Table::new(body, widths)
         .header(header)
