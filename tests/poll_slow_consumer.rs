@@ -87,7 +87,7 @@ async fn a_paused_consumer_bounds_the_queue_and_sees_every_plug_fresh_after() {
     for p in fleet.plugs() {
         let key = p.addr().to_string();
         let on = !last[&key];
-        Client::new(p.addr().into(), switch)
+        Client::new(p.addr(), switch)
             .call(&Request::set_power(Switching::Relay, on, None))
             .await
             .expect("switched");

@@ -337,7 +337,7 @@ impl Device {
         if let Some(a) = &self.access {
             format!("{a:?}").hash(&mut h);
         }
-        (&self.voltage_finding.as_ref().map(|f| &f.text)).hash(&mut h);
+        self.voltage_finding.as_ref().map(|f| &f.text).hash(&mut h);
         h.finish()
     }
 
