@@ -377,8 +377,8 @@ pub struct View {
     /// Where the last frame drew the table, for the mouse (`app::mouse`).
     pub drawn: Drawn,
     /// The table rows formatted by the last frame, reused while unchanged
-    /// ([`crate::app::rows::RowCells`]).
-    pub cells: crate::app::rows::RowCells,
+    /// ([`crate::app::cells::RowCells`]).
+    pub cells: crate::app::cells::RowCells<RowId>,
 }
 
 impl View {

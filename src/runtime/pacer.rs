@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::app::cells::Onscreen;
 use crate::app::event::{Command, Event};
-use crate::app::rows::{Onscreen, Summary};
+use crate::app::rows::Summary;
 use crate::app::state::{App, Column, Overlay};
 use crate::app::update::update;
 use crate::fleet::energy::Date;

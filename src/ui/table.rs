@@ -8,7 +8,8 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 
 use super::theme::{Theme, health_glyph, verdict_glyph};
 use super::{age, clean};
-use crate::app::rows::{CellsKey, Onscreen, RowRef, Values, ids_of};
+use crate::app::cells::{CellsKey, Onscreen};
+use crate::app::rows::{RowRef, Values, ids_of};
 use crate::app::state::{App, Column, Health, Link, RowId, TableHits, Verdict};
 use crate::text::{self, Unit};
 
