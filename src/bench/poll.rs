@@ -261,7 +261,7 @@ fn measure_tui(
                 }
                 pacer.update(&mut app, ev, Instant::now());
             }
-            pacer.settle(&app);
+            pacer.settle(&app, tokio::time::Instant::now());
             let now = tokio::time::Instant::now();
             if pacer.should_draw(now) {
                 term.draw(|f| crate::ui::render(f, &app))?;

@@ -164,7 +164,7 @@ fn poll_cycles(secs: u64) -> anyhow::Result<()> {
                 reports += 1;
                 pacer.update(&mut app, ev, std::time::Instant::now());
             }
-            pacer.settle(&app);
+            pacer.settle(&app, tokio::time::Instant::now());
             let now = tokio::time::Instant::now();
             if pacer.should_draw(now) {
                 term.draw(|f| crate::ui::render(f, &app))?;

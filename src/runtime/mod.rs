@@ -607,7 +607,7 @@ where
                 break 'ui Ok(app.leaving.clone());
             }
         }
-        pacer.settle(&app);
+        pacer.settle(&app, tokio::time::Instant::now());
         if screen && pacer.should_draw(Instant::now()) {
             if let Err(e) = terminal.draw(|f| draw(f, &app)) {
                 if !crate::app::quit::batch_running(&app) {

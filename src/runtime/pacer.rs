@@ -301,13 +301,23 @@ impl Pacer {
         cmds
     }
 
-    /// After a batch of events: a device off screen changed, so compare the summary line.
-    pub fn settle(&mut self, app: &App) {
-        if !std::mem::take(&mut self.summary_due) || self.dirty {
+    /// After a batch of events at `now`: a device off screen changed, so compare the summary
+    /// line — once the frame budget is spent (a summary is a pass over the fleet: at most one
+    /// per frame, not one per batch), until then it stays [`Pacer::pending`].
+    pub fn settle(&mut self, app: &App, now: Instant) {
+        if !self.summary_due {
             return;
         }
-        let now = SummaryKey::of(&app.summary());
-        if self.shown.as_ref().and_then(|s| s.summary.as_ref()) != Some(&now) {
+        if self.dirty {
+            self.summary_due = false;
+            return;
+        }
+        if self.last.is_some_and(|t| now < t + self.frame) {
+            return;
+        }
+        self.summary_due = false;
+        let key = SummaryKey::of(&app.summary());
+        if self.shown.as_ref().and_then(|s| s.summary.as_ref()) != Some(&key) {
             self.dirty = true;
         }
     }
@@ -327,9 +337,9 @@ impl Pacer {
         self.dirty && self.last.is_none_or(|t| now >= t + self.frame)
     }
 
-    /// A change is waiting for its frame.
+    /// A change (or a summary check) is waiting for its frame.
     pub fn pending(&self) -> bool {
-        self.dirty
+        self.dirty || self.summary_due
     }
 
     /// A frame was drawn at `now`; what it showed is not known (every change counts).
@@ -536,7 +546,9 @@ mod tests {
         p.drawn_app(t0, &app);
         let off = report("b", stamp(1, 1, 1), stamp(2, 2, 2));
         assert!(!p.note(&off));
-        p.settle(&app);
+        p.settle(&app, t0);
+        assert!(p.pending(), "checked once the frame is due, not at once");
+        p.settle(&app, t0 + FRAME);
         assert!(!p.pending(), "the summary reads the same");
         let mut changed = app.clone();
         changed.view.marked.insert(crate::app::state::RowId {
@@ -544,7 +556,8 @@ mod tests {
             child: None,
         });
         assert!(!p.note(&off));
-        p.settle(&changed);
+        p.settle(&changed, t0 + FRAME);
         assert!(p.pending(), "the summary reads differently");
+        assert!(p.should_draw(t0 + FRAME));
     }
 }
