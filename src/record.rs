@@ -55,7 +55,7 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 const REPORT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The CSV columns, in order (also the header line).
-pub const CSV_HEADER: [&str; 16] = [
+pub const CSV_HEADER: [&str; 19] = [
     "unix_ms",
     "ip",
     "mac",
@@ -72,6 +72,9 @@ pub const CSV_HEADER: [&str; 16] = [
     "verdict",
     "reasons",
     "scheme",
+    "type",
+    "protocol",
+    "dialect",
 ];
 
 /// Separates reasons inside the one CSV `reasons` cell.
@@ -85,8 +88,66 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 }
 
 impl ReadingRecord {
+    /// A record read back from the cells of one CSV line, in [`CSV_HEADER`] order — the
+    /// inverse of [`ReadingRecord::csv_fields`] (the CSV form carries no `findings`). A line
+    /// of a file written before the last columns existed (`type`, `protocol`, `dialect`) may
+    /// end early; those fields are then empty. A cell that does not parse is an error naming
+    /// its column.
+    pub fn from_csv_fields<S: AsRef<str>>(cells: &[S]) -> Result<Self, String> {
+        const FIRST: usize = 16;
+        if cells.len() < FIRST || cells.len() > CSV_HEADER.len() {
+            return Err(format!(
+                "{} cells, expected {FIRST} to {}",
+                cells.len(),
+                CSV_HEADER.len()
+            ));
+        }
+        let cell = |i: usize| cells.get(i).map_or("", AsRef::as_ref);
+        let text = |i: usize| cell(i).to_owned();
+        let opt = |i: usize| Some(text(i)).filter(|s| !s.is_empty());
+        let num = |i: usize| -> Result<Option<f64>, String> {
+            match cell(i) {
+                "" => Ok(None),
+                c => c
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("{}: not a number: {c:?}", CSV_HEADER[i])),
+            }
+        };
+        let verdict = serde_json::from_value(serde_json::Value::String(text(13)))
+            .map_err(|_| format!("verdict: unknown: {:?}", cell(13)))?;
+        Ok(Self {
+            unix_ms: cell(0)
+                .parse()
+                .map_err(|_| format!("unix_ms: not a number: {:?}", cell(0)))?,
+            ip: text(1),
+            mac: text(2),
+            device_id: text(3),
+            alias: text(4),
+            name: opt(5),
+            model: text(6),
+            outlet_id: opt(7),
+            outlet_alias: opt(8),
+            power_w: num(9)?,
+            voltage_v: num(10)?,
+            current_a: num(11)?,
+            total_kwh: num(12)?,
+            verdict,
+            reasons: cell(14)
+                .split(CSV_REASON_SEPARATOR)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            findings: Vec::new(),
+            scheme: text(15),
+            kind: text(16),
+            protocol: text(17),
+            dialect: text(18),
+        })
+    }
+
     /// The CSV cells, in [`CSV_HEADER`] order (absent values are empty cells).
-    pub fn csv_fields(&self) -> [String; 16] {
+    pub fn csv_fields(&self) -> [String; 19] {
         let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         [
             self.unix_ms.to_string(),
@@ -105,6 +166,9 @@ impl ReadingRecord {
             self.verdict.as_str().to_owned(),
             self.reasons.join(CSV_REASON_SEPARATOR),
             self.scheme.clone(),
+            self.kind.clone(),
+            self.protocol.clone(),
+            self.dialect.clone(),
         ]
     }
 }
@@ -690,6 +754,31 @@ mod tests {
         let p = dir.join(name);
         let _ = std::fs::remove_file(&p);
         p
+    }
+
+    #[test]
+    fn csv_cells_read_back_to_the_same_record() {
+        let r = rec(28_351.5);
+        assert_eq!(r.protocol, "legacy");
+        assert_eq!(r.kind, "plug");
+        let cells = r.csv_fields();
+        assert_eq!(ReadingRecord::from_csv_fields(&cells).unwrap(), r);
+        // A line written before `type`, `protocol` and `dialect` existed.
+        let old = ReadingRecord::from_csv_fields(&cells[..16]).unwrap();
+        assert_eq!((old.kind.as_str(), old.protocol.as_str()), ("", ""));
+        assert_eq!(old.power_w, r.power_w);
+        let mut bad = cells.clone();
+        bad[9] = "lots".into();
+        let e = ReadingRecord::from_csv_fields(&bad).unwrap_err();
+        assert!(e.starts_with("power_w"), "{e}");
+        assert!(ReadingRecord::from_csv_fields(&cells[..3]).is_err());
+        bad = cells.clone();
+        bad[13] = "fine".into();
+        assert!(
+            ReadingRecord::from_csv_fields(&bad)
+                .unwrap_err()
+                .contains("verdict")
+        );
     }
 
     #[test]

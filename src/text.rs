@@ -518,6 +518,15 @@ pub mod glyph {
     ];
 }
 
+/// `word` for one, `words` otherwise ("1 plug", "6 outlets").
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

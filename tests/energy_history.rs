@@ -99,8 +99,17 @@ fn base() -> Ipv4Addr {
 }
 
 async fn fleet(profiles: &[&str], faults: &[(usize, FaultKind)]) -> Fleet {
+    fleet_in_zone(profiles, faults, 0).await
+}
+
+async fn fleet_in_zone(
+    profiles: &[&str],
+    faults: &[(usize, FaultKind)],
+    utc_offset_s: i64,
+) -> Fleet {
     let b = base();
     let spec = FleetSpec {
+        utc_offset_s,
         profiles: profiles.iter().map(|s| s.to_string()).collect(),
         faults: faults
             .iter()
@@ -162,6 +171,51 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A plug keeps its statistics by its own calendar (the owner's zone, set by the Kasa app):
+/// "this month" and "today" are the plug's, learnt from its `get_time`, not this machine's UTC
+/// date. The zone is picked so that the plug's date is not the UTC date now (a day behind in
+/// the UTC morning, a day ahead from midday) with at least half an hour to its midnight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_follows_the_plug_s_own_calendar_day() {
+    let now = unix_now();
+    let utc_hour = now.rem_euclid(86_400) as f64 / 3600.0;
+    let offset = if utc_hour < 11.5 {
+        -12 * 3600
+    } else {
+        13 * 3600
+    };
+    let f = fleet_in_zone(&["hs110-us-hw1", "hs300-us-hw2"], &[], offset).await;
+    let utc = plugfleet::protocol::calendar::Date::from_unix(now);
+    let local = plugfleet::protocol::calendar::Date::from_unix(now + offset);
+    assert_ne!(utc, local, "the zone was picked to differ");
+
+    let out = run(cli_args(&f, &["--json"]), "").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = lines(&out);
+    let ip = |i: usize| f.plugs()[i].ip.to_string();
+    for i in [0, 1] {
+        let mine: Vec<&Value> = rows.iter().filter(|r| r["ip"] == ip(i)).collect();
+        assert!(!mine.is_empty(), "{rows:?}");
+        assert!(
+            mine.iter()
+                .all(|r| r["year"] == local.year && r["month"] == local.month),
+            "this month is the plug's: {mine:?}"
+        );
+        let last = mine.iter().filter_map(|r| r["day"].as_u64()).max();
+        assert_eq!(last, Some(u64::from(local.day)), "today is the plug's");
+    }
+    // One per day of the plug's month so far, per meter.
+    assert_eq!(
+        rows.iter().filter(|r| r["ip"] == ip(0)).count(),
+        local.day as usize
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r["ip"] == ip(1)).count(),
+        6 * local.day as usize
+    );
+    f.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_json_lists_every_day_with_its_verdict_and_flags_the_glitch() {
     let f = fleet(
@@ -169,7 +223,7 @@ async fn history_json_lists_every_day_with_its_verdict_and_flags_the_glitch() {
         &[(0, FaultKind::HistoryGlitch)],
     )
     .await;
-    let today = plugfleet::cmd::history::today();
+    let today = plugfleet::protocol::calendar::Date::from_unix(unix_now());
     let out = run(cli_args(&f, &["--json"]), "").await;
     assert!(out.status.success(), "{}", stderr(&out));
     let rows = lines(&out);
@@ -358,7 +412,7 @@ async fn a_plug_hanging_on_daystat_still_gets_its_polls() {
         tx,
         token.clone(),
     ));
-    let today = plugfleet::cmd::history::today();
+    let today = plugfleet::protocol::calendar::Date::from_unix(unix_now());
     job_tx
         .send(HistoryJob {
             key: "P".into(),
@@ -397,4 +451,12 @@ async fn a_plug_hanging_on_daystat_still_gets_its_polls() {
     poll.await.unwrap();
     hist.await.unwrap();
     f.shutdown().await;
+}
+
+/// Now by this machine's clock, in Unix seconds (the simulated plugs' clock, on UTC).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }

@@ -196,7 +196,7 @@ where
 /// The largest day of this month the plug itself reports now.
 async fn max_day_kwh(fleet: &Fleet) -> f64 {
     let plug = &fleet.plugs()[0];
-    let today = plugfleet::cmd::history::today();
+    let today = plugfleet::protocol::calendar::Date::from_unix(unix_now());
     let client = Client::new(
         plug.ip.into(),
         ClientConfig::with_timeout(fleet.port(), Duration::from_secs(2)),
@@ -417,4 +417,12 @@ async fn a_plug_hanging_on_daystat_keeps_being_polled_in_the_app() {
     )
     .await;
     fleet.shutdown().await;
+}
+
+/// Now by this machine's clock, in Unix seconds (the simulated plugs' clock, on UTC).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }

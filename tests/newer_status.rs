@@ -352,3 +352,61 @@ async fn discover_names_the_transport_and_that_the_account_is_needed() {
         assert_eq!(d["credentials"], creds, "{d}");
     }
 }
+
+/// `--record` rows say what was read and how, with the same words as `status --json`
+/// (`type`, `protocol`, `dialect`), in JSON lines and in CSV alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_rows_carry_type_protocol_and_dialect_like_the_json() {
+    let (fleet, _k) = fleet(vec![], vec![]).await;
+    let dir = std::env::temp_dir().join(format!("pf-newer-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jsonl = dir.join("rows.jsonl");
+    let csv = dir.join("rows.csv");
+    for f in [&jsonl, &csv] {
+        let _ = std::fs::remove_file(f);
+    }
+    let mut args: Vec<&str> = account().to_vec();
+    let jsonl_s = jsonl.to_str().unwrap().to_owned();
+    let csv_s = csv.to_str().unwrap().to_owned();
+    args.extend(["--record", &jsonl_s]);
+    let (out, devs) = status(&fleet, &args, &[]).await;
+    assert!(out.status.success(), "{out:?}");
+    let mut args: Vec<&str> = account().to_vec();
+    args.extend(["--record", &csv_s]);
+    let (out, _) = status(&fleet, &args, &[]).await;
+    assert!(out.status.success(), "{out:?}");
+
+    let rows: Vec<Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let csv_rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    // The metered plugs give rows (the HS100(UK) has no meter, so no row): a legacy one, a
+    // KLAP-SMART one and an AES-SMART one.
+    let mut seen = Vec::new();
+    for r in &rows {
+        let d = &devs[r["ip"].as_str().unwrap()];
+        for field in ["type", "protocol", "dialect"] {
+            assert_eq!(r[field], d[field], "{field}: {r} vs {d}");
+        }
+        let c = csv_rows
+            .iter()
+            .find(|c| c[col("ip")] == r["ip"].as_str().unwrap())
+            .expect("the same meter in the CSV file");
+        for field in ["type", "protocol", "dialect"] {
+            assert_eq!(c[col(field)], r[field].as_str().unwrap(), "{field} in CSV");
+        }
+        seen.push(format!("{}/{}", r["protocol"], r["dialect"]).replace('"', ""));
+    }
+    seen.sort();
+    assert_eq!(seen, ["aes/smart", "klap/smart", "legacy/iot"], "{rows:?}");
+    assert!(rows.iter().all(|r| r["type"] == "plug"), "{rows:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -200,36 +200,9 @@ async fn status_record_writes_json_lines_and_csv_that_parse_back() {
     let header: Vec<String> = rd.headers().unwrap().iter().map(str::to_owned).collect();
     assert_eq!(header, CSV_HEADER);
     let rows: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
-    let col = |name: &str| CSV_HEADER.iter().position(|h| *h == name).unwrap();
     let recs: Vec<ReadingRecord> = rows
         .iter()
-        .map(|row| {
-            let num = |n: &str| row[col(n)].parse::<f64>().ok();
-            let opt = |n: &str| Some(row[col(n)].to_owned()).filter(|s| !s.is_empty());
-            ReadingRecord {
-                unix_ms: row[col("unix_ms")].parse().unwrap(),
-                ip: row[col("ip")].to_owned(),
-                mac: row[col("mac")].to_owned(),
-                device_id: row[col("device_id")].to_owned(),
-                alias: row[col("alias")].to_owned(),
-                name: opt("name"),
-                model: row[col("model")].to_owned(),
-                outlet_id: opt("outlet_id"),
-                outlet_alias: opt("outlet_alias"),
-                power_w: num("power_w"),
-                voltage_v: num("voltage_v"),
-                current_a: num("current_a"),
-                total_kwh: num("total_kwh"),
-                verdict: serde_json::from_value(serde_json::json!(row[col("verdict")])).unwrap(),
-                reasons: row[col("reasons")]
-                    .split(plugfleet::record::CSV_REASON_SEPARATOR)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                findings: Vec::new(),
-                scheme: row[col("scheme")].to_owned(),
-            }
-        })
+        .map(|row| ReadingRecord::from_csv_fields(&row.iter().collect::<Vec<_>>()).unwrap())
         .collect();
     check_records(&fleet, &recs);
 

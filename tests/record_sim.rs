@@ -15,8 +15,8 @@ use plugfleet::fleet::identity::Names;
 use plugfleet::fleet::model::Fleet as Model;
 use plugfleet::fleet::plausibility::Verdict;
 use plugfleet::record::{
-    CSV_HEADER, CSV_REASON_SEPARATOR, NotRecorded, QUEUE, ReadingRecord, RecordEvent, RecordFormat,
-    RecordHandle, Recorder, unix_ms,
+    CSV_HEADER, NotRecorded, QUEUE, ReadingRecord, RecordEvent, RecordFormat, RecordHandle,
+    Recorder, unix_ms,
 };
 use plugfleet::sim::{self, FaultKind, Fleet, FleetSpec};
 use tokio::sync::mpsc;
@@ -249,43 +249,13 @@ async fn csv_record_parses_back_with_the_csv_reader() {
     );
     let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 18);
-    let col = |name: &str| CSV_HEADER.iter().position(|h| *h == name).unwrap();
-    let num = |row: &csv::StringRecord, name: &str| -> Option<f64> {
-        let cell = &row[col(name)];
-        (!cell.is_empty()).then(|| cell.parse().unwrap())
-    };
-    let opt = |row: &csv::StringRecord, name: &str| -> Option<String> {
-        let cell = &row[col(name)];
-        (!cell.is_empty()).then(|| cell.to_string())
-    };
     let back: Vec<ReadingRecord> = rows[..9]
         .iter()
-        .map(|row| ReadingRecord {
-            unix_ms: row[col("unix_ms")].parse().unwrap(),
-            ip: row[col("ip")].into(),
-            mac: row[col("mac")].into(),
-            device_id: row[col("device_id")].into(),
-            alias: row[col("alias")].into(),
-            name: opt(row, "name"),
-            model: row[col("model")].into(),
-            outlet_id: opt(row, "outlet_id"),
-            outlet_alias: opt(row, "outlet_alias"),
-            power_w: num(row, "power_w"),
-            voltage_v: num(row, "voltage_v"),
-            current_a: num(row, "current_a"),
-            total_kwh: num(row, "total_kwh"),
-            verdict: serde_json::from_value(serde_json::json!(&row[col("verdict")])).unwrap(),
-            reasons: row[col("reasons")]
-                .split(CSV_REASON_SEPARATOR)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            findings: Vec::new(),
-            scheme: row[col("scheme")].into(),
-        })
+        .map(|row| ReadingRecord::from_csv_fields(&row.iter().collect::<Vec<_>>()).unwrap())
         .collect();
     check_against_fleet(&fleet, &back, &expected(&model));
-    assert_eq!(&rows[9][col("verdict")], "bogus");
+    let verdict = CSV_HEADER.iter().position(|h| *h == "verdict").unwrap();
+    assert_eq!(&rows[9][verdict], "bogus");
     fleet.shutdown().await;
 }
 

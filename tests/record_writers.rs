@@ -191,3 +191,28 @@ fn csv_text_cells_cannot_run_as_formulas_and_numbers_stay_numbers() {
     let text = std::fs::read_to_string(&path).expect("read back");
     assert!(!text.contains("\"'"), "{text:.80}");
 }
+
+/// The README lists the record fields in the CSV header's order, and a JSON line has exactly
+/// those keys (plus `findings` when there are any): the file format is an interface.
+#[test]
+fn the_readme_lists_the_record_fields_in_header_order() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let listed = CSV_HEADER.join(" ");
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&format!("`{listed}`")),
+        "README.md does not list the record fields as `{listed}`"
+    );
+    let line = serde_json::to_value(record(7, 1)).unwrap();
+    let mut keys: Vec<&str> = line
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut header = CSV_HEADER.to_vec();
+    keys.sort_unstable();
+    header.sort_unstable();
+    assert_eq!(keys, header, "a JSON line's keys are the CSV columns");
+}

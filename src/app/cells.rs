@@ -54,8 +54,9 @@ pub struct Onscreen {
     /// The earliest time an age drawn on a row reads differently (a seen age, a health
     /// cell's `42s ago`).
     pub ages_change: Option<Instant>,
-    /// The day the energy column was drawn for, when it is drawn.
-    pub today: Option<crate::fleet::energy::Date>,
+    /// The quarter hour (unix ms ÷ 15 min) the energy column was drawn in, when it is drawn: a
+    /// plug's own day turns on a quarter hour of UTC (every zone's offset is a multiple of it).
+    pub quarter: Option<u64>,
 }
 
 impl<K> Default for RowCells<K> {

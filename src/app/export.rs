@@ -14,31 +14,21 @@ pub fn unix_ms_at(app: &App, now: Instant) -> u64 {
         .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
 }
 
-/// Today on the app's clock (UTC days, as the simulated plugs keep their energy history).
-pub fn today_at(app: &App, now: Instant) -> crate::fleet::energy::Date {
-    let ms = unix_ms_at(app, now);
-    crate::fleet::energy::Date::from_unix(i64::try_from(ms / 1000).unwrap_or(0))
-}
-
-/// `(year, month, day)` (UTC) of a day count since 1970-01-01 (H. Hinnant's civil_from_days).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// Today for the plug `d` at the app's `now`: the date on the plug's own calendar
+/// ([`Device::date_at`]), which its energy history follows.
+pub fn today_of(
+    app: &App,
+    d: &crate::fleet::model::Device,
+    now: Instant,
+) -> crate::fleet::energy::Date {
+    d.date_at(i64::try_from(unix_ms_at(app, now) / 1000).unwrap_or(0))
 }
 
 /// `readings-YYYY-MM-DD.jsonl` (UTC date of `unix_ms`).
 pub fn default_record_name(unix_ms: u64) -> String {
-    let days = i64::try_from(unix_ms / 86_400_000).unwrap_or(0);
-    let (y, m, d) = civil_from_days(days);
-    format!("readings-{y:04}-{m:02}-{d:02}.jsonl")
+    let date =
+        crate::protocol::calendar::Date::from_unix(i64::try_from(unix_ms / 1000).unwrap_or(0));
+    format!("readings-{date}.jsonl")
 }
 
 /// Where the record key writes without `--record`: the data directory

@@ -221,12 +221,11 @@ impl App {
                 num(va.total, vb.total)
             }
             Column::Energy => {
-                let today = crate::app::export::today_at(self, self.now);
                 let e = |r: &RowRef<'_>| {
                     crate::fleet::stats::today_and_month(
                         r.device,
                         r.outlet.map(|o| o.id.as_str()),
-                        today,
+                        crate::app::export::today_of(self, r.device, self.now),
                     )
                     .map(|(t, _, _)| t)
                 };

@@ -179,6 +179,8 @@ impl Column {
 pub struct Confirm {
     pub kind: ActionKind,
     pub rows: Vec<RowId>,
+    /// What the rows are, counted for the title ("2 plugs and 6 outlets", "1 bulb").
+    pub what: String,
     /// One line per row for the dialog ("kitchen 127.0.0.5 HS110(EU) on → off").
     pub lines: Vec<String>,
 }

@@ -116,6 +116,7 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
         // be watched end to end in the demo.
         time_scale: crate::app::firmware::DEMO_TIME_SCALE,
         clock_rate: 1.0,
+        utc_offset_s: 0,
         faults: vec![
             (at(1), FaultKind::Glitch28kw),
             // The glitch poisoned a day of its energy history too: flagged in the detail

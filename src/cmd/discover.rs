@@ -298,7 +298,8 @@ fn device_json(d: &Device, started: Instant) -> Value {
             .or_else(|| d.tdp.as_ref().map(|t| t.device_type.as_str())),
         "http_port": d.tdp.as_ref().and_then(|t| t.http_port),
         // How plugfleet reads it: `legacy` (port 9999), `klap-iot`, `klap-smart`, `aes-smart`,
-        // or `unsupported`; and whether that needs the TP-Link account.
+        // `klap-smart-https` (KLAP over TLS) or `unsupported`; and whether that needs the
+        // TP-Link account.
         "transport": match (&d.access, &d.refusal) {
             (Some(a), _) => a.label(),
             (None, Some(_)) => "unsupported",

@@ -23,7 +23,7 @@ use crate::fleet::model::{Device, Fleet};
 use crate::fleet::ratings::Overrides;
 use crate::fleet::stats::{HistoryRow, Listing, metered, rows};
 use crate::net::ClientConfig;
-use crate::net::history::{HistoryConfig, HistoryJob, erase_stats, fetch_job};
+use crate::net::history::{HistoryConfig, HistoryJob, clock_of, erase_stats, fetch_meters};
 use crate::protocol::tdp::TDP_PORT;
 
 #[derive(Debug, Clone, Args, Default)]
@@ -62,12 +62,11 @@ pub struct HistoryArgs {
     pub ratings: Overrides,
 }
 
-/// Today, by the clock of this machine (UTC days, as the simulator keeps them).
-pub fn today() -> Date {
-    let secs = SystemTime::now()
+/// Now by this machine's clock, in Unix seconds (each plug's date: [`Device::date_at`]).
+fn unix_now() -> i64 {
+    SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Date::from_unix(i64::try_from(secs).unwrap_or(0))
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 impl HistoryArgs {
@@ -142,12 +141,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     for ip in &report.silent_hosts {
         eprintln!("plugfleet: {ip}: {}", report.reason_for(*ip));
     }
-    let today = today();
-    let what = if args.erase {
-        Listing::Days(today.year, today.month)
-    } else {
-        args.listing(today)
-    };
+    let now_s = unix_now();
     let hist_cfg = HistoryConfig {
         client,
         ..HistoryConfig::default()
@@ -160,13 +154,25 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
         .map(|d| d.key.clone())
         .collect();
     let mut failed = false;
+    // What each device lists: "this month" is the month on its own calendar.
+    let mut listed: Vec<(String, Listing)> = Vec::with_capacity(keys.len());
     for key in &keys {
-        let Some(d) = fleet.get(key) else { continue };
-        let (months, years) = if args.erase {
-            (vec![(today.year, today.month)], vec![today.year])
-        } else {
-            periods(what)
+        let Some(addr) = fleet.get(key).map(|d| d.addr) else {
+            continue;
         };
+        let clock = rt.block_on(clock_of(addr, &client));
+        if let Some(c) = clock {
+            fleet.learn_clock(key, c, now_s);
+        }
+        let Some(d) = fleet.get(key) else { continue };
+        let today = d.date_at(now_s);
+        let what = if args.erase {
+            Listing::Days(today.year, today.month)
+        } else {
+            args.listing(today)
+        };
+        listed.push((key.clone(), what));
+        let (months, years) = periods(what);
         let job = HistoryJob {
             key: key.clone(),
             addr: d.addr,
@@ -174,7 +180,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
             months,
             years,
         };
-        for r in rt.block_on(fetch_job(&job, &hist_cfg)) {
+        for r in rt.block_on(fetch_meters(&job, &hist_cfg, clock)) {
             if let Some(e) = r.first_error() {
                 failed = true;
                 let who = r
@@ -202,20 +208,23 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let devices: Vec<&Device> = keys.iter().filter_map(|k| fleet.get(k)).collect();
+    let devices: Vec<(&Device, Listing)> = listed
+        .iter()
+        .filter_map(|(k, what)| Some((fleet.get(k)?, *what)))
+        .collect();
     let answered = fleet
         .devices
         .values()
         .any(|d| d.sysinfo.is_some() || d.tdp.is_some());
     if args.erase {
-        return erase(&rt, &devices, client, today);
+        return erase(&rt, &devices, client);
     }
     let mut out = std::io::stdout().lock();
     let mut n = 0usize;
     if args.json {
-        for d in &devices {
+        for (d, what) in &devices {
             let limits = limits_of(d, &args.ratings);
-            for r in rows(d, &limits, what) {
+            for r in rows(d, &limits, *what) {
                 serde_json::to_writer(&mut out, &r)?;
                 writeln!(out)?;
                 n += 1;
@@ -224,9 +233,9 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     } else {
         let mut w = csv::Writer::from_writer(&mut out);
         w.write_record(CSV_HEADER)?;
-        for d in &devices {
+        for (d, what) in &devices {
             let limits = limits_of(d, &args.ratings);
-            for r in rows(d, &limits, what) {
+            for r in rows(d, &limits, *what) {
                 w.write_record(csv_fields(&r))?;
                 n += 1;
             }
@@ -299,11 +308,11 @@ pub fn confirms(answer: &str) -> bool {
     matches!(answer.trim(), "y" | "Y")
 }
 
+/// `devices` with the month each listed: "this month" on its own calendar.
 fn erase(
     rt: &tokio::runtime::Runtime,
-    devices: &[&Device],
+    devices: &[(&Device, Listing)],
     client: ClientConfig,
-    today: Date,
 ) -> anyhow::Result<ExitCode> {
     if devices.is_empty() {
         eprintln!("plugfleet: no metered plug answered at the named hosts: nothing to erase");
@@ -312,7 +321,11 @@ fn erase(
     {
         let mut err = std::io::stderr().lock();
         writeln!(err, "This erases the energy statistics of:")?;
-        for d in devices {
+        for (d, what) in devices {
+            let today = match *what {
+                Listing::Days(year, month) => Date::new(year, month, 1),
+                Listing::Months(year) => Date::new(year, 1, 1),
+            };
             writeln!(err, "  {}", loss_line(d, today))?;
         }
         write!(
@@ -328,7 +341,7 @@ fn erase(
         return Ok(ExitCode::FAILURE);
     }
     let mut ok = true;
-    for d in devices {
+    for (d, _) in devices {
         for child in metered(d) {
             let who = match &child {
                 Some(c) => format!("{} outlet {c}", d.addr.ip()),

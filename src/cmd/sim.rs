@@ -32,14 +32,20 @@ pub struct SimArgs {
     /// Profile to use (repeatable; plugs cycle through the list). Default: a mixed fleet.
     /// Known: hs110-eu-hw1, hs110-us-hw1, hs110-eu-hw4, kp115-us-hw1, hs100-us-hw2,
     /// hs300-us-hw2, hs105-us-hw1, kp303-us-hw2, hs100-uk-hw4-klap (or a model such as HS110(EU));
-    /// outside the default fleet: kp125m-us-hw1-smart (SMART over KLAP v2), p110-eu-hw1-aes
-    /// (SMART over AES securePassthrough), kl130-eu-hw1 (bulb), kl430-us-hw2 (light strip),
-    /// hs220-us-hw1 (dimmer), c210-eu-hw2-camera (camera: UDP 20002 only).
+    /// outside the default fleet: kp125m-us-hw1-smart (SMART over KLAP v2),
+    /// kp125m-us-hw1-smart-https (the same over TLS), p110-eu-hw1-aes (SMART over AES
+    /// securePassthrough), kl130-eu-hw1 (bulb), kl430-us-hw2 (light strip), hs220-us-hw1
+    /// (dimmer), c210-eu-hw2-camera (camera: UDP 20002 only).
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Multiplies every simulated duration (reboot, flash, download, slow, flaky): 0.1 = 10× faster.
     #[arg(long, default_value_t = 1.0, value_name = "X")]
     pub time_scale: f64,
+    /// The plugs' time zone as an offset from UTC (`+01:00`, `-08:00`, `+05:45`, `0`): their
+    /// `time.get_time` and their day and month statistics follow local time, as a real
+    /// plug's do after the Kasa app set its zone.
+    #[arg(long, default_value = "0", value_name = "±HH:MM", value_parser = parse_utc_offset, allow_hyphen_values = true)]
+    pub utc_offset: i64,
     /// Give the plug at IP a fault (repeatable), e.g. 127.0.0.3=bogus-28kw. Kinds: bogus-28kw,
     /// glitch-28kw, unit-scale, hang, garbage, truncated, oversized, slow (or slow:MS), refuse,
     /// ignore-broadcast, download-drop, download-stall, image-reject, never-back, old-version,
@@ -62,7 +68,8 @@ pub struct SimArgs {
     #[arg(long, default_value = sim::klap::DEFAULT_PASSWORD, value_name = "PW")]
     pub password: String,
     /// Give the KLAP plug at IP a fault (repeatable). Kinds: wrong-credentials, session-expiry,
-    /// handshake-hang, garbage-ciphertext.
+    /// handshake-hang, garbage-ciphertext, tls-hang (an HTTPS plug: TCP accepted, TLS handshake
+    /// never answered).
     #[arg(long = "klap-fault", value_name = "IP=KIND")]
     pub klap_faults: Vec<String>,
 }
@@ -76,6 +83,7 @@ impl Default for SimArgs {
             tdp_port: crate::protocol::tdp::TDP_PORT,
             profiles: Vec::new(),
             time_scale: 1.0,
+            utc_offset: 0,
             faults: Vec::new(),
             accept_images: None,
             klap_port: 0,
@@ -163,6 +171,10 @@ fn plug_line(
     if let (Some(o), Some(d)) = (v.as_object_mut(), klap.device(p.ip)) {
         o.insert("http_port".into(), serde_json::json!(d.http_port));
         o.insert("transport".into(), serde_json::json!(d.transport));
+        if d.https {
+            // Served over TLS (test-only self-signed certificate, assets/tls/).
+            o.insert("https".into(), serde_json::json!(true));
+        }
         match d.transport {
             sim::klap::Transport::Klap => {
                 o.insert("klap_version".into(), serde_json::json!(d.klap_version));
@@ -209,6 +221,7 @@ pub fn spec_from_args(args: &SimArgs) -> Result<FleetSpec, UsageError> {
         profiles: args.profiles.clone(),
         time_scale: args.time_scale,
         clock_rate: 1.0,
+        utc_offset_s: args.utc_offset,
         faults,
         images: match &args.accept_images {
             Some(p) => read_image_list(p)?,
@@ -216,6 +229,34 @@ pub fn spec_from_args(args: &SimArgs) -> Result<FleetSpec, UsageError> {
         },
     };
     Ok(spec)
+}
+
+/// `±HH:MM` (or `±HH`, or `0`) → seconds east of UTC, within −12:00 … +14:00.
+fn parse_utc_offset(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if t == "0" || t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
+        return Ok(0);
+    }
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, &t[1..]),
+        Some(b'-') => (-1, &t[1..]),
+        _ => return Err(format!("`{t}`: give a sign, e.g. +01:00 or -08:00")),
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let h: i64 = h
+        .parse()
+        .map_err(|_| format!("`{t}`: hours are not a number"))?;
+    let m: i64 = m
+        .parse()
+        .map_err(|_| format!("`{t}`: minutes are not a number"))?;
+    if !(0..60).contains(&m) || m % 15 != 0 {
+        return Err(format!("`{t}`: minutes must be 00, 15, 30 or 45"));
+    }
+    let off = sign * (h * 3600 + m * 60);
+    if !(-12 * 3600..=14 * 3600).contains(&off) {
+        return Err(format!("`{t}`: outside -12:00 … +14:00"));
+    }
+    Ok(off)
 }
 
 fn map_err(e: SimError) -> anyhow::Error {
@@ -394,6 +435,19 @@ mod tests {
         assert!(parse_fault("127.0.0.3").is_err());
         assert!(parse_fault("localhost=hang").is_err());
         assert!(parse_fault("127.0.0.3=explode").is_err());
+    }
+
+    #[test]
+    fn utc_offsets_parse_as_zones_do() {
+        assert_eq!(parse_utc_offset("0"), Ok(0));
+        assert_eq!(parse_utc_offset("+01:00"), Ok(3600));
+        assert_eq!(parse_utc_offset("-08:00"), Ok(-8 * 3600));
+        assert_eq!(parse_utc_offset("+05:45"), Ok(5 * 3600 + 45 * 60));
+        assert_eq!(parse_utc_offset("+14"), Ok(14 * 3600));
+        assert_eq!(parse_utc_offset("-12:00"), Ok(-12 * 3600));
+        for bad in ["+15:00", "-12:30", "01:00", "+1:07", "+x", "+01:60", ""] {
+            assert!(parse_utc_offset(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -850,7 +850,7 @@ impl Output {
                 other => out!(
                     "  {:<15} {:<8} {}",
                     s("ip"),
-                    other.unwrap_or("?"),
+                    other.unwrap_or("unknown"),
                     s("error")
                 ),
             }

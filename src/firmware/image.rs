@@ -569,11 +569,11 @@ impl ImageInfo {
             Some(ImageTarget::Name(n)) => format!(
                 "{} hw {}, {} (file name)",
                 n.model.as_deref().unwrap_or(&n.model_token),
-                n.hw_major.as_deref().unwrap_or("?"),
+                n.hw_major.as_deref().unwrap_or("unknown"),
                 n.version
                     .as_ref()
                     .map(ToString::to_string)
-                    .unwrap_or_else(|| "version ?".into())
+                    .unwrap_or_else(|| "version unknown".into())
             ),
             None => "unknown target".into(),
         };

@@ -426,7 +426,7 @@ impl Job {
                 .expected
                 .as_ref()
                 .map(Version::short)
-                .unwrap_or_else(|| "?".into()),
+                .unwrap_or_else(|| "unknown".into()),
             stage: self.stage,
             ratio: self.ratio,
             served_bytes: self.served,

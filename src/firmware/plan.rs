@@ -358,7 +358,7 @@ impl PlanEntry {
             .to
             .as_ref()
             .map(Version::short)
-            .unwrap_or_else(|| "?".into());
+            .unwrap_or_else(|| "unknown".into());
         (from, to)
     }
 }

@@ -11,19 +11,18 @@
 //! - a day more than [`GLITCH_FACTOR`] × the median day of its month and above
 //!   [`GLITCH_MIN_KWH`] — suspect ("glitch day?").
 //!
-//! Dates are the plugs' calendar days (the simulator's are UTC days); "today" is passed in.
+//! Dates are the plugs' calendar days (their local clock: [`crate::protocol::calendar::DeviceClock`]);
+//! "today" is passed in.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::time::Instant;
-
-use serde::Serialize;
 
 use crate::fleet::plausibility::{Reason, Rule, check_energy};
 use crate::fleet::ratings::Limits;
 use crate::fleet::reading::Field;
 use crate::fleet::verdict::Verdict;
 use crate::protocol::EnergyStat;
+pub use crate::protocol::calendar::{Date, days_in_month};
 
 /// A day above this multiple of its month's median day …
 pub const GLITCH_FACTOR: f64 = 10.0;
@@ -37,77 +36,6 @@ pub const ROUNDING_KWH: f64 = 0.001;
 pub const CHART_DAYS: usize = 30;
 /// Months drawn in the month chart.
 pub const CHART_MONTHS: usize = 12;
-
-/// A calendar date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Date {
-    pub year: i32,
-    pub month: u32,
-    pub day: u32,
-}
-
-impl Date {
-    pub fn new(year: i32, month: u32, day: u32) -> Self {
-        Self { year, month, day }
-    }
-
-    /// The UTC date of a Unix time in seconds.
-    pub fn from_unix(secs: i64) -> Self {
-        Self::from_days(secs.div_euclid(86_400))
-    }
-
-    /// The date of day number `z` (days since 1970-01-01).
-    pub fn from_days(z: i64) -> Self {
-        // Howard Hinnant's civil_from_days.
-        let z = z + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
-        Self { year, month, day }
-    }
-
-    /// Days since 1970-01-01.
-    pub fn days(self) -> i64 {
-        let y = i64::from(self.year) - i64::from(self.month <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y.rem_euclid(400);
-        let m = i64::from(self.month);
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    /// The month before this date's month: (year, month).
-    pub fn month_before(year: i32, month: u32) -> (i32, u32) {
-        if month <= 1 {
-            (year - 1, 12)
-        } else {
-            (year, month - 1)
-        }
-    }
-}
-
-impl fmt::Display for Date {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
-}
-
-/// Days in a month of the Gregorian calendar (0 for a month that is not 1–12).
-pub fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
 
 /// The figure of today as it was fetched, with the meter's total at that moment: today's bar
 /// grows with the live total from there.
@@ -475,22 +403,6 @@ mod tests {
             day: d,
             energy_kwh: kwh,
         }
-    }
-
-    #[test]
-    fn dates_round_trip_and_know_their_months() {
-        for z in [-800_000, -1, 0, 1, 19_000, 20_788, 2_000_000] {
-            assert_eq!(Date::from_days(z).days(), z, "{z}");
-        }
-        assert_eq!(Date::from_days(0), Date::new(1970, 1, 1));
-        assert_eq!(Date::from_unix(1_796_083_200), Date::new(2026, 12, 1));
-        assert_eq!(Date::from_unix(-1), Date::new(1969, 12, 31));
-        assert_eq!(days_in_month(2024, 2), 29);
-        assert_eq!(days_in_month(2100, 2), 28);
-        assert_eq!(days_in_month(2000, 2), 29);
-        assert_eq!(days_in_month(2026, 13), 0);
-        assert_eq!(Date::month_before(2026, 1), (2025, 12));
-        assert_eq!(Date::new(2026, 3, 7).to_string(), "2026-03-07");
     }
 
     #[test]

@@ -194,6 +194,9 @@ pub struct Device {
     shown: u64,
     /// Readings recorded by its meters (each a point of the power history, the sparkline).
     points: u64,
+    /// The plug's clock (asked with its energy history): its calendar days are those of its
+    /// local time. `None` until it said; dates then fall back to UTC.
+    pub clock: Option<crate::protocol::calendar::DeviceClock>,
 }
 
 impl Device {
@@ -226,6 +229,7 @@ impl Device {
             generation: 0,
             shown: 0,
             points: 0,
+            clock: None,
         }
     }
 
@@ -331,6 +335,8 @@ impl Device {
             energy(&mut h, &o.energy);
         }
         energy(&mut h, &self.energy);
+        // The plug's own calendar, which its day and month figures follow.
+        self.clock.map(|c| c.utc_offset_s).hash(&mut h);
         if let Some(r) = &self.refusal {
             r.to_string().hash(&mut h);
         }
@@ -371,6 +377,12 @@ impl Device {
 
     /// The local name, else the device's alias (a camera's or hub's `device_name` when it is
     /// known by its UDP 20002 reply alone).
+    /// The date on the plug's calendar at Unix time `unix_s` (its energy history's "today"):
+    /// by its own clock when known, else UTC.
+    pub fn date_at(&self, unix_s: i64) -> crate::fleet::energy::Date {
+        self.clock.unwrap_or_default().date_at(unix_s)
+    }
+
     pub fn alias(&self) -> &str {
         if let Some(n) = &self.local_name {
             return n;

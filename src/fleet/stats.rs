@@ -150,6 +150,25 @@ impl Fleet {
         })
     }
 
+    /// Remembers the clock `key`'s plug told (with its energy history) at Unix time `unix_s`.
+    /// When that moves the plug's "this month" (its days were asked by the month it was
+    /// thought to be in), its history is due again at the next poll, once.
+    pub fn learn_clock(
+        &mut self,
+        key: &str,
+        clock: crate::protocol::calendar::DeviceClock,
+        unix_s: i64,
+    ) {
+        let Some(d) = self.devices.get_mut(key) else {
+            return;
+        };
+        let month = |date: Date| (date.year, date.month);
+        if d.clock != Some(clock) && month(d.date_at(unix_s)) != month(clock.date_at(unix_s)) {
+            d.energy.requested = None;
+        }
+        d.clock = Some(clock);
+    }
+
     /// Takes in one meter's fetch: its day lists (by (year, month)) and month lists (by year),
     /// each the plug's entries or why they could not be read. Today's figure is remembered with
     /// the meter's total at this moment, so today's bar grows with the live total.
@@ -365,6 +384,63 @@ mod tests {
             day: Some(d),
             energy_kwh: kwh,
         }
+    }
+
+    #[test]
+    fn a_clock_that_moves_the_plug_s_month_makes_its_history_due_again_once() {
+        use crate::protocol::calendar::DeviceClock;
+        let t0 = Instant::now();
+        let mut f = Fleet::new(t0);
+        f.observe(
+            Sighting {
+                ip: "127.0.10.1".parse().expect("ip"),
+                port: 9999,
+                found_by: "host".into(),
+                info: SeenInfo::Legacy(Box::new(sys())),
+            },
+            &Names::default(),
+            t0,
+        );
+        poll(&mut f, 10.0, t0);
+        // 2026-11-30 20:00 UTC: in Tokyo (+9) it is already December.
+        let unix = Date::new(2026, 11, 30).days() * 86_400 + 20 * 3600;
+        let utc_today = Date::from_unix(unix);
+        let due = f.history_due("E1", utc_today, t0).expect("first seen");
+        assert_eq!(due.months, vec![(2026, 11), (2026, 10)]);
+        let tokyo = DeviceClock {
+            utc_offset_s: 9 * 3600,
+        };
+        f.learn_clock("E1", tokyo, unix);
+        let d = f.get("E1").expect("d");
+        let today = d.date_at(unix);
+        assert_eq!(today, Date::new(2026, 12, 1));
+        let again = f.history_due("E1", today, t0).expect("due again: December");
+        assert_eq!(again.months, vec![(2026, 12), (2026, 11)]);
+        // Told again, nothing moves: not due before the hour.
+        f.learn_clock("E1", tokyo, unix);
+        assert!(f.history_due("E1", today, t0).is_none());
+        // A zone in the same month changes nothing either.
+        let mut g = Fleet::new(t0);
+        g.observe(
+            Sighting {
+                ip: "127.0.10.1".parse().expect("ip"),
+                port: 9999,
+                found_by: "host".into(),
+                info: SeenInfo::Legacy(Box::new(sys())),
+            },
+            &Names::default(),
+            t0,
+        );
+        poll(&mut g, 10.0, t0);
+        assert!(g.history_due("E1", utc_today, t0).is_some());
+        g.learn_clock(
+            "E1",
+            DeviceClock {
+                utc_offset_s: -3600,
+            },
+            unix,
+        );
+        assert!(g.history_due("E1", utc_today, t0).is_none());
     }
 
     #[test]

@@ -17,7 +17,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::net::client::{Client, ClientConfig, NetError};
-use crate::protocol::reply::{check_ack, parse_stats};
+use crate::protocol::calendar::DeviceClock;
+use crate::protocol::reply::{check_ack, parse_stats, parse_time};
 use crate::protocol::{EnergyStat, Request};
 
 /// How the history task behaves.
@@ -69,6 +70,9 @@ pub struct HistoryReport {
     pub child: Option<String>,
     pub days: Vec<Fetched<(i32, u32)>>,
     pub months: Vec<Fetched<i32>>,
+    /// The plug's clock, asked before its lists (`time.get_time`): its calendar days are
+    /// those of its local time. `None` if it did not say or its clock is not a zone's.
+    pub clock: Option<DeviceClock>,
 }
 
 impl HistoryReport {
@@ -95,6 +99,20 @@ fn client_for(addr: SocketAddr, cfg: &ClientConfig) -> Client {
 async fn stats(client: &Client, req: Request, method: &str) -> Result<Vec<EnergyStat>, NetError> {
     let root = client.call(&req).await?;
     Ok(parse_stats(&root, method)?)
+}
+
+/// The plug's clock: `time.get_time` against this machine's clock ([`DeviceClock::learn`]);
+/// `Ok(None)` when the answer is no time zone's (a clock never set).
+pub async fn device_clock(
+    addr: SocketAddr,
+    cfg: &ClientConfig,
+) -> Result<Option<DeviceClock>, NetError> {
+    let root = client_for(addr, cfg).call(&Request::Time).await?;
+    let local = parse_time(&root)?;
+    let unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    Ok(DeviceClock::learn(local, unix_s))
 }
 
 /// Fetches one meter's days and months, one request at a time with `gap` between them (each
@@ -176,8 +194,31 @@ pub async fn erase_stats(
     Ok(())
 }
 
-/// Performs one job: its meters one after another, a report per meter.
+/// Performs one job: the plug's clock ([`clock_of`]), then its meters ([`fetch_meters`]).
 pub async fn fetch_job(job: &HistoryJob, cfg: &HistoryConfig) -> Vec<HistoryReport> {
+    let clock = clock_of(job.addr, &cfg.client).await;
+    tokio::time::sleep(cfg.gap).await;
+    fetch_meters(job, cfg, clock).await
+}
+
+/// [`device_clock`], with a plug that does not tell its time (or whose clock is no zone's)
+/// as `None`: its lists are fetched all the same, and dated by UTC.
+pub async fn clock_of(addr: SocketAddr, cfg: &ClientConfig) -> Option<DeviceClock> {
+    match device_clock(addr, cfg).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(%addr, "plug clock: {e}");
+            None
+        }
+    }
+}
+
+/// The job's meters one after another, a report per meter, each carrying `clock`.
+pub async fn fetch_meters(
+    job: &HistoryJob,
+    cfg: &HistoryConfig,
+    clock: Option<DeviceClock>,
+) -> Vec<HistoryReport> {
     let mut out = Vec::with_capacity(job.meters.len());
     for (i, child) in job.meters.iter().enumerate() {
         if i > 0 {
@@ -198,6 +239,7 @@ pub async fn fetch_job(job: &HistoryJob, cfg: &HistoryConfig) -> Vec<HistoryRepo
             child: child.clone(),
             days,
             months,
+            clock,
         });
     }
     out

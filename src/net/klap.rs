@@ -1,6 +1,7 @@
-//! A KLAP client over HTTP/1.1 on a tokio `TcpStream` (one kept-alive connection per device,
-//! replaced when the device closes it; sizes capped, every call under a timeout). The crypto is
-//! [`crate::protocol::klap`]; this file only moves bytes and keeps the session.
+//! A KLAP client over HTTP/1.1 on a [`Stream`] (plain TCP, or TLS when the device asks for
+//! HTTPS: [`super::tls`]; one kept-alive connection per device, replaced when the device closes
+//! it; sizes capped, every call under a timeout). The crypto is [`crate::protocol::klap`]; this
+//! file only moves bytes and keeps the session.
 //!
 //! - handshake1 / handshake2, trying the credentials in python-kasa's order (the account, the
 //!   publicly known default setup credentials, blank) by comparing handshake1's proof;
@@ -15,8 +16,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
+
+use super::tls::{self, ConnectError, Scheme, Stream};
 
 use crate::protocol::klap::{
     self, AuthVersion, CredentialSource, KlapError, SEED_LEN, SESSION_COOKIE, Session,
@@ -56,6 +58,8 @@ impl std::fmt::Debug for Credentials {
 /// Which step of the exchange failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KlapStage {
+    /// Opening the connection: TCP, and the TLS handshake on HTTPS.
+    Connect,
     Handshake1,
     Handshake2,
     Request,
@@ -64,6 +68,7 @@ pub enum KlapStage {
 impl std::fmt::Display for KlapStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            KlapStage::Connect => "connect",
             KlapStage::Handshake1 => "handshake1",
             KlapStage::Handshake2 => "handshake2",
             KlapStage::Request => "request",
@@ -88,6 +93,12 @@ pub enum KlapNetError {
     BadCiphertext(KlapError),
     #[error("{stage} timed out after {after:?}")]
     Timeout { stage: KlapStage, after: Duration },
+    /// HTTPS: the device accepted TCP and did not complete the TLS handshake in time.
+    #[error("TLS handshake timed out after {after:?}")]
+    TlsTimeout { after: Duration },
+    /// HTTPS: the TLS handshake failed (no common version or cipher suite, not TLS, …).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     #[error("{stage}: HTTP {status}")]
     Http { stage: KlapStage, status: u16 },
     #[error("{stage}: {msg}")]
@@ -102,7 +113,9 @@ pub struct KlapConfig {
     pub addr: SocketAddr,
     pub version: AuthVersion,
     pub account: Option<Credentials>,
-    /// Bound on each HTTP exchange (connect, send, read).
+    /// HTTP, or HTTPS when the discovery reply says `is_support_https`.
+    pub scheme: Scheme,
+    /// Bound on each HTTP exchange (send, read) and on opening a connection (TCP, then TLS).
     pub timeout: Duration,
     /// On a 403, handshake again and retry once (else report [`KlapNetError::SessionExpired`]).
     pub renew_on_403: bool,
@@ -114,6 +127,7 @@ impl KlapConfig {
             addr,
             version,
             account,
+            scheme: Scheme::Http,
             timeout: Duration::from_secs(5),
             renew_on_403: true,
         }
@@ -131,7 +145,7 @@ pub struct KlapClient {
     cfg: KlapConfig,
     /// The kept HTTP connection (taken out while a request is on it, so a request cut short
     /// by its timeout never leaves a late reply to be read as the next one's).
-    conn: Option<TcpStream>,
+    conn: Option<Stream>,
     live: Option<Live>,
     source: Option<CredentialSource>,
     handshakes: u64,
@@ -142,6 +156,7 @@ impl std::fmt::Debug for KlapClient {
         f.debug_struct("KlapClient")
             .field("addr", &self.cfg.addr)
             .field("version", &self.cfg.version)
+            .field("scheme", &self.cfg.scheme)
             .field("session", &self.live.is_some())
             .field("handshakes", &self.handshakes)
             .finish()
@@ -332,41 +347,77 @@ impl KlapClient {
         body: &[u8],
     ) -> Result<HttpReply, KlapNetError> {
         let after = self.cfg.timeout;
-        let kept = self.conn.take();
-        let (r, conn) = timeout(after, post_kept(kept, self.cfg.addr, path, cookie, body))
-            .await
-            .map_err(|_| KlapNetError::Timeout { stage, after })?
-            .map_err(|msg| KlapNetError::Io { stage, msg })?;
+        // A new connection is opened (and on HTTPS its TLS handshake completed) before any
+        // byte of the request is written, under its own timeout, so a device that accepts TCP
+        // and stalls the TLS handshake gets a typed error of its own.
+        let (conn, fresh) = match self.conn.take() {
+            Some(c) => (c, false),
+            None => (
+                tls::connect(self.cfg.scheme, self.cfg.addr, after)
+                    .await
+                    .map_err(connect_error)?,
+                true,
+            ),
+        };
+        let (r, conn) = timeout(
+            after,
+            post_kept(
+                conn,
+                fresh,
+                self.cfg.scheme,
+                self.cfg.addr,
+                path,
+                cookie,
+                body,
+            ),
+        )
+        .await
+        .map_err(|_| KlapNetError::Timeout { stage, after })?
+        .map_err(|msg| KlapNetError::Io { stage, msg })?;
         self.conn = conn;
         Ok(r)
     }
 }
 
-/// One POST over `kept` (when the device has not closed it since) or a fresh connection,
-/// with `Connection: keep-alive`; returns the connection to keep, if the device keeps it. A
-/// kept connection that fails before any byte of a reply came is replaced once (nothing was
-/// answered, so nothing is sent twice that was acted on).
+fn connect_error(e: ConnectError) -> KlapNetError {
+    let stage = KlapStage::Connect;
+    match e {
+        ConnectError::Tcp { .. } => KlapNetError::Io {
+            stage,
+            msg: e.to_string(),
+        },
+        ConnectError::TcpTimeout { after, .. } => KlapNetError::Timeout { stage, after },
+        ConnectError::Tls { msg, .. } => KlapNetError::Tls(msg),
+        ConnectError::TlsTimeout { after, .. } => KlapNetError::TlsTimeout { after },
+    }
+}
+
+/// One POST over `conn` (`fresh`, or kept since an earlier request), with `Connection:
+/// keep-alive`; returns the connection to keep, if the device keeps it. A kept connection that
+/// fails before any byte of a reply came is replaced once by a fresh one of the same `scheme`
+/// (nothing was answered, so nothing is sent twice that was acted on); the caller's timeout
+/// bounds the whole.
 async fn post_kept(
-    kept: Option<TcpStream>,
+    mut conn: Stream,
+    fresh: bool,
+    scheme: Scheme,
     addr: SocketAddr,
     path: &str,
     cookie: Option<&str>,
     body: &[u8],
-) -> Result<(HttpReply, Option<TcpStream>), String> {
-    if let Some(mut s) = kept {
-        match exchange(&mut s, addr, path, OCTETS, cookie, body, true).await {
-            Ok(r) => {
-                let keep = !r.close;
-                return Ok((r, keep.then_some(s)));
-            }
-            Err(Exchange::Unanswered(_)) => {}
-            Err(Exchange::Failed(e)) => return Err(e),
+) -> Result<(HttpReply, Option<Stream>), String> {
+    match exchange(&mut conn, addr, path, OCTETS, cookie, body, true).await {
+        Ok(r) => {
+            let keep = !r.close;
+            return Ok((r, keep.then_some(conn)));
         }
+        Err(Exchange::Unanswered(_)) if !fresh => {}
+        Err(Exchange::Unanswered(e) | Exchange::Failed(e)) => return Err(e),
     }
-    let mut s = TcpStream::connect(addr)
+    // No per-step bound here: the caller's timeout covers this reconnect too.
+    let mut s = tls::connect(scheme, addr, Duration::MAX)
         .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = s.set_nodelay(true);
+        .map_err(|e| e.to_string())?;
     match exchange(&mut s, addr, path, OCTETS, cookie, body, true).await {
         Ok(r) => {
             let keep = !r.close;
@@ -384,7 +435,7 @@ enum Exchange {
 }
 
 async fn exchange(
-    s: &mut TcpStream,
+    s: &mut Stream,
     addr: SocketAddr,
     path: &str,
     content_type: &str,
@@ -441,7 +492,8 @@ async fn exchange(
 
 const OCTETS: &str = "application/octet-stream";
 
-/// One HTTP/1.1 POST on a fresh connection (shared with `net::aes`); not timed here.
+/// One HTTP/1.1 POST on a fresh plain-HTTP connection (shared with `net::aes`: AES over HTTPS
+/// is the cameras' different SSL-AES login, which `protocol::access` refuses); not timed here.
 pub(crate) async fn post(
     addr: SocketAddr,
     path: &str,
@@ -449,10 +501,9 @@ pub(crate) async fn post(
     cookie: Option<&str>,
     body: &[u8],
 ) -> Result<HttpReply, String> {
-    let mut s = TcpStream::connect(addr)
+    let mut s = tls::connect(Scheme::Http, addr, Duration::MAX)
         .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = s.set_nodelay(true);
+        .map_err(|e| e.to_string())?;
     exchange(&mut s, addr, path, content_type, cookie, body, false)
         .await
         .map_err(|(Exchange::Unanswered(e) | Exchange::Failed(e))| e)
@@ -621,15 +672,29 @@ mod tests {
         (addr, accepted)
     }
 
+    /// One request the way [`KlapClient::post`] sends it: over `conn`, else a fresh connection.
+    async fn post_once(conn: Option<Stream>, addr: SocketAddr) -> (HttpReply, Option<Stream>) {
+        let (conn, fresh) = match conn {
+            Some(c) => (c, false),
+            None => (
+                tls::connect(Scheme::Http, addr, Duration::from_secs(5))
+                    .await
+                    .expect("connect"),
+                true,
+            ),
+        };
+        post_kept(conn, fresh, Scheme::Http, addr, "/app/request", None, b"x")
+            .await
+            .expect("reply")
+    }
+
     #[tokio::test]
     async fn the_connection_is_kept_unless_the_device_closes_it() {
         use std::sync::atomic::Ordering;
         let (addr, accepted) = server(false).await;
         let mut conn = None;
         for _ in 0..3 {
-            let (r, kept) = post_kept(conn.take(), addr, "/app/request", None, b"x")
-                .await
-                .expect("reply");
+            let (r, kept) = post_once(conn.take(), addr).await;
             assert_eq!(
                 (r.status, r.body.as_slice(), r.close),
                 (200, &b"ok"[..], false)
@@ -645,9 +710,7 @@ mod tests {
         let (addr, accepted) = server(true).await;
         let mut conn = None;
         for _ in 0..3 {
-            let (r, kept) = post_kept(conn.take(), addr, "/app/request", None, b"x")
-                .await
-                .expect("reply");
+            let (r, kept) = post_once(conn.take(), addr).await;
             assert!(r.close && kept.is_none());
             conn = kept;
         }

@@ -1,5 +1,6 @@
 //! Sockets: the device client, discovery, the poller, and the KLAP and AES clients (`klap`, `aes`)
-//! and the kept session per newer-protocol device (`newer`).
+//! and the kept session per newer-protocol device (`newer`); the plain-or-TLS stream under KLAP
+//! (`tls`).
 
 pub mod aes;
 pub mod client;
@@ -9,5 +10,6 @@ pub mod klap;
 pub mod newer;
 pub mod poller;
 pub mod pool;
+pub mod tls;
 
 pub use client::{Client, ClientConfig, NetError, Stage};

@@ -1,5 +1,6 @@
 //! One kept session per newer-protocol device ([`NewerLink`]): the KLAP or AES client chosen
-//! from the device's UDP 20002 reply ([`Access`]), one handshake per session (renewed before
+//! from the device's UDP 20002 reply ([`Access`]; KLAP over TLS when it says HTTPS — the same
+//! client on a TLS stream, [`crate::net::tls`]), one handshake per session (renewed before
 //! the `TIMEOUT` cookie lapses, fresh after a 403 — the clients do that), and the two payload
 //! dialects read into the same parts as a port-9999 poll ([`Polled`]):
 //!
@@ -18,7 +19,8 @@ use serde_json::{Value, json};
 
 use crate::net::aes::{AesClient, AesConfig, AesNetError};
 use crate::net::client::{NetError, Stage};
-use crate::net::klap::{Credentials, KlapClient, KlapConfig, KlapNetError};
+use crate::net::klap::{Credentials, KlapClient, KlapConfig, KlapNetError, KlapStage};
+use crate::net::tls::Scheme;
 use crate::protocol::access::{Access, Dialect, Refusal, Transport};
 use crate::protocol::reply::method_result;
 use crate::protocol::{Realtime, Request, SysInfo, smart};
@@ -45,6 +47,8 @@ pub struct NewerSpec {
 enum Client {
     Klap(Box<KlapClient>),
     Aes(Box<AesClient>),
+    /// An access no client speaks (AES over HTTPS: `Access::from_tdp` never makes one).
+    Unsupported(Refusal),
 }
 
 /// A kept session with one newer-protocol device.
@@ -66,10 +70,19 @@ fn klap_error(e: KlapNetError) -> NetError {
     match e {
         KlapNetError::AuthFailed => NetError::Access(Refusal::AuthFailed),
         KlapNetError::NeedsCredentials => NetError::Access(Refusal::NeedsCredentials),
+        KlapNetError::Timeout {
+            stage: KlapStage::Connect,
+            after,
+        }
+        | KlapNetError::TlsTimeout { after } => NetError::Timeout {
+            stage: Stage::Connect,
+            after,
+        },
         KlapNetError::Timeout { after, .. } => NetError::Timeout {
             stage: Stage::Reply,
             after,
         },
+        KlapNetError::Tls(msg) => NetError::Io(format!("KLAP over HTTPS: TLS handshake: {msg}")),
         KlapNetError::Io { msg, .. } if msg.contains("refused") => NetError::Refused,
         KlapNetError::Io { stage, msg } => NetError::Io(format!("KLAP {stage}: {msg}")),
         other => NetError::Reply(format!("KLAP: {other}")),
@@ -103,8 +116,14 @@ impl NewerLink {
             Transport::Klap => {
                 let mut c = KlapConfig::new(addr, spec.access.version, spec.account.clone());
                 c.timeout = timeout;
+                if spec.access.https {
+                    c.scheme = Scheme::Https;
+                }
                 Client::Klap(Box::new(KlapClient::new(c)))
             }
+            Transport::Aes if spec.access.https => Client::Unsupported(Refusal::Unsupported(
+                "AES over HTTPS (the SSL-AES login) is not spoken".into(),
+            )),
             Transport::Aes => {
                 let mut c = AesConfig::new(addr, spec.account.clone(), spec.access.login_v2);
                 c.timeout = timeout;
@@ -123,6 +142,7 @@ impl NewerLink {
         match &self.client {
             Client::Klap(c) => c.handshakes(),
             Client::Aes(c) => c.handshakes(),
+            Client::Unsupported(_) => 0,
         }
     }
 
@@ -131,6 +151,7 @@ impl NewerLink {
         match &mut self.client {
             Client::Klap(c) => c.query(request).await.map_err(klap_error),
             Client::Aes(c) => c.query(request).await.map_err(aes_error),
+            Client::Unsupported(r) => Err(NetError::Access(r.clone())),
         }
     }
 

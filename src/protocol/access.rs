@@ -7,8 +7,14 @@
 //!   ([`Dialect::Smart`]).
 //! - KLAP auth hash: v2 for `SMART.*`, for `lv >= 2` and for `new_klap: 1`; v1 otherwise.
 //! - AES login: `password2` when `lv: 2`.
-//! - `http_port` (default 80); `is_support_https: true` is not implemented here and is
-//!   reported as unsupported rather than tried in clear text.
+//! - `http_port` (default 80, or [`DEFAULT_HTTPS_PORT`] with HTTPS).
+//! - `is_support_https: true`: the HTTPS variants python-kasa speaks for these devices
+//!   (`kasa/device_factory.py`: `SMART.KLAP.HTTPS` → KLAP v2 over TLS, first seen on robovacs'
+//!   later firmware, python-kasa #1415) are spoken: KLAP with a `SMART.*` dialect over TLS. The
+//!   others are [`Refusal::Unsupported`] with the reason, never tried in clear text:
+//!   `SMART.AES.HTTPS` and the cameras (`SMART.IPCAMERA`, no `encrypt_type`) use the SSL-AES
+//!   login of `sslaestransport.py` (a nonce/digest exchange, not securePassthrough), and no
+//!   `IOT.*` device over KLAP-HTTPS is known (python-kasa has no transport for one).
 
 use serde::Serialize;
 
@@ -17,6 +23,9 @@ use crate::protocol::tdp::TdpInfo;
 
 /// The HTTP port when the discovery reply names none.
 pub const DEFAULT_HTTP_PORT: u16 = 80;
+/// The HTTPS port of KLAP when the discovery reply names none (python-kasa's
+/// `KlapTransport.DEFAULT_HTTPS_PORT`; the robovac dumps name it too).
+pub const DEFAULT_HTTPS_PORT: u16 = 4433;
 
 /// The transport below the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +63,8 @@ pub struct Access {
     pub version: AuthVersion,
     /// AES `login_device` with `password2` (`lv: 2`).
     pub login_v2: bool,
+    /// The transport runs over TLS (`is_support_https`).
+    pub https: bool,
     pub http_port: u16,
 }
 
@@ -70,9 +81,19 @@ impl Access {
                 t.device_type
             )));
         };
-        if t.https {
+        let klap = t
+            .encrypt_type
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case("KLAP"));
+        if t.https && !klap {
             return Err(Refusal::Unsupported(
-                "the device asks for HTTPS, which plugfleet does not speak yet".into(),
+                "HTTPS without KLAP: the SSL-AES login of cameras and hubs, not spoken".into(),
+            ));
+        }
+        if t.https && dialect == Dialect::Iot {
+            return Err(Refusal::Unsupported(
+                "KLAP over HTTPS with IOT.* JSON: no such device is known (nor in python-kasa)"
+                    .into(),
             ));
         }
         let transport = match t.encrypt_type.as_deref() {
@@ -95,22 +116,32 @@ impl Access {
             ));
         }
         let nk = t.new_klap.then_some(1);
+        let default_port = if t.https {
+            DEFAULT_HTTPS_PORT
+        } else {
+            DEFAULT_HTTP_PORT
+        };
         Ok(Access {
             transport,
             dialect,
             version: AuthVersion::from_discovery(&t.device_type, t.lv, nk),
             login_v2: t.lv == Some(2),
-            http_port: t.http_port.filter(|p| *p != 0).unwrap_or(DEFAULT_HTTP_PORT),
+            https: t.https,
+            http_port: t.http_port.filter(|p| *p != 0).unwrap_or(default_port),
         })
     }
 
-    /// `klap-iot`, `klap-smart`, `aes-smart`.
+    /// `klap-iot`, `klap-smart`, `aes-smart`; `klap-smart-https` over TLS.
     pub fn label(&self) -> &'static str {
-        match (self.transport, self.dialect) {
-            (Transport::Klap, Dialect::Iot) => "klap-iot",
-            (Transport::Klap, Dialect::Smart) => "klap-smart",
-            (Transport::Aes, Dialect::Smart) => "aes-smart",
-            (Transport::Aes, Dialect::Iot) => "aes-iot",
+        match (self.transport, self.dialect, self.https) {
+            (Transport::Klap, Dialect::Iot, false) => "klap-iot",
+            (Transport::Klap, Dialect::Smart, false) => "klap-smart",
+            (Transport::Aes, Dialect::Smart, false) => "aes-smart",
+            (Transport::Aes, Dialect::Iot, false) => "aes-iot",
+            (Transport::Klap, Dialect::Iot, true) => "klap-iot-https",
+            (Transport::Klap, Dialect::Smart, true) => "klap-smart-https",
+            (Transport::Aes, Dialect::Smart, true) => "aes-smart-https",
+            (Transport::Aes, Dialect::Iot, true) => "aes-iot-https",
         }
     }
 }
@@ -245,11 +276,42 @@ mod tests {
                 other => panic!("{t:?}: {other:?}"),
             }
         }
-        let mut t = tdp("SMART.KASAPLUG", Some("KLAP"), None, None, false);
-        t.https = true;
-        assert!(
-            matches!(Access::from_tdp(&t), Err(Refusal::Unsupported(w)) if w.contains("HTTPS"))
+    }
+
+    #[test]
+    fn https_is_klap_smart_over_tls_and_the_rest_is_refused_with_why() {
+        let https = |ty: &str, enc: Option<&str>, port: Option<u16>| {
+            let mut t = tdp(ty, enc, port, None, false);
+            t.https = true;
+            Access::from_tdp(&t)
+        };
+        // The robovac dumps' shape: KLAP, port 4433, no lv.
+        let a = https("SMART.TAPOROBOVAC", Some("KLAP"), Some(4433)).expect("klap https");
+        assert_eq!(
+            (a.transport, a.dialect, a.version, a.https, a.http_port),
+            (Transport::Klap, Dialect::Smart, AuthVersion::V2, true, 4433)
         );
+        assert_eq!(a.label(), "klap-smart-https");
+        // No port named: python-kasa's KLAP HTTPS default, not 80.
+        let a = https("SMART.KASAPLUG", Some("KLAP"), None).expect("default port");
+        assert_eq!((a.http_port, a.https), (4433, true));
+        let a = https("SMART.KASAPLUG", Some("KLAP"), Some(0)).expect("port 0");
+        assert_eq!(a.http_port, 4433);
+        // Plain HTTP keeps 80 and its label.
+        let a = Access::from_tdp(&tdp("SMART.KASAPLUG", Some("KLAP"), None, None, false))
+            .expect("http");
+        assert_eq!((a.http_port, a.https, a.label()), (80, false, "klap-smart"));
+        for (ty, enc, want) in [
+            ("SMART.IPCAMERA", None, "SSL-AES"),
+            ("SMART.TAPOPLUG", Some("AES"), "SSL-AES"),
+            ("SMART.TAPOHUB", Some("AES"), "SSL-AES"),
+            ("IOT.SMARTPLUGSWITCH", Some("KLAP"), "IOT.*"),
+        ] {
+            match https(ty, enc, Some(443)) {
+                Err(Refusal::Unsupported(why)) => assert!(why.contains(want), "{ty}: {why}"),
+                other => panic!("{ty}: {other:?}"),
+            }
+        }
     }
 
     #[test]

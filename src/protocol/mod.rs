@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod aes_passthrough;
+pub mod calendar;
 pub mod cipher;
 pub mod codec;
 pub mod kind;

@@ -693,6 +693,32 @@ pub struct EnergyStat {
     pub energy_kwh: f64,
 }
 
+/// The plug's local time from a `time.get_time` reply (`year month mday hour min sec`, no
+/// zone). Fields out of range (month 13, hour 24, a 31st of April) are a shape error, not a
+/// date moved into the next month.
+pub fn parse_time(root: &Value) -> Result<super::calendar::DeviceTime, ReplyError> {
+    let r = method_result(root, "time", "get_time")?;
+    let field = |k: &str, lo: i64, hi: i64| -> Result<i64, ReplyError> {
+        int(r, k)
+            .filter(|v| (lo..=hi).contains(v))
+            .ok_or_else(|| ReplyError::Shape(format!("`time.get_time` has no valid `{k}`")))
+    };
+    let year = field("year", 1970, 9999)?;
+    let month = field("month", 1, 12)?;
+    let year = i32::try_from(year).unwrap_or(1970);
+    let month = u32::try_from(month).unwrap_or(1);
+    let mday = field(
+        "mday",
+        1,
+        i64::from(super::calendar::days_in_month(year, month)),
+    )?;
+    let secs = field("hour", 0, 23)? * 3600 + field("min", 0, 59)? * 60 + field("sec", 0, 60)?;
+    Ok(super::calendar::DeviceTime {
+        date: super::calendar::Date::new(year, month, u32::try_from(mday).unwrap_or(1)),
+        secs: u32::try_from(secs).unwrap_or(0),
+    })
+}
+
 /// Reads `day_list` or `month_list` of a statistics reply.
 pub fn parse_stats(root: &Value, method: &str) -> Result<Vec<EnergyStat>, ReplyError> {
     let r = method_result(root, "emeter", method)?;
@@ -738,6 +764,38 @@ mod tests {
         let e = Realtime::from_reply(&root).expect_err("error");
         assert_eq!(e.device_code(), Some(-1));
         assert!(e.to_string().contains("module not support"), "{e}");
+    }
+
+    #[test]
+    fn a_plug_s_local_time_is_read_and_bad_fields_are_refused() {
+        use crate::protocol::calendar::{Date, DeviceTime};
+        // HS110(EU) hw 1 fixture shape.
+        let root = json!({"time":{"get_time":{"year":2026,"month":11,"mday":30,"hour":19,
+            "min":30,"sec":4,"err_code":0}}});
+        assert_eq!(
+            parse_time(&root).unwrap(),
+            DeviceTime {
+                date: Date::new(2026, 11, 30),
+                secs: 19 * 3600 + 30 * 60 + 4
+            }
+        );
+        for bad in [
+            json!({"time":{"get_time":{"year":2026,"month":13,"mday":1,"hour":0,"min":0,"sec":0}}}),
+            json!({"time":{"get_time":{"year":2026,"month":4,"mday":31,"hour":0,"min":0,"sec":0}}}),
+            json!({"time":{"get_time":{"year":2026,"month":4,"mday":3,"hour":24,"min":0,"sec":0}}}),
+            json!({"time":{"get_time":{"year":"2026","month":4,"mday":3,"hour":1,"min":0,"sec":0}}}),
+            json!({"time":{"get_time":{"year":2026,"month":4,"mday":3}}}),
+            json!({"time":{"get_time":[]}}),
+            json!({"time":{"err_code":-1,"err_msg":"module not support"}}),
+            json!({}),
+        ] {
+            assert!(parse_time(&bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            crate::protocol::Request::Time.to_json_bytes(),
+            br#"{"time":{"get_time":{}}}"#
+        );
+        assert!(!crate::protocol::Request::Time.is_write());
     }
 
     #[test]

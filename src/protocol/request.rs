@@ -53,6 +53,8 @@ pub enum Request {
     },
     GetDownloadState,
     FlashFirmware,
+    /// The plug's local wall-clock time (`time.get_time`), what its calendar days follow.
+    Time,
     /// Anything else: a whole request object, sent as is.
     Raw(Value),
 }
@@ -97,6 +99,7 @@ impl Request {
             Request::DownloadFirmware { .. } => ("system", "download_firmware"),
             Request::GetDownloadState => ("system", "get_download_state"),
             Request::FlashFirmware => ("system", "flash_firmware"),
+            Request::Time => ("time", "get_time"),
             Request::Raw(_) => return None,
         })
     }
@@ -168,6 +171,7 @@ impl Request {
                 | Request::DayStat { .. }
                 | Request::MonthStat { .. }
                 | Request::GetDownloadState
+                | Request::Time
         )
     }
 }

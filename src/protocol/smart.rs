@@ -4,7 +4,8 @@
 //!
 //! Shapes (PROTOCOL.md §8.4, python-kasa `smartprotocol.py`, `smart/modules/energy.py`):
 //! - `multipleRequest {"requests":[{"method":…},…]}` answers `{"responses":[{"method", "error_code",
-//!   "result"},…]}`, each sub-result with its own `error_code`;
+//!   "result"},…]}`, each sub-result with its own `error_code`; firmware stops at the first
+//!   method that fails (python-kasa re-asks the rest one by one), so the order matters;
 //! - `nickname` and `ssid` are base64; `model` has no region (`KP125M`), the discovery reply's
 //!   does (`KP125M(US)`); the MAC uses dashes;
 //! - `get_emeter_data` (newer firmware): `power_mw`, `voltage_mv`, `current_ma`, `energy_wh`;
@@ -17,8 +18,11 @@ use serde_json::{Map, Value, json};
 
 use super::reply::{Realtime, ReplyError, SysInfo, split_model};
 
-/// The methods one poll asks, in one `multipleRequest`.
-pub const POLL_METHODS: [&str; 3] = ["get_device_info", "get_emeter_data", "get_energy_usage"];
+/// The methods one poll asks, in one `multipleRequest`. Real firmware stops at the first method
+/// it does not have (python-kasa's `smartprotocol.py` queries the rest one by one for that
+/// reason), so `get_energy_usage`, which every metered SMART plug answers, comes before
+/// `get_emeter_data`, which `energy_monitoring` version-1 firmware (P110 fw 1.0.7) lacks.
+pub const POLL_METHODS: [&str; 3] = ["get_device_info", "get_energy_usage", "get_emeter_data"];
 
 /// `{"method": m}` (with `params` when given).
 pub fn request(method: &str, params: Option<Value>) -> Value {
@@ -215,7 +219,8 @@ pub fn poll_reply(
     let reading = if metered {
         Some(realtime(emeter.as_ref(), usage.as_ref(), None))
     } else {
-        // A device without energy monitoring answers both with "unknown method": no meter.
+        // A device without energy monitoring answers "unknown method" (and stops there): no
+        // meter.
         let _ = meter_err;
         None
     };
@@ -329,13 +334,74 @@ mod tests {
         assert!(poll_reply(&json!([1, 2]), None).is_err());
     }
 
+    /// A device's reply to a `multipleRequest` the way python-kasa describes real firmware
+    /// (`kasa/protocols/smartprotocol.py`: "Multi requests don't continue after errors so
+    /// requery any missing"): the methods in order, and nothing after the first one the device
+    /// does not have (`known` maps each method it has to its result). python-kasa's fake device
+    /// (`tests/fakeprotocol_smart.py`) leaves the failing one out too; `with_error` keeps it.
+    fn stops_at_first_error(methods: &[&str], known: &Value, with_error: bool) -> Value {
+        let mut responses = Vec::new();
+        for m in methods {
+            match known.get(*m) {
+                Some(r) => responses.push(json!({"method": m, "error_code": 0, "result": r})),
+                None => {
+                    if with_error {
+                        responses.push(json!({"method": m, "error_code": -1002}));
+                    }
+                    break;
+                }
+            }
+        }
+        json!({"error_code": 0, "result": {"responses": responses}})
+    }
+
+    #[test]
+    fn energy_monitoring_v1_firmware_gives_its_watts_though_it_stops_at_the_first_error() {
+        // P110(EU) fw 1.0.7 (python-kasa `tests/fixtures/smart/P110(EU)_1.0_1.0.7.json`):
+        // `energy_monitoring` ver_code 1 — `get_energy_usage` only, no `get_emeter_data`
+        // (python-kasa's Energy module asks a version-1 device for nothing else).
+        for with_error in [false, true] {
+            let mut p110 = info();
+            p110["model"] = json!("P110");
+            p110["type"] = json!("SMART.TAPOPLUG");
+            let usage = json!({"current_power": 61_250, "today_energy": 40, "month_energy": 430,
+                "today_runtime": 90, "month_runtime": 2000, "local_time": "2024-02-26 23:29:21"});
+            let known = json!({"get_device_info": p110, "get_energy_usage": usage});
+            let reply = stops_at_first_error(&POLL_METHODS, &known, with_error);
+            let (s, r) = poll_reply(&reply, Some("P110(EU)")).expect("poll");
+            assert!(s.has_emeter(), "a P110 has a meter: {reply}");
+            let r = r.expect("metered").expect("reading");
+            assert_eq!(r.power_w, Some(61.25));
+            assert_eq!((r.voltage_v, r.current_a), (None, None));
+            // Newer firmware with `get_emeter_data` still gives volts and amps from it.
+            let known = json!({"get_device_info": info(), "get_energy_usage": usage,
+                "get_emeter_data": {"power_mw": 61_300, "voltage_mv": 121_000, "current_ma": 510,
+                "energy_wh": 430}});
+            let (_, r) = poll_reply(
+                &stops_at_first_error(&POLL_METHODS, &known, with_error),
+                None,
+            )
+            .expect("poll");
+            let r = r.expect("metered").expect("reading");
+            assert_eq!((r.power_w, r.voltage_v), (Some(61.3), Some(121.0)));
+            // A plug without energy monitoring (a P100) is a plug without a meter.
+            let known = json!({"get_device_info": info()});
+            let (s, r) = poll_reply(
+                &stops_at_first_error(&POLL_METHODS, &known, with_error),
+                None,
+            )
+            .expect("poll");
+            assert!(r.is_none() && !s.has_emeter());
+        }
+    }
+
     #[test]
     fn requests_have_the_wire_shape() {
         assert_eq!(
             poll_request(),
             json!({"method": "multipleRequest", "params": {"requests": [
-                {"method": "get_device_info"}, {"method": "get_emeter_data"},
-                {"method": "get_energy_usage"}]}})
+                {"method": "get_device_info"}, {"method": "get_energy_usage"},
+                {"method": "get_emeter_data"}]}})
         );
         assert_eq!(
             set_relay_request(false),

@@ -46,6 +46,19 @@ pub struct ReadingRecord {
     /// The unit scheme of the reply: `base` (W/V/A/kWh floats), `milli` (mW/mV/mA/Wh) or
     /// `mixed`.
     pub scheme: String,
+    /// What the device is (`plug`, `strip`, `bulb`, …: [`crate::protocol::Kind::label`]), as
+    /// the TUI's Type column and `status --json`'s `type` say. Empty in files written before
+    /// the field existed.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// How it was read: `legacy` (port 9999) or the newer transport (`klap`, `aes`, …), as
+    /// `status --json`'s `protocol`. Empty in files written before the field existed.
+    #[serde(default)]
+    pub protocol: String,
+    /// The payload dialect: `iot` (the port-9999 JSON, also over KLAP) or `smart` (JSON-RPC),
+    /// as `status --json`'s `dialect`. Empty in files written before the field existed.
+    #[serde(default)]
+    pub dialect: String,
 }
 
 /// `base`, `milli` or `mixed`, as the scheme serialises.
@@ -108,6 +121,11 @@ impl ReadingRecord {
             reasons,
             findings: Vec::new(),
             scheme: scheme_name(realtime.scheme).to_owned(),
+            kind: info.kind().label().to_owned(),
+            // From a sysinfo alone: it answered the port-9999 protocol. Rows of the fleet
+            // model take the device's own (`row`, `strip_row`).
+            protocol: "legacy".to_owned(),
+            dialect: "iot".to_owned(),
         }
     }
 
@@ -158,6 +176,9 @@ fn row(
             .extend(crate::fleet::stats::findings_json(h, limits));
     }
     r.name = d.local_name.clone();
+    r.kind = d.kind().label().to_owned();
+    r.protocol = d.protocol().to_owned();
+    r.dialect = d.dialect().to_owned();
     Some(r)
 }
 
@@ -191,6 +212,9 @@ fn strip_row(d: &Device, info: &SysInfo, unix_ms: u64) -> Option<ReadingRecord> 
         reasons: a.texts(),
         findings: crate::fleet::watch::findings_json(crate::fleet::watch::findings(d)),
         scheme: scheme.to_owned(),
+        kind: d.kind().label().to_owned(),
+        protocol: d.protocol().to_owned(),
+        dialect: d.dialect().to_owned(),
     })
 }
 
@@ -311,6 +335,7 @@ mod tests {
             child: None,
             days: vec![((2026, 11), Ok(vec![day(1, 0.5), day(2, 90.0)]))],
             months: vec![],
+            clock: None,
         };
         update(&mut app, Event::History(Box::new(report)), t0);
         let rows = rows_of(

@@ -12,7 +12,7 @@
 //! rows can reorder with any reading (sorted by a value, filtered, flagged only), or, for a
 //! device off screen, the summary line reads differently (checked once per batch). A tick
 //! changes the screen only when an age drawn reads differently by now, the status message
-//! expires, the day of the energy column turns, or a timed pane is open (detail, an overlay,
+//! expires, a quarter hour passes with the energy column drawn (a plug's day may turn), or a timed pane is open (detail, an overlay,
 //! the firmware progress). Pure: time is passed in. `bench poll` drives the same pacer.
 
 use std::collections::hash_map::DefaultHasher;
@@ -26,7 +26,6 @@ use crate::app::event::{Command, Event};
 use crate::app::rows::Summary;
 use crate::app::state::{App, Column, Overlay};
 use crate::app::update::update;
-use crate::fleet::energy::Date;
 use crate::fleet::model::Device;
 
 /// What the views show of a device, as far as the pacer compares it before and after an event.
@@ -133,10 +132,11 @@ pub enum Change {
         before: Option<Stamp>,
         after: Option<Stamp>,
     },
-    /// The clock moved to `now` (a tick); `today` is the day at `now`.
+    /// The clock moved to `now` (a tick); `quarter` is its quarter hour of UTC
+    /// ([`Onscreen::quarter`]).
     Clock {
         now: std::time::Instant,
-        today: Date,
+        quarter: u64,
     },
 }
 
@@ -163,13 +163,13 @@ pub fn seen(shown: Option<&Shown>, change: &Change) -> Seen {
         Change::Nothing => Seen::No,
         Change::Log if s.log => Seen::Yes,
         Change::Log => Seen::No,
-        Change::Clock { now, today } => {
+        Change::Clock { now, quarter } => {
             let t = s.table.as_ref();
             let due = |at: Option<std::time::Instant>| at.is_some_and(|at| *now >= at);
             if s.timed
                 || due(s.status_until)
                 || due(t.and_then(|t| t.ages_change))
-                || t.and_then(|t| t.today).is_some_and(|d| d != *today)
+                || t.and_then(|t| t.quarter).is_some_and(|q| q != *quarter)
             {
                 Seen::Yes
             } else {
@@ -291,7 +291,7 @@ impl Pacer {
             }
             (1, _) => Change::Clock {
                 now: app.now,
-                today: crate::app::export::today_at(app, app.now),
+                quarter: crate::app::export::unix_ms_at(app, app.now) / 900_000,
             },
             (2, _) => Change::Log,
             (3, _) => Change::Nothing,
@@ -505,15 +505,14 @@ mod tests {
     #[test]
     fn a_tick_is_seen_only_when_a_drawn_age_or_the_status_changes() {
         let t0 = std::time::Instant::now();
-        let today = Date::from_unix(0);
         let at = |s: u64| Change::Clock {
             now: t0 + Duration::from_secs(s),
-            today,
+            quarter: 7,
         };
         let mut s = shown(&["a"], true);
         if let Some(t) = s.table.as_mut() {
             t.ages_change = Some(t0 + Duration::from_secs(2));
-            t.today = Some(today);
+            t.quarter = Some(7);
         }
         assert_eq!(seen(Some(&s), &at(1)), Seen::No);
         assert_eq!(seen(Some(&s), &at(2)), Seen::Yes, "'now' reads '2s'");
@@ -526,11 +525,15 @@ mod tests {
             "the status message expired"
         );
         s.status_until = None;
-        let tomorrow = Change::Clock {
+        let next = Change::Clock {
             now: t0 + Duration::from_secs(1),
-            today: Date::from_unix(86_400),
+            quarter: 8,
         };
-        assert_eq!(seen(Some(&s), &tomorrow), Seen::Yes, "a new day");
+        assert_eq!(
+            seen(Some(&s), &next),
+            Seen::Yes,
+            "a new quarter hour: a plug's day may have turned"
+        );
         s.timed = true;
         assert_eq!(seen(Some(&s), &at(1)), Seen::Yes, "a timed pane");
         assert_eq!(seen(Some(&s), &Change::Log), Seen::No);

@@ -28,9 +28,17 @@ pub(crate) struct Identity {
     pub clock_rate: f64,
     /// Unix time at which the plug's clock and real time agree (the fleet's start).
     pub clock_epoch: f64,
+    /// The plug's local time minus UTC ([`super::FleetSpec::utc_offset_s`]): its clock reads
+    /// local time, so its calendar days (statistics, `get_time`) are local days.
+    pub utc_offset_s: i64,
     pub latitude: f64,
     pub longitude: f64,
     pub rssi: i64,
+    /// Rooms skipped from the seed's own, so two plugs of one fleet do not share an alias
+    /// ([`unique_aliases`]).
+    pub room_shift: u64,
+    /// A number after the alias ("Kitchen fridge 2") when every room is taken; 0 = none.
+    pub alias_number: u32,
 }
 
 impl Identity {
@@ -63,9 +71,12 @@ impl Identity {
             time_scale,
             clock_rate: 1.0,
             clock_epoch: 0.0,
+            utc_offset_s: 0,
             latitude: profile.latitude + (load::unit(seed, 10) - 0.5) * 0.1,
             longitude: profile.longitude + (load::unit(seed, 11) - 0.5) * 0.1,
             rssi: -35 - (load::unit(seed, 12) * 40.0) as i64,
+            room_shift: 0,
+            alias_number: 0,
         }
     }
 
@@ -76,10 +87,11 @@ impl Identity {
     /// The plug's clock (Unix seconds) at real Unix time `real`: real time at clock rate 1,
     /// otherwise running `clock_rate` times as fast from the fleet's start.
     pub fn clock(&self, real: f64) -> f64 {
+        let local = self.utc_offset_s as f64;
         if self.clock_rate == 1.0 {
-            return real;
+            return real + local;
         }
-        self.clock_epoch + (real - self.clock_epoch) * self.clock_rate
+        self.clock_epoch + (real - self.clock_epoch) * self.clock_rate + local
     }
 
     /// The `slow` fault's delay, scaled.
@@ -112,13 +124,17 @@ impl Identity {
     pub fn default_alias(&self) -> String {
         let rooms = profile::rooms();
         let room = rooms
-            .get((self.seed % rooms.len().max(1) as u64) as usize)
+            .get((self.seed.wrapping_add(self.room_shift) % rooms.len().max(1) as u64) as usize)
             .map_or("Room", String::as_str);
-        if self.profile.is_strip() {
+        let alias = if self.profile.is_strip() {
             format!("{room} strip")
         } else {
             let a = self.appliance_name();
             format!("{room} {}", profile::appliance(&a).label)
+        };
+        match self.alias_number {
+            0 => alias,
+            n => format!("{alias} {n}"),
         }
     }
 
@@ -131,9 +147,55 @@ impl Identity {
     }
 }
 
+/// Gives every plug of a fleet its own alias, as an owner would name them: another room for
+/// the same appliance first, then a number ("Kitchen fridge 2"). Bounded: at most one pass over
+/// the rooms per plug, then numbers.
+pub(crate) fn unique_aliases(ids: &mut [Identity]) {
+    let rooms = profile::rooms().len().max(1) as u64;
+    let mut taken = std::collections::HashSet::new();
+    for id in ids.iter_mut() {
+        let free = (0..rooms).find(|&shift| {
+            id.room_shift = shift;
+            !taken.contains(&id.default_alias())
+        });
+        if free.is_none() {
+            id.room_shift = 0;
+            id.alias_number = 2;
+            while taken.contains(&id.default_alias()) {
+                id.alias_number += 1;
+            }
+        }
+        taken.insert(id.default_alias());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_plug_of_a_fleet_has_its_own_alias() {
+        let p = profile::find("hs110-eu-hw1").expect("profile");
+        let strip = profile::find("hs300-us-hw2").expect("profile");
+        let mut ids: Vec<Identity> = (0..300u32)
+            .map(|i| {
+                let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 9, 0, 2)) + i);
+                let prof = if i % 7 == 0 { strip } else { p };
+                Identity::new(ip, 9999, 20002, prof, vec![], 1.0)
+            })
+            .collect();
+        let before: std::collections::HashSet<String> =
+            ids.iter().map(Identity::default_alias).collect();
+        assert!(before.len() < ids.len(), "the seeds alone repeat names");
+        let first = ids[0].default_alias();
+        unique_aliases(&mut ids);
+        let after: std::collections::HashSet<String> =
+            ids.iter().map(Identity::default_alias).collect();
+        assert_eq!(after.len(), ids.len());
+        // The first plug keeps its seed's name; names stay '<room> <appliance>[ n]'.
+        assert_eq!(ids[0].default_alias(), first);
+        assert!(ids.iter().any(|i| i.alias_number >= 2));
+    }
 
     #[test]
     fn the_clock_runs_at_its_rate_from_the_epoch() {

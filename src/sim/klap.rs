@@ -24,7 +24,12 @@
 //! Faults (`--klap-fault IP=KIND`, [`KlapFault`]): `wrong-credentials` (the device is bound to
 //! another account, so no proof matches), `session-expiry` (every session ends with a 403 after
 //! [`EXPIRY_REQUESTS`] requests), `handshake-hang` (handshake1 is read and never answered),
-//! `garbage-ciphertext` (requests are answered 200 with bytes that neither verify nor decrypt).
+//! `garbage-ciphertext` (requests are answered 200 with bytes that neither verify nor decrypt),
+//! and for HTTPS plugs `tls-hang` (TCP is accepted, the TLS handshake never answered).
+//!
+//! HTTPS: a profile whose discovery template says `is_support_https: true` is served over TLS
+//! ([`super::tls`], the test-only certificate in `assets/tls/`); everything above, faults
+//! included, runs unchanged inside it.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -74,14 +79,17 @@ pub enum KlapFault {
     SessionExpiry,
     HandshakeHang,
     GarbageCiphertext,
+    /// HTTPS plugs only: TCP is accepted and the TLS handshake never completes.
+    TlsHang,
 }
 
 impl KlapFault {
-    pub const ALL: [KlapFault; 4] = [
+    pub const ALL: [KlapFault; 5] = [
         KlapFault::WrongCredentials,
         KlapFault::SessionExpiry,
         KlapFault::HandshakeHang,
         KlapFault::GarbageCiphertext,
+        KlapFault::TlsHang,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -90,6 +98,7 @@ impl KlapFault {
             KlapFault::SessionExpiry => "session-expiry",
             KlapFault::HandshakeHang => "handshake-hang",
             KlapFault::GarbageCiphertext => "garbage-ciphertext",
+            KlapFault::TlsHang => "tls-hang",
         }
     }
 }
@@ -163,6 +172,8 @@ pub struct KlapDeviceInfo {
     pub ip: Ipv4Addr,
     pub http_port: u16,
     pub transport: Transport,
+    /// Served over TLS (the discovery template's `is_support_https`).
+    pub https: bool,
     /// AES transport: `login_device` takes `password2` (discovery `lv: 2`).
     pub login_v2: bool,
     pub dialect: Dialect,
@@ -190,6 +201,11 @@ impl KlapDeviceInfo {
     /// Requests answered with a reply.
     pub fn requests(&self) -> u64 {
         self.dev.requests.load(Ordering::Relaxed)
+    }
+
+    /// HTTPS plugs: TLS handshakes completed (one per connection; 0 over plain HTTP).
+    pub fn tls_handshakes(&self) -> u64 {
+        self.dev.tls_handshakes.load(Ordering::Relaxed)
     }
 }
 
@@ -266,6 +282,7 @@ struct Device {
     stamp: AtomicU64,
     handshakes: AtomicU64,
     requests: AtomicU64,
+    tls_handshakes: Arc<AtomicU64>,
     token: CancellationToken,
 }
 
@@ -315,6 +332,18 @@ fn transport_of(plug: &PlugShared) -> (Transport, bool) {
     }
 }
 
+/// The discovery template says `is_support_https: true`.
+fn https_of(plug: &PlugShared) -> bool {
+    plug.id
+        .profile
+        .discovery
+        .as_ref()
+        .and_then(|d| d.get("mgt_encrypt_schm"))
+        .and_then(|s| s.get("is_support_https"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
 /// The dialect and auth version of a newer-protocol profile, from its discovery template.
 fn dialect_of(plug: &PlugShared) -> (Dialect, AuthVersion) {
     let d = plug.id.profile.discovery.as_ref();
@@ -343,12 +372,22 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
         .filter(|p| !p.is_legacy() && !p.shared.id.profile.is_discovery_only())
         .collect();
     for (ip, f) in &spec.faults {
-        if !newer.iter().any(|p| p.ip == *ip) {
+        let Some(p) = newer.iter().find(|p| p.ip == *ip) else {
             return Err(SimError::Invalid(format!(
                 "KLAP fault {f} is for {ip}, which is not a newer-protocol plug of the fleet"
             )));
+        };
+        if *f == KlapFault::TlsHang && !https_of(&p.shared) {
+            return Err(SimError::Invalid(format!(
+                "KLAP fault {f} is for {ip}, which is not an HTTPS plug"
+            )));
         }
     }
+    let acceptor = if newer.iter().any(|p| https_of(&p.shared)) {
+        Some(super::tls::acceptor()?)
+    } else {
+        None
+    };
     let mut port = spec.port;
     let mut listeners = Vec::with_capacity(newer.len());
     for p in &newer {
@@ -401,6 +440,7 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
             stamp: AtomicU64::new(0),
             handshakes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            tls_handshakes: Arc::new(AtomicU64::new(0)),
             token: token.clone(),
         });
         let app = match transport {
@@ -412,7 +452,18 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
         }
         .with_state(dev.clone());
         let stop = token.clone();
+        let https = https_of(&dev.plug);
+        let tls = match (&acceptor, faults.contains(&KlapFault::TlsHang)) {
+            (_, true) => Some(super::tls::Mode::Hang),
+            (Some(a), false) if https => Some(super::tls::Mode::Tls(a.clone())),
+            _ => None,
+        };
+        let tls_handshakes = dev.tls_handshakes.clone();
         tasks.push(tokio::spawn(async move {
+            if let Some(mode) = tls {
+                super::tls::serve(listener, app, mode, tls_handshakes, stop).await;
+                return;
+            }
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
@@ -424,6 +475,7 @@ pub async fn serve(fleet: &Fleet, spec: &KlapSpec) -> Result<KlapFleet, SimError
             ip: p.ip,
             http_port: port,
             transport,
+            https,
             login_v2,
             dialect,
             klap_version: match version {

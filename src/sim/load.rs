@@ -11,6 +11,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::protocol::calendar::Date;
+
 use super::profile::Appliance;
 
 /// The simulator's single time source: Unix time in seconds.
@@ -115,35 +117,20 @@ impl LoadModel {
     }
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+/// Days since 1970-01-01 of a civil date ([`Date::days`]; the simulator's years are `i64`).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    Date::new(i32::try_from(y).unwrap_or(i32::MAX), m, d).days()
 }
 
-/// Civil date (year, month, day) of a day number.
+/// Civil date (year, month, day) of a day number ([`Date::from_days`]).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let d = Date::from_days(z);
+    (i64::from(d.year), d.month, d.day)
 }
 
 /// Number of days in a month.
 pub fn days_in_month(y: i64, m: u32) -> u32 {
-    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    (days_from_civil(ny, nm, 1) - days_from_civil(y, m, 1)) as u32
+    crate::protocol::calendar::days_in_month(i32::try_from(y).unwrap_or(i32::MAX), m)
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@
 //! - [`klap`]: an HTTP server for each newer-protocol plug of a fleet: IOT JSON over KLAP v1 for
 //!   HS100(UK) hw 4.1, SMART JSON-RPC over KLAP v2 for KP125M and over AES securePassthrough for
 //!   P110 (the SMART profiles are outside the default mixed fleet, see [`profile::extra`]), with
-//!   its own faults.
+//!   its own faults; [`tls`]: the same server over TLS for a profile whose discovery template
+//!   says `is_support_https` (KP125M-HTTPS), with the test-only certificate in `assets/tls/`.
 //!
 //! # Identity
 //!
@@ -152,6 +153,7 @@ pub mod profile;
 mod reply;
 mod server;
 mod system;
+pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -196,6 +198,10 @@ pub struct FleetSpec {
     /// judging the readings over time must advance its own clock by the same factor (a client
     /// on real time sees every counter run 100× too fast). See "Clock rate" above.
     pub clock_rate: f64,
+    /// The plugs' time zone: their local time minus UTC, in seconds (−12 h … +14 h; 0 = UTC,
+    /// the default). A real plug keeps its day and month statistics and answers `time.get_time`
+    /// in the owner's local time; so do these, on the same clock.
+    pub utc_offset_s: i64,
     pub faults: Vec<(Ipv4Addr, FaultKind)>,
     /// Images the plugs accept besides the demo images of `assets/profiles/images.json`
     /// (tests and benches that build their own).
@@ -212,6 +218,7 @@ impl Default for FleetSpec {
             profiles: Vec::new(),
             time_scale: 1.0,
             clock_rate: 1.0,
+            utc_offset_s: 0,
             faults: Vec::new(),
             images: Vec::new(),
         }
@@ -271,6 +278,12 @@ impl FleetSpec {
             return Err(SimError::Invalid(format!(
                 "clock rate must be more than 0 and at most 10000, not {}",
                 self.clock_rate
+            )));
+        }
+        if !(-12 * 3600..=14 * 3600).contains(&self.utc_offset_s) {
+            return Err(SimError::Invalid(format!(
+                "UTC offset must be between -12:00 and +14:00, not {} s",
+                self.utc_offset_s
             )));
         }
         let addrs = self.addresses()?;
@@ -512,12 +525,21 @@ impl Fleet {
         let accepted = Arc::new(Accepted::new(spec.images.clone()));
         let mut shared = Vec::with_capacity(addrs.len());
         let mut bound = Vec::with_capacity(addrs.len());
-        for (i, &ip) in addrs.iter().enumerate() {
-            let p = pick(i);
+        let mut ids: Vec<Identity> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, &ip)| {
+                let mut id =
+                    Identity::new(ip, port, tdp_port, pick(i), fault_of(ip), spec.time_scale);
+                id.clock_rate = spec.clock_rate;
+                id.clock_epoch = now;
+                id.utc_offset_s = spec.utc_offset_s;
+                id
+            })
+            .collect();
+        identity::unique_aliases(&mut ids);
+        for id in ids {
             let (tx, rx) = mpsc::unbounded_channel();
-            let mut id = Identity::new(ip, port, tdp_port, p, fault_of(ip), spec.time_scale);
-            id.clock_rate = spec.clock_rate;
-            id.clock_epoch = now;
             let plug = Arc::new(PlugShared::new(
                 id,
                 accepted.clone(),

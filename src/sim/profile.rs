@@ -165,16 +165,19 @@ const PROFILE_FILES: [&str; 9] = [
     include_str!("../../assets/profiles/hs100-uk-hw4-klap.json"),
 ];
 /// Profiles `--profile` finds that the default mixed fleet leaves out: SMART devices whose
-/// dialect only `sim::klap` serves (their `sysinfo` is internal state in port-9999 shape).
+/// dialect only `sim::klap` serves (their `sysinfo` is internal state in port-9999 shape; one
+/// of them, `kp125m-us-hw1-smart-https`, over TLS).
 /// Also the device families beyond plugs and strips (issue 11), in the demo fleet:
 /// a bulb, a light strip, a dimmer and a camera known by its UDP 20002 reply alone.
-const EXTRA_PROFILE_FILES: [&str; 6] = [
+const EXTRA_PROFILE_FILES: [&str; 7] = [
     include_str!("../../assets/profiles/kp125m-us-hw1-smart.json"),
     include_str!("../../assets/profiles/p110-eu-hw1-aes.json"),
     include_str!("../../assets/profiles/kl130-eu-hw1.json"),
     include_str!("../../assets/profiles/kl430-us-hw2.json"),
     include_str!("../../assets/profiles/hs220-us-hw1.json"),
     include_str!("../../assets/profiles/c210-eu-hw2-camera.json"),
+    // After kp125m-us-hw1-smart, so `--profile KP125M(US)` still finds the HTTP one.
+    include_str!("../../assets/profiles/kp125m-us-hw1-smart-https.json"),
 ];
 const LOADS_FILE: &str = include_str!("../../assets/profiles/loads.json");
 

@@ -121,7 +121,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, r: &RowRef<'_>, theme: &
     if area.height == 0 {
         return;
     }
-    let today = crate::app::export::today_at(app, app.now);
+    let today = crate::app::export::today_of(app, r.device, app.now);
     let days = h.chart_days(&limits, today, live);
     let months = h.chart_months(&limits, today, live);
     let judged: Vec<Entry> = h

@@ -98,13 +98,13 @@ fn image_line(img: &crate::firmware::image::ImageInfo) -> String {
             version.short()
         ),
         Some(ImageTarget::Name(n)) => format!(
-            "{} hw {} {} (file name only)",
+            "{} hw {}, {} (file name only)",
             n.model.as_deref().unwrap_or(&n.model_token),
-            n.hw_major.as_deref().unwrap_or("?"),
+            n.hw_major.as_deref().unwrap_or("unknown"),
             n.version
                 .as_ref()
                 .map(|v| v.short())
-                .unwrap_or_else(|| "?".into())
+                .unwrap_or_else(|| "version unknown".into())
         ),
         None => "unknown target".into(),
     };

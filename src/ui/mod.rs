@@ -156,7 +156,11 @@ fn fmt_secs(d: Duration) -> String {
 fn render_summary(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let s = app.summary();
     let mut spans = vec![
-        Span::raw(format!(" {} {}", s.devices, plural(s.devices, "device"))),
+        Span::raw(format!(
+            " {} {}",
+            s.devices,
+            crate::text::plural(s.devices, "device")
+        )),
         Span::styled(" · ", theme.dim()),
         Span::raw(format!("{} online", s.online)),
     ];
@@ -353,12 +357,7 @@ fn render_exports(spans: &mut Vec<Span<'static>>, app: &App, theme: &Theme) {
 }
 
 fn render_confirm(frame: &mut Frame, area: Rect, c: &crate::app::state::Confirm, theme: &Theme) {
-    let n = c.rows.len();
-    let what = match c.kind {
-        crate::app::ActionKind::Reboot => "device",
-        _ => "plug",
-    };
-    let title = format!(" {} {n} {}? ", capitalise(c.kind.label()), plural(n, what));
+    let title = format!(" {} {}? ", capitalise(c.kind.label()), clean(&c.what, 60));
     let mut lines: Vec<Line> = c
         .lines
         .iter()
@@ -408,13 +407,5 @@ fn capitalise(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => String::new(),
-    }
-}
-
-pub fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        word.to_owned()
-    } else {
-        format!("{word}s")
     }
 }

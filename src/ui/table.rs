@@ -397,7 +397,7 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
         Column::Amps => num(values.current, col, values.flags.current, theme, stale),
         Column::Kwh => num(values.total, col, values.flags.total, theme, stale),
         Column::Energy => {
-            let today = crate::app::export::today_at(app, app.now);
+            let today = crate::app::export::today_of(app, d, app.now);
             match crate::fleet::stats::today_and_month(d, r.outlet.map(|o| o.id.as_str()), today) {
                 Some((t, m, v)) => Cell::from(
                     Line::from(vec![
@@ -440,16 +440,13 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
 
 /// What the table of this frame shows, for the pacer: its devices, which seen ages a poll
 /// would change, whether the trend is drawn, when the next drawn age changes.
-fn onscreen(
-    app: &App,
-    window: &[RowRef<'_>],
-    cols: &[Column],
-    today: crate::fleet::energy::Date,
-) -> Onscreen {
+fn onscreen(app: &App, window: &[RowRef<'_>], cols: &[Column]) -> Onscreen {
     let seen = cols.contains(&Column::Seen);
     let mut o = Onscreen {
         trend: cols.contains(&Column::Trend),
-        today: cols.contains(&Column::Energy).then_some(today),
+        quarter: cols
+            .contains(&Column::Energy)
+            .then(|| crate::app::export::unix_ms_at(app, app.now) / 900_000),
         ..Onscreen::default()
     };
     let mut soonest: Option<std::time::Duration> = None;
@@ -576,8 +573,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             u16::try_from(w).unwrap_or(HEALTH_MAX)
         });
     let bright = app.fleet.devices.values().any(|d| d.brightness().is_some());
-    let today = crate::app::export::today_at(app, app.now);
     let energy = app.fleet.devices.values().any(|d| {
+        let today = crate::app::export::today_of(app, d, app.now);
         std::iter::once(None)
             .chain(d.outlets.iter().map(|o| Some(o.id.as_str())))
             .any(|o| crate::fleet::stats::today_and_month(d, o, today).is_some())
@@ -637,7 +634,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     .style(theme.header());
     // Each row is formatted once per change ([`RowCells`]): the key says what its cells were
     // made from, and an equal key draws the kept row.
-    let view_key = hash_of(&(&cols, &col_w, &app.view.filter, app.settings.color, today));
+    let view_key = hash_of(&(&cols, &col_w, &app.view.filter, app.settings.color));
+    let energy_drawn = cols.contains(&Column::Energy);
     let trend = cols.contains(&Column::Trend);
     let seen = cols.contains(&Column::Seen);
     let ids: Vec<RowId> = window.iter().map(RowRef::id).collect();
@@ -658,6 +656,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     view_key,
                     app.view.marked.contains(id),
                     app.view.expanded.contains(&d.key),
+                    // The plug's own day, which its energy cell is of.
+                    energy_drawn.then(|| crate::app::export::today_of(app, d, app.now)),
                 )),
                 ages: hash_of(&(health, seen_age)),
             };
@@ -677,7 +677,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     app.view.cells.keep_only(&ids);
     app.view
         .cells
-        .set_onscreen(Some(onscreen(app, window, &cols, today)));
+        .set_onscreen(Some(onscreen(app, window, &cols)));
     let widths = col_w.iter().map(|w| Constraint::Length(*w));
     let table = Table::new(body, widths)
         .header(header)

@@ -18,6 +18,36 @@ pub(super) fn describe(r: &RowRef<'_>) -> String {
     }
 }
 
+/// What `rows` are, counted by kind in order of first appearance, for a dialog's title:
+/// "1 plug", "6 outlets", "2 plugs, 1 bulb and 3 outlets". An outlet is an outlet whatever
+/// its strip is; a device is named by its kind (plug, strip, bulb …).
+pub(super) fn counted(rows: &[RowRef<'_>]) -> String {
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    for r in rows {
+        let noun = match r.outlet {
+            Some(_) => "outlet",
+            None => match r.device.kind() {
+                crate::protocol::Kind::Lightstrip => "light strip",
+                crate::protocol::Kind::Unknown => "device",
+                k => k.label(),
+            },
+        };
+        match counts.iter_mut().find(|(n, _)| *n == noun) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((noun, 1)),
+        }
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(noun, n)| format!("{n} {}", crate::text::plural(*n, noun)))
+        .collect();
+    match parts.split_last() {
+        None => "0 devices".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// The rows an action applies to: the marked ones, else the selected one.
 pub(super) fn action_rows(app: &App) -> Vec<RowId> {
     if app.view.marked.is_empty() {
@@ -75,6 +105,7 @@ pub(super) fn toggle_relay(app: &mut App, now: Instant) -> Vec<Command> {
     app.view.overlay = Overlay::Confirm(Confirm {
         kind,
         rows: ids,
+        what: counted(&rows),
         lines,
     });
     Vec::new()
@@ -92,6 +123,7 @@ pub(super) fn ask_reboot(app: &mut App, now: Instant) {
         return;
     }
     let ids = rows.iter().map(RowRef::id).collect();
+    let what = counted(&rows);
     let lines = rows
         .iter()
         .map(|r| {
@@ -106,6 +138,7 @@ pub(super) fn ask_reboot(app: &mut App, now: Instant) {
     app.view.overlay = Overlay::Confirm(Confirm {
         kind: ActionKind::Reboot,
         rows: ids,
+        what,
         lines,
     });
 }

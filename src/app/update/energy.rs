@@ -6,20 +6,20 @@ use std::time::Instant;
 
 use crate::app::event::{ActionKind, Command};
 use crate::app::rows::RowRef;
-use crate::app::state::{App, Confirm, Overlay, RowId};
+use crate::app::state::{App, Confirm, Overlay};
 use crate::fleet::energy::{Date, EnergyHistory};
 use crate::fleet::reading::Field;
 use crate::fleet::stats::metered;
 use crate::net::history::{HistoryJob, HistoryReport};
 
-use super::actions::describe;
+use super::actions::{counted, describe};
 
-pub use crate::app::export::today_at;
+pub use crate::app::export::today_of;
 
 /// The history fetch of the device just polled, if the model says it is due (first seen,
 /// hourly, after a counter reset).
 pub(super) fn fetch_due(app: &mut App, key: &str, now: Instant) -> Option<Command> {
-    let today = today_at(app, now);
+    let today = today_of(app, app.fleet.get(key)?, now);
     let d = app.fleet.history_due(key, today, now)?;
     Some(Command::FetchHistory(HistoryJob {
         key: d.key,
@@ -35,7 +35,13 @@ pub(super) fn on_history(app: &mut App, r: HistoryReport, now: Instant) {
     if let Some(e) = r.first_error() {
         tracing::info!(addr = %r.addr, child = ?r.child, "energy history: {e}");
     }
-    let today = today_at(app, now);
+    if let Some(c) = r.clock {
+        let unix_s = i64::try_from(crate::app::export::unix_ms_at(app, now) / 1000).unwrap_or(0);
+        app.fleet.learn_clock(&r.key, c, unix_s);
+    }
+    let Some(today) = app.fleet.get(&r.key).map(|d| today_of(app, d, now)) else {
+        return;
+    };
     let text = |e: crate::net::NetError| e.to_string();
     app.fleet.apply_history(
         &r.key,
@@ -94,8 +100,8 @@ pub(super) fn ask_erase(app: &mut App, now: Instant) {
     let Some(sel) = app.selected() else {
         return;
     };
-    let today = today_at(app, now);
     let d = sel.device;
+    let today = today_of(app, d, now);
     if !d.is_online() || metered(d).is_empty() {
         app.set_status(
             "nothing to erase: select an online plug with a meter (it keeps the history)",
@@ -103,32 +109,29 @@ pub(super) fn ask_erase(app: &mut App, now: Instant) {
         );
         return;
     }
-    let mut rows: Vec<RowId> = Vec::new();
-    let mut lines: Vec<String> = Vec::new();
-    match sel.outlet {
-        Some(o) => {
-            rows.push(sel.id());
-            lines.push(format!("{}  {}", describe(&sel), loss(&o.energy, today)));
-        }
-        None if d.is_strip() => {
-            for o in &d.outlets {
-                let r = RowRef {
-                    device: d,
-                    outlet: Some(o),
-                };
-                rows.push(r.id());
-                lines.push(format!("{}  {}", describe(&r), loss(&o.energy, today)));
-            }
-        }
-        None => {
-            rows.push(sel.id());
-            lines.push(format!("{}  {}", describe(&sel), loss(&d.energy, today)));
-        }
-    }
-    lines.push("every day and month is erased for good (the plug keeps no copy)".into());
+    let targets: Vec<RowRef<'_>> = match sel.outlet {
+        None if d.is_strip() => d
+            .outlets
+            .iter()
+            .map(|o| RowRef {
+                device: d,
+                outlet: Some(o),
+            })
+            .collect(),
+        _ => vec![sel],
+    };
+    let mut lines: Vec<String> = targets
+        .iter()
+        .map(|r| {
+            let energy = r.outlet.map_or(&d.energy, |o| &o.energy);
+            format!("{}  {}", describe(r), loss(energy, today))
+        })
+        .collect();
+    lines.push("every day and month is erased for good (the device keeps no copy)".into());
     app.view.overlay = Overlay::Confirm(Confirm {
         kind: ActionKind::EraseStats,
-        rows,
+        rows: targets.iter().map(RowRef::id).collect(),
+        what: counted(&targets),
         lines,
     });
 }
@@ -203,6 +206,7 @@ mod tests {
                 ]),
             )],
             months: vec![],
+            clock: None,
         };
         update(&mut app, Event::History(Box::new(report)), t0);
         // The next poll asks nothing: fetched a moment ago.
@@ -216,6 +220,44 @@ mod tests {
     }
 
     #[test]
+    fn today_is_the_date_on_the_plug_s_own_clock() {
+        let (mut app, t0, _) = glitched(false);
+        let key = fixture::device_id(1);
+        let d = app.fleet.get(&key).expect("d");
+        // 2026-12-05 12:00 UTC; until the plug tells its clock, its days are UTC days.
+        assert_eq!(today_of(&app, d, t0), Date::new(2026, 12, 5));
+        // A plug on the Line Islands (+14:00) is already on the 6th: its statistics' "today"
+        // is the 6th's entry.
+        let clock = crate::protocol::calendar::DeviceClock {
+            utc_offset_s: 14 * 3600,
+        };
+        let report = HistoryReport {
+            key: key.clone(),
+            addr: d.addr,
+            child: None,
+            days: vec![(
+                (2026, 12),
+                Ok(vec![EnergyStat {
+                    year: 2026,
+                    month: 12,
+                    day: Some(6),
+                    energy_kwh: 0.25,
+                }]),
+            )],
+            months: vec![],
+            clock: Some(clock),
+        };
+        update(&mut app, Event::History(Box::new(report)), t0);
+        let d = app.fleet.get(&key).expect("d");
+        assert_eq!(d.clock, Some(clock));
+        let today = today_of(&app, d, t0);
+        assert_eq!(today, Date::new(2026, 12, 6));
+        assert_eq!(d.energy.today.map(|t| (t.date, t.kwh)), Some((today, 0.25)));
+        // The same month either way: not asked again before the hour is up.
+        assert!(fetch_due(&mut app, &key, t0 + Duration::from_secs(5)).is_none());
+    }
+
+    #[test]
     fn a_fetched_history_is_judged_recorded_and_erased_only_after_y() {
         let (mut app, t0, _) = glitched(false);
         let key = fixture::device_id(1);
@@ -223,7 +265,7 @@ mod tests {
         let limits = d.limits.clone().expect("limits");
         assert_eq!(d.energy.summary(&limits).0, Verdict::Bogus);
         // Today's bar grows with the live total (3.0 kWh at the fetch, 3.1 now).
-        let today = today_at(&app, t0);
+        let today = today_of(&app, d, t0);
         assert_eq!(today, Date::new(2026, 12, 5));
         assert!((d.energy.today_kwh(today, Some(3.1)).expect("today") - 0.5).abs() < 1e-9);
         // The findings the record rows carry: one per flagged day.

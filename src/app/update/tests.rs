@@ -320,6 +320,39 @@ mod keys_and_fleet {
     }
 
     #[test]
+    fn a_dialog_title_counts_rows_by_what_they_are() {
+        let (app, _) = mixed_fleet(Settings::default(), Instant::now());
+        let strip = app
+            .fleet
+            .by_address()
+            .into_iter()
+            .find(|d| d.is_strip())
+            .expect("the mixed fleet has a strip");
+        let outlets: Vec<RowId> = strip
+            .outlets
+            .iter()
+            .map(|o| RowId {
+                key: strip.key.clone(),
+                child: Some(o.id.clone()),
+            })
+            .collect();
+        let rows = |ids: &[RowId]| -> Vec<crate::app::rows::RowRef<'_>> {
+            ids.iter().filter_map(|id| app.row(id)).collect()
+        };
+        let one = [RowId::device(&device_id(1))];
+        assert_eq!(super::super::actions::counted(&rows(&one)), "1 plug");
+        assert_eq!(super::super::actions::counted(&rows(&outlets)), "3 outlets");
+        let mut mixed = vec![RowId::device(&device_id(1)), RowId::device(&device_id(2))];
+        mixed.push(outlets[0].clone());
+        mixed.push(RowId::device(&strip.key));
+        assert_eq!(
+            super::super::actions::counted(&rows(&mixed)),
+            "2 plugs, 1 outlet and 1 strip"
+        );
+        assert_eq!(super::super::actions::counted(&[]), "0 devices");
+    }
+
+    #[test]
     fn read_only_sends_no_write_and_says_so() {
         let settings = Settings {
             read_only: true,
@@ -334,6 +367,7 @@ mod keys_and_fleet {
         app.view.overlay = Overlay::Confirm(Confirm {
             kind: ActionKind::Reboot,
             rows: vec![RowId::device(&device_id(1))],
+            what: "1 plug".into(),
             lines: vec![],
         });
         assert!(chars(&mut app, "y", now).is_empty());

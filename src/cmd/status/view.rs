@@ -314,7 +314,7 @@ pub fn render_table(devices: &[&Device]) -> String {
         let Some(i) = i.filter(|_| d.refusal.is_none()) else {
             // Found on UDP 20002 only: a newer-protocol device not read (yet, or refusing).
             let protocol = d.protocol();
-            let model = if d.model().is_empty() { "?" } else { d.model() };
+            let model = if d.model().is_empty() { "-" } else { d.model() };
             let hw = if d.hw_ver().is_empty() {
                 "-"
             } else {
