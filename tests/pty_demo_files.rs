@@ -69,7 +69,7 @@ fn the_demo_writes_only_into_its_own_temporary_folder_and_says_where() {
     // the current directory would show up there too.
     let mut tui = Tui::start_sized(&["demo", "--interval", "1"], 30, 180, &env);
     tui.wait_for("the whole demo fleet", |s| {
-        s.contains("14 devices") && s.contains("HS110(EU)") && s.contains("HS100(UK)")
+        s.contains("16 devices") && s.contains("HS110(EU)") && s.contains("HS100(UK)")
     });
 
     // The demo folder is the only `plugfleet-demo-*` entry of TMPDIR.

@@ -13,7 +13,7 @@ use pty::Tui;
 fn a_firmware_update_from_the_demo_runs_end_to_end() {
     let mut tui = Tui::start(&["demo", "--interval", "1"]);
     tui.wait_for("the whole demo fleet", |s| {
-        s.contains("14 devices") && s.contains("HS110(EU)") && s.contains("klap")
+        s.contains("16 devices") && s.contains("HS110(EU)") && s.contains("klap")
     });
     // The first row by IP is the HS110(EU) hw 4.0 on 1.0.4; mark it.
     tui.send("g ");

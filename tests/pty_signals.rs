@@ -69,7 +69,7 @@ fn sighup_sigterm_and_sigquit_restore_the_terminal() {
 fn update_until_flashing() -> Tui {
     let mut tui = Tui::start(&["demo", "--interval", "1"]);
     tui.wait_for("the whole demo fleet", |s| {
-        s.contains("14 devices") && s.contains("HS110(EU)")
+        s.contains("16 devices") && s.contains("HS110(EU)")
     });
     tui.send("g ");
     tui.wait_for("one mark", |s| s.contains("1 marked"));

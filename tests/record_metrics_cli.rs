@@ -405,9 +405,9 @@ fn demo_records_serves_metrics_and_shows_its_log() {
         .unwrap()
         .parse()
         .unwrap();
-    // The endpoint serves what the TUI reads: the demo's fourteen devices, bogus readings flagged.
+    // The endpoint serves what the TUI reads: the demo's sixteen devices, bogus readings flagged.
     let body = scrape_until(addr, |b| {
-        value(b, "plugfleet_devices", &[]) == Some(14.0)
+        value(b, "plugfleet_devices", &[]) == Some(16.0)
             && b.lines().any(|l| {
                 l.starts_with("plugfleet_reading_verdict{")
                     && l.contains("verdict=\"bogus\"")

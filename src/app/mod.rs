@@ -5,6 +5,7 @@
 //! carry their data. [`update`] is synchronous and takes `now`, so every transition is a unit test.
 
 pub mod account;
+pub mod cells;
 pub mod event;
 pub mod export;
 pub mod firmware;

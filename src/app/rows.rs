@@ -378,7 +378,7 @@ impl App {
             marked: self.view.marked.len(),
             ..Summary::default()
         };
-        let mut versions: HashMap<String, usize> = HashMap::new();
+        let mut versions: HashMap<&str, usize> = HashMap::new();
         for d in self.fleet.devices.values() {
             if d.is_newer() {
                 s.newer += 1;
@@ -391,7 +391,7 @@ impl App {
                 s.flagged += 1;
             }
             if let Some(sys) = &d.sysinfo {
-                *versions.entry(sys.version().to_owned()).or_default() += 1;
+                *versions.entry(sys.version()).or_default() += 1;
             }
             if d.is_online() {
                 s.power_w += d
@@ -401,7 +401,10 @@ impl App {
                     .sum::<f64>();
             }
         }
-        let mut v: Vec<(String, usize)> = versions.into_iter().collect();
+        let mut v: Vec<(String, usize)> = versions
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect();
         v.sort_by(|a, b| {
             b.1.cmp(&a.1)
                 .then_with(|| version_key(&a.0).cmp(&version_key(&b.0)))

@@ -378,6 +378,9 @@ pub struct View {
     pub progress: bool,
     /// Where the last frame drew the table, for the mouse (`app::mouse`).
     pub drawn: Drawn,
+    /// The table rows formatted by the last frame, reused while unchanged
+    /// ([`crate::app::cells::RowCells`]).
+    pub cells: crate::app::cells::RowCells<RowId>,
 }
 
 impl View {
@@ -411,6 +414,7 @@ impl Default for View {
             help_scroll: 0,
             progress: false,
             drawn: Default::default(),
+            cells: Default::default(),
         }
     }
 }

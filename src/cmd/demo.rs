@@ -84,9 +84,10 @@ impl DemoFolder {
 }
 
 /// The demo fleet's profiles, in address order.
-/// Fourteen fit the /28 the demo sweeps (base .2 to .15; the camera, last, is found by the
-/// UDP 20002 broadcast).
-pub const PROFILES: [&str; 14] = [
+/// The first fourteen fit the /28 the demo sweeps (base .2 to .15; the camera at .15 is found
+/// by the UDP 20002 broadcast); the two SMART devices after them (.16, .17) are found by that
+/// broadcast alone too.
+pub const PROFILES: [&str; 16] = [
     "hs110-eu-hw4",
     "hs110-us-hw1", // the 28 kW glitch
     "hs110-eu-hw1", // the unit-scale bug
@@ -101,7 +102,12 @@ pub const PROFILES: [&str; 14] = [
     "hs110-us-hw1",        // voltage 8 % low: a quiet fault only the fleet-voltage rule shows
     "kl430-us-hw2",        // a light strip
     "c210-eu-hw2-camera",  // a camera: known by its UDP 20002 reply alone
+    "p304m-uk-hw1-smart",  // a SMART strip over KLAP v2, metered per outlet; one outlet glitches
+    "ep25-us-hw2-smart",   // a SMART plug with energy over KLAP v2
 ];
+
+/// The demo P304M's glitching outlet (1-based): the 28 kW rule flags it in its outlet row.
+pub const GLITCH_OUTLET: u8 = 2;
 
 /// The spec for a demo fleet starting at `base`, on a free port.
 pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
@@ -126,6 +132,13 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
             (at(3), FaultKind::Flaky),
             // Four other metered US devices read the true mains voltage to compare it with.
             (at(11), FaultKind::VoltageDrift { pct: -8 }),
+            // A SMART strip's outlet glitching, flagged like a legacy plug's.
+            (
+                at(14),
+                FaultKind::OutletGlitch28kw {
+                    outlet: GLITCH_OUTLET,
+                },
+            ),
         ],
         // The demo images of `assets/firmware/` are accepted by default.
         images: Vec::new(),
@@ -133,7 +146,7 @@ pub fn demo_spec(base: Ipv4Addr) -> FleetSpec {
 }
 
 /// Loopback /28 blocks tried in turn (derived from the process id, so two demos differ), then
-/// 127.0.0.2–127.0.0.13: where only 127.0.0.1 is up by default (macOS), those are the
+/// 127.0.0.2–127.0.0.17: where only 127.0.0.1 is up by default (macOS), those are the
 /// addresses to alias (README, "Platforms").
 fn candidate_bases() -> impl Iterator<Item = Ipv4Addr> {
     let seed = std::process::id();
@@ -230,8 +243,8 @@ fn run_in(args: DemoArgs, folder: &DemoFolder) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let fleet = rt.block_on(start_fleet())?;
-    // The newer-protocol plugs answer KLAP over HTTP, bound to the demo's account (preset
-    // below), so they read like any other plug.
+    // The newer-protocol plugs (HS100(UK), KP125M, P304M, EP25) answer KLAP over HTTP, bound
+    // to the demo's account (preset below), so they read like any other plug.
     let klap = match rt.block_on(sim::klap::serve(&fleet, &sim::klap::KlapSpec::default())) {
         Ok(k) => k,
         Err(e) => {
@@ -241,10 +254,11 @@ fn run_in(args: DemoArgs, folder: &DemoFolder) -> anyhow::Result<ExitCode> {
     };
     // The faulty plugs' relays on, so their bad readings show (a plug that is off reads 0 W).
     rt.block_on(async {
+        // (Port 9999: the legacy ones. A SMART strip's glitch shows whatever its relays.)
         for p in fleet
             .plugs()
             .iter()
-            .filter(|p| !p.faults.is_empty() && p.has_meter())
+            .filter(|p| !p.faults.is_empty() && p.has_meter() && p.is_legacy())
         {
             let client = crate::net::Client::new(
                 IpAddr::V4(p.ip),

@@ -32,9 +32,10 @@ pub struct SimArgs {
     /// Profile to use (repeatable; plugs cycle through the list). Default: a mixed fleet.
     /// Known: hs110-eu-hw1, hs110-us-hw1, hs110-eu-hw4, kp115-us-hw1, hs100-us-hw2,
     /// hs300-us-hw2, hs105-us-hw1, kp303-us-hw2, hs100-uk-hw4-klap (or a model such as HS110(EU));
-    /// outside the default fleet: kp125m-us-hw1-smart (SMART over KLAP v2),
-    /// kp125m-us-hw1-smart-https (the same over TLS), p110-eu-hw1-aes (SMART over AES
-    /// securePassthrough), kl130-eu-hw1 (bulb), kl430-us-hw2 (light strip), hs220-us-hw1
+    /// outside the default fleet: kp125m-us-hw1-smart and ep25-us-hw2-smart (SMART over KLAP
+    /// v2), kp125m-us-hw1-smart-https (the same over TLS), p304m-uk-hw1-smart and
+    /// p300-eu-hw1-smart (SMART strips, metered per outlet or not), p110-eu-hw1-aes (SMART over
+    /// AES securePassthrough), kl130-eu-hw1 (bulb), kl430-us-hw2 (light strip), hs220-us-hw1
     /// (dimmer), c210-eu-hw2-camera (camera: UDP 20002 only).
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
@@ -69,7 +70,8 @@ pub struct SimArgs {
     pub password: String,
     /// Give the KLAP plug at IP a fault (repeatable). Kinds: wrong-credentials, session-expiry,
     /// handshake-hang, garbage-ciphertext, tls-hang (an HTTPS plug: TCP accepted, TLS handshake
-    /// never answered).
+    /// never answered); for SMART strips children-endless, children-10000, children-garbled (a
+    /// hostile child list).
     #[arg(long = "klap-fault", value_name = "IP=KIND")]
     pub klap_faults: Vec<String>,
 }

@@ -14,6 +14,7 @@
 //!   rating plus one line per flagged outlet ([`crate::fleet::judge`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -79,7 +80,7 @@ pub struct Outlet {
 }
 
 /// Whether a device answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Link {
     /// Seen, not polled yet.
     Pending,
@@ -92,7 +93,7 @@ pub enum Link {
 }
 
 /// The one-glance state of a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Health {
     Ok,
     Pending,
@@ -186,6 +187,13 @@ pub struct Device {
     /// The energy history the plug keeps (issue 16, [`crate::fleet::energy`]); a strip's is
     /// per outlet, its own only says when it was last asked.
     pub energy: EnergyHistory,
+    /// The change generation: bumped when something a view shows of the device changes
+    /// ([`Device::generation`]), not on a poll that read the same thing again.
+    generation: u64,
+    /// The hash of what the views show, as of the last [`Device::refresh`].
+    shown: u64,
+    /// Readings recorded by its meters (each a point of the power history, the sparkline).
+    points: u64,
     /// The plug's clock (asked with its energy history): its calendar days are those of its
     /// local time. `None` until it said; dates then fall back to UTC.
     pub clock: Option<crate::protocol::calendar::DeviceClock>,
@@ -218,8 +226,125 @@ impl Device {
             access: None,
             refusal: None,
             energy: EnergyHistory::default(),
+            generation: 0,
+            shown: 0,
+            points: 0,
             clock: None,
         }
+    }
+
+    /// The change generation: it moves when something a view shows of the device changes —
+    /// a displayed value (at the table's precision: 0.1 W, 0.1 V, 0.001 A, 0.001 kWh) or its
+    /// flag, the relay, health and verdict, a finding or reason, identity, address, link and
+    /// since when, an error, the energy history — and stays put when a poll reads the same
+    /// again. Not in it: the power history (each reading is a point: [`Device::points`]) and
+    /// ages, which are drawn from `now` (`last_seen`, how long ago a sticky verdict was read).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Readings its meters recorded: each one a new point of the power history.
+    pub fn points(&self) -> u64 {
+        self.points
+    }
+
+    /// Re-hashes what the views show and moves the generation if it changed. Every mutator
+    /// of [`Fleet`] calls it for the devices it touched.
+    pub fn refresh(&mut self) {
+        let shown = self.fingerprint();
+        if shown != self.shown || self.generation == 0 {
+            self.shown = shown;
+            self.generation += 1;
+        }
+    }
+
+    /// What the views show of the device, hashed ([`Device::generation`]).
+    fn fingerprint(&self) -> u64 {
+        fn val(h: &mut DefaultHasher, v: Option<f64>, decimals: i32) {
+            // The displayed value: rounded as the table rounds it.
+            v.map(|x| (x * 10f64.powi(decimals)).round() as i64).hash(h);
+        }
+        fn meter(h: &mut DefaultHasher, m: &Meter) {
+            let r = m.values();
+            val(h, r.and_then(|r| r.power_w), 1);
+            val(h, r.and_then(|r| r.voltage_v), 1);
+            val(h, r.and_then(|r| r.current_a), 3);
+            val(h, r.and_then(|r| r.total_kwh), 3);
+            let f = m.check.flags;
+            (f.power, f.voltage, f.current, f.total).hash(h);
+            (m.check.verdict, m.recent, m.recent_at, m.no_reading()).hash(h);
+            m.check.reasons.hash(h);
+            m.quiet.len().hash(h);
+            m.flagged().hash(h);
+            (m.updated_at, m.findings.len()).hash(h);
+        }
+        fn energy(h: &mut DefaultHasher, e: &EnergyHistory) {
+            (
+                e.fetched,
+                &e.error,
+                e.days.len(),
+                e.months.len(),
+                e.months_as_of,
+            )
+                .hash(h);
+        }
+        let mut h = DefaultHasher::new();
+        (
+            &self.key,
+            self.addr,
+            &self.found_by,
+            self.alias(),
+            self.own_alias(),
+        )
+            .hash(&mut h);
+        (self.model(), self.hw_ver(), self.sw_version(), self.mac()).hash(&mut h);
+        (self.device_id(), self.protocol(), self.kind(), self.relay()).hash(&mut h);
+        (self.brightness(), self.rssi(), self.has_emeter()).hash(&mut h);
+        if let Some(s) = &self.sysinfo {
+            (&s.hw_id, &s.fw_id, s.updating).hash(&mut h);
+        }
+        (
+            &self.link,
+            self.link_since,
+            &self.last_error,
+            &self.previous_ips,
+        )
+            .hash(&mut h);
+        (&self.local_name, &self.conflict, &self.updated).hash(&mut h);
+        (self.health(), self.verdict(), self.flagged()).hash(&mut h);
+        if let Some(a) = &self.judged {
+            (a.verdict, a.reasons.len()).hash(&mut h);
+            for r in &a.reasons {
+                (r.severity, &r.text).hash(&mut h);
+            }
+        }
+        let (r, f) = self.values();
+        val(&mut h, r.and_then(|r| r.power_w), 1);
+        val(&mut h, r.and_then(|r| r.voltage_v), 1);
+        val(&mut h, r.and_then(|r| r.current_a), 3);
+        val(&mut h, r.and_then(|r| r.total_kwh), 3);
+        (f.power, f.voltage, f.current, f.total).hash(&mut h);
+        if let Some(m) = &self.meter {
+            meter(&mut h, m);
+        }
+        for o in &self.outlets {
+            (&o.id, &o.alias, o.relay_on).hash(&mut h);
+            if let Some(m) = &o.meter {
+                meter(&mut h, m);
+            }
+            energy(&mut h, &o.energy);
+        }
+        energy(&mut h, &self.energy);
+        // The plug's own calendar, which its day and month figures follow.
+        self.clock.map(|c| c.utc_offset_s).hash(&mut h);
+        if let Some(r) = &self.refusal {
+            r.to_string().hash(&mut h);
+        }
+        if let Some(a) = &self.access {
+            format!("{a:?}").hash(&mut h);
+        }
+        self.voltage_finding.as_ref().map(|f| &f.text).hash(&mut h);
+        h.finish()
     }
 
     /// Before `sys` replaces the sysinfo: a changed firmware version splits the history.
@@ -659,6 +784,7 @@ impl Fleet {
             d.set_link(Link::Offline(error.clone()), now);
         }
         d.last_error = Some(error);
+        d.refresh();
     }
 
     /// The device listed at `ip`'s address-only entry was seen elsewhere: the one that now
@@ -671,6 +797,22 @@ impl Fleet {
 
     /// Merges one sighting: the one place where identity is decided. Returns what to poll.
     pub fn observe(&mut self, s: Sighting, names: &Names, now: Instant) -> Option<Track> {
+        let ip = s.ip;
+        let track = self.merge_sighting(s, names, now);
+        // The devices it can have touched: the one at that address (and one that left it), and
+        // those with a MAC conflict note.
+        for d in self.devices.values_mut().filter(|d| {
+            d.addr.ip() == ip
+                || d.conflict.is_some()
+                || d.generation == 0
+                || d.previous_addr.is_some_and(|a| a.ip() == ip)
+        }) {
+            d.refresh();
+        }
+        track
+    }
+
+    fn merge_sighting(&mut self, s: Sighting, names: &Names, now: Instant) -> Option<Track> {
         let addr = SocketAddr::new(s.ip, s.port);
         self.devices.remove(&unanswered_key(s.ip));
         match s.info {
@@ -806,12 +948,29 @@ impl Fleet {
             } else if d.link == Link::Updating {
                 d.set_link(Link::Pending, now);
             }
+            d.refresh();
         }
     }
 
     /// Applies one poll report: liveness, sysinfo, every meter's reading judged, then the
     /// device as a whole. `ratings` gives the rating of a model (config overrides included).
     pub fn apply_poll(
+        &mut self,
+        r: Poll,
+        ratings: &Overrides,
+        names: &Names,
+        now: Instant,
+    ) -> Applied {
+        let key = r.key.clone();
+        let out = self.apply_poll_to(r, ratings, names, now);
+        if let Some(d) = self.devices.get_mut(&key) {
+            d.points += out.read.len() as u64;
+            d.refresh();
+        }
+        out
+    }
+
+    fn apply_poll_to(
         &mut self,
         r: Poll,
         ratings: &Overrides,
@@ -1013,6 +1172,76 @@ mod tests {
             )
         });
         (s, rt)
+    }
+
+    fn reading(key: &str, addr: SocketAddr, relay: u8, watts: f64) -> Poll {
+        let mut s = sys("HS110(US)", "50:C7:BF:00:09:21", key);
+        s.relay_on = Some(relay != 0);
+        Poll {
+            key: key.into(),
+            addr,
+            misses: 0,
+            outcome: Ok(PollRead {
+                sysinfo: s,
+                realtime: Some(Ok(Realtime::from_result(&serde_json::json!({
+                    "power": watts, "voltage": 120.0, "current": watts / 120.0, "total": 1.0,
+                }))
+                .expect("reading"))),
+                outlets: Vec::new(),
+            }),
+            refusal: None,
+        }
+    }
+
+    #[test]
+    fn the_generation_moves_only_when_something_shown_changes() {
+        let t0 = Instant::now();
+        let mut f = Fleet::new(t0);
+        let t = f
+            .observe(
+                seen("127.0.9.21", sys("HS110(US)", "50:C7:BF:00:09:21", "G1")),
+                &Names::default(),
+                t0,
+            )
+            .expect("tracked");
+        let gen_of = |f: &Fleet| f.get("G1").map(|d| (d.generation(), d.points()));
+        let (seen_gen, _) = gen_of(&f).expect("listed");
+        assert!(seen_gen > 0, "a device starts with a generation");
+        let mut at = t0;
+        let mut poll = |f: &mut Fleet, relay: u8, watts: f64| {
+            at += Duration::from_secs(1);
+            f.apply_poll(
+                reading("G1", t.addr, relay, watts),
+                &Overrides::default(),
+                &Names::default(),
+                at,
+            );
+            gen_of(f).expect("listed")
+        };
+        let (g1, p1) = poll(&mut f, 1, 60.0);
+        assert!(g1 > seen_gen, "first reading");
+        let (g2, p2) = poll(&mut f, 1, 60.0);
+        assert_eq!(g2, g1, "the same reading a second later: same generation");
+        assert_eq!(p2, p1 + 1, "but a new point of the power history");
+        let (g3, _) = poll(&mut f, 1, 60.04);
+        assert_eq!(g3, g1, "60.04 W is drawn as 60.0 W, as before");
+        let (g4, _) = poll(&mut f, 1, 61.0);
+        assert!(g4 > g3, "a changed watt value");
+        let (g5, _) = poll(&mut f, 1, 61.0);
+        assert_eq!(g5, g4);
+        let (g6, _) = poll(&mut f, 0, 61.0);
+        assert!(g6 > g5, "the relay turned off");
+        f.apply_poll(
+            failed("G1", t.addr, 1),
+            &Overrides::default(),
+            &Names::default(),
+            at + Duration::from_secs(1),
+        );
+        let (g7, p7) = gen_of(&f).expect("listed");
+        assert!(g7 > g6, "a failed poll changes the health");
+        f.set_updating(t.addr.ip(), true, at);
+        assert!(gen_of(&f).expect("listed").0 > g7, "being flashed");
+        assert_eq!(gen_of(&f).expect("listed").1, p7, "no reading, no point");
     }
 
     #[test]

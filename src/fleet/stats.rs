@@ -229,6 +229,7 @@ impl Fleet {
             h.fetched = Some(now);
         }
         h.error = error;
+        d.refresh();
     }
 
     /// After a successful erase of `key`'s statistics (of `child`, or every meter): the
@@ -250,6 +251,7 @@ impl Fleet {
             }
         }
         d.energy.clear();
+        d.refresh();
     }
 }
 

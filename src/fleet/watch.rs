@@ -82,6 +82,7 @@ impl Fleet {
             }
             d.voltage_finding = new;
             d.merge_quiet();
+            d.refresh();
         }
     }
 }

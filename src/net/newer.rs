@@ -7,7 +7,12 @@
 //! - `IOT.*` over KLAP: the poller's combined request (`system.get_sysinfo` +
 //!   `emeter.get_realtime`), the same reply types; a strip's outlets one after another;
 //! - `SMART.*` (KLAP v2 or AES): one `multipleRequest` (`get_device_info`, `get_emeter_data`,
-//!   `get_energy_usage`) mapped by [`crate::protocol::smart`].
+//!   `get_energy_usage`, `get_child_device_list`) mapped by [`crate::protocol::smart`]. A strip
+//!   (P300, P304M, KP303 hw 2 on new firmware) also reads the rest of its paged child list
+//!   (bounded: [`smart::MAX_CHILD_PAGES`] pages, [`smart::MAX_CHILDREN`] children) and each
+//!   outlet's meter through `control_child`; the children become the same outlets as a
+//!   port-9999 strip's (`SysInfo::children`, `Polled::outlets` by child id), and one outlet
+//!   is switched with `control_child` + `set_device_info {device_on}`.
 //!
 //! Failures are [`NetError`]s; "no credentials" and "wrong credentials" are
 //! [`NetError::Access`], so every view can say so. Never logs a password.
@@ -30,7 +35,7 @@ use crate::net::client::{NetError, Stage};
 use crate::net::klap::{Credentials, KlapClient, KlapConfig, KlapNetError, KlapStage};
 use crate::net::tls::Scheme;
 use crate::protocol::access::{Access, Dialect, Refusal, Transport};
-use crate::protocol::reply::method_result;
+use crate::protocol::reply::{ReplyError, method_result};
 use crate::protocol::{Realtime, Request, SysInfo, smart};
 
 /// What one poll read: the same parts as the poller's `Polled` (which converts from this, so
@@ -66,6 +71,10 @@ pub struct NewerLink {
     client: Client,
     /// The poll's request as sent, serialised once for the link's life.
     poll_body: Vec<u8>,
+    /// The device answered `get_child_device_list` "unknown method" when asked on its own:
+    /// a plug, not a strip. Later polls whose `multipleRequest` stopped before the child list
+    /// (real firmware stops at the first method it lacks) do not ask it again.
+    no_children: bool,
 }
 
 impl std::fmt::Debug for NewerLink {
@@ -175,6 +184,7 @@ impl NewerLink {
             spec,
             client,
             poll_body,
+            no_children: false,
         }
     }
 
@@ -245,11 +255,112 @@ impl NewerLink {
 
     async fn poll_smart(&mut self) -> Result<Polled, NetError> {
         let reply = send(&mut self.client, &self.poll_body).await?;
-        let (sysinfo, realtime) = smart::poll_reply(&reply, Some(&self.spec.model))?;
+        let parts = smart::poll_parts(&reply, Some(&self.spec.model))?;
+        let first = match parts.children {
+            smart::ChildList::None => None,
+            smart::ChildList::Page(p) => Some(p),
+            smart::ChildList::Unanswered if self.no_children => None,
+            smart::ChildList::Unanswered => {
+                let page = self.child_page(0).await?;
+                self.no_children = page.is_none();
+                page
+            }
+        };
+        // An empty list (`sum` 0) is a device without children: read as a plug.
+        let first = first.filter(|p| p.sum > 0 || !p.children.is_empty());
+        let Some(first) = first else {
+            return Ok(Polled {
+                sysinfo: parts.sysinfo,
+                realtime: parts.reading.map(|r| r.map_err(NetError::from)),
+                outlets: Vec::new(),
+            });
+        };
+        let children = self.rest_of_children(first).await?;
+        self.poll_strip(&parts.info, children).await
+    }
+
+    /// One page of a strip's children; `None` when the device has no child list (a plug).
+    async fn child_page(&mut self, start: usize) -> Result<Option<smart::ChildPage>, NetError> {
+        let reply = self.query(&smart::child_list_request(start)).await?;
+        match smart::result_of(&reply, smart::CHILD_LIST) {
+            Ok(r) => Ok(Some(smart::child_page(r)?)),
+            Err(ReplyError::Device { .. }) if start == 0 => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every child, reading the pages after `first` until `sum` is reached: at most
+    /// [`smart::MAX_CHILD_PAGES`] pages, an empty page ends the list short (an error, as does
+    /// one more page than allowed).
+    async fn rest_of_children(
+        &mut self,
+        first: smart::ChildPage,
+    ) -> Result<Vec<smart::SmartChild>, NetError> {
+        let sum = first.sum;
+        let mut raw = first.children;
+        let mut pages = 1;
+        while raw.len() < sum {
+            if pages >= smart::MAX_CHILD_PAGES {
+                return Err(NetError::Reply(format!(
+                    "{} still short of its {sum} children after {pages} pages",
+                    smart::CHILD_LIST
+                )));
+            }
+            let page = self
+                .child_page(raw.len())
+                .await?
+                .ok_or_else(|| NetError::Reply("the child list ended with an error".into()))?;
+            pages += 1;
+            if page.children.is_empty() {
+                return Err(NetError::Reply(format!(
+                    "{} gave an empty page at {} of {sum} children",
+                    smart::CHILD_LIST,
+                    raw.len()
+                )));
+            }
+            raw.extend(page.children);
+            if raw.len() > smart::MAX_CHILDREN {
+                break;
+            }
+        }
+        Ok(smart::smart_children(&raw)?)
+    }
+
+    /// A strip's poll: its info with the children as outlets, and each metered child's
+    /// reading through `control_child`. The first child tells whether the outlets are metered
+    /// (a strip's outlets are all alike): a P300's are not, and its others are not asked.
+    async fn poll_strip(
+        &mut self,
+        info: &Value,
+        children: Vec<smart::SmartChild>,
+    ) -> Result<Polled, NetError> {
+        let mut outlets = Vec::with_capacity(children.len());
+        let mut metered = true;
+        for (i, c) in children.iter().enumerate() {
+            let r = self.query(&smart::child_poll_request(&c.device_id)).await;
+            let r = r.and_then(|v| Ok(smart::child_reading(&v)?));
+            match r {
+                Ok(None) if i == 0 => {
+                    metered = false;
+                    break;
+                }
+                Ok(None) => outlets.push((
+                    c.device_id.clone(),
+                    Err(NetError::Reply(
+                        "the outlet's meter answered no reading".into(),
+                    )),
+                )),
+                Ok(Some(rt)) => outlets.push((c.device_id.clone(), Ok(rt))),
+                // A session-level failure ends the poll like any other request's.
+                Err(e @ (NetError::Access(_) | NetError::Timeout { .. })) => return Err(e),
+                Err(e) => outlets.push((c.device_id.clone(), Err(e))),
+            }
+        }
+        let sysinfo = smart::strip_sysinfo(info, Some(&self.spec.model), metered, &children)?;
         Ok(Polled {
             sysinfo,
-            realtime: realtime.map(|r| r.map_err(NetError::from)),
-            outlets: Vec::new(),
+            realtime: None,
+            outlets,
         })
     }
 
@@ -264,14 +375,20 @@ impl NewerLink {
                 method_result(&root, "system", "set_relay_state")?;
                 Ok(())
             }
-            Dialect::Smart if child.is_some() => Err(NetError::Access(Refusal::Unsupported(
-                "switching one outlet of a SMART strip is not supported yet".into(),
-            ))),
-            Dialect::Smart => {
-                let reply = self.query(&smart::set_relay_request(on)).await?;
-                smart::result_of(&reply, "set_device_info")?;
-                Ok(())
-            }
+            Dialect::Smart => match child {
+                // One outlet of a strip: `set_device_info` inside `control_child`.
+                Some(id) => {
+                    let reply = self.query(&smart::child_relay_request(id, on)).await?;
+                    let inner = smart::child_response(&reply)?;
+                    smart::result_of(inner, "set_device_info")?;
+                    Ok(())
+                }
+                None => {
+                    let reply = self.query(&smart::set_relay_request(on)).await?;
+                    smart::result_of(&reply, "set_device_info")?;
+                    Ok(())
+                }
+            },
         }
     }
 }

@@ -16,13 +16,36 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
-use super::reply::{Realtime, ReplyError, SysInfo, split_model};
+use super::reply::{Realtime, ReplyError, SysInfo, device_text, split_model};
 
 /// The methods one poll asks, in one `multipleRequest`. Real firmware stops at the first method
 /// it does not have (python-kasa's `smartprotocol.py` queries the rest one by one for that
-/// reason), so `get_energy_usage`, which every metered SMART plug answers, comes before
-/// `get_emeter_data`, which `energy_monitoring` version-1 firmware (P110 fw 1.0.7) lacks.
-pub const POLL_METHODS: [&str; 3] = ["get_device_info", "get_energy_usage", "get_emeter_data"];
+/// reason), so they go from the most to the least widely answered: `get_energy_usage`, which
+/// every metered SMART plug answers, before `get_emeter_data`, which `energy_monitoring`
+/// version-1 firmware (P110 fw 1.0.7) lacks; `get_child_device_list` last (a plug answers it
+/// "unknown method"; a strip whose parent stops at the energy methods has it asked on its own).
+pub const POLL_METHODS: [&str; 4] = [
+    "get_device_info",
+    "get_energy_usage",
+    "get_emeter_data",
+    CHILD_LIST,
+];
+
+/// The paged list of a strip's children (`start_index`, `sum`).
+pub const CHILD_LIST: &str = "get_child_device_list";
+
+/// The energy methods asked of one child through `control_child` (a P304M's outlets answer
+/// `get_energy_usage` without `current_power`, and `get_current_power` in W).
+pub const CHILD_POLL_METHODS: [&str; 3] =
+    ["get_emeter_data", "get_energy_usage", "get_current_power"];
+
+/// Most children a strip may list (HS300: 6, P300 and KP303: 3, P304M: 4); a reply announcing
+/// more is refused, not trusted.
+pub const MAX_CHILDREN: usize = 16;
+
+/// Most `get_child_device_list` pages read in one poll (the first included): a device that
+/// pages on and on, or one child at a time past this, is refused.
+pub const MAX_CHILD_PAGES: usize = 8;
 
 /// `{"method": m}` (with `params` when given).
 pub fn request(method: &str, params: Option<Value>) -> Value {
@@ -114,6 +137,48 @@ pub fn sysinfo(
     discovery_model: Option<&str>,
     metered: bool,
 ) -> Result<SysInfo, ReplyError> {
+    SysInfo::from_result(&Value::Object(sysinfo_map(info, discovery_model, metered)?))
+}
+
+/// A SMART strip's `get_device_info` with its children, as the [`SysInfo`] of a port-9999 strip:
+/// each child becomes a `children` entry (`id` = its `device_id`, `alias`, `state`, `on_time`),
+/// in `position` order, so every view shows its outlets as it does an HS300's. `metered`: the
+/// children have meters (the parent of a P304M has none of its own).
+pub fn strip_sysinfo(
+    info: &Value,
+    discovery_model: Option<&str>,
+    metered: bool,
+    children: &[SmartChild],
+) -> Result<SysInfo, ReplyError> {
+    let mut m = sysinfo_map(info, discovery_model, metered)?;
+    let list: Vec<Value> = children
+        .iter()
+        .map(|c| {
+            let mut o = json!({"id": c.device_id, "alias": c.alias, "state": u8::from(c.on)});
+            if let (Some(t), Some(obj)) = (c.on_time, o.as_object_mut()) {
+                obj.insert("on_time".into(), json!(t));
+            }
+            o
+        })
+        .collect();
+    m.insert("child_num".into(), json!(list.len()));
+    m.insert("children".into(), Value::Array(list));
+    // A strip's relays are its outlets'; the parent's own `device_on` (P300) is not one.
+    m.remove("relay_state");
+    let mut s = SysInfo::from_result(&Value::Object(m))?;
+    // The outlet's identity is its `device_id` as sent (short ones are not an index to
+    // prefix with the parent's id, as on port 9999): what `control_child` addresses.
+    for (ci, c) in s.children.iter_mut().zip(children) {
+        ci.id.clone_from(&c.device_id);
+    }
+    Ok(s)
+}
+
+fn sysinfo_map(
+    info: &Value,
+    discovery_model: Option<&str>,
+    metered: bool,
+) -> Result<Map<String, Value>, ReplyError> {
     let o = info
         .as_object()
         .ok_or_else(|| ReplyError::Shape("get_device_info is not an object".into()))?;
@@ -159,7 +224,7 @@ pub fn sysinfo(
             m.insert(to.into(), v.clone());
         }
     }
-    SysInfo::from_result(&Value::Object(m))
+    Ok(m)
 }
 
 /// The reading of one poll, in canonical units: `get_emeter_data` when it answered (mW, mV, mA,
@@ -225,6 +290,211 @@ pub fn poll_reply(
         None
     };
     Ok((sys, reading))
+}
+
+/// One child of a SMART strip, from `get_child_device_list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmartChild {
+    /// As the device sent it: what `control_child` addresses.
+    pub device_id: String,
+    /// `nickname`, base64-decoded.
+    pub alias: String,
+    pub on: bool,
+    /// 1-based place on the strip.
+    pub position: Option<i64>,
+    pub on_time: Option<i64>,
+}
+
+/// The request for the page of children from `start_index` on (0: the first page).
+pub fn child_list_request(start_index: usize) -> Value {
+    request(CHILD_LIST, Some(json!({ "start_index": start_index })))
+}
+
+/// `inner` (one method or a `multipleRequest`) sent to the child `device_id` of a strip.
+pub fn control_child(device_id: &str, inner: Value) -> Value {
+    request(
+        "control_child",
+        Some(json!({"device_id": device_id, "requestData": inner})),
+    )
+}
+
+/// One child's energy: a `multipleRequest` of [`CHILD_POLL_METHODS`] inside `control_child`.
+pub fn child_poll_request(device_id: &str) -> Value {
+    control_child(device_id, multiple(&CHILD_POLL_METHODS))
+}
+
+/// Switches one outlet: `set_device_info {device_on}` inside `control_child`.
+pub fn child_relay_request(device_id: &str, on: bool) -> Value {
+    control_child(device_id, set_relay_request(on))
+}
+
+/// The child's own reply inside a `control_child` reply (`result.responseData`).
+pub fn child_response(reply: &Value) -> Result<&Value, ReplyError> {
+    let r = result_of(reply, "control_child")?;
+    r.get("responseData")
+        .filter(|d| d.is_object())
+        .ok_or_else(|| ReplyError::Shape("control_child reply has no `responseData` object".into()))
+}
+
+/// One page of `get_child_device_list`: its children (raw) and the `start_index` and `sum` it
+/// announces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildPage {
+    pub children: Vec<Value>,
+    pub start_index: usize,
+    pub sum: usize,
+}
+
+fn count(o: &Value, key: &str, what: &str) -> Result<Option<usize>, ReplyError> {
+    match o.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| ReplyError::Shape(format!("{what} `{key}` is not a count"))),
+    }
+}
+
+/// Reads one page (the `result` of `get_child_device_list`). A page or a `sum` of more than
+/// [`MAX_CHILDREN`] is an error.
+pub fn child_page(result: &Value) -> Result<ChildPage, ReplyError> {
+    let what = CHILD_LIST;
+    let list = result
+        .get("child_device_list")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ReplyError::Shape(format!("{what} has no `child_device_list` list")))?;
+    let start_index = count(result, "start_index", what)?.unwrap_or(0);
+    let sum = count(result, "sum", what)?.unwrap_or(start_index + list.len());
+    if sum > MAX_CHILDREN || list.len() > MAX_CHILDREN {
+        return Err(ReplyError::Shape(format!(
+            "{what} announces {} children, more than a strip has ({MAX_CHILDREN})",
+            sum.max(list.len())
+        )));
+    }
+    Ok(ChildPage {
+        children: list.clone(),
+        start_index,
+        sum,
+    })
+}
+
+/// One child entry. `device_id` (a non-empty string) and `device_on` (a bool) are required.
+pub fn smart_child(v: &Value) -> Result<SmartChild, ReplyError> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| ReplyError::Shape("a child is not an object".into()))?;
+    let device_id = o
+        .get("device_id")
+        .and_then(Value::as_str)
+        // Printable as it is: the id shown is the id addressed.
+        .filter(|s| !s.trim().is_empty() && s.len() <= 128 && device_text(s) == *s)
+        .ok_or_else(|| ReplyError::Shape("a child has no printable string `device_id`".into()))?
+        .to_owned();
+    let on = o
+        .get("device_on")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| ReplyError::Shape(format!("child {device_id} has no bool `device_on`")))?;
+    Ok(SmartChild {
+        alias: b64_text(o.get("nickname")).unwrap_or_default(),
+        on,
+        position: o.get("position").and_then(Value::as_i64),
+        on_time: o.get("on_time").and_then(Value::as_i64),
+        device_id,
+    })
+}
+
+/// All children read from the pages, in `position` order (those without one last). A
+/// `device_id` listed twice is an error.
+pub fn smart_children(raw: &[Value]) -> Result<Vec<SmartChild>, ReplyError> {
+    if raw.len() > MAX_CHILDREN {
+        return Err(ReplyError::Shape(format!(
+            "{CHILD_LIST} lists {} children, more than a strip has ({MAX_CHILDREN})",
+            raw.len()
+        )));
+    }
+    let mut out = raw.iter().map(smart_child).collect::<Result<Vec<_>, _>>()?;
+    for (i, c) in out.iter().enumerate() {
+        if out[..i].iter().any(|d| d.device_id == c.device_id) {
+            return Err(ReplyError::Shape(format!(
+                "{CHILD_LIST} lists child {} twice",
+                c.device_id
+            )));
+        }
+    }
+    out.sort_by_key(|c| (c.position.is_none(), c.position));
+    Ok(out)
+}
+
+/// One child's reading from the reply to [`child_poll_request`]: `Ok(None)` when the child has
+/// no meter (every energy method answered an error: a P300's outlets).
+pub fn child_reading(reply: &Value) -> Result<Option<Realtime>, ReplyError> {
+    let inner = child_response(reply)?;
+    let mut got: [Option<Value>; 3] = [None, None, None];
+    let mut first_err = None;
+    for (m, r) in responses(inner)? {
+        match (CHILD_POLL_METHODS.iter().position(|x| *x == m), r) {
+            (Some(i), Ok(v)) => got[i] = Some(v),
+            (Some(_), Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            (None, _) => {}
+        }
+    }
+    let [emeter, usage, power] = got;
+    // `get_energy_usage` without `current_power` (a P304M outlet) gives no watts of its own.
+    let usage = usage.filter(|u| u.get("current_power").is_some());
+    if emeter.is_none() && usage.is_none() && power.is_none() {
+        return match first_err {
+            Some(_) => Ok(None),
+            None => Err(ReplyError::Shape(
+                "the child's energy reply holds no energy method".into(),
+            )),
+        };
+    }
+    realtime(emeter.as_ref(), usage.as_ref(), power.as_ref()).map(Some)
+}
+
+/// What a poll reply (`multipleRequest` of [`POLL_METHODS`]) says about children.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChildList {
+    /// `get_child_device_list` answered an error: not a strip.
+    None,
+    /// Not in the reply (firmware that stops at the first error): ask it on its own.
+    Unanswered,
+    /// The first page.
+    Page(ChildPage),
+}
+
+/// A poll reply read: [`poll_reply`]'s parts, what it says about children, and the raw
+/// `get_device_info` (a strip's [`strip_sysinfo`] is built from it once the children are read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollParts {
+    pub sysinfo: SysInfo,
+    pub reading: Option<Result<Realtime, ReplyError>>,
+    pub children: ChildList,
+    pub info: Value,
+}
+
+/// [`poll_reply`] with what the reply says about children.
+pub fn poll_parts(reply: &Value, discovery_model: Option<&str>) -> Result<PollParts, ReplyError> {
+    let mut children = ChildList::Unanswered;
+    let mut info = None;
+    for (m, r) in responses(reply)? {
+        match (m.as_str(), r) {
+            (CHILD_LIST, Ok(v)) => children = ChildList::Page(child_page(&v)?),
+            (CHILD_LIST, Err(_)) => children = ChildList::None,
+            ("get_device_info", Ok(v)) => info = Some(v),
+            _ => {}
+        }
+    }
+    let (sysinfo, reading) = poll_reply(reply, discovery_model)?;
+    Ok(PollParts {
+        sysinfo,
+        reading,
+        children,
+        info: info.unwrap_or(Value::Null),
+    })
 }
 
 #[cfg(test)]
@@ -401,7 +671,20 @@ mod tests {
             poll_request(),
             json!({"method": "multipleRequest", "params": {"requests": [
                 {"method": "get_device_info"}, {"method": "get_energy_usage"},
-                {"method": "get_emeter_data"}]}})
+                {"method": "get_emeter_data"}, {"method": "get_child_device_list"}]}})
+        );
+        assert_eq!(
+            child_relay_request("C1", true),
+            json!({"method": "control_child", "params": {"device_id": "C1", "requestData":
+                {"method": "set_device_info", "params": {"device_on": true}}}})
+        );
+        assert_eq!(
+            child_poll_request("C1")["params"]["requestData"]["params"]["requests"][2],
+            json!({"method": "get_current_power"})
+        );
+        assert_eq!(
+            child_list_request(4),
+            json!({"method": "get_child_device_list", "params": {"start_index": 4}})
         );
         assert_eq!(
             set_relay_request(false),
@@ -409,12 +692,181 @@ mod tests {
         );
     }
 
+    /// A child entry shaped on python-kasa's `P304M(UK)_1.0_1.0.3.json` `get_child_device_list`.
+    fn child(id: &str, position: i64, on: bool, name: &str) -> Value {
+        json!({
+            "auto_off_status": "off", "avatar": "plug", "bind_count": 1,
+            "category": "plug.powerstrip.sub-plug", "device_id": id, "device_on": on,
+            "fw_ver": "1.0.3 Build 240605 Rel.091502", "hw_ver": "1.0", "mac": "A86E84000000",
+            "model": "P304M", "nickname": B64.encode(name), "on_time": if on { 120 } else { 0 },
+            "original_device_id": "0000000000000000000000000000000000000000",
+            "position": position, "slot_number": 4, "type": "SMART.TAPOPLUG"
+        })
+    }
+
+    #[test]
+    fn a_strips_children_become_its_outlets_in_position_order() {
+        let page = child_page(&json!({"child_device_list": [
+            child("C2", 2, false, "Kettle"), child("C1", 1, true, "Lamp")],
+            "start_index": 0, "sum": 4}))
+        .expect("page");
+        assert_eq!((page.start_index, page.sum, page.children.len()), (0, 4, 2));
+        let mut raw = page.children;
+        raw.push(child("C4", 4, true, "Fridge"));
+        raw.push(child("C3", 3, false, "TV"));
+        let kids = smart_children(&raw).expect("children");
+        let names: Vec<&str> = kids.iter().map(|c| c.alias.as_str()).collect();
+        assert_eq!(names, ["Lamp", "Kettle", "TV", "Fridge"]);
+        let info = json!({"device_id": "P", "fw_ver": "1.0.3 Build 240605 Rel.091502",
+            "hw_ver": "1.0", "mac": "A8-6E-84-00-00-00", "model": "P304M",
+            "nickname": B64.encode("Strip"), "type": "SMART.TAPOPLUG", "rssi": -44});
+        let s = strip_sysinfo(&info, Some("P304M(UK)"), true, &kids).expect("sysinfo");
+        assert_eq!(s.model, "P304M(UK)");
+        assert_eq!(s.alias, "Strip");
+        assert!(s.has_emeter() && s.relay_on.is_none());
+        assert_eq!(s.kind(), crate::protocol::Kind::Strip);
+        let ids: Vec<&str> = s.children.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["C1", "C2", "C3", "C4"]);
+        assert!(s.children[0].relay_on && !s.children[1].relay_on);
+        assert_eq!(s.children[0].on_time, Some(120));
+        assert!(
+            !strip_sysinfo(&info, None, false, &kids)
+                .expect("s")
+                .has_emeter()
+        );
+    }
+
+    #[test]
+    fn hostile_child_lists_are_typed_errors() {
+        let shape = |r: Result<ChildPage, ReplyError>| matches!(r, Err(ReplyError::Shape(_)));
+        assert!(shape(child_page(&json!({"sum": 1}))));
+        assert!(shape(child_page(
+            &json!({"child_device_list": {}, "sum": 1})
+        )));
+        assert!(shape(child_page(
+            &json!({"child_device_list": [], "sum": "4"})
+        )));
+        assert!(shape(child_page(
+            &json!({"child_device_list": [], "sum": -1})
+        )));
+        assert!(shape(child_page(
+            &json!({"child_device_list": [], "sum": 10_000})
+        )));
+        let many: Vec<Value> = (0..10_000)
+            .map(|i| child(&format!("C{i}"), i, true, "x"))
+            .collect();
+        assert!(shape(child_page(
+            &json!({"child_device_list": many.clone(), "sum": 10_000})
+        )));
+        assert!(smart_children(&many).is_err());
+        for bad in [
+            json!("child"),
+            json!({"device_on": true}),
+            json!({"device_id": 7, "device_on": true}),
+            json!({"device_id": "", "device_on": true}),
+            json!({"device_id": "C1"}),
+            json!({"device_id": "C1", "device_on": "yes"}),
+            json!({"device_id": "C1\u{1b}[2J", "device_on": true}),
+        ] {
+            assert!(smart_children(std::slice::from_ref(&bad)).is_err(), "{bad}");
+        }
+        let twice = [child("C1", 1, true, "a"), child("C1", 2, true, "b")];
+        assert!(smart_children(&twice).is_err());
+        // A nickname that is not base64 is taken as it is; a missing one is empty.
+        let plain = smart_children(&[json!({"device_id": "C1", "device_on": false,
+            "nickname": "Desk lamp!"})])
+        .expect("lenient nickname");
+        assert_eq!(plain[0].alias, "Desk lamp!");
+    }
+
+    #[test]
+    fn a_childs_energy_comes_out_of_control_child() {
+        let wrap = |responses: Value| {
+            json!({"error_code": 0, "result": {"responseData": {"error_code": 0,
+                "result": {"responses": responses}}}})
+        };
+        // A P304M outlet: no `get_emeter_data`, `get_energy_usage` without watts, W in
+        // `get_current_power`.
+        let p304m = wrap(json!([
+            {"method": "get_emeter_data", "error_code": -1002},
+            {"method": "get_energy_usage", "error_code": 0, "result": {"today_energy": 3,
+                "month_energy": 14, "local_time": "2024-10-22 13:30:15"}},
+            {"method": "get_current_power", "error_code": 0, "result": {"current_power": 28_012}},
+        ]));
+        let r = child_reading(&p304m).expect("reading").expect("metered");
+        assert_eq!(r.power_w, Some(28_012.0));
+        // Newer firmware: mW, mV and mA win.
+        let full = wrap(json!([
+            {"method": "get_emeter_data", "error_code": 0, "result": {"power_mw": 60_500,
+                "voltage_mv": 230_100, "current_ma": 270, "energy_wh": 1_200}},
+            {"method": "get_current_power", "error_code": 0, "result": {"current_power": 60}},
+        ]));
+        let r = child_reading(&full).expect("reading").expect("metered");
+        assert_eq!((r.power_w, r.voltage_v), (Some(60.5), Some(230.1)));
+        // A P300 outlet has no meter.
+        let bare = wrap(json!([
+            {"method": "get_emeter_data", "error_code": -1002},
+            {"method": "get_energy_usage", "error_code": -1002},
+            {"method": "get_current_power", "error_code": -1002},
+        ]));
+        assert_eq!(child_reading(&bare).expect("no meter"), None);
+        for bad in [
+            json!({"error_code": -1001}),
+            json!({"error_code": 0, "result": {}}),
+            json!({"error_code": 0, "result": {"responseData": 5}}),
+            json!({"error_code": 0, "result": {"responseData": {"error_code": -1008}}}),
+            wrap(json!("none")),
+            wrap(json!([])),
+        ] {
+            assert!(child_reading(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_poll_reply_says_whether_the_device_has_children() {
+        let reply = |list: Value| {
+            json!({"error_code": 0, "result": {"responses": [
+                {"method": "get_device_info", "error_code": 0, "result": info()},
+                {"method": "get_emeter_data", "error_code": -1002},
+                {"method": "get_energy_usage", "error_code": -1002},
+                list,
+            ]}})
+        };
+        let plug = poll_parts(
+            &reply(json!({"method": "get_child_device_list", "error_code": -1002})),
+            None,
+        )
+        .expect("plug");
+        assert_eq!(plug.children, ChildList::None);
+        assert_eq!(plug.info["model"], "KP125M");
+        let strip = poll_parts(
+            &reply(
+                json!({"method": "get_child_device_list", "error_code": 0, "result":
+                {"child_device_list": [child("C1", 1, true, "a")], "start_index": 0, "sum": 1}}),
+            ),
+            None,
+        )
+        .expect("strip");
+        assert!(matches!(strip.children, ChildList::Page(ref p) if p.sum == 1));
+        let stopped = poll_parts(&reply(json!({})), None).expect("stopped early");
+        assert_eq!(stopped.children, ChildList::Unanswered);
+        let hostile = reply(json!({"method": "get_child_device_list", "error_code": 0,
+            "result": {"child_device_list": [], "sum": 1e9}}));
+        assert!(poll_parts(&hostile, None).is_err());
+    }
+
     proptest::proptest! {
         #[test]
         fn hostile_replies_never_panic(s: String) {
             let v = serde_json::from_str::<Value>(&s).unwrap_or(Value::String(s));
             let _ = poll_reply(&v, Some("P110(EU)"));
+            let _ = poll_parts(&v, Some("P110(EU)"));
             let _ = sysinfo(&v, None, true);
+            let _ = child_page(&v);
+            let _ = child_reading(&v);
+            if let Some(list) = v.as_array() {
+                let _ = smart_children(list);
+            }
         }
     }
 }

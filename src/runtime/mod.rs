@@ -407,7 +407,7 @@ where
     terminal.draw(|f| draw(f, &app)).context("drawing")?;
     // Draws only after a change that can be seen, at most once per frame.
     let mut pacer = Pacer::new(frame);
-    pacer.drawn(Instant::now());
+    pacer.drawn_app(Instant::now(), &app);
 
     // False once drawing failed during a firmware batch.
     let mut screen = true;
@@ -450,8 +450,8 @@ where
             }
         }
         for ev in batch {
-            pacer.applied(&ev);
-            let cmds = update(&mut app, ev, std::time::Instant::now());
+            // Applied with `update`; the pacer notes whether the screen changes.
+            let cmds = pacer.update(&mut app, ev, std::time::Instant::now());
             for cmd in cmds {
                 match cmd {
                     Command::Quit => {}
@@ -613,6 +613,7 @@ where
                 break 'ui Ok(app.leaving.clone());
             }
         }
+        pacer.settle(&app, tokio::time::Instant::now());
         if screen && pacer.should_draw(Instant::now()) {
             if let Err(e) = terminal.draw(|f| draw(f, &app)) {
                 if !crate::app::quit::batch_running(&app) {
@@ -625,7 +626,7 @@ where
                 );
                 screen = false;
             }
-            pacer.drawn(Instant::now());
+            pacer.drawn_app(Instant::now(), &app);
         }
         if !screen {
             // Nothing to draw on: no frame is ever pending.

@@ -78,6 +78,12 @@ impl PlugShared {
             return err(-14, "entry not exist");
         };
         o.advance(now);
+        o.readings += 1;
+        // `outlet-glitch-28kw:N`: outlet N's first reading and every third after.
+        let outlet_glitch = o.readings % 3 == 1
+            && self.id.faults.iter().any(
+                |f| matches!(f, FaultKind::OutletGlitch28kw { outlet } if usize::from(*outlet) == i + 1),
+            );
         // `stuck-meter`: the meter shows what it read when the relay last closed.
         let at = if self.id.has(FaultKind::StuckMeter) && o.relay_on {
             o.on_since.min(now)
@@ -107,7 +113,10 @@ impl PlugShared {
             total_wh *= fault::COUNTER_LAG_FRACTION;
         }
         drop(st);
-        if self.id.has(FaultKind::Bogus28kw) || (self.id.has(FaultKind::Glitch28kw) && n % 3 == 0) {
+        if self.id.has(FaultKind::Bogus28kw)
+            || (self.id.has(FaultKind::Glitch28kw) && n % 3 == 0)
+            || outlet_glitch
+        {
             watts = 28_000.0 + load::unit(self.id.seed, n) * 400.0;
         }
         let unit_scale = self.id.has(FaultKind::UnitScale);

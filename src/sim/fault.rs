@@ -14,6 +14,9 @@ pub enum FaultKind {
     Bogus28kw,
     /// Every third reading shows ~28 kW, the others are normal.
     Glitch28kw,
+    /// One outlet of a strip (1-based `outlet`) glitches: its first reading and every third
+    /// after show ~28 kW; the other outlets read true.
+    OutletGlitch28kw { outlet: u8 },
     /// Milliwatts in the `power` float field (1000× too high when read as watts).
     UnitScale,
     /// Accepts the connection and reads the request, never replies.
@@ -76,9 +79,10 @@ pub const HISTORY_GLITCH_KWH: f64 = 600.0;
 
 impl FaultKind {
     /// Every fault, with `slow` at its default delay.
-    pub const ALL: [FaultKind; 24] = [
+    pub const ALL: [FaultKind; 25] = [
         FaultKind::Bogus28kw,
         FaultKind::Glitch28kw,
+        FaultKind::OutletGlitch28kw { outlet: 1 },
         FaultKind::UnitScale,
         FaultKind::Hang,
         FaultKind::Garbage,
@@ -112,6 +116,7 @@ impl FaultKind {
         match self {
             FaultKind::Bogus28kw => "bogus-28kw",
             FaultKind::Glitch28kw => "glitch-28kw",
+            FaultKind::OutletGlitch28kw { .. } => "outlet-glitch-28kw",
             FaultKind::UnitScale => "unit-scale",
             FaultKind::Hang => "hang",
             FaultKind::Garbage => "garbage",
@@ -163,6 +168,7 @@ impl fmt::Display for FaultKind {
             FaultKind::VoltageDrift { pct } if *pct != DEFAULT_DRIFT_PCT => {
                 write!(f, "voltage-drift:{pct}")
             }
+            FaultKind::OutletGlitch28kw { outlet } => write!(f, "outlet-glitch-28kw:{outlet}"),
             other => f.write_str(other.name()),
         }
     }
@@ -194,7 +200,8 @@ impl FromStr for FaultKind {
                 .map(|f| f.name())
                 .collect::<Vec<_>>()
                 .join(", ")
-                + " (slow:MS sets the delay, voltage-drift:PCT the drift, -50 to 50, not 0)",
+                + " (slow:MS sets the delay, voltage-drift:PCT the drift, -50 to 50, not 0, \
+                   outlet-glitch-28kw:N the outlet, 1 to 16)",
         };
         if let Some(ms) = s.strip_prefix("slow:") {
             let nominal_ms: u32 = ms.parse().map_err(|_| unknown())?;
@@ -202,6 +209,13 @@ impl FromStr for FaultKind {
                 return Err(unknown());
             }
             return Ok(FaultKind::Slow { nominal_ms });
+        }
+        if let Some(n) = s.strip_prefix("outlet-glitch-28kw:") {
+            let outlet: u8 = n.parse().map_err(|_| unknown())?;
+            if !(1..=16).contains(&outlet) {
+                return Err(unknown());
+            }
+            return Ok(FaultKind::OutletGlitch28kw { outlet });
         }
         if let Some(pct) = s.strip_prefix("voltage-drift:") {
             let pct: i8 = pct.parse().map_err(|_| unknown())?;
@@ -254,6 +268,21 @@ mod tests {
             "voltage-drift:51",
             "voltage-drift:x",
             "voltage-drift:",
+        ] {
+            assert!(bad.parse::<FaultKind>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "outlet-glitch-28kw:3".parse::<FaultKind>(),
+            Ok(FaultKind::OutletGlitch28kw { outlet: 3 })
+        );
+        assert_eq!(
+            "outlet-glitch-28kw".parse::<FaultKind>(),
+            Ok(FaultKind::OutletGlitch28kw { outlet: 1 })
+        );
+        for bad in [
+            "outlet-glitch-28kw:0",
+            "outlet-glitch-28kw:17",
+            "outlet-glitch-28kw:x",
         ] {
             assert!(bad.parse::<FaultKind>().is_err(), "{bad}");
         }

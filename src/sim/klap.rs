@@ -14,7 +14,9 @@
 //!   (mV/mA/mW/Wh), `set_device_info {device_on}`, `multipleRequest`, and the `component_nego`
 //!   (device, energy_monitoring), `get_connect_cloud_state` and `get_emeter_vgain_igain` that
 //!   python-kasa asks for; the readings come from the plug's meter (`emeter.get_realtime`,
-//!   `get_daystat`, `get_monthstat`).
+//!   `get_daystat`, `get_monthstat`). A SMART strip (P304M, P300) answers
+//!   `get_child_device_list`, `get_child_device_component_list` and `control_child` from its
+//!   outlets (`sim::smart_children`); its parent has no relay and no meter of its own.
 //!
 //! The device holds one account (`--username`/`--password`, defaults [`DEFAULT_USERNAME`] /
 //! [`DEFAULT_PASSWORD`]). Sessions: `TP_SESSIONID` + `TIMEOUT=86400` cookies set by handshake1;
@@ -25,7 +27,11 @@
 //! another account, so no proof matches), `session-expiry` (every session ends with a 403 after
 //! [`EXPIRY_REQUESTS`] requests), `handshake-hang` (handshake1 is read and never answered),
 //! `garbage-ciphertext` (requests are answered 200 with bytes that neither verify nor decrypt),
-//! and for HTTPS plugs `tls-hang` (TCP is accepted, the TLS handshake never answered).
+//! for HTTPS plugs `tls-hang` (TCP is accepted, the TLS handshake never answered), and for
+//! SMART strips a hostile `get_child_device_list` (`sim::smart_children`):
+//! `children-endless` (every page holds the first child again and announces 16),
+//! `children-10000` (one page of 10,000 children), `children-garbled` (children without
+//! `device_on`, with `device_on: "on"`, with a numeric `device_id`).
 //!
 //! HTTPS: a profile whose discovery template says `is_support_https: true` is served over TLS
 //! ([`super::tls`], the test-only certificate in `assets/tls/`); everything above, faults
@@ -81,15 +87,24 @@ pub enum KlapFault {
     GarbageCiphertext,
     /// HTTPS plugs only: TCP is accepted and the TLS handshake never completes.
     TlsHang,
+    /// A strip's child list pages on without end (the first child again and again).
+    ChildrenEndless,
+    /// A strip's child list holds 10,000 children.
+    Children10000,
+    /// A strip's children miss fields or have the wrong types.
+    ChildrenGarbled,
 }
 
 impl KlapFault {
-    pub const ALL: [KlapFault; 5] = [
+    pub const ALL: [KlapFault; 8] = [
         KlapFault::WrongCredentials,
         KlapFault::SessionExpiry,
         KlapFault::HandshakeHang,
         KlapFault::GarbageCiphertext,
         KlapFault::TlsHang,
+        KlapFault::ChildrenEndless,
+        KlapFault::Children10000,
+        KlapFault::ChildrenGarbled,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -99,6 +114,9 @@ impl KlapFault {
             KlapFault::HandshakeHang => "handshake-hang",
             KlapFault::GarbageCiphertext => "garbage-ciphertext",
             KlapFault::TlsHang => "tls-hang",
+            KlapFault::ChildrenEndless => "children-endless",
+            KlapFault::Children10000 => "children-10000",
+            KlapFault::ChildrenGarbled => "children-garbled",
         }
     }
 }
@@ -646,7 +664,7 @@ async fn request(
             let now = dev.plug.now();
             match dev.dialect {
                 Dialect::Iot => dev.plug.respond(&req, now),
-                Dialect::Smart => smart_reply(&dev.plug, &req, now),
+                Dialect::Smart => smart_reply(&dev.plug, &dev.faults, &req, now),
             }
         }
     };
@@ -810,7 +828,7 @@ async fn aes_passthrough(
                 .into_response();
         }
         dev.requests.fetch_add(1, Ordering::Relaxed);
-        smart_reply(&dev.plug, &inner_req, dev.plug.now())
+        smart_reply(&dev.plug, &dev.faults, &inner_req, dev.plug.now())
     } else if inner_req.get("method").and_then(Value::as_str) == Some("login_device") {
         let given = inner_req.get("params").cloned().unwrap_or(Value::Null);
         if given == dev.aes_login {
@@ -839,29 +857,33 @@ const UNKNOWN_METHOD: i64 = -1002;
 const PARAMS_ERROR: i64 = -1008;
 
 /// One JSON-RPC request (possibly `multipleRequest`) answered from the plug's state.
-fn smart_reply(plug: &Arc<PlugShared>, req: &Value, now: f64) -> Value {
+fn smart_reply(plug: &Arc<PlugShared>, faults: &[KlapFault], req: &Value, now: f64) -> Value {
     let method = req.get("method").and_then(Value::as_str).unwrap_or("");
     let params = req.get("params").cloned().unwrap_or(Value::Null);
     if method == "multipleRequest" {
         let Some(list) = params.get("requests").and_then(Value::as_array) else {
             return json!({"error_code": PARAMS_ERROR});
         };
-        let responses: Vec<Value> = list
-            .iter()
-            .take(32)
-            .map(|r| {
-                let m = r.get("method").and_then(Value::as_str).unwrap_or("");
-                let p = r.get("params").cloned().unwrap_or(Value::Null);
-                let mut one = smart_method(plug, m, &p, now);
-                if let Some(o) = one.as_object_mut() {
-                    o.insert("method".into(), json!(m));
-                }
-                one
-            })
-            .collect();
+        // Real firmware stops after the first method it fails (python-kasa's smartprotocol.py
+        // asks the unanswered ones one by one for that reason, and its fake device does the
+        // same): so does this one, the failed method's error being the last response.
+        let mut responses: Vec<Value> = Vec::new();
+        for r in list.iter().take(32) {
+            let m = r.get("method").and_then(Value::as_str).unwrap_or("");
+            let p = r.get("params").cloned().unwrap_or(Value::Null);
+            let mut one = smart_method(plug, faults, m, &p, now);
+            let failed = one.get("error_code").and_then(Value::as_i64) != Some(0);
+            if let Some(o) = one.as_object_mut() {
+                o.insert("method".into(), json!(m));
+            }
+            responses.push(one);
+            if failed {
+                break;
+            }
+        }
         return json!({"error_code": 0, "result": {"responses": responses}});
     }
-    smart_method(plug, method, &params, now)
+    smart_method(plug, faults, method, &params, now)
 }
 
 fn iot(plug: &Arc<PlugShared>, module: &str, method: &str, args: Value, now: f64) -> Value {
@@ -876,15 +898,45 @@ fn ok(result: Value) -> Value {
     json!({"error_code": 0, "result": result})
 }
 
-fn smart_method(plug: &Arc<PlugShared>, method: &str, params: &Value, now: f64) -> Value {
+fn smart_method(
+    plug: &Arc<PlugShared>,
+    faults: &[KlapFault],
+    method: &str,
+    params: &Value,
+    now: f64,
+) -> Value {
+    let strip = plug.id.profile.is_strip();
     match method {
         "get_device_info" => ok(device_info(plug, now)),
         // What the simulated device has: python-kasa asks for this first and then only
         // queries these modules.
+        "component_nego" if strip => ok(json!({"component_list": [
+            {"id": "device", "ver_code": 2},
+            {"id": "control_child", "ver_code": 2},
+            {"id": "child_device", "ver_code": 2},
+        ]})),
         "component_nego" => ok(json!({"component_list": [
             {"id": "device", "ver_code": 1},
             {"id": "energy_monitoring", "ver_code": 2},
         ]})),
+        // A strip: its children, and each child's own methods; the parent has no meter.
+        "get_child_device_list" if strip => {
+            use super::smart_children::{Hostile, child_list};
+            let hostile = faults.iter().find_map(|f| match f {
+                KlapFault::ChildrenEndless => Some(Hostile::Endless),
+                KlapFault::Children10000 => Some(Hostile::Huge),
+                KlapFault::ChildrenGarbled => Some(Hostile::Garbled),
+                _ => None,
+            });
+            child_list(plug, params, hostile, now)
+        }
+        "control_child" if strip => super::smart_children::control_child(plug, params, now),
+        "get_child_device_component_list" if strip => super::smart_children::child_components(plug),
+        "get_energy_usage" | "get_current_power" | "get_emeter_data" | "set_device_info"
+            if strip =>
+        {
+            json!({"error_code": UNKNOWN_METHOD})
+        }
         "get_connect_cloud_state" => ok(json!({"status": 0})),
         "get_emeter_vgain_igain" => ok(json!({"igain": 10861, "vgain": 118657})),
         "get_energy_usage" => {
@@ -990,11 +1042,14 @@ fn device_info(plug: &Arc<PlugShared>, now: f64) -> Value {
     m.insert("ip".into(), json!(plug.id.ip.to_string()));
     m.insert("nickname".into(), json!(B64.encode(s("alias"))));
     m.insert("ssid".into(), json!(B64.encode("plugfleet-sim")));
-    m.insert(
-        "device_on".into(),
-        json!(si.get("relay_state").and_then(Value::as_i64) == Some(1)),
-    );
-    m.insert("on_time".into(), g("on_time"));
+    // A strip's parent (P304M, P300) has no relay of its own: its outlets have.
+    if !plug.id.profile.is_strip() {
+        m.insert(
+            "device_on".into(),
+            json!(si.get("relay_state").and_then(Value::as_i64) == Some(1)),
+        );
+        m.insert("on_time".into(), g("on_time"));
+    }
     m.insert("rssi".into(), json!(rssi));
     m.insert("signal_level".into(), json!(level));
     m.insert("overheated".into(), json!(false));

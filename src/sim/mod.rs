@@ -113,6 +113,7 @@
 //! |---|---|
 //! | `bogus-28kw` | every reading reports ~28 kW (V and A stay normal) |
 //! | `glitch-28kw` | every third reading reports ~28 kW |
+//! | `outlet-glitch-28kw` / `outlet-glitch-28kw:N` | on a strip, outlet N (1-based, default 1) reports ~28 kW at its first reading and every third after; the other outlets read true |
 //! | `unit-scale` | milliwatts in the `power` float field (milli profiles lose `power_mw`) |
 //! | `hang` | accepts TCP, reads requests, never replies; UDP never answered |
 //! | `garbage` | a well-framed reply (or datagram) that is not JSON |
@@ -152,6 +153,7 @@ mod plug;
 pub mod profile;
 mod reply;
 mod server;
+mod smart_children;
 mod system;
 pub mod tls;
 

@@ -21,6 +21,8 @@ pub(crate) struct Outlet {
     pub day: i64,
     /// Wh of `day` since the simulator started.
     pub day_wh: f64,
+    /// Readings of this outlet so far (the `outlet-glitch-28kw` fault counts them).
+    pub readings: u64,
 }
 
 impl Outlet {

@@ -215,6 +215,7 @@ impl PlugShared {
                 last_t: now,
                 day: (now / 86_400.0).floor() as i64,
                 day_wh: 0.0,
+                readings: 0,
             }
         };
         let outlets = if p.is_strip() {

@@ -169,8 +169,12 @@ const PROFILE_FILES: [&str; 9] = [
 /// of them, `kp125m-us-hw1-smart-https`, over TLS).
 /// Also the device families beyond plugs and strips (issue 11), in the demo fleet:
 /// a bulb, a light strip, a dimmer and a camera known by its UDP 20002 reply alone.
-const EXTRA_PROFILE_FILES: [&str; 7] = [
+/// The SMART strips (per-outlet meters on the P304M, none on the P300) and the EP25 too.
+const EXTRA_PROFILE_FILES: [&str; 10] = [
     include_str!("../../assets/profiles/kp125m-us-hw1-smart.json"),
+    include_str!("../../assets/profiles/ep25-us-hw2-smart.json"),
+    include_str!("../../assets/profiles/p304m-uk-hw1-smart.json"),
+    include_str!("../../assets/profiles/p300-eu-hw1-smart.json"),
     include_str!("../../assets/profiles/p110-eu-hw1-aes.json"),
     include_str!("../../assets/profiles/kl130-eu-hw1.json"),
     include_str!("../../assets/profiles/kl430-us-hw2.json"),
@@ -301,13 +305,29 @@ mod tests {
             assert!(p.is_legacy() || p.discovery.is_some(), "{}", p.name);
             assert!(find(&p.name).is_some());
             assert!(all().iter().all(|q| q.name != p.name));
-            for l in &p.loads {
+            for l in p.loads.iter().chain(p.outlets.iter().map(|o| &o.load)) {
                 assert!(
                     embedded().catalogue.appliances.iter().any(|a| &a.name == l),
                     "{}: unknown load {l}",
                     p.name
                 );
             }
+            assert!(p.is_strip() || !p.loads.is_empty(), "{}", p.name);
+        }
+        for (name, strip, metered) in [
+            ("p304m-uk-hw1-smart", true, true),
+            ("p300-eu-hw1-smart", true, false),
+            ("ep25-us-hw2-smart", false, true),
+        ] {
+            let p = find(name).expect(name);
+            let d = p.discovery.as_ref().expect("discovery");
+            assert_eq!(d["mgt_encrypt_schm"]["encrypt_type"], "KLAP", "{name}");
+            assert!(
+                d["device_type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("SMART."))
+            );
+            assert_eq!((p.is_strip(), p.has_meter()), (strip, metered), "{name}");
         }
         assert_eq!(
             find("KP125M(US)").map(|p| p.name.as_str()),

@@ -15,12 +15,29 @@ pub fn clean(s: &str, max: usize) -> String {
 pub fn age(d: Duration) -> String {
     let s = d.as_secs();
     match s {
-        0..=1 => "now".into(),
+        0..=NOW_UNTIL => "now".into(),
         2..=59 => format!("{s}s"),
         60..=3599 => format!("{}m", s / 60),
         3600..=86_399 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86_400),
     }
+}
+
+/// The last whole second an age still reads "now".
+const NOW_UNTIL: u64 = 1;
+
+/// How much longer [`age`]`(d)` reads as it does: the label of `d + age_lasts(d)` is the next
+/// one. The UI loop redraws for a changed age only then (`runtime::pacer`).
+pub fn age_lasts(d: Duration) -> Duration {
+    let s = d.as_secs();
+    let step = match s {
+        0..=NOW_UNTIL => NOW_UNTIL + 1,
+        2..=59 => s + 1,
+        60..=3599 => (s / 60 + 1) * 60,
+        3600..=86_399 => (s / 3600 + 1) * 3600,
+        _ => (s / 86_400 + 1) * 86_400,
+    };
+    Duration::from_secs(step).saturating_sub(d)
 }
 
 /// `line` cut to `width` terminal cells, ending in `…` when it was cut, each span keeping its
@@ -61,6 +78,33 @@ pub fn fit(line: ratatui::text::Line<'_>, width: usize) -> ratatui::text::Line<'
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_age_reads_the_same_until_age_lasts_says_it_changes() {
+        let ms = Duration::from_millis;
+        for d in [
+            0,
+            999,
+            1000,
+            1999,
+            2000,
+            2500,
+            59_999,
+            60_000,
+            61_500,
+            3_599_000,
+            3_600_000,
+            86_399_999,
+            86_400_000,
+            200_000_000,
+        ] {
+            let d = ms(d);
+            let lasts = age_lasts(d);
+            assert!(lasts > Duration::ZERO, "{d:?}");
+            assert_eq!(age(d + lasts - ms(1)), age(d), "{d:?} + {lasts:?}");
+            assert_ne!(age(d + lasts), age(d), "{d:?} + {lasts:?}");
+        }
+    }
 
     #[test]
     fn a_line_wider_than_its_pane_ends_in_an_ellipsis_and_keeps_its_styles() {

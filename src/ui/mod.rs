@@ -33,6 +33,8 @@ pub const MIN_HEIGHT: u16 = 8;
 pub fn render(frame: &mut Frame, app: &App) {
     let theme = Theme::new(app.settings.color);
     let area = frame.area();
+    // Until the table says what it drew (`table::render_table`): nothing known.
+    app.view.cells.set_onscreen(None);
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         // No table drawn: the mouse has nothing to click.
         app.view.drawn.set(None);

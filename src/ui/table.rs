@@ -8,9 +8,18 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 
 use super::theme::{Theme, health_glyph, verdict_glyph};
 use super::{age, clean};
+use crate::app::cells::{CellsKey, Onscreen};
 use crate::app::rows::{RowRef, Values, ids_of};
-use crate::app::state::{App, Column, Health, Link, TableHits, Verdict};
+use crate::app::state::{App, Column, Health, Link, RowId, TableHits, Verdict};
 use crate::text::{self, Unit};
+
+/// A hash of `v` (the parts of a [`CellsKey`]).
+fn hash_of<T: std::hash::Hash>(v: &T) -> u64 {
+    use std::hash::Hasher as _;
+    let mut h = std::hash::DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
+}
 
 /// Width of each column.
 pub fn width(c: Column) -> u16 {
@@ -429,6 +438,45 @@ pub fn cell<'a>(app: &App, r: &RowRef<'_>, f: &RowFacts, col: Column, theme: &Th
     }
 }
 
+/// What the table of this frame shows, for the pacer: its devices, which seen ages a poll
+/// would change, whether the trend is drawn, when the next drawn age changes.
+fn onscreen(app: &App, window: &[RowRef<'_>], cols: &[Column]) -> Onscreen {
+    let seen = cols.contains(&Column::Seen);
+    let mut o = Onscreen {
+        trend: cols.contains(&Column::Trend),
+        quarter: cols
+            .contains(&Column::Energy)
+            .then(|| crate::app::export::unix_ms_at(app, app.now) / 900_000),
+        ..Onscreen::default()
+    };
+    let mut soonest: Option<std::time::Duration> = None;
+    let mut until = |d: std::time::Duration| {
+        let left = super::format::age_lasts(d);
+        soonest = Some(soonest.map_or(left, |s| s.min(left)));
+    };
+    for r in window {
+        let d = r.device;
+        o.keys.insert(d.key.clone());
+        if seen
+            && r.outlet.is_none()
+            && let Some(t) = d.last_seen
+        {
+            let since = app.now.saturating_duration_since(t);
+            until(since);
+            if age(since) != age(std::time::Duration::ZERO) {
+                o.seen_aged.insert(d.key.clone());
+            }
+        }
+        if matches!(r.health(), Health::Suspect | Health::Bogus)
+            && let Some((_, at)) = r.sticky()
+        {
+            until(app.now.saturating_duration_since(at));
+        }
+    }
+    o.ages_change = soonest.map(|s| app.now + s);
+    o
+}
+
 /// The table's title counts devices (outlets of collapsed strips are not "hidden rows"):
 /// `12 devices`, `3 of 12 devices` when filtered, `12 devices, 21 rows with outlets`.
 pub fn row_count(rows: &[RowRef<'_>], devices: usize) -> String {
@@ -461,6 +509,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ));
     if rows.is_empty() {
         app.view.drawn.set(None);
+        app.view.cells.clear();
         let msg = if app.fleet.devices.is_empty() {
             if app.discovering {
                 vec![
@@ -510,9 +559,15 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         _ => 0,
     };
     let window = &rows[offset..rows.len().min(offset + body_h)];
-    let health_w = window
+    // The health cells' texts: their width sizes the column, and their ages are part of what
+    // a kept row was formatted from.
+    let health_texts: Vec<String> = window
         .iter()
-        .map(|r| Line::from(health_text(app, r, r.health())).width())
+        .map(|r| health_text(app, r, r.health()))
+        .collect();
+    let health_w = health_texts
+        .iter()
+        .map(|t| Line::from(t.as_str()).width())
         .max()
         .map_or(width(Column::Health), |w| {
             u16::try_from(w).unwrap_or(HEALTH_MAX)
@@ -577,17 +632,52 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
     }))
     .style(theme.header());
-    let body = window.iter().map(|r| {
-        let mut facts = RowFacts::of(r);
-        facts.alias_w = alias_w;
-        facts.trend_w = trend_w;
-        let row = Row::new(cols.iter().map(|c| cell(app, r, &facts, *c, theme)));
-        if matches!(r.device.link, Link::Offline(_)) {
-            row.style(theme.dim())
-        } else {
-            row
-        }
-    });
+    // Each row is formatted once per change ([`RowCells`]): the key says what its cells were
+    // made from, and an equal key draws the kept row.
+    let view_key = hash_of(&(&cols, &col_w, &app.view.filter, app.settings.color));
+    let energy_drawn = cols.contains(&Column::Energy);
+    let trend = cols.contains(&Column::Trend);
+    let seen = cols.contains(&Column::Seen);
+    let ids: Vec<RowId> = window.iter().map(RowRef::id).collect();
+    let body: Vec<Row<'static>> = window
+        .iter()
+        .zip(&ids)
+        .zip(&health_texts)
+        .map(|((r, id), health)| {
+            let d = r.device;
+            let seen_age = seen
+                .then_some(d.last_seen)
+                .flatten()
+                .map(|t| age(app.now.saturating_duration_since(t)));
+            let key = CellsKey {
+                generation: d.generation(),
+                points: if trend { d.points() } else { 0 },
+                view: hash_of(&(
+                    view_key,
+                    app.view.marked.contains(id),
+                    app.view.expanded.contains(&d.key),
+                    // The plug's own day, which its energy cell is of.
+                    energy_drawn.then(|| crate::app::export::today_of(app, d, app.now)),
+                )),
+                ages: hash_of(&(health, seen_age)),
+            };
+            app.view.cells.row(id, key, || {
+                let mut facts = RowFacts::of(r);
+                facts.alias_w = alias_w;
+                facts.trend_w = trend_w;
+                let row = Row::new(cols.iter().map(|c| cell(app, r, &facts, *c, theme)));
+                if matches!(d.link, Link::Offline(_)) {
+                    row.style(theme.dim())
+                } else {
+                    row
+                }
+            })
+        })
+        .collect();
+    app.view.cells.keep_only(&ids);
+    app.view
+        .cells
+        .set_onscreen(Some(onscreen(app, window, &cols)));
     let widths = col_w.iter().map(|w| Constraint::Length(*w));
     let table = Table::new(body, widths)
         .header(header)
