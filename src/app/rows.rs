@@ -136,6 +136,7 @@ pub struct Summary {
     pub online: usize,
     pub offline: usize,
     pub flagged: usize,
+    /// Found over the newer protocol's UDP 20002 probe but not read (no sysinfo).
     pub newer: usize,
     pub marked: usize,
     /// (version, count), most used first.

@@ -170,7 +170,10 @@ fn render_summary(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     if s.newer > 0 {
         spans.push(Span::styled(" · ", theme.dim()));
-        spans.push(Span::raw(format!("{} newer-protocol", s.newer)));
+        // Found by their UDP 20002 reply but not read (no account yet, refused, or a
+        // transport plugfleet does not speak): the newer-protocol plugs that are read count
+        // as online like any other.
+        spans.push(Span::raw(format!("{} not read", s.newer)));
     }
     spans.push(Span::styled(" · ", theme.dim()));
     if s.flagged > 0 {
