@@ -353,6 +353,22 @@ mod tests {
         .expect("sysinfo")
     }
 
+    /// A fleet that has seen the metered plug `E1` (not polled yet).
+    fn seen(t0: Instant) -> Fleet {
+        let mut f = Fleet::new(t0);
+        f.observe(
+            Sighting {
+                ip: "127.0.10.1".parse().expect("ip"),
+                port: 9999,
+                found_by: "host".into(),
+                info: SeenInfo::Legacy(Box::new(sys())),
+            },
+            &Names::default(),
+            t0,
+        );
+        f
+    }
+
     fn poll(f: &mut Fleet, total: f64, now: Instant) {
         let rt = Realtime::from_result(&serde_json::json!({
             "power": 100.0, "voltage": 120.0, "current": 0.9, "total": total,
@@ -390,17 +406,7 @@ mod tests {
     fn a_clock_that_moves_the_plug_s_month_makes_its_history_due_again_once() {
         use crate::protocol::calendar::DeviceClock;
         let t0 = Instant::now();
-        let mut f = Fleet::new(t0);
-        f.observe(
-            Sighting {
-                ip: "127.0.10.1".parse().expect("ip"),
-                port: 9999,
-                found_by: "host".into(),
-                info: SeenInfo::Legacy(Box::new(sys())),
-            },
-            &Names::default(),
-            t0,
-        );
+        let mut f = seen(t0);
         poll(&mut f, 10.0, t0);
         // 2026-11-30 20:00 UTC: in Tokyo (+9) it is already December.
         let unix = Date::new(2026, 11, 30).days() * 86_400 + 20 * 3600;
@@ -420,17 +426,7 @@ mod tests {
         f.learn_clock("E1", tokyo, unix);
         assert!(f.history_due("E1", today, t0).is_none());
         // A zone in the same month changes nothing either.
-        let mut g = Fleet::new(t0);
-        g.observe(
-            Sighting {
-                ip: "127.0.10.1".parse().expect("ip"),
-                port: 9999,
-                found_by: "host".into(),
-                info: SeenInfo::Legacy(Box::new(sys())),
-            },
-            &Names::default(),
-            t0,
-        );
+        let mut g = seen(t0);
         poll(&mut g, 10.0, t0);
         assert!(g.history_due("E1", utc_today, t0).is_some());
         g.learn_clock(
@@ -446,17 +442,7 @@ mod tests {
     #[test]
     fn a_metered_plug_is_due_when_first_seen_then_hourly_and_after_a_reset() {
         let t0 = Instant::now();
-        let mut f = Fleet::new(t0);
-        f.observe(
-            Sighting {
-                ip: "127.0.10.1".parse().expect("ip"),
-                port: 9999,
-                found_by: "host".into(),
-                info: SeenInfo::Legacy(Box::new(sys())),
-            },
-            &Names::default(),
-            t0,
-        );
+        let mut f = seen(t0);
         let today = Date::new(2026, 12, 1);
         assert!(
             f.history_due("E1", today, t0).is_none(),
