@@ -2,6 +2,7 @@
 
 pub mod discovery;
 pub mod firmware;
+pub mod floor;
 pub mod newer;
 pub mod poll;
 pub mod sim_child;

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::bench::floor::{self, FloorPlug};
 use crate::bench::sim_child::{self, SimChild};
 use crate::bench::tui::rss_bytes;
 use crate::net::ClientConfig;
@@ -54,6 +55,8 @@ struct SimProcess {
     _sim: SimChild,
     targets: Vec<(String, SocketAddr)>,
     outlets: usize,
+    /// The same devices as the floor client reads them.
+    floor: Vec<FloorPlug>,
 }
 
 /// `plugfleet sim --count N` on 127.(160+b).0.2…, legacy profiles only (plugs with and without
@@ -78,10 +81,29 @@ fn start_sim(count: usize) -> anyhow::Result<SimProcess> {
         .iter()
         .map(|p| p["children"].as_array().map_or(0, Vec::len))
         .sum();
+    let floor = sim
+        .plugs
+        .iter()
+        .filter(|p| p["protocol"] == "legacy")
+        .filter_map(|p| {
+            let ip: std::net::IpAddr = p["ip"].as_str()?.parse().ok()?;
+            let port = u16::try_from(p["port"].as_u64()?).ok()?;
+            let outlets = p["children"].as_array().map_or_else(Vec::new, |c| {
+                c.iter()
+                    .filter_map(|id| id.as_str().map(str::to_owned))
+                    .collect()
+            });
+            Some(FloorPlug {
+                addr: SocketAddr::new(ip, port),
+                outlets,
+            })
+        })
+        .collect();
     Ok(SimProcess {
         _sim: sim,
         targets,
         outlets,
+        floor,
     })
 }
 
@@ -369,6 +391,7 @@ pub fn run(sizes: &[usize], cycles: u64) -> anyhow::Result<()> {
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut tui_rows = None;
+    let mut floors = Vec::new();
     for &n in sizes {
         let sim = match start_sim(n) {
             Ok(s) => s,
@@ -377,10 +400,17 @@ pub fn run(sizes: &[usize], cycles: u64) -> anyhow::Result<()> {
                 continue;
             }
         };
+        let fl = floor::measure(&sim.floor, Duration::from_secs(1), WARM_CYCLES, cycles);
+        print_floor_row(&fl, n, sim.outlets);
+        let mut kept_us = None;
         for keep in [false, true] {
             let f = measure(&sim.targets, keep, cycles)?;
             print_row(&f, sim.outlets, if keep { "kept" } else { "fresh" });
+            if keep {
+                kept_us = f.cpu_us_per_poll;
+            }
         }
+        floors.push((n, fl, kept_us));
         if n == TUI_PLUGS {
             let (f, frames, (formatted, reused)) = measure_tui(&sim.targets, cycles)?;
             print_row(
@@ -393,6 +423,16 @@ pub fn run(sizes: &[usize], cycles: u64) -> anyhow::Result<()> {
             );
             tui_rows = Some((formatted, reused));
         }
+    }
+    for (n, fl, kept) in floors {
+        let requests = fl.requests as f64 / fl.polls.max(1) as f64;
+        println!(
+            "{n} plugs: {requests:.2} requests per plug-poll; floor {} µs per plug-poll, {} µs per request; kept connections cost {} the floor",
+            opt(fl.us_per_poll(), 1),
+            opt(fl.us_per_request(), 1),
+            kept.zip(fl.us_per_poll())
+                .map_or_else(|| "n/a ×".into(), |(k, f)| format!("{:.2}×", k / f)),
+        );
     }
     if let Some((formatted, reused)) = tui_rows {
         println!(
@@ -407,6 +447,19 @@ pub fn run(sizes: &[usize], cycles: u64) -> anyhow::Result<()> {
 
 /// The fleet size at which the TUI case (update + drawing) is measured too.
 pub const TUI_PLUGS: usize = 250;
+
+/// The floor client's row: only the figures it has (it keeps no latency or pool counters).
+fn print_floor_row(f: &floor::FloorFigures, plugs: usize, outlets: usize) {
+    let wall = f.wall.as_secs_f64().max(f64::EPSILON);
+    println!(
+        "| {plugs} ({outlets} outlets) | floor: minimal client, kept | {} | {} | {} | {} | {:.0} | — | — | {plugs} | — | — | — |",
+        f.polls,
+        f.failed,
+        opt(f.us_per_poll(), 1),
+        opt(f.cpu_ns.map(|c| c as f64 / 1e9 * 100.0 / wall), 2),
+        f.polls as f64 / wall,
+    );
+}
 
 fn print_row(f: &Figures, outlets: usize, what: &str) {
     println!(
