@@ -111,7 +111,7 @@ pub fn measure(plugs: &[FloorPlug], interval: Duration, warm: u64, cycles: u64) 
     for cycle in 0..warm + cycles {
         if cycle == warm {
             t0 = Instant::now();
-            cpu0 = super::poll::cpu_ns();
+            cpu0 = super::cpu::cpu_ns();
             figures = FloorFigures::default();
         }
         for dev in &mut devs {
@@ -128,7 +128,7 @@ pub fn measure(plugs: &[FloorPlug], interval: Duration, warm: u64, cycles: u64) 
     }
     figures.wall = t0.elapsed();
     figures.cpu_ns = cpu0
-        .zip(super::poll::cpu_ns())
+        .zip(super::cpu::cpu_ns())
         .map(|(a, b)| b.saturating_sub(a));
     figures
 }

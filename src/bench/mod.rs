@@ -1,5 +1,6 @@
 //! Benchmarks that print figures (run by `plugfleet bench`).
 
+pub mod cpu;
 pub mod discovery;
 pub mod firmware;
 pub mod floor;

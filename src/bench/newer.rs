@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::bench::poll::cpu_ns;
+use crate::bench::cpu::cpu_ns;
 use crate::bench::sim_child::{self, SimChild};
 use crate::bench::tui::rss_bytes;
 use crate::net::ClientConfig;

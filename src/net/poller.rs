@@ -585,6 +585,58 @@ pub async fn run_with_stats<E>(
     run_with_sessions(cfg, ctl, tx, token, stats, sessions).await;
 }
 
+/// The poller on a thread of its own, driven by a single-threaded runtime: see
+/// [`spawn_thread`].
+pub struct PollerThread {
+    done: tokio::sync::oneshot::Receiver<std::thread::Result<()>>,
+}
+
+impl PollerThread {
+    /// Waits until the poller has stopped (its token cancelled or the app's channel closed)
+    /// and its runtime is gone, with every socket it had; a panic in the poller is resumed here,
+    /// so a task awaiting this reports it as its own.
+    pub async fn join(self) {
+        if let Ok(Err(panic)) = self.done.await {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// Starts [`run_with_sessions`] on a thread of its own with a single-threaded tokio runtime:
+/// every poll, every socket and every timer of the poller live on that one thread, which
+/// sleeps in one `epoll_wait` for all of them. On the app's two-worker runtime the poller's
+/// task was woken by whichever worker held the I/O driver and one worker woke the other
+/// (a futex call and a context switch each time); here nothing crosses threads but the
+/// batched hand-over of reports, and drawing a frame never delays a poll. The newer-protocol
+/// `sessions` are shared as before (a session's socket serves whichever runtime awaits it).
+pub fn spawn_thread<E>(
+    cfg: PollConfig,
+    ctl: mpsc::Receiver<Control>,
+    tx: mpsc::Sender<E>,
+    token: CancellationToken,
+    stats: Arc<PoolStats>,
+    sessions: crate::net::newer::Sessions,
+) -> std::io::Result<PollerThread>
+where
+    E: From<PollReport> + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("plugfleet-poller".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rt.block_on(run_with_sessions(cfg, ctl, tx, token, stats, sessions));
+            }));
+            // The runtime goes first: its sockets are closed by the time `join` returns.
+            drop(rt);
+            let _ = done_tx.send(r);
+        })?;
+    Ok(PollerThread { done })
+}
+
 /// [`run`], counting connections in `stats` (open sockets, connects, reconnects, evictions,
 /// handshakes), with the newer-protocol devices' sessions kept in `sessions` (shared with
 /// whatever else writes to those devices, so each device keeps one session).

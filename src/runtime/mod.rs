@@ -344,14 +344,16 @@ where
     ));
     // The newer-protocol devices' sessions: the poller's, which writes reuse.
     let sessions = crate::net::newer::Sessions::new();
-    tasks.spawn(poller::run_with_sessions(
+    // The poller has a thread of its own: a frame being drawn never delays a poll.
+    let poll_thread = poller::spawn_thread(
         setup.poll,
         ctl_bridge_rx,
         tx.clone(),
         token.child_token(),
         Arc::new(crate::net::pool::PoolStats::default()),
         sessions.clone(),
-    ));
+    )?;
+    tasks.spawn(poll_thread.join());
     {
         // Forward the unbounded control queue into the poller's bounded one.
         let token = token.clone();
