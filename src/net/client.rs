@@ -5,12 +5,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout, timeout_at};
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Encoder, FramedRead};
 
 use crate::protocol::codec::{CodecError, FrameError};
 use crate::protocol::reply::{self, ReplyError};
@@ -183,9 +183,16 @@ impl From<ReplyError> for NetError {
 /// One open connection; several requests may be sent over it, one at a time. Generic over the
 /// stream so tests can use `tokio::io::duplex`.
 pub struct Connection<T> {
-    framed: Framed<T, FrameCodec>,
+    /// Read side only: requests are written straight to the stream (the poller's are encoded
+    /// once per process), so no write buffer is kept per connection.
+    framed: FramedRead<T, FrameCodec>,
     reply_timeout: Duration,
 }
+
+/// A connection's read buffer to begin with: a plug's combined sysinfo + meter reply fits
+/// (~1 KB); a strip's longer sysinfo grows it once. A fleet of 2,500 kept connections holds
+/// 2,500 of these, so not `FramedRead`'s default 8 KiB (20 MB of the 60 MB budget).
+const READ_BUFFER: usize = 2048;
 
 impl Connection<TcpStream> {
     /// Connects to `ip` on the configured port within the connect timeout.
@@ -207,7 +214,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     /// Wraps an already-open stream.
     pub fn new(stream: T, cfg: &ClientConfig) -> Self {
         Self {
-            framed: Framed::new(stream, FrameCodec::new(cfg.max_frame)),
+            framed: FramedRead::with_capacity(stream, FrameCodec::new(cfg.max_frame), READ_BUFFER),
             reply_timeout: cfg.reply_timeout,
         }
     }
@@ -217,7 +224,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         let deadline = Instant::now() + self.reply_timeout;
         let body = req.to_json_bytes();
         let exchange = async {
-            self.framed.send(&body[..]).await?;
+            let mut frame = bytes::BytesMut::new();
+            self.framed.decoder_mut().encode(&body[..], &mut frame)?;
+            self.framed.get_mut().write_all(&frame).await?;
+            // A no-op on a TCP stream; a buffered one (a test's) sends here.
+            self.framed.get_mut().flush().await?;
             match self.framed.next().await {
                 Some(frame) => Ok::<_, NetError>(frame?),
                 None => Err(NetError::Reset),
@@ -245,8 +256,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     /// [`reply::parse_lite`] to borrow from it). Same reply timeout as [`Self::call_raw`].
     pub async fn exchange_frame(&mut self, frame: &[u8]) -> Result<Bytes, NetError> {
         let exchange = async {
-            // Nothing is buffered for writing: every send above flushes.
             self.framed.get_mut().write_all(frame).await?;
+            self.framed.get_mut().flush().await?;
             match self.framed.next().await {
                 Some(frame) => Ok::<_, NetError>(frame?),
                 None => Err(NetError::Reset),
