@@ -9,6 +9,12 @@ use plugfleet::cmd;
 use plugfleet::cmd::args::{UsageError, given};
 use plugfleet::config::Config;
 
+/// mimalloc instead of glibc's malloc: the poll hot path allocates small, short-lived blocks
+/// (a reply's JSON tree, a report's strings, a poll's future) by the thousand per second, and
+/// glibc's `malloc_consolidate` alone was 3 % of the poller's CPU (docs/BENCHMARKS.md, Poll).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
