@@ -21,7 +21,7 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::net::client::{ClientConfig, Connection, NetError, Stage};
-use crate::net::pool::{Kept, Link, Pool, PoolStats};
+use crate::net::pool::{DeviceId, Kept, Link, Pool, PoolStats};
 use crate::protocol::codec::encode_frame;
 use crate::protocol::lite::JsonView;
 use crate::protocol::reply::parse_lite;
@@ -118,21 +118,32 @@ pub struct PollReport {
 
 #[derive(Debug, Clone)]
 struct Entry {
+    key: String,
     addr: SocketAddr,
     next_due: Instant,
     misses: u32,
     in_flight: bool,
 }
 
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    generation: u32,
+    entry: Option<Entry>,
+}
+
 /// Per-device due times, misses and backoff. Pure: time is passed in. Idle devices sit in a
-/// queue ordered by due time, so every event costs O(log n), not a scan of the fleet.
+/// queue ordered by due time, so every event costs O(log n), not a scan of the fleet; devices
+/// are slots addressed by [`DeviceId`], so a poll's start and end neither hash nor compare
+/// nor copy its key (the key is looked up only when the app tracks or untracks a device).
 #[derive(Debug, Clone)]
 pub struct Schedule {
     interval: Duration,
     max_backoff: Duration,
-    entries: HashMap<String, Entry>,
-    /// `(next_due, key)` of every device with no poll in flight.
-    queue: BTreeSet<(Instant, String)>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    index: HashMap<String, u32>,
+    /// `(next_due, slot)` of every device with no poll in flight.
+    queue: BTreeSet<(Instant, u32)>,
 }
 
 impl Schedule {
@@ -140,52 +151,89 @@ impl Schedule {
         Self {
             interval,
             max_backoff: max_backoff.max(interval),
-            entries: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
             queue: BTreeSet::new(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.index.is_empty()
+    }
+
+    fn entry_mut(&mut self, id: DeviceId) -> Option<&mut Entry> {
+        let slot = self.slots.get_mut(id.index())?;
+        if slot.generation != id.generation() {
+            return None;
+        }
+        slot.entry.as_mut()
+    }
+
+    /// The id of a tracked device.
+    pub fn id(&self, key: &str) -> Option<DeviceId> {
+        let idx = *self.index.get(key)?;
+        Some(DeviceId::new(idx, self.slots[idx as usize].generation))
     }
 
     /// Starts tracking a device (due at once), or updates its address.
-    pub fn track(&mut self, t: Target, now: Instant) {
-        if let Some(e) = self.entries.get_mut(&t.key) {
-            e.addr = t.addr;
-            return;
+    pub fn track(&mut self, t: Target, now: Instant) -> DeviceId {
+        if let Some(id) = self.id(&t.key) {
+            if let Some(e) = self.entry_mut(id) {
+                e.addr = t.addr;
+            }
+            return id;
         }
-        self.queue.insert((now, t.key.clone()));
-        self.entries.insert(
-            t.key,
-            Entry {
-                addr: t.addr,
-                next_due: now,
-                misses: 0,
-                in_flight: false,
-            },
-        );
+        let idx = match self.free.pop() {
+            Some(idx) => idx,
+            None => {
+                self.slots.push(Slot::default());
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let slot = &mut self.slots[idx as usize];
+        slot.entry = Some(Entry {
+            key: t.key.clone(),
+            addr: t.addr,
+            next_due: now,
+            misses: 0,
+            in_flight: false,
+        });
+        self.index.insert(t.key, idx);
+        self.queue.insert((now, idx));
+        DeviceId::new(idx, slot.generation)
     }
 
-    pub fn untrack(&mut self, key: &str) {
-        if let Some(e) = self.entries.remove(key) {
+    /// Stops tracking a device; returns the id it had.
+    pub fn untrack(&mut self, key: &str) -> Option<DeviceId> {
+        let idx = self.index.remove(key)?;
+        let slot = &mut self.slots[idx as usize];
+        let id = DeviceId::new(idx, slot.generation);
+        if let Some(e) = slot.entry.take() {
             if !e.in_flight {
-                self.queue.remove(&(e.next_due, key.to_owned()));
+                self.queue.remove(&(e.next_due, idx));
             }
         }
+        // A poll still running for it finishes into nothing.
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(idx);
+        Some(id)
     }
 
     /// Makes the given devices (all when empty) due now.
     pub fn poll_now(&mut self, keys: &[String], now: Instant) {
-        for (k, e) in self.entries.iter_mut() {
-            if (keys.is_empty() || keys.contains(k)) && e.next_due > now {
+        for (idx, slot) in self.slots.iter_mut().enumerate() {
+            let Some(e) = slot.entry.as_mut() else {
+                continue;
+            };
+            if (keys.is_empty() || keys.contains(&e.key)) && e.next_due > now {
                 if !e.in_flight {
-                    self.queue.remove(&(e.next_due, k.clone()));
-                    self.queue.insert((now, k.clone()));
+                    self.queue.remove(&(e.next_due, idx as u32));
+                    self.queue.insert((now, idx as u32));
                 }
                 e.next_due = now;
             }
@@ -200,14 +248,30 @@ impl Schedule {
 
     /// [`Self::take_due`], at most `max` of them (the others stay due, first in line).
     pub fn take_due_max(&mut self, now: Instant, max: usize) -> Vec<Target> {
+        self.take_due_ids(now, max)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// [`Self::take_due_max`] with each device's id, for [`Self::finished_id`].
+    pub fn take_due_ids(&mut self, now: Instant, max: usize) -> Vec<(DeviceId, Target)> {
         let mut due = Vec::new();
         while due.len() < max && self.queue.first().is_some_and(|(at, _)| *at <= now) {
-            let Some((_, key)) = self.queue.pop_first() else {
+            let Some((_, idx)) = self.queue.pop_first() else {
                 break;
             };
-            if let Some(e) = self.entries.get_mut(&key) {
+            let slot = &mut self.slots[idx as usize];
+            if let Some(e) = slot.entry.as_mut() {
                 e.in_flight = true;
-                due.push(Target { key, addr: e.addr });
+                let id = DeviceId::new(idx, slot.generation);
+                due.push((
+                    id,
+                    Target {
+                        key: e.key.clone(),
+                        addr: e.addr,
+                    },
+                ));
             }
         }
         due
@@ -215,13 +279,22 @@ impl Schedule {
 
     /// Records the end of a poll; returns the consecutive misses (0 after a success).
     pub fn finished(&mut self, key: &str, ok: bool, now: Instant) -> u32 {
+        match self.id(key) {
+            Some(id) => self.finished_id(id, ok, now),
+            None => 0,
+        }
+    }
+
+    /// [`Self::finished`] by id: a device untracked since (and maybe tracked again, into a new
+    /// generation) is left alone, and 0 returned.
+    pub fn finished_id(&mut self, id: DeviceId, ok: bool, now: Instant) -> u32 {
         let (interval, max_backoff) = (self.interval, self.max_backoff);
-        let Some(e) = self.entries.get_mut(key) else {
+        let Some(e) = self.entry_mut(id) else {
             return 0;
         };
         if !e.in_flight {
-            // Untracked and tracked again while the poll ran: it is queued already.
-            self.queue.remove(&(e.next_due, key.to_owned()));
+            // Not taken by a poll (a caller's stray report): already queued.
+            return e.misses;
         }
         e.in_flight = false;
         if ok {
@@ -235,8 +308,9 @@ impl Schedule {
             e.misses = e.misses.saturating_add(1);
             e.next_due = now + backoff(interval, max_backoff, e.misses);
         }
-        self.queue.insert((e.next_due, key.to_owned()));
-        e.misses
+        let (due, misses) = (e.next_due, e.misses);
+        self.queue.insert((due, id.index() as u32));
+        misses
     }
 
     /// Wait after the `misses`-th consecutive failure: interval, 2×, 4×… up to the cap.
@@ -481,10 +555,11 @@ pub async fn poll_newer(
 }
 
 /// A finished poll: the device, its link (handed back to the pool), the outcome, the time taken.
-type Job = (String, SocketAddr, Link, Result<Polled, NetError>, Duration);
+type Job = (DeviceId, Target, Link, Result<Polled, NetError>, Duration);
 
 /// One poll of `t`, from the moment it is due (the latency includes waiting for a permit).
 async fn poll_job(
+    id: DeviceId,
     t: Target,
     mut link: Link,
     newer: Option<(
@@ -527,7 +602,7 @@ async fn poll_job(
     if !cfg.keep_connections {
         link.conn = None;
     }
-    (t.key, t.addr, link, outcome, started.elapsed())
+    (id, t, link, outcome, started.elapsed())
 }
 
 /// How long a finished poll's report waits for others to share its hand-over (see
@@ -689,10 +764,14 @@ pub async fn run_with_sessions<E>(
         let room = started_max.saturating_sub(polls.len());
         let may_start = pending.len() <= schedule.len() && room > 0;
         if may_start {
-            for t in schedule.take_due_max(Instant::now(), room) {
-                let link = pool.checkout(&t.key, t.addr);
-                let spec = newer.get(&t.key).map(|s| (s.clone(), &sessions));
-                polls.push(poll_job(t, link, spec, &cfg, &stats, &permits));
+            for (id, t) in schedule.take_due_ids(Instant::now(), room) {
+                let link = pool.checkout(id, t.addr);
+                let spec = if newer.is_empty() {
+                    None
+                } else {
+                    newer.get(&t.key).map(|s| (s.clone(), &sessions))
+                };
+                polls.push(poll_job(id, t, link, spec, &cfg, &stats, &permits));
             }
         }
         let wake = schedule.next_due();
@@ -718,15 +797,16 @@ pub async fn run_with_sessions<E>(
                     if newer.remove(&k).is_some() {
                         sessions.remove(&k);
                     }
-                    schedule.untrack(&k);
-                    pool.remove(&k);
+                    if let Some(id) = schedule.untrack(&k) {
+                        pool.remove(id);
+                    }
                 }
                 Some(Control::PollNow(keys)) => schedule.poll_now(&keys, Instant::now()),
                 None => ctl_open = false,
             },
-            Some((key, addr, link, outcome, elapsed)) = polls.next(), if !polls.is_empty() => {
-                pool.checkin(&key, link);
-                let misses = schedule.finished(&key, outcome.is_ok(), Instant::now());
+            Some((id, Target { key, addr }, link, outcome, elapsed)) = polls.next(), if !polls.is_empty() => {
+                pool.checkin(id, link);
+                let misses = schedule.finished_id(id, outcome.is_ok(), Instant::now());
                 if let Err(e) = &outcome {
                     tracing::debug!(%addr, misses, "poll failed: {e}");
                 }
@@ -870,6 +950,49 @@ mod tests {
     }
 
     #[test]
+    fn a_poll_ending_after_its_device_was_untracked_touches_nothing() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(1), Duration::from_secs(30));
+        s.track(target("a", 1), t0);
+        let (old, _) = s.take_due_ids(t0, 1).remove(0);
+        assert_eq!(s.untrack("a"), Some(old));
+        // The slot is reused, under a new generation.
+        let new = s.track(target("b", 1), t0);
+        assert_eq!(new.index(), old.index());
+        assert_ne!(new, old);
+        assert_eq!(s.finished_id(old, false, t0), 0);
+        assert_eq!(
+            s.take_due(t0),
+            vec![target("b", 1)],
+            "b is due, not backed off"
+        );
+        assert_eq!(s.finished_id(new, false, t0), 1);
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn the_pool_never_hands_a_slots_old_link_to_its_new_device() {
+        let mut pool = Pool::new(8, Arc::new(PoolStats::default()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], 9999));
+        let (a, b) = (DeviceId::new(0, 0), DeviceId::new(0, 1));
+        let mut link = pool.checkout(a, addr);
+        link.strip = true;
+        pool.checkin(a, link);
+        assert!(pool.checkout(a, addr).strip, "a's own link comes back");
+        assert!(!pool.checkout(b, addr).strip, "b starts afresh");
+        // a's poll ends after b took the slot: its link is dropped, b's is not replaced.
+        pool.checkin(
+            a,
+            Link {
+                strip: true,
+                ..Link::default()
+            },
+        );
+        pool.checkin(b, Link::default());
+        assert!(!pool.checkout(b, addr).strip);
+    }
+
+    #[test]
     fn a_poll_future_stays_small() {
         // Every poll's future is moved into the poll set; it is as large as its largest
         // branch, so a rarely taken large one (a newer-protocol session) must stay boxed.
@@ -877,6 +1000,7 @@ mod tests {
         let cfg = PollConfig::default();
         let permits = Semaphore::new(1);
         let f = poll_job(
+            DeviceId::new(0, 0),
             target("a", 1),
             Link::default(),
             None,

@@ -6,7 +6,7 @@
 //! runs (at most one poll per device is in flight) and hands it back. Every socket is owned by
 //! exactly one link, so dropping a link (untrack, eviction, cancellation) closes its socket.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -86,7 +86,34 @@ pub struct Link {
     pub outlet_frames: Vec<(String, Arc<[u8]>)>,
 }
 
+/// A tracked device's place in the poller's schedule (`poller::Schedule`) and in the [`Pool`]: an index into
+/// the schedule's slots and the generation of that slot, so a device untracked while its poll
+/// ran is not mistaken for another one tracked later into the same slot. Copy, hashed by
+/// nobody: the hot path never hashes or compares a device id string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeviceId {
+    idx: u32,
+    generation: u32,
+}
+
+impl DeviceId {
+    pub fn new(idx: u32, generation: u32) -> Self {
+        Self { idx, generation }
+    }
+
+    /// The slot index (dense from 0, reused after an untrack).
+    pub fn index(self) -> usize {
+        self.idx as usize
+    }
+
+    /// How many devices had the slot before.
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
 struct Slot {
+    id: DeviceId,
     addr: SocketAddr,
     /// `None` while a poll has it.
     link: Option<Link>,
@@ -94,11 +121,13 @@ struct Slot {
     stamp: Option<u64>,
 }
 
-/// The links of every tracked device, with a cap on open sockets.
+/// The links of every tracked device, with a cap on open sockets. Addressed by the
+/// schedule's [`DeviceId`]s (a slot index and its generation): no key is hashed, compared or
+/// copied when a poll starts or ends.
 pub struct Pool {
-    slots: HashMap<String, Slot>,
+    slots: Vec<Option<Slot>>,
     /// Idle open connections, oldest use first.
-    lru: BTreeMap<u64, String>,
+    lru: BTreeMap<u64, DeviceId>,
     tick: u64,
     cap: usize,
     stats: Arc<PoolStats>,
@@ -108,7 +137,7 @@ impl Pool {
     /// A pool keeping at most `cap` sockets open (at least 1).
     pub fn new(cap: usize, stats: Arc<PoolStats>) -> Self {
         Self {
-            slots: HashMap::new(),
+            slots: Vec::new(),
             lru: BTreeMap::new(),
             tick: 0,
             cap: cap.max(1),
@@ -125,30 +154,41 @@ impl Pool {
         self.lru.len()
     }
 
-    /// The link of `key` for one poll of `addr`. A link kept for another address is reset.
-    /// Makes room under the cap first if the poll will have to connect.
-    pub fn checkout(&mut self, key: &str, addr: SocketAddr) -> Link {
-        let link = match self.slots.get_mut(key) {
+    fn slot_mut(&mut self, id: DeviceId) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(id.index())?
+            .as_mut()
+            .filter(|s| s.id == id)
+    }
+
+    /// The link of `id` for one poll of `addr`. A link kept for another address (or for the
+    /// device that had the slot before) is reset. Makes room under the cap first if the poll
+    /// will have to connect.
+    pub fn checkout(&mut self, id: DeviceId, addr: SocketAddr) -> Link {
+        let link = match self.slot_mut(id) {
             Some(slot) => {
-                if let Some(stamp) = slot.stamp.take() {
-                    self.lru.remove(&stamp);
-                }
+                let stamp = slot.stamp.take();
                 let mut link = slot.link.take().unwrap_or_default();
                 if slot.addr != addr {
                     link = Link::default();
                     slot.addr = addr;
                 }
+                if let Some(stamp) = stamp {
+                    self.lru.remove(&stamp);
+                }
                 link
             }
             None => {
-                self.slots.insert(
-                    key.to_owned(),
-                    Slot {
-                        addr,
-                        link: None,
-                        stamp: None,
-                    },
-                );
+                self.remove(id);
+                if self.slots.len() <= id.index() {
+                    self.slots.resize_with(id.index() + 1, || None);
+                }
+                self.slots[id.index()] = Some(Slot {
+                    id,
+                    addr,
+                    link: None,
+                    stamp: None,
+                });
                 Link::default()
             }
         };
@@ -159,23 +199,25 @@ impl Pool {
     }
 
     /// Hands a link back after a poll. A device untracked meanwhile gets its link dropped.
-    pub fn checkin(&mut self, key: &str, link: Link) {
-        let Some(slot) = self.slots.get_mut(key) else {
+    pub fn checkin(&mut self, id: DeviceId, link: Link) {
+        self.tick += 1;
+        let tick = self.tick;
+        let Some(slot) = self.slot_mut(id) else {
             return;
         };
         let open = link.conn.is_some();
         slot.link = Some(link);
         if open {
-            self.tick += 1;
-            slot.stamp = Some(self.tick);
-            self.lru.insert(self.tick, key.to_owned());
+            slot.stamp = Some(tick);
+            self.lru.insert(tick, id);
         }
         self.evict_to(self.cap);
     }
 
-    /// Forgets a device; its connection (if idle) is closed now, else when its poll ends.
-    pub fn remove(&mut self, key: &str) {
-        if let Some(slot) = self.slots.remove(key) {
+    /// Forgets whatever holds `id`'s slot (the device, or one that had the slot before); its
+    /// connection (if idle) is closed now, else when its poll ends.
+    pub fn remove(&mut self, id: DeviceId) {
+        if let Some(slot) = self.slots.get_mut(id.index()).and_then(Option::take) {
             if let Some(stamp) = slot.stamp {
                 self.lru.remove(&stamp);
             }
@@ -185,10 +227,10 @@ impl Pool {
     /// Closes idle connections, least recently used first, until at most `max` are open.
     fn evict_to(&mut self, max: usize) {
         while self.stats.open() > max {
-            let Some((_, key)) = self.lru.pop_first() else {
+            let Some((_, id)) = self.lru.pop_first() else {
                 return;
             };
-            if let Some(slot) = self.slots.get_mut(&key) {
+            if let Some(slot) = self.slot_mut(id) {
                 slot.stamp = None;
                 if let Some(link) = slot.link.as_mut() {
                     link.conn = None;
