@@ -71,7 +71,9 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// only its ESC), every control character and every bidi/format character becomes one
 /// [`REPLACEMENT`]. Text that needs nothing is returned borrowed.
 pub fn sanitize(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_unsafe_char) {
+    // Printable ASCII (nearly every alias, model and id a device sends) needs nothing: checked
+    // bytewise, before the per-character Unicode tables.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) || !s.chars().any(is_unsafe_char) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
@@ -162,7 +164,9 @@ pub fn char_width(c: char) -> usize {
 /// assert_eq!(clip("台所の電気ケトル", 7), "台所の…");
 /// ```
 pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
-    if width(s) <= max {
+    // No character is wider than its UTF-8 length (ASCII 1 byte, at most 1 cell; wide
+    // characters 3–4 bytes, 2 cells), so a string of at most `max` bytes fits as it is.
+    if s.len() <= max || width(s) <= max {
         return Cow::Borrowed(s);
     }
     if max == 0 {
@@ -565,6 +569,35 @@ mod tests {
         assert_eq!(clip("日本", 4), "日本");
         assert_eq!(fit_to("日本語", 5), "日本…");
         assert_eq!(fit_to("ab", 4), "ab  ");
+    }
+
+    #[test]
+    fn no_text_is_wider_than_its_utf8_length() {
+        // What `clip`'s fast path relies on: every character, and the sequences that join
+        // characters into one wide glyph (emoji presentation, keycaps, ZWJ, flags).
+        for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
+            let s = c.to_string();
+            assert!(width(&s) <= s.len(), "{c:?}: {} > {}", width(&s), s.len());
+        }
+        for s in [
+            "#\u{FE0F}\u{20E3}",
+            "a\u{FE0F}",
+            "\u{263A}\u{FE0F}",
+            "👩\u{200D}💻",
+            "🇯🇵",
+            "\r\n",
+        ] {
+            assert!(width(s) <= s.len(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn printable_ascii_is_borrowed_and_unchanged() {
+        let s = "Kitchen kettle ~ 1.0.5 Build 201030 Rel.01!";
+        assert!(matches!(sanitize(s), Cow::Borrowed(b) if b == s));
+        assert!(matches!(clip(s, s.len()), Cow::Borrowed(b) if b == s));
+        assert_eq!(sanitize("tab\there"), "tab\u{FFFD}here");
+        assert_eq!(sanitize("del\u{7F}"), "del\u{FFFD}");
     }
 
     #[test]
