@@ -29,7 +29,7 @@ pub fn start(count: usize, first: u8, spread: u8, ready: Duration) -> anyhow::Re
 }
 
 /// The legacy profiles [`start`] cycles through.
-const LEGACY: &[&str] = &[
+pub const LEGACY: &[&str] = &[
     "hs110-eu-hw4",
     "hs110-us-hw1",
     "kp115-us-hw1",
