@@ -369,7 +369,7 @@ async fn a_misbehaving_klap_plug_leaves_the_legacy_plugs_alone() {
         let rt = bounded(legacy.realtime(None))
             .await
             .expect("legacy reading");
-        assert!(Realtime::from_result(&rt.raw).is_ok());
+        assert!(Realtime::from_result(&rt.raw.to_value()).is_ok());
     }
     assert!(matches!(
         bounded(stuck).await.expect("task"),

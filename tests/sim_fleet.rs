@@ -487,7 +487,7 @@ async fn readings_move_over_time() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while seen.len() < 3 && Instant::now() < deadline {
         let r = c.realtime(None).await.unwrap();
-        seen.insert(r.raw["voltage_mv"].as_i64().unwrap());
+        seen.insert(r.raw.to_value()["voltage_mv"].as_i64().unwrap());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(seen.len() >= 3, "voltage never moved: {seen:?}");

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Number, Value};
 
 /// A JSON value whose strings borrow from the input where they can.
@@ -52,9 +53,39 @@ impl<'a> Lite<'a> {
 }
 
 impl fmt::Display for Lite<'_> {
-    /// Compact JSON text, as `Value`'s `Display` writes it.
+    /// Compact JSON text, as `Value`'s `Display` writes it (keys sorted, the last of a
+    /// duplicated key), written straight from the tree.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.to_value(), f)
+        let text = serde_json::to_string(self).map_err(|_| fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+impl Serialize for Lite<'_> {
+    /// As `serde_json::Value` serialises the same JSON: object keys in sorted order (its map
+    /// is a `BTreeMap`), a duplicated key once with its last value.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Lite::Null => s.serialize_unit(),
+            Lite::Bool(b) => s.serialize_bool(*b),
+            Lite::Number(n) => n.serialize(s),
+            Lite::String(v) => s.serialize_str(v),
+            Lite::Array(items) => s.collect_seq(items),
+            Lite::Object(pairs) => {
+                let mut sorted: Vec<(&str, &Lite<'_>)> =
+                    pairs.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+                // Stable: of a duplicated key, the pair sent last is the last of its run.
+                sorted.sort_by(|a, b| a.0.cmp(b.0));
+                let mut m = s.serialize_map(Some(sorted.len()))?;
+                for (i, (k, v)) in sorted.iter().enumerate() {
+                    if sorted.get(i + 1).is_some_and(|next| next.0 == *k) {
+                        continue;
+                    }
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+        }
     }
 }
 
@@ -169,8 +200,9 @@ pub trait JsonView: Sized + fmt::Display {
     fn as_array(&self) -> Option<&[Self]>;
     /// `null`, `a boolean`, …, for messages.
     fn kind(&self) -> &'static str;
-    /// The owned `Value` (kept as a reading's `raw`).
-    fn to_value(&self) -> Value;
+    /// Compact JSON text as `Value`'s `Display` writes it (keys sorted, duplicates resolved to
+    /// the last), kept as a reading's `raw`: the same text whichever tree read the reply.
+    fn to_json_text(&self) -> String;
 }
 
 impl JsonView for Value {
@@ -205,8 +237,8 @@ impl JsonView for Value {
             Value::Object(_) => "an object",
         }
     }
-    fn to_value(&self) -> Value {
-        self.clone()
+    fn to_json_text(&self) -> String {
+        self.to_string()
     }
 }
 
@@ -260,8 +292,8 @@ impl JsonView for Lite<'_> {
             Lite::Object(_) => "an object",
         }
     }
-    fn to_value(&self) -> Value {
-        Lite::to_value(self)
+    fn to_json_text(&self) -> String {
+        self.to_string()
     }
 }
 
@@ -289,7 +321,17 @@ mod tests {
         let l = Lite::from_slice(text).expect("json");
         let v: Value = serde_json::from_slice(text).expect("json");
         assert_eq!(JsonView::as_str(l.get("k").expect("k")), Some("two"));
-        assert_eq!(l.get("k").map(JsonView::to_value), v.get("k").cloned());
+        assert_eq!(
+            l.get("k").map(JsonView::to_json_text),
+            v.get("k").map(JsonView::to_json_text)
+        );
+        let dup = br#"{"b":1,"a":{"y":2,"x":3,"y":4},"b":5}"#;
+        let (l, v): (Lite, Value) = (
+            Lite::from_slice(dup).expect("json"),
+            serde_json::from_slice(dup).expect("json"),
+        );
+        assert_eq!(l.to_json_text(), r#"{"a":{"x":3,"y":4},"b":5}"#);
+        assert_eq!(l.to_json_text(), v.to_json_text());
     }
 
     #[test]
@@ -334,6 +376,7 @@ mod tests {
             let v: serde_json::Result<Value> = serde_json::from_slice(text.as_bytes());
             proptest::prop_assert_eq!(l.is_ok(), v.is_ok());
             if let (Ok(l), Ok(v)) = (l, v) {
+                proptest::prop_assert_eq!(l.to_json_text(), v.to_json_text());
                 proptest::prop_assert_eq!(l.to_value(), v);
             }
         }

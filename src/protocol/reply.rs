@@ -493,7 +493,35 @@ pub struct Realtime {
     /// `true`): kept so the judge reports them instead of taking the value as absent.
     pub unreadable: Vec<Unreadable>,
     /// The method object as the device sent it (err_code included).
-    pub raw: Value,
+    pub raw: RawJson,
+}
+
+/// A JSON object kept as the device sent it, as compact text (keys sorted, a duplicated key
+/// once with its last value — `Value`'s form, whichever tree read it): one allocation per
+/// reading instead of a map of owned keys; parsed again only when shown
+/// ([`RawJson::to_value`]). Serialises as the JSON it holds, not as a string.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawJson(Box<str>);
+
+impl RawJson {
+    pub fn new(text: String) -> Self {
+        Self(text.into_boxed_str())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The JSON as a `Value` (`null` if the text is not JSON, which `new`'s callers never give).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(s)
+    }
 }
 
 /// A meter value the device sent with the wrong type.
@@ -638,7 +666,7 @@ impl Realtime {
             slot_id: int(o, "slot_id"),
             scheme,
             unreadable: bad,
-            raw: v.to_value(),
+            raw: RawJson::new(v.to_json_text()),
         })
     }
 }
@@ -851,7 +879,7 @@ mod tests {
         assert!((r.voltage_v.expect("v") - 230.837).abs() < 1e-9);
         assert!((r.current_a.expect("a") - 0.451).abs() < 1e-9);
         assert!((r.total_kwh.expect("t") - 16.323).abs() < 1e-9);
-        assert_eq!(r.raw["power_mw"], 61753);
+        assert_eq!(r.raw.to_value()["power_mw"], 61753);
         let hs300 = json!({"current_ma":6,"voltage_mv":120110,"power_mw":277,"total_wh":62,"slot_id":0,"err_code":0});
         assert_eq!(
             Realtime::from_result(&hs300).expect("hs300").slot_id,

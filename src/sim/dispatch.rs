@@ -255,7 +255,8 @@ mod tests {
         let p = plug("hs110-eu-hw4", &[FaultKind::UnitScale]);
         call(&p, json!({"system":{"set_relay_state":{"state":1}}}), T0);
         let r = realtime(&p, T0 + 1.0);
-        assert!(r.raw.get("power").is_some() && r.raw.get("power_mw").is_none());
+        let raw = r.raw.to_value();
+        assert!(raw.get("power").is_some() && raw.get("power_mw").is_none());
         let p2 = plug("hs110-eu-hw4", &[]);
         call(&p2, json!({"system":{"set_relay_state":{"state":1}}}), T0);
         let ok = realtime(&p2, T0 + 1.0);

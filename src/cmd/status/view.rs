@@ -9,6 +9,7 @@ use crate::fleet::meter::Meter;
 use crate::fleet::model::{Device, Fleet};
 use crate::fleet::plausibility::{Assessment, Rule, Verdict};
 use crate::fleet::reading::{Field, Reading};
+use crate::protocol::reply::RawJson;
 use crate::protocol::{LightState, Realtime, SysInfo};
 
 fn round(v: Option<f64>, digits: i32) -> Value {
@@ -35,7 +36,7 @@ fn emeter_json(r: Option<&Reading>) -> Value {
 
 /// The verdict, its reasons and flagged fields; for a reading that is not believed, the raw
 /// reply too (PROTOCOL.md §9.3: keep the raw JSON of every rejected sample).
-fn plausibility_json(a: Option<&Assessment>, raw: Option<&Value>) -> Value {
+fn plausibility_json(a: Option<&Assessment>, raw: Option<&RawJson>) -> Value {
     match a {
         Some(a) => {
             let mut v = json!({
@@ -44,7 +45,7 @@ fn plausibility_json(a: Option<&Assessment>, raw: Option<&Value>) -> Value {
                 "flagged": a.flagged,
             });
             if let Some(raw) = raw.filter(|_| a.verdict > Verdict::Ok) {
-                v["raw"] = raw.clone();
+                v["raw"] = raw.to_value();
             }
             v
         }
