@@ -155,19 +155,28 @@ fn int<V: JsonView>(o: &V, key: &str) -> Option<i64> {
         .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
 }
 
-/// Normalises a MAC to upper-case, colon-separated form (`-` and bare forms accepted).
+/// Normalises a MAC to upper-case, colon-separated form (`-` and bare forms accepted). One
+/// allocation: it runs for every poll.
 pub fn normalise_mac(mac: &str) -> String {
-    let hexes: String = mac.chars().filter(char::is_ascii_hexdigit).collect();
-    if hexes.len() != 12 {
+    let mut hex = [0u8; 12];
+    let mut n = 0;
+    for b in mac.bytes().filter(u8::is_ascii_hexdigit) {
+        if let Some(slot) = hex.get_mut(n) {
+            *slot = b.to_ascii_uppercase();
+        }
+        n += 1;
+    }
+    if n != 12 {
         return mac.trim().to_ascii_uppercase();
     }
-    hexes
-        .to_ascii_uppercase()
-        .as_bytes()
-        .chunks(2)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(":")
+    let mut out = String::with_capacity(17);
+    for (i, pair) in hex.chunks(2).enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.extend(pair.iter().map(|&b| char::from(b)));
+    }
+    out
 }
 
 /// One outlet of a strip.
@@ -940,6 +949,14 @@ mod tests {
     fn macs_are_normalised() {
         assert_eq!(normalise_mac("b0-95-75-00-00-01"), "B0:95:75:00:00:01");
         assert_eq!(normalise_mac("B09575000001"), "B0:95:75:00:00:01");
+        assert_eq!(normalise_mac("b0:95:75:00:00:0a"), "B0:95:75:00:00:0A");
+        // Not 12 hex digits: kept as sent, trimmed and upper-cased.
+        assert_eq!(normalise_mac(" b0:95:75:00:00 "), "B0:95:75:00:00");
+        assert_eq!(
+            normalise_mac("b0:95:75:00:00:01:02"),
+            "B0:95:75:00:00:01:02"
+        );
+        assert_eq!(normalise_mac("zz"), "ZZ");
         assert_eq!(split_model("HS110(EU)"), ("HS110", Some("EU")));
         assert_eq!(split_model("KP115"), ("KP115", None));
     }
