@@ -176,13 +176,15 @@ async fn measure(devices: &[Tracked], cycles: u64) -> anyhow::Result<Figures> {
         client: ClientConfig::with_timeout(0, Duration::from_secs(2)),
         ..PollConfig::default()
     };
-    let task = tokio::spawn(poller::run_with_stats(
+    // As the app runs it: on a thread of its own.
+    let task = poller::spawn_thread(
         cfg,
         ctl_rx,
         tx,
         token.clone(),
         stats.clone(),
-    ));
+        crate::net::newer::Sessions::new(),
+    )?;
     for d in devices {
         let t = Target {
             key: d.key.clone(),
@@ -229,7 +231,7 @@ async fn measure(devices: &[Tracked], cycles: u64) -> anyhow::Result<Figures> {
     let cpu = cpu0.zip(cpu_ns()).map(|(a, b)| b.saturating_sub(a));
     let handshakes = stats.handshakes() - hs0;
     token.cancel();
-    let _ = task.await;
+    task.join().await;
     lat.sort();
     let polls = lat.len() as u64;
     let pct = |p: usize| {
