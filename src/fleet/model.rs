@@ -644,6 +644,26 @@ impl Device {
     }
 
     fn set_outlets(&mut self, sys: &SysInfo) {
+        // The same outlets again, each id once (every poll of a strip): updated in place, their
+        // meters' histories not copied. Otherwise each outlet takes the first kept one of its id.
+        let same = self.outlets.len() == sys.children.len()
+            && self
+                .outlets
+                .iter()
+                .zip(&sys.children)
+                .enumerate()
+                .all(|(i, (o, c))| {
+                    o.id == c.id && self.outlets[..i].iter().all(|earlier| earlier.id != o.id)
+                });
+        if same {
+            for (o, c) in self.outlets.iter_mut().zip(&sys.children) {
+                if o.alias != c.alias {
+                    o.alias.clone_from(&c.alias);
+                }
+                o.relay_on = c.relay_on;
+            }
+            return;
+        }
         let old = std::mem::take(&mut self.outlets);
         self.outlets = sys
             .children
@@ -707,6 +727,9 @@ pub struct Applied {
     pub reread: bool,
     /// Another device answered at the polled address: track it.
     pub track: Option<Track>,
+    /// Devices other than the polled one may have changed (another device answered at the
+    /// polled address and was merged as a sighting).
+    pub others: bool,
 }
 
 /// The key of a named host that did not answer (no identity known): `host:<IP>`.
@@ -1032,6 +1055,7 @@ impl Fleet {
                 };
                 Applied {
                     track: self.observe(s, names, now),
+                    others: true,
                     ..Applied::default()
                 }
             }
