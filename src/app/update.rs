@@ -196,6 +196,13 @@ fn fix_selection(app: &mut App, only: Option<&str>) {
                 .is_some_and(|s| s.child.is_none() && s.key == memo.key);
             (on_it && memo.holds(app)).then(|| app.first_row_after(&memo.key, changed))?
         });
+        if known
+            .as_ref()
+            .is_some_and(|k| app.view.first_row.as_ref().is_some_and(|m| m.key == *k))
+        {
+            // Row 1 stays row 1 (and selected): nothing to note.
+            return;
+        }
         let first = match known {
             Some(first) => Some(first),
             None => app.first_row().map(|r| r.device.key.clone()),

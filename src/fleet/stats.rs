@@ -133,20 +133,21 @@ impl Fleet {
         if d.link != Link::Online {
             return None;
         }
-        let meters = metered(d);
-        if meters.is_empty() {
+        // Not metered: `metered(d)` is empty (asked without building it, after every poll).
+        if d.has_emeter() != Some(true) {
             return None;
         }
         let since = d.energy.requested.map(|t| now.saturating_duration_since(t));
         let reset =
-            saw_reset(d.meter.as_ref()) || d.outlets.iter().any(|o| saw_reset(o.meter.as_ref()));
+            || saw_reset(d.meter.as_ref()) || d.outlets.iter().any(|o| saw_reset(o.meter.as_ref()));
         let due = match since {
             None => true,
-            Some(s) => s >= REFETCH || (reset && s >= AFTER_RESET),
+            Some(s) => s >= REFETCH || (s >= AFTER_RESET && reset()),
         };
         if !due {
             return None;
         }
+        let meters = metered(d);
         d.energy.requested = Some(now);
         let (months, years) = chart_periods(today);
         Some(Due {

@@ -15,8 +15,7 @@
 //! expires, a quarter hour passes with the energy column drawn (a plug's day may turn), or a timed pane is open (detail, an overlay,
 //! the firmware progress). Pure: time is passed in. `bench poll` drives the same pacer.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -37,19 +36,18 @@ pub struct Stamp {
     pub points: u64,
     /// When it last answered (the seen age is drawn from it).
     pub seen: Option<std::time::Instant>,
-    /// A hash of its address: its place in the table sorted by address.
-    pub place: u64,
+    /// Its address: its place in the table sorted by address (the key is the device's own,
+    /// the same before and after).
+    pub place: SocketAddr,
 }
 
 impl Stamp {
     pub fn of(d: &Device) -> Self {
-        let mut h = DefaultHasher::new();
-        (d.addr, &d.key).hash(&mut h);
         Self {
             generation: d.generation(),
             points: d.points(),
             seen: d.last_seen,
-            place: h.finish(),
+            place: d.addr,
         }
     }
 }
@@ -411,7 +409,7 @@ mod tests {
             generation,
             points,
             seen: Some(t0 + Duration::from_secs(seen)),
-            place: 1,
+            place: SocketAddr::from(([127, 0, 0, 1], 9999)),
         }
     }
 
@@ -478,7 +476,10 @@ mod tests {
             Seen::Yes,
             "sorted by watts: any reading can move a row into view"
         );
-        let moved = Stamp { place: 2, ..same };
+        let moved = Stamp {
+            place: SocketAddr::from(([127, 0, 0, 2], 9999)),
+            ..same
+        };
         assert_eq!(seen(s, &report("b", same, moved)), Seen::Yes, "moved");
         let detail = Shown {
             detail: Some("b".into()),
