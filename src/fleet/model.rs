@@ -1148,7 +1148,8 @@ fn record_poll(
         .get_or_insert_with(|| ratings.limits_for(&p.sysinfo.model))
         .clone();
     let mut out = Applied::default();
-    let resistive = rules.is_resistive(&p.sysinfo.mac);
+    // (No MAC to normalise after every poll when the config names no resistive load.)
+    let resistive = !rules.power_factor.resistive.is_empty() && rules.is_resistive(&p.sysinfo.mac);
     let mut apply = |m: &mut Meter, rt: Result<Realtime, String>, relay: Option<bool>| match rt {
         Ok(reading) => {
             m.record(&limits, reading, now, now_ms);
