@@ -104,3 +104,68 @@ fn kept_rows_draw_what_fresh_formatting_draws() {
         same_as_fresh(&app, w, h, &format!("{secs} s later"));
     }
 }
+
+/// A report that changes nothing visible moves no generation and formats no row; a changed
+/// reading of one plug formats exactly its row (80 columns: no trend, which gains a point with
+/// every reading). Nine plugs, no strip: the fixture's strip has an outlet drawing power with
+/// its relay off, whose finding counts the polls ("3 polls"), a change with every poll.
+#[test]
+fn one_changed_reading_formats_exactly_its_row() {
+    use plugfleet::app::fixture::{device_id, polled, reading};
+    let t0 = Instant::now();
+    let plugs = big_fleet_plugs(9);
+    let mut app = App::new(Settings::default(), t0);
+    for p in &plugs {
+        update(&mut app, sighting(p, "sweep"), t0);
+    }
+    let mut now = t0 + Duration::from_millis(300);
+    for ev in round_events(&plugs, 0) {
+        update(&mut app, ev, now);
+    }
+    let (w, h) = (80, 30);
+    frame(&app, w, h);
+    let generations = |app: &App| -> Vec<u64> {
+        plugs
+            .iter()
+            .map(|p| app.fleet.get(&device_id(p.n)).unwrap().generation())
+            .collect()
+    };
+    let before = generations(&app);
+    let (made0, _) = app.view.cells.counts();
+    now += Duration::from_millis(300);
+    for ev in round_events(&plugs, 0) {
+        update(&mut app, ev, now);
+    }
+    assert_eq!(
+        generations(&app),
+        before,
+        "the same readings moved a generation"
+    );
+    frame(&app, w, h);
+    assert_eq!(
+        app.view.cells.counts().0,
+        made0,
+        "the same readings formatted a row"
+    );
+
+    // Plug 3 draws 64 W instead of 61 W; nothing else changes.
+    let p = &plugs[2];
+    now += Duration::from_millis(300);
+    update(
+        &mut app,
+        polled(p, Some(reading(64.0, 230.0, 64.0 / 230.0, 10.0)), vec![]),
+        now,
+    );
+    let after = generations(&app);
+    let moved: Vec<usize> = (0..plugs.len())
+        .filter(|&i| after[i] != before[i])
+        .collect();
+    assert_eq!(moved, vec![2], "only plug 3's generation moves");
+    frame(&app, w, h);
+    assert_eq!(
+        app.view.cells.counts().0,
+        made0 + 1,
+        "exactly its row is formatted again"
+    );
+    same_as_fresh(&app, w, h, "after one changed reading");
+}

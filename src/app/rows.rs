@@ -310,6 +310,20 @@ impl App {
             })
     }
 
+    /// [`App::first_row`]'s device after a change of device `changed` alone, `first` being row 1
+    /// before it: `changed` when it is shown and now sorts before `first`, else `first`. `None`
+    /// when that takes the full pass (`first` itself changed, or is gone).
+    pub fn first_row_after(&self, first: &str, changed: &str) -> Option<String> {
+        if first == changed {
+            return None;
+        }
+        let f = self.fleet.get(first)?;
+        let ahead = self.fleet.get(changed).is_some_and(|c| {
+            self.device_shown(c) && self.sort_cmp(c, f) == std::cmp::Ordering::Less
+        });
+        Some(if ahead { changed } else { first }.to_owned())
+    }
+
     /// Is this row shown in the table (without building the whole list)?
     pub fn is_visible(&self, id: &RowId) -> bool {
         let Some(r) = self.row(id) else {

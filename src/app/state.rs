@@ -381,6 +381,48 @@ pub struct View {
     /// The table rows formatted by the last frame, reused while unchanged
     /// ([`crate::app::cells::RowCells`]).
     pub cells: crate::app::cells::RowCells<RowId>,
+    /// Row 1 as the selection last found it, and under which view ([`FirstRow`]).
+    pub first_row: Option<FirstRow>,
+}
+
+/// The device of row 1 as `app::update` last found it, with what of the view decides which
+/// row is first. While that holds, a poll report that changed one other device is compared
+/// with this row alone ([`App::first_row_after`]) instead of a pass over the fleet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirstRow {
+    pub key: String,
+    sort: Column,
+    descending: bool,
+    filter: String,
+    flagged_only: bool,
+    devices: usize,
+}
+
+impl FirstRow {
+    pub fn of(app: &App, key: String) -> Self {
+        let v = &app.view;
+        Self {
+            key,
+            sort: v.sort,
+            descending: v.descending,
+            filter: v.filter.clone(),
+            flagged_only: v.flagged_only,
+            devices: app.fleet.len(),
+        }
+    }
+
+    /// The view still orders and filters the rows as when this was found, the fleet has as
+    /// many devices, and the order is one of the devices alone (not of the clock, as the
+    /// energy column's day is, nor of the marks).
+    pub fn holds(&self, app: &App) -> bool {
+        let v = &app.view;
+        self.sort == v.sort
+            && !matches!(self.sort, Column::Energy | Column::Mark)
+            && self.descending == v.descending
+            && self.filter == v.filter
+            && self.flagged_only == v.flagged_only
+            && self.devices == app.fleet.len()
+    }
 }
 
 impl View {
@@ -415,6 +457,7 @@ impl Default for View {
             progress: false,
             drawn: Default::default(),
             cells: Default::default(),
+            first_row: None,
         }
     }
 }

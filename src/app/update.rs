@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::event::{Command, Event};
 use super::keymap::{self, Action, Context};
 use super::rows::RowRef;
-use super::state::{App, Batch, Column, FirmwareConfirm, Overlay, RowId};
+use super::state::{App, Batch, Column, FirmwareConfirm, FirstRow, Overlay, RowId};
 use crate::firmware::job::Stage;
 use crate::firmware::runner::{JobEvent, PlugResult};
 
@@ -20,6 +20,8 @@ use recording::{on_recording, on_tick, start_recording, toggle_recording};
 /// Applies one event to the state and says what the runtime should do.
 pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
     app.now = now;
+    // The one device a poll report changed, when it changed no other.
+    let mut only: Option<String> = None;
     let cmds = match ev {
         Event::Key(k) => {
             let before = app.view.selected.clone();
@@ -73,8 +75,11 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
         }
         Event::Polled(r) => {
             let key = r.key.clone();
-            let mut cmds = on_polled(app, *r, now);
+            let (mut cmds, alone) = on_polled(app, *r, now);
             cmds.extend(energy::fetch_due(app, &key, now));
+            if alone {
+                only = Some(key);
+            }
             cmds
         }
         Event::History(r) => {
@@ -163,7 +168,7 @@ pub fn update(app: &mut App, ev: Event, now: Instant) -> Vec<Command> {
         // Signals and quit keys during a firmware batch: app/quit.rs.
         Event::Shutdown(reason) => super::quit::on_signal(app, reason, now),
     };
-    fix_selection(app);
+    fix_selection(app, only.as_deref());
     cmds
 }
 
@@ -177,13 +182,38 @@ fn note(app: &mut App, n: String, now: Instant) {
 }
 
 /// Keeps the selection on a visible row (the first one when it was lost, and row 1 until
-/// the user moves the cursor).
-fn fix_selection(app: &mut App) {
+/// the user moves the cursor). `only`: the one device this event changed, if it changed no
+/// other — then row 1 is found by comparing it with the last row 1 alone, not by a pass over
+/// the fleet, while the view it was found under holds ([`FirstRow`]).
+fn fix_selection(app: &mut App, only: Option<&str>) {
     if !app.view.chosen {
-        let first = app.first_row().map(|r| r.id());
-        if first.is_some() {
-            app.view.selected = first;
+        let known = only.and_then(|changed| {
+            let memo = app.view.first_row.as_ref()?;
+            let on_it = app
+                .view
+                .selected
+                .as_ref()
+                .is_some_and(|s| s.child.is_none() && s.key == memo.key);
+            (on_it && memo.holds(app)).then(|| app.first_row_after(&memo.key, changed))?
+        });
+        if known
+            .as_ref()
+            .is_some_and(|k| app.view.first_row.as_ref().is_some_and(|m| m.key == *k))
+        {
+            // Row 1 stays row 1 (and selected): nothing to note.
             return;
+        }
+        let first = match known {
+            Some(first) => Some(first),
+            None => app.first_row().map(|r| r.device.key.clone()),
+        };
+        match first {
+            Some(key) => {
+                app.view.first_row = Some(FirstRow::of(app, key.clone()));
+                app.view.selected = Some(RowId { key, child: None });
+                return;
+            }
+            None => app.view.first_row = None,
         }
     }
     if app

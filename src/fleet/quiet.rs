@@ -420,8 +420,18 @@ pub fn fleet_voltage(
     } else {
         (others[n / 2 - 1] + others[n / 2]) / 2.0
     };
+    voltage_finding(me, median, n, r.margin_pct)
+}
+
+/// The fleet rule's finding for `me` against the `median` of its region's `n` other points.
+fn voltage_finding(
+    me: &VoltagePoint<'_>,
+    median: f64,
+    n: usize,
+    margin_pct: f64,
+) -> Option<Finding> {
     let diff_pct = (me.voltage_v - median) / median * 100.0;
-    if diff_pct.abs() <= r.margin_pct {
+    if diff_pct.abs() <= margin_pct {
         return None;
     }
     Some(Finding {
@@ -444,14 +454,57 @@ pub fn fleet_voltage(
 }
 
 /// [`fleet_voltage`] for every point: (index into `points`, finding).
+/// Each region's voltages are sorted once (a poll round of n plugs costs n log n, not n² log n):
+/// a point's others are its region's fresh voltages without one copy of its own.
 pub fn fleet_voltages(
     points: &[VoltagePoint<'_>],
     now_ms: u64,
     rules: &QuietRules,
 ) -> Vec<(usize, Finding)> {
-    (0..points.len())
-        .filter_map(|i| fleet_voltage(i, points, now_ms, rules).map(|f| (i, f)))
-        .collect()
+    let r = &rules.fleet_voltage;
+    if !r.enabled {
+        return Vec::new();
+    }
+    let window_ms = (r.window_s * 1000.0) as u64;
+    let fresh = |p: &VoltagePoint<'_>| {
+        p.at_ms <= now_ms && now_ms - p.at_ms <= window_ms && p.voltage_v.is_finite()
+    };
+    let counted = |p: &VoltagePoint<'_>| fresh(p) && p.voltage_v > 0.0;
+    let mut regions: std::collections::HashMap<Option<&str>, Vec<f64>> =
+        std::collections::HashMap::new();
+    for p in points.iter().filter(|p| counted(p)) {
+        regions.entry(p.region).or_default().push(p.voltage_v);
+    }
+    for v in regions.values_mut() {
+        v.sort_by(f64::total_cmp);
+    }
+    let none: Vec<f64> = Vec::new();
+    let mut out = Vec::new();
+    for (i, me) in points.iter().enumerate() {
+        if !fresh(me) {
+            continue;
+        }
+        let all = regions.get(&me.region).unwrap_or(&none);
+        // Where its own value is in the sorted list (then left out), if it is in it.
+        let own = counted(me).then(|| all.partition_point(|x| x.total_cmp(&me.voltage_v).is_lt()));
+        let n = all.len() - usize::from(own.is_some());
+        if n < r.min_others.max(1) {
+            continue;
+        }
+        let at = |k: usize| match own {
+            Some(o) if k >= o => all[k + 1],
+            _ => all[k],
+        };
+        let median = if n % 2 == 1 {
+            at(n / 2)
+        } else {
+            (at(n / 2 - 1) + at(n / 2)) / 2.0
+        };
+        if let Some(f) = voltage_finding(me, median, n, r.margin_pct) {
+            out.push((i, f));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -803,6 +856,54 @@ mod tests {
         let all = fleet_voltages(&fleet(119.9), 0, &rules());
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].0, 0);
+    }
+
+    /// The round's one pass says what asking [`fleet_voltage`] for every point says: regions,
+    /// stale and future points, zero and non-finite voltages, repeated values, odd and even
+    /// counts, too few others.
+    #[test]
+    fn fleet_voltages_is_fleet_voltage_for_every_point() {
+        let regions = [Some("EU"), Some("US"), None];
+        let volts = [
+            230.0,
+            231.0,
+            230.0,
+            119.9,
+            0.0,
+            240.5,
+            120.0,
+            f64::NAN,
+            221.0,
+            230.0,
+        ];
+        let mut found = 0;
+        for n in [0usize, 1, 3, 4, 5, 12, 40] {
+            for now_ms in [0u64, 60_000, 130_000] {
+                let pts: Vec<VoltagePoint<'_>> = (0..n)
+                    .map(|i| {
+                        pt(
+                            regions[(i * 7 / 3) % 3],
+                            (i as u64 * 37_000) % 150_000,
+                            volts[(i * 5) % volts.len()] + (i % 4) as f64 * 0.5,
+                        )
+                    })
+                    .collect();
+                let naive: Vec<(usize, Finding)> = (0..pts.len())
+                    .filter_map(|i| fleet_voltage(i, &pts, now_ms, &rules()).map(|f| (i, f)))
+                    .collect();
+                assert_eq!(
+                    fleet_voltages(&pts, now_ms, &rules()),
+                    naive,
+                    "{n} at {now_ms}"
+                );
+                found += naive.len();
+            }
+        }
+        assert!(found > 10, "the cases raise findings: {found}");
+        let mut off = rules();
+        off.fleet_voltage.enabled = false;
+        let pts = [pt(None, 0, 120.0), pt(None, 0, 230.0), pt(None, 0, 230.0)];
+        assert!(fleet_voltages(&pts, 0, &off).is_empty());
     }
 
     #[test]

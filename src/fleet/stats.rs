@@ -80,6 +80,14 @@ pub fn live_total(d: &Device, child: Option<&str>) -> Option<f64> {
     m?.values()?.total_kwh
 }
 
+/// Whether any row of `d` has an energy figure ([`today_and_month`] is `Some` for the device or
+/// one of its outlets): the table's energy column is drawn when one has. Asks without building
+/// anything — the table checks every device each frame.
+pub fn has_energy(d: &Device) -> bool {
+    d.outlets.iter().any(|o| !o.energy.is_empty())
+        || (!d.energy.is_empty() && !d.is_strip() && d.has_emeter() == Some(true))
+}
+
 /// "kWh today / this month" of one row (a plug, an outlet, or a strip as the sum of its
 /// outlets), with the worst verdict of that history; `None` before anything was read.
 pub fn today_and_month(
@@ -125,20 +133,21 @@ impl Fleet {
         if d.link != Link::Online {
             return None;
         }
-        let meters = metered(d);
-        if meters.is_empty() {
+        // Not metered: `metered(d)` is empty (asked without building it, after every poll).
+        if d.has_emeter() != Some(true) {
             return None;
         }
         let since = d.energy.requested.map(|t| now.saturating_duration_since(t));
         let reset =
-            saw_reset(d.meter.as_ref()) || d.outlets.iter().any(|o| saw_reset(o.meter.as_ref()));
+            || saw_reset(d.meter.as_ref()) || d.outlets.iter().any(|o| saw_reset(o.meter.as_ref()));
         let due = match since {
             None => true,
-            Some(s) => s >= REFETCH || (reset && s >= AFTER_RESET),
+            Some(s) => s >= REFETCH || (s >= AFTER_RESET && reset()),
         };
         if !due {
             return None;
         }
+        let meters = metered(d);
         d.energy.requested = Some(now);
         let (months, years) = chart_periods(today);
         Some(Due {
@@ -400,6 +409,41 @@ mod tests {
             day: Some(d),
             energy_kwh: kwh,
         }
+    }
+
+    #[test]
+    fn has_energy_says_what_today_and_month_says_of_the_device_or_an_outlet() {
+        let t0 = Instant::now();
+        let today = Date::new(2026, 12, 1);
+        let any_row = |d: &Device| {
+            std::iter::once(None)
+                .chain(d.outlets.iter().map(|o| Some(o.id.as_str())))
+                .any(|o| today_and_month(d, o, today).is_some())
+        };
+        let mut f = seen(t0);
+        poll(&mut f, 10.0, t0);
+        let d = f.get("E1").expect("d").clone();
+        assert!(!has_energy(&d) && !any_row(&d), "nothing fetched yet");
+        let mut with = d.clone();
+        with.energy.days.insert(today, 0.5);
+        assert!(has_energy(&with) && any_row(&with));
+        // A device without a meter shows no figure of its own, whatever it keeps.
+        let mut unmetered = with.clone();
+        unmetered.meter = None;
+        if let Some(s) = unmetered.sysinfo.as_mut() {
+            s.feature = Some("TIM".into());
+        }
+        assert_eq!(has_energy(&unmetered), any_row(&unmetered));
+        // A strip: only its outlets' histories count.
+        let mut strip = with.clone();
+        strip.outlets.push(crate::fleet::model::Outlet {
+            id: "E100".into(),
+            ..Default::default()
+        });
+        assert_eq!(has_energy(&strip), any_row(&strip));
+        assert!(!has_energy(&strip), "a strip's own history is not a row's");
+        strip.outlets[0].energy.days.insert(today, 0.1);
+        assert!(has_energy(&strip) && any_row(&strip));
     }
 
     #[test]

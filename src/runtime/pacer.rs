@@ -1,6 +1,8 @@
 //! When the UI loop draws: only after something was applied that changes what the last frame
 //! showed, and at most once per frame of the frame-rate cap. A burst of poll reports (a whole
-//! fleet answering within a few milliseconds of each other) is one frame, not one per report; a
+//! fleet answering within a few milliseconds of each other) is one frame, not one per report:
+//! the first report seen after a quiet spell is drawn one frame period later, with what else
+//! of the burst came by then, not alone at once (keys, resizes and ticks draw at once); a
 //! second with no visible change draws nothing.
 //!
 //! What counts as visible: a key, a resize, discovery, a job — anything but a poll report, an
@@ -15,8 +17,7 @@
 //! expires, a quarter hour passes with the energy column drawn (a plug's day may turn), or a timed pane is open (detail, an overlay,
 //! the firmware progress). Pure: time is passed in. `bench poll` drives the same pacer.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -37,19 +38,18 @@ pub struct Stamp {
     pub points: u64,
     /// When it last answered (the seen age is drawn from it).
     pub seen: Option<std::time::Instant>,
-    /// A hash of its address: its place in the table sorted by address.
-    pub place: u64,
+    /// Its address: its place in the table sorted by address (the key is the device's own,
+    /// the same before and after).
+    pub place: SocketAddr,
 }
 
 impl Stamp {
     pub fn of(d: &Device) -> Self {
-        let mut h = DefaultHasher::new();
-        (d.addr, &d.key).hash(&mut h);
         Self {
             generation: d.generation(),
             points: d.points(),
             seen: d.last_seen,
-            place: h.finish(),
+            place: d.addr,
         }
     }
 }
@@ -227,6 +227,9 @@ pub struct Pacer {
     shown: Option<Shown>,
     /// A device off screen changed: the summary line may read differently.
     summary_due: bool,
+    /// A poll report made the screen dirty after a quiet spell: its frame waits until then
+    /// for the rest of its burst (a fleet answers within tens of milliseconds, not at once).
+    hold: Option<Instant>,
 }
 
 impl Pacer {
@@ -238,6 +241,7 @@ impl Pacer {
             dirty: true,
             shown: None,
             summary_due: false,
+            hold: None,
         }
     }
 
@@ -297,7 +301,17 @@ impl Pacer {
             (3, _) => Change::Nothing,
             _ => Change::Screen,
         };
-        self.note(&change);
+        let was_dirty = self.dirty;
+        if self.note(&change) {
+            self.hold = match change {
+                // The first report of a burst: drawn one frame later, with the rest of the
+                // burst, not alone at once and the rest a frame after it.
+                Change::Device { .. } if !was_dirty => Some(Instant::from_std(now) + self.frame),
+                Change::Device { .. } => self.hold,
+                // Keys, resizes, jobs, ages: at once (within the frame cap).
+                _ => None,
+            };
+        }
         cmds
     }
 
@@ -325,16 +339,22 @@ impl Pacer {
     /// Something outside the events changed the screen (a resize, the first frame).
     pub fn invalidate(&mut self) {
         self.dirty = true;
+        self.hold = None;
     }
 
-    /// The earliest time the next frame may be drawn (now, if none was drawn yet).
+    /// The earliest time the next frame may be drawn (now, if none was drawn yet and no
+    /// burst of reports is being waited for).
     pub fn next_frame(&self, now: Instant) -> Instant {
-        self.last.map_or(now, |t| (t + self.frame).max(now))
+        let budget = self.last.map_or(now, |t| (t + self.frame).max(now));
+        self.hold.map_or(budget, |h| budget.max(h))
     }
 
-    /// Draw now? Only with a change pending and the frame budget spent.
+    /// Draw now? Only with a change pending, the frame budget spent and a burst of reports
+    /// waited for.
     pub fn should_draw(&self, now: Instant) -> bool {
-        self.dirty && self.last.is_none_or(|t| now >= t + self.frame)
+        self.dirty
+            && self.last.is_none_or(|t| now >= t + self.frame)
+            && self.hold.is_none_or(|h| now >= h)
     }
 
     /// A change (or a summary check) is waiting for its frame.
@@ -346,6 +366,7 @@ impl Pacer {
     pub fn drawn(&mut self, now: Instant) {
         self.dirty = false;
         self.summary_due = false;
+        self.hold = None;
         self.last = Some(now);
         self.shown = None;
     }
@@ -392,6 +413,51 @@ mod tests {
         assert!(!p.pending());
     }
 
+    /// The first report seen after a quiet spell waits one frame for the rest of its burst;
+    /// the burst is then one frame. A key draws at once, and ends a wait.
+    #[test]
+    fn a_burst_of_reports_waits_one_frame_for_its_rest_and_a_key_does_not() {
+        use crate::app::fixture::{big_fleet, big_fleet_plugs, round_events};
+        let plugs = big_fleet_plugs(12);
+        let (mut app, now) = big_fleet(12, 1, std::time::Instant::now());
+        let t0 = Instant::from_std(now);
+        let mut p = Pacer::new(FRAME);
+        app.view.cells.set_onscreen(Some(Onscreen {
+            keys: app.fleet.devices.keys().cloned().collect(),
+            ..Onscreen::default()
+        }));
+        p.drawn_app(t0, &app);
+        // A second later, new readings from every plug, 2 ms apart.
+        let at = |i: u32| now + Duration::from_secs(1) + Duration::from_millis(2 * u64::from(i));
+        let start = Instant::from_std(at(0));
+        let events = round_events(&plugs, 7);
+        let mut drawn = 0;
+        for (i, ev) in events.into_iter().enumerate() {
+            let when = at(i as u32);
+            p.update(&mut app, ev, when);
+            assert!(p.pending());
+            if p.should_draw(Instant::from_std(when)) {
+                drawn += 1;
+                p.drawn_app(Instant::from_std(when), &app);
+            }
+        }
+        assert_eq!(drawn, 0, "24 ms of reports: none drawn alone");
+        assert_eq!(p.next_frame(start), start + FRAME);
+        assert!(!p.should_draw(start + FRAME - Duration::from_millis(1)));
+        assert!(p.should_draw(start + FRAME), "the burst, one frame later");
+        p.drawn_app(start + FRAME, &app);
+        assert!(!p.pending());
+        // A report waits; a key then draws at once (the frame budget spent).
+        let later = now + Duration::from_secs(2);
+        p.update(&mut app, round_events(&plugs, 8).remove(0), later);
+        assert!(!p.should_draw(Instant::from_std(later)));
+        p.update(&mut app, Event::Resize(160, 50), later);
+        assert!(
+            p.should_draw(Instant::from_std(later)),
+            "a key or resize does not wait"
+        );
+    }
+
     #[test]
     fn nothing_alone_draws_nothing() {
         let t0 = Instant::now();
@@ -411,7 +477,7 @@ mod tests {
             generation,
             points,
             seen: Some(t0 + Duration::from_secs(seen)),
-            place: 1,
+            place: SocketAddr::from(([127, 0, 0, 1], 9999)),
         }
     }
 
@@ -478,7 +544,10 @@ mod tests {
             Seen::Yes,
             "sorted by watts: any reading can move a row into view"
         );
-        let moved = Stamp { place: 2, ..same };
+        let moved = Stamp {
+            place: SocketAddr::from(([127, 0, 0, 2], 9999)),
+            ..same
+        };
         assert_eq!(seen(s, &report("b", same, moved)), Seen::Yes, "moved");
         let detail = Shown {
             detail: Some("b".into()),

@@ -573,12 +573,11 @@ pub fn render_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             u16::try_from(w).unwrap_or(HEALTH_MAX)
         });
     let bright = app.fleet.devices.values().any(|d| d.brightness().is_some());
-    let energy = app.fleet.devices.values().any(|d| {
-        let today = crate::app::export::today_of(app, d, app.now);
-        std::iter::once(None)
-            .chain(d.outlets.iter().map(|o| Some(o.id.as_str())))
-            .any(|o| crate::fleet::stats::today_and_month(d, o, today).is_some())
-    });
+    let energy = app
+        .fleet
+        .devices
+        .values()
+        .any(crate::fleet::stats::has_energy);
     let cols = visible_columns_in(area.width, health_w, bright, energy);
     let col_w: Vec<u16> = cols
         .iter()

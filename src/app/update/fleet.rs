@@ -46,10 +46,13 @@ fn track(app: &App, t: crate::fleet::model::Track) -> Command {
 }
 
 /// A poll report goes to the fleet model (liveness, readings judged); what it read is
-/// recorded while recording, a jump is re-read at once.
-pub(super) fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Command> {
+/// recorded while recording, a jump is re-read at once. Also says whether the polled device is
+/// the only one that can have changed (not when another device answered at its address, the
+/// fleet grew or shrank, or the round's voltage comparison ran over every device).
+pub(super) fn on_polled(app: &mut App, r: PollReport, now: Instant) -> (Vec<Command>, bool) {
     app.metrics_dirty = true;
     let key = r.key.clone();
+    let devices = app.fleet.len();
     let applied = app.fleet.apply_poll(
         crate::app::event::poll_of(r),
         &app.settings.ratings,
@@ -57,7 +60,12 @@ pub(super) fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Comma
         now,
     );
     // Voltage against the fleet, once per poll round.
+    let voltages = app.fleet.voltages_at;
     app.fleet.judge_voltages_due(now, app.settings.interval);
+    let alone = !applied.others
+        && applied.track.is_none()
+        && app.fleet.len() == devices
+        && app.fleet.voltages_at == voltages;
     let mut cmds = Vec::new();
     if let Some(t) = applied.track {
         cmds.push(track(app, t));
@@ -74,5 +82,5 @@ pub(super) fn on_polled(app: &mut App, r: PollReport, now: Instant) -> Vec<Comma
             unix_ms: crate::app::export::unix_ms_at(app, now),
         });
     }
-    cmds
+    (cmds, alone)
 }

@@ -944,10 +944,66 @@ mod export_tests {
 }
 
 mod first_row {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
-    use crate::app::fixture::{big_fleet, mixed_fleet};
+    use super::super::update;
+    use crate::app::event::Event;
+    use crate::app::fixture::{
+        big_fleet, big_fleet_plugs, failed, mixed_fleet, polled, reading, round_events,
+    };
     use crate::app::state::{Column, Settings};
+
+    /// Row 1 found after a poll report by comparing the polled device with the last row 1
+    /// alone is the row 1 a full pass finds, after every report, for every sort column and
+    /// direction, a filter and flagged-only: readings that move plugs ahead of and behind the
+    /// first (row 1 itself polled too), plugs failing, going offline and coming back, a
+    /// bogus reading flagging one, and a view changed directly between two reports.
+    #[test]
+    fn after_each_report_is_the_first_a_full_pass_finds() {
+        let plugs = big_fleet_plugs(30);
+        for col in Column::ALL {
+            for desc in [false, true] {
+                for (filter, flagged) in [("", false), ("plug 01", false), ("", true)] {
+                    let (mut app, mut now) = big_fleet(30, 1, Instant::now());
+                    app.view.sort = col;
+                    app.view.descending = desc;
+                    app.view.filter = filter.into();
+                    app.view.flagged_only = flagged;
+                    for round in 1..8u32 {
+                        now += Duration::from_millis(50);
+                        let mut events = round_events(&plugs, round * 13);
+                        for (i, p) in plugs.iter().enumerate() {
+                            let i = i as u32;
+                            if (i + round) % 7 == 0 {
+                                events[i as usize] = failed(p, round % 4 + 1);
+                            } else if (i * 3 + round) % 11 == 0 && p.outlets.is_empty() {
+                                events[i as usize] =
+                                    polled(p, Some(reading(9000.0, 230.0, 0.1, 1.0)), vec![]);
+                            }
+                        }
+                        if round == 4 {
+                            // Directly, between two reports: the view the last row 1 was
+                            // found under no longer holds.
+                            app.view.descending = !app.view.descending;
+                        }
+                        for ev in events {
+                            let key = match &ev {
+                                Event::Polled(r) => r.key.clone(),
+                                _ => unreachable!(),
+                            };
+                            update(&mut app, ev, now);
+                            assert_eq!(
+                                app.view.selected,
+                                app.first_row().map(|r| r.id()),
+                                "{col:?} desc={desc} filter={filter:?} flagged={flagged} \
+                                 round {round} after {key}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// The selection's one-pass `first_row` is the first of the sorted, filtered `rows`, for
     /// every sort column, both directions, a filter and flagged-only.
