@@ -10,16 +10,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::bench::sim_child::LegacyPlug;
 use crate::protocol::Request;
 use crate::protocol::cipher::decrypt_in_place;
 use crate::protocol::codec::encode_frame;
-
-/// A device as the floor client reads it.
-pub struct FloorPlug {
-    pub addr: SocketAddr,
-    /// A strip's outlet ids (empty for a plug).
-    pub outlets: Vec<String>,
-}
 
 /// What the floor client measured.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,7 +77,7 @@ fn exchange(dev: &mut Dev, frame: usize, buf: &mut Vec<u8>) -> std::io::Result<(
 
 /// Reads every device once per `interval` for `warm + cycles` cycles, measuring the last
 /// `cycles`. Bounded: each request has a 2 s timeout, and the run ends after its cycles.
-pub fn measure(plugs: &[FloorPlug], interval: Duration, warm: u64, cycles: u64) -> FloorFigures {
+pub fn measure(plugs: &[LegacyPlug], interval: Duration, warm: u64, cycles: u64) -> FloorFigures {
     let combined = encode_frame(br#"{"system":{"get_sysinfo":{}},"emeter":{"get_realtime":{}}}"#);
     let mut devs: Vec<Dev> = plugs
         .iter()

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::bench::cpu::cpu_ns;
-use crate::bench::floor::{self, FloorPlug};
-use crate::bench::sim_child::{self, SimChild};
+use crate::bench::floor;
+use crate::bench::sim_child::{self, LegacyPlug, SimChild};
 use crate::bench::tui::rss_bytes;
 use crate::net::ClientConfig;
 use crate::net::poller::{self, Control, PollConfig, PollReport, Target};
@@ -28,7 +28,7 @@ struct SimProcess {
     targets: Vec<(String, SocketAddr)>,
     outlets: usize,
     /// The same devices as the floor client reads them.
-    floor: Vec<FloorPlug>,
+    floor: Vec<LegacyPlug>,
 }
 
 /// Which simulated fleet a run polls.
@@ -60,47 +60,17 @@ impl Fleet {
 /// 2,500 plugs span ten /24 blocks.
 fn start_sim(count: usize, fleet: Fleet) -> anyhow::Result<SimProcess> {
     let sim = sim_child::start_with(count, 160, 90, Duration::from_secs(60), fleet.profiles())?;
-    let targets = sim
-        .plugs
+    let plugs = sim.legacy_plugs();
+    let targets = plugs
         .iter()
-        .filter(|p| p["protocol"] == "legacy")
-        .filter_map(|p| {
-            let ip: std::net::IpAddr = p["ip"].as_str()?.parse().ok()?;
-            let port = u16::try_from(p["port"].as_u64()?).ok()?;
-            Some((
-                p["device_id"].as_str()?.to_owned(),
-                SocketAddr::new(ip, port),
-            ))
-        })
+        .map(|p| (p.device_id.clone(), p.addr))
         .collect();
-    let outlets = sim
-        .plugs
-        .iter()
-        .map(|p| p["children"].as_array().map_or(0, Vec::len))
-        .sum();
-    let floor = sim
-        .plugs
-        .iter()
-        .filter(|p| p["protocol"] == "legacy")
-        .filter_map(|p| {
-            let ip: std::net::IpAddr = p["ip"].as_str()?.parse().ok()?;
-            let port = u16::try_from(p["port"].as_u64()?).ok()?;
-            let outlets = p["children"].as_array().map_or_else(Vec::new, |c| {
-                c.iter()
-                    .filter_map(|id| id.as_str().map(str::to_owned))
-                    .collect()
-            });
-            Some(FloorPlug {
-                addr: SocketAddr::new(ip, port),
-                outlets,
-            })
-        })
-        .collect();
+    let outlets = plugs.iter().map(|p| p.outlets.len()).sum();
     Ok(SimProcess {
         _sim: sim,
         targets,
         outlets,
-        floor,
+        floor: plugs,
     })
 }
 

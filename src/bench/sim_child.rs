@@ -14,6 +14,39 @@ pub struct SimChild {
     pub plugs: Vec<Value>,
 }
 
+/// A legacy (port 9999) plug of the simulated fleet, as its JSON line gave it.
+#[derive(Debug, Clone)]
+pub struct LegacyPlug {
+    pub device_id: String,
+    pub addr: std::net::SocketAddr,
+    /// A strip's outlet ids (empty for a plug).
+    pub outlets: Vec<String>,
+}
+
+impl SimChild {
+    /// The plugs that speak the legacy protocol, with their address and outlets.
+    pub fn legacy_plugs(&self) -> Vec<LegacyPlug> {
+        self.plugs
+            .iter()
+            .filter(|p| p["protocol"] == "legacy")
+            .filter_map(|p| {
+                let ip: std::net::IpAddr = p["ip"].as_str()?.parse().ok()?;
+                let port = u16::try_from(p["port"].as_u64()?).ok()?;
+                let outlets = p["children"].as_array().map_or_else(Vec::new, |c| {
+                    c.iter()
+                        .filter_map(|id| id.as_str().map(str::to_owned))
+                        .collect()
+                });
+                Some(LegacyPlug {
+                    device_id: p["device_id"].as_str()?.to_owned(),
+                    addr: std::net::SocketAddr::new(ip, port),
+                    outlets,
+                })
+            })
+            .collect()
+    }
+}
+
 impl Drop for SimChild {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -81,24 +81,12 @@ fn start_sim(count: usize) -> anyhow::Result<SimChild> {
 /// applying every report with `update` and drawing at most 30 frames a second (as the UI does).
 fn poll_cycles(secs: u64) -> anyhow::Result<()> {
     let sim = start_sim(PLUGS as usize)?;
-    let targets: Vec<(String, std::net::SocketAddr)> = sim
-        .plugs
+    let plugs = sim.legacy_plugs();
+    let targets: Vec<(String, std::net::SocketAddr)> = plugs
         .iter()
-        .filter(|p| p["protocol"] == "legacy")
-        .filter_map(|p| {
-            let ip: std::net::IpAddr = p["ip"].as_str()?.parse().ok()?;
-            let port = u16::try_from(p["port"].as_u64()?).ok()?;
-            Some((
-                p["device_id"].as_str()?.to_owned(),
-                std::net::SocketAddr::new(ip, port),
-            ))
-        })
+        .map(|p| (p.device_id.clone(), p.addr))
         .collect();
-    let outlets: usize = sim
-        .plugs
-        .iter()
-        .map(|p| p["children"].as_array().map_or(0, Vec::len))
-        .sum();
+    let outlets: usize = plugs.iter().map(|p| p.outlets.len()).sum();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
