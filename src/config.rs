@@ -694,7 +694,7 @@ pub const DEFAULT_FILE: &str = r#"# plugfleet configuration. Command-line flags 
 
 [poll]
 # interval = 2.0           # seconds between reading refreshes
-# concurrency = 32         # devices polled at once
+# concurrency = 16         # devices polled at once
 
 [safety]
 # read_only = false        # true: no relay, reboot or firmware writes
