@@ -5,6 +5,9 @@
 //! A session the device ends (403 mid-poll) gets one fresh handshake; a device with a hanging
 //! handshake or garbage ciphertext fails with a typed error while the other plugs are read.
 
+#[path = "common/newer.rs"]
+mod newer_common;
+
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -14,10 +17,9 @@ use plugfleet::app::event::{Command, Event};
 use plugfleet::app::settings::Settings;
 use plugfleet::app::state::App;
 use plugfleet::app::update;
-use plugfleet::net::ClientConfig;
 use plugfleet::net::discovery::{self, DiscoveryConfig};
 use plugfleet::net::klap::Credentials;
-use plugfleet::net::poller::{self, Control, PollConfig, PollReport, Target};
+use plugfleet::net::poller::PollReport;
 use plugfleet::protocol::access::Refusal;
 use plugfleet::protocol::sighting::DiscoveryEvent;
 use plugfleet::sim::klap::{self as simklap, KlapFault, KlapFleet, KlapSpec};
@@ -97,42 +99,7 @@ async fn discover_into(fleet: &Fleet, account: Option<Credentials>) -> (App, Vec
 
 /// Runs the poller over `cmds`' tracks until each device has `n` reports.
 async fn poll_rounds(cmds: &[Command], n: usize) -> HashMap<String, Vec<PollReport>> {
-    let cfg = PollConfig {
-        interval: Duration::from_millis(30),
-        max_backoff: Duration::from_millis(60),
-        client: ClientConfig::with_timeout(9999, Duration::from_secs(2)),
-        ..PollConfig::default()
-    };
-    let (ctl_tx, ctl_rx) = mpsc::channel(64);
-    let (tx, mut rx) = mpsc::channel::<PollReport>(64);
-    let token = CancellationToken::new();
-    let task = tokio::spawn(poller::run(cfg, ctl_rx, tx, token.clone()));
-    let mut keys = Vec::new();
-    for c in cmds {
-        let ctl = match c.clone() {
-            Command::Track { key, addr } => Control::Track(Target { key, addr }),
-            Command::TrackNewer { key, addr, spec } => {
-                Control::TrackNewer(Target { key, addr }, spec)
-            }
-            _ => continue,
-        };
-        if let Control::Track(t) | Control::TrackNewer(t, _) = &ctl {
-            keys.push(t.key.clone());
-        }
-        ctl_tx.send(ctl).await.unwrap();
-    }
-    let mut got: HashMap<String, Vec<PollReport>> = HashMap::new();
-    let all = tokio::time::timeout(Duration::from_secs(60), async {
-        while keys.iter().any(|k| got.get(k).is_none_or(|v| v.len() < n)) {
-            let r = rx.recv().await.expect("poller runs");
-            got.entry(r.key.clone()).or_default().push(r);
-        }
-    })
-    .await;
-    token.cancel();
-    let _ = task.await;
-    assert!(all.is_ok(), "every device polled {n} times: {got:?}");
-    got
+    newer_common::poll_rounds(cmds, n).await
 }
 
 fn by_ip(got: &HashMap<String, Vec<PollReport>>, ip: Ipv4Addr) -> &[PollReport] {

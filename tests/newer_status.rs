@@ -5,13 +5,16 @@
 //! with a hint and exit 3; with none, "needs credentials". The transport is chosen from the
 //! UDP 20002 reply alone (its `http_port` is the simulated server's).
 
+#[path = "common/newer.rs"]
+mod newer_common;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use plugfleet::sim::klap::{self as simklap, KlapFault, KlapFleet, KlapSpec};
-use plugfleet::sim::{self, FaultKind, Fleet, FleetSpec};
+use plugfleet::sim::klap::{self as simklap, KlapFault, KlapFleet};
+use plugfleet::sim::{FaultKind, Fleet};
 use serde_json::Value;
 
 const PROFILES: [&str; 4] = [
@@ -32,24 +35,7 @@ async fn fleet(
     faults: Vec<(usize, FaultKind)>,
     klap: Vec<(usize, KlapFault)>,
 ) -> (Fleet, KlapFleet) {
-    let b = base();
-    let ip = |i: usize| Ipv4Addr::from(u32::from(b) + i as u32);
-    let spec = FleetSpec {
-        profiles: PROFILES.iter().map(|s| s.to_string()).collect(),
-        faults: faults.into_iter().map(|(i, f)| (ip(i), f)).collect(),
-        ..FleetSpec::on_free_port(b, PROFILES.len())
-    };
-    let fleet = sim::start(spec).await.expect("fleet starts");
-    let k = simklap::serve(
-        &fleet,
-        &KlapSpec {
-            faults: klap.into_iter().map(|(i, f)| (ip(i), f)).collect(),
-            ..KlapSpec::default()
-        },
-    )
-    .await
-    .expect("KLAP servers start");
-    (fleet, k)
+    newer_common::klap_fleet(base(), &PROFILES, faults, klap).await
 }
 
 async fn status(

@@ -6,6 +6,9 @@
 //! with the reason; one outlet switches alone; a hostile `get_child_device_list` (endless
 //! pages, 10,000 children, garbled entries) is a typed error while the rest of the fleet reads.
 
+#[path = "common/newer.rs"]
+mod newer_common;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::{Command, Output};
@@ -17,15 +20,14 @@ use plugfleet::app::settings::Settings;
 use plugfleet::app::state::{App, RowId};
 use plugfleet::app::update;
 use plugfleet::fleet::plausibility::Verdict;
-use plugfleet::net::ClientConfig;
 use plugfleet::net::client::NetError;
 use plugfleet::net::discovery::{self, DiscoveryConfig};
 use plugfleet::net::klap::Credentials;
 use plugfleet::net::newer::{NewerLink, NewerSpec};
-use plugfleet::net::poller::{self, Control, PollConfig, PollReport, Target};
+use plugfleet::net::poller::PollReport;
 use plugfleet::protocol::sighting::DiscoveryEvent;
 use plugfleet::sim::klap::{self as simklap, KlapFault, KlapFleet, KlapSpec};
-use plugfleet::sim::{self, FaultKind, Fleet, FleetSpec};
+use plugfleet::sim::{self, FaultKind, Fleet};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -58,24 +60,7 @@ async fn fleet(
     faults: Vec<(usize, FaultKind)>,
     klap: Vec<(usize, KlapFault)>,
 ) -> (Fleet, KlapFleet) {
-    let b = base();
-    let ip = |i: usize| Ipv4Addr::from(u32::from(b) + i as u32);
-    let spec = FleetSpec {
-        profiles: profiles.iter().map(|s| s.to_string()).collect(),
-        faults: faults.into_iter().map(|(i, f)| (ip(i), f)).collect(),
-        ..FleetSpec::on_free_port(b, profiles.len())
-    };
-    let fleet = sim::start(spec).await.expect("fleet starts");
-    let k = simklap::serve(
-        &fleet,
-        &KlapSpec {
-            faults: klap.into_iter().map(|(i, f)| (ip(i), f)).collect(),
-            ..KlapSpec::default()
-        },
-    )
-    .await
-    .expect("KLAP servers start");
-    (fleet, k)
+    newer_common::klap_fleet(base(), profiles, faults, klap).await
 }
 
 fn account() -> Credentials {
@@ -282,41 +267,11 @@ fn newer_specs(cmds: &[AppCommand]) -> HashMap<Ipv4Addr, NewerSpec> {
 
 /// Runs the poller over `cmds`' tracks until each device has one report.
 async fn poll_once(cmds: &[AppCommand]) -> Vec<PollReport> {
-    let cfg = PollConfig {
-        interval: Duration::from_millis(30),
-        max_backoff: Duration::from_millis(60),
-        client: ClientConfig::with_timeout(9999, Duration::from_secs(2)),
-        ..PollConfig::default()
-    };
-    let (ctl_tx, ctl_rx) = mpsc::channel(64);
-    let (tx, mut rx) = mpsc::channel::<PollReport>(64);
-    let token = CancellationToken::new();
-    let task = tokio::spawn(poller::run(cfg, ctl_rx, tx, token.clone()));
-    let mut keys = Vec::new();
-    for c in cmds {
-        let ctl = match c.clone() {
-            AppCommand::Track { key, addr } => Control::Track(Target { key, addr }),
-            AppCommand::TrackNewer { key, addr, spec } => {
-                Control::TrackNewer(Target { key, addr }, spec)
-            }
-            _ => continue,
-        };
-        if let Control::Track(t) | Control::TrackNewer(t, _) = &ctl {
-            keys.push(t.key.clone());
-        }
-        ctl_tx.send(ctl).await.unwrap();
-    }
-    let mut got: HashMap<String, PollReport> = HashMap::new();
-    bounded(async {
-        while keys.iter().any(|k| !got.contains_key(k)) {
-            let r = rx.recv().await.expect("poller runs");
-            got.entry(r.key.clone()).or_insert(r);
-        }
-    })
-    .await;
-    token.cancel();
-    let _ = task.await;
-    got.into_values().collect()
+    newer_common::poll_rounds(cmds, 1)
+        .await
+        .into_values()
+        .filter_map(|mut v| (!v.is_empty()).then(|| v.swap_remove(0)))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
